@@ -1,0 +1,116 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+// A stored batch is one row: a version byte, then per record the key, the
+// value, the headers (count, then key and value of each) and the time in Unix
+// nanoseconds (0 for none). Lengths and counts are uvarints, the time a
+// varint. This is the row's value, not a file format: SQLite owns the file.
+const codecVersion = 1
+
+var errCorrupt = errors.New("embedded bus: corrupt stored batch")
+
+func encodedSize(recs []record.Record) int {
+	n := 1
+	for i := range recs {
+		r := &recs[i]
+		n += 2*binary.MaxVarintLen64 + len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+		}
+		n += 2 * binary.MaxVarintLen64
+	}
+	return n
+}
+
+func encodeBatch(recs []record.Record) []byte {
+	b := make([]byte, 0, encodedSize(recs))
+	b = append(b, codecVersion)
+	for i := range recs {
+		r := &recs[i]
+		b = binary.AppendUvarint(b, uint64(len(r.Key)))
+		b = append(b, r.Key...)
+		b = binary.AppendUvarint(b, uint64(len(r.Value)))
+		b = append(b, r.Value...)
+		b = binary.AppendUvarint(b, uint64(len(r.Headers)))
+		for _, h := range r.Headers {
+			b = binary.AppendUvarint(b, uint64(len(h.Key)))
+			b = append(b, h.Key...)
+			b = binary.AppendUvarint(b, uint64(len(h.Value)))
+			b = append(b, h.Value...)
+		}
+		var t int64
+		if !r.Time.IsZero() {
+			t = r.Time.UnixNano()
+		}
+		b = binary.AppendVarint(b, t)
+	}
+	return b
+}
+
+// decodeBatch decodes n records stored at base and appends those at or after
+// from to out. Keys, values and header values alias data.
+func decodeBatch(out []record.Record, data []byte, base int64, n int, from int64) ([]record.Record, error) {
+	if len(data) == 0 || data[0] != codecVersion {
+		return out, errCorrupt
+	}
+	p := 1
+	bytesAt := func() ([]byte, bool) {
+		l, k := binary.Uvarint(data[p:])
+		if k <= 0 || uint64(len(data)-p-k) < l {
+			return nil, false
+		}
+		p += k
+		v := data[p : p+int(l) : p+int(l)]
+		p += int(l)
+		if l == 0 {
+			v = nil
+		}
+		return v, true
+	}
+	for i := 0; i < n; i++ {
+		var r record.Record
+		var ok bool
+		if r.Key, ok = bytesAt(); !ok {
+			return out, errCorrupt
+		}
+		if r.Value, ok = bytesAt(); !ok {
+			return out, errCorrupt
+		}
+		nh, k := binary.Uvarint(data[p:])
+		if k <= 0 || nh > uint64(len(data)) {
+			return out, errCorrupt
+		}
+		p += k
+		if nh > 0 {
+			r.Headers = make([]record.Header, nh)
+			for j := range r.Headers {
+				hk, ok1 := bytesAt()
+				hv, ok2 := bytesAt()
+				if !ok1 || !ok2 {
+					return out, errCorrupt
+				}
+				r.Headers[j] = record.Header{Key: string(hk), Value: hv}
+			}
+		}
+		t, k := binary.Varint(data[p:])
+		if k <= 0 {
+			return out, errCorrupt
+		}
+		p += k
+		if t != 0 {
+			r.Time = time.Unix(0, t)
+		}
+		r.Offset = base + int64(i)
+		if r.Offset >= from {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

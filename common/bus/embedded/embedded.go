@@ -1,0 +1,524 @@
+package embedded
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/record"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+func init() {
+	bus.Register("file", func(ctx context.Context, u *url.URL) (bus.Bus, error) {
+		opts := Options{}
+		if s := u.Query().Get("lease"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("bus: lease=%q: must be a duration like 15s", s)
+			}
+			opts.Lease = d
+		}
+		return Open(ctx, u.Path, opts)
+	})
+}
+
+// Options tunes the embedded bus.
+type Options struct {
+	// Lease is how long a consumer group member keeps its share without
+	// renewing it; 0 means 15s.
+	Lease time.Duration
+}
+
+// maxRowRecords caps the records stored in one row so that a consumer never
+// has to decode a huge row to read a few records.
+const maxRowRecords = 4096
+
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS topics(
+	id INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	next_offset INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS batches(
+	topic_id INTEGER NOT NULL,
+	base INTEGER NOT NULL,
+	last INTEGER NOT NULL,
+	data BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_by_last ON batches(topic_id, last);
+CREATE TABLE IF NOT EXISTS group_offsets(
+	topic_id INTEGER NOT NULL,
+	grp TEXT NOT NULL,
+	next_offset INTEGER NOT NULL,
+	PRIMARY KEY(topic_id, grp));
+CREATE TABLE IF NOT EXISTS leases(
+	topic_id INTEGER NOT NULL,
+	grp TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	expires_ms INTEGER NOT NULL,
+	PRIMARY KEY(topic_id, grp));
+CREATE TABLE IF NOT EXISTS positions(
+	key TEXT PRIMARY KEY,
+	value BLOB NOT NULL);
+`
+
+// Bus is the embedded bus.
+type Bus struct {
+	db    *sql.DB
+	path  string
+	lease time.Duration
+
+	mu     sync.Mutex
+	topics map[string]int64
+	closed bool
+}
+
+// Open opens (creating if needed) the embedded bus in directory dir.
+func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening embedded bus: %w", err)
+	}
+	path := filepath.Join(dir, "bus.db")
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(30000)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)" +
+		"&_pragma=foreign_keys(OFF)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(0)
+	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
+	}
+	return &Bus{db: db, path: path, lease: opts.Lease, topics: map[string]int64{}}, nil
+}
+
+// Path returns the database file of the bus.
+func (b *Bus) Path() string { return b.path }
+
+// Close closes the database. It is idempotent.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	return b.db.Close()
+}
+
+func (b *Bus) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// topicID returns the id of topic, creating the topic in tx when needed.
+func (b *Bus) topicID(ctx context.Context, q queryer, topic string) (int64, error) {
+	b.mu.Lock()
+	id, ok := b.topics[topic]
+	b.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	if _, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO topics(name) VALUES(?)`, topic); err != nil {
+		return 0, err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT id FROM topics WHERE name=?`, topic).Scan(&id); err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	b.topics[topic] = id
+	b.mu.Unlock()
+	return id, nil
+}
+
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Publish writes the batch's records and position in one transaction.
+func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
+	if b.isClosed() {
+		return bus.ErrClosed
+	}
+	if batch.Len() == 0 && batch.Position == nil {
+		return nil
+	}
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		for _, w := range batch.Writes {
+			if len(w.Records) == 0 {
+				continue
+			}
+			if w.Topic == "" {
+				return errors.New("empty topic name")
+			}
+			id, err := b.topicID(ctx, tx, w.Topic)
+			if err != nil {
+				return err
+			}
+			var next int64
+			if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&next); err != nil {
+				return err
+			}
+			for recs := w.Records; len(recs) > 0; {
+				n := min(len(recs), maxRowRecords)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data) VALUES(?,?,?,?)`,
+					id, next, next+int64(n)-1, encodeBatch(recs[:n])); err != nil {
+					return err
+				}
+				next += int64(n)
+				recs = recs[n:]
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE topics SET next_offset=? WHERE id=?`, next, id); err != nil {
+				return err
+			}
+		}
+		if p := batch.Position; p != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, p.Key, p.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("publishing to embedded bus: %w", err)
+	}
+	return nil
+}
+
+func (b *Bus) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Positions returns the bus's position store.
+func (b *Bus) Positions() bus.PositionStore { return positions{b} }
+
+type positions struct{ b *Bus }
+
+func (p positions) Get(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := p.b.db.QueryRowContext(ctx, `SELECT value FROM positions WHERE key=?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading position %q: %w", key, err)
+	}
+	return v, nil
+}
+
+func (p positions) Put(ctx context.Context, key string, value []byte) error {
+	if _, err := p.b.db.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, key, value); err != nil {
+		return fmt.Errorf("saving position %q: %w", key, err)
+	}
+	return nil
+}
+
+// Subscribe joins group on topic. If another live member holds the group,
+// Poll waits until it leaves or its lease expires.
+func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	if b.isClosed() {
+		return nil, bus.ErrClosed
+	}
+	if topic == "" || group == "" {
+		return nil, errors.New("subscribing: topic and group must not be empty")
+	}
+	if opts.MaxRecords <= 0 {
+		opts.MaxRecords = 8192
+	}
+	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), done: make(chan struct{})}
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		id, err := b.topicID(ctx, tx, topic)
+		if err != nil {
+			return err
+		}
+		s.topicID = id
+		if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&s.endAtStart); err != nil {
+			return err
+		}
+		start := int64(0)
+		if opts.Start == bus.StartEnd {
+			start = s.endAtStart
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_offsets(topic_id, grp, next_offset) VALUES(?,?,?)`, id, group, start)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to %q as group %q: %w", topic, group, err)
+	}
+	go s.heartbeat()
+	return s, nil
+}
+
+func newOwnerID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%d-%s", os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+type subscription struct {
+	b          *Bus
+	topicID    int64
+	group      string
+	owner      string
+	max        int
+	endAtStart int64
+
+	mu        sync.Mutex
+	owned     bool
+	next      int64 // next offset to deliver
+	committed int64
+	cached    []record.Record // the rest of a row a poll took only part of
+	closed    bool
+	done      chan struct{}
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// renew takes or renews the group's lease. It reports whether this member
+// holds it; on taking it over it reloads the committed offset.
+func (s *subscription) renew(ctx context.Context) (bool, error) {
+	now := nowMS()
+	res, err := s.b.db.ExecContext(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
+		ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
+		WHERE leases.owner=excluded.owner OR leases.expires_ms < ?`,
+		s.topicID, s.group, s.owner, now+s.b.lease.Milliseconds(), now)
+	if err != nil {
+		return false, fmt.Errorf("renewing group lease: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 {
+		s.owned = false
+		return false, nil
+	}
+	if !s.owned {
+		var committed int64
+		if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM group_offsets WHERE topic_id=? AND grp=?`,
+			s.topicID, s.group).Scan(&committed); err != nil {
+			return false, fmt.Errorf("reading group offset: %w", err)
+		}
+		s.committed, s.next, s.owned = committed, committed, true
+	}
+	return true, nil
+}
+
+func (s *subscription) heartbeat() {
+	t := time.NewTicker(s.b.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			owned := s.owned
+			s.mu.Unlock()
+			if owned {
+				ctx, cancel := context.WithTimeout(context.Background(), s.b.lease/3)
+				s.renew(ctx)
+				cancel()
+			}
+		}
+	}
+}
+
+// Poll returns the next records, waiting for them (and for the group's
+// lease) as needed.
+func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
+	wait := time.Millisecond
+	for {
+		s.mu.Lock()
+		closed, owned, from := s.closed, s.owned, s.next
+		s.mu.Unlock()
+		if closed {
+			return nil, bus.ErrClosed
+		}
+		if !owned {
+			ok, err := s.renew(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				if err := sleep(ctx, s.b.lease/5); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			continue
+		}
+		msgs, err := s.fetch(ctx, from)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			s.mu.Lock()
+			if s.next == from {
+				s.next = msgs[len(msgs)-1].Offset + 1
+			}
+			s.mu.Unlock()
+			return msgs, nil
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// fetch reads up to s.max records from offset from on. A row holds up to
+// maxRowRecords records; when a poll takes only part of one, the rest is kept
+// decoded for the next poll.
+func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, error) {
+	msgs := make([]bus.Message, 0, min(s.max, 1024))
+	take := func(recs []record.Record) {
+		for i := range recs {
+			if recs[i].Offset >= from && len(msgs) < s.max {
+				msgs = append(msgs, bus.Message{Record: recs[i]})
+			}
+		}
+	}
+	if c := s.cached; len(c) > 0 && c[0].Offset <= from && from <= c[len(c)-1].Offset {
+		take(c)
+		if len(msgs) == s.max || msgs[len(msgs)-1].Offset < c[len(c)-1].Offset {
+			return msgs, nil
+		}
+		from = c[len(c)-1].Offset + 1
+	}
+	s.cached = nil
+	rows, err := s.b.db.QueryContext(ctx,
+		`SELECT base, last, data FROM batches WHERE topic_id=? AND last>=? ORDER BY last LIMIT ?`,
+		s.topicID, from, s.max/maxRowRecords+2)
+	if err != nil {
+		return nil, fmt.Errorf("reading topic: %w", err)
+	}
+	defer rows.Close()
+	for len(msgs) < s.max && rows.Next() {
+		var base, last int64
+		var data []byte
+		if err := rows.Scan(&base, &last, &data); err != nil {
+			return nil, fmt.Errorf("reading topic: %w", err)
+		}
+		recs, err := decodeBatch(make([]record.Record, 0, last-base+1), data, base, int(last-base+1), from)
+		if err != nil {
+			return nil, err
+		}
+		take(recs)
+		if len(msgs) == s.max && msgs[len(msgs)-1].Offset < last {
+			s.cached = recs
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading topic: %w", err)
+	}
+	return msgs, nil
+}
+
+// Commit stores the offset after msgs' last message, if this member still
+// holds the group.
+func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	next := msgs[len(msgs)-1].Offset + 1
+	res, err := s.b.db.ExecContext(ctx, `UPDATE group_offsets SET next_offset=max(next_offset, ?)
+		WHERE topic_id=? AND grp=? AND EXISTS(SELECT 1 FROM leases WHERE topic_id=? AND grp=? AND owner=?)`,
+		next, s.topicID, s.group, s.topicID, s.group, s.owner)
+	if err != nil {
+		return fmt.Errorf("committing offset %d: %w", next, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		s.mu.Lock()
+		s.owned = false
+		s.mu.Unlock()
+		return bus.ErrFenced
+	}
+	s.mu.Lock()
+	s.committed = max(s.committed, next)
+	s.mu.Unlock()
+	return nil
+}
+
+// Caught reports whether the group has committed everything that was in the
+// topic when the subscription started.
+func (s *subscription) Caught(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.owned {
+		return false, nil
+	}
+	return s.committed >= s.endAtStart, nil
+}
+
+// Lag returns how many records of the topic the group has not committed.
+func (s *subscription) Lag(ctx context.Context) (int64, error) {
+	var end int64
+	if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, s.topicID).Scan(&end); err != nil {
+		return 0, fmt.Errorf("reading topic end: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(0, end-s.committed), nil
+}
+
+// Close releases the group's lease so that another member can take over at once.
+func (s *subscription) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+	if s.b.isClosed() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.b.db.ExecContext(ctx, `DELETE FROM leases WHERE topic_id=? AND grp=? AND owner=?`, s.topicID, s.group, s.owner)
+	if err != nil {
+		return fmt.Errorf("leaving group %q: %w", s.group, err)
+	}
+	return nil
+}

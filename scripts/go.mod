@@ -1,0 +1,3 @@
+module github.com/culvert-dev/culvert/scripts
+
+go 1.26.8
