@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+// Common holds the options every connector has.
+type Common struct {
+	Topic     string   `json:"topic" jsonschema:"required" jsonschema_description:"Topic to read from or publish to."`
+	Bus       string   `json:"bus,omitempty" jsonschema_description:"Where topics live: a directory for the embedded store (default $XDG_DATA_HOME/culvert, else ~/.local/share/culvert), or a URL such as kafka://host:9092."`
+	Map       []string `json:"map,omitempty" culvert:"transform" jsonschema_description:"jq expression whose single output replaces the record's JSON value. Repeatable; transforms apply in command-line order."`
+	Filter    []string `json:"filter,omitempty" culvert:"transform" jsonschema_description:"jq expression; the record is kept when it is true (neither false nor null). Repeatable."`
+	ArrayMap  []string `json:"arraymap,omitempty" culvert:"transform" jsonschema_description:"jq expression making one record per output, such as .items[]. Repeatable."`
+	FilterMap []string `json:"filter_map,omitempty" culvert:"transform" jsonschema_description:"jq expression whose first output, if any, replaces the value; records with no output are dropped. Repeatable."`
+	DLQTopic  string   `json:"dlq_topic,omitempty" jsonschema_description:"Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended)."`
+	OnError   string   `json:"on_error" jsonschema:"enum=dlq,enum=fail,enum=skip,default=dlq" jsonschema_description:"What to do with a record that cannot be processed: dlq sends it to the dead-letter topic, fail exits with status 1, skip drops it and counts it in the log."`
+	LogLevel  string   `json:"log_level" jsonschema:"enum=trace,enum=debug,enum=info,enum=warn,enum=error,default=info" jsonschema_description:"Least severe log level shown."`
+	LogFormat string   `json:"log_format" jsonschema:"enum=auto,enum=console,enum=json,default=auto" jsonschema_description:"Log format on stderr; auto is console on a terminal, else json."`
+	// ShutdownTimeout bounds the flush after SIGINT or SIGTERM.
+	ShutdownTimeout schema.Duration `json:"shutdown_timeout" jsonschema:"default=30s" jsonschema_description:"After SIGINT or SIGTERM, how long to finish writing what was read before giving up."`
+}
+
+// SourceOptions are the options every source has.
+type SourceOptions struct {
+	Common
+	BatchSize int             `json:"batch_size" jsonschema:"minimum=1,default=10000" jsonschema_description:"Most records in one write to the bus."`
+	Linger    schema.Duration `json:"linger" jsonschema:"default=5ms" jsonschema_description:"How long to wait for more records before a write to the bus that is not full."`
+}
+
+// SinkOptions are the options every sink has.
+type SinkOptions struct {
+	Common
+	Group     string `json:"group,omitempty" jsonschema_description:"Consumer group; members of one group share the work and resume after the group's last commit (default: the connector's name)."`
+	From      string `json:"from" jsonschema:"enum=beginning,enum=end,default=end" jsonschema_description:"Where a new consumer group starts: the topic's beginning or its end."`
+	StopAtEnd bool   `json:"stop_at_end,omitempty" jsonschema_description:"Exit 0 once caught up with the end the topic had when the sink started."`
+}

@@ -1,0 +1,150 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+// Source reads an outside system.
+type Source interface {
+	// Open connects; resume is the last saved position, nil at first start.
+	Open(ctx context.Context, resume []byte) error
+	// Read blocks until records are available and returns them. It returns
+	// io.EOF when the input has ended for good, and ctx's error when ctx is done.
+	Read(ctx context.Context) (Batch, error)
+	// Close releases the source. It is idempotent.
+	Close() error
+}
+
+// Positioned is implemented by sources that keep their own position in the
+// bus's position store. PositionKey names the input (a file path, a stream
+// name) so that positions of different inputs do not mix; "" means none.
+type Positioned interface {
+	PositionKey() string
+}
+
+// Batch is what a source read.
+type Batch struct {
+	Records []record.Record
+	// Position is where to resume after this batch, nil if the outside
+	// system tracks it. It is saved together with the records.
+	Position []byte
+	// Ack, if not nil, is called once: with nil when the batch is durable on
+	// the bus, or with the error that stopped it.
+	Ack func(error)
+}
+
+// Sink writes to an outside system.
+type Sink interface {
+	// Open connects.
+	Open(ctx context.Context) error
+	// Write writes recs and returns once they are durable in the outside
+	// system. An error that wraps *Rejected sends the rejected records to the
+	// dead-letter topic and counts the others as written; an error marked
+	// with Transient is retried with backoff; any other error stops the sink.
+	Write(ctx context.Context, recs []record.Record) error
+	// Close releases the sink. It is idempotent.
+	Close() error
+}
+
+// Rejected reports records that the outside system refused for good (an
+// HTTP 400, a message too large): they go to the dead-letter topic.
+type Rejected struct {
+	// Records are the refused records with why each was refused.
+	Records []RejectedRecord
+}
+
+// RejectedRecord is one refused record.
+type RejectedRecord struct {
+	Record  record.Record
+	Reason  string
+	Headers []record.Header // extra dead-letter headers, such as an HTTP status
+}
+
+func (r *Rejected) Error() string {
+	return strconv.Itoa(len(r.Records)) + " records rejected"
+}
+
+type transient struct{ err error }
+
+func (t transient) Error() string { return t.err.Error() }
+func (t transient) Unwrap() error { return t.err }
+
+// Transient marks err as worth retrying (a lost connection, an HTTP 503).
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return transient{err}
+}
+
+// IsTransient reports whether err was marked with Transient.
+func IsTransient(err error) bool {
+	var t transient
+	return errors.As(err, &t)
+}
+
+// Env is what a connector's constructor gets from the runtime.
+type Env struct {
+	// Name is the connector's name, such as "file-source".
+	Name string
+	// Topic is the topic the connector reads or writes.
+	Topic string
+	// Log is the connector's logger.
+	Log zerolog.Logger
+}
+
+// Backoff is a bounded exponential backoff with jitter.
+type Backoff struct {
+	// Initial is the first wait; Max caps every wait.
+	Initial, Max time.Duration
+	// Attempts is the number of tries before giving up; 0 means forever.
+	Attempts int
+}
+
+// DefaultBackoff is used for bus writes and transient sink errors.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: 10}
+
+// Wait returns how long to wait before try number attempt (from 1), with
+// jitter: a random duration between half and all of the exponential step.
+func (b Backoff) Wait(attempt int) time.Duration {
+	d := b.Initial
+	for i := 1; i < attempt && d < b.Max; i++ {
+		d *= 2
+	}
+	d = min(d, b.Max)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// Retry calls f until it succeeds, returns an error not marked Transient, or
+// the attempts run out; it waits with backoff between tries and logs each
+// retry. It returns the last error.
+func (b Backoff) Retry(ctx context.Context, log zerolog.Logger, what string, f func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !IsTransient(err) {
+			return err
+		}
+		if b.Attempts > 0 && attempt >= b.Attempts {
+			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
+		}
+		wait := b.Wait(attempt)
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(what + " failed, retrying")
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}

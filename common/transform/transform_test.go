@@ -1,0 +1,167 @@
+package transform
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+func rec(v string) record.Record { return record.Record{Key: []byte("k"), Value: []byte(v), Offset: 7} }
+
+func values(recs []record.Record) string {
+	var s []string
+	for _, r := range recs {
+		s = append(s, string(r.Value))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestChain(t *testing.T) {
+	const prio = `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`
+	cases := []struct {
+		name  string
+		steps []Step
+		in    string
+		want  string
+	}{
+		{"filter keeps", []Step{{Filter, ".amount > 50"}}, `{"amount":51}`, `{"amount":51}`},
+		{"filter drops", []Step{{Filter, ".amount > 50"}}, `{"amount":5}`, ``},
+		{"filter null drops", []Step{{Filter, ".missing"}}, `{"amount":5}`, ``},
+		{"map", []Step{{Map, prio}}, `{"amount":512.5}`, `{"amount":512.5,"priority":"MEDIUM"}`},
+		{"filter then map", []Step{{Filter, ".amount > 50"}, {Map, prio}}, `{"amount":1500}`, `{"amount":1500,"priority":"HIGH"}`},
+		{"map then filter sees mapped value", []Step{{Map, prio}, {Filter, `.priority == "LOW"`}}, `{"amount":1}`, `{"amount":1,"priority":"LOW"}`},
+		{"arraymap", []Step{{ArrayMap, ".items[]"}}, `{"items":[1,{"a":2},"x"]}`, `1 {"a":2} "x"`},
+		{"arraymap then map", []Step{{ArrayMap, ".[]"}, {Map, ". * 2"}}, `[1,2,3]`, `2 4 6`},
+		{"arraymap empty", []Step{{ArrayMap, ".[]"}}, `[]`, ``},
+		{"filter-map first", []Step{{FilterMap, ".a // empty"}}, `{"a":3}`, `3`},
+		{"filter-map none", []Step{{FilterMap, ".a // empty"}}, `{"b":3}`, ``},
+		{"big integers survive", []Step{{Map, "."}}, `{"id":12345678901234567890}`, `{"id":12345678901234567890}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch, err := Compile(c.steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := ch.Apply(rec(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := values(out); got != c.want {
+				t.Fatalf("got %s, want %s", got, c.want)
+			}
+			for _, o := range out {
+				if string(o.Key) != "k" || o.Offset != 7 {
+					t.Fatalf("output lost key or offset: %+v", o)
+				}
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	if _, err := Compile([]Step{{Filter, ".a >"}}); err == nil || !strings.Contains(err.Error(), "--filter") {
+		t.Fatalf("compile error %v does not name --filter", err)
+	}
+	if _, err := Compile([]Step{{FilterMap, "nosuchfn"}}); err == nil || !strings.Contains(err.Error(), "--filter-map") {
+		t.Fatalf("compile error %v does not name --filter-map", err)
+	}
+	cases := []struct {
+		steps []Step
+		in    string
+		step  string
+	}{
+		{[]Step{{Map, ".a"}}, `not json`, "decode"},
+		{[]Step{{Map, ".a"}}, `{"a":1} {"a":2}`, "decode"},
+		{[]Step{{Map, ".a + 1"}}, `{"a":"x"}`, "--map .a + 1"},
+		{[]Step{{Map, ".[]"}}, `[1,2]`, "--map .[]"},
+		{[]Step{{Map, "empty"}}, `[1,2]`, "--map empty"},
+		{[]Step{{Filter, "error(\"boom\")"}}, `1`, `--filter error("boom")`},
+	}
+	for _, c := range cases {
+		ch, err := Compile(c.steps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.Apply(rec(c.in))
+		te, ok := err.(*Error)
+		if !ok || te.Step != c.step {
+			t.Fatalf("%s on %s: error %v, want step %q", c.steps[0].Expr, c.in, err, c.step)
+		}
+	}
+}
+
+func TestEmptyChainPassesAnything(t *testing.T) {
+	ch, err := Compile(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ch.Apply(rec("not json at all"))
+	if err != nil || values(out) != "not json at all" {
+		t.Fatalf("got %q, %v", values(out), err)
+	}
+}
+
+func TestApplyBatchKeepsOrder(t *testing.T) {
+	ch, err := Compile([]Step{{Filter, ".n % 3 != 0"}, {ArrayMap, "[., .] | .[]"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []record.Record
+	for i := 0; i < 5000; i++ {
+		v := fmt.Sprintf(`{"n":%d}`, i)
+		if i%1000 == 999 {
+			v = "bad"
+		}
+		in = append(in, record.Record{Value: []byte(v), Offset: int64(i)})
+	}
+	out, failed := ch.ApplyBatch(in)
+	if len(failed) != 5 {
+		t.Fatalf("%d failed, want 5", len(failed))
+	}
+	for i, f := range failed {
+		if f.Record.Offset != int64(i*1000+999) || f.Err.Step != "decode" {
+			t.Fatalf("failure %d: offset %d step %s", i, f.Record.Offset, f.Err.Step)
+		}
+	}
+	prev := int64(-1)
+	for i := 0; i < len(out); i += 2 {
+		if out[i].Offset <= prev || out[i+1].Offset != out[i].Offset || out[i].Offset%3 == 0 {
+			t.Fatalf("output %d out of order: offset %d after %d", i, out[i].Offset, prev)
+		}
+		prev = out[i].Offset
+	}
+}
+
+const order = `{"order_id":"o-12345","customer_id":"c-77","amount":512.5,"product":"widget"}`
+
+func BenchmarkOrdersFilterMap(b *testing.B) {
+	ch, _ := Compile([]Step{{Filter, ".amount > 50"}, {Map, `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`}})
+	r := rec(order)
+	for i := 0; i < b.N; i++ {
+		if _, err := ch.Apply(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		decode([]byte(order))
+	}
+}
+
+func BenchmarkApplyBatch(b *testing.B) {
+	ch, _ := Compile([]Step{{Filter, ".amount > 50"}, {Map, `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`}})
+	recs := make([]record.Record, 4096)
+	for i := range recs {
+		recs[i] = rec(fmt.Sprintf(`{"order_id":"o-%d","customer_id":"c-77","amount":%d.5,"product":"widget"}`, i, i%2000))
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ch.ApplyBatch(recs)
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+var info = cli.Info{
+	Name:        "file-source",
+	Description: "Publishes each line of a file (or of standard input) as a record; with --follow, keeps reading a growing file like tail -F.",
+	Examples: `
+# Publish a JSON Lines file, keeping the high-value orders with a priority
+file-source --topic orders --path orders.jsonl \
+    --filter '.amount > 50' \
+    --map '.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)'
+
+# Follow a log file that grows and rotates, one record per line
+file-source --topic logs --path /var/log/app.log --follow
+
+# Read records separated by NUL bytes from standard input
+find . -print0 | file-source --topic files --path - --delimiter '\0'`,
+}
+
+// Options are file-source's own options.
+type Options struct {
+	Path         string          `json:"path" jsonschema:"required" jsonschema_description:"File to read, or - for standard input."`
+	Delimiter    string          `json:"delimiter" jsonschema:"default=\\n,minLength=1" jsonschema_description:"What separates records; escapes such as \\n, \\t, \\0 and \\r\\n are understood. Empty records are skipped."`
+	Follow       bool            `json:"follow,omitempty" jsonschema_description:"At the end of the file, wait for more like tail -F (rotation and truncation handled) instead of exiting."`
+	PollInterval schema.Duration `json:"poll_interval" jsonschema:"default=250ms" jsonschema_description:"With --follow, how often to look for new data, rotation and truncation."`
+	ReadSize     int             `json:"read_size" jsonschema:"minimum=512,default=262144" jsonschema_description:"Bytes read from the file at a time."`
+}
+
+// Validate checks what the schema cannot.
+func (o *Options) Validate() error {
+	if _, err := unescape(o.Delimiter); err != nil {
+		return schema.Invalid("delimiter", "%v", err)
+	}
+	if o.Path == "-" && o.Follow {
+		return schema.Invalid("follow", "cannot follow standard input")
+	}
+	return nil
+}
+
+func unescape(s string) ([]byte, error) {
+	u, err := strconv.Unquote(`"` + s + `"`)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid delimiter: %q", s)
+	}
+	if u == "" {
+		return nil, errors.New("must not be empty")
+	}
+	return []byte(u), nil
+}
+
+// position is what file-source saves: which file (by device and inode) and
+// the byte offset after the last record published.
+type position struct {
+	Offset int64  `json:"offset"`
+	Dev    uint64 `json:"dev"`
+	Inode  uint64 `json:"inode"`
+}
+
+type source struct {
+	opts  Options
+	delim []byte
+	log   zerolog.Logger
+
+	f       *os.File
+	pos     position // of the next byte after the last whole record
+	partial []byte   // bytes read after the last delimiter
+	eof     bool
+}
+
+func newSource(opts *Options, env connector.Env) (connector.Source, error) {
+	delim, err := unescape(opts.Delimiter)
+	if err != nil {
+		return nil, schema.Invalid("delimiter", "%v", err)
+	}
+	return &source{opts: *opts, delim: delim, log: env.Log}, nil
+}
+
+// PositionKey names the input by its absolute path; standard input keeps no position.
+func (s *source) PositionKey() string {
+	if s.opts.Path == "-" {
+		return ""
+	}
+	abs, err := filepath.Abs(s.opts.Path)
+	if err != nil {
+		return s.opts.Path
+	}
+	return "file:" + abs
+}
+
+func fileID(fi os.FileInfo) (dev, ino uint64) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), st.Ino
+	}
+	return 0, 0
+}
+
+func (s *source) Open(ctx context.Context, resume []byte) error {
+	if s.opts.Path == "-" {
+		s.f = os.Stdin
+		return nil
+	}
+	f, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	s.f = f
+	if resume == nil {
+		return nil
+	}
+	var saved position
+	if err := json.Unmarshal(resume, &saved); err != nil {
+		s.log.Warn().Err(err).Msg("ignoring an unreadable saved position; reading from the start")
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	switch {
+	case saved.Dev != s.pos.Dev || saved.Inode != s.pos.Inode:
+		s.log.Warn().Str("path", s.opts.Path).Msg("the file was replaced since the last run; reading the new file from the start")
+	case fi.Size() < saved.Offset:
+		s.log.Warn().Str("path", s.opts.Path).Int64("saved_offset", saved.Offset).Int64("size", fi.Size()).
+			Msg("the file is shorter than the saved position (truncated); reading from the start")
+	default:
+		if _, err := f.Seek(saved.Offset, io.SeekStart); err != nil {
+			return fmt.Errorf("seeking %s to %d: %w", s.opts.Path, saved.Offset, err)
+		}
+		s.pos.Offset = saved.Offset
+		s.log.Info().Int64("offset", saved.Offset).Msg("resuming")
+	}
+	return nil
+}
+
+// open opens the path, waiting for it to appear when following.
+func (s *source) open(ctx context.Context) (*os.File, error) {
+	for {
+		f, err := os.Open(s.opts.Path)
+		if err == nil {
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+			if fi.IsDir() {
+				f.Close()
+				return nil, schema.Invalid("path", "%s is a directory", s.opts.Path)
+			}
+			s.pos = position{}
+			s.pos.Dev, s.pos.Inode = fileID(fi)
+			return f, nil
+		}
+		if !s.opts.Follow || !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if err := s.sleep(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *source) sleep(ctx context.Context) error {
+	t := time.NewTimer(s.opts.PollInterval.D())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (s *source) Read(ctx context.Context) (connector.Batch, error) {
+	for {
+		if s.eof {
+			return connector.Batch{}, io.EOF
+		}
+		if err := ctx.Err(); err != nil {
+			return connector.Batch{}, err
+		}
+		buf := make([]byte, len(s.partial)+s.opts.ReadSize)
+		copy(buf, s.partial)
+		n, err := s.f.Read(buf[len(s.partial):])
+		if n > 0 {
+			return s.split(buf[:len(s.partial)+n]), nil
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return connector.Batch{}, fmt.Errorf("reading %s: %w", s.opts.Path, err)
+		}
+		// At the end of the file.
+		if !s.opts.Follow {
+			s.eof = true
+			return s.flushPartial(), io.EOF
+		}
+		if b, switched, err := s.checkRotation(ctx); err != nil {
+			return connector.Batch{}, err
+		} else if switched {
+			if len(b.Records) > 0 {
+				return b, nil
+			}
+			continue
+		}
+		if err := s.sleep(ctx); err != nil {
+			return connector.Batch{}, err
+		}
+	}
+}
+
+// split cuts data into records at the delimiter and keeps the rest.
+func (s *source) split(data []byte) connector.Batch {
+	now := time.Now()
+	var recs []record.Record
+	start := 0
+	for {
+		i := bytes.Index(data[start:], s.delim)
+		if i < 0 {
+			break
+		}
+		if i > 0 {
+			recs = append(recs, record.Record{Value: data[start : start+i : start+i], Time: now, Offset: s.pos.Offset + int64(start)})
+		}
+		start += i + len(s.delim)
+	}
+	s.partial = append(s.partial[:0:0], data[start:]...)
+	s.pos.Offset += int64(start)
+	return connector.Batch{Records: recs, Position: s.position()}
+}
+
+func (s *source) position() []byte {
+	if s.opts.Path == "-" {
+		return nil
+	}
+	b, _ := json.Marshal(s.pos)
+	return b
+}
+
+// flushPartial turns what followed the last delimiter into a last record.
+func (s *source) flushPartial() connector.Batch {
+	if len(s.partial) == 0 {
+		return connector.Batch{}
+	}
+	r := record.Record{Value: s.partial, Time: time.Now(), Offset: s.pos.Offset}
+	s.pos.Offset += int64(len(s.partial))
+	s.partial = nil
+	return connector.Batch{Records: []record.Record{r}, Position: s.position()}
+}
+
+// checkRotation handles a followed file that was replaced (rotation) or
+// truncated. It reports whether reading switched to the start of a file.
+func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, error) {
+	fi, err := os.Stat(s.opts.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return connector.Batch{}, false, nil // rotated away; the new file is not there yet
+	}
+	if err != nil {
+		return connector.Batch{}, false, fmt.Errorf("checking %s: %w", s.opts.Path, err)
+	}
+	dev, ino := fileID(fi)
+	if dev != s.pos.Dev || ino != s.pos.Inode {
+		b := s.flushPartial()
+		f, err := s.open(ctx)
+		if err != nil {
+			return connector.Batch{}, false, err
+		}
+		s.f.Close()
+		s.f = f
+		s.log.Info().Str("path", s.opts.Path).Msg("file rotated; reading the new file")
+		if b.Records != nil {
+			b.Position = s.position()
+		}
+		return b, true, nil
+	}
+	cur, err := s.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return connector.Batch{}, false, err
+	}
+	if fi.Size() < cur {
+		s.log.Warn().Str("path", s.opts.Path).Int64("offset", cur).Int64("size", fi.Size()).Msg("file truncated; reading from its start")
+		b := s.flushPartial()
+		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+			return connector.Batch{}, false, err
+		}
+		s.pos.Offset = 0
+		if b.Records != nil {
+			b.Position = s.position()
+		}
+		return b, true, nil
+	}
+	return connector.Batch{}, false, nil
+}
+
+func (s *source) Close() error {
+	if s.f == nil || s.f == os.Stdin {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
