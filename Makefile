@@ -1,0 +1,60 @@
+# Culvert: build, test, lint, catalog, bench and demo for every module of go.work.
+# Modules are read from go.work; nothing here lists them by hand.
+
+VERSION    ?= 0.1.0
+GO         ?= go
+ROOT       := $(CURDIR)
+MODULES    := $(shell $(GO) list -m -f '{{.Dir}}' | sed 's|^$(ROOT)/||')
+CONNECTORS := $(filter sources/% sinks/%,$(MODULES))
+BIN        := $(ROOT)/bin
+TOOLS      := $(ROOT)/.tools
+LDFLAGS    := -s -w -X github.com/culvert-dev/culvert/common/cli.Version=$(VERSION)
+STATICCHECK_VERSION := 2025.1.1
+ACTIONLINT_VERSION  := v1.7.7
+
+export CGO_ENABLED = 0
+export PATH := $(TOOLS)/bin:$(PATH)
+
+.PHONY: all build tools test test-go lint catalog catalog-check bench demo clean modules
+
+all: build
+
+modules: ## print the modules found in go.work
+	@echo $(MODULES)
+
+build: ## static binaries of every connector in bin/
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CONNECTORS))
+
+tools: ## what the tests need: bats and jq (installed with apt when missing)
+	@$(ROOT)/scripts/install-tools.sh
+
+test: tools build ## every module's tests (Go and bats), then the catalog check
+	@set -e; for m in $(MODULES); do \
+		echo "==> make -C $$m test"; \
+		$(MAKE) --no-print-directory -C $$m test ROOT=$(ROOT) VERSION=$(VERSION); \
+	done
+	@$(MAKE) --no-print-directory catalog-check
+
+lint: ## gofmt, go vet, staticcheck and actionlint
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	@test -x $(TOOLS)/bin/staticcheck || GOBIN=$(TOOLS)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	staticcheck $(addsuffix /...,$(addprefix ./,$(MODULES)))
+	@test -x $(TOOLS)/bin/actionlint || GOBIN=$(TOOLS)/bin $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	actionlint
+
+catalog: build ## regenerate catalog/catalog.json and catalog/README.md
+	$(GO) run ./catalog -bin $(BIN) -out catalog
+
+catalog-check: build ## fail when the committed catalog is stale
+	$(GO) run ./catalog -bin $(BIN) -out catalog -check
+
+bench: build ## throughput and memory figures (see README, Performance)
+	$(GO) build -trimpath -o $(BIN)/ ./scripts/busbench
+	$(GO) run ./scripts/bench -bin $(BIN) -md
+
+demo: build ## the orders example on a fresh embedded bus
+	@$(ROOT)/scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf $(BIN)
