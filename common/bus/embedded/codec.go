@@ -16,15 +16,24 @@ const codecVersion = 1
 
 var errCorrupt = errors.New("embedded bus: corrupt stored batch")
 
+func uvarintLen(x int) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
 func encodedSize(recs []record.Record) int {
 	n := 1
 	for i := range recs {
 		r := &recs[i]
-		n += 2*binary.MaxVarintLen64 + len(r.Key) + len(r.Value)
+		n += uvarintLen(len(r.Key)) + len(r.Key) + uvarintLen(len(r.Value)) + len(r.Value) + uvarintLen(len(r.Headers))
 		for _, h := range r.Headers {
-			n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+			n += uvarintLen(len(h.Key)) + len(h.Key) + uvarintLen(len(h.Value)) + len(h.Value)
 		}
-		n += 2 * binary.MaxVarintLen64
+		n += binary.MaxVarintLen64
 	}
 	return n
 }
@@ -54,11 +63,12 @@ func encodeBatch(recs []record.Record) []byte {
 	return b
 }
 
-// decodeBatch decodes n records stored at base and appends those at or after
-// from to out. Keys, values and header values alias data.
-func decodeBatch(out []record.Record, data []byte, base int64, n int, from int64) ([]record.Record, error) {
+// decodeBatch decodes the n records stored at base and calls add with each
+// at or after offset from, until add returns false. Keys, values and header
+// values alias data.
+func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Record) bool) error {
 	if len(data) == 0 || data[0] != codecVersion {
-		return out, errCorrupt
+		return errCorrupt
 	}
 	p := 1
 	bytesAt := func() ([]byte, bool) {
@@ -78,14 +88,14 @@ func decodeBatch(out []record.Record, data []byte, base int64, n int, from int64
 		var r record.Record
 		var ok bool
 		if r.Key, ok = bytesAt(); !ok {
-			return out, errCorrupt
+			return errCorrupt
 		}
 		if r.Value, ok = bytesAt(); !ok {
-			return out, errCorrupt
+			return errCorrupt
 		}
 		nh, k := binary.Uvarint(data[p:])
 		if k <= 0 || nh > uint64(len(data)) {
-			return out, errCorrupt
+			return errCorrupt
 		}
 		p += k
 		if nh > 0 {
@@ -94,23 +104,23 @@ func decodeBatch(out []record.Record, data []byte, base int64, n int, from int64
 				hk, ok1 := bytesAt()
 				hv, ok2 := bytesAt()
 				if !ok1 || !ok2 {
-					return out, errCorrupt
+					return errCorrupt
 				}
 				r.Headers[j] = record.Header{Key: string(hk), Value: hv}
 			}
 		}
 		t, k := binary.Varint(data[p:])
 		if k <= 0 {
-			return out, errCorrupt
+			return errCorrupt
 		}
 		p += k
 		if t != 0 {
 			r.Time = time.Unix(0, t)
 		}
 		r.Offset = base + int64(i)
-		if r.Offset >= from {
-			out = append(out, r)
+		if r.Offset >= from && !add(&r) {
+			return nil
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -80,6 +80,8 @@ type Bus struct {
 	mu     sync.Mutex
 	topics map[string]int64
 	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // Open opens (creating if needed) the embedded bus in directory dir.
@@ -92,9 +94,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	}
 	path := filepath.Join(dir, "bus.db")
 	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=page_size(32768)" +
 		"&_pragma=busy_timeout(30000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
+		"&_pragma=wal_autocheckpoint(0)" +
 		"&_pragma=foreign_keys(OFF)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -107,7 +111,27 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
 	}
-	return &Bus{db: db, path: path, lease: opts.Lease, topics: map[string]int64{}}, nil
+	b := &Bus{db: db, path: path, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
+	b.wg.Add(1)
+	go b.checkpoints()
+	return b, nil
+}
+
+// checkpoints copies the write-ahead log into the database in the
+// background, so that publishers never wait for it (SQLite would otherwise
+// do it inside a commit).
+func (b *Bus) checkpoints() {
+	defer b.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
 }
 
 // Path returns the database file of the bus.
@@ -122,6 +146,9 @@ func (b *Bus) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	close(b.stop)
+	b.wg.Wait()
+	b.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 	return b.db.Close()
 }
 
@@ -296,7 +323,7 @@ type subscription struct {
 	owned     bool
 	next      int64 // next offset to deliver
 	committed int64
-	cached    []record.Record // the rest of a row a poll took only part of
+	cached    *storedRow // a row a poll took only part of
 	closed    bool
 	done      chan struct{}
 }
@@ -407,23 +434,25 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // fetch reads up to s.max records from offset from on. A row holds up to
-// maxRowRecords records; when a poll takes only part of one, the rest is kept
-// decoded for the next poll.
+// maxRowRecords records; when a poll takes only part of one, the row is
+// kept for the next poll.
 func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, error) {
-	msgs := make([]bus.Message, 0, min(s.max, 1024))
-	take := func(recs []record.Record) {
-		for i := range recs {
-			if recs[i].Offset >= from && len(msgs) < s.max {
-				msgs = append(msgs, bus.Message{Record: recs[i]})
-			}
+	var msgs []bus.Message
+	add := func(r *record.Record) bool {
+		if msgs == nil {
+			msgs = make([]bus.Message, 0, s.max)
 		}
+		msgs = append(msgs, bus.Message{Record: *r})
+		return len(msgs) < s.max
 	}
-	if c := s.cached; len(c) > 0 && c[0].Offset <= from && from <= c[len(c)-1].Offset {
-		take(c)
-		if len(msgs) == s.max || msgs[len(msgs)-1].Offset < c[len(c)-1].Offset {
+	if c := s.cached; c != nil && c.base <= from && from <= c.last {
+		if err := decodeBatch(c.data, c.base, int(c.last-c.base+1), from, add); err != nil {
+			return nil, err
+		}
+		if len(msgs) == s.max {
 			return msgs, nil
 		}
-		from = c[len(c)-1].Offset + 1
+		from = c.last + 1
 	}
 	s.cached = nil
 	rows, err := s.b.db.QueryContext(ctx,
@@ -434,24 +463,27 @@ func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, er
 	}
 	defer rows.Close()
 	for len(msgs) < s.max && rows.Next() {
-		var base, last int64
-		var data []byte
-		if err := rows.Scan(&base, &last, &data); err != nil {
+		var row storedRow
+		if err := rows.Scan(&row.base, &row.last, &row.data); err != nil {
 			return nil, fmt.Errorf("reading topic: %w", err)
 		}
-		recs, err := decodeBatch(make([]record.Record, 0, last-base+1), data, base, int(last-base+1), from)
-		if err != nil {
+		if err := decodeBatch(row.data, row.base, int(row.last-row.base+1), from, add); err != nil {
 			return nil, err
 		}
-		take(recs)
-		if len(msgs) == s.max && msgs[len(msgs)-1].Offset < last {
-			s.cached = recs
+		if len(msgs) == s.max && msgs[len(msgs)-1].Offset < row.last {
+			s.cached = &row
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading topic: %w", err)
 	}
 	return msgs, nil
+}
+
+// storedRow is one row of the batches table.
+type storedRow struct {
+	base, last int64
+	data       []byte
 }
 
 // Commit stores the offset after msgs' last message, if this member still
