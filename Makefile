@@ -15,12 +15,15 @@ ACTIONLINT_VERSION  := v1.7.7
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools test test-go lint catalog catalog-check bench demo clean modules
+.PHONY: all build tools test lint catalog catalog-check bench demo clean modules modules-json
 
 all: build
 
 modules: ## print the modules found in go.work
 	@echo $(MODULES)
+
+modules-json: ## the modules as a JSON array (for the CI matrix)
+	@printf '%s\n' $(MODULES) | sed 's/.*/"&"/' | paste -sd, | sed 's/.*/[&]/'
 
 build: ## static binaries of every connector in bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CONNECTORS))

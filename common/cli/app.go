@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -366,6 +367,17 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, own, shared any, 
 		return usageErrorf("--log-level/--log-format: %v", err)
 	}
 	tuneGC()
+	if path := os.Getenv("CULVERT_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("CULVERT_CPUPROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("CULVERT_CPUPROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := bus.Open(ctx, common.Bus)

@@ -1,4 +1,3 @@
-// Package record defines Record, the unit of data that travels through Culvert.
 package record
 
 import "time"

@@ -171,7 +171,7 @@ func (v *Validator) Validate(opts any) []*FieldError {
 	var walk func(e *sjs.ValidationError)
 	walk = func(e *sjs.ValidationError) {
 		if len(e.Causes) == 0 {
-			out = append(out, &FieldError{Field: strings.Join(e.InstanceLocation, "."), Msg: friendly(e, opts)})
+			out = append(out, &FieldError{Field: strings.Join(e.InstanceLocation, "."), Msg: friendly(e)})
 			return
 		}
 		for _, c := range e.Causes {
@@ -184,15 +184,8 @@ func (v *Validator) Validate(opts any) []*FieldError {
 }
 
 // friendly words a validation error for people.
-func friendly(e *sjs.ValidationError, _ any) string {
+func friendly(e *sjs.ValidationError) string {
 	msg := e.ErrorKind.LocalizedString(printer)
-	switch k := e.ErrorKind.(type) {
-	case interface{ KeywordPath() []string }:
-		kw := k.KeywordPath()
-		if len(kw) > 0 && kw[len(kw)-1] == "pattern" && strings.Contains(fmt.Sprint(k), durationPattern) {
-			return "must be a duration like 10s"
-		}
-	}
 	if strings.Contains(msg, durationPattern) {
 		return "must be a duration like 10s"
 	}

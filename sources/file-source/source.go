@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,8 +58,29 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// unescape turns a --delimiter value into bytes. It understands Go's string
+// escapes, plus \0 for NUL (Go wants three octal digits) and a bare double
+// quote.
 func unescape(s string) ([]byte, error) {
-	u, err := strconv.Unquote(`"` + s + `"`)
+	var q strings.Builder
+	q.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			q.WriteString(`\"`)
+		case c == '\\' && i+1 < len(s):
+			if s[i+1] == '0' && !(i+3 < len(s) && isOctal(s[i+2]) && isOctal(s[i+3])) {
+				q.WriteString(`\x00`)
+			} else {
+				q.WriteString(s[i : i+2])
+			}
+			i++
+		default:
+			q.WriteByte(c)
+		}
+	}
+	q.WriteByte('"')
+	u, err := strconv.Unquote(q.String())
 	if err != nil {
 		return nil, fmt.Errorf("not a valid delimiter: %q", s)
 	}
@@ -67,6 +89,8 @@ func unescape(s string) ([]byte, error) {
 	}
 	return []byte(u), nil
 }
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
 // position is what file-source saves: which file (by device and inode) and
 // the byte offset after the last record published.
@@ -85,6 +109,19 @@ type source struct {
 	pos     position // of the next byte after the last whole record
 	partial []byte   // bytes read after the last delimiter
 	eof     bool
+
+	// chunks, for standard input and other streams (pipes, terminals),
+	// carries what a goroutine read: a read from a stream blocks and
+	// cannot be interrupted, so Read waits on chunks and on ctx instead.
+	chunks    chan chunk
+	done      chan struct{} // closed by Close to stop that goroutine
+	streamErr error         // the error that ended the stream, such as io.EOF
+}
+
+// chunk is one read from a stream.
+type chunk struct {
+	data []byte
+	err  error
 }
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
@@ -117,6 +154,7 @@ func fileID(fi os.FileInfo) (dev, ino uint64) {
 func (s *source) Open(ctx context.Context, resume []byte) error {
 	if s.opts.Path == "-" {
 		s.f = os.Stdin
+		s.startStream()
 		return nil
 	}
 	f, err := s.open(ctx)
@@ -124,6 +162,10 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 		return err
 	}
 	s.f = f
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		s.startStream() // a named pipe or a device: reads may block
+		return nil
+	}
 	if resume == nil {
 		return nil
 	}
@@ -179,6 +221,46 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 	}
 }
 
+// startStream starts the goroutine that reads a stream into s.chunks. It
+// reads at most one chunk ahead of Read.
+func (s *source) startStream() {
+	s.chunks = make(chan chunk)
+	s.done = make(chan struct{})
+	f, size, done := s.f, s.opts.ReadSize, s.done
+	go func() {
+		for {
+			buf := make([]byte, size)
+			n, err := f.Read(buf)
+			select {
+			case s.chunks <- chunk{buf[:n], err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// readInto reads into buf, from the stream goroutine when there is one so
+// that a blocked read of standard input returns when ctx is done.
+func (s *source) readInto(ctx context.Context, buf []byte) (int, error) {
+	if s.chunks == nil {
+		return s.f.Read(buf)
+	}
+	if s.streamErr != nil {
+		return 0, s.streamErr
+	}
+	select {
+	case c := <-s.chunks:
+		s.streamErr = c.err
+		return copy(buf, c.data), c.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
 func (s *source) sleep(ctx context.Context) error {
 	t := time.NewTimer(s.opts.PollInterval.D())
 	defer t.Stop()
@@ -200,9 +282,12 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		}
 		buf := make([]byte, len(s.partial)+s.opts.ReadSize)
 		copy(buf, s.partial)
-		n, err := s.f.Read(buf[len(s.partial):])
+		n, err := s.readInto(ctx, buf[len(s.partial):])
 		if n > 0 {
 			return s.split(buf[:len(s.partial)+n]), nil
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return connector.Batch{}, err
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return connector.Batch{}, fmt.Errorf("reading %s: %w", s.opts.Path, err)
@@ -212,9 +297,9 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			s.eof = true
 			return s.flushPartial(), io.EOF
 		}
-		if b, switched, err := s.checkRotation(ctx); err != nil {
+		if b, again, err := s.checkRotation(ctx); err != nil {
 			return connector.Batch{}, err
-		} else if switched {
+		} else if again {
 			if len(b.Records) > 0 {
 				return b, nil
 			}
@@ -266,7 +351,8 @@ func (s *source) flushPartial() connector.Batch {
 }
 
 // checkRotation handles a followed file that was replaced (rotation) or
-// truncated. It reports whether reading switched to the start of a file.
+// truncated. It reports whether Read should read again at once: reading
+// switched to the start of a file, or the rotated file still has data.
 func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, error) {
 	fi, err := os.Stat(s.opts.Path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -277,6 +363,13 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 	}
 	dev, ino := fileID(fi)
 	if dev != s.pos.Dev || ino != s.pos.Inode {
+		// What was written to the old file between the read that found its
+		// end and its rotation is read before switching.
+		if more, err := s.grew(); err != nil {
+			return connector.Batch{}, false, err
+		} else if more {
+			return connector.Batch{}, true, nil
+		}
 		b := s.flushPartial()
 		f, err := s.open(ctx)
 		if err != nil {
@@ -309,7 +402,24 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 	return connector.Batch{}, false, nil
 }
 
+// grew reports whether the open file is now longer than what was read of it.
+func (s *source) grew() (bool, error) {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("checking %s: %w", s.opts.Path, err)
+	}
+	cur, err := s.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false, fmt.Errorf("checking %s: %w", s.opts.Path, err)
+	}
+	return fi.Size() > cur, nil
+}
+
 func (s *source) Close() error {
+	if s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
 	if s.f == nil || s.f == os.Stdin {
 		return nil
 	}

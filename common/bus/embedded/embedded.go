@@ -93,13 +93,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		return nil, fmt.Errorf("opening embedded bus: %w", err)
 	}
 	path := filepath.Join(dir, "bus.db")
+	if err := initDB(ctx, path); err != nil {
+		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
+	}
 	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=page_size(32768)" +
 		"&_pragma=busy_timeout(30000)" +
-		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
-		"&_pragma=wal_autocheckpoint(0)" +
-		"&_pragma=foreign_keys(OFF)"
+		"&_pragma=wal_autocheckpoint(0)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
@@ -107,14 +107,28 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(0)
-	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
-	}
 	b := &Bus{db: db, path: path, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.checkpoints()
 	return b, nil
+}
+
+// initDB creates the database with 32 KiB pages (batches are large rows) in
+// WAL mode, and its tables. Both settings persist in the file; the page size
+// must be set before WAL mode, which the driver's DSN pragmas do not allow.
+func initDB(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range []string{`PRAGMA page_size=32768`, `PRAGMA journal_mode=WAL`, schemaSQL} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkpoints copies the write-ahead log into the database in the

@@ -1,0 +1,368 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/transform"
+)
+
+// fakeSource returns its batches one Read at a time, then io.EOF.
+type fakeSource struct {
+	batches [][]string
+	resume  []byte
+	mu      sync.Mutex
+	acks    []error
+	closed  int
+}
+
+func (s *fakeSource) PositionKey() string { return "fake" }
+func (s *fakeSource) Open(ctx context.Context, resume []byte) error {
+	s.resume = resume
+	return nil
+}
+func (s *fakeSource) Read(ctx context.Context) (connector.Batch, error) {
+	if len(s.batches) == 0 {
+		return connector.Batch{}, io.EOF
+	}
+	vals := s.batches[0]
+	s.batches = s.batches[1:]
+	var recs []record.Record
+	for i, v := range vals {
+		recs = append(recs, record.Record{Value: []byte(v), Offset: int64(i)})
+	}
+	return connector.Batch{Records: recs, Position: []byte(fmt.Sprint("after-", vals[len(vals)-1])), Ack: func(err error) {
+		s.mu.Lock()
+		s.acks = append(s.acks, err)
+		s.mu.Unlock()
+	}}, nil
+}
+func (s *fakeSource) Close() error { s.closed++; return nil }
+
+func openBus(t *testing.T) *embedded.Bus {
+	b, err := embedded.Open(context.Background(), t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func readAll(t *testing.T, b bus.Bus, topic string) []bus.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	sub, err := b.Subscribe(ctx, topic, "reader-"+fmt.Sprint(time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var all []bus.Message
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		msgs, err := sub.Poll(pctx)
+		pcancel()
+		if err != nil {
+			return all
+		}
+		all = append(all, msgs...)
+	}
+}
+
+func values(msgs []bus.Message) string {
+	var s []string
+	for _, m := range msgs {
+		s = append(s, string(m.Value))
+	}
+	return strings.Join(s, ",")
+}
+
+func chain(t *testing.T, steps ...transform.Step) *transform.Chain {
+	c, err := transform.Compile(steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func sourceConfig(c *transform.Chain) connector.SourceConfig {
+	return connector.SourceConfig{
+		Config:    connector.Config{Env: connector.Env{Name: "test-source", Topic: "t", Log: zerolog.Nop()}, Chain: c},
+		BatchSize: 3,
+		Linger:    time.Millisecond,
+	}
+}
+
+func TestRunSourcePublishesAcksAndSavesPosition(t *testing.T) {
+	b := openBus(t)
+	src := &fakeSource{batches: [][]string{{"1", "2"}, {"3"}, {"4", "5", "6", "7"}}}
+	st, err := connector.RunSource(context.Background(), b, src, sourceConfig(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "1,2,3,4,5,6,7" {
+		t.Fatalf("topic has %s", got)
+	}
+	if st.In != 7 || st.Out != 7 {
+		t.Fatalf("stats %+v", st)
+	}
+	if len(src.acks) != 3 || src.acks[0] != nil || src.acks[2] != nil {
+		t.Fatalf("acks %v, want three nil acks", src.acks)
+	}
+	pos, err := b.Positions().Get(context.Background(), "source/test-source/t/fake")
+	if err != nil || string(pos) != "after-7" {
+		t.Fatalf("saved position %q, %v", pos, err)
+	}
+	src2 := &fakeSource{}
+	if _, err := connector.RunSource(context.Background(), b, src2, sourceConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if string(src2.resume) != "after-7" {
+		t.Fatalf("second run resumed at %q", src2.resume)
+	}
+	if src.closed == 0 {
+		t.Fatal("source not closed")
+	}
+}
+
+func TestRunSourceDeadLetters(t *testing.T) {
+	b := openBus(t)
+	src := &fakeSource{batches: [][]string{{`{"a":1}`, `not json`, `{"a":"x"}`, `{"a":60}`}}}
+	st, err := connector.RunSource(context.Background(), b, src, sourceConfig(chain(t, transform.Step{Kind: transform.Map, Expr: ".a + 1"}, transform.Step{Kind: transform.Filter, Expr: ". > 10"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "61" {
+		t.Fatalf("topic has %s", got)
+	}
+	dead := readAll(t, b, "t.dlq")
+	if values(dead) != `not json,{"a":"x"}` {
+		t.Fatalf("dead letters %s", values(dead))
+	}
+	want := map[string]string{
+		connector.HeaderStage: "transform", connector.HeaderConnector: "test-source",
+		connector.HeaderTopic: "t", connector.HeaderOffset: "2", connector.HeaderStep: "--map .a + 1",
+	}
+	for k, v := range want {
+		if got, _ := dead[1].Header(k); string(got) != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if e, _ := dead[0].Header(connector.HeaderError); !strings.Contains(string(e), "not JSON") {
+		t.Errorf("error header %q", e)
+	}
+	if st.Dead != 2 || st.Filtered != 1 || st.Out != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRunSourceOnErrorFailAndSkip(t *testing.T) {
+	b := openBus(t)
+	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Map, Expr: ".a"}))
+	cfg.BatchSize = 100
+	cfg.OnError = connector.OnErrorFail
+	src := &fakeSource{batches: [][]string{{`{"a":1}`, `bad`}}}
+	_, err := connector.RunSource(context.Background(), b, src, cfg)
+	if err == nil || !strings.Contains(err.Error(), "--on-error fail") {
+		t.Fatalf("error %v", err)
+	}
+	if got := values(readAll(t, b, "t")); got != "" {
+		t.Fatalf("--on-error fail published %s", got)
+	}
+	if len(src.acks) != 1 || src.acks[0] == nil {
+		t.Fatalf("the failed batch was acked: %v", src.acks)
+	}
+	if pos, _ := b.Positions().Get(context.Background(), "source/test-source/t/fake"); pos != nil {
+		t.Fatalf("position saved after a failure: %q", pos)
+	}
+	cfg.OnError = connector.OnErrorSkip
+	src = &fakeSource{batches: [][]string{{`{"a":1}`, `bad`, `{"a":2}`}}}
+	if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "1,2" {
+		t.Fatalf("topic has %s", got)
+	}
+	if got := values(readAll(t, b, "t.dlq")); got != "" {
+		t.Fatalf("--on-error skip sent dead letters %s", got)
+	}
+}
+
+// endless is a source that never ends, for shutdown tests.
+type endless struct {
+	fakeSource
+	n int
+}
+
+func (s *endless) Read(ctx context.Context) (connector.Batch, error) {
+	select {
+	case <-ctx.Done():
+		return connector.Batch{}, ctx.Err()
+	case <-time.After(time.Millisecond):
+	}
+	s.n++
+	return connector.Batch{Records: []record.Record{{Value: []byte(fmt.Sprint(s.n))}}, Position: []byte(fmt.Sprint(s.n))}, nil
+}
+
+func TestRunSourceStopsCleanlyOnCancel(t *testing.T) {
+	b := openBus(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &endless{}
+	cfg := sourceConfig(nil)
+	cfg.BatchSize = 1000
+	cfg.Linger = time.Hour // only the stop flushes
+	time.AfterFunc(100*time.Millisecond, cancel)
+	st, err := connector.RunSource(ctx, b, src, cfg)
+	if err != nil {
+		t.Fatalf("stop returned %v", err)
+	}
+	got := readAll(t, b, "t")
+	if st.In == 0 || int64(len(got)) != st.In {
+		t.Fatalf("read %d records but %d are on the topic", st.In, len(got))
+	}
+	pos, _ := b.Positions().Get(context.Background(), "source/test-source/t/fake")
+	if string(pos) != string(got[len(got)-1].Value) {
+		t.Fatalf("position %q after last record %q", pos, got[len(got)-1].Value)
+	}
+}
+
+// fakeSink records what it was given; it can fail transiently or reject.
+type fakeSink struct {
+	mu        sync.Mutex
+	written   []string
+	transient int // fail this many writes first
+	reject    string
+}
+
+func (s *fakeSink) Open(context.Context) error { return nil }
+func (s *fakeSink) Close() error               { return nil }
+func (s *fakeSink) Write(ctx context.Context, recs []record.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.transient > 0 {
+		s.transient--
+		return connector.Transient(errors.New("service unavailable"))
+	}
+	var rej connector.Rejected
+	for _, r := range recs {
+		if string(r.Value) == s.reject {
+			rej.Records = append(rej.Records, connector.RejectedRecord{Record: r, Reason: "HTTP 400", Headers: []record.Header{{Key: "http.status", Value: []byte("400")}}})
+			continue
+		}
+		s.written = append(s.written, string(r.Value))
+	}
+	if len(rej.Records) > 0 {
+		return &rej
+	}
+	return nil
+}
+
+func sinkConfig(c *transform.Chain) connector.SinkConfig {
+	return connector.SinkConfig{
+		Config:    connector.Config{Env: connector.Env{Name: "test-sink", Topic: "t", Log: zerolog.Nop()}, Chain: c},
+		Group:     "g",
+		Start:     bus.StartBeginning,
+		StopAtEnd: true,
+	}
+}
+
+func publish(t *testing.T, b bus.Bus, vals ...string) {
+	var recs []record.Record
+	for _, v := range vals {
+		recs = append(recs, record.Record{Value: []byte(v)})
+	}
+	if err := bus.Publish(context.Background(), b, "t", recs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunSinkWritesCommitsAndStopsAtEnd(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, `{"n":1}`, `{"n":2}`, `{"n":3}`, `bad`)
+	snk := &fakeSink{transient: 2, reject: `{"n":4}`}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := connector.RunSink(ctx, b, snk, sinkConfig(chain(t, transform.Step{Kind: transform.Map, Expr: ".n + 1 | {n: .}"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, ","); got != `{"n":2},{"n":3}` {
+		t.Fatalf("written %s", got)
+	}
+	dead := readAll(t, b, "t.dlq")
+	if values(dead) != `bad,{"n":4}` {
+		t.Fatalf("dead letters %s", values(dead))
+	}
+	if s, _ := dead[1].Header("http.status"); string(s) != "400" {
+		t.Fatalf("rejection headers lost: %v", dead[1].Headers)
+	}
+	if st.Out != 2 || st.Dead != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The group committed everything: a second run writes only new records.
+	publish(t, b, `{"n":10}`)
+	snk2 := &fakeSink{}
+	if _, err := connector.RunSink(ctx, b, snk2, sinkConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk2.written, ","); got != `{"n":10}` {
+		t.Fatalf("second run wrote %s", got)
+	}
+}
+
+type brokenSink struct{ fakeSink }
+
+func (s *brokenSink) Write(ctx context.Context, recs []record.Record) error {
+	return errors.New("disk full")
+}
+
+func TestRunSinkFailureCommitsNothing(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, "1", "2")
+	if _, err := connector.RunSink(context.Background(), b, &brokenSink{}, sinkConfig(nil)); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("error %v", err)
+	}
+	snk := &fakeSink{}
+	if _, err := connector.RunSink(context.Background(), b, snk, sinkConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, ","); got != "1,2" {
+		t.Fatalf("after a failed write the next run wrote %q, want everything again", got)
+	}
+}
+
+func TestBackoffIsBoundedWithJitter(t *testing.T) {
+	b := connector.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Attempts: 3}
+	for attempt := 1; attempt < 10; attempt++ {
+		w := b.Wait(attempt)
+		step := min(b.Initial<<(attempt-1), b.Max)
+		if w < step/2 || w > step {
+			t.Fatalf("attempt %d waits %v, want between %v and %v", attempt, w, step/2, step)
+		}
+	}
+	calls := 0
+	err := connector.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}.Retry(context.Background(), zerolog.Nop(), "x", func() error {
+		calls++
+		return connector.Transient(errors.New("down"))
+	})
+	if calls != 3 || err == nil || !strings.Contains(err.Error(), "3 attempts") {
+		t.Fatalf("calls %d, err %v", calls, err)
+	}
+	calls = 0
+	connector.DefaultBackoff.Retry(context.Background(), zerolog.Nop(), "x", func() error { calls++; return errors.New("permanent") })
+	if calls != 1 {
+		t.Fatalf("a permanent error was retried %d times", calls)
+	}
+}
