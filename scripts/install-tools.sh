@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: bats (bats-core) and jq,
+# Installs what the tests need when it is missing: bats (bats-core), jq and
+# gcc (for the race detector),
 # from Debian's packages.
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
 command -v jq >/dev/null || missing+=(jq)
+command -v gcc >/dev/null || missing+=(gcc) # the race detector needs cgo
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} with apt-get"
 sudo=""

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -82,11 +83,15 @@ type readResult struct {
 	err   error
 }
 
-// group is a run of source batches written to the bus together.
+// group is a run of source batches written to the bus together. Groups
+// are transformed in parallel and published in order.
 type group struct {
 	batches []Batch
-	write   bus.Batch
-	n       int
+	in      []record.Record
+	pos     *bus.Position
+	out     []record.Record
+	failed  []transform.Failed
+	done    chan struct{} // closed once out and failed are set
 }
 
 func (g *group) ack(err error) {
@@ -102,6 +107,10 @@ func (g *group) ack(err error) {
 // source position reached, saved in the same transaction where the bus
 // allows; batches are acknowledged to the source only once durable. When ctx
 // is done, what was read is still published before RunSource returns nil.
+//
+// Reading, transforming and publishing overlap: one goroutine reads, groups
+// of up to BatchSize records are transformed on all CPUs at once, and one
+// goroutine publishes them in order.
 func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (Stats, error) {
 	var st Stats
 	if cfg.BatchSize <= 0 {
@@ -126,20 +135,24 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	defer src.Close()
 	dl := cfg.deadLetters()
 
-	// Stage 1: read.
+	// Read.
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	reads := make(chan readResult, 4)
+	quit := make(chan struct{}) // closed when RunSource returns
+	defer close(quit)
 	go func() {
 		defer close(reads)
 		for {
 			batch, err := src.Read(readCtx)
 			if len(batch.Records) > 0 || batch.Position != nil || err != nil {
+				// What was read is handed over even after a stop signal:
+				// the main loop publishes it before returning.
 				select {
 				case reads <- readResult{batch, err}:
-				case <-readCtx.Done():
+				case <-quit:
 					if batch.Ack != nil {
-						batch.Ack(readCtx.Err())
+						batch.Ack(context.Canceled)
 					}
 					return
 				}
@@ -150,94 +163,74 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		}
 	}()
 
-	// Stage 3: publish and acknowledge.
-	groups := make(chan *group, 1)
+	// Transform, on every CPU.
+	workers := runtime.GOMAXPROCS(0)
+	todo := make(chan *group, workers)
+	var workWG sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		workWG.Add(1)
+		go func() {
+			defer workWG.Done()
+			for g := range todo {
+				g.out, g.failed = cfg.Chain.ApplyBatch(g.in)
+				close(g.done)
+			}
+		}()
+	}
+
+	// Publish and acknowledge, in order.
+	ordered := make(chan *group, workers+1)
 	pubErr := make(chan error, 1)
-	var pubWG sync.WaitGroup
-	pubWG.Add(1)
+	pubDone := make(chan struct{})
 	go func() {
-		defer pubWG.Done()
+		defer close(pubDone)
 		var failed error
-		for g := range groups {
-			if failed != nil {
-				g.ack(failed)
-				continue
-			}
-			err := DefaultBackoff.Retry(work, cfg.Log, "publishing to the bus", func() error {
-				return Transient(b.Publish(work, g.write))
-			})
-			if err != nil {
-				failed = fmt.Errorf("publishing to %q: %w", cfg.Topic, errors.Unwrap(err))
-				if !IsTransient(err) {
-					failed = fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
+		for g := range ordered {
+			<-g.done
+			if failed == nil {
+				failed = publishGroup(work, b, &cfg, dl, g, &st)
+				if failed != nil {
+					pubErr <- failed
+					stopReading()
 				}
-				g.ack(failed)
-				pubErr <- failed
-				stopReading()
-				continue
 			}
-			g.ack(nil)
+			g.ack(failed)
 		}
 	}()
 
-	// Stage 2: group, transform, hand over.
 	var pending []Batch
 	count := 0
 	var linger *time.Timer
 	var lingerC <-chan time.Time
-	flush := func() error {
+	flush := func() {
 		if linger != nil {
 			linger.Stop()
 			linger, lingerC = nil, nil
 		}
 		if len(pending) == 0 {
-			return nil
+			return
 		}
-		g := &group{batches: pending}
+		g := &group{batches: pending, done: make(chan struct{})}
 		pending, count = nil, 0
-		var in []record.Record
-		var pos *bus.Position
 		for _, bt := range g.batches {
-			if in == nil {
-				in = bt.Records
+			if g.in == nil {
+				g.in = bt.Records
 			} else {
-				in = append(in, bt.Records...)
+				g.in = append(g.in, bt.Records...)
 			}
 			if bt.Position != nil && key != "" {
-				pos = &bus.Position{Key: key, Value: bt.Position}
+				g.pos = &bus.Position{Key: key, Value: bt.Position}
 			}
 		}
-		st.In += int64(len(in))
-		out, failed := cfg.Chain.ApplyBatch(in)
-		dead, err := dl.handle("transform", failed, nil)
-		if err != nil {
-			g.ack(err)
-			return err
-		}
-		st.Out += int64(len(out))
-		st.Dead += int64(len(dead))
-		st.Filtered += int64(len(in) - len(failed) - len(out))
-		g.write = bus.Batch{Position: pos}
-		if len(out) > 0 {
-			g.write.Writes = append(g.write.Writes, bus.Write{Topic: cfg.Topic, Records: out})
-		}
-		if len(dead) > 0 {
-			g.write.Writes = append(g.write.Writes, bus.Write{Topic: dl.topic, Records: dead})
-		}
-		select {
-		case groups <- g:
-			return nil
-		case err := <-pubErr:
-			g.ack(err)
-			return err
-		}
+		ordered <- g
+		todo <- g
 	}
 	finish := func(err error) (Stats, error) {
-		if ferr := flush(); err == nil {
-			err = ferr
-		}
-		close(groups)
-		pubWG.Wait()
+		flush()
+		close(todo)
+		close(ordered)
+		<-pubDone
+		workWG.Wait()
 		select {
 		case perr := <-pubErr:
 			if err == nil {
@@ -245,21 +238,13 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			}
 		default:
 		}
-		if err != nil && (errors.Is(err, context.Canceled) && ctx.Err() != nil) {
-			err = nil
-		}
-		for _, p := range pending {
-			if p.Ack != nil {
-				p.Ack(err)
-			}
-		}
 		return st, err
 	}
 	for {
 		select {
 		case r, ok := <-reads:
 			if !ok {
-				return finish(ctx.Err())
+				return finish(nil)
 			}
 			if len(r.batch.Records) > 0 || r.batch.Position != nil {
 				pending = append(pending, r.batch)
@@ -272,22 +257,46 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				return finish(fmt.Errorf("reading source: %w", r.err))
 			}
 			if count >= cfg.BatchSize || cfg.Linger <= 0 {
-				if err := flush(); err != nil {
-					return finish(err)
-				}
+				flush()
 			} else if linger == nil {
 				linger = time.NewTimer(cfg.Linger)
 				lingerC = linger.C
 			}
 		case <-lingerC:
 			linger, lingerC = nil, nil
-			if err := flush(); err != nil {
-				return finish(err)
-			}
+			flush()
 		case err := <-pubErr:
-			return finish(err)
+			pubErr <- err // finish reports it
+			return finish(nil)
 		}
 	}
+}
+
+// publishGroup applies the error policy to a transformed group and
+// publishes its records, dead letters and position in one bus write.
+func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group, st *Stats) error {
+	dead, err := dl.handle("transform", g.failed, nil)
+	if err != nil {
+		return err
+	}
+	write := bus.Batch{Position: g.pos}
+	if len(g.out) > 0 {
+		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.out})
+	}
+	if len(dead) > 0 {
+		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
+	}
+	err = DefaultBackoff.Retry(ctx, cfg.Log, "publishing to the bus", func() error {
+		return Transient(b.Publish(ctx, write))
+	})
+	if err != nil {
+		return fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
+	}
+	st.In += int64(len(g.in))
+	st.Out += int64(len(g.out))
+	st.Dead += int64(len(dead))
+	st.Filtered += int64(len(g.in) - len(g.failed) - len(g.out))
+	return nil
 }
 
 // SinkConfig configures RunSink.
@@ -386,8 +395,14 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, sub bus.Subscripti
 		in[i] = msgs[i].Record
 	}
 	st.In += int64(len(in))
-	out, failed := cfg.Chain.ApplyBatch(in)
+	out, failed := cfg.Chain.ApplyParallel(in)
 	st.Filtered += int64(len(in) - len(failed) - len(out))
+	// Records that failed a transform are handled first, so that with
+	// --on-error fail nothing of the batch is written.
+	dead, err := dl.handle("transform", failed, nil)
+	if err != nil {
+		return err
+	}
 	var rejected []RejectedRecord
 	if len(out) > 0 {
 		err := DefaultBackoff.Retry(ctx, cfg.Log, "writing to the sink", func() error {
@@ -402,10 +417,11 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, sub bus.Subscripti
 		}
 	}
 	st.Out += int64(len(out) - len(rejected))
-	dead, err := dl.handle("sink", failed, rejected)
+	rejectedDead, err := dl.handle("sink", nil, rejected)
 	if err != nil {
 		return err
 	}
+	dead = append(dead, rejectedDead...)
 	if len(dead) > 0 {
 		if err := DefaultBackoff.Retry(ctx, cfg.Log, "publishing dead letters", func() error {
 			return Transient(bus.Publish(ctx, b, dl.topic, dead...))

@@ -217,9 +217,17 @@ type Failed struct {
 // minChunk is the fewest records worth handing to another goroutine.
 const minChunk = 256
 
-// ApplyBatch runs the chain over recs on all CPUs and returns the outputs in
-// input order, and the records that failed.
+// ApplyBatch runs the chain over recs in this goroutine and returns the
+// outputs in input order, and the records that failed.
 func (c *Chain) ApplyBatch(recs []record.Record) ([]record.Record, []Failed) {
+	if c.Empty() {
+		return recs, nil
+	}
+	return c.applyRange(recs)
+}
+
+// ApplyParallel is ApplyBatch spread over all CPUs.
+func (c *Chain) ApplyParallel(recs []record.Record) ([]record.Record, []Failed) {
 	if c.Empty() {
 		return recs, nil
 	}

@@ -117,7 +117,7 @@ func TestApplyBatchKeepsOrder(t *testing.T) {
 		}
 		in = append(in, record.Record{Value: []byte(v), Offset: int64(i)})
 	}
-	out, failed := ch.ApplyBatch(in)
+	out, failed := ch.ApplyParallel(in)
 	if len(failed) != 5 {
 		t.Fatalf("%d failed, want 5", len(failed))
 	}
@@ -161,7 +161,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ch.ApplyBatch(recs)
+		ch.ApplyParallel(recs)
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 }

@@ -2,7 +2,10 @@ module github.com/culvert-dev/culvert/sinks/file-sink
 
 go 1.26.8
 
-require github.com/culvert-dev/culvert/common v0.0.0
+require (
+	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/rs/zerolog v1.35.1
+)
 
 require (
 	github.com/bahlo/generic-list-go v0.2.0 // indirect
@@ -19,7 +22,6 @@ require (
 	github.com/ncruces/go-strftime v1.1.0 // indirect
 	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect

@@ -110,25 +110,36 @@ func TestEndToEndWithFileSink(t *testing.T) {
 	}
 }
 
-// topicEnd returns how many records topic has, 0 while the bus does not exist yet.
-func topicEnd(t *testing.T, busDir, topic string) int64 {
+// topicProbe reads how many records a topic holds, through one open bus.
+type topicProbe struct {
+	b   bus.Bus
+	sub bus.Subscription
+}
+
+func newTopicProbe(t *testing.T, busDir, topic string) *topicProbe {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(busDir, "bus.db")); err != nil {
-		return 0
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b, err := bus.Open(ctx, busDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
 	sub, err := b.Subscribe(ctx, topic, "test-probe", bus.SubscribeOptions{Start: bus.StartBeginning})
 	if err != nil {
+		b.Close()
 		t.Fatal(err)
 	}
-	defer sub.Close()
-	n, err := sub.Lag(ctx)
+	p := &topicProbe{b: b, sub: sub}
+	t.Cleanup(func() { sub.Close(); b.Close() })
+	return p
+}
+
+// end returns the number of records in the topic (the probe never commits).
+func (p *topicProbe) end(t *testing.T) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := p.sub.Lag(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +147,9 @@ func topicEnd(t *testing.T, busDir, topic string) int64 {
 }
 
 // killAfter starts file-source and SIGKILLs it once the topic holds at least
-// min records. It reports whether the process was killed before it finished.
-func killAfter(t *testing.T, bin, busDir, topic string, atLeast int64, args ...string) (killed bool, end int64) {
+// atLeast records. It reports whether the process was killed before it
+// finished, and how many records the topic then held.
+func killAfter(t *testing.T, bin string, probe *topicProbe, atLeast int64, args ...string) (killed bool, end int64) {
 	t.Helper()
 	var errb bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -147,23 +159,22 @@ func killAfter(t *testing.T, bin, busDir, topic string, atLeast int64, args ...s
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.After(60 * time.Second)
-	for {
+	deadline := time.Now().Add(60 * time.Second)
+	for probe.end(t) < atLeast {
 		select {
 		case err := <-exited:
 			if err != nil {
 				t.Fatalf("file-source failed before it was killed: %v\n%s", err, errb.String())
 			}
-			return false, topicEnd(t, busDir, topic)
-		case <-deadline:
+			return false, probe.end(t)
+		default:
+		}
+		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-exited
-			t.Fatalf("topic %q never reached %d records", topic, atLeast)
-		case <-time.After(2 * time.Millisecond):
+			t.Fatalf("the topic never reached %d records", atLeast)
 		}
-		if topicEnd(t, busDir, topic) >= atLeast {
-			break
-		}
+		time.Sleep(time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatal(err)
@@ -172,13 +183,13 @@ func killAfter(t *testing.T, bin, busDir, topic string, atLeast int64, args ...s
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return true, topicEnd(t, busDir, topic)
+			return true, probe.end(t)
 		}
 	}
 	if err != nil {
 		t.Fatalf("file-source failed: %v\n%s", err, errb.String())
 	}
-	return false, topicEnd(t, busDir, topic) // it finished just before the kill
+	return false, probe.end(t) // it finished just before the kill
 }
 
 // TestKillNineNeitherLosesNorDuplicates is file-source's guarantee: killed
@@ -205,14 +216,19 @@ func TestKillNineNeitherLosesNorDuplicates(t *testing.T) {
 
 		args := []string{"--topic", "seq", "--bus", busDir, "--path", in,
 			"--batch-size", "1000", "--linger", "0s", "--read-size", "16384", "--log-level", "warn"}
-		// Kill it three times, at a quarter, half and three quarters of the way.
+		probe := newTopicProbe(t, busDir, "seq")
+		// Kill it up to three times, each time a third of the rest of the
+		// way, and count the kills that left lines unpublished.
 		var kills []int64
-		for quarter := int64(1); quarter <= 3; quarter++ {
-			killed, end := killAfter(t, src, busDir, "seq", int64(n)*quarter/4, args...)
-			if !killed {
+		for end := int64(0); len(kills) < 3; {
+			killed, now := killAfter(t, src, probe, end+max(1, (int64(n)-end)/3), args...)
+			if !killed || now >= int64(n) {
 				break
 			}
-			kills = append(kills, end)
+			if now < end {
+				t.Fatalf("the topic shrank from %d to %d records", end, now)
+			}
+			kills, end = append(kills, now), now
 		}
 		if len(kills) == 0 {
 			t.Logf("file-source finished %d lines before it could be killed; retrying with more", n)

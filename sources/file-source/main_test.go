@@ -351,6 +351,7 @@ func TestRunBadUsage(t *testing.T) {
 		{[]string{"--path", path, "--delimiter", ""}, "--delimiter"},
 		{[]string{"--path", path, "--read-size", "10"}, "--read-size"},
 		{[]string{"--path", path, "--poll-interval", "soon"}, "--poll-interval"},
+		{[]string{"--path", path, "--follow", "--poll-interval", "0s"}, "--poll-interval"},
 		{[]string{"--path", path, "--linger", "-"}, "--linger"},
 		{[]string{"--path", path, "--on-error", "ignore"}, "--on-error"},
 		{[]string{"--path", path, "--log-level", "loud"}, "--log-level"},

@@ -55,6 +55,9 @@ func (o *Options) Validate() error {
 	if o.Path == "-" && o.Follow {
 		return schema.Invalid("follow", "cannot follow standard input")
 	}
+	if o.PollInterval <= 0 {
+		return schema.Invalid("poll_interval", "must be more than 0")
+	}
 	return nil
 }
 
@@ -226,13 +229,13 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 func (s *source) startStream() {
 	s.chunks = make(chan chunk)
 	s.done = make(chan struct{})
-	f, size, done := s.f, s.opts.ReadSize, s.done
+	f, size, chunks, done := s.f, s.opts.ReadSize, s.chunks, s.done
 	go func() {
 		for {
 			buf := make([]byte, size)
 			n, err := f.Read(buf)
 			select {
-			case s.chunks <- chunk{buf[:n], err}:
+			case chunks <- chunk{buf[:n], err}:
 			case <-done:
 				return
 			}

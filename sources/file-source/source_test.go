@@ -220,20 +220,20 @@ func TestSplitCustomDelimiters(t *testing.T) {
 
 func TestUnescapeDelimiter(t *testing.T) {
 	for in, want := range map[string]string{
-		`\n`:    "\n",
-		`\0`:    "\x00",
-		`\000`:  "\x00",
-		`\0\0`:  "\x00\x00",
-		`\r\n`:  "\r\n",
-		`\t`:    "\t",
-		`\x1e`:  "\x1e",
-		`||`:    "||",
-		`"`:     `"`,
-		`a"b`:   `a"b`,
-		`\"`:    `"`,
-		`\\`:    `\`,
-		`\\0`:   `\0`,
-		`---`:   "---",
+		`\n`:     "\n",
+		`\0`:     "\x00",
+		`\000`:   "\x00",
+		`\0\0`:   "\x00\x00",
+		`\r\n`:   "\r\n",
+		`\t`:     "\t",
+		`\x1e`:   "\x1e",
+		`||`:     "||",
+		`"`:      `"`,
+		`a"b`:    `a"b`,
+		`\"`:     `"`,
+		`\\`:     `\`,
+		`\\0`:    `\0`,
+		`---`:    "---",
 		`\u00e9`: "é",
 	} {
 		got, err := unescape(in)
@@ -257,6 +257,23 @@ func TestInvalidDelimiter(t *testing.T) {
 		}
 		if _, err := newSource(&o, connector.Env{Log: zerolog.Nop()}); err == nil {
 			t.Errorf("newSource accepted delimiter %q", d)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := testOptions("in")
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid options: %v", err)
+	}
+	for field, o := range map[string]Options{
+		"follow":        {Path: "-", Delimiter: `\n`, Follow: true, PollInterval: ok.PollInterval},
+		"poll_interval": {Path: "in", Delimiter: `\n`, Follow: true},
+	} {
+		err := o.Validate()
+		var fe *schema.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%+v: error %v, want one naming %s", o, err, field)
 		}
 	}
 }

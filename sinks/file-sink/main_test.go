@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/metadata.golden.json from what the App prints")
+
+const goldenPath = "testdata/metadata.golden.json"
+
+func TestGoldenMetadata(t *testing.T) {
+	got, err := cli.NewSink(info, newSink).Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(goldenPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", goldenPath)
+	}
+	want, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("metadata differs from %s (run go test -run Golden -update if the change is intended):\n%s", goldenPath, got)
+	}
+	code, stdout, stderr := runApp(t, context.Background(), "metadata")
+	if code != 0 || stdout != string(want) {
+		t.Fatalf("metadata subcommand: exit %d, stderr %q, stdout differs from the golden file: %s", code, stderr, stdout)
+	}
+}
+
+func TestMetadataContents(t *testing.T) {
+	b, err := cli.NewSink(info, newSink).Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md struct {
+		Name, Direction, Version string
+		Schema                   struct {
+			Properties map[string]map[string]any
+			Required   []string
+		}
+	}
+	if err := json.Unmarshal(b, &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.Name != "file-sink" || md.Direction != "sink" || md.Version != cli.Version {
+		t.Fatalf("name/direction/version = %q/%q/%q", md.Name, md.Direction, md.Version)
+	}
+	for _, p := range []string{"topic", "bus", "map", "filter", "arraymap", "filter_map", "on_error", "group", "from", "stop_at_end",
+		"path", "output", "fsync"} {
+		if _, ok := md.Schema.Properties[p]; !ok {
+			t.Errorf("schema has no property %q", p)
+		}
+	}
+	req := "," + strings.Join(md.Schema.Required, ",") + ","
+	if !strings.Contains(req, ",topic,") || !strings.Contains(req, ",path,") {
+		t.Errorf("required = %q, want topic and path", req)
+	}
+	if d := md.Schema.Properties["from"]["default"]; d != "end" {
+		t.Errorf("from default %v", d)
+	}
+	if d := md.Schema.Properties["output"]["default"]; d != "value" {
+		t.Errorf("output default %v", d)
+	}
+}
+
+func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = cli.NewSink(info, newSink).Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// mustRun runs file-sink and fails the test unless it exits 0.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := runApp(t, ctx, args...)
+	if code != 0 {
+		t.Fatalf("file-sink %q: exit %d\n%s", args, code, stderr)
+	}
+	return stderr
+}
+
+// publish appends records with the given values to topic.
+func publish(t *testing.T, busDir, topic string, vals ...string) {
+	t.Helper()
+	recs := make([]record.Record, len(vals))
+	for i, v := range vals {
+		recs[i] = record.Record{Value: []byte(v), Time: time.Now()}
+	}
+	publishRecords(t, busDir, topic, recs...)
+}
+
+func publishRecords(t *testing.T, busDir, topic string, recs ...record.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, busDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lines returns the lines of the file at path, nil when it does not exist.
+func lines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if b[len(b)-1] != '\n' {
+		t.Fatalf("%s does not end with a newline: %q", path, b)
+	}
+	return strings.Split(string(b[:len(b)-1]), "\n")
+}
+
+func equalStrings(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\x1f") != strings.Join(want, "\x1f") || len(got) != len(want) {
+		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
+	}
+}
+
+type env struct {
+	busDir, dir string
+}
+
+func newEnv(t *testing.T) env {
+	dir := t.TempDir()
+	return env{busDir: filepath.Join(dir, "bus"), dir: dir}
+}
+
+func (e env) out(name string) string { return filepath.Join(e.dir, name) }
+
+func TestRunWritesTopicToFile(t *testing.T) {
+	e := newEnv(t)
+	var want []string
+	for i := 0; i < 20000; i++ { // more than one poll
+		want = append(want, fmt.Sprintf(`{"seq":%d}`, i))
+	}
+	publish(t, e.busDir, "orders", want...)
+	mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out.jsonl"), "--from", "beginning", "--stop-at-end")
+	equalStrings(t, "file", lines(t, e.out("out.jsonl")), want)
+}
+
+func TestRunTransformsInCommandLineOrder(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "t", `{"a":0}`, `{"a":5}`)
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("mapfirst"), "--from", "beginning", "--stop-at-end",
+		"--group", "g1", "--map", ".a = 1", "--filter", ".a == 1")
+	equalStrings(t, "--map then --filter", lines(t, e.out("mapfirst")), []string{`{"a":1}`, `{"a":1}`})
+
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("filterfirst"), "--from", "beginning", "--stop-at-end",
+		"--group", "g2", "--filter", ".a == 1", "--map", ".a = 1")
+	if got := lines(t, e.out("filterfirst")); len(got) != 0 {
+		t.Fatalf("--filter then --map wrote %q, want nothing", got)
+	}
+}
+
+func TestRunDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--map", ".b = .a")
+	equalStrings(t, "written", lines(t, e.out("out")), []string{`{"a":1,"b":1}`, `{"a":2,"b":2}`})
+
+	// Read the dead letters back with file-sink itself.
+	mustRun(t, "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end", "--output", "full")
+	dead := lines(t, e.out("dlq"))
+	if len(dead) != 1 {
+		t.Fatalf("dead letters: %q", dead)
+	}
+	var fr struct {
+		Value   any
+		Headers []struct{ Key, Value string }
+	}
+	if err := json.Unmarshal([]byte(dead[0]), &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Value != "not json" {
+		t.Errorf("dead letter value %v", fr.Value)
+	}
+	h := map[string]string{}
+	for _, x := range fr.Headers {
+		h[x.Key] = x.Value
+	}
+	for k, want := range map[string]string{
+		"culvert.stage":     "transform",
+		"culvert.offset":    "1",
+		"culvert.connector": "file-sink",
+		"culvert.topic":     "orders",
+		"culvert.step":      "decode",
+	} {
+		if h[k] != want {
+			t.Errorf("%s = %q, want %q", k, h[k], want)
+		}
+	}
+	if !strings.Contains(h["culvert.error"], "not JSON") {
+		t.Errorf("culvert.error = %q", h["culvert.error"])
+	}
+}
+
+func TestRunOnErrorFail(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--group", "g"}
+	code, _, stderr := runApp(t, ctx, append(args, "--map", ".", "--on-error", "fail")...)
+	if code != 1 || !strings.Contains(stderr, "offset 1") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming offset 1", code, stderr)
+	}
+	// Nothing was committed: the group reads the same records again.
+	os.Remove(e.out("out"))
+	mustRun(t, append(args, "--map", ".", "--on-error", "skip")...)
+	equalStrings(t, "after the failure", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
+}
+
+func TestRunOnErrorSkip(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	stderr := mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end",
+		"--filter", "true", "--on-error", "skip")
+	equalStrings(t, "written", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
+	if !strings.Contains(stderr, "skipped") {
+		t.Errorf("no warning about the skipped record:\n%s", stderr)
+	}
+	mustRun(t, "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end")
+	if got := lines(t, e.out("dlq")); len(got) != 0 {
+		t.Fatalf("--on-error skip sent %q to the dead-letter topic", got)
+	}
+}
+
+func TestRunWithoutTransformWritesValuesUntouched(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "logs", "plain text", "  {\"a\": 1}  ", "{broken")
+	mustRun(t, "--topic", "logs", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
+	equalStrings(t, "written", lines(t, e.out("out")), []string{"plain text", "  {\"a\": 1}  ", "{broken"})
+}
+
+func TestRunOutputFull(t *testing.T) {
+	e := newEnv(t)
+	tm := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	publishRecords(t, e.busDir, "t",
+		record.Record{Key: []byte("k"), Value: []byte(`{"a":1}`), Time: tm, Headers: []record.Header{{Key: "h", Value: []byte("v")}}},
+		record.Record{Value: []byte("text")},
+	)
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--output", "full")
+	equalStrings(t, "full", lines(t, e.out("out")), []string{
+		`{"key":"k","value":{"a":1},"headers":[{"key":"h","value":"v"}],"time":"2025-01-02T03:04:05.000006Z","offset":0}`,
+		`{"key":null,"value":"text","offset":1}`,
+	})
+}
+
+func TestRunGroupResumes(t *testing.T) {
+	e := newEnv(t)
+	args := []string{"--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--group", "g"}
+	publish(t, e.busDir, "t", "1", "2")
+	mustRun(t, args...)
+	publish(t, e.busDir, "t", "3")
+	os.Remove(e.out("out"))
+	mustRun(t, args...)
+	equalStrings(t, "second run of the group", lines(t, e.out("out")), []string{"3"})
+
+	os.Remove(e.out("out"))
+	mustRun(t, args...)
+	if got := lines(t, e.out("out")); len(got) != 0 {
+		t.Fatalf("third run with nothing new wrote %q", got)
+	}
+
+	// Another group starts over; the default group is the connector's name.
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end")
+	equalStrings(t, "default group", lines(t, e.out("other")), []string{"1", "2", "3"})
+	os.Remove(e.out("other"))
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end", "--group", "file-sink")
+	if got := lines(t, e.out("other")); len(got) != 0 {
+		t.Fatalf("--group file-sink is not the default group: it wrote %q", got)
+	}
+}
+
+func TestRunFromEndForNewGroup(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "t", "old1", "old2")
+	// --from end is the default: a new group skips what is already there.
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g")
+	if got := lines(t, e.out("out")); len(got) != 0 {
+		t.Fatalf("a new group from the end wrote %q", got)
+	}
+	publish(t, e.busDir, "t", "new")
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "end")
+	equalStrings(t, "after the group joined", lines(t, e.out("out")), []string{"new"})
+
+	// --from applies to new groups only.
+	os.Remove(e.out("out"))
+	publish(t, e.busDir, "t", "newer")
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "beginning")
+	equalStrings(t, "existing group with --from beginning", lines(t, e.out("out")), []string{"newer"})
+}
+
+func TestRunStopAtEndOnEmptyTopic(t *testing.T) {
+	e := newEnv(t)
+	start := time.Now()
+	mustRun(t, "--topic", "empty", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("--stop-at-end on an empty topic took %v", d)
+	}
+	if got := lines(t, e.out("out")); len(got) != 0 {
+		t.Fatalf("wrote %q", got)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "t", "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := runApp(t, ctx, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning")
+		done <- code
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(lines(t, e.out("out"))) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the record never reached the file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	publish(t, e.busDir, "t", "b")
+	for len(lines(t, e.out("out"))) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second record never reached the file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after cancel, want 0", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("file-sink did not stop after its context was cancelled")
+	}
+	equalStrings(t, "written", lines(t, e.out("out")), []string{"a", "b"})
+	// Both were committed: the group has nothing left.
+	os.Remove(e.out("out"))
+	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end")
+	if got := lines(t, e.out("out")); len(got) != 0 {
+		t.Fatalf("records written before the stop were not committed: %q again", got)
+	}
+}
+
+func TestRunEnvironment(t *testing.T) {
+	e := newEnv(t)
+	publish(t, e.busDir, "fromenv", `{"a":1}`, `{"a":2}`)
+	publish(t, e.busDir, "fromflag", `{"a":3}`, `{"a":4}`)
+	t.Setenv("CULVERT_TOPIC", "fromenv")
+	t.Setenv("CULVERT_BUS", e.busDir)
+	t.Setenv("CULVERT_FROM", "beginning")
+	t.Setenv("CULVERT_STOP_AT_END", "true")
+	t.Setenv("CULVERT_FILTER", ".a > 1")
+	mustRun(t, "--path", e.out("env"))
+	equalStrings(t, "from the environment", lines(t, e.out("env")), []string{`{"a":2}`})
+
+	mustRun(t, "--path", e.out("flag"), "--topic", "fromflag", "--filter", ".a == 3")
+	equalStrings(t, "flags over the environment", lines(t, e.out("flag")), []string{`{"a":3}`})
+}
+
+func TestRunBadUsage(t *testing.T) {
+	e := newEnv(t)
+	base := []string{"--topic", "t", "--bus", e.busDir}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--path", "-", "--from", "middle"}, "--from"},
+		{[]string{"--path", "-", "--output", "yaml"}, "--output"},
+		{[]string{"--path", "-", "--filter", ".a >"}, "--filter"},
+		{[]string{"--path", "-", "--batch-size", "0"}, "--batch-size"},
+		{[]string{"--path", "-", "--on-error", "ignore"}, "--on-error"},
+		{[]string{"--path", "-", "--shutdown-timeout", "later"}, "--shutdown-timeout"},
+		{[]string{"--path", "-", "--fsync=maybe"}, "--fsync"},
+		{[]string{}, "--path"},
+	} {
+		code, stdout, stderr := runApp(t, context.Background(), append(append([]string(nil), base...), tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, stderr, tc.want)
+		}
+		if stdout != "" {
+			t.Errorf("%q: wrote %q to stdout", tc.args, stdout)
+		}
+	}
+}
+
+func TestRunUnwritablePathFails(t *testing.T) {
+	e := newEnv(t)
+	code, _, stderr := runApp(t, context.Background(), "--topic", "t", "--bus", e.busDir, "--path", filepath.Join(e.dir, "missing", "out"), "--stop-at-end")
+	if code != 1 || !strings.Contains(stderr, "missing") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming the path", code, stderr)
+	}
+}
+
+func TestRunHelpAndVersion(t *testing.T) {
+	code, stdout, _ := runApp(t, context.Background(), "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, want := range []string{"Examples:", "--path", "--output", "--fsync", "--group", "--from", "--stop-at-end", "CULVERT_OUTPUT"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	code, stdout, _ = runApp(t, context.Background(), "version")
+	if code != 0 || !strings.HasPrefix(stdout, "file-sink "+cli.Version+" ") {
+		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+}
