@@ -9,7 +9,7 @@ CONNECTORS := $(filter sources/% sinks/%,$(MODULES))
 BIN        := $(ROOT)/bin
 TOOLS      := $(ROOT)/.tools
 LDFLAGS    := -s -w -X github.com/culvert-dev/culvert/common/cli.Version=$(VERSION)
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.7.0
 ACTIONLINT_VERSION  := v1.7.7
 
 export CGO_ENABLED = 0

@@ -36,7 +36,7 @@ type linesSource struct {
 }
 
 func (s *linesSource) Open(context.Context, []byte) error { return nil }
-func (s *linesSource) Close() error                      { return nil }
+func (s *linesSource) Close() error                       { return nil }
 func (s *linesSource) Read(context.Context) (connector.Batch, error) {
 	if s.done {
 		return connector.Batch{}, io.EOF

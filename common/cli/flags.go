@@ -202,4 +202,3 @@ func orderedSteps(fromFlags []transform.Step, c *Common) []transform.Step {
 	}
 	return steps
 }
-

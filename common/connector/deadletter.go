@@ -99,4 +99,3 @@ func (d *deadLetters) handle(stage string, failed []transform.Failed, rejected [
 	d.sent += int64(n)
 	return out, nil
 }
-

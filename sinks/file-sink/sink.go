@@ -38,7 +38,6 @@ type sink struct {
 	opts Options
 	f    *os.File
 	w    *bufio.Writer
-	line []byte
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
