@@ -397,13 +397,14 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, own, shared any, 
 	return err
 }
 
-// tuneGC trades memory for speed unless the user set GOGC or GOMEMLIMIT:
-// connectors allocate many short-lived values per record.
+// tuneGC trades some memory for speed unless the user set GOGC or
+// GOMEMLIMIT: connectors allocate many short-lived values per record. The
+// soft limit keeps a process near 120 MiB at most.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(200)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(100 << 20)
+		debug.SetMemoryLimit(120 << 20)
 	}
 }

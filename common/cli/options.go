@@ -23,7 +23,7 @@ type Common struct {
 // SourceOptions are the options every source has.
 type SourceOptions struct {
 	Common
-	BatchSize int             `json:"batch_size" jsonschema:"minimum=1,default=10000" jsonschema_description:"Most records in one write to the bus."`
+	BatchSize int             `json:"batch_size" jsonschema:"minimum=1,default=5000" jsonschema_description:"Most records in one write to the bus."`
 	Linger    schema.Duration `json:"linger" jsonschema:"default=5ms" jsonschema_description:"How long to wait for more records before a write to the bus that is not full."`
 }
 

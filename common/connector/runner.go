@@ -211,11 +211,14 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			return
 		}
 		g := &group{batches: pending, done: make(chan struct{})}
+		if len(pending) == 1 {
+			g.in = pending[0].Records
+		} else {
+			g.in = make([]record.Record, 0, count)
+		}
 		pending, count = nil, 0
 		for _, bt := range g.batches {
-			if g.in == nil {
-				g.in = bt.Records
-			} else {
+			if len(g.batches) > 1 {
 				g.in = append(g.in, bt.Records...)
 			}
 			if bt.Position != nil && key != "" {

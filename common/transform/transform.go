@@ -95,10 +95,16 @@ func (e *Error) Unwrap() error { return e.Err }
 // when filtered out, several with --arraymap. Outputs keep the input's key,
 // headers, time and offset.
 func (c *Chain) Apply(r record.Record) ([]record.Record, error) {
-	return c.apply(nil, r)
+	var sc scratch
+	return c.apply(nil, r, &sc)
 }
 
-func (c *Chain) apply(out []record.Record, r record.Record) ([]record.Record, error) {
+// scratch holds buffers reused from one record to the next.
+type scratch struct {
+	cur, next []any
+}
+
+func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]record.Record, error) {
 	if c.Empty() {
 		return append(out, r), nil
 	}
@@ -106,18 +112,24 @@ func (c *Chain) apply(out []record.Record, r record.Record) ([]record.Record, er
 	if err != nil {
 		return out, &Error{Step: "decode", Err: fmt.Errorf("value is not JSON: %w", err)}
 	}
-	vals := []any{v}
+	vals := append(sc.cur[:0], v)
+	changed := false // only filters ran: the value is the input's, bytes and all
 	for _, s := range c.steps {
-		next := vals[:0:0]
+		next := sc.next[:0]
 		for _, v := range vals {
 			if next, err = s.run(next, v); err != nil {
 				return out, &Error{Step: string(s.Kind.Flag()) + " " + s.Expr, Err: err}
 			}
 		}
+		sc.cur, sc.next = next, vals
 		vals = next
 		if len(vals) == 0 {
 			return out, nil
 		}
+		changed = changed || s.Kind != Filter
+	}
+	if !changed {
+		return append(out, r), nil
 	}
 	for _, v := range vals {
 		b, err := gojq.Marshal(v)
@@ -128,6 +140,7 @@ func (c *Chain) apply(out []record.Record, r record.Record) ([]record.Record, er
 		o.Value = b
 		out = append(out, o)
 	}
+	clear(sc.cur) // let the values be collected
 	return out, nil
 }
 
@@ -267,9 +280,10 @@ func (c *Chain) ApplyParallel(recs []record.Record) ([]record.Record, []Failed) 
 func (c *Chain) applyRange(recs []record.Record) ([]record.Record, []Failed) {
 	out := make([]record.Record, 0, len(recs))
 	var failed []Failed
+	var sc scratch
 	for _, r := range recs {
 		var err error
-		if out, err = c.apply(out, r); err != nil {
+		if out, err = c.apply(out, r, &sc); err != nil {
 			var te *Error
 			errors.As(err, &te)
 			failed = append(failed, Failed{Record: r, Err: te})

@@ -77,7 +77,7 @@ func TestMetadataContents(t *testing.T) {
 	if got := strings.Join(md.Schema.Required, ","); !strings.Contains(","+got+",", ",topic,") || !strings.Contains(","+got+",", ",path,") {
 		t.Errorf("required = %q, want topic and path", got)
 	}
-	if d := md.Schema.Properties["batch_size"]["default"]; d != float64(10000) {
+	if d := md.Schema.Properties["batch_size"]["default"]; d != float64(5000) {
 		t.Errorf("batch_size default %v", d)
 	}
 	if d := md.Schema.Properties["delimiter"]["default"]; d != `\n` {

@@ -317,7 +317,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 // split cuts data into records at the delimiter and keeps the rest.
 func (s *source) split(data []byte) connector.Batch {
 	now := time.Now()
-	var recs []record.Record
+	recs := make([]record.Record, 0, bytes.Count(data, s.delim))
 	start := 0
 	for {
 		i := bytes.Index(data[start:], s.delim)

@@ -47,7 +47,7 @@ gen_orders() {
 		and has("dlq_topic") and has("on_error") and has("batch_size") and has("linger")
 		and has("path") and has("delimiter") and has("follow") and has("poll_interval") and has("read_size")'
 	echo "$output" | jq -e '.schema.required | index("topic") != null and index("path") != null'
-	echo "$output" | jq -e '.schema.properties.batch_size.default == 10000 and .schema.properties.batch_size.minimum == 1'
+	echo "$output" | jq -e '.schema.properties.batch_size.default == 5000 and .schema.properties.batch_size.minimum == 1'
 	echo "$output" | jq -e '.schema.properties.delimiter.default == "\\n" and .schema.properties.poll_interval.default == "250ms"'
 	echo "$output" | jq -e '.schema.properties.read_size.default == 262144 and .schema.properties.linger.default == "5ms"'
 	echo "$output" | jq -e '.schema.properties.on_error.enum == ["dlq", "fail", "skip"] and .schema.additionalProperties == false'
@@ -60,7 +60,7 @@ gen_orders() {
 	# Nor does a bad environment disturb it.
 	run --separate-stderr env -i CULVERT_BATCH_SIZE=zero CULVERT_BUS=/nonexistent/x "$SRC" metadata
 	[ "$status" -eq 0 ]
-	echo "$output" | jq -e '.schema.properties.batch_size.default == 10000'
+	echo "$output" | jq -e '.schema.properties.batch_size.default == 5000'
 }
 
 @test "version prints the name and the metadata's version" {
