@@ -52,7 +52,9 @@ type step struct {
 
 // Chain is a compiled list of steps. It is safe for concurrent use.
 type Chain struct {
-	steps []step
+	steps    []step
+	pool     sync.Pool // of *scratch
+	noStream bool      // evaluate every record the ordinary way (tests)
 }
 
 // Compile compiles steps. An error names the step's flag and expression.
@@ -99,9 +101,30 @@ func (c *Chain) Apply(r record.Record) ([]record.Record, error) {
 	return c.apply(nil, r, &sc)
 }
 
-// scratch holds buffers reused from one record to the next.
+// scratch holds what is reused from one record to the next: buffers and
+// the streams of the steps.
 type scratch struct {
 	cur, next []any
+	streams   []*stream
+}
+
+// getScratch returns a scratch with streams for c's steps, fresh for a batch.
+func (c *Chain) getScratch() *scratch {
+	if sc, ok := c.pool.Get().(*scratch); ok {
+		for _, st := range sc.streams {
+			if st != nil {
+				st.reset()
+			}
+		}
+		return sc
+	}
+	sc := &scratch{streams: make([]*stream, len(c.steps))}
+	if !c.noStream {
+		for i, s := range c.steps {
+			sc.streams[i] = newStream(s.Step)
+		}
+	}
+	return sc
 }
 
 func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]record.Record, error) {
@@ -114,10 +137,11 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 	}
 	vals := append(sc.cur[:0], v)
 	changed := false // only filters ran: the value is the input's, bytes and all
-	for _, s := range c.steps {
+	for i := range c.steps {
+		s := &c.steps[i]
 		next := sc.next[:0]
 		for _, v := range vals {
-			if next, err = s.run(next, v); err != nil {
+			if next, err = sc.run(i, s, next, v); err != nil {
 				return out, &Error{Step: string(s.Kind.Flag()) + " " + s.Expr, Err: err}
 			}
 		}
@@ -280,10 +304,11 @@ func (c *Chain) ApplyParallel(recs []record.Record) ([]record.Record, []Failed) 
 func (c *Chain) applyRange(recs []record.Record) ([]record.Record, []Failed) {
 	out := make([]record.Record, 0, len(recs))
 	var failed []Failed
-	var sc scratch
+	sc := c.getScratch()
+	defer c.pool.Put(sc)
 	for _, r := range recs {
 		var err error
-		if out, err = c.apply(out, r, &sc); err != nil {
+		if out, err = c.apply(out, r, sc); err != nil {
 			var te *Error
 			errors.As(err, &te)
 			failed = append(failed, Failed{Record: r, Err: te})

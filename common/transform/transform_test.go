@@ -52,6 +52,10 @@ func TestChain(t *testing.T) {
 			if got := values(out); got != c.want {
 				t.Fatalf("got %s, want %s", got, c.want)
 			}
+			streamed, failed := ch.ApplyBatch([]record.Record{rec(c.in), rec(c.in)})
+			if len(failed) != 0 || values(streamed) != strings.TrimSpace(c.want+" "+c.want) {
+				t.Fatalf("streamed: got %s (%d failed), want %s twice", values(streamed), len(failed), c.want)
+			}
 			for _, o := range out {
 				if string(o.Key) != "k" || o.Offset != 7 {
 					t.Fatalf("output lost key or offset: %+v", o)
@@ -89,6 +93,10 @@ func TestErrors(t *testing.T) {
 		te, ok := err.(*Error)
 		if !ok || te.Step != c.step {
 			t.Fatalf("%s on %s: error %v, want step %q", c.steps[0].Expr, c.in, err, c.step)
+		}
+		_, failed := ch.ApplyBatch([]record.Record{rec(c.in)})
+		if len(failed) != 1 || failed[0].Err.Error() != te.Error() {
+			t.Fatalf("streamed: %v, want the error %v", failed, te)
 		}
 	}
 }
@@ -164,4 +172,58 @@ func BenchmarkApplyBatch(b *testing.B) {
 		ch.ApplyParallel(recs)
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// TestStreamedMatchesOrdinary checks that the streamed evaluation of a batch
+// gives exactly what evaluating each record on its own gives, over awkward
+// expressions and values that fail, across several batches.
+func TestStreamedMatchesOrdinary(t *testing.T) {
+	exprs := []Step{
+		{Filter, ".n % 3 != 0 # a comment"},
+		{Map, "def twice: [., .]; {n: .n, t: (.n | twice)}"},
+		{ArrayMap, "if .n % 5 == 0 then empty else .t[] end"},
+		{Map, "if . == 7 then error(\"seven\") else . end"},
+		{FilterMap, "select(. % 2 == 1) | . * 10"},
+		{Map, "[.] | .[]"},
+	}
+	var in []record.Record
+	for i := 0; i < 3000; i++ {
+		v := fmt.Sprintf(`{"n":%d}`, i)
+		if i%97 == 0 {
+			v = "oops"
+		}
+		in = append(in, record.Record{Value: []byte(v), Offset: int64(i)})
+	}
+	for n := 1; n <= len(exprs); n++ {
+		streamed, err := Compile(exprs[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ordinary, _ := Compile(exprs[:n])
+		ordinary.noStream = true
+		for _, batch := range [][]record.Record{in[:1000], in[1000:]} {
+			so, sf := streamed.ApplyBatch(batch)
+			oo, of := ordinary.ApplyBatch(batch)
+			if values(so) != values(oo) {
+				t.Fatalf("%d steps: streamed and ordinary outputs differ", n)
+			}
+			if len(sf) != len(of) {
+				t.Fatalf("%d steps: %d failures streamed, %d ordinary", n, len(sf), len(of))
+			}
+			for i := range sf {
+				if sf[i].Err.Error() != of[i].Err.Error() || sf[i].Record.Offset != of[i].Record.Offset {
+					t.Fatalf("%d steps: failure %d: %v at %d, ordinary %v at %d", n, i, sf[i].Err, sf[i].Record.Offset, of[i].Err, of[i].Record.Offset)
+				}
+			}
+		}
+	}
+}
+
+func TestExpressionsReadingInputRunTheOrdinaryWay(t *testing.T) {
+	if newStream(Step{Map, "input"}) != nil || newStream(Step{Filter, "halt"}) != nil {
+		t.Fatal("an expression using input or halt was streamed")
+	}
+	if newStream(Step{Map, ".a"}) == nil {
+		t.Fatal(".a not streamed")
+	}
 }

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS positions(
 
 // Bus is the embedded bus.
 type Bus struct {
-	db    *sql.DB
+	db    *sql.DB // records and positions, synchronous=FULL
+	meta  *sql.DB // group offsets and leases, synchronous=NORMAL
 	path  string
 	lease time.Duration
 
@@ -107,7 +108,16 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(0)
-	b := &Bus{db: db, path: path, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
+	// Group offsets and leases are written without waiting for fsync: WAL
+	// order means the next synced commit (any publish) makes them durable,
+	// and a commit lost to a power cut only means records read again.
+	meta, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(30000)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
+	}
+	meta.SetMaxOpenConns(2)
+	b := &Bus{db: db, meta: meta, path: path, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.checkpoints()
 	return b, nil
@@ -163,6 +173,7 @@ func (b *Bus) Close() error {
 	close(b.stop)
 	b.wg.Wait()
 	b.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	b.meta.Close()
 	return b.db.Close()
 }
 
@@ -348,7 +359,7 @@ func nowMS() int64 { return time.Now().UnixMilli() }
 // holds it; on taking it over it reloads the committed offset.
 func (s *subscription) renew(ctx context.Context) (bool, error) {
 	now := nowMS()
-	res, err := s.b.db.ExecContext(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
+	res, err := s.b.meta.ExecContext(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
 		ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
 		WHERE leases.owner=excluded.owner OR leases.expires_ms < ?`,
 		s.topicID, s.group, s.owner, now+s.b.lease.Milliseconds(), now)
@@ -507,7 +518,7 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 		return nil
 	}
 	next := msgs[len(msgs)-1].Offset + 1
-	res, err := s.b.db.ExecContext(ctx, `UPDATE group_offsets SET next_offset=max(next_offset, ?)
+	res, err := s.b.meta.ExecContext(ctx, `UPDATE group_offsets SET next_offset=max(next_offset, ?)
 		WHERE topic_id=? AND grp=? AND EXISTS(SELECT 1 FROM leases WHERE topic_id=? AND grp=? AND owner=?)`,
 		next, s.topicID, s.group, s.topicID, s.group, s.owner)
 	if err != nil {
@@ -562,7 +573,7 @@ func (s *subscription) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := s.b.db.ExecContext(ctx, `DELETE FROM leases WHERE topic_id=? AND grp=? AND owner=?`, s.topicID, s.group, s.owner)
+	_, err := s.b.meta.ExecContext(ctx, `DELETE FROM leases WHERE topic_id=? AND grp=? AND owner=?`, s.topicID, s.group, s.owner)
 	if err != nil {
 		return fmt.Errorf("leaving group %q: %w", s.group, err)
 	}
