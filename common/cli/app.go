@@ -402,7 +402,7 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, own, shared any, 
 // soft limit keeps a process near 120 MiB at most.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
+		debug.SetGCPercent(300)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(120 << 20)

@@ -9,10 +9,11 @@ import (
 // A stream evaluates one step over many values with one long-running gojq
 // program, `inputs | try [E] catch ...`, fed a value at a time. Setting up
 // gojq's interpreter once per batch instead of once per record halves the
-// cost of a step. It gives exactly one array per value: E's outputs (the
-// first only for --filter and --filter-map, at most two for --map). Anything
-// else (an error, a halt) makes the caller evaluate that value the ordinary
-// way, step.run, which is the reference for every result and message.
+// cost of a step. It gives exactly one array per value: all of E's
+// outputs, so an expression must have a finite number of them. Anything
+// else (an error, a halt, a --map with other than one output) makes the
+// caller evaluate that value the ordinary way, step.run, which is the
+// reference for every result and message.
 type stream struct {
 	code *gojq.Code
 	feed *feed
@@ -40,14 +41,10 @@ func newStream(s Step) *stream {
 	if strings.Contains(s.Expr, "input") || strings.Contains(s.Expr, "halt") {
 		return nil
 	}
-	body := s.Expr + "\n" // a trailing comment must not swallow the wrapper
-	switch s.Kind {
-	case Filter, FilterMap:
-		body = "first(" + body + ")"
-	case Map:
-		body = "limit(2; " + body + ")"
-	}
-	q, err := gojq.Parse("inputs | try [" + body + "] catch null")
+	// A trailing comment must not swallow the wrapper. Every output of the
+	// expression is collected (as jq's select does); wrapping it in first()
+	// or limit() would cost more than the expression itself.
+	q, err := gojq.Parse("inputs | try [" + s.Expr + "\n] catch null")
 	if err != nil {
 		return nil
 	}
@@ -95,7 +92,9 @@ func (sc *scratch) run(i int, s *step, out []any, v any) ([]any, error) {
 					out = append(out, v)
 				}
 				return out, nil
-			case FilterMap, ArrayMap:
+			case FilterMap:
+				return append(out, outs[:min(1, len(outs))]...), nil
+			case ArrayMap:
 				return append(out, outs...), nil
 			case Map:
 				if len(outs) == 1 {
