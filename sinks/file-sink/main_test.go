@@ -1,80 +1,34 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/metadata.golden.json from what the App prints")
-
-const goldenPath = "testdata/metadata.golden.json"
+// app returns the connector's command line.
+func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
-	got, err := cli.NewSink(info, newSink).Metadata()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(goldenPath), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", goldenPath)
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("metadata differs from %s (run go test -run Golden -update if the change is intended):\n%s", goldenPath, got)
-	}
-	code, stdout, stderr := runApp(t, context.Background(), "metadata")
-	if code != 0 || stdout != string(want) {
-		t.Fatalf("metadata subcommand: exit %d, stderr %q, stdout differs from the golden file: %s", code, stderr, stdout)
-	}
-}
-
-func TestMetadataContents(t *testing.T) {
-	b, err := cli.NewSink(info, newSink).Metadata()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var md struct {
-		Name, Direction, Version string
-		Schema                   struct {
-			Properties map[string]map[string]any
-			Required   []string
-		}
-	}
-	if err := json.Unmarshal(b, &md); err != nil {
-		t.Fatal(err)
-	}
-	if md.Name != "file-sink" || md.Direction != "sink" || md.Version != cli.Version {
-		t.Fatalf("name/direction/version = %q/%q/%q", md.Name, md.Direction, md.Version)
-	}
-	for _, p := range []string{"topic", "bus", "map", "filter", "arraymap", "filter_map", "on_error", "group", "from", "stop_at_end",
-		"path", "output", "fsync"} {
+	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "file-sink", cli.DirectionSink)
+	for _, p := range []string{"path", "output", "fsync"} {
 		if _, ok := md.Schema.Properties[p]; !ok {
 			t.Errorf("schema has no property %q", p)
 		}
 	}
-	req := "," + strings.Join(md.Schema.Required, ",") + ","
-	if !strings.Contains(req, ",topic,") || !strings.Contains(req, ",path,") {
-		t.Errorf("required = %q, want topic and path", req)
+	if !slices.Contains(md.Schema.Required, "path") {
+		t.Errorf("required = %v, want path among them", md.Schema.Required)
 	}
 	if d := md.Schema.Properties["from"]["default"]; d != "end" {
 		t.Errorf("from default %v", d)
@@ -84,23 +38,16 @@ func TestMetadataContents(t *testing.T) {
 	}
 }
 
+// runApp runs the connector's command line in the test process.
 func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code = cli.NewSink(info, newSink).Main(ctx, args, &out, &errb)
-	return code, out.String(), errb.String()
+	return connectortest.Run(t, ctx, app(), args...)
 }
 
-// mustRun runs file-sink and fails the test unless it exits 0.
+// mustRun runs the connector and fails the test unless it exits 0.
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, _, stderr := runApp(t, ctx, args...)
-	if code != 0 {
-		t.Fatalf("file-sink %q: exit %d\n%s", args, code, stderr)
-	}
-	return stderr
+	return connectortest.MustRun(t, app(), args...)
 }
 
 // publish appends records with the given values to topic.

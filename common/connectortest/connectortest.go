@@ -1,0 +1,104 @@
+package connectortest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/cli"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files from what the connector prints")
+
+// Metadata is a connector's decoded metadata.
+type Metadata struct {
+	Name, Direction, Version, Description string
+	Schema                                struct {
+		Properties map[string]map[string]any
+		Required   []string
+	}
+}
+
+// sharedOptions are the options every connector of a direction has.
+var sharedOptions = map[cli.Direction][]string{
+	cli.DirectionSource: {"topic", "bus", "map", "filter", "arraymap", "filter_map", "dlq_topic", "on_error", "log_level", "log_format", "shutdown_timeout", "batch_size", "linger"},
+	cli.DirectionSink:   {"topic", "bus", "map", "filter", "arraymap", "filter_map", "dlq_topic", "on_error", "log_level", "log_format", "shutdown_timeout", "group", "from", "stop_at_end"},
+}
+
+// Golden compares app's metadata with the golden file at path (run the test
+// with -update to rewrite it), checks that the metadata subcommand prints the
+// same bytes with no flags and that the metadata has the connector's name,
+// direction, version, every shared option and topic among the required
+// ones, and returns it decoded for the connector's own checks.
+func Golden(t *testing.T, app *cli.App, path, name string, dir cli.Direction) Metadata {
+	t.Helper()
+	got, err := app.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("metadata differs from %s (run go test -run Golden -update if the change is intended):\n%s", path, got)
+	}
+	code, stdout, stderr := Run(t, context.Background(), app, "metadata")
+	if code != 0 || stdout != string(want) {
+		t.Fatalf("metadata subcommand: exit %d, stderr %q, stdout differs from the golden file: %s", code, stderr, stdout)
+	}
+	var md Metadata
+	if err := json.Unmarshal(got, &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.Name != name || md.Direction != string(dir) || md.Version != cli.Version || md.Description == "" {
+		t.Fatalf("name/direction/version/description = %q/%q/%q/%q", md.Name, md.Direction, md.Version, md.Description)
+	}
+	for _, p := range sharedOptions[dir] {
+		if _, ok := md.Schema.Properties[p]; !ok {
+			t.Errorf("schema has no shared option %q", p)
+		}
+	}
+	if !slices.Contains(md.Schema.Required, "topic") {
+		t.Errorf("required = %v, want topic among them", md.Schema.Required)
+	}
+	return md
+}
+
+// Run runs app's command line with args in the test process and returns its
+// exit status, standard output and standard error.
+func Run(t *testing.T, ctx context.Context, app *cli.App, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = app.Main(ctx, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// MustRun runs app's command line (for at most 30s) and fails the test
+// unless it exits 0; it returns standard error.
+func MustRun(t *testing.T, app *cli.App, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := Run(t, ctx, app, args...)
+	if code != 0 {
+		t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+	}
+	return stderr
+}
