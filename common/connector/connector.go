@@ -69,6 +69,7 @@ type RejectedRecord struct {
 	Headers []record.Header // extra dead-letter headers, such as an HTTP status
 }
 
+// Error says how many records were rejected.
 func (r *Rejected) Error() string {
 	return strconv.Itoa(len(r.Records)) + " records rejected"
 }

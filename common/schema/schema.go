@@ -134,6 +134,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error returns "field: message".
 func (e *FieldError) Error() string {
 	if e.Field == "" {
 		return e.Msg

@@ -90,7 +90,9 @@ type Error struct {
 	Err  error
 }
 
+// Error returns "step: error".
 func (e *Error) Error() string { return e.Step + ": " + e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Apply runs the chain on one record and returns its output records: none

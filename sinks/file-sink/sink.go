@@ -44,6 +44,7 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 	return &sink{opts: *opts}, nil
 }
 
+// Open opens the file for appending, or takes standard output.
 func (s *sink) Open(ctx context.Context) error {
 	if s.opts.Path == "-" {
 		s.f = os.Stdout
@@ -72,6 +73,7 @@ type fullHeader struct {
 	Value string `json:"value"`
 }
 
+// Write writes recs and returns once they are flushed (and synced with --fsync).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	for i := range recs {
 		r := &recs[i]
@@ -120,6 +122,7 @@ func full(r *record.Record) fullRecord {
 	return fr
 }
 
+// Close flushes and closes the file; it leaves standard output open.
 func (s *sink) Close() error {
 	if s.f == nil {
 		return nil

@@ -154,6 +154,7 @@ func fileID(fi os.FileInfo) (dev, ino uint64) {
 	return 0, 0
 }
 
+// Open opens the file and seeks to the saved position when it is still valid.
 func (s *source) Open(ctx context.Context, resume []byte) error {
 	if s.opts.Path == "-" {
 		s.f = os.Stdin
@@ -275,6 +276,7 @@ func (s *source) sleep(ctx context.Context) error {
 	}
 }
 
+// Read returns the next whole records, waiting for more with --follow.
 func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	for {
 		if s.eof {
@@ -418,6 +420,7 @@ func (s *source) grew() (bool, error) {
 	return fi.Size() > cur, nil
 }
 
+// Close closes the file.
 func (s *source) Close() error {
 	if s.done != nil {
 		close(s.done)
