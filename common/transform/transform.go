@@ -92,6 +92,7 @@ type Error struct {
 
 // Error returns "step: error".
 func (e *Error) Error() string { return e.Step + ": " + e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
