@@ -15,7 +15,7 @@ ACTIONLINT_VERSION  := v1.7.7
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools test lint catalog catalog-check bench demo clean modules modules-json
+.PHONY: all build tools test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles
 
 all: build
 
@@ -58,6 +58,18 @@ bench: build ## throughput and memory figures (see README, Performance)
 
 demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)
+
+IMAGE_PREFIX ?= culvert
+IMAGES_ENV   := VERSION=$(VERSION) BIN=$(BIN) IMAGE_PREFIX=$(IMAGE_PREFIX)
+
+images: build ## an image per connector, $(IMAGE_PREFIX)/<name>:$(VERSION), with docker or podman (scripts/images.sh)
+	@$(IMAGES_ENV) $(ROOT)/scripts/images.sh build $(CONNECTORS)
+
+images-push: images ## push the images (IMAGE_PREFIX=ghcr.io/<owner>)
+	@$(IMAGES_ENV) $(ROOT)/scripts/images.sh push $(CONNECTORS)
+
+dockerfiles: ## regenerate every connector's Dockerfile from the template in scripts/images.sh
+	@$(ROOT)/scripts/images.sh generate $(CONNECTORS)
 
 clean:
 	rm -rf $(BIN)

@@ -175,7 +175,9 @@ func usageErrorf(format string, args ...any) error {
 
 // Main runs the command line with args and returns the exit status.
 func (a *App) Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd := a.command(ctx, stdout, stderr)
+	cfg := newConfigState() // secret values never reach stdout or stderr
+	stdout, stderr = cfg.red.writer(stdout), cfg.red.writer(stderr)
+	cmd := a.command(ctx, cfg, stdout, stderr)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	if err == nil {
@@ -190,7 +192,7 @@ func (a *App) Main(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return ExitFailure
 }
 
-func (a *App) command(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
+func (a *App) command(ctx context.Context, cfg *configState, stdout, stderr io.Writer) *cobra.Command {
 	own, shared := a.newOwn(), a.newShared()
 	var steps []transform.Step
 	ownFS := pflag.NewFlagSet("own", pflag.ContinueOnError)
@@ -201,6 +203,7 @@ func (a *App) command(ctx context.Context, stdout, stderr io.Writer) *cobra.Comm
 	if err := errors.Join(err1, err2); err != nil {
 		panic("cli: " + a.info.Name + ": " + err.Error()) // a programming error in the Options struct
 	}
+	cfg.bindFlags(sharedFS)
 	root := &cobra.Command{
 		Use:           a.info.Name + " --topic TOPIC [options]",
 		Short:         a.info.Description,
@@ -214,8 +217,11 @@ func (a *App) command(ctx context.Context, stdout, stderr io.Writer) *cobra.Comm
 			}
 			return nil
 		},
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.loadConfig(cmd.Flags(), cfg, ownOpts, sharedOpts, os.LookupEnv)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runMain(ctx, cmd, own, shared, append(ownOpts, sharedOpts...), steps, stderr)
+			return a.runMain(ctx, cmd, cfg.name, own, shared, append(ownOpts, sharedOpts...), steps, stderr)
 		},
 	}
 	root.SetOut(stdout)
@@ -232,7 +238,7 @@ func (a *App) command(ctx context.Context, stdout, stderr io.Writer) *cobra.Comm
 		}
 		fmt.Fprintf(w, "\nOptions:\n%s", ownFS.FlagUsagesWrapped(100))
 		fmt.Fprintf(w, "\nShared options:\n%s", sharedFS.FlagUsagesWrapped(100))
-		fmt.Fprintf(w, "\nCommands:\n  metadata    print the JSON Schema of the options, as JSON\n  version     print the version\n  completion  generate a shell completion script\n")
+		fmt.Fprintf(w, "\nCommands:\n  validate    check the options, config file and secrets without connecting (exit 0 or 2)\n  config      print the effective options as JSON, secrets redacted\n  metadata    print the JSON Schema of the options, as JSON\n  version     print the version\n  completion  generate a shell completion script\n")
 		fmt.Fprintf(w, "\nEvery option can also be set by its environment variable; a flag beats the environment.\nExit status: 0 done, 1 runtime failure, 2 bad usage or configuration.\n")
 		return nil
 	})
@@ -265,6 +271,7 @@ func (a *App) command(ctx context.Context, stdout, stderr io.Writer) *cobra.Comm
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s (%s)\n", a.info.Name, Version, runtime.Version())
 		},
 	})
+	root.AddCommand(a.configCommands(root, cfg, own, shared, ownOpts, sharedOpts, &steps)...)
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	}
@@ -356,7 +363,7 @@ func flagError(fe *schema.FieldError) string {
 	return "--" + FlagName(fe.Field) + ": " + fe.Msg
 }
 
-func (a *App) runMain(ctx context.Context, cmd *cobra.Command, own, shared any, opts []*option, steps []transform.Step, stderr io.Writer) error {
+func (a *App) runMain(ctx context.Context, cmd *cobra.Command, instance string, own, shared any, opts []*option, steps []transform.Step, stderr io.Writer) error {
 	chain, err := a.check(cmd.Flags(), own, shared, opts, steps)
 	if err != nil {
 		return err
@@ -380,12 +387,25 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, own, shared any, 
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Served from before the bus is connected: /readyz says 503 until then.
+	// The instance is the config file's meta.name, else the connector's name.
+	if instance == "" {
+		instance = a.info.Name
+	} else {
+		log = log.With().Str("instance", instance).Logger()
+	}
+	ctl, stopOperations, err := startOperations(common, telemetry.Labels{Connector: a.info.Name, Instance: instance}, log)
+	if err != nil {
+		return err
+	}
+	defer stopOperations()
 	b, err := bus.Open(ctx, common.Bus)
 	if err != nil {
 		return fmt.Errorf("opening bus %s: %w", bus.Redact(common.Bus), err)
 	}
 	defer b.Close()
 	env := connector.Env{Name: a.info.Name, Topic: common.Topic, Log: log}
+	env.Control = ctl
 	log.Debug().Str("topic", common.Topic).Str("bus", bus.Redact(common.Bus)).Msg("starting")
 	start := time.Now()
 	st, err := a.run(ctx, own, shared, env, b, chain)

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -59,14 +59,18 @@ func newApp() *cli.App {
 		})
 }
 
-func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+// runWith runs app with the environment variables env set for the test.
+func runWith(t *testing.T, app *cli.App, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	var out, errOut bytes.Buffer
-	code := newApp().Main(context.Background(), args, &out, &errOut)
-	return code, out.String(), errOut.String()
+	return connectortest.Run(t, context.Background(), app, args...)
+}
+
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	return runWith(t, newApp(), env, args...)
 }
 
 func TestMetadataIsPureAndComplete(t *testing.T) {

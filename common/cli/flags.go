@@ -165,10 +165,19 @@ func applyEnv(fs *pflag.FlagSet, opts []*option, lookup func(string) (string, bo
 		if o.isArr {
 			vals = strings.Split(strings.TrimRight(val, "\n"), "\n")
 		}
-		for _, v := range vals {
-			if err := fl.Value.Set(v); err != nil {
-				return usageErrorf("%s (from %s): %v", "--"+o.flag, o.env, err)
-			}
+		if err := setFrom(fl, vals); err != nil {
+			return usageErrorf("%s (from %s): %v", "--"+o.flag, o.env, err)
+		}
+	}
+	return nil
+}
+
+// setFrom sets an option whose flag was not given as if the flag had been
+// given each of vals: the environment and the config file both use it.
+func setFrom(fl *pflag.Flag, vals []string) error {
+	for _, v := range vals {
+		if err := fl.Value.Set(v); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -18,6 +18,10 @@ type Common struct {
 	LogFormat string   `json:"log_format" jsonschema:"enum=auto,enum=console,enum=json,default=auto" jsonschema_description:"Log format on stderr; auto is console on a terminal, else json."`
 	// ShutdownTimeout bounds the flush after SIGINT or SIGTERM.
 	ShutdownTimeout schema.Duration `json:"shutdown_timeout" jsonschema:"default=30s" jsonschema_description:"After SIGINT or SIGTERM, how long to finish writing what was read before giving up."`
+	// MetricsAddr is where the metrics, health, status and pause endpoints are served.
+	MetricsAddr string `json:"metrics_addr,omitempty" jsonschema_description:"HOST:PORT on which to serve /metrics (Prometheus), /healthz, /readyz, /status and POST /pause and /resume (default: off)."`
+	// ProgressInterval is how often a progress line is logged.
+	ProgressInterval schema.Duration `json:"progress_interval" jsonschema:"default=30s" jsonschema_description:"How often to log a progress line with totals and rates; 0 turns it off."`
 }
 
 // SourceOptions are the options every source has.

@@ -101,6 +101,10 @@ type Env struct {
 	Topic string
 	// Log is the connector's logger.
 	Log zerolog.Logger
+	// Control is the running connector's metrics, state and pause gate;
+	// nil makes the runner use one of its own. A connector reports lost
+	// and regained connections with Env.Reconnecting and Env.Reconnected.
+	Control *Control
 }
 
 // Backoff is a bounded exponential backoff with jitter.

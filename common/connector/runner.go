@@ -116,6 +116,8 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 10000
 	}
+	ctl, stopControl := cfg.control(ctx)
+	defer stopControl()
 	work, cancelWork := cfg.workContext(ctx)
 	defer cancelWork()
 	key := ""
@@ -134,6 +136,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	}
 	defer src.Close()
 	dl := cfg.deadLetters()
+	ctl.Metrics.Running()
 
 	// Read.
 	readCtx, stopReading := context.WithCancel(ctx)
@@ -144,6 +147,10 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	go func() {
 		defer close(reads)
 		for {
+			// While paused, wait here: what was read is still published.
+			if ctl.wait(readCtx) != nil {
+				return
+			}
 			batch, err := src.Read(readCtx)
 			if len(batch.Records) > 0 || batch.Position != nil || err != nil {
 				// What was read is handed over even after a stop signal:
@@ -257,6 +264,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				if errors.Is(r.err, io.EOF) || (ctx.Err() != nil && errors.Is(r.err, ctx.Err())) {
 					return finish(nil)
 				}
+				ctl.Metrics.AddErrors("read", 1)
 				return finish(fmt.Errorf("reading source: %w", r.err))
 			}
 			if count >= cfg.BatchSize || cfg.Linger <= 0 {
@@ -289,12 +297,18 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	if len(dead) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
 	}
-	err = DefaultBackoff.Retry(ctx, cfg.Log, "publishing to the bus", func() error {
+	err = cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
 		return Transient(b.Publish(ctx, write))
 	})
 	if err != nil {
 		return fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
 	}
+	m := cfg.Control.Metrics
+	m.AddIn(len(g.in), recordsBytes(g.in))
+	m.AddOut(len(g.out), recordsBytes(g.out))
+	m.AddErrors("transform", len(g.failed))
+	m.AddDead(len(dead))
+	m.AddFiltered(len(g.in) - len(g.failed) - len(g.out))
 	st.In += int64(len(g.in))
 	st.Out += int64(len(g.out))
 	st.Dead += int64(len(dead))
@@ -327,6 +341,8 @@ type pollResult struct {
 // caught up.
 func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, error) {
 	var st Stats
+	ctl, stopControl := cfg.control(ctx)
+	defer stopControl()
 	work, cancelWork := cfg.workContext(ctx)
 	defer cancelWork()
 	if err := snk.Open(ctx); err != nil {
@@ -339,6 +355,9 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	}
 	defer sub.Close()
 	dl := cfg.deadLetters()
+	ctl.Metrics.SetLagFunc(sub.Lag)
+	defer ctl.Metrics.Lag(work) // the lag after the last commit stays visible
+	ctl.Metrics.Running()
 
 	pollCtx, stopPolling := context.WithCancel(ctx)
 	defer stopPolling()
@@ -346,7 +365,15 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	go func() {
 		defer close(polls)
 		for {
+			// While paused, wait here; records polled as the pause began
+			// are handed over only after resume.
+			if ctl.wait(pollCtx) != nil {
+				return
+			}
 			msgs, err := sub.Poll(pollCtx)
+			if len(msgs) > 0 && ctl.wait(pollCtx) != nil {
+				return
+			}
 			select {
 			case polls <- pollResult{msgs, err}:
 			case <-pollCtx.Done():
@@ -374,6 +401,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 			return nil
 		}
 		if err := sub.Commit(work, uncommitted); err != nil {
+			ctl.Metrics.AddErrors("commit", 1)
 			return fmt.Errorf("committing offset of %q: %w", cfg.Topic, err)
 		}
 		uncommitted, lastCommit = nil, time.Now()
@@ -407,6 +435,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 			if ctx.Err() != nil {
 				return st, nil
 			}
+			ctl.Metrics.AddErrors("poll", 1)
 			return st, fmt.Errorf("consuming %q: %w", cfg.Topic, r.err)
 		}
 		if err := handleMessages(work, b, snk, &cfg, dl, r.msgs, &st); err != nil {
@@ -446,8 +475,12 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 		in[i] = msgs[i].Record
 	}
 	st.In += int64(len(in))
+	m := cfg.Control.Metrics
+	m.AddIn(len(in), messagesBytes(msgs))
 	out, failed := cfg.Chain.ApplyParallel(in)
 	st.Filtered += int64(len(in) - len(failed) - len(out))
+	m.AddFiltered(len(in) - len(failed) - len(out))
+	m.AddErrors("transform", len(failed))
 	// Records that failed a transform are handled first, so that with
 	// --on-error fail nothing of the batch is written.
 	dead, err := dl.handle("transform", failed, nil)
@@ -456,7 +489,7 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 	}
 	var rejected []RejectedRecord
 	if len(out) > 0 {
-		err := DefaultBackoff.Retry(ctx, cfg.Log, "writing to the sink", func() error {
+		err := cfg.retry(ctx, "write", "writing to the sink", true, func() error {
 			return snk.Write(ctx, out)
 		})
 		var rej *Rejected
@@ -468,18 +501,25 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 		}
 	}
 	st.Out += int64(len(out) - len(rejected))
+	outBytes := recordsBytes(out)
+	for i := range rejected {
+		outBytes -= len(rejected[i].Record.Key) + len(rejected[i].Record.Value)
+	}
+	m.AddOut(len(out)-len(rejected), outBytes)
+	m.AddErrors("sink", len(rejected))
 	rejectedDead, err := dl.handle("sink", nil, rejected)
 	if err != nil {
 		return err
 	}
 	dead = append(dead, rejectedDead...)
 	if len(dead) > 0 {
-		if err := DefaultBackoff.Retry(ctx, cfg.Log, "publishing dead letters", func() error {
+		if err := cfg.retry(ctx, "publish", "publishing dead letters", false, func() error {
 			return Transient(bus.Publish(ctx, b, dl.topic, dead...))
 		}); err != nil {
 			return fmt.Errorf("publishing dead letters to %q: %w", dl.topic, err)
 		}
 		st.Dead += int64(len(dead))
+		m.AddDead(len(dead))
 	}
 	return nil
 }

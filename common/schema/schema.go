@@ -71,7 +71,43 @@ func Reflect(v any) *jsonschema.Schema {
 	s := r.Reflect(v)
 	s.ID = ""
 	s.Version = ""
+	markSecrets(reflect.TypeOf(v), s)
 	return s
+}
+
+// IsSecret reports whether a field is tagged culvert:"secret": its value is
+// never printed, and its schema property says "writeOnly": true.
+func IsSecret(f reflect.StructField) bool {
+	for _, t := range strings.Split(f.Tag.Get("culvert"), ",") {
+		if strings.TrimSpace(t) == "secret" {
+			return true
+		}
+	}
+	return false
+}
+
+// markSecrets sets writeOnly on the properties of secret fields of t,
+// including those of embedded structs.
+func markSecrets(t reflect.Type, s *jsonschema.Schema) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || s.Properties == nil {
+		return
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			markSecrets(f.Type, s)
+			continue
+		}
+		if !IsSecret(f) {
+			continue
+		}
+		if prop, ok := s.Properties.Get(JSONName(f)); ok {
+			prop.WriteOnly = true
+		}
+	}
 }
 
 // Merge returns one schema with the properties of all, in order; the first

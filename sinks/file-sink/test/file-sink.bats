@@ -5,16 +5,10 @@
 
 bats_require_minimum_version 1.5.0
 
+load ../../../scripts/test/common
+
 setup() {
-	: "${CULVERT_BIN:?set CULVERT_BIN to the directory of the built connectors}"
-	SRC="$CULVERT_BIN/file-source"
-	SNK="$CULVERT_BIN/file-sink"
-	[ -x "$SRC" ] && [ -x "$SNK" ]
-	for v in $(compgen -e | grep '^CULVERT_' || true); do
-		[ "$v" = CULVERT_BIN ] || unset "$v"
-	done
-	BUS="$BATS_TEST_TMPDIR/bus"
-	T="$BATS_TEST_TMPDIR"
+	culvert_setup
 }
 
 # publish TOPIC LINE...: publishes each LINE as a record of TOPIC.

@@ -5,17 +5,10 @@
 
 bats_require_minimum_version 1.5.0
 
+load ../../../scripts/test/common
+
 setup() {
-	: "${CULVERT_BIN:?set CULVERT_BIN to the directory of the built connectors}"
-	SRC="$CULVERT_BIN/file-source"
-	SNK="$CULVERT_BIN/file-sink"
-	[ -x "$SRC" ] && [ -x "$SNK" ]
-	# Options come from flags only, whatever the caller's environment holds.
-	for v in $(compgen -e | grep '^CULVERT_' || true); do
-		[ "$v" = CULVERT_BIN ] || unset "$v"
-	done
-	BUS="$BATS_TEST_TMPDIR/bus"
-	T="$BATS_TEST_TMPDIR"
+	culvert_setup
 	ROOT="$(cd "$BATS_TEST_DIRNAME/../../.." && pwd)"
 }
 
