@@ -221,7 +221,7 @@ func (a *App) command(ctx context.Context, cfg *configState, stdout, stderr io.W
 			return a.loadConfig(cmd.Flags(), cfg, ownOpts, sharedOpts, os.LookupEnv)
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runMain(ctx, cmd, cfg.name, own, shared, append(ownOpts, sharedOpts...), steps, stderr)
+			return a.runMain(ctx, cmd, cfg, own, shared, append(ownOpts, sharedOpts...), steps, stderr)
 		},
 	}
 	root.SetOut(stdout)
@@ -363,7 +363,7 @@ func flagError(fe *schema.FieldError) string {
 	return "--" + FlagName(fe.Field) + ": " + fe.Msg
 }
 
-func (a *App) runMain(ctx context.Context, cmd *cobra.Command, instance string, own, shared any, opts []*option, steps []transform.Step, stderr io.Writer) error {
+func (a *App) runMain(ctx context.Context, cmd *cobra.Command, cfg *configState, own, shared any, opts []*option, steps []transform.Step, stderr io.Writer) error {
 	chain, err := a.check(cmd.Flags(), own, shared, opts, steps)
 	if err != nil {
 		return err
@@ -389,6 +389,7 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, instance string, 
 	defer stop()
 	// Served from before the bus is connected: /readyz says 503 until then.
 	// The instance is the config file's meta.name, else the connector's name.
+	instance := cfg.name
 	if instance == "" {
 		instance = a.info.Name
 	} else {
@@ -406,7 +407,12 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, instance string, 
 	defer b.Close()
 	env := connector.Env{Name: a.info.Name, Topic: common.Topic, Log: log}
 	env.Control = ctl
-	log.Debug().Str("topic", common.Topic).Str("bus", bus.Redact(common.Bus)).Msg("starting")
+	if effective, err := cfg.effectiveConfig(opts); err == nil {
+		var compact bytes.Buffer
+		if json.Compact(&compact, effective) == nil {
+			log.Debug().RawJSON("options", compact.Bytes()).Msg("starting") // secrets redacted
+		}
+	}
 	start := time.Now()
 	st, err := a.run(ctx, own, shared, env, b, chain)
 	connector.LogStats(log, st, time.Since(start))

@@ -156,3 +156,30 @@ stop() {
 	stop
 	grep '"message":"progress"' "$T/snk.err" | head -n 1 | jq -e '.level == "info" and .records_out == 1 and (.out_per_s | type == "number")'
 }
+
+@test "a secret used by a transform never shows in /metrics, /status or the log" {
+	cat >"$T/s.yaml" <<-YAML
+		meta:
+		  type: file-sink
+		  topic: t
+		  secrets: [{name: SINK_SECRET}]
+		transforms:
+		  - map: '.token = "\${{ secrets.SINK_SECRET }}"'
+	YAML
+	export SINK_SECRET=hush-5e5e-7a7a
+	start_sink --config "$T/s.yaml" --log-level debug
+	publish '{"a":1}'
+	lines 1
+	grep -q hush-5e5e-7a7a "$T/out" # the data carries it
+	http GET /metrics
+	[ "$HTTP_STATUS" = 200 ]
+	[[ "$HTTP_BODY" == *culvert_records_sent_total* ]]
+	[[ "$HTTP_BODY" != *hush-5e5e* ]]
+	http GET /status
+	[ "$HTTP_STATUS" = 200 ]
+	[[ "$HTTP_BODY" != *hush-5e5e* ]]
+	stop
+	! grep -q hush-5e5e "$T/snk.err"
+	# The debug log did show the transform, with the secret starred out.
+	grep -q '\.token = \\"\*\*\*\*\*\\"' "$T/snk.err"
+}
