@@ -13,6 +13,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/telemetry"
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
@@ -66,17 +67,8 @@ type SourceConfig struct {
 	Linger time.Duration
 }
 
-// Stats are a runner's totals.
-type Stats struct {
-	// In counts records read from the source or the topic.
-	In int64
-	// Out counts records published (source) or written (sink).
-	Out int64
-	// Dead counts records sent to the dead-letter topic.
-	Dead int64
-	// Filtered counts records dropped by --filter or --filter-map.
-	Filtered int64
-}
+// Stats are a runner's totals: the counters its metrics keep.
+type Stats = telemetry.Totals
 
 type readResult struct {
 	batch Batch
@@ -112,7 +104,6 @@ func (g *group) ack(err error) {
 // of up to BatchSize records are transformed on all CPUs at once, and one
 // goroutine publishes them in order.
 func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (Stats, error) {
-	var st Stats
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 10000
 	}
@@ -128,11 +119,11 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	if key != "" {
 		var err error
 		if resume, err = b.Positions().Get(ctx, key); err != nil {
-			return st, err
+			return ctl.Metrics.Totals(), err
 		}
 	}
 	if err := src.Open(ctx, resume); err != nil {
-		return st, fmt.Errorf("opening source: %w", err)
+		return ctl.Metrics.Totals(), fmt.Errorf("opening source: %w", err)
 	}
 	defer src.Close()
 	dl := cfg.deadLetters()
@@ -195,7 +186,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		for g := range ordered {
 			<-g.done
 			if failed == nil {
-				failed = publishGroup(work, b, &cfg, dl, g, &st)
+				failed = publishGroup(work, b, &cfg, dl, g)
 				if failed != nil {
 					pubErr <- failed
 					stopReading()
@@ -248,7 +239,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			}
 		default:
 		}
-		return st, err
+		return ctl.Metrics.Totals(), err
 	}
 	for {
 		select {
@@ -285,7 +276,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 
 // publishGroup applies the error policy to a transformed group and
 // publishes its records, dead letters and position in one bus write.
-func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group, st *Stats) error {
+func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group) error {
 	dead, err := dl.handle("transform", g.failed, nil)
 	if err != nil {
 		return err
@@ -309,10 +300,6 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	m.AddErrors("transform", len(g.failed))
 	m.AddDead(len(dead))
 	m.AddFiltered(len(g.in) - len(g.failed) - len(g.out))
-	st.In += int64(len(g.in))
-	st.Out += int64(len(g.out))
-	st.Dead += int64(len(dead))
-	st.Filtered += int64(len(g.in) - len(g.failed) - len(g.out))
 	return nil
 }
 
@@ -340,18 +327,17 @@ type pollResult struct {
 // written and committed before it returns nil) or, with StopAtEnd, until
 // caught up.
 func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, error) {
-	var st Stats
 	ctl, stopControl := cfg.control(ctx)
 	defer stopControl()
 	work, cancelWork := cfg.workContext(ctx)
 	defer cancelWork()
 	if err := snk.Open(ctx); err != nil {
-		return st, fmt.Errorf("opening sink: %w", err)
+		return ctl.Metrics.Totals(), fmt.Errorf("opening sink: %w", err)
 	}
 	defer snk.Close()
 	sub, err := b.Subscribe(ctx, cfg.Topic, cfg.Group, bus.SubscribeOptions{Start: cfg.Start, MaxRecords: cfg.MaxRecords})
 	if err != nil {
-		return st, err
+		return ctl.Metrics.Totals(), err
 	}
 	defer sub.Close()
 	dl := cfg.deadLetters()
@@ -411,7 +397,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	defer tick.Stop()
 	for {
 		if ok, err := caught(); err != nil || ok {
-			return st, err
+			return ctl.Metrics.Totals(), err
 		}
 		var r pollResult
 		var ok bool
@@ -420,31 +406,31 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		case <-tick.C:
 			if time.Since(lastCommit) >= commitInterval || cfg.StopAtEnd {
 				if err := commit(); err != nil {
-					return st, err
+					return ctl.Metrics.Totals(), err
 				}
 			}
 			continue
 		}
 		if !ok {
-			return st, commit()
+			return ctl.Metrics.Totals(), commit()
 		}
 		if r.err != nil {
 			if err := commit(); err != nil {
-				return st, err
+				return ctl.Metrics.Totals(), err
 			}
 			if ctx.Err() != nil {
-				return st, nil
+				return ctl.Metrics.Totals(), nil
 			}
 			ctl.Metrics.AddErrors("poll", 1)
-			return st, fmt.Errorf("consuming %q: %w", cfg.Topic, r.err)
+			return ctl.Metrics.Totals(), fmt.Errorf("consuming %q: %w", cfg.Topic, r.err)
 		}
-		if err := handleMessages(work, b, snk, &cfg, dl, r.msgs, &st); err != nil {
-			return st, err
+		if err := handleMessages(work, b, snk, &cfg, dl, r.msgs); err != nil {
+			return ctl.Metrics.Totals(), err
 		}
 		uncommitted = lastPerPartition(uncommitted, r.msgs)
 		if time.Since(lastCommit) >= commitInterval {
 			if err := commit(); err != nil {
-				return st, err
+				return ctl.Metrics.Totals(), err
 			}
 		}
 	}
@@ -469,16 +455,14 @@ func lastPerPartition(done, msgs []bus.Message) []bus.Message {
 // commitInterval is the longest a sink waits to commit what it wrote.
 const commitInterval = 100 * time.Millisecond
 
-func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, dl *deadLetters, msgs []bus.Message, st *Stats) error {
+func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, dl *deadLetters, msgs []bus.Message) error {
 	in := make([]record.Record, len(msgs))
 	for i := range msgs {
 		in[i] = msgs[i].Record
 	}
-	st.In += int64(len(in))
 	m := cfg.Control.Metrics
 	m.AddIn(len(in), messagesBytes(msgs))
 	out, failed := cfg.Chain.ApplyParallel(in)
-	st.Filtered += int64(len(in) - len(failed) - len(out))
 	m.AddFiltered(len(in) - len(failed) - len(out))
 	m.AddErrors("transform", len(failed))
 	// Records that failed a transform are handled first, so that with
@@ -500,7 +484,6 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 			return fmt.Errorf("writing: %w", err)
 		}
 	}
-	st.Out += int64(len(out) - len(rejected))
 	outBytes := recordsBytes(out)
 	for i := range rejected {
 		outBytes -= len(rejected[i].Record.Key) + len(rejected[i].Record.Value)
@@ -518,7 +501,6 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 		}); err != nil {
 			return fmt.Errorf("publishing dead letters to %q: %w", dl.topic, err)
 		}
-		st.Dead += int64(len(dead))
 		m.AddDead(len(dead))
 	}
 	return nil
