@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"reflect"
@@ -346,6 +347,11 @@ func (a *App) check(fs *pflag.FlagSet, own, shared any, opts []*option, steps []
 		}
 	}
 	common := reflect.ValueOf(shared).Elem().FieldByName("Common").Addr().Interface().(*Common)
+	if common.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(common.MetricsAddr); err != nil || port == "" {
+			problems = append(problems, "--metrics-addr: must be HOST:PORT, such as 127.0.0.1:9464")
+		}
+	}
 	chain, err := transform.Compile(orderedSteps(steps, common))
 	if err != nil {
 		problems = append(problems, err.Error())

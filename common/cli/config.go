@@ -176,6 +176,7 @@ func (l *loader) load(path string) []string {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return []string{fmt.Sprintf("--config %s: is empty", path)}
 	}
+	resolveAliases(&doc, 0)
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return []string{fmt.Sprintf("--config %s: must be a mapping with meta, %s and transforms", path, l.app.section())}
@@ -667,4 +668,18 @@ func (a *App) configCommands(root *cobra.Command, c *configState, own, shared an
 			return err
 		},
 	}}
+}
+
+// resolveAliases replaces YAML aliases (*name) by the nodes they name, so
+// that anchors work like copies; depth guards against aliases in a cycle.
+func resolveAliases(n *yaml.Node, depth int) {
+	if depth > 64 {
+		return
+	}
+	for i, c := range n.Content {
+		if c.Kind == yaml.AliasNode && c.Alias != nil {
+			n.Content[i] = c.Alias
+		}
+		resolveAliases(n.Content[i], depth+1)
+	}
 }

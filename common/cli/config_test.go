@@ -349,3 +349,13 @@ func TestSinkGroupDefaultsToTheInstanceName(t *testing.T) {
 		t.Fatalf("group %v", m["group"])
 	}
 }
+
+func TestConfigYAMLAnchorsAndValueErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("meta:\n  type: test-source\n  topic: &t orders\n  dlq_topic: *t\ntest:\n  count: many\n"), 0o644)
+	code, _, errOut := run(t, nil, "validate", "--config", path)
+	if code != 2 || strings.Contains(errOut, "dlq_topic") || !strings.Contains(errOut, "test.count") || strings.Contains(errOut, `"--v"`) {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}

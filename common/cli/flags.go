@@ -146,7 +146,7 @@ func setValue(p any, s string) error {
 	default:
 		return fmt.Errorf("unsupported option type %T", p)
 	}
-	return fs.Set("v", s)
+	return fs.Lookup("v").Value.Set(s) // the value's own message, naming no flag
 }
 
 // applyEnv sets each option whose flag was not given from its environment

@@ -57,6 +57,15 @@ type redactWriter struct {
 	w io.Writer
 }
 
+// Fd returns the file descriptor of the wrapped file, so that the logger
+// still sees a terminal; ^uintptr(0) when it wraps no file.
+func (rw *redactWriter) Fd() uintptr {
+	if f, ok := rw.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
+}
+
 func (rw *redactWriter) Write(p []byte) (int, error) {
 	rw.r.mu.RLock()
 	none := len(rw.r.secrets) == 0

@@ -179,14 +179,19 @@ func TestRunSourcePauseAndResume(t *testing.T) {
 	ctl.Pause()
 	time.Sleep(50 * time.Millisecond) // a Read in progress ends
 	n := src.reads.Load()
-	// What was read before the pause is still published.
-	waitFor(t, "the records read to be published", func() bool { return ctl.Metrics.Totals().Out == n })
+	// What was read before the pause is still published; a Read that was
+	// in progress when the pause came is held until resume.
+	waitFor(t, "the records read to be published", func() bool { return ctl.Metrics.Totals().Out >= n-1 })
 	time.Sleep(200 * time.Millisecond)
 	if got := src.reads.Load(); got != n {
 		t.Fatalf("paused source read %d more records", got-n)
 	}
-	if got := len(readAll(t, b, "t")); int64(got) != n {
-		t.Fatalf("%d records read but %d on the topic", n, got)
+	out := ctl.Metrics.Totals().Out
+	if out != n && out != n-1 {
+		t.Fatalf("%d records read before the pause, %d published", n, out)
+	}
+	if got := len(readAll(t, b, "t")); int64(got) != out {
+		t.Fatalf("%d records counted but %d on the topic", out, got)
 	}
 	if s := ctl.Metrics.State(); s != telemetry.StatePaused || !ctl.Metrics.Ready() {
 		t.Fatalf("state %v while paused", s)
@@ -343,4 +348,55 @@ func TestEnvReportsReconnects(t *testing.T) {
 		t.Fatalf("reconnects %v", g)
 	}
 	connector.Env{}.Reconnecting() // no Control: nothing happens
+}
+
+// blocking is a source whose Read waits for a value, as a followed file or
+// a queue does.
+type blocking struct {
+	fakeSource
+	in chan string
+}
+
+func (s *blocking) Read(ctx context.Context) (connector.Batch, error) {
+	select {
+	case v := <-s.in:
+		return connector.Batch{Records: []record.Record{{Value: []byte(v)}}}, nil
+	case <-ctx.Done():
+		return connector.Batch{}, ctx.Err()
+	}
+}
+
+func TestRunSourcePauseHoldsWhatAWaitingReadGets(t *testing.T) {
+	b := openBus(t)
+	src := &blocking{in: make(chan string)}
+	cfg := sourceConfig(nil)
+	cfg.Linger = 0
+	ctl := connector.NewControl("test-source", nil)
+	cfg.Control = ctl
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := connector.RunSource(ctx, b, src, cfg)
+		done <- err
+	}()
+	src.in <- "before"
+	waitFor(t, "the first record", func() bool { return ctl.Metrics.Totals().Out == 1 })
+	ctl.Pause() // the reader is now waiting inside Read
+	src.in <- "during"
+	time.Sleep(200 * time.Millisecond)
+	if out := ctl.Metrics.Totals().Out; out != 1 {
+		t.Fatalf("a paused source published %d records", out-1)
+	}
+	ctl.Resume()
+	waitFor(t, "the held record after resume", func() bool { return ctl.Metrics.Totals().Out == 2 })
+	// A stop while paused still publishes what was read.
+	ctl.Pause()
+	src.in <- "at stop"
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "before,during,at stop" {
+		t.Fatalf("topic has %s", got)
+	}
 }

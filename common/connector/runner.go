@@ -81,9 +81,8 @@ type group struct {
 	batches []Batch
 	in      []record.Record
 	pos     *bus.Position
-	out     []record.Record
-	failed  []transform.Failed
-	done    chan struct{} // closed once out and failed are set
+	res     transform.Result
+	done    chan struct{} // closed once res is set
 }
 
 func (g *group) ack(err error) {
@@ -143,6 +142,11 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				return
 			}
 			batch, err := src.Read(readCtx)
+			if len(batch.Records) > 0 {
+				// A pause that came while Read waited holds what it read;
+				// a stop hands it over all the same, to be published.
+				ctl.wait(readCtx)
+			}
 			if len(batch.Records) > 0 || batch.Position != nil || err != nil {
 				// What was read is handed over even after a stop signal:
 				// the main loop publishes it before returning.
@@ -170,7 +174,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		go func() {
 			defer workWG.Done()
 			for g := range todo {
-				g.out, g.failed = cfg.Chain.ApplyBatch(g.in)
+				g.res = cfg.Chain.ApplyBatch(g.in)
 				close(g.done)
 			}
 		}()
@@ -277,13 +281,13 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 // publishGroup applies the error policy to a transformed group and
 // publishes its records, dead letters and position in one bus write.
 func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group) error {
-	dead, err := dl.handle("transform", g.failed, nil)
+	dead, err := dl.handle("transform", g.res.Failed, nil)
 	if err != nil {
 		return err
 	}
 	write := bus.Batch{Position: g.pos}
-	if len(g.out) > 0 {
-		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.out})
+	if len(g.res.Out) > 0 {
+		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.res.Out})
 	}
 	if len(dead) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
@@ -296,10 +300,10 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	}
 	m := cfg.Control.Metrics
 	m.AddIn(len(g.in), recordsBytes(g.in))
-	m.AddOut(len(g.out), recordsBytes(g.out))
-	m.AddErrors("transform", len(g.failed))
+	m.AddOut(len(g.res.Out), recordsBytes(g.res.Out))
+	m.AddErrors("transform", len(g.res.Failed))
 	m.AddDead(len(dead))
-	m.AddFiltered(len(g.in) - len(g.failed) - len(g.out))
+	m.AddFiltered(g.res.Dropped)
 	return nil
 }
 
@@ -462,8 +466,9 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 	}
 	m := cfg.Control.Metrics
 	m.AddIn(len(in), messagesBytes(msgs))
-	out, failed := cfg.Chain.ApplyParallel(in)
-	m.AddFiltered(len(in) - len(failed) - len(out))
+	res := cfg.Chain.ApplyParallel(in)
+	out, failed := res.Out, res.Failed
+	m.AddFiltered(res.Dropped)
 	m.AddErrors("transform", len(failed))
 	// Records that failed a transform are handled first, so that with
 	// --on-error fail nothing of the batch is written.

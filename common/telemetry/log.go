@@ -15,7 +15,7 @@ var LogFormats = []string{"auto", "console", "json"}
 
 // NewLogger returns a logger writing to w at level in format ("auto" picks
 // console when w is a terminal, else JSON), with the connector's name on
-// every line.
+// every line. A writer that wraps a file tells which by an Fd method.
 func NewLogger(w io.Writer, name, level, format string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
@@ -24,7 +24,7 @@ func NewLogger(w io.Writer, name, level, format string) (zerolog.Logger, error) 
 	switch format {
 	case "auto", "":
 		format = "json"
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal(w) {
 			format = "console"
 		}
 	case "console", "json":
@@ -33,10 +33,15 @@ func NewLogger(w io.Writer, name, level, format string) (zerolog.Logger, error) 
 	}
 	if format == "console" {
 		noColor := true
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
+		if isTerminal(w) && os.Getenv("NO_COLOR") == "" {
 			noColor = false
 		}
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: noColor}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("connector", name).Logger(), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
 }

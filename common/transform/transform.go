@@ -257,29 +257,34 @@ type Failed struct {
 // minChunk is the fewest records worth handing to another goroutine.
 const minChunk = 256
 
-// ApplyBatch runs the chain over recs in this goroutine and returns the
-// outputs in input order, and the records that failed.
-func (c *Chain) ApplyBatch(recs []record.Record) ([]record.Record, []Failed) {
+// Result is what a chain made of a batch of records.
+type Result struct {
+	// Out are the output records, in input order.
+	Out []record.Record
+	// Failed are the records a step could not handle.
+	Failed []Failed
+	// Dropped counts the records filtered out: no output and no error.
+	Dropped int
+}
+
+// ApplyBatch runs the chain over recs in this goroutine.
+func (c *Chain) ApplyBatch(recs []record.Record) Result {
 	if c.Empty() {
-		return recs, nil
+		return Result{Out: recs}
 	}
 	return c.applyRange(recs)
 }
 
 // ApplyParallel is ApplyBatch spread over all CPUs.
-func (c *Chain) ApplyParallel(recs []record.Record) ([]record.Record, []Failed) {
+func (c *Chain) ApplyParallel(recs []record.Record) Result {
 	if c.Empty() {
-		return recs, nil
+		return Result{Out: recs}
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(recs)+minChunk-1)/minChunk)
 	if workers <= 1 {
 		return c.applyRange(recs)
 	}
-	type result struct {
-		out    []record.Record
-		failed []Failed
-	}
-	results := make([]result, workers)
+	results := make([]Result, workers)
 	per := (len(recs) + workers - 1) / workers
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -287,35 +292,37 @@ func (c *Chain) ApplyParallel(recs []record.Record) ([]record.Record, []Failed) 
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			results[w].out, results[w].failed = c.applyRange(recs[lo:hi])
+			results[w] = c.applyRange(recs[lo:hi])
 		}(w)
 	}
 	wg.Wait()
 	n := 0
 	for _, r := range results {
-		n += len(r.out)
+		n += len(r.Out)
 	}
-	out := make([]record.Record, 0, n)
-	var failed []Failed
+	all := Result{Out: make([]record.Record, 0, n)}
 	for _, r := range results {
-		out = append(out, r.out...)
-		failed = append(failed, r.failed...)
+		all.Out = append(all.Out, r.Out...)
+		all.Failed = append(all.Failed, r.Failed...)
+		all.Dropped += r.Dropped
 	}
-	return out, failed
+	return all
 }
 
-func (c *Chain) applyRange(recs []record.Record) ([]record.Record, []Failed) {
-	out := make([]record.Record, 0, len(recs))
-	var failed []Failed
+func (c *Chain) applyRange(recs []record.Record) Result {
+	res := Result{Out: make([]record.Record, 0, len(recs))}
 	sc := c.getScratch()
 	defer c.pool.Put(sc)
 	for _, r := range recs {
+		before := len(res.Out)
 		var err error
-		if out, err = c.apply(out, r, sc); err != nil {
+		if res.Out, err = c.apply(res.Out, r, sc); err != nil {
 			var te *Error
 			errors.As(err, &te)
-			failed = append(failed, Failed{Record: r, Err: te})
+			res.Failed = append(res.Failed, Failed{Record: r, Err: te})
+		} else if len(res.Out) == before {
+			res.Dropped++
 		}
 	}
-	return out, failed
+	return res
 }

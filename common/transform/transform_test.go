@@ -52,9 +52,12 @@ func TestChain(t *testing.T) {
 			if got := values(out); got != c.want {
 				t.Fatalf("got %s, want %s", got, c.want)
 			}
-			streamed, failed := ch.ApplyBatch([]record.Record{rec(c.in), rec(c.in)})
-			if len(failed) != 0 || values(streamed) != strings.TrimSpace(c.want+" "+c.want) {
-				t.Fatalf("streamed: got %s (%d failed), want %s twice", values(streamed), len(failed), c.want)
+			res := ch.ApplyBatch([]record.Record{rec(c.in), rec(c.in)})
+			if len(res.Failed) != 0 || values(res.Out) != strings.TrimSpace(c.want+" "+c.want) {
+				t.Fatalf("streamed: got %s (%d failed), want %s twice", values(res.Out), len(res.Failed), c.want)
+			}
+			if wantDropped := map[bool]int{true: 2, false: 0}[c.want == ""]; res.Dropped != wantDropped {
+				t.Fatalf("dropped %d, want %d", res.Dropped, wantDropped)
 			}
 			for _, o := range out {
 				if string(o.Key) != "k" || o.Offset != 7 {
@@ -94,7 +97,7 @@ func TestErrors(t *testing.T) {
 		if !ok || te.Step != c.step {
 			t.Fatalf("%s on %s: error %v, want step %q", c.steps[0].Expr, c.in, err, c.step)
 		}
-		_, failed := ch.ApplyBatch([]record.Record{rec(c.in)})
+		failed := ch.ApplyBatch([]record.Record{rec(c.in)}).Failed
 		if len(failed) != 1 || failed[0].Err.Error() != te.Error() {
 			t.Fatalf("streamed: %v, want the error %v", failed, te)
 		}
@@ -125,7 +128,12 @@ func TestApplyBatchKeepsOrder(t *testing.T) {
 		}
 		in = append(in, record.Record{Value: []byte(v), Offset: int64(i)})
 	}
-	out, failed := ch.ApplyParallel(in)
+	res := ch.ApplyParallel(in)
+	out, failed := res.Out, res.Failed
+	// Multiples of 3 are filtered out, but for 999, 2997 and 3999, which fail.
+	if res.Dropped != 1667-2 {
+		t.Fatalf("dropped %d", res.Dropped)
+	}
 	if len(failed) != 5 {
 		t.Fatalf("%d failed, want 5", len(failed))
 	}
@@ -202,8 +210,11 @@ func TestStreamedMatchesOrdinary(t *testing.T) {
 		ordinary, _ := Compile(exprs[:n])
 		ordinary.noStream = true
 		for _, batch := range [][]record.Record{in[:1000], in[1000:]} {
-			so, sf := streamed.ApplyBatch(batch)
-			oo, of := ordinary.ApplyBatch(batch)
+			sr, or := streamed.ApplyBatch(batch), ordinary.ApplyBatch(batch)
+			so, sf, oo, of := sr.Out, sr.Failed, or.Out, or.Failed
+			if sr.Dropped != or.Dropped {
+				t.Fatalf("%d steps: %d dropped streamed, %d ordinary", n, sr.Dropped, or.Dropped)
+			}
 			if values(so) != values(oo) {
 				t.Fatalf("%d steps: streamed and ordinary outputs differ", n)
 			}

@@ -548,14 +548,23 @@ func (s *subscription) Caught(ctx context.Context) (bool, error) {
 }
 
 // Lag returns how many records of the topic the group has not committed.
+// A member waiting for another's lease reads the group's commit from the
+// database: its own view is not loaded until it takes over.
 func (s *subscription) Lag(ctx context.Context) (int64, error) {
 	var end int64
 	if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, s.topicID).Scan(&end); err != nil {
 		return 0, fmt.Errorf("reading topic end: %w", err)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return max(0, end-s.committed), nil
+	owned, committed := s.owned, s.committed
+	s.mu.Unlock()
+	if !owned {
+		if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM group_offsets WHERE topic_id=? AND grp=?`,
+			s.topicID, s.group).Scan(&committed); err != nil {
+			return 0, fmt.Errorf("reading group offset: %w", err)
+		}
+	}
+	return max(0, end-committed), nil
 }
 
 // Close releases the group's lease so that another member can take over at once.
