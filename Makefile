@@ -15,7 +15,7 @@ ACTIONLINT_VERSION  := v1.7.7
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles
+.PHONY: all build tools services test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles
 
 all: build
 
@@ -31,7 +31,10 @@ build: ## static binaries of every connector in bin/
 tools: ## what the tests need: bats and jq (installed with apt when missing)
 	@$(ROOT)/scripts/install-tools.sh
 
-test: tools build ## every module's tests (Go and bats), then the catalog check
+services: ## the servers the distributed bus backends test against (installed with apt and started when missing)
+	@$(ROOT)/scripts/services.sh nats redis
+
+test: tools services build ## every module's tests (Go and bats), then the catalog check
 	@set -e; for m in $(MODULES); do \
 		echo "==> make -C $$m test"; \
 		$(MAKE) --no-print-directory -C $$m test ROOT=$(ROOT) VERSION=$(VERSION); \

@@ -95,6 +95,16 @@ func numberOf(t *testing.T, m bus.Message) int {
 // consume polls sub until it has n messages (or fails after the timeout).
 func consume(t *testing.T, sub bus.Subscription, n int) []bus.Message {
 	t.Helper()
+	all := consumeAtLeast(t, sub, n)
+	if len(all) != n {
+		t.Fatalf("got %d messages, want %d", len(all), n)
+	}
+	return all
+}
+
+// consumeAtLeast polls sub until it has at least n messages.
+func consumeAtLeast(t *testing.T, sub bus.Subscription, n int) []bus.Message {
+	t.Helper()
 	ctx := ctxT(t)
 	var all []bus.Message
 	for len(all) < n {
@@ -103,9 +113,6 @@ func consume(t *testing.T, sub bus.Subscription, n int) []bus.Message {
 			t.Fatalf("poll after %d of %d messages: %v", len(all), n, err)
 		}
 		all = append(all, msgs...)
-	}
-	if len(all) != n {
-		t.Fatalf("got %d messages, want %d", len(all), n)
 	}
 	return all
 }
@@ -181,7 +188,8 @@ func testResume(t *testing.T, spec string) {
 	publish(t, b, topic, makeRecords(0, 100))
 	sub := subscribe(t, b, topic, "g", bus.StartBeginning)
 	msgs := consume(t, sub, 100)
-	if err := sub.Commit(ctxT(t), msgs[:60]); err != nil {
+	// Committing a message commits every message before it.
+	if err := sub.Commit(ctxT(t), msgs[59:60]); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
 	sub.Close()
@@ -547,7 +555,10 @@ func testKillNine(t *testing.T, spec string) {
 	}
 	b := open(t, spec)
 	sub := subscribe(t, b, topic, "g", bus.StartBeginning)
-	msgs := consume(t, sub, acked)
+	// The batch in flight at the kill may have become durable without its
+	// "acked" line being printed: at least the acked records must be there,
+	// in order, and anything more is the next records in sequence.
+	msgs := consumeAtLeast(t, sub, acked)
 	for i, m := range msgs {
 		if k := numberOf(t, m); k != i {
 			t.Fatalf("after kill -9: record %d is %d", i, k)

@@ -1,0 +1,75 @@
+// Package redisbus is the Redis Streams bus backend, selected by
+// --bus redis://host:6379 (or rediss:// for TLS). The connection (TLS,
+// authentication, timeouts, retries) is set up by package client/redis.
+//
+// # Keys
+//
+// A topic is the stream "<prefix>:topic:<topic>"; source positions are the
+// fields of the hash "<prefix>:positions". The prefix is "culvert" unless
+// the URL sets ?prefix=. Each stream entry has the fields key, value,
+// headers (a count then, per header, its key and value, each a uvarint
+// length then the bytes: repeated keys and empty values survive) and time
+// (Unix nanoseconds). Fields that are empty are left out; as on the
+// embedded bus, an empty key, value or header value reads back as nil.
+//
+// # Durability and atomicity
+//
+// Publish writes all of a batch's XADDs and, when the batch carries a
+// position, the HSET of that position in one MULTI/EXEC transaction: the
+// records and the position are applied together or not at all, and no other
+// client's writes come between them. (Redis does not roll back: a command
+// failing at run time, such as a key of the wrong type that someone else
+// wrote under the prefix, does not undo the others, and Publish reports its
+// error.) When
+// Publish returns, Redis has applied the transaction; whether it survives a
+// crash of the Redis server is the server's configuration. A production
+// Redis that backs Culvert needs appendonly yes with appendfsync always
+// (nothing acknowledged is lost) or everysec (at most about a second lost
+// on a power failure), plus replicas if the machine itself may be lost.
+// A Redis run with appendonly no (as the test server is) loses everything
+// on restart. With ?wait_aof=1, Publish also waits (WAITAOF 1 0) until the
+// server has fsynced the transaction to its append-only file, whatever
+// appendfsync says; this needs Redis 7.2 or later with appendonly yes, and
+// Open fails with a clear error otherwise. A command retried after a network error may apply twice, so
+// a batch can be duplicated (never lost) after a connection failure: the
+// delivery guarantee is at-least-once.
+//
+// # Offsets
+//
+// A stream ID "ms-seq" maps to the offset ms<<20 | seq, which grows with
+// the ID and fits an int64 for timestamps up to the year 2248. The limit is
+// seq < 2^20 (1,048,576 entries in one millisecond); an entry past it is
+// reported as an error rather than given a colliding offset. Topics have
+// one partition (0).
+//
+// # Consumer groups
+//
+// A subscription is a consumer with a unique name in the Redis consumer
+// group of the same name; XGROUP CREATE ... MKSTREAM creates the group at
+// the start of the stream (StartBeginning) or its end (StartEnd) the first
+// time; later the start option is ignored. Several members of a group share
+// the work: each XREADGROUP hands out entries no other member got. Commit
+// acknowledges (XACK) every message given, as with claims the order across
+// members is not global.
+//
+// A member that dies leaves its entries pending. Before reading new
+// entries, Poll takes over (XAUTOCLAIM) entries that have been pending
+// longer than ?claim_idle= (default 30s) and returns them first; a member
+// that is slower than claim_idle to commit may therefore have its entries
+// processed again by another member (at-least-once). A clean Close hands
+// its uncommitted entries back at once (XCLAIM ... IDLE so that the next
+// member claims them without waiting) and removes the consumer
+// (XGROUP DELCONSUMER) when it had no pending entries left.
+//
+// Caught reports whether every entry up to the stream's last ID at
+// Subscribe time was delivered to the group (last-delivered-id) and
+// acknowledged (no pending entry at or before that ID). Lag is XINFO
+// GROUPS' lag (entries not yet delivered to the group) plus its pending
+// count (delivered, not yet acknowledged), for the whole group.
+//
+// Streams are never trimmed by the bus: retention (XTRIM, MAXLEN) is the
+// operator's, and entries a group has not read must not be trimmed.
+//
+// URL: redis://[user:password@]host:6379[/db]?prefix=culvert&claim_idle=30s&wait_aof=0
+// plus the connection options of package client/redis.
+package redisbus

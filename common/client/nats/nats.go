@@ -1,0 +1,293 @@
+package nats
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/bus"
+)
+
+// Params are the URL query parameters that this package interprets.
+var Params = []string{"token", "tls", "tls_ca", "tls_cert", "tls_key", "name"}
+
+// Options tunes Connect.
+type Options struct {
+	// Name is the connection name the server shows, unless the URL has a
+	// name= parameter; "" means "culvert".
+	Name string
+	// Log receives connection events (disconnected, reconnected, errors).
+	// The zero value logs nothing.
+	Log zerolog.Logger
+	// ConnectTimeout bounds the first connection; 0 means 10s (or the
+	// context's deadline, if sooner).
+	ConnectTimeout time.Duration
+}
+
+// Config is what a URL says about a connection, parsed by ParseURL.
+type Config struct {
+	// Servers are the seed server URLs, without credentials or query.
+	Servers []string
+	// User and Password come from user:pass@ in the URL.
+	User, Password string
+	// Token comes from token@ or ?token=.
+	Token string
+	// TLS is set when the scheme is tls or any tls_* parameter is present.
+	TLS bool
+	// CAFile, CertFile and KeyFile are the tls_ca, tls_cert and tls_key parameters.
+	CAFile, CertFile, KeyFile string
+	// Name is the name= parameter.
+	Name string
+}
+
+// ParseURL parses a nats:// or tls:// URL. Its errors never contain secrets.
+func ParseURL(raw string) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("not a valid NATS URL: %s", Redact(raw))
+	}
+	return parse(u)
+}
+
+func parse(u *url.URL) (Config, error) {
+	var c Config
+	scheme := strings.ToLower(u.Scheme)
+	switch scheme {
+	case "nats", "tls":
+	default:
+		return c, fmt.Errorf("%s: the scheme must be nats or tls, not %q", RedactURL(u), u.Scheme)
+	}
+	if u.Host == "" {
+		return c, fmt.Errorf("%s: no host", RedactURL(u))
+	}
+	q := u.Query()
+	c.TLS = scheme == "tls"
+	c.CAFile, c.CertFile, c.KeyFile = q.Get("tls_ca"), q.Get("tls_cert"), q.Get("tls_key")
+	if q.Has("tls_ca") || q.Has("tls_cert") || q.Has("tls_key") {
+		c.TLS = true
+	}
+	if v := q.Get("tls"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("%s: tls=%q: must be true or false", RedactURL(u), v)
+		}
+		if !on && c.TLS {
+			return c, fmt.Errorf("%s: tls=false contradicts the tls scheme or tls_* parameters", RedactURL(u))
+		}
+		c.TLS = on
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return c, fmt.Errorf("%s: tls_cert and tls_key must be given together", RedactURL(u))
+	}
+	c.Name = q.Get("name")
+	c.Token = q.Get("token")
+	if u.User != nil {
+		if pass, ok := u.User.Password(); ok {
+			c.User, c.Password = u.User.Username(), pass
+		} else if c.Token == "" {
+			c.Token = u.User.Username()
+		} else {
+			return c, fmt.Errorf("%s: a token is given twice (user part and token=)", RedactURL(u))
+		}
+	}
+	if c.Token != "" && c.User != "" {
+		return c, fmt.Errorf("%s: give either user:password or a token, not both", RedactURL(u))
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
+			h += ":4222"
+		}
+		c.Servers = append(c.Servers, scheme+"://"+h)
+	}
+	if len(c.Servers) == 0 {
+		return c, fmt.Errorf("%s: no host", RedactURL(u))
+	}
+	return c, nil
+}
+
+// Connect connects to the NATS server(s) named by raw (see the package
+// documentation). Its errors never contain secrets.
+func Connect(ctx context.Context, raw string, opts Options) (*natsgo.Conn, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid NATS URL: %s", Redact(raw))
+	}
+	return ConnectURL(ctx, u, opts)
+}
+
+// ConnectURL is Connect for an already parsed URL.
+func ConnectURL(ctx context.Context, u *url.URL, opts Options) (*natsgo.Conn, error) {
+	c, err := parse(u)
+	if err != nil {
+		return nil, err
+	}
+	shown := RedactURL(u)
+	no, err := c.natsOptions(opts, shown)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", shown, err)
+	}
+	timeout := opts.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d); left < timeout {
+			timeout = left
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", shown, err)
+	}
+	if timeout <= 0 {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", shown, context.DeadlineExceeded)
+	}
+	no = append(no, natsgo.Timeout(timeout))
+	nc, err := natsgo.Connect(strings.Join(c.Servers, ","), no...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %s", shown, scrub(err.Error(), c))
+	}
+	return nc, nil
+}
+
+// natsOptions turns the config into nats.go options.
+func (c Config) natsOptions(opts Options, shown string) ([]natsgo.Option, error) {
+	name := c.Name
+	if name == "" {
+		name = opts.Name
+	}
+	if name == "" {
+		name = "culvert"
+	}
+	log := opts.Log
+	no := []natsgo.Option{
+		natsgo.Name(name),
+		natsgo.MaxReconnects(-1),
+		natsgo.CustomReconnectDelay(backoff),
+		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
+			if err != nil {
+				log.Warn().Str("server", shown).Str("error", scrub(err.Error(), c)).Msg("disconnected from nats")
+			}
+		}),
+		natsgo.ReconnectHandler(func(nc *natsgo.Conn) {
+			log.Info().Str("server", Redact(nc.ConnectedUrlRedacted())).Msg("reconnected to nats")
+		}),
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
+			log.Warn().Str("server", shown).Str("error", scrub(err.Error(), c)).Msg("nats error")
+		}),
+	}
+	switch {
+	case c.User != "":
+		no = append(no, natsgo.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		no = append(no, natsgo.Token(c.Token))
+	}
+	if c.TLS {
+		tc, err := c.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		no = append(no, natsgo.Secure(tc))
+	}
+	return no, nil
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// backoff is the delay before each round of reconnect attempts: 100ms
+// doubling up to 10s, with up to 20% jitter.
+func backoff(attempts int) time.Duration {
+	d := 100 * time.Millisecond
+	for i := 1; i < attempts && d < 10*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 10*time.Second)
+	return d + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// scrub removes the config's secrets from a message, in case a library
+// error quotes them.
+func scrub(msg string, c Config) string {
+	for _, s := range []string{c.Password, c.Token} {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// Redact returns raw with its secrets replaced by "xxxxx": a password, a
+// token in the user part, and a token= query parameter.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		s := bus.Redact(raw)
+		if i := strings.Index(s, "token="); i >= 0 {
+			j := strings.IndexByte(s[i:], '&')
+			if j < 0 {
+				s = s[:i] + "token=xxxxx"
+			} else {
+				s = s[:i] + "token=xxxxx" + s[i+j:]
+			}
+		}
+		if s == raw && strings.Contains(raw, "@") {
+			// bus.Redact could not hide a token in the user part.
+			if i, k := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i > 0 && k > i {
+				s = raw[:i+3] + "xxxxx" + raw[k:]
+			}
+		}
+		return s
+	}
+	return RedactURL(u)
+}
+
+// RedactURL is Redact for a parsed URL.
+func RedactURL(u *url.URL) string {
+	r := *u
+	if r.User != nil {
+		if _, has := r.User.Password(); has {
+			r.User = url.UserPassword(r.User.Username(), "xxxxx")
+		} else {
+			r.User = url.User("xxxxx")
+		}
+	}
+	if q := r.Query(); q.Has("token") {
+		q.Set("token", "xxxxx")
+		r.RawQuery = q.Encode()
+	}
+	return bus.Redact(r.String())
+}

@@ -1,0 +1,134 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/culvert-dev/culvert/common/bus"
+)
+
+// Defaults applied when the URL does not set the option.
+const (
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultReadTimeout     = 10 * time.Second
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultMaxRetries      = 5
+	DefaultMinRetryBackoff = 100 * time.Millisecond
+	DefaultMaxRetryBackoff = 2 * time.Second
+)
+
+// connectAttempts bounds the PINGs Connect makes before giving up.
+const connectAttempts = 5
+
+// Options turns a redis:// or rediss:// URL into go-redis options, with
+// Culvert's defaults for what the URL leaves unset. The query parameter
+// tls_ca names a PEM file of CA certificates that the server's certificate
+// must chain to (rediss:// only).
+func Options(u *url.URL) (*goredis.Options, error) {
+	redacted := bus.Redact(u.String())
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("redis URL %s: scheme must be redis or rediss", redacted)
+	}
+	c := *u
+	q := c.Query()
+	caFile := q.Get("tls_ca")
+	q.Del("tls_ca")
+	c.RawQuery = q.Encode()
+	opts, err := goredis.ParseURL(c.String())
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			// url.Error quotes the whole URL, password included.
+			return nil, fmt.Errorf("redis URL %s: not a valid URL", redacted)
+		}
+		return nil, fmt.Errorf("redis URL %s: %w", redacted, err)
+	}
+	if caFile != "" {
+		if opts.TLSConfig == nil {
+			return nil, fmt.Errorf("redis URL %s: tls_ca needs the rediss:// scheme", redacted)
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL %s: reading tls_ca: %w", redacted, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis URL %s: tls_ca %s holds no PEM certificate", redacted, caFile)
+		}
+		opts.TLSConfig.RootCAs = pool
+	}
+	if opts.TLSConfig != nil && opts.TLSConfig.MinVersion == 0 {
+		opts.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	setDefault(&opts.DialTimeout, DefaultDialTimeout)
+	setDefault(&opts.ReadTimeout, DefaultReadTimeout)
+	setDefault(&opts.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&opts.MinRetryBackoff, DefaultMinRetryBackoff)
+	setDefault(&opts.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	}
+	// A context's deadline bounds each command's network I/O.
+	opts.ContextTimeoutEnabled = true
+	if opts.ClientName == "" {
+		opts.ClientName = "culvert"
+	}
+	return opts, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+// Connect opens a client for u and checks it with PING, retrying with
+// exponential backoff (bounded by ctx) while the server is unreachable.
+func Connect(ctx context.Context, u *url.URL) (*goredis.Client, error) {
+	opts, err := Options(u)
+	if err != nil {
+		return nil, err
+	}
+	c := goredis.NewClient(opts)
+	backoff := opts.MinRetryBackoff
+	if backoff <= 0 {
+		backoff = DefaultMinRetryBackoff
+	}
+	for attempt := 1; ; attempt++ {
+		err = c.Ping(ctx).Err()
+		if err == nil {
+			return c, nil
+		}
+		if attempt >= connectAttempts || ctx.Err() != nil || isPermanent(err) {
+			break
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, DefaultMaxRetryBackoff)
+	}
+	c.Close()
+	return nil, fmt.Errorf("connecting to redis %s: %w", bus.Redact(u.String()), err)
+}
+
+// isPermanent reports errors that retrying cannot fix (bad credentials,
+// missing permissions).
+func isPermanent(err error) bool {
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
+		if goredis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}

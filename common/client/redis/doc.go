@@ -1,0 +1,23 @@
+// Package redis is the one place in Culvert that turns a redis:// or
+// rediss:// URL into a connected *redis.Client (github.com/redis/go-redis/v9).
+// The Redis Streams bus backend (bus/redisbus) uses it, and so will every
+// future Redis source or sink connector, so TLS, authentication, timeouts
+// and retries are set up the same way everywhere.
+//
+// URL:
+//
+//	redis://[user[:password]@]host[:port][/db][?option=value...]
+//	rediss://...   (TLS; the server certificate is verified against the
+//	                system roots, or against ?tls_ca=/path/to/ca.pem)
+//
+// The username and password come from the URL. Every option that
+// go-redis's ParseURL knows (dial_timeout, read_timeout, write_timeout,
+// max_retries, min_retry_backoff, max_retry_backoff, pool_size,
+// skip_verify, ...) may be given as a query parameter; unknown parameters
+// are an error. When not given, Culvert's defaults apply: dial 5s, read and
+// write 10s, 5 retries of a failed command with exponential backoff from
+// 100ms to 2s. Connect also retries the first PING with backoff, so a Redis
+// that is still starting is waited for (bounded by the context).
+//
+// Errors never show the password: URLs in messages go through bus.Redact.
+package redis
