@@ -23,3 +23,21 @@ func TestHeaders(t *testing.T) {
 		t.Fatal("missing header found")
 	}
 }
+
+func TestWireRoundTripAndCorruption(t *testing.T) {
+	hs := []Header{{Key: "a", Value: []byte("1")}, {Key: "a", Value: nil}, {Key: "", Value: []byte("x")}}
+	b := AppendHeaders(AppendBytes(nil, []byte("key")), hs)
+	k, n, err := ReadBytes(b)
+	if err != nil || string(k) != "key" {
+		t.Fatalf("ReadBytes: %q, %v", k, err)
+	}
+	got, m, err := ReadHeaders(b[n:])
+	if err != nil || n+m != len(b) || len(got) != 3 || got[0].Key != "a" || string(got[0].Value) != "1" || got[1].Value != nil || string(got[2].Value) != "x" {
+		t.Fatalf("ReadHeaders: %+v, %d, %v", got, m, err)
+	}
+	for cut := 1; cut < len(b)-n; cut++ {
+		if _, _, err := ReadHeaders(b[n : len(b)-cut]); err == nil {
+			t.Fatalf("headers cut by %d bytes read without error", cut)
+		}
+	}
+}

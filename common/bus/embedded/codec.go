@@ -43,17 +43,9 @@ func encodeBatch(recs []record.Record) []byte {
 	b = append(b, codecVersion)
 	for i := range recs {
 		r := &recs[i]
-		b = binary.AppendUvarint(b, uint64(len(r.Key)))
-		b = append(b, r.Key...)
-		b = binary.AppendUvarint(b, uint64(len(r.Value)))
-		b = append(b, r.Value...)
-		b = binary.AppendUvarint(b, uint64(len(r.Headers)))
-		for _, h := range r.Headers {
-			b = binary.AppendUvarint(b, uint64(len(h.Key)))
-			b = append(b, h.Key...)
-			b = binary.AppendUvarint(b, uint64(len(h.Value)))
-			b = append(b, h.Value...)
-		}
+		b = record.AppendBytes(b, r.Key)
+		b = record.AppendBytes(b, r.Value)
+		b = record.AppendHeaders(b, r.Headers)
 		var t int64
 		if !r.Time.IsZero() {
 			t = r.Time.UnixNano()
@@ -71,49 +63,27 @@ func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Re
 		return errCorrupt
 	}
 	p := 1
-	bytesAt := func() ([]byte, bool) {
-		l, k := binary.Uvarint(data[p:])
-		if k <= 0 || uint64(len(data)-p-k) < l {
-			return nil, false
-		}
-		p += k
-		v := data[p : p+int(l) : p+int(l)]
-		p += int(l)
-		if l == 0 {
-			v = nil
-		}
-		return v, true
-	}
 	for i := 0; i < n; i++ {
 		var r record.Record
-		var ok bool
-		if r.Key, ok = bytesAt(); !ok {
-			return errCorrupt
-		}
-		if r.Value, ok = bytesAt(); !ok {
-			return errCorrupt
-		}
-		nh, k := binary.Uvarint(data[p:])
-		if k <= 0 || nh > uint64(len(data)) {
+		var k int
+		var err error
+		if r.Key, k, err = record.ReadBytes(data[p:]); err != nil {
 			return errCorrupt
 		}
 		p += k
-		if nh > 0 {
-			r.Headers = make([]record.Header, nh)
-			for j := range r.Headers {
-				hk, ok1 := bytesAt()
-				hv, ok2 := bytesAt()
-				if !ok1 || !ok2 {
-					return errCorrupt
-				}
-				r.Headers[j] = record.Header{Key: string(hk), Value: hv}
-			}
-		}
-		t, k := binary.Varint(data[p:])
-		if k <= 0 {
+		if r.Value, k, err = record.ReadBytes(data[p:]); err != nil {
 			return errCorrupt
 		}
 		p += k
+		if r.Headers, k, err = record.ReadHeaders(data[p:]); err != nil {
+			return errCorrupt
+		}
+		p += k
+		t, tk := binary.Varint(data[p:])
+		if tk <= 0 {
+			return errCorrupt
+		}
+		p += tk
 		if t != 0 {
 			r.Time = time.Unix(0, t)
 		}

@@ -1,7 +1,6 @@
 package redisbus
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -76,61 +75,13 @@ func splitID(id string) (uint64, uint64) {
 	return m, s
 }
 
-// encodeHeaders encodes headers as a uvarint count, then per header its key
-// and value, each a uvarint length followed by the bytes.
-func encodeHeaders(hs []record.Header) []byte {
-	n := binary.MaxVarintLen64
-	for _, h := range hs {
-		n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
-	}
-	b := make([]byte, 0, n)
-	b = binary.AppendUvarint(b, uint64(len(hs)))
-	for _, h := range hs {
-		b = binary.AppendUvarint(b, uint64(len(h.Key)))
-		b = append(b, h.Key...)
-		b = binary.AppendUvarint(b, uint64(len(h.Value)))
-		b = append(b, h.Value...)
-	}
-	return b
-}
+// encodeHeaders encodes headers in the record package's wire form.
+func encodeHeaders(hs []record.Header) []byte { return record.AppendHeaders(nil, hs) }
 
 // decodeHeaders is the inverse of encodeHeaders; empty values decode as nil.
 func decodeHeaders(data []byte) ([]record.Header, error) {
-	p := 0
-	next := func() ([]byte, bool) {
-		l, k := binary.Uvarint(data[p:])
-		if k <= 0 || uint64(len(data)-p-k) < l {
-			return nil, false
-		}
-		p += k
-		v := data[p : p+int(l) : p+int(l)]
-		p += int(l)
-		if l == 0 {
-			v = nil
-		}
-		return v, true
-	}
-	n, k := binary.Uvarint(data)
-	if k <= 0 || n > uint64(len(data)) {
-		return nil, errCorruptHeaders
-	}
-	p = k
-	if n == 0 {
-		if p != len(data) {
-			return nil, errCorruptHeaders
-		}
-		return nil, nil
-	}
-	hs := make([]record.Header, n)
-	for i := range hs {
-		hk, ok1 := next()
-		hv, ok2 := next()
-		if !ok1 || !ok2 {
-			return nil, errCorruptHeaders
-		}
-		hs[i] = record.Header{Key: string(hk), Value: hv}
-	}
-	if p != len(data) {
+	hs, n, err := record.ReadHeaders(data)
+	if err != nil || n != len(data) {
 		return nil, errCorruptHeaders
 	}
 	return hs, nil
