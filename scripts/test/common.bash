@@ -15,3 +15,22 @@ culvert_setup() {
 	BUS="$BATS_TEST_TMPDIR/bus"
 	T="$BATS_TEST_TMPDIR"
 }
+
+# assert_version BIN NAME: `BIN version` names NAME and the version metadata prints.
+assert_version() {
+	local out want
+	out=$("$1" version)
+	want=$("$1" metadata | jq -r .version)
+	[[ "$out" =~ ^$2\ ([^ ]+)\ \(go ]] || { echo "version printed: $out"; return 1; }
+	[ "${BASH_REMATCH[1]}" = "$want" ] || { echo "version $BASH_REMATCH, metadata $want"; return 1; }
+}
+
+# assert_help BIN WORD...: `BIN --help` exits 0 and mentions every WORD.
+assert_help() {
+	local bin=$1 out
+	shift
+	out=$("$bin" --help) || { echo "--help failed"; return 1; }
+	for want in "$@"; do
+		[[ "$out" == *"$want"* ]] || { echo "--help lacks $want"; return 1; }
+	done
+}

@@ -46,20 +46,12 @@ publish() {
 }
 
 @test "version prints the name and the metadata's version" {
-	run --separate-stderr "$SNK" version
-	[ "$status" -eq 0 ]
-	want=$("$SNK" metadata | jq -r .version)
-	[[ "$output" =~ ^file-sink\ ([^ ]+)\ \(go ]]
-	[ "${BASH_REMATCH[1]}" = "$want" ]
+	assert_version "$SNK" file-sink
 }
 
 @test "--help shows examples and every option" {
-	run --separate-stderr "$SNK" --help
-	[ "$status" -eq 0 ]
-	for want in Examples: --path --output --fsync --group --from --stop-at-end --topic --bus --map --filter --on-error \
-		CULVERT_OUTPUT "Exit status"; do
-		[[ "$output" == *"$want"* ]] || { echo "--help lacks $want"; false; }
-	done
+	assert_help "$SNK" Examples: --path --output --fsync --group --from --stop-at-end --topic --bus --map --filter --on-error \
+		CULVERT_OUTPUT "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {

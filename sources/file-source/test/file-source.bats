@@ -57,20 +57,12 @@ gen_orders() {
 }
 
 @test "version prints the name and the metadata's version" {
-	run --separate-stderr "$SRC" version
-	[ "$status" -eq 0 ]
-	want=$("$SRC" metadata | jq -r .version)
-	[[ "$output" =~ ^file-source\ ([^ ]+)\ \(go ]]
-	[ "${BASH_REMATCH[1]}" = "$want" ]
+	assert_version "$SRC" file-source
 }
 
 @test "--help shows examples and every option" {
-	run --separate-stderr "$SRC" --help
-	[ "$status" -eq 0 ]
-	for want in Examples: --path --delimiter --follow --poll-interval --read-size --topic --bus --map --filter --arraymap \
-		--filter-map --on-error --batch-size --linger CULVERT_PATH "Exit status"; do
-		[[ "$output" == *"$want"* ]] || { echo "--help lacks $want"; false; }
-	done
+	assert_help "$SRC" Examples: --path --delimiter --follow --poll-interval --read-size --topic --bus --map --filter --arraymap \
+		--filter-map --on-error --batch-size --linger CULVERT_PATH "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {
