@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files from what the connector prints")
@@ -26,10 +27,18 @@ type Metadata struct {
 	}
 }
 
-// sharedOptions are the options every connector of a direction has.
-var sharedOptions = map[cli.Direction][]string{
-	cli.DirectionSource: {"topic", "bus", "map", "filter", "arraymap", "filter_map", "dlq_topic", "on_error", "log_level", "log_format", "shutdown_timeout", "batch_size", "linger"},
-	cli.DirectionSink:   {"topic", "bus", "map", "filter", "arraymap", "filter_map", "dlq_topic", "on_error", "log_level", "log_format", "shutdown_timeout", "group", "from", "stop_at_end"},
+// sharedOptions returns the options every connector of direction dir has,
+// read from the cli package's shared options.
+func sharedOptions(dir cli.Direction) []string {
+	var opts any = &cli.SourceOptions{}
+	if dir == cli.DirectionSink {
+		opts = &cli.SinkOptions{}
+	}
+	var names []string
+	for p := schema.Reflect(opts).Properties.Oldest(); p != nil; p = p.Next() {
+		names = append(names, p.Key)
+	}
+	return names
 }
 
 // Golden compares app's metadata with the golden file at path (run the test
@@ -70,7 +79,7 @@ func Golden(t *testing.T, app *cli.App, path, name string, dir cli.Direction) Me
 	if md.Name != name || md.Direction != string(dir) || md.Version != cli.Version || md.Description == "" {
 		t.Fatalf("name/direction/version/description = %q/%q/%q/%q", md.Name, md.Direction, md.Version, md.Description)
 	}
-	for _, p := range sharedOptions[dir] {
+	for _, p := range sharedOptions(dir) {
 		if _, ok := md.Schema.Properties[p]; !ok {
 			t.Errorf("schema has no shared option %q", p)
 		}

@@ -229,17 +229,6 @@ func friendly(e *sjs.ValidationError) string {
 	return msg
 }
 
-// FieldNames returns the json names of a struct type's option fields, in order.
-func FieldNames(t reflect.Type) []string {
-	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		if n := JSONName(t.Field(i)); n != "" {
-			names = append(names, n)
-		}
-	}
-	return names
-}
-
 // JSONName returns the field's json name, or "" when it is not an option.
 func JSONName(f reflect.StructField) string {
 	tag := f.Tag.Get("json")

@@ -238,3 +238,23 @@ func TestExpressionsReadingInputRunTheOrdinaryWay(t *testing.T) {
 		t.Fatal(".a not streamed")
 	}
 }
+
+// BenchmarkStreamedVsOrdinary measures what streaming a batch through one
+// gojq run per step saves over evaluating each record on its own (README,
+// Performance): go test -bench StreamedVsOrdinary ./transform
+func BenchmarkStreamedVsOrdinary(b *testing.B) {
+	recs := make([]record.Record, 5000)
+	for i := range recs {
+		recs[i] = rec(fmt.Sprintf(`{"order_id":"o-%d","customer_id":"c-77","amount":%d.5,"product":"widget"}`, i, i%2000))
+	}
+	for _, ordinary := range []bool{false, true} {
+		ch, _ := Compile([]Step{{Filter, ".amount > 50"}, {Map, `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`}})
+		ch.noStream = ordinary
+		b.Run(map[bool]string{false: "streamed", true: "ordinary"}[ordinary], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				ch.ApplyBatch(recs)
+			}
+			b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

@@ -34,3 +34,24 @@ assert_help() {
 		[[ "$out" == *"$want"* ]] || { echo "--help lacks $want"; return 1; }
 	done
 }
+
+# stop_cleanly PID ERRFILE [SECONDS]: sends SIGTERM to PID, a background
+# child of the test, and fails unless it exits with status 0 within SECONDS
+# (default 30). Prints ERRFILE, the process's standard error.
+stop_cleanly() {
+	local pid=$1 err=$2 secs=${3:-30} rc=0
+	kill -TERM "$pid"
+	for _ in $(seq 1 $((secs * 10))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -9 "$pid"
+		cat "$err"
+		echo "still running ${secs}s after SIGTERM"
+		return 1
+	fi
+	wait "$pid" || rc=$?
+	cat "$err"
+	[ "$rc" -eq 0 ] || { echo "exit status $rc after SIGTERM"; return 1; }
+}

@@ -75,7 +75,6 @@ CREATE TABLE IF NOT EXISTS positions(
 type Bus struct {
 	db    *sql.DB // records and positions, synchronous=FULL
 	meta  *sql.DB // group offsets and leases, synchronous=NORMAL
-	path  string
 	lease time.Duration
 
 	mu     sync.Mutex
@@ -117,7 +116,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
 	}
 	meta.SetMaxOpenConns(2)
-	b := &Bus{db: db, meta: meta, path: path, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
+	b := &Bus{db: db, meta: meta, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
 	b.wg.Add(1)
 	go b.checkpoints()
 	return b, nil
@@ -157,9 +156,6 @@ func (b *Bus) checkpoints() {
 		}
 	}
 }
-
-// Path returns the database file of the bus.
-func (b *Bus) Path() string { return b.path }
 
 // Close closes the database. It is idempotent.
 func (b *Bus) Close() error {

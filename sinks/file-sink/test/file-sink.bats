@@ -172,20 +172,7 @@ publish() {
 		[ "$(wc -l <"$T/out")" -ge 2 ] && break
 		sleep 0.1
 	done
-	kill -TERM $pid
-	for try in $(seq 1 300); do
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 $pid 2>/dev/null; then
-		kill -9 $pid
-		echo "file-sink still running 30s after SIGTERM"
-		false
-	fi
-	rc=0
-	wait $pid || rc=$?
-	cat "$T/snk.err"
-	[ "$rc" -eq 0 ]
+	stop_cleanly $pid "$T/snk.err"
 	[ "$(paste -sd, "$T/out")" = a,b ]
 	# Committed: the group has nothing left to read.
 	run --separate-stderr timeout 30 "$SNK" --topic t --bus "$BUS" --path - --stop-at-end --group g

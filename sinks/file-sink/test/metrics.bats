@@ -71,13 +71,9 @@ lines() {
 
 # stop: SIGTERM, then the exit status must be 0.
 stop() {
-	kill -TERM "$pid"
-	rc=0
-	timeout 30 tail --pid="$pid" -f /dev/null || true
-	wait "$pid" || rc=$?
+	local p=$pid
 	pid=""
-	cat "$T/snk.err"
-	[ "$rc" -eq 0 ]
+	stop_cleanly "$p" "$T/snk.err"
 }
 
 @test "/healthz, /readyz, /metrics and /status of a running sink; SIGTERM exits 0 and closes the server" {

@@ -194,20 +194,7 @@ gen_orders() {
 	done
 	[ "$n" -eq 3 ] || { kill -9 $pid; cat "$T/src.err"; false; }
 	echo '{"n":4}' >>"$log"
-	kill -TERM $pid
-	for try in $(seq 1 300); do
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 $pid 2>/dev/null; then
-		kill -9 $pid
-		echo "file-source --follow still running 30s after SIGTERM"
-		false
-	fi
-	rc=0
-	wait $pid || rc=$?
-	cat "$T/src.err"
-	[ "$rc" -eq 0 ]
+	stop_cleanly $pid "$T/src.err"
 	# Line 4 was published before the exit or is published by the restart: once either way.
 	timeout 30 "$SRC" --topic logs --bus "$BUS" --path "$log" 2>/dev/null
 	[ "$(topic logs | jq -c -s 'map(.n)')" = '[1,2,3,4]' ]
@@ -225,21 +212,9 @@ gen_orders() {
 		[ "$n" -ge 1 ] && break
 		sleep 0.1
 	done
-	kill -TERM $pid
-	for try in $(seq 1 100); do
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 $pid 2>/dev/null; then
-		exec 4>&-
-		kill -9 $pid
-		echo "file-source --path - still running 10s after SIGTERM"
-		false
-	fi
-	exec 4>&-
 	rc=0
-	wait $pid || rc=$?
-	cat "$T/src.err"
+	stop_cleanly $pid "$T/src.err" 10 || rc=$?
+	exec 4>&-
 	[ "$rc" -eq 0 ]
 	[ "$n" -eq 1 ]
 	[ "$(topic s)" = first ]
