@@ -31,8 +31,8 @@ build: ## static binaries of every connector in bin/
 tools: ## what the tests need: bats and jq (installed with apt when missing)
 	@$(ROOT)/scripts/install-tools.sh
 
-services: ## the servers the distributed bus backends test against (installed with apt and started when missing)
-	@$(ROOT)/scripts/services.sh nats redis
+services: ## the servers the broker connectors and bus backends test against (installed with apt and started when missing)
+	@$(ROOT)/scripts/services.sh rabbitmq mosquitto nats redis
 
 test: tools services build ## every module's tests (Go and bats), then the catalog check
 	@set -e; for m in $(MODULES); do \
@@ -58,6 +58,9 @@ catalog-check: build ## fail when the committed catalog is stale
 bench: build ## throughput and memory figures (see README, Performance)
 	$(GO) build -trimpath -o $(BIN)/ ./scripts/busbench
 	$(GO) run ./scripts/bench -bin $(BIN) -md
+	@set -e; for d in scripts/bench-*/; do \
+		echo "==> $$d"; $(GO) run ./$$d -bin $(BIN); \
+	done
 
 demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)

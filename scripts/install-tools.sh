@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: bats (bats-core), jq and
-# gcc (for the race detector),
-# from Debian's packages.
+# Installs what the tests and benchmarks need when it is missing, from
+# Debian's packages: bats (bats-core), jq, gcc (for the race detector), curl,
+# wrk (HTTP load), amqp-tools (amqp-publish, amqp-consume) and
+# mosquitto-clients (mosquitto_pub, mosquitto_sub).
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
 command -v jq >/dev/null || missing+=(jq)
 command -v gcc >/dev/null || missing+=(gcc) # the race detector needs cgo
+command -v curl >/dev/null || missing+=(curl)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v amqp-publish >/dev/null || missing+=(amqp-tools)
+command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} with apt-get"
 sudo=""
