@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -360,7 +361,12 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 			if ctl.wait(pollCtx) != nil {
 				return
 			}
-			msgs, err := sub.Poll(pollCtx)
+			var msgs []bus.Message
+			err := cfg.retry(pollCtx, "poll", "consuming "+strconv.Quote(cfg.Topic), false, func() error {
+				var err error
+				msgs, err = sub.Poll(pollCtx)
+				return busRetryable(pollCtx, err)
+			})
 			if len(msgs) > 0 && ctl.wait(pollCtx) != nil {
 				return
 			}
@@ -379,7 +385,13 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		if !cfg.StopAtEnd {
 			return false, nil
 		}
-		return sub.Caught(work)
+		var ok bool
+		err := cfg.retry(work, "poll", "checking the end of "+strconv.Quote(cfg.Topic), false, func() error {
+			var err error
+			ok, err = sub.Caught(work)
+			return busRetryable(work, err)
+		})
+		return ok, err
 	}
 	// Offsets are committed after the write that covers them returned, at
 	// most every commitInterval (and at the end), not after every write:
@@ -390,7 +402,9 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		if len(uncommitted) == 0 {
 			return nil
 		}
-		if err := sub.Commit(work, uncommitted); err != nil {
+		if err := cfg.retry(work, "commit", "committing the offset of "+strconv.Quote(cfg.Topic), false, func() error {
+			return busRetryable(work, sub.Commit(work, uncommitted))
+		}); err != nil {
 			ctl.Metrics.AddErrors("commit", 1)
 			return fmt.Errorf("committing offset of %q: %w", cfg.Topic, err)
 		}
@@ -438,6 +452,16 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 			}
 		}
 	}
+}
+
+// busRetryable marks a bus error worth retrying: one that is not the end
+// of ctx, a closed bus or a lost group membership. Backends reconnect on
+// the next call after a lost connection.
+func busRetryable(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || errors.Is(err, bus.ErrClosed) || errors.Is(err, bus.ErrFenced) {
+		return err
+	}
+	return Transient(err)
 }
 
 // lastPerPartition returns the last message of each partition in done

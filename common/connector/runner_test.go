@@ -366,3 +366,94 @@ func TestBackoffIsBoundedWithJitter(t *testing.T) {
 		t.Fatalf("a permanent error was retried %d times", calls)
 	}
 }
+
+// flakyBus fails the first calls of every subscription method, as a
+// distributed bus does while its server restarts.
+type flakyBus struct {
+	bus.Bus
+	fails int
+}
+
+func (b *flakyBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	sub, err := b.Bus.Subscribe(ctx, topic, group, opts)
+	return &flakySub{Subscription: sub, poll: b.fails, commit: b.fails, caught: b.fails}, err
+}
+
+type flakySub struct {
+	bus.Subscription
+	mu                   sync.Mutex
+	poll, commit, caught int
+}
+
+var errDown = errors.New("connection refused")
+
+func (s *flakySub) fail(n *int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *n > 0 {
+		*n--
+		return true
+	}
+	return false
+}
+
+func (s *flakySub) Poll(ctx context.Context) ([]bus.Message, error) {
+	if s.fail(&s.poll) {
+		return nil, errDown
+	}
+	return s.Subscription.Poll(ctx)
+}
+
+func (s *flakySub) Commit(ctx context.Context, msgs []bus.Message) error {
+	if s.fail(&s.commit) {
+		return errDown
+	}
+	return s.Subscription.Commit(ctx, msgs)
+}
+
+func (s *flakySub) Caught(ctx context.Context) (bool, error) {
+	if s.fail(&s.caught) {
+		return false, errDown
+	}
+	return s.Subscription.Caught(ctx)
+}
+
+func TestRunSinkRetriesBusErrors(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, "1", "2", "3")
+	snk := &fakeSink{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := connector.RunSink(ctx, &flakyBus{Bus: b, fails: 2}, snk, sinkConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, ","); got != "1,2,3" {
+		t.Fatalf("written %q", got)
+	}
+	// The commit got through: a second run writes nothing again.
+	snk2 := &fakeSink{}
+	if _, err := connector.RunSink(ctx, b, snk2, sinkConfig(nil)); err != nil || len(snk2.written) != 0 {
+		t.Fatalf("second run wrote %q, %v", snk2.written, err)
+	}
+}
+
+func TestRunSinkStopsOnLostMembership(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, "1")
+	fenced := &fencedBus{Bus: b}
+	_, err := connector.RunSink(context.Background(), fenced, &fakeSink{}, sinkConfig(nil))
+	if !errors.Is(err, bus.ErrFenced) {
+		t.Fatalf("error %v, want the lost membership", err)
+	}
+}
+
+type fencedBus struct{ bus.Bus }
+
+func (b *fencedBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	sub, err := b.Bus.Subscribe(ctx, topic, group, opts)
+	return fencedSub{sub}, err
+}
+
+type fencedSub struct{ bus.Subscription }
+
+func (fencedSub) Commit(context.Context, []bus.Message) error { return bus.ErrFenced }
