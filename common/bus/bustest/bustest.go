@@ -395,8 +395,9 @@ const (
 	envDelay = "CULVERT_BUSTEST_DELAY"
 )
 
-// Main runs a helper process when the test binary was started as one, else the tests.
-func Main(m *testing.M) {
+// Main runs a helper process when the test binary was started as one, else
+// the tests and then each of after (to clean up what the tests left on a server).
+func Main(m *testing.M, after ...func()) {
 	if mode := os.Getenv(envMode); mode != "" {
 		if err := helper(mode); err != nil {
 			fmt.Fprintln(os.Stderr, "bustest helper:", err)
@@ -404,7 +405,11 @@ func Main(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	os.Exit(code)
 }
 
 func helper(mode string) error {

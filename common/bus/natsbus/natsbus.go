@@ -557,8 +557,12 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 	if len(acks) == 0 {
 		return nil
 	}
+	// A Commit retried after a lost connection finds some messages marked
+	// acknowledged by the try that failed: whether the server got those
+	// acknowledgements is unknown, and if not it delivers the records again
+	// (at-least-once), so they count as done.
 	for _, m := range acks[:len(acks)-1] {
-		if err := m.Ack(); err != nil {
+		if err := m.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 			return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
 		}
 	}
@@ -567,7 +571,7 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 		actx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	}
 	defer cancel()
-	if err := acks[len(acks)-1].DoubleAck(actx); err != nil {
+	if err := acks[len(acks)-1].DoubleAck(actx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
 	}
 	s.mu.Lock()

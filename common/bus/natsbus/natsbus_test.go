@@ -16,6 +16,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus/bustest"
 	_ "github.com/culvert-dev/culvert/common/bus/natsbus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 const server = "127.0.0.1:4222"
@@ -242,4 +243,13 @@ func TestExistingGroupKeepsItsPlaceAndTakesTheNewAckWait(t *testing.T) {
 	if lag, err := sub2.Lag(ctx); err != nil || lag != 1 {
 		t.Fatalf("lag %d, %v", lag, err)
 	}
+}
+
+func TestServerRestart(t *testing.T) {
+	srv := testserver.NATS(t)
+	bustest.RunRestart(t, "nats://"+srv.Addr+"?ack_wait=2s", func(t *testing.T) {
+		if err := srv.Restart(time.Second); err != nil {
+			t.Error(err)
+		}
+	})
 }

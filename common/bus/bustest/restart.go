@@ -1,0 +1,113 @@
+package bustest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/bus"
+)
+
+// RunRestart checks that a bus survives a restart of its server: a
+// publisher and a consumer group member keep working on one bus each while
+// restart stops the server and starts it again, retrying failed calls as
+// the connector runner does; in the end every record whose Publish returned
+// was consumed, in order, and the group's commits survived the restart.
+// Duplicates are allowed (at-least-once): a record may come again when its
+// commit was lost with the connection.
+func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
+	const batches, per = 400, 25
+	topic := unique("restart")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
+	defer cancel()
+	pub, cons := open(t, spec), open(t, spec)
+	var sub bus.Subscription
+	if err := retry(ctx, "subscribe", func() (err error) {
+		sub, err = cons.Subscribe(ctx, topic, "g", bus.SubscribeOptions{Start: bus.StartBeginning})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	var acked int // records whose Publish returned
+	var mu sync.Mutex
+	restarted := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for i := 0; i < batches; i++ {
+			recs := makeRecords(i*per, per)
+			if err := retry(ctx, "publish", func() error { return bus.Publish(ctx, pub, topic, recs...) }); err != nil {
+				t.Error(err)
+				cancel()
+				return
+			}
+			mu.Lock()
+			acked += per
+			n := acked
+			mu.Unlock()
+			if n == batches*per/4 { // a quarter published: restart the server
+				restart(t)
+				close(restarted)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+
+	next := 0 // the next record number expected
+	dups := 0
+	for next < batches*per {
+		var msgs []bus.Message
+		if err := retry(ctx, "poll", func() (err error) { msgs, err = sub.Poll(ctx); return err }); err != nil {
+			t.Fatalf("after record %d: %v", next-1, err)
+		}
+		for _, m := range msgs {
+			k := numberOf(t, m)
+			switch {
+			case k == next:
+				next++
+			case k < next:
+				dups++ // delivered again after a lost commit
+			default:
+				t.Fatalf("record %d after %d: records lost in the restart", k, next-1)
+			}
+		}
+		if err := retry(ctx, "commit", func() error { return sub.Commit(ctx, msgs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-pubDone
+	select {
+	case <-restarted:
+	default:
+		t.Fatal("the server was never restarted")
+	}
+	t.Logf("%d records through a server restart, %d delivered twice", next, dups)
+
+	// The commits survived: a new member of the group has nothing to read.
+	sub.Close()
+	b := open(t, spec)
+	again := subscribe(t, b, topic, "g", bus.StartBeginning)
+	if lag, err := again.Lag(ctx); err != nil || lag != 0 {
+		t.Fatalf("after the restart the group lags by %d (%v), want 0", lag, err)
+	}
+}
+
+// retry calls f until it succeeds, for up to a minute, waiting a little
+// between tries (the runner uses connector.Backoff; the test cannot import it).
+func retry(ctx context.Context, what string, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s: still failing after %v: %w", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
