@@ -352,6 +352,9 @@ func (a *App) check(fs *pflag.FlagSet, own, shared any, opts []*option, steps []
 			problems = append(problems, "--metrics-addr: must be HOST:PORT, such as 127.0.0.1:9464")
 		}
 	}
+	if _, err := busSpec(common); err != nil {
+		problems = append(problems, err.Error())
+	}
 	chain, err := transform.Compile(orderedSteps(steps, common))
 	if err != nil {
 		problems = append(problems, err.Error())
@@ -406,9 +409,13 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, cfg *configState,
 		return err
 	}
 	defer stopOperations()
-	b, err := bus.Open(ctx, common.Bus)
+	spec, err := busSpec(common)
 	if err != nil {
-		return fmt.Errorf("opening bus %s: %w", bus.Redact(common.Bus), err)
+		return usageErrorf("%v", err)
+	}
+	b, err := bus.Open(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("opening bus %s: %w", bus.Redact(spec), err)
 	}
 	defer b.Close()
 	env := connector.Env{Name: a.info.Name, Topic: common.Topic, Log: log}
