@@ -40,6 +40,11 @@ type Batch struct {
 	// Ack, if not nil, is called once: with nil when the batch is durable on
 	// the bus, or with the error that stopped it.
 	Ack func(error)
+	// Flush asks for the batch, with whatever waits before it, to be
+	// written at once rather than after --linger: for a source that has
+	// already gathered everything that was waiting (a webhook's requests,
+	// each waiting for its answer).
+	Flush bool
 }
 
 // Sink writes to an outside system.

@@ -263,7 +263,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				ctl.Metrics.AddErrors("read", 1)
 				return finish(fmt.Errorf("reading source: %w", r.err))
 			}
-			if count >= cfg.BatchSize || cfg.Linger <= 0 {
+			if count >= cfg.BatchSize || cfg.Linger <= 0 || r.batch.Flush {
 				flush()
 			} else if linger == nil {
 				linger = time.NewTimer(cfg.Linger)

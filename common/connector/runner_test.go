@@ -457,3 +457,46 @@ func (b *fencedBus) Subscribe(ctx context.Context, topic, group string, opts bus
 type fencedSub struct{ bus.Subscription }
 
 func (fencedSub) Commit(context.Context, []bus.Message) error { return bus.ErrFenced }
+
+// flushingSource returns one batch marked Flush, then blocks until ctx is done.
+type flushingSource struct {
+	sent  bool
+	acked chan error
+}
+
+func (s *flushingSource) Open(context.Context, []byte) error { return nil }
+func (s *flushingSource) Close() error                       { return nil }
+func (s *flushingSource) Read(ctx context.Context) (connector.Batch, error) {
+	if !s.sent {
+		s.sent = true
+		return connector.Batch{Records: []record.Record{{Value: []byte("now")}}, Flush: true,
+			Ack: func(err error) { s.acked <- err }}, nil
+	}
+	<-ctx.Done()
+	return connector.Batch{}, ctx.Err()
+}
+
+func TestRunSourceFlushSkipsTheLinger(t *testing.T) {
+	b := openBus(t)
+	src := &flushingSource{acked: make(chan error, 1)}
+	cfg := sourceConfig(nil)
+	cfg.BatchSize, cfg.Linger = 1000, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := connector.RunSource(ctx, b, src, cfg); done <- err }()
+	select {
+	case err := <-src.acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a batch marked Flush waited for the linger")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "now" {
+		t.Fatalf("topic holds %q", got)
+	}
+}
