@@ -1,0 +1,363 @@
+// Command bench-http-sink measures http-sink against a local HTTP endpoint,
+// next to a raw Go net/http client doing the same requests, in one run:
+//
+//	http-sink, batched      --batch-size -batch (NDJSON), --max-in-flight -inflight-batch
+//	raw client, batched     the same NDJSON bodies POSTed by as many goroutines
+//	http-sink, per record   one POST per record, --max-in-flight -inflight
+//	raw client, per record  one POST per record by as many goroutines
+//
+// The endpoint is an in-process net/http server on 127.0.0.1 that counts
+// the records it received (the lines of an NDJSON body, else one per
+// request) and answers 204. The orders (scripts/internal/orders) are
+// published to a fresh embedded bus first; http-sink runs as the real
+// binary with --from beginning --stop-at-end and is timed from start to
+// exit, so its figures include starting, reading the bus and committing.
+// Every step checks that the endpoint got every record.
+//
+// Usage:
+//
+//	bench-http-sink [-bin bin] [-n 500000] [-n-single 100000]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	_ "github.com/culvert-dev/culvert/common/bus/all"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/orders"
+)
+
+type config struct {
+	bin                     string
+	n, nSingle, batch       int
+	inflight, inflightBatch int
+	rawURL                  string // child mode: run the raw client against this URL
+	rawWorkers              int
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.bin, "bin", "bin", "directory with the built http-sink")
+	flag.IntVar(&c.n, "n", 500_000, "orders for the batched steps")
+	flag.IntVar(&c.nSingle, "n-single", 100_000, "orders for the one-request-per-record steps")
+	flag.IntVar(&c.batch, "batch", 1000, "records per request when batching")
+	flag.IntVar(&c.inflight, "inflight", 16, "requests in flight, one per record")
+	flag.IntVar(&c.inflightBatch, "inflight-batch", 4, "requests in flight when batching")
+	flag.StringVar(&c.rawURL, "raw-client", "", "internal: run the raw client against this URL, -n records in batches of -batch (0: one per request), with -workers goroutines, and print the seconds taken")
+	flag.IntVar(&c.rawWorkers, "workers", 1, "internal: raw client goroutines")
+	flag.Parse()
+	if c.rawURL != "" {
+		secs, err := rawClient(c)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench-http-sink: raw client: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println(secs)
+		return
+	}
+	if err := bench(c, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-http-sink: FAILED: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// counter is the endpoint: it counts records and requests.
+type counter struct {
+	records, requests atomic.Int64
+}
+
+func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	n := int64(1)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-ndjson") {
+		n = int64(bytes.Count(buf.Bytes(), []byte{'\n'}))
+	}
+	c.records.Add(n)
+	c.requests.Add(1)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (c *counter) reset() {
+	c.records.Store(0)
+	c.requests.Store(0)
+}
+
+type row struct {
+	what              string
+	records, requests int64
+	secs              float64
+	raw               *row
+	floor             string
+	note              string
+}
+
+func (r row) recRate() float64 { return float64(r.records) / r.secs }
+func (r row) reqRate() float64 { return float64(r.requests) / r.secs }
+
+func bench(c config, out io.Writer) error {
+	say := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-http-sink: "+format+"\n", a...) }
+	bin, err := filepath.Abs(filepath.Join(c.bin, "http-sink"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("http-sink not found (run `make -C sinks/http-sink build` or point -bin at it): %w", err)
+	}
+	work, err := os.MkdirTemp("", "culvert-bench-http-sink-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	busDir := filepath.Join(work, "bus")
+
+	values := make([][]byte, max(c.n, c.nSingle))
+	g := orders.NewGenerator(1)
+	for i := range values {
+		values[i] = g.Next().AppendJSON(nil)
+	}
+	say("publishing %d orders to a fresh embedded bus", len(values))
+	if err := publish(busDir, "batched", values[:c.n]); err != nil {
+		return err
+	}
+	if err := publish(busDir, "single", values[:c.nSingle]); err != nil {
+		return err
+	}
+
+	cnt := &counter{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: cnt, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	defer srv.Close()
+	url := "http://" + l.Addr().String() + "/ingest"
+
+	runSink := func(topic string, want int, args ...string) (row, error) {
+		cnt.reset()
+		args = append([]string{"--topic", topic, "--bus", busDir, "--endpoint", url, "--from", "beginning", "--stop-at-end",
+			"--log-level", "warn", "--progress-interval", "0"}, args...)
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return row{}, fmt.Errorf("http-sink %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		secs := time.Since(start).Seconds()
+		if got := cnt.records.Load(); got != int64(want) {
+			return row{}, fmt.Errorf("http-sink %s: the endpoint got %d records, want %d", strings.Join(args, " "), got, want)
+		}
+		return row{records: cnt.records.Load(), requests: cnt.requests.Load(), secs: secs}, nil
+	}
+	// The raw client runs in its own process, as http-sink does, so that
+	// it does not share this process's scheduler with the endpoint.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	runRaw := func(n, batch, workers int) (row, error) {
+		cnt.reset()
+		cmd := exec.Command(self, "-raw-client", url, "-n", fmt.Sprint(n), "-batch", fmt.Sprint(batch), "-workers", fmt.Sprint(workers))
+		cmd.Stderr = os.Stderr
+		outb, err := cmd.Output()
+		if err != nil {
+			return row{}, fmt.Errorf("raw client: %w", err)
+		}
+		var secs float64
+		if _, err := fmt.Sscan(string(outb), &secs); err != nil {
+			return row{}, fmt.Errorf("raw client printed %q", outb)
+		}
+		if got := cnt.records.Load(); got != int64(n) {
+			return row{}, fmt.Errorf("raw client: the endpoint got %d records, want %d", got, n)
+		}
+		return row{records: cnt.records.Load(), requests: cnt.requests.Load(), secs: secs}, nil
+	}
+
+	var rows []row
+	// Batched.
+	say("raw client, batched: %d records", c.n)
+	rawBatch, err := runRaw(c.n, c.batch, c.inflightBatch)
+	if err != nil {
+		return err
+	}
+	rawBatch.what = fmt.Sprintf("raw net/http client, NDJSON batches of %d, %d in flight", c.batch, c.inflightBatch)
+	say("http-sink, batched")
+	sinkBatch, err := runSink("batched", c.n, "--batch-size", fmt.Sprint(c.batch), "--batch-format", "ndjson", "--max-in-flight", fmt.Sprint(c.inflightBatch))
+	if err != nil {
+		return err
+	}
+	sinkBatch.what = fmt.Sprintf("http-sink --batch-size %d --max-in-flight %d", c.batch, c.inflightBatch)
+	sinkBatch.raw, sinkBatch.floor = &rawBatch, "≥ 100,000 records/s"
+	sinkBatch.note = verdict(sinkBatch.recRate() >= 100_000)
+
+	// The ceiling: the same runner and bus read with nothing to send.
+	var ceiling []row
+	if fileSink := filepath.Join(filepath.Dir(bin), "file-sink"); fileExists(fileSink) {
+		say("file-sink to /dev/null, for the ceiling of the sink runner")
+		cmd := exec.Command(fileSink, "--topic", "batched", "--bus", busDir, "--path", os.DevNull, "--from", "beginning", "--stop-at-end", "--log-level", "warn", "--progress-interval", "0")
+		cmd.Stderr = os.Stderr
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("file-sink: %w", err)
+		}
+		ceiling = append(ceiling, row{what: "file-sink --path /dev/null (same bus and runner, nothing sent)", records: int64(c.n), secs: time.Since(start).Seconds()})
+	}
+
+	// One request per record.
+	say("raw client, one request per record: %d", c.nSingle)
+	rawSingle, err := runRaw(c.nSingle, 0, c.inflight)
+	if err != nil {
+		return err
+	}
+	rawSingle.what = fmt.Sprintf("raw net/http client, one POST per record, %d in flight", c.inflight)
+	say("http-sink, one request per record")
+	sinkSingle, err := runSink("single", c.nSingle, "--max-in-flight", fmt.Sprint(c.inflight))
+	if err != nil {
+		return err
+	}
+	sinkSingle.what = fmt.Sprintf("http-sink, one POST per record, --max-in-flight %d", c.inflight)
+	sinkSingle.raw, sinkSingle.floor = &rawSingle, "≥ 10,000 requests/s"
+	sinkSingle.note = verdict(sinkSingle.reqRate() >= 10_000)
+	rows = append(append([]row{sinkBatch, rawBatch}, ceiling...), sinkSingle, rawSingle)
+
+	fmt.Fprintf(out, "http-sink to a local endpoint (in-process net/http server on 127.0.0.1; %d CPUs, %s, %s)\n\n", runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintln(out, "| what | records | requests | seconds | records/s | requests/s | vs raw client | floor |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range rows {
+		ratio, floor := "-", "-"
+		if r.raw != nil {
+			ratio = fmt.Sprintf("%.2f×", r.recRate()/r.raw.recRate())
+		}
+		if r.floor != "" {
+			floor = r.floor + " " + r.note
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s | %s | %s | %s |\n", r.what, fmtInt(float64(r.records)), fmtInt(float64(r.requests)),
+			r.secs, fmtInt(r.recRate()), fmtInt(r.reqRate()), ratio, floor)
+	}
+	fmt.Fprintln(out, "\nhttp-sink is timed from process start to exit (--from beginning --stop-at-end): reading the embedded bus and committing included; the raw client (its own process, same orders) is timed from its first request to its last, with the orders already in memory.")
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(NOT met)"
+}
+
+// publish writes values to topic on the embedded bus at dir.
+func publish(dir, topic string, values [][]byte) error {
+	ctx := context.Background()
+	b, err := bus.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for chunk := range slices.Chunk(values, 10_000) {
+		recs := make([]record.Record, len(chunk))
+		for i, v := range chunk {
+			recs[i] = record.Record{Value: v}
+		}
+		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
+			return fmt.Errorf("publishing to %s: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+// fmtInt formats a number as a whole number with thousands separators.
+func fmtInt(r float64) string {
+	s := fmt.Sprintf("%.0f", r)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// rawClient is what an HTTP sink does, written directly with net/http: it
+// POSTs c.n orders (NDJSON batches of c.batch, or one per request when
+// c.batch is 0) from c.rawWorkers goroutines and returns the seconds taken.
+func rawClient(c config) (float64, error) {
+	g := orders.NewGenerator(1)
+	var bodies [][]byte
+	contentType := "application/json"
+	if c.batch == 0 {
+		for range c.n {
+			bodies = append(bodies, g.Next().AppendJSON(nil))
+		}
+	} else {
+		contentType = "application/x-ndjson"
+		for i := 0; i < c.n; i += c.batch {
+			var b []byte
+			for range min(c.batch, c.n-i) {
+				b = append(g.Next().AppendJSON(b), '\n')
+			}
+			bodies = append(bodies, b)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.rawWorkers}}
+	defer client.CloseIdleConnections()
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c.rawWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bodies) {
+					return
+				}
+				resp, err := client.Post(c.rawURL, contentType, bytes.NewReader(bodies[i]))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						err = fmt.Errorf("status %s", resp.Status)
+					}
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
