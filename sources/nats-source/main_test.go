@@ -1,0 +1,580 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/client/nats/natstest"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/connectortest"
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+// app returns the connector's command line.
+func app() *cli.App { return cli.NewSource(info, newSource) }
+
+func TestGoldenMetadata(t *testing.T) {
+	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "nats-source", cli.DirectionSource)
+	for _, p := range []string{"url", "subject", "queue_group", "buffer", "stream", "durable", "deliver", "ack_wait", "max_ack_pending"} {
+		if _, ok := md.Schema.Properties[p]; !ok {
+			t.Errorf("schema has no property %q", p)
+		}
+	}
+	if md.Schema.Properties["url"]["writeOnly"] != true {
+		t.Errorf("url is not writeOnly: %v", md.Schema.Properties["url"])
+	}
+	if d := md.Schema.Properties["deliver"]["default"]; d != "all" {
+		t.Errorf("deliver default %v", d)
+	}
+}
+
+func TestBadOptionsExit2NamingTheOption(t *testing.T) {
+	for _, c := range []struct {
+		want string
+		args []string
+	}{
+		{"--subject", nil},
+		{"--subject", []string{"--subject", "a..b"}},
+		{"--subject", []string{"--subject", "a.>.b"}},
+		{"--queue-group", []string{"--stream", "S", "--queue-group", "q"}},
+		{"--durable", []string{"--subject", "a", "--durable", "d"}},
+		{"--deliver", []string{"--subject", "a", "--deliver", "new"}},
+		{"--deliver", []string{"--stream", "S", "--deliver", "last"}},
+		{"--stream", []string{"--stream", "a.b"}},
+		{"--url", []string{"--subject", "a", "--url", "http://u:s3cret@h:4222"}},
+		{"--ack-wait", []string{"--stream", "S", "--ack-wait", "0s"}},
+	} {
+		args := append([]string{"--topic", "t", "--bus", t.TempDir()}, c.args...)
+		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), args...)
+		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
+		}
+		if strings.Contains(stderr, "s3cret") {
+			t.Errorf("%v: stderr shows the password: %s", c.args, stderr)
+		}
+	}
+}
+
+// readTopic returns every record of topic on the embedded bus in dir.
+func readTopic(t *testing.T, dir, topic string) []record.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sub, err := b.Subscribe(ctx, topic, natstest.Unique("reader"), bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	end, err := sub.Lag(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []record.Record
+	for int64(len(out)) < end {
+		msgs, err := sub.Poll(ctx)
+		if err != nil {
+			t.Fatalf("reading %q: %v after %d of %d records", topic, err, len(out), end)
+		}
+		for _, m := range msgs {
+			out = append(out, m.Record)
+		}
+	}
+	return out
+}
+
+// waitTopic waits up to 60s until topic has at least n records, and returns them.
+func waitTopic(t *testing.T, dir, topic string, n int, stop <-chan int) []record.Record {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		recs := readTopic(t, dir, topic)
+		if len(recs) >= n {
+			return recs
+		}
+		select {
+		case code := <-stop:
+			t.Fatalf("the connector exited %d with %d of %d records on %q", code, len(recs), n, topic)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q has %d records after 60s, want %d", topic, len(recs), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// running is the connector running in the test process.
+type running struct {
+	cancel context.CancelFunc
+	done   chan int
+	stderr *string
+}
+
+// start runs the connector until stop is called.
+func start(t *testing.T, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan int, 1), stderr: new(string)}
+	go func() {
+		var out bytes.Buffer
+		var errb natstest.Buffer
+		code := app().Main(ctx, args, &out, &errb)
+		*r.stderr = errb.String()
+		r.done <- code
+	}()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop stops the connector as SIGTERM would and fails unless it exits 0.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case code := <-r.done:
+		if code != 0 {
+			t.Errorf("exit %d:\n%s", code, *r.stderr)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the connector did not stop within 40s")
+	}
+}
+
+// publish publishes {"n":from}...{"n":to-1} to subject with JetStream, waiting for every ack.
+func publish(t *testing.T, js jetstream.JetStream, subject string, from, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var futs []jetstream.PubAckFuture
+	for i := from; i < to; i++ {
+		m := &natsgo.Msg{Subject: subject, Data: fmt.Appendf(nil, `{"n":%d}`, i), Header: natsgo.Header{"Seq": {fmt.Sprint(i)}}}
+		for {
+			f, err := js.PublishMsgAsync(m)
+			if err == nil {
+				futs = append(futs, f)
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publishing: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publishing: %v", err)
+		case <-ctx.Done():
+			t.Fatal("publishing: no ack within 60s")
+		}
+	}
+}
+
+// checkSequence checks that recs hold {"n":0}...{"n":n-1}: every one, in
+// order of first appearance; repeats are allowed only when dups is set.
+func checkSequence(t *testing.T, recs []record.Record, n int, dups bool) {
+	t.Helper()
+	next := 0
+	for _, r := range recs {
+		var v struct{ N int }
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatalf("value %q: %v", r.Value, err)
+		}
+		switch {
+		case v.N == next:
+			next++
+		case v.N < next && dups:
+		default:
+			t.Fatalf("record %d after %d records in order (of %d)", v.N, next, len(recs))
+		}
+	}
+	if next != n || (!dups && len(recs) != n) {
+		t.Fatalf("%d records, %d in order; want %d", len(recs), next, n)
+	}
+}
+
+func ackPending(t *testing.T, js jetstream.JetStream, stream, durable string) (int, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci.NumAckPending, int(ci.NumPending)
+}
+
+func TestJetStreamRoundTrip(t *testing.T) {
+	url := natstest.Shared(t)
+	_, js := natstest.Connect(t, url)
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
+	const n = 10000
+	publish(t, js, subj+".orders", 0, n/2)
+	busDir := t.TempDir()
+	args := []string{"--topic", "orders", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d1"}
+	r := start(t, args...)
+	waitTopic(t, busDir, "orders", n/2, r.done)
+	publish(t, js, subj+".orders", n/2, n)
+	recs := waitTopic(t, busDir, "orders", n, r.done)
+	r.stop(t)
+	checkSequence(t, recs, n, false)
+	for i, rec := range recs {
+		if string(rec.Key) != subj+".orders" {
+			t.Fatalf("key %q, want the subject", rec.Key)
+		}
+		if v, _ := rec.Header("Seq"); string(v) != fmt.Sprint(i) {
+			t.Fatalf("record %d: header Seq %q", i, v)
+		}
+	}
+	// Everything was acknowledged, after it was durable on the bus.
+	if ack, pending := ackPending(t, js, stream, "d1"); ack != 0 || pending != 0 {
+		t.Fatalf("ack pending %d, pending %d; want 0 and 0", ack, pending)
+	}
+	// The durable consumer resumes where it was: a new run publishes only what is new.
+	publish(t, js, subj+".orders", n, n+10)
+	r = start(t, args...)
+	waitTopic(t, busDir, "orders", n+10, r.done)
+	time.Sleep(300 * time.Millisecond)
+	r.stop(t)
+	checkSequence(t, readTopic(t, busDir, "orders"), n+10, false)
+}
+
+func TestJetStreamFilterAndDeliverNew(t *testing.T) {
+	url := natstest.Shared(t)
+	_, js := natstest.Connect(t, url)
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
+	publish(t, js, subj+".eu", 0, 5)
+	busDir := t.TempDir()
+	r := start(t, "--topic", "eu", "--bus", busDir, "--url", url, "--stream", stream, "--subject", subj+".eu", "--deliver", "new")
+	time.Sleep(500 * time.Millisecond) // the consumer exists
+	publish(t, js, subj+".us", 100, 103)
+	publish(t, js, subj+".eu", 5, 8)
+	waitTopic(t, busDir, "eu", 3, r.done)
+	time.Sleep(300 * time.Millisecond)
+	r.stop(t)
+	recs := readTopic(t, busDir, "eu")
+	if got := values(recs); strings.Join(got, ",") != `{"n":5},{"n":6},{"n":7}` {
+		t.Fatalf("got %v; want only the new eu messages", got)
+	}
+}
+
+func values(recs []record.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func TestCoreSubjectsWildcardsAndQueueGroup(t *testing.T) {
+	url := natstest.Shared(t)
+	nc, _ := natstest.Connect(t, url)
+	subj := natstest.Unique("core.")
+	busDir := t.TempDir()
+	// Two members of one queue group share the messages.
+	r1 := start(t, "--topic", "core", "--bus", busDir, "--url", url, "--subject", subj+".*.cpu", "--subject", subj+".mem.>", "--queue-group", "q")
+	r2 := start(t, "--topic", "core", "--bus", busDir, "--url", url, "--subject", subj+".*.cpu", "--subject", subj+".mem.>", "--queue-group", "q")
+	waitSubscribers(t, nc, subj+".probe.cpu") // probes are records too, dropped below
+	const n = 1000
+	for i := 0; i < n; i++ {
+		s := subj + ".h1.cpu"
+		if i%2 == 1 {
+			s = subj + ".mem.h2.free"
+		}
+		nc.PublishMsg(&natsgo.Msg{Subject: s, Data: fmt.Appendf(nil, `{"n":%d}`, i), Header: natsgo.Header{"A": {"1", "2"}}})
+	}
+	nc.Publish(subj+".h1.disk", []byte("not subscribed"))
+	nc.Flush()
+	deadline := time.Now().Add(30 * time.Second)
+	var recs []record.Record
+	for {
+		recs = recs[:0]
+		for _, r := range readTopic(t, busDir, "core") {
+			if !strings.HasSuffix(string(r.Key), ".probe.cpu") {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r1.stop(t)
+	r2.stop(t)
+	if len(recs) != n {
+		t.Fatalf("%d records, want %d (each message once across the queue group)", len(recs), n)
+	}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[string(r.Value)] = true
+		var v struct{ N int }
+		json.Unmarshal(r.Value, &v)
+		want := subj + ".h1.cpu"
+		if v.N%2 == 1 {
+			want = subj + ".mem.h2.free"
+		}
+		if string(r.Key) != want {
+			t.Fatalf("%s: key %q, want %q", r.Value, r.Key, want)
+		}
+		if len(r.Headers) != 2 || r.Headers[0].Key != "A" || string(r.Headers[0].Value) != "1" || string(r.Headers[1].Value) != "2" {
+			t.Fatalf("headers %v", r.Headers)
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct records, want %d", len(seen), n)
+	}
+}
+
+// waitSubscribers waits until a request on subject finds subscribers
+// (the connectors have subscribed): no-responders means none yet.
+func waitSubscribers(t *testing.T, nc *natsgo.Conn, subject string) {
+	t.Helper()
+	// The connectors never answer, so a request times out when they are
+	// subscribed and fails at once with no responders while they are not.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := nc.Request(subject, []byte("probe"), 200*time.Millisecond); err == natsgo.ErrTimeout {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nobody subscribed to %s", subject)
+}
+
+func TestCoreSlowConsumerIsCountedAndLogged(t *testing.T) {
+	url := natstest.Shared(t)
+	nc, _ := natstest.Connect(t, url)
+	subj := natstest.Unique("slow.")
+	var logs natstest.Buffer
+	ctl := connector.NewControl("nats-source", nil)
+	src, err := newSource(&Options{URL: url, Subject: []string{subj}, Buffer: 10, AckWait: 1}, connector.Env{Name: "nats-source", Topic: "t", Log: zerolog.New(&logs), Control: ctl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := src.Open(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for i := 0; i < 100; i++ {
+		nc.Publish(subj, []byte("x"))
+	}
+	nc.Flush()
+	time.Sleep(300 * time.Millisecond) // nothing reads meanwhile: the buffer of 10 overflows
+	got := 0
+	for got < 10 {
+		b, err := src.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(b.Records)
+	}
+	if !strings.Contains(logs.String(), "slow consumer") || !strings.Contains(logs.String(), `"dropped":90`) {
+		t.Fatalf("no slow consumer error logged with 90 dropped: %s", logs.String())
+	}
+	mfs, err := ctl.Metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "slow_consumer" && m.GetCounter().GetValue() == 90 {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no errors counter with stage slow_consumer = 90")
+	}
+}
+
+func TestPoisonMessageGoesToDeadLetterTopicAndIsAcked(t *testing.T) {
+	url := natstest.Shared(t)
+	nc, js := natstest.Connect(t, url)
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, v := range []string{`{"a":1}`, `not json`, `{"a":2}`} {
+		if _, err := js.Publish(ctx, subj, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = nc
+	busDir := t.TempDir()
+	r := start(t, "--topic", "p", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d", "--map", ".b = 1", "--ack-wait", "1s")
+	waitTopic(t, busDir, "p", 2, r.done)
+	waitTopic(t, busDir, "p.dlq", 1, r.done)
+	time.Sleep(2 * time.Second) // longer than --ack-wait: nothing is redelivered
+	r.stop(t)
+	if got := values(readTopic(t, busDir, "p")); strings.Join(got, ",") != `{"a":1,"b":1},{"a":2,"b":1}` {
+		t.Fatalf("topic: %v", got)
+	}
+	dead := readTopic(t, busDir, "p.dlq")
+	if len(dead) != 1 || string(dead[0].Value) != "not json" {
+		t.Fatalf("dead letters: %v", values(dead))
+	}
+	if v, _ := dead[0].Header("culvert.offset"); string(v) != "2" {
+		t.Errorf("dead letter's culvert.offset %q, want the stream sequence 2", v)
+	}
+	if ack, pending := ackPending(t, js, stream, "d"); ack != 0 || pending != 0 {
+		t.Fatalf("ack pending %d, pending %d: the poison message was not acknowledged", ack, pending)
+	}
+}
+
+func TestServerRestartMidStream(t *testing.T) {
+	srv := natstest.StartServer(t, nil)
+	_, js := natstest.Connect(t, srv.URL())
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
+	const n = 10000
+	publish(t, js, subj, 0, 3000)
+	busDir := t.TempDir()
+	r := start(t, "--topic", "r", "--bus", busDir, "--url", srv.URL(), "--stream", stream, "--durable", "d", "--ack-wait", "5s")
+	waitTopic(t, busDir, "r", 1000, r.done)
+	srv.Stop()
+	time.Sleep(time.Second)
+	srv.Start()
+	publish(t, js, subj, 3000, n)
+	waitTopic(t, busDir, "r", n, r.done)
+	r.stop(t)
+	recs := readTopic(t, busDir, "r")
+	checkSequence(t, recs, n, true) // at-least-once: a message acked during the outage may come again
+	if !strings.Contains(*r.stderr, "disconnected from nats") || !strings.Contains(*r.stderr, "reconnected to nats") {
+		t.Errorf("the restart is not in the log:\n%s", *r.stderr)
+	}
+	t.Logf("%d records for %d messages", len(recs), n)
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certs := natstest.NewCerts(t, dir)
+	srv := natstest.StartServer(t, &certs)
+	_, js := natstest.Connect(t, srv.PlainURL(), srv.ClientOptions()...)
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
+	publish(t, js, subj, 0, 100)
+	busDir := t.TempDir()
+	r := start(t, "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--stream", stream)
+	waitTopic(t, busDir, "tls", 100, r.done)
+	r.stop(t)
+	checkSequence(t, readTopic(t, busDir, "tls"), 100, false)
+
+	// Without the CA, the server's certificate is not trusted: exit 1, saying so.
+	other := filepath.Join(dir, "other")
+	os.Mkdir(other, 0o755)
+	wrong := natstest.NewCerts(t, other)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "tls", "--bus", busDir, "--url", fmt.Sprintf("tls://127.0.0.1:%d?tls_ca=%s", srv.Port, wrong.CA), "--stream", stream)
+	if code != 1 || !strings.Contains(stderr, "certificate") {
+		t.Fatalf("exit %d, stderr %s; want 1 and a certificate error", code, stderr)
+	}
+}
+
+func TestMissingStreamExits1(t *testing.T) {
+	url := natstest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "t", "--bus", t.TempDir(), "--url", url, "--stream", natstest.Unique("NOPE"))
+	if code != 1 || !strings.Contains(stderr, "no such JetStream stream") {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+}
+
+func TestCoreResubscribesAfterServerRestart(t *testing.T) {
+	srv := natstest.StartServer(t, nil)
+	nc, _ := natstest.Connect(t, srv.URL())
+	subj := natstest.Unique("core.")
+	busDir := t.TempDir()
+	r := start(t, "--topic", "c", "--bus", busDir, "--url", srv.URL(), "--subject", subj+".>")
+	waitSubscribers(t, nc, subj+".probe")
+	for i := 0; i < 100; i++ {
+		nc.Publish(subj+".x", fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	nc.Flush()
+	srv.Stop()
+	srv.Start()
+	waitSubscribers(t, nc, subj+".probe") // the source subscribed again by itself
+	for i := 100; i < 200; i++ {
+		nc.Publish(subj+".x", fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	nc.Flush()
+	deadline := time.Now().Add(30 * time.Second)
+	var recs []record.Record
+	for {
+		recs = recs[:0]
+		for _, r := range readTopic(t, busDir, "c") {
+			if string(r.Key) == subj+".x" {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) >= 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.stop(t)
+	checkSequence(t, recs, 200, false)
+}
+
+func TestDeletedConsumerExits1(t *testing.T) {
+	url := natstest.Shared(t)
+	_, js := natstest.Connect(t, url)
+	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
+	publish(t, js, subj, 0, 10)
+	busDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan string, 1)
+	go func() {
+		code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "d", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "gone")
+		done <- fmt.Sprintf("exit %d: %s", code, stderr)
+	}()
+	waitTopic(t, busDir, "d", 10, nil)
+	if err := js.DeleteConsumer(ctx, stream, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case out := <-done:
+		if !strings.HasPrefix(out, "exit 1: ") || !strings.Contains(out, `durable consumer "gone": nats: consumer deleted`) {
+			t.Fatalf("%s; want exit 1 naming the consumer", out)
+		}
+	case <-ctx.Done():
+		t.Fatal("the source went on after its consumer was deleted")
+	}
+}
