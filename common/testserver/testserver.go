@@ -26,23 +26,24 @@ type Server struct {
 	log  string
 }
 
-// NATS starts nats-server with JetStream.
-func NATS(t *testing.T) *Server {
+// NATS starts nats-server with JetStream; extra arguments (TLS) are added.
+func NATS(t testing.TB, extra ...string) *Server {
 	dir := t.TempDir()
 	port := FreePort(t)
-	return start(t, "nats-server", dir, port, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "js"))
+	args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "js")}, extra...)
+	return Start(t, "nats-server", dir, port, args...)
 }
 
 // Redis starts redis-server with appendonly yes and appendfsync always.
-func Redis(t *testing.T) *Server {
+func Redis(t testing.TB) *Server {
 	dir := t.TempDir()
 	port := FreePort(t)
-	return start(t, "redis-server", dir, port, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+	return Start(t, "redis-server", dir, port, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
 }
 
 // FreePort returns a TCP port nothing listens on.
-func FreePort(t *testing.T) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +53,10 @@ func FreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func start(t *testing.T, name, dir string, port int, args ...string) *Server {
+// Start starts the program name (looked up in $PATH, then /usr/sbin) with
+// args, logging to a file in dir, and waits until it listens on port. The
+// test fails if it does not; the server is stopped when the test ends.
+func Start(t testing.TB, name, dir string, port int, args ...string) *Server {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -70,7 +74,7 @@ func start(t *testing.T, name, dir string, port int, args ...string) *Server {
 	return s
 }
 
-// Start starts the server and waits until it listens.
+// Start starts the server (again) and waits until it listens.
 func (s *Server) Start() error {
 	log, err := os.OpenFile(s.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -14,23 +14,20 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 // SharedURL is the machine's NATS server, started by scripts/services.sh.
 const SharedURL = "nats://127.0.0.1:4222"
-
-// ServerBinary is the nats-server that private servers run.
-const ServerBinary = "/usr/sbin/nats-server"
 
 // Shared returns SharedURL and fails the test when no NATS server with
 // JetStream answers there.
@@ -211,36 +208,26 @@ func NewCerts(t testing.TB, dir string) Certs {
 }
 
 // Server is a private nats-server with JetStream, on a port of its own,
-// with its store in a temporary directory. It is killed when the test ends.
+// with its store in a temporary directory (a testserver.Server). It is
+// stopped when the test ends.
 type Server struct {
 	t     testing.TB
 	Port  int
-	Dir   string
 	Certs *Certs // set when the server speaks TLS
-	cmd   *exec.Cmd
+	srv   *testserver.Server
 }
 
 // StartServer starts a private server; certs, if not nil, turn TLS on.
 func StartServer(t testing.TB, certs *Certs) *Server {
 	t.Helper()
-	if _, err := os.Stat(ServerBinary); err != nil {
-		t.Fatalf("%s is needed for this test: %v", ServerBinary, err)
+	var tls []string
+	if certs != nil {
+		tls = []string{"--tls", "--tlscert", certs.Cert, "--tlskey", certs.Key}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &Server{t: t, Port: port, Dir: t.TempDir(), Certs: certs}
-	s.Start()
-	t.Cleanup(func() {
-		if s.cmd != nil {
-			s.cmd.Process.Kill()
-			s.cmd.Wait()
-		}
-	})
-	return s
+	srv := testserver.NATS(t, tls...)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	p, _ := strconv.Atoi(port)
+	return &Server{t: t, Port: p, Certs: certs, srv: srv}
 }
 
 // URL is the server's URL, with tls_ca= when it speaks TLS.
@@ -267,49 +254,17 @@ func (s *Server) PlainURL() string {
 	return s.URL()
 }
 
-// Start starts the server (again) on its port and store directory and
-// waits until it answers.
+// Start starts the server again on its port and store directory and waits
+// until it listens.
 func (s *Server) Start() {
 	s.t.Helper()
-	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-js", "-sd", s.Dir}
-	if s.Certs != nil {
-		args = append(args, "--tls", "--tlscert", s.Certs.Cert, "--tlskey", s.Certs.Key)
-	}
-	s.cmd = exec.Command(ServerBinary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = nil, nil
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting nats-server: %v", err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := ping(s.PlainURL(), s.ClientOptions())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("private nats-server on port %d did not come up: %v", s.Port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.srv.Start(); err != nil {
+		s.t.Fatal(err)
 	}
 }
 
 // Stop stops the server with SIGTERM and waits for it to exit.
-func (s *Server) Stop() {
-	s.t.Helper()
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-done
-	}
-	s.cmd = nil
-}
+func (s *Server) Stop() { s.srv.Stop() }
 
 // Buffer is a bytes.Buffer safe for concurrent writes: a connector run in
 // the test process logs to it from nats.go's callback goroutines too.
