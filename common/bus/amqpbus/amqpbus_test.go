@@ -17,6 +17,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/amqpbus"
 	"github.com/culvert-dev/culvert/common/bus/bustest"
+	"github.com/culvert-dev/culvert/common/client/rabbitmq/rabbitmqtest"
 	"github.com/culvert-dev/culvert/common/record"
 )
 
@@ -188,13 +189,5 @@ func TestTopicIsAStreamQueue(t *testing.T) {
 // TestServerRestart stops and starts the RabbitMQ application of the shared
 // server (rabbitmqctl stop_app, start_app): a few seconds without RabbitMQ.
 func TestServerRestart(t *testing.T) {
-	spec := newSpec(t)
-	t.Cleanup(func() { exec.Command("rabbitmqctl", "start_app").Run() })
-	bustest.RunRestart(t, spec, func(t *testing.T) {
-		for _, cmd := range []string{"stop_app", "start_app"} {
-			if out, err := exec.Command("rabbitmqctl", cmd).CombinedOutput(); err != nil {
-				t.Errorf("rabbitmqctl %s: %v\n%s", cmd, err, out)
-			}
-		}
-	})
+	bustest.RunRestart(t, newSpec(t), func(t *testing.T) { rabbitmqtest.RestartBroker(t, time.Second) })
 }

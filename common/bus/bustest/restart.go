@@ -3,7 +3,6 @@ package bustest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 
 // RunRestart checks that a bus survives a restart of its server: a
 // publisher and a consumer group member keep working on one bus each while
-// restart stops the server and starts it again, retrying failed calls as
+// restart (called on the test's goroutine) stops the server and starts it again, retrying failed calls as
 // the connector runner does; in the end every record whose Publish returned
 // was consumed, in order, and the group's commits survived the restart.
 // Duplicates are allowed (at-least-once): a record may come again when its
@@ -32,59 +31,57 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	}
 	defer sub.Close()
 
-	var acked int // records whose Publish returned
-	var mu sync.Mutex
-	restarted := make(chan struct{})
-	pubDone := make(chan struct{})
+	// The consumer works on its own goroutine; the publisher, and the
+	// restart a quarter of the way through, on the test's.
+	type result struct {
+		next, dups int
+		err        error
+	}
+	consumed := make(chan result, 1)
 	go func() {
-		defer close(pubDone)
-		for i := 0; i < batches; i++ {
-			recs := makeRecords(i*per, per)
-			if err := retry(ctx, "publish", func() error { return bus.Publish(ctx, pub, topic, recs...) }); err != nil {
-				t.Error(err)
-				cancel()
+		next, dups := 0, 0 // the next record number expected, records seen twice
+		for next < batches*per {
+			var msgs []bus.Message
+			if err := retry(ctx, "poll", func() (err error) { msgs, err = sub.Poll(ctx); return err }); err != nil {
+				consumed <- result{next, dups, fmt.Errorf("after record %d: %w", next-1, err)}
 				return
 			}
-			mu.Lock()
-			acked += per
-			n := acked
-			mu.Unlock()
-			if n == batches*per/4 { // a quarter published: restart the server
-				restart(t)
-				close(restarted)
+			for _, m := range msgs {
+				var k int
+				fmt.Sscanf(string(m.Value), `{"n":%d}`, &k)
+				switch {
+				case k == next:
+					next++
+				case k < next:
+					dups++ // delivered again after a lost commit
+				default:
+					consumed <- result{next, dups, fmt.Errorf("record %d after %d: records lost in the restart", k, next-1)}
+					return
+				}
 			}
-			time.Sleep(2 * time.Millisecond)
+			if err := retry(ctx, "commit", func() error { return sub.Commit(ctx, msgs) }); err != nil {
+				consumed <- result{next, dups, err}
+				return
+			}
 		}
+		consumed <- result{next, dups, nil}
 	}()
-
-	next := 0 // the next record number expected
-	dups := 0
-	for next < batches*per {
-		var msgs []bus.Message
-		if err := retry(ctx, "poll", func() (err error) { msgs, err = sub.Poll(ctx); return err }); err != nil {
-			t.Fatalf("after record %d: %v", next-1, err)
-		}
-		for _, m := range msgs {
-			k := numberOf(t, m)
-			switch {
-			case k == next:
-				next++
-			case k < next:
-				dups++ // delivered again after a lost commit
-			default:
-				t.Fatalf("record %d after %d: records lost in the restart", k, next-1)
-			}
-		}
-		if err := retry(ctx, "commit", func() error { return sub.Commit(ctx, msgs) }); err != nil {
+	for i := 0; i < batches; i++ {
+		recs := makeRecords(i*per, per)
+		if err := retry(ctx, "publish", func() error { return bus.Publish(ctx, pub, topic, recs...) }); err != nil {
+			cancel()
 			t.Fatal(err)
 		}
+		if i == batches/4 {
+			restart(t)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
-	<-pubDone
-	select {
-	case <-restarted:
-	default:
-		t.Fatal("the server was never restarted")
+	r := <-consumed
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	next, dups := r.next, r.dups
 	t.Logf("%d records through a server restart, %d delivered twice", next, dups)
 
 	// The commits survived: a new member of the group has nothing to read.

@@ -249,7 +249,7 @@ func TestServerRestart(t *testing.T) {
 	srv := testserver.NATS(t)
 	bustest.RunRestart(t, "nats://"+srv.Addr+"?ack_wait=2s", func(t *testing.T) {
 		if err := srv.Restart(time.Second); err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
 	})
 }

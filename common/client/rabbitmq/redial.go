@@ -1,0 +1,68 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/culvert-dev/culvert/common/connector"
+)
+
+// ReconnectBackoff is the backoff the connectors use between attempts to
+// reach RabbitMQ again: 100ms doubling to 10s, with jitter, forever (0
+// attempts) unless the caller bounds it.
+var ReconnectBackoff = connector.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+
+// Redial dials raw and calls setup on the new connection (open channels,
+// declare, consume) until both succeed, waiting with b between attempts. An
+// error that Permanent recognizes, a bad URL, ctx being done or b's
+// attempts running out ends it with that error; a connection whose setup
+// failed is closed before the next attempt. onRetry, if not nil, is called
+// before each wait with the attempt number (from 1), the wait and the
+// error, for the caller to report (for example with env.Reconnecting).
+// Redial itself logs each retry on opts.Log.
+func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
+	setup func(*amqp.Connection) error, onRetry func(attempt int, wait time.Duration, err error)) (*amqp.Connection, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid AMQP URL: %s", Redact(raw))
+	}
+	if _, err := parse(u); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		conn, err := DialURL(ctx, u, opts)
+		if err == nil && setup != nil {
+			if err = setup(conn); err != nil {
+				conn.Close()
+			}
+		}
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		}
+		if Permanent(err) {
+			return nil, err
+		}
+		if b.Attempts > 0 && attempt >= b.Attempts {
+			return nil, fmt.Errorf("giving up after %d attempts: %w", attempt, err)
+		}
+		wait := b.Wait(attempt)
+		opts.Log.Warn().Str("error", err.Error()).Int("attempt", attempt).Dur("retry_in", wait).Msg("cannot reach rabbitmq, retrying")
+		if onRetry != nil {
+			onRetry(attempt, wait, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,381 @@
+// Command bench-rabbitmq measures rabbitmq-sink and rabbitmq-source next to
+// raw amqp091-go doing the same with the same guarantees, in one run, with
+// the orders data set, against a RabbitMQ server:
+//
+//	raw publish      amqp091-go publisher with confirms: persistent messages to a
+//	                 durable queue through the default exchange, in batches of
+//	                 8,192 (what the sink gets from one bus poll), every confirm
+//	                 of a batch awaited before the next
+//	rabbitmq-sink    the real binary: the records from the embedded bus to the
+//	                 queue, --mandatory, --stop-at-end (process start and bus
+//	                 reads included)
+//	raw consume      amqp091-go consumer with manual acks, the same prefetch as
+//	                 the source (10,000): what has arrived is acknowledged with
+//	                 one multiple ack, as the source does once it is durable
+//	rabbitmq-source  the real binary: the queue into the embedded bus (durable
+//	                 writes), acknowledged after; timed until every record is on
+//	                 the bus, then checked that the queue is empty
+//
+// Each side runs twice on half the orders, in the order raw, connector,
+// connector, raw, so that the shared machine's load drifting during the run
+// favours neither. Every run uses fresh queue names and deletes its queues.
+//
+// Usage:
+//
+//	bench-rabbitmq [-bin bin] [-n 100000] [-prefetch 10000] [-url amqp://guest:guest@127.0.0.1:5672/]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	_ "github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/client/rabbitmq"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/orders"
+)
+
+// confirmBatch is the records in one sink Write: the embedded bus's poll size.
+const confirmBatch = 8192
+
+// prefetch is the basic.qos of the source and the raw consumer.
+var prefetch = 10000
+
+type row struct {
+	step      string
+	rate, raw float64
+	note      string
+}
+
+func main() {
+	bin := flag.String("bin", "bin", "directory of the built rabbitmq-source and rabbitmq-sink")
+	n := flag.Int("n", 100000, "orders")
+	url := flag.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
+	flag.IntVar(&prefetch, "prefetch", prefetch, "prefetch of the source and the raw consumer (the source's default)")
+	flag.Parse()
+	if err := run(*bin, *n, *url, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-rabbitmq:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-rabbitmq: "+format+"\n", a...) }
+
+func run(bin string, n int, url string, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, _ = filepath.Abs(bin)
+	for _, b := range []string{"rabbitmq-source", "rabbitmq-sink"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%v (make build first)", err)
+		}
+	}
+	work, err := os.MkdirTemp("", "bench-rabbitmq")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	conn, err := rabbitmq.Dial(ctx, url, rabbitmq.Options{Name: "bench-rabbitmq"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	var id [4]byte
+	rand.Read(id[:])
+	ns := "culvert-bench-" + hex.EncodeToString(id[:])
+	// Each side runs twice on half the orders, in the order raw, culvert,
+	// culvert, raw, so that a machine getting busier or quieter during the
+	// run (it is shared) favours neither.
+	rawQueue := ns + "-raw"
+	sinkQueues := []string{ns + "-sink1", ns + "-sink2"}
+	for _, q := range append([]string{rawQueue}, sinkQueues...) {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			return fmt.Errorf("declaring queue %s: %w", q, err)
+		}
+		defer ch.QueueDelete(q, false, false, false)
+	}
+
+	values := make([][]byte, 0, n)
+	g := orders.NewGenerator(1)
+	for range n {
+		values = append(values, g.Next().AppendJSON(nil))
+	}
+	halves := [][][]byte{values[:n/2], values[n/2:]}
+	busDir := filepath.Join(work, "bus")
+	for i, h := range halves {
+		if err := loadBus(ctx, busDir, fmt.Sprint("orders", i), h); err != nil {
+			return err
+		}
+	}
+	var rows []row
+
+	// Publish.
+	var rawPubTime, sinkTime time.Duration
+	rawPublishHalf := func(i int) error {
+		say("raw publish of %d orders", len(halves[i]))
+		start := time.Now()
+		if err := rawPublish(ctx, conn, rawQueue, halves[i]); err != nil {
+			return fmt.Errorf("raw publish: %w", err)
+		}
+		rawPubTime += time.Since(start)
+		return nil
+	}
+	sinkHalf := func(i int) error {
+		say("rabbitmq-sink of %d records", len(halves[i]))
+		start := time.Now()
+		logPath := filepath.Join(work, fmt.Sprint("sink", i, ".log"))
+		if err := command(ctx, logPath, filepath.Join(bin, "rabbitmq-sink"), "--topic", fmt.Sprint("orders", i), "--bus", busDir, "--url", url,
+			"--routing-key", sinkQueues[i], "--mandatory", "--from", "beginning", "--stop-at-end").Run(); err != nil {
+			return fmt.Errorf("rabbitmq-sink: %w (log in %s)", err, logPath)
+		}
+		sinkTime += time.Since(start)
+		if got, err := ready(ch, sinkQueues[i]); err != nil || got != len(halves[i]) {
+			return fmt.Errorf("rabbitmq-sink wrote %d messages, want %d (%v)", got, len(halves[i]), err)
+		}
+		return nil
+	}
+	for _, step := range []func() error{
+		func() error { return rawPublishHalf(0) }, func() error { return sinkHalf(0) },
+		func() error { return sinkHalf(1) }, func() error { return rawPublishHalf(1) },
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	rows = append(rows, row{"rabbitmq-sink (bus → queue)", rate(n, sinkTime), rate(n, rawPubTime), "raw: persistent publish with confirms, 8,192 per batch, every confirm awaited"})
+
+	// Consume.
+	var rawConsTime, srcTime time.Duration
+	rawConsumeHalf := func(i int) error {
+		say("raw consume of %d messages", len(halves[i]))
+		start := time.Now()
+		if err := rawConsume(ctx, conn, rawQueue, len(halves[i])); err != nil {
+			return fmt.Errorf("raw consume: %w", err)
+		}
+		rawConsTime += time.Since(start)
+		return nil
+	}
+	sourceHalf := func(i int) error {
+		say("rabbitmq-source of %d messages", len(halves[i]))
+		srcBus := filepath.Join(work, fmt.Sprint("srcbus", i))
+		logPath := filepath.Join(work, fmt.Sprint("source", i, ".log"))
+		start := time.Now()
+		cmd := command(ctx, logPath, filepath.Join(bin, "rabbitmq-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
+			"--queue", sinkQueues[i], "--passive", "--prefetch", fmt.Sprint(prefetch))
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		err := waitTopic(ctx, srcBus, "orders", int64(len(halves[i])))
+		srcTime += time.Since(start)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if werr := cmd.Wait(); err == nil && werr != nil {
+			err = fmt.Errorf("rabbitmq-source: %w", werr)
+		}
+		if err != nil {
+			return fmt.Errorf("%w (log in %s)", err, logPath)
+		}
+		if left, err := ready(ch, sinkQueues[i]); err != nil || left != 0 {
+			return fmt.Errorf("rabbitmq-source left %d messages in the queue (%v)", left, err)
+		}
+		return nil
+	}
+	for _, step := range []func() error{
+		func() error { return rawConsumeHalf(0) }, func() error { return sourceHalf(0) },
+		func() error { return sourceHalf(1) }, func() error { return rawConsumeHalf(1) },
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + fmtInt(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
+
+	fmt.Fprintf(out, "rabbitmq-bench: %d orders, %s, RabbitMQ %v; machine: %d CPUs, %s\n\n", n, time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		conn.Properties["version"], runtime.NumCPU(), runtime.Version())
+	fmt.Fprintln(out, "| step | records/s | raw amqp091-go records/s | ratio | raw client does |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---|")
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %s | %s | %.2f× | %s |\n", r.step, fmtInt(r.rate), fmtInt(r.raw), r.rate/r.raw, r.note)
+	}
+	return nil
+}
+
+// command runs a connector binary with its log in logPath.
+func command(ctx context.Context, logPath, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, append(args, "--log-format", "json", "--progress-interval", "0")...)
+	if f, err := os.Create(logPath); err == nil {
+		cmd.Stderr = f
+	}
+	return cmd
+}
+
+// rawPublish publishes values as persistent messages with confirms, a batch
+// at a time, every confirm of a batch awaited before the next.
+func rawPublish(ctx context.Context, conn *amqp.Connection, queue string, values [][]byte) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	dcs := make([]*amqp.DeferredConfirmation, 0, confirmBatch)
+	for i := 0; i < len(values); i += confirmBatch {
+		dcs = dcs[:0]
+		for _, v := range values[i:min(i+confirmBatch, len(values))] {
+			dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, amqp.Publishing{Body: v, DeliveryMode: amqp.Persistent})
+			if err != nil {
+				return err
+			}
+			dcs = append(dcs, dc)
+		}
+		for _, dc := range dcs {
+			if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+				return fmt.Errorf("not confirmed (%v, channel closed: %v)", err, ch.IsClosed())
+			}
+		}
+	}
+	return nil
+}
+
+// rawConsume consumes n messages with manual acks: what has arrived is
+// acknowledged with one multiple ack.
+func rawConsume(ctx context.Context, conn *amqp.Connection, queue string, n int) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		return err
+	}
+	ds, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	got := 0
+	for got < n {
+		var d amqp.Delivery
+		select {
+		case d = <-ds:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		got++
+	drain:
+		for got < n {
+			select {
+			case d = <-ds:
+				got++
+			default:
+				break drain
+			}
+		}
+		if err := ch.Ack(d.DeliveryTag, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ready(ch *amqp.Channel, queue string) (int, error) {
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	return q.Messages, err
+}
+
+// waitTopic waits until topic on the embedded bus in dir has n records. It
+// opens the bus and subscribes once, then only reads the topic's end, so as
+// not to compete with the source for SQLite's write lock.
+func waitTopic(ctx context.Context, dir, topic string, n int64) error {
+	tick := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+			return nil
+		}
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "bus.db")); err == nil {
+			break
+		}
+		if err := tick(); err != nil {
+			return err
+		}
+	}
+	b, err := bus.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	sub, err := b.Subscribe(ctx, topic, "bench-watch", bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		end, err := sub.Lag(ctx)
+		if err != nil {
+			return err
+		}
+		if end >= n {
+			return nil
+		}
+		if err := tick(); err != nil {
+			return err
+		}
+	}
+}
+
+// loadBus publishes values to topic on the embedded bus in dir (not timed).
+func loadBus(ctx context.Context, dir, topic string, values [][]byte) error {
+	b, err := bus.Open(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for i := 0; i < len(values); i += 10000 {
+		chunk := values[i:min(i+10000, len(values))]
+		recs := make([]record.Record, len(chunk))
+		for j, v := range chunk {
+			recs[j] = record.Record{Value: v}
+		}
+		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
+			return fmt.Errorf("loading the bus: %w", err)
+		}
+	}
+	return nil
+}
+
+func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// fmtInt formats a number as a whole number with thousands separators.
+func fmtInt(r float64) string {
+	s := fmt.Sprintf("%.0f", r)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
