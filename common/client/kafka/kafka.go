@@ -1,0 +1,293 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/culvert-dev/culvert/common/bus"
+)
+
+// Params are the URL query parameters that this package interprets.
+var Params = []string{"sasl", "tls", "tls_ca", "tls_cert", "tls_key", "client_id"}
+
+// SASL mechanisms, as they are written in URLs and flags.
+const (
+	SASLPlain       = "plain"
+	SASLScramSHA256 = "scram-sha-256"
+	SASLScramSHA512 = "scram-sha-512"
+)
+
+// DefaultPort is added to a broker address without a port.
+const DefaultPort = "9092"
+
+// Config is how to reach and authenticate to a Kafka cluster.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string
+	// SASLMechanism is "", SASLPlain, SASLScramSHA256 or SASLScramSHA512.
+	// It defaults to SASLPlain when a user is set.
+	SASLMechanism string
+	// User and Password are the SASL credentials.
+	User, Password string
+	// TLS turns TLS on; CAFile, CertFile and KeyFile tune it (any of them
+	// turns it on too). Without CAFile the system's roots are trusted.
+	TLS                       bool
+	CAFile, CertFile, KeyFile string
+	// ClientID is the client id the brokers see; "" means the caller's default.
+	ClientID string
+}
+
+// ParseURL parses a kafka:// URL. Its errors never contain secrets.
+func ParseURL(raw string) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("not a valid Kafka URL: %s", Redact(raw))
+	}
+	return FromURL(u)
+}
+
+// FromURL is ParseURL for an already parsed URL.
+func FromURL(u *url.URL) (Config, error) {
+	var c Config
+	shown := RedactURL(u)
+	if s := strings.ToLower(u.Scheme); s != "kafka" {
+		return c, fmt.Errorf("%s: the scheme must be kafka, not %q", shown, u.Scheme)
+	}
+	q := u.Query()
+	c.SASLMechanism = strings.ToLower(q.Get("sasl"))
+	c.CAFile, c.CertFile, c.KeyFile = q.Get("tls_ca"), q.Get("tls_cert"), q.Get("tls_key")
+	c.ClientID = q.Get("client_id")
+	if v := q.Get("tls"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("%s: tls=%q: must be true or false", shown, v)
+		}
+		c.TLS = on
+		if !on && (c.CAFile != "" || c.CertFile != "" || c.KeyFile != "") {
+			return c, fmt.Errorf("%s: tls=false contradicts the tls_* parameters", shown)
+		}
+	}
+	if u.User != nil {
+		c.User = u.User.Username()
+		c.Password, _ = u.User.Password()
+	}
+	c.Brokers = SplitBrokers(u.Host)
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", shown, err)
+	}
+	return c.normalized(), nil
+}
+
+// SplitBrokers splits a comma-separated broker list, adding DefaultPort
+// where a broker has no port.
+func SplitBrokers(s string) []string {
+	var out []string
+	for _, h := range strings.Split(s, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			h = net.JoinHostPort(strings.Trim(h, "[]"), DefaultPort)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// Validate checks the config without touching the network or files. Its
+// errors name the setting as a flag would (brokers, sasl_mechanism, ...)
+// and never contain the password.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("brokers: at least one broker is needed")
+	}
+	for _, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			return fmt.Errorf("brokers: %q is not host:port", b)
+		}
+	}
+	switch strings.ToLower(c.SASLMechanism) {
+	case "":
+		if c.Password != "" && c.User == "" {
+			return errors.New("sasl_username: a password is set without a user")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if c.User == "" {
+			return fmt.Errorf("sasl_username: SASL %s needs a user", c.SASLMechanism)
+		}
+	default:
+		return fmt.Errorf("sasl_mechanism: must be plain, scram-sha-256 or scram-sha-512, not %q", c.SASLMechanism)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("tls_cert: tls_cert and tls_key must be given together")
+	}
+	return nil
+}
+
+func (c Config) normalized() Config {
+	c.SASLMechanism = strings.ToLower(c.SASLMechanism)
+	if c.SASLMechanism == "" && c.User != "" {
+		c.SASLMechanism = SASLPlain
+	}
+	if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" {
+		c.TLS = true
+	}
+	return c
+}
+
+// String describes the config for logs, without the password.
+func (c Config) String() string {
+	c = c.normalized()
+	s := "kafka://"
+	if c.User != "" {
+		s += url.User(c.User).String() + ":xxxxx@"
+	}
+	s += strings.Join(c.Brokers, ",")
+	var q []string
+	if c.SASLMechanism != "" {
+		q = append(q, "sasl="+c.SASLMechanism)
+	}
+	if c.TLS {
+		q = append(q, "tls=true")
+	}
+	if len(q) > 0 {
+		s += "?" + strings.Join(q, "&")
+	}
+	return s
+}
+
+// Opts turns the config into franz-go client options: seed brokers, SASL,
+// TLS and client id. It reads the TLS files; its errors name the setting.
+func (c Config) Opts(defaultClientID string) ([]kgo.Opt, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	c = c.normalized()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	id := c.ClientID
+	if id == "" {
+		id = defaultClientID
+	}
+	if id != "" {
+		opts = append(opts, kgo.ClientID(id))
+	}
+	if m := c.mechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	if c.TLS {
+		tc, err := c.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	return opts, nil
+}
+
+func (c Config) mechanism() sasl.Mechanism {
+	switch c.SASLMechanism {
+	case SASLPlain:
+		return plain.Auth{User: c.User, Pass: c.Password}.AsMechanism()
+	case SASLScramSHA256:
+		return scram.Auth{User: c.User, Pass: c.Password}.AsSha256Mechanism()
+	case SASLScramSHA512:
+		return scram.Auth{User: c.User, Pass: c.Password}.AsSha512Mechanism()
+	}
+	return nil
+}
+
+// TLSConfig builds the TLS configuration: the CA file's roots (else the
+// system's) and the client certificate, if any.
+func (c Config) TLSConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// NewClient creates a franz-go client from the config plus extra options and
+// checks that a broker answers (within 10s, or ctx's deadline if sooner),
+// so that an unreachable cluster or refused credentials are reported at
+// once. Its errors never contain the password.
+func NewClient(ctx context.Context, c Config, defaultClientID string, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.Opts(defaultClientID)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %s: %s", c, c.Scrub(err.Error()))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		cl.Close()
+		hint := ""
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			hint = " (the broker closed the connection: check that it expects this TLS setting, SASL mechanism and credentials)"
+		}
+		return nil, fmt.Errorf("connecting to kafka %s: %s%s", c, c.Scrub(err.Error()), hint)
+	}
+	return cl, nil
+}
+
+// Scrub removes the config's password from a message, in case a library
+// error quotes it.
+func (c Config) Scrub(msg string) string {
+	if c.Password != "" {
+		msg = strings.ReplaceAll(msg, c.Password, "xxxxx")
+	}
+	return msg
+}
+
+// Redact returns raw with its password replaced by "xxxxx".
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return bus.Redact(raw)
+	}
+	return RedactURL(u)
+}
+
+// RedactURL is Redact for a parsed URL.
+func RedactURL(u *url.URL) string {
+	r := *u
+	if r.User != nil {
+		if _, has := r.User.Password(); has {
+			r.User = url.UserPassword(r.User.Username(), "xxxxx")
+		}
+	}
+	return r.String()
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+// remote pushes records to a WebSocket server as a client (--url).
+type remote struct {
+	opts    Options
+	env     connector.Env
+	log     zerolog.Logger
+	u       *url.URL
+	shown   string // the URL, redacted
+	secrets []string
+	header  http.Header
+	tls     *tls.Config
+	backoff connector.Backoff
+
+	signal context.Context // Open's: done on a stop signal
+	conn   *websocket.Conn
+	gone   context.Context // done when conn failed
+	close  context.CancelFunc
+	ever   bool // connected at least once
+}
+
+func newRemote(opts Options, env connector.Env) (*remote, error) {
+	u, err := parseURL(string(opts.URL))
+	if err != nil {
+		return nil, schema.Invalid("url", "%v", err)
+	}
+	h, err := httpc.ParseHeaders(opts.Header)
+	if err != nil {
+		return nil, schema.Invalid("header", "%v", err)
+	}
+	r := &remote{opts: opts, env: env, log: env.Log, u: u, shown: httpc.RedactURL(u), secrets: urlSecrets(u), header: h,
+		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max}}
+	if u.Scheme == "wss" {
+		t := httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure}
+		if r.tls, err = t.Config(); err != nil {
+			return nil, schema.Invalid(tlsOption(err), "%v", err)
+		}
+	}
+	return r, nil
+}
+
+// urlSecrets returns the secret parts of u as they may appear in error
+// messages: its password and the values of its credential-like query
+// parameters, raw and escaped.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok {
+		out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+	}
+	for k, vs := range u.Query() {
+		if httpc.SecretParam(k) {
+			for _, v := range vs {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
+}
+
+// scrub hides the URL's secrets in an error's text.
+func (r *remote) scrub(err error) string {
+	msg := err.Error()
+	for _, sec := range r.secrets {
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, httpc.Hidden)
+		}
+	}
+	return msg
+}
+
+// Open connects, retrying with backoff.
+func (r *remote) Open(ctx context.Context) error {
+	if r.opts.TLSInsecure {
+		r.log.Warn().Msg("--tls-insecure-skip-verify is set: the server's certificate is NOT verified")
+	}
+	r.signal = ctx
+	return r.connect(ctx)
+}
+
+// permanentError is a handshake refusal that retrying will not fix.
+type permanentError struct{ error }
+
+// connect dials until it succeeds, the handshake is refused for good, the
+// retries run out, or ctx or the stop signal is done.
+func (r *remote) connect(ctx context.Context) error {
+	for failures := 1; ; failures++ {
+		err := r.dial(ctx)
+		if err == nil {
+			if r.ever {
+				r.env.Reconnected()
+				r.log.Info().Str("url", r.shown).Msg("reconnected")
+			} else {
+				r.log.Info().Str("url", r.shown).Msg("connected")
+			}
+			r.ever = true
+			return nil
+		}
+		if ctx.Err() != nil || r.signal.Err() != nil {
+			return fmt.Errorf("websocket %s: stopped while connecting: %s", r.shown, r.scrub(err))
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return fmt.Errorf("websocket %s: %s", r.shown, r.scrub(err))
+		}
+		if r.opts.MaxRetries > 0 && failures > r.opts.MaxRetries {
+			return fmt.Errorf("websocket %s: giving up after %d failed connection attempts (--max-retries %d): %s",
+				r.shown, failures, r.opts.MaxRetries, r.scrub(err))
+		}
+		r.env.Reconnecting()
+		wait := r.backoff.Wait(failures)
+		r.log.Warn().Str("url", r.shown).Str("error", r.scrub(err)).Int("attempt", failures).Dur("retry_in", wait).Msg("connection failed, retrying")
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-r.signal.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// dial opens one connection and starts reading it (messages from the
+// server are ignored; reading is what lets pongs in) and pinging it.
+func (r *remote) dial(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, r.opts.ConnectTimeout.D())
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPHeader: r.header.Clone(), Subprotocols: r.opts.Subprotocol}
+	if r.tls != nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: r.tls, Proxy: http.ProxyFromEnvironment}}
+	}
+	conn, resp, err := websocket.Dial(dctx, r.u.String(), opts)
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 && !httpc.Retryable(resp.StatusCode) {
+			return permanentError{fmt.Errorf("handshake refused: %s", resp.Status)}
+		}
+		if resp != nil && resp.StatusCode != 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+			return fmt.Errorf("handshake refused: %s", resp.Status)
+		}
+		return fmt.Errorf("connecting: %w", err)
+	}
+	conn.SetReadLimit(1 << 20)
+	gone, closeConn := context.WithCancel(context.Background())
+	r.conn, r.gone, r.close = conn, gone, closeConn
+	go func() {
+		for {
+			if _, _, err := conn.Read(gone); err != nil {
+				if gone.Err() == nil {
+					r.log.Warn().Str("url", r.shown).Str("reason", closeReason(err)).Msg("connection lost")
+				}
+				closeConn()
+				return
+			}
+		}
+	}()
+	if iv := r.opts.PingInterval.D(); iv > 0 {
+		go func() {
+			if err := pingEvery(gone, conn, iv); err != nil {
+				r.log.Warn().Str("url", r.shown).Dur("ping_interval", iv).Msg("no pong within the ping interval; closing the connection")
+				closeConn()
+			}
+		}()
+	}
+	return nil
+}
+
+// confirmEvery is how many messages are sent between two confirming pings.
+const confirmEvery = 256
+
+// Write sends each record as one message and, with --confirm-writes,
+// waits for the pong of a ping sent after every confirmEvery messages and
+// after the last. When the connection fails, it reconnects and sends again
+// what was not confirmed (at-least-once).
+func (r *remote) Write(ctx context.Context, recs []record.Record) error {
+	for {
+		if r.conn == nil {
+			if err := r.connect(ctx); err != nil {
+				return err
+			}
+		}
+		n, err := r.send(ctx, recs)
+		if err == nil {
+			return nil
+		}
+		recs = recs[n:]
+		if ctx.Err() != nil {
+			return err
+		}
+		r.env.Reconnecting()
+		r.log.Warn().Str("url", r.shown).Str("error", r.scrub(err)).Int("unconfirmed", len(recs)).
+			Msg("writing failed; reconnecting to send what was not confirmed again")
+		r.drop()
+		if r.signal.Err() != nil {
+			return fmt.Errorf("websocket %s: stopped while reconnecting: the batch is not committed", r.shown)
+		}
+	}
+}
+
+// send writes recs; it returns how many of them are confirmed (all of them
+// when it returns no error).
+func (r *remote) send(ctx context.Context, recs []record.Record) (int, error) {
+	timeout := r.opts.WriteTimeout.D()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(r.gone, cancel)
+	defer stop()
+	confirmed := 0
+	confirm := func(upTo int) error {
+		if r.opts.ConfirmWrites {
+			c, cancelPing := context.WithTimeout(wctx, timeout)
+			err := r.conn.Ping(c)
+			cancelPing()
+			if err != nil {
+				return fmt.Errorf("confirming messages %d to %d with a ping: %w", confirmed+1, upTo, err)
+			}
+		}
+		confirmed = upTo
+		return nil
+	}
+	for i := range recs {
+		c, cancelMsg := context.WithTimeout(wctx, timeout)
+		err := r.conn.Write(c, messageType(r.opts.MessageType, &recs[i]), recs[i].Value)
+		cancelMsg()
+		if err != nil {
+			return confirmed, fmt.Errorf("writing message %d of %d: %w", i+1, len(recs), err)
+		}
+		if !r.opts.ConfirmWrites {
+			confirmed = i + 1 // written to the socket is all there is to know
+		} else if (i+1)%confirmEvery == 0 {
+			if err := confirm(i + 1); err != nil {
+				return confirmed, err
+			}
+		}
+	}
+	if confirmed < len(recs) {
+		if err := confirm(len(recs)); err != nil {
+			return confirmed, err
+		}
+	}
+	return len(recs), nil
+}
+
+// drop closes the current connection.
+func (r *remote) drop() {
+	if r.conn == nil {
+		return
+	}
+	r.close()
+	r.conn.CloseNow()
+	r.conn = nil
+}
+
+// Close closes the connection normally.
+func (r *remote) Close() error {
+	if r.conn == nil {
+		return nil
+	}
+	r.conn.Close(websocket.StatusNormalClosure, "")
+	r.close()
+	r.conn = nil
+	return nil
+}
+
+// tlsOption names the option behind an error of httpc.TLS.Config.
+func tlsOption(err error) string {
+	if strings.Contains(err.Error(), "CA file") {
+		return "tls_ca"
+	}
+	return "tls_cert"
+}

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/connectortest"
+)
+
+// Kafka cannot be installed on this machine: every test runs against
+// franz-go's in-process kfake cluster.
+
+func app() *cli.App { return cli.NewSource(info, newSource) }
+
+func TestGoldenMetadata(t *testing.T) {
+	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "kafka-source", cli.DirectionSource)
+	for _, p := range []string{"brokers", "kafka_topic", "kafka_topic_regex", "kafka_group", "start_offset", "sasl_mechanism", "sasl_username", "sasl_password", "tls", "tls_ca", "tls_cert", "tls_key"} {
+		if _, ok := md.Schema.Properties[p]; !ok {
+			t.Errorf("schema has no property %q", p)
+		}
+	}
+	if !slices.Contains(md.Schema.Required, "brokers") {
+		t.Errorf("required = %v, want brokers among them", md.Schema.Required)
+	}
+	if d := md.Schema.Properties["start_offset"]["default"]; d != "earliest" {
+		t.Errorf("start_offset default %v", d)
+	}
+	if md.Schema.Properties["sasl_password"]["writeOnly"] != true {
+		t.Errorf("sasl_password is not writeOnly")
+	}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func rawClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func createTopic(t *testing.T, addr, topic string, partitions int32) {
+	t.Helper()
+	if _, err := kadm.NewClient(rawClient(t, addr)).CreateTopic(testCtx(t), partitions, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// produce writes records from..to-1 to topic: key k<i%10>, value {"n":i},
+// a header n=i.
+func produce(t *testing.T, cl *kgo.Client, topic string, from, to int) {
+	t.Helper()
+	recs := make([]*kgo.Record, 0, to-from)
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{
+			Topic: topic, Key: []byte("k" + strconv.Itoa(i%10)), Value: []byte(fmt.Sprintf(`{"n":%d}`, i)),
+			Headers:   []kgo.RecordHeader{{Key: "n", Value: []byte(strconv.Itoa(i))}},
+			Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i)),
+		})
+	}
+	if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type run struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	code   int
+	stderr string
+}
+
+// start runs the source in the background until stop.
+func start(t *testing.T, args ...string) *run {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.code, _, r.stderr = connectortest.Run(t, ctx, app(), args...)
+	}()
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// stop sends the source the equivalent of SIGTERM and waits for it.
+func (r *run) stop() (int, string) {
+	r.cancel()
+	<-r.done
+	return r.code, r.stderr
+}
+
+// consume reads the bus topic from the beginning with a group of its own
+// until it has n messages (and fails after a minute).
+func consume(t *testing.T, busDir, topic string, n int) []bus.Message {
+	t.Helper()
+	ctx := testCtx(t)
+	b, err := bus.Open(ctx, busDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sub, err := b.Subscribe(ctx, topic, "check-"+strconv.FormatInt(time.Now().UnixNano(), 36), bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var out []bus.Message
+	for len(out) < n {
+		msgs, err := sub.Poll(ctx)
+		if err != nil {
+			t.Fatalf("bus has %d of %d records: %v", len(out), n, err)
+		}
+		out = append(out, msgs...)
+	}
+	return out
+}
+
+func header(t *testing.T, m bus.Message, key string) string {
+	t.Helper()
+	v, ok := m.Header(key)
+	if !ok {
+		t.Fatalf("record %q has no header %s", m.Value, key)
+	}
+	return string(v)
+}
+
+func number(t *testing.T, m bus.Message) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(string(m.Value), `{"n":%d}`, &n); err != nil {
+		t.Fatalf("unexpected value %q", m.Value)
+	}
+	return n
+}
+
+// TestRoundTrip reads 10,000 keyed records from a Kafka topic of 3
+// partitions: each is on the bus once with its key, headers and Kafka
+// coordinates, in order per partition; the group's offsets are committed,
+// so a second run publishes only what was produced since.
+func TestRoundTrip(t *testing.T) {
+	addr := kafkatest.Start(t)
+	dir := t.TempDir()
+	const n = 10000
+	createTopic(t, addr, "orders", 3)
+	cl := rawClient(t, addr)
+	produce(t, cl, "orders", 0, n)
+	args := []string{"--bus", dir, "--topic", "orders", "--brokers", addr, "--kafka-topic", "orders", "--kafka-group", "g1"}
+	r := start(t, args...)
+	msgs := consume(t, dir, "orders", n)
+	if code, stderr := r.stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	seen := make([]bool, n)
+	lastOffset := map[string]int64{}
+	for _, m := range msgs {
+		k := number(t, m)
+		if seen[k] {
+			t.Fatalf("record %d twice", k)
+		}
+		seen[k] = true
+		if string(m.Key) != "k"+strconv.Itoa(k%10) || header(t, m, "n") != strconv.Itoa(k) || header(t, m, HeaderTopic) != "orders" {
+			t.Fatalf("record %d: key %q headers %v", k, m.Key, m.Headers)
+		}
+		if m.Time.UnixMilli() != 1_700_000_000_000+int64(k) {
+			t.Fatalf("record %d: time %v", k, m.Time)
+		}
+		p := header(t, m, HeaderPartition)
+		off, err := strconv.ParseInt(header(t, m, HeaderOffset), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, ok := lastOffset[p]; ok && off != last+1 {
+			t.Fatalf("partition %s: offset %d after %d", p, off, last)
+		}
+		lastOffset[p] = off
+	}
+	if len(lastOffset) != 3 {
+		t.Fatalf("records came from %d partitions, want 3", len(lastOffset))
+	}
+	// Everything published was committed: the group's lag is 0.
+	lags, err := kadm.NewClient(cl).Lag(testCtx(t), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total := lags["g1"].Lag.Total(); total != 0 {
+		t.Fatalf("group lag %d after a clean stop", total)
+	}
+	// A second run publishes only the new records.
+	produce(t, cl, "orders", n, n+100)
+	r = start(t, args...)
+	consume(t, dir, "orders", n+100)
+	time.Sleep(500 * time.Millisecond) // anything repeated would be there by now
+	if code, stderr := r.stop(); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	msgs = consume(t, dir, "orders", n+100)
+	if len(msgs) != n+100 {
+		t.Fatalf("bus has %d records after the second run, want %d", len(msgs), n+100)
+	}
+}
+
+// TestRegexAndPoison reads two topics matched by a regex; a record whose
+// value is not JSON fails --filter and goes to the dead-letter topic, and
+// the others are published.
+func TestRegexAndPoison(t *testing.T) {
+	addr := kafkatest.Start(t)
+	dir := t.TempDir()
+	cl := rawClient(t, addr, kgo.AllowAutoTopicCreation())
+	createTopic(t, addr, "clicks.a", 1)
+	createTopic(t, addr, "clicks.b", 1)
+	createTopic(t, addr, "other", 1)
+	produce(t, cl, "clicks.a", 0, 5)
+	produce(t, cl, "clicks.b", 5, 10)
+	produce(t, cl, "other", 100, 101)
+	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: "clicks.a", Value: []byte("not json")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--bus", dir, "--topic", "clicks", "--brokers", addr, "--kafka-topic-regex", `^clicks\.`, "--filter", ".n >= 0")
+	msgs := consume(t, dir, "clicks", 10)
+	dead := consume(t, dir, "clicks.dlq", 1)
+	if code, stderr := r.stop(); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var nums []int
+	for _, m := range msgs {
+		nums = append(nums, number(t, m))
+	}
+	slices.Sort(nums)
+	if !slices.Equal(nums, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("bus has %v", nums)
+	}
+	if string(dead[0].Value) != "not json" || header(t, dead[0], connector.HeaderStage) != "transform" || header(t, dead[0], HeaderTopic) != "clicks.a" {
+		t.Fatalf("dead letter %q %v", dead[0].Value, dead[0].Headers)
+	}
+}
+
+// TestBrokerRestart stops the Kafka cluster while the source reads a stream
+// and starts it again (same port, same data) a second later: the source
+// carries on by itself and every record is on the bus at the end.
+func TestBrokerRestart(t *testing.T) {
+	k := kafkatest.StartRestartable(t)
+	addr := k.Addr
+	createTopic(t, addr, "in", 1)
+	dir := t.TempDir()
+	const n = 4000
+	cl := rawClient(t, addr)
+	produce(t, cl, "in", 0, n/2)
+	r := start(t, "--bus", dir, "--topic", "in", "--brokers", addr, "--kafka-topic", "in", "--log-format", "json")
+	consume(t, dir, "in", n/4)
+	if !k.Restart(time.Second) {
+		t.FailNow()
+	}
+	produce(t, cl, "in", n/2, n)
+	msgs := consume(t, dir, "in", n)
+	code, stderr := r.stop()
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	seen := make([]bool, n)
+	count := 0
+	for _, m := range msgs {
+		if k := number(t, m); !seen[k] {
+			seen[k] = true
+			count++
+		}
+	}
+	if count != n {
+		t.Fatalf("%d distinct records of %d on the bus", count, n)
+	}
+	if !strings.Contains(stderr, "unreachable") {
+		t.Fatalf("the source did not notice the restart:\n%s", stderr)
+	}
+}
+
+// TestBadOptions: bad options exit 2 naming the option; the password never
+// shows.
+func TestBadOptions(t *testing.T) {
+	base := []string{"--topic", "t", "--sasl-password", "s3cret", "--sasl-username", "u"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{append(base, "--brokers", "h"), "kafka-topic"},
+		{append(base, "--brokers", "h", "--kafka-topic", "a", "--kafka-topic-regex", "b"), "kafka-topic-regex"},
+		{append(base, "--brokers", "h", "--kafka-topic-regex", "("), "kafka-topic-regex"},
+		{append(base, "--kafka-topic", "a"), "brokers"},
+		{append(base, "--brokers", "h", "--kafka-topic", "a", "--start-offset", "middle"), "start-offset"},
+		{append(base, "--brokers", "h", "--kafka-topic", "a", "--sasl-mechanism", "gssapi"), "sasl-mechanism"},
+	}
+	for _, c := range cases {
+		code, stdout, stderr := connectortest.Run(t, testCtx(t), app(), c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
+		}
+		if strings.Contains(stdout+stderr, "s3cret") {
+			t.Errorf("%v: the password shows: %s", c.args, stderr)
+		}
+	}
+}
+
+// TestGroupMembersShare runs two instances in one group on a topic of 4
+// partitions, each publishing to a bus topic of its own: both get
+// partitions; when one stops, the other takes its partitions over, and
+// every record is published.
+func TestGroupMembersShare(t *testing.T) {
+	addr := kafkatest.Start(t)
+	dir := t.TempDir()
+	createTopic(t, addr, "shared", 4)
+	cl := rawClient(t, addr)
+	produce(t, cl, "shared", 0, 1000)
+	common := []string{"--bus", dir, "--brokers", addr, "--kafka-topic", "shared", "--kafka-group", "g", "--session-timeout", "2s"}
+	a := start(t, append([]string{"--topic", "a"}, common...)...)
+	consume(t, dir, "a", 1000)
+	b := start(t, append([]string{"--topic", "b"}, common...)...)
+	// Produce until the second member has partitions of its own.
+	next := 1000
+	for deadline := time.Now().Add(30 * time.Second); ; next += 100 {
+		produce(t, cl, "shared", next, next+100)
+		if n := count(t, dir, "b"); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second member never got partitions")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	next += 100
+	if code, stderr := a.stop(); code != 0 {
+		t.Fatalf("first member: exit %d: %s", code, stderr)
+	}
+	produce(t, cl, "shared", next, next+1000)
+	next += 1000
+	// Every record is on a or b (some maybe on both, read again after the
+	// handover: at-least-once).
+	seen := map[int]bool{}
+	for deadline := time.Now().Add(30 * time.Second); len(seen) < next; {
+		for _, topic := range []string{"a", "b"} {
+			for _, m := range consume(t, dir, topic, count(t, dir, topic)) {
+				seen[number(t, m)] = true
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records published", len(seen), next)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, stderr := b.stop(); code != 0 {
+		t.Fatalf("second member: exit %d: %s", code, stderr)
+	}
+}
+
+// count returns the number of records of a bus topic.
+func count(t *testing.T, busDir, topic string) int {
+	t.Helper()
+	ctx := testCtx(t)
+	b, err := bus.Open(ctx, busDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sub, err := b.Subscribe(ctx, topic, "count", bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	lag, err := sub.Lag(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(lag)
+}

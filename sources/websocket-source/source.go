@@ -1,0 +1,457 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+var info = cli.Info{
+	Name:        "websocket-source",
+	Description: "Publishes each message received on a WebSocket connection (ws:// or wss://) as a record; sends subscribe messages after each connect, pings, and reconnects with backoff.",
+	Examples: `
+# Subscribe to a ticker feed and publish every message
+websocket-source --topic ticks --url wss://feed.example.com/ws \
+    --subscribe '{"op":"subscribe","channel":"ticker.BTC-USD"}'
+
+# Authenticate the handshake with a header; give up after 5 failed reconnections
+websocket-source --topic events --url wss://api.example.com/stream \
+    --header "Authorization: Bearer $TOKEN" --max-retries 5
+
+# A private CA, pings every 10s, messages up to 4 MiB
+websocket-source --topic t --url wss://ws.internal:8443/feed \
+    --tls-ca ca.pem --ping-interval 10s --read-limit 4194304`,
+}
+
+// Options are websocket-source's own options.
+type Options struct {
+	URL            httpc.URL       `json:"url" jsonschema:"required" jsonschema_description:"ws:// or wss:// URL to connect to. A password or a credential-like query parameter in it is hidden in logs and errors."`
+	Header         []string        `json:"header,omitempty" culvert:"secret" jsonschema_description:"Header of the opening handshake as 'Name: value', such as 'Authorization: Bearer ...' (repeatable). Values are never logged."`
+	Subscribe      []string        `json:"subscribe,omitempty" jsonschema_description:"Text message sent after each connect, before anything is read, such as a subscription request (repeatable: sent in order, again after every reconnect)."`
+	Subprotocol    []string        `json:"subprotocol,omitempty" jsonschema_description:"WebSocket subprotocol to offer in the handshake (repeatable, in order of preference)."`
+	PingInterval   schema.Duration `json:"ping_interval" jsonschema:"default=30s" jsonschema_description:"How often to ping the server. When neither the pong nor any message arrives within the interval, the connection is closed and the source reconnects. 0 turns pings off."`
+	ConnectTimeout schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"Longest wait for the connection and the opening handshake."`
+	MaxRetries     int             `json:"max_retries" jsonschema:"minimum=0,default=0" jsonschema_description:"Consecutive failed connection attempts retried (with exponential backoff and jitter) before giving up with exit status 1; 0 retries forever. A handshake refused with a 4xx status (other than 408 and 429) is not retried."`
+	ReadLimit      int64           `json:"read_limit" jsonschema:"minimum=1,default=1048576" jsonschema_description:"Largest message accepted, in bytes. A larger message is not published: it is logged as an error, the connection is closed with status 1009 (message too big) and the source reconnects."`
+	TLSCA          string          `json:"tls_ca,omitempty" jsonschema_description:"PEM file of CA certificates to trust for wss:// instead of the system's."`
+	TLSCert        string          `json:"tls_cert,omitempty" jsonschema_description:"PEM client certificate for wss:// (mutual TLS); needs --tls-key."`
+	TLSKey         string          `json:"tls_key,omitempty" jsonschema_description:"PEM key of --tls-cert."`
+	TLSInsecure    bool            `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Do not verify the server's certificate (tests only; a warning is logged at every start)."`
+}
+
+// Validate checks what the schema cannot.
+func (o *Options) Validate() error {
+	if _, err := parseURL(string(o.URL)); err != nil {
+		return schema.Invalid("url", "%v", err)
+	}
+	if _, err := httpc.ParseHeaders(o.Header); err != nil {
+		return schema.Invalid("header", "%v", err)
+	}
+	if o.PingInterval < 0 {
+		return schema.Invalid("ping_interval", "must not be negative")
+	}
+	if o.ConnectTimeout <= 0 {
+		return schema.Invalid("connect_timeout", "must be more than 0")
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		if o.TLSCert == "" {
+			return schema.Invalid("tls_cert", "is needed with --tls-key")
+		}
+		return schema.Invalid("tls_key", "is needed with --tls-cert")
+	}
+	return nil
+}
+
+// parseURL checks that raw is a ws:// or wss:// URL with a host. Its errors
+// show the URL redacted.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL: %s", httpc.Redact(raw))
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, fmt.Errorf("must be a ws:// or wss:// URL, not %s", httpc.RedactURL(u))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("has no host: %s", httpc.RedactURL(u))
+	}
+	return u, nil
+}
+
+// Record headers set by the source.
+const (
+	// HeaderType is "text" or "binary": the WebSocket message type.
+	HeaderType = "websocket.type"
+)
+
+// stableAfter is how long a connection must last, when it delivered no
+// message, for its loss not to count as a failed connection attempt.
+const stableAfter = 10 * time.Second
+
+// batchMax is the most messages one Read returns.
+const batchMax = 1000
+
+type message struct {
+	typ  websocket.MessageType
+	data []byte
+	at   time.Time
+}
+
+type source struct {
+	opts    Options
+	env     connector.Env
+	log     zerolog.Logger
+	u       *url.URL
+	shown   string // the URL, redacted
+	secrets []string
+	header  http.Header
+	tls     *tls.Config
+	backoff connector.Backoff
+
+	msgs   chan message  // received, not yet returned by Read
+	done   chan struct{} // closed when the connection goroutine ends
+	cancel context.CancelFunc
+	err    error    // why the connection goroutine ended, set before done is closed
+	left   *message // a message received but not handed over when it ended
+
+	seq        int64        // offset of the next record: messages received since start
+	received   atomic.Int64 // messages received, for the ping check
+	delivering atomic.Bool  // the reader waits for Read to take a message: it cannot read a pong
+}
+
+func newSource(opts *Options, env connector.Env) (connector.Source, error) {
+	u, err := parseURL(string(opts.URL))
+	if err != nil {
+		return nil, schema.Invalid("url", "%v", err)
+	}
+	h, err := httpc.ParseHeaders(opts.Header)
+	if err != nil {
+		return nil, schema.Invalid("header", "%v", err)
+	}
+	s := &source{
+		opts: *opts, env: env, log: env.Log, u: u, shown: httpc.RedactURL(u), secrets: urlSecrets(u), header: h,
+		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max},
+		msgs:    make(chan message, 256),
+	}
+	if u.Scheme == "wss" {
+		t := httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure}
+		if s.tls, err = t.Config(); err != nil {
+			return nil, schema.Invalid(tlsOption(err), "%v", err)
+		}
+	}
+	return s, nil
+}
+
+// urlSecrets returns the secret parts of u as they may appear in error
+// messages: its password and the values of its credential-like query
+// parameters, raw and escaped.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok {
+		out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+	}
+	for k, vs := range u.Query() {
+		if httpc.SecretParam(k) {
+			for _, v := range vs {
+				out = append(out, v, url.QueryEscape(v))
+			}
+		}
+	}
+	return out
+}
+
+// scrub hides the URL's secrets in an error's text.
+func (s *source) scrub(err error) string {
+	msg := err.Error()
+	for _, sec := range s.secrets {
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, httpc.Hidden)
+		}
+	}
+	return msg
+}
+
+// Open starts the connection goroutine: it connects, subscribes, reads and
+// reconnects until Close, ctx is done, or it gives up.
+func (s *source) Open(ctx context.Context, _ []byte) error {
+	if s.opts.TLSInsecure {
+		s.log.Warn().Msg("--tls-insecure-skip-verify is set: the server's certificate is NOT verified")
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go s.run(ctx)
+	return nil
+}
+
+// run is the connection goroutine.
+func (s *source) run(ctx context.Context) {
+	defer close(s.done)
+	failures := 0 // consecutive failed attempts
+	ever := false // connected at least once
+	// retry counts a failed attempt and waits before the next; it reports
+	// whether to go on.
+	retry := func(err error) bool {
+		failures++
+		if s.opts.MaxRetries > 0 && failures > s.opts.MaxRetries {
+			s.err = fmt.Errorf("websocket %s: giving up after %d failed connection attempts (--max-retries %d): %s",
+				s.shown, failures, s.opts.MaxRetries, s.scrub(err))
+			return false
+		}
+		s.env.Reconnecting()
+		wait := s.backoff.Wait(failures)
+		s.log.Warn().Str("url", s.shown).Str("error", s.scrub(err)).Int("attempt", failures).Dur("retry_in", wait).Msg("connection failed, retrying")
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for {
+		conn, err := s.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var perm permanentError
+			if errors.As(err, &perm) {
+				s.err = fmt.Errorf("websocket %s: %s", s.shown, s.scrub(err))
+				return
+			}
+			if !retry(err) {
+				return
+			}
+			continue
+		}
+		if ever {
+			s.env.Reconnected()
+			s.log.Info().Str("url", s.shown).Int("subscribe_messages", len(s.opts.Subscribe)).Msg("reconnected")
+		} else {
+			s.log.Info().Str("url", s.shown).Int("subscribe_messages", len(s.opts.Subscribe)).Msg("connected")
+		}
+		ever = true
+		start := time.Now()
+		got, err := s.serve(ctx, conn)
+		if ctx.Err() != nil {
+			return // serve closed the connection
+		}
+		conn.CloseNow()
+		s.env.Reconnecting()
+		ev := s.log.Warn().Str("url", s.shown).Str("error", s.scrub(err)).Int64("messages", got)
+		if st := websocket.CloseStatus(err); st != -1 {
+			ev = ev.Int("close_status", int(st))
+		}
+		ev.Msg("connection lost, reconnecting")
+		if got > 0 || time.Since(start) >= stableAfter {
+			failures = 0
+		} else if !retry(err) {
+			return
+		}
+	}
+}
+
+// permanentError is a handshake refusal that retrying will not fix.
+type permanentError struct{ error }
+
+// connect dials and sends the subscribe messages.
+func (s *source) connect(ctx context.Context) (*websocket.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout.D())
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPHeader: s.header.Clone(), Subprotocols: s.opts.Subprotocol}
+	if s.tls != nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tls, Proxy: http.ProxyFromEnvironment}}
+	}
+	conn, resp, err := websocket.Dial(dctx, s.u.String(), opts)
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 && !httpc.Retryable(resp.StatusCode) {
+			return nil, permanentError{fmt.Errorf("handshake refused: %s", resp.Status)}
+		}
+		if resp != nil && resp.StatusCode != 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, fmt.Errorf("handshake refused: %s", resp.Status)
+		}
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	conn.SetReadLimit(s.opts.ReadLimit)
+	for i, m := range s.opts.Subscribe {
+		if err := conn.Write(dctx, websocket.MessageText, []byte(m)); err != nil {
+			conn.CloseNow()
+			return nil, fmt.Errorf("sending subscribe message %d: %w", i+1, err)
+		}
+	}
+	return conn, nil
+}
+
+// serve reads conn, handing each message to Read, and pings, until the
+// connection fails or ctx is done. It returns how many messages it read.
+func (s *source) serve(ctx context.Context, conn *websocket.Conn) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var pingErr atomic.Pointer[error]
+	if iv := s.opts.PingInterval.D(); iv > 0 {
+		go func() {
+			if err := s.ping(ctx, conn, iv); err != nil {
+				pingErr.Store(&err)
+				conn.CloseNow()
+			}
+		}()
+	}
+	// On a stop, the connection is closed with the close handshake (1001,
+	// going away); reading with ctx would drop it at once instead.
+	// (The library waits at most 5s for the server's close frame.)
+	stop := context.AfterFunc(ctx, func() { conn.Close(websocket.StatusGoingAway, "shutting down") })
+	defer stop()
+	var got int64
+	for {
+		typ, data, err := conn.Read(context.Background())
+		if err != nil {
+			if p := pingErr.Load(); p != nil {
+				return got, *p
+			}
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				s.log.Error().Str("url", s.shown).Int64("read_limit", s.opts.ReadLimit).
+					Msg("a message is larger than --read-limit: it is not published; the connection is closed with status 1009 and the source reconnects (raise --read-limit to accept it)")
+				if s.env.Control != nil {
+					s.env.Control.Metrics.AddErrors("read", 1)
+				}
+				return got, fmt.Errorf("message larger than --read-limit %d bytes", s.opts.ReadLimit)
+			}
+			return got, err
+		}
+		got++
+		s.received.Add(1)
+		m := message{typ: typ, data: data, at: time.Now()}
+		s.delivering.Store(true)
+		select {
+		case s.msgs <- m:
+			s.delivering.Store(false)
+		case <-ctx.Done():
+			s.delivering.Store(false)
+			s.left = &m // Read hands it over after the goroutine ended
+			return got, ctx.Err()
+		}
+	}
+}
+
+// ping pings conn every interval until ctx is done. It returns an error when
+// neither a pong nor a message came within the interval. While the reader
+// waits for the bus (backpressure), it reads nothing, so no pong could be
+// read: that is not a failure.
+func (s *source) ping(ctx context.Context, conn *websocket.Conn, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		before := s.received.Load()
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := conn.Ping(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil || s.delivering.Load() || s.received.Load() != before {
+			continue
+		}
+		s.log.Warn().Str("url", s.shown).Dur("ping_interval", interval).Msg("no pong and no message within the ping interval; reconnecting")
+		return fmt.Errorf("ping: no pong within %s", interval)
+	}
+}
+
+// Read returns the messages received so far, waiting for at least one.
+func (s *source) Read(ctx context.Context) (connector.Batch, error) {
+	var first message
+	select {
+	case first = <-s.msgs:
+	case <-s.done:
+		if b := s.drain(); len(b.Records) > 0 {
+			return b, nil
+		}
+		if s.err != nil {
+			return connector.Batch{}, s.err
+		}
+		return connector.Batch{}, context.Canceled
+	case <-ctx.Done():
+		// What was received is published before the runner stops.
+		s.cancel()
+		<-s.done
+		return s.drain(), ctx.Err()
+	}
+	recs := make([]record.Record, 0, min(len(s.msgs)+1, batchMax))
+	recs = append(recs, s.record(first))
+	for len(recs) < batchMax {
+		select {
+		case m := <-s.msgs:
+			recs = append(recs, s.record(m))
+			continue
+		default:
+		}
+		break
+	}
+	return connector.Batch{Records: recs}, nil
+}
+
+// drain returns what was received and not yet read, once the connection
+// goroutine has ended.
+func (s *source) drain() connector.Batch {
+	var recs []record.Record
+	for {
+		select {
+		case m := <-s.msgs:
+			recs = append(recs, s.record(m))
+			continue
+		default:
+		}
+		break
+	}
+	if s.left != nil {
+		recs = append(recs, s.record(*s.left))
+		s.left = nil
+	}
+	return connector.Batch{Records: recs}
+}
+
+var typeText, typeBinary = []byte("text"), []byte("binary")
+
+func (s *source) record(m message) record.Record {
+	typ := typeText
+	if m.typ == websocket.MessageBinary {
+		typ = typeBinary
+	}
+	r := record.Record{Value: m.data, Time: m.at, Offset: s.seq, Headers: []record.Header{{Key: HeaderType, Value: typ}}}
+	s.seq++
+	return r
+}
+
+// Close stops the connection goroutine and closes the connection.
+func (s *source) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	return nil
+}
+
+// tlsOption names the option behind an error of httpc.TLS.Config.
+func tlsOption(err error) string {
+	if strings.Contains(err.Error(), "CA file") {
+		return "tls_ca"
+	}
+	return "tls_cert"
+}
