@@ -52,9 +52,13 @@ func (r *redactor) redact(s string) string {
 // redacted on its own: loggers write one whole event at a time.
 func (r *redactor) writer(w io.Writer) io.Writer { return &redactWriter{r: r, w: w} }
 
+// redactWriter also serializes writes: connectors log from several
+// goroutines, and a writer that is not a file (a test's buffer) must not
+// see two writes at once.
 type redactWriter struct {
-	r *redactor
-	w io.Writer
+	r  *redactor
+	mu sync.Mutex
+	w  io.Writer
 }
 
 // Fd returns the file descriptor of the wrapped file, so that the logger
@@ -67,6 +71,8 @@ func (rw *redactWriter) Fd() uintptr {
 }
 
 func (rw *redactWriter) Write(p []byte) (int, error) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
 	rw.r.mu.RLock()
 	none := len(rw.r.secrets) == 0
 	rw.r.mu.RUnlock()

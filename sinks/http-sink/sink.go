@@ -60,7 +60,6 @@ type sink struct {
 	client  *http.Client
 	limiter *rate.Limiter
 	down    atomic.Bool // a request is failing: reported as reconnecting
-	logMu   sync.Mutex  // workers log one at a time, whatever the log's writer
 	closed  bool
 }
 
@@ -341,9 +340,7 @@ func (s *sink) send(ctx context.Context, r *request) ([]connector.RejectedRecord
 		case status >= 200 && status < 300:
 			if s.down.CompareAndSwap(true, false) {
 				s.env.Reconnected()
-				s.logMu.Lock()
 				s.log.Info().Str("endpoint", s.shown).Msg("endpoint accepts requests again")
-				s.logMu.Unlock()
 			}
 			return nil, nil
 		case httpc.Retryable(status):
@@ -360,10 +357,8 @@ func (s *sink) send(ctx context.Context, r *request) ([]connector.RejectedRecord
 				len(r.recs), s.shown, attempt, s.opts.MaxRetries, why)
 		}
 		wait := httpc.RetryDelay(resp, time.Now(), retryBackoff.Wait(attempt))
-		s.logMu.Lock()
 		s.log.Warn().Str("endpoint", s.shown).Str("error", why).Int("attempt", attempt).Int("records", len(r.recs)).
 			Int64("offset", r.recs[0].Offset).Dur("retry_in", wait).Msg("request failed, retrying")
-		s.logMu.Unlock()
 		s.metrics(func(m metrics) { m.AddRetries(1) })
 		t := time.NewTimer(wait)
 		select {
