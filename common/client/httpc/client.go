@@ -2,15 +2,13 @@ package httpc
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/rs/zerolog"
 )
 
@@ -33,28 +31,11 @@ func (t TLS) IsZero() bool { return t == TLS{} }
 // Config returns the *tls.Config for t (TLS 1.2 or later). Its errors name
 // the file that could not be used.
 func (t TLS) Config() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, warned about
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate found", t.CAFile)
-		}
-		tc.RootCAs = pool
+	tc, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, err
 	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, fmt.Errorf("a client certificate and its key must be given together")
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("loading the client certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
+	tc.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // opt-in, warned about
 	return tc, nil
 }
 

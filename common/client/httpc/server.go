@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"fmt"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"net/http"
-	"os"
 	"strings"
 )
 
@@ -18,24 +16,7 @@ import (
 // present a certificate signed by one of its CAs (mutual TLS). Its errors
 // name the file that could not be used.
 func ServerTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading the server certificate %s and key %s: %w", certFile, keyFile, err)
-	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate found", caFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
+	return tlsfiles.Server(certFile, keyFile, caFile)
 }
 
 // BearerMatches reports whether h carries "Authorization: Bearer <token>"

@@ -3,13 +3,11 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -215,26 +214,7 @@ func (c Config) mechanism() sasl.Mechanism {
 // TLSConfig builds the TLS configuration: the CA file's roots (else the
 // system's) and the client certificate, if any.
 func (c Config) TLSConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
 }
 
 // NewClient creates a franz-go client from the config plus extra options and

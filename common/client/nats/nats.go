@@ -3,11 +3,9 @@ package nats
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -206,26 +205,7 @@ func (c Config) natsOptions(opts Options, shown string) ([]natsgo.Option, error)
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
+	return tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
 }
 
 // backoff is the delay before each round of reconnect attempts: 100ms

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -283,27 +284,13 @@ func (c Config) dial(ctx context.Context, opts Options) (*amqp.Connection, error
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	tc, err := tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tc.ServerName = c.ServerName
 	if tc.ServerName == "" {
 		tc.ServerName = c.Host
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls_ca: no PEM certificate in %s", c.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
 }

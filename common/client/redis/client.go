@@ -3,16 +3,15 @@ package redis
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 // Defaults applied when the URL does not set the option.
@@ -55,13 +54,9 @@ func Options(u *url.URL) (*goredis.Options, error) {
 		if opts.TLSConfig == nil {
 			return nil, fmt.Errorf("redis URL %s: tls_ca needs the rediss:// scheme", redacted)
 		}
-		pem, err := os.ReadFile(caFile)
+		pool, err := tlsfiles.CAPool(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("redis URL %s: reading tls_ca: %w", redacted, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis URL %s: tls_ca %s holds no PEM certificate", redacted, caFile)
+			return nil, fmt.Errorf("redis URL %s: %w", redacted, err)
 		}
 		opts.TLSConfig.RootCAs = pool
 	}

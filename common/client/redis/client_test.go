@@ -56,7 +56,7 @@ func TestTLS(t *testing.T) {
 	}
 	for spec, want := range map[string]string{
 		"redis://h?tls_ca=testdata/ca.pem":       "needs the rediss:// scheme",
-		"rediss://h?tls_ca=testdata/missing.pem": "reading tls_ca",
+		"rediss://h?tls_ca=testdata/missing.pem": "tls_ca: open testdata/missing.pem",
 		"rediss://h?tls_ca=client_test.go":       "no PEM certificate",
 	} {
 		if _, err := Options(parse(t, spec)); err == nil || !strings.Contains(err.Error(), want) {
