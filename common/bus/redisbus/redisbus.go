@@ -283,10 +283,16 @@ type subscription struct {
 	lastScan    time.Time
 
 	heldMu sync.Mutex
-	held   []int64 // offsets handed to this member and not yet committed, in order
+	held   []heldEntry // entries handed to this member and not yet committed, in order
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+}
+
+// heldEntry is an entry handed to a member: its offset and stream ID.
+type heldEntry struct {
+	offset int64
+	id     string
 }
 
 func (s *subscription) isClosed() bool { return s.closed.Load() || s.b.closed.Load() }
@@ -373,6 +379,7 @@ func (s *subscription) claim(ctx context.Context) ([]bus.Message, error) {
 }
 
 func (s *subscription) decode(msgs []bus.Message, entries []goredis.XMessage) ([]bus.Message, error) {
+	held := make([]heldEntry, 0, len(entries))
 	for _, e := range entries {
 		if e.Values == nil {
 			continue // deleted while pending
@@ -382,10 +389,11 @@ func (s *subscription) decode(msgs []bus.Message, entries []goredis.XMessage) ([
 			return nil, fmt.Errorf("reading topic %q: %w", s.topic, err)
 		}
 		msgs = append(msgs, bus.Message{Record: r})
-		s.heldMu.Lock()
-		s.held = append(s.held, r.Offset)
-		s.heldMu.Unlock()
+		held = append(held, heldEntry{r.Offset, e.ID})
 	}
+	s.heldMu.Lock()
+	s.held = append(s.held, held...)
+	s.heldMu.Unlock()
 	return msgs, nil
 }
 
@@ -400,16 +408,25 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 	}
 	last := msgs[len(msgs)-1].Offset
 	s.heldMu.Lock()
-	upTo := slices.Index(s.held, last) + 1
-	acked := append([]int64(nil), s.held[:upTo]...)
-	s.heldMu.Unlock()
-	ids := make([]string, 0, len(acked)+len(msgs))
-	for _, o := range acked {
-		ids = append(ids, offsetToID(o))
+	upTo := slices.IndexFunc(s.held, func(h heldEntry) bool { return h.offset == last }) + 1
+	ids := make([]string, 0, upTo+1)
+	for _, h := range s.held[:upTo] {
+		ids = append(ids, h.id)
 	}
+	// msgs are usually among those, in the same order: one forward scan
+	// finds them, and any other is acknowledged by its own ID.
+	j := 0
 	for _, m := range msgs {
+		for j < upTo && s.held[j].offset != m.Offset {
+			j++
+		}
+		if j < upTo {
+			j++
+			continue
+		}
 		ids = append(ids, offsetToID(m.Offset))
 	}
+	s.heldMu.Unlock()
 	if err := s.b.rdb.XAck(ctx, s.key, s.group, ids...).Err(); err != nil {
 		return s.b.wrap(err, "committing %d records of topic %q for group %q", len(ids), s.topic, s.group)
 	}

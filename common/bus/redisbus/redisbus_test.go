@@ -14,6 +14,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus/bustest"
 	"github.com/culvert-dev/culvert/common/bus/redisbus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 const addr = "127.0.0.1:6379"
@@ -205,4 +206,13 @@ func TestWaitAOFNeedsSupport(t *testing.T) {
 	if _, err := bus.Open(ctx, "redis://"+addr+"?wait_aof=maybe"); err == nil {
 		t.Fatal("wait_aof=maybe accepted")
 	}
+}
+
+func TestServerRestart(t *testing.T) {
+	srv := testserver.Redis(t)
+	bustest.RunRestart(t, "redis://"+srv.Addr+"?claim_idle=2s", func(t *testing.T) {
+		if err := srv.Restart(time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
