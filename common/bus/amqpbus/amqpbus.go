@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -427,7 +428,40 @@ const (
 // probeConn returns the offset and the body of the last message of the
 // stream queue q, -1 and nil when it is empty: it consumes the stream's last
 // chunk on a channel of its own until the deliveries stop.
-func probeConn(ctx context.Context, conn *amqp.Connection, q string) (int64, []byte, error) {
+func probeConn(ctx context.Context, conn *amqp.Connection, q string) (last int64, body []byte, err error) {
+	err = whileStarting(ctx, func() error {
+		last, body, err = probeOnce(ctx, conn, q)
+		return err
+	})
+	return last, body, err
+}
+
+// startWait bounds how long a stream queue that was just declared may
+// refuse consumers.
+const startWait = 10 * time.Second
+
+// whileStarting calls f again, for up to startWait, while it fails because
+// the stream queue is still starting: a consumer attached right after the
+// declaration can be refused ("does not have a replica on the local node",
+// stream_not_found) while the stream's process comes up.
+func whileStarting(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(startWait)
+	for {
+		err := f()
+		var ae *amqp.Error
+		if err == nil || !errors.As(err, &ae) || time.Now().After(deadline) ||
+			!(ae.Code == amqp.InternalError || (ae.Code == amqp.PreconditionFailed && strings.Contains(ae.Reason, "replica"))) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func probeOnce(ctx context.Context, conn *amqp.Connection, q string) (int64, []byte, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return 0, nil, err

@@ -140,14 +140,18 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 		s.next = committed
 	}
 	s.committed = committed
-	cch, err := s.conn.Channel()
-	if err != nil {
+	var ds <-chan amqp.Delivery
+	err = whileStarting(ctx, func() error {
+		cch, err := s.conn.Channel()
+		if err != nil {
+			return err
+		}
+		if err := cch.Qos(2*s.max, 0, false); err != nil {
+			return err
+		}
+		ds, err = cch.ConsumeWithContext(context.WithoutCancel(ctx), s.queue, "", false, false, false, false, amqp.Table{headerOffset: s.next})
 		return err
-	}
-	if err := cch.Qos(2*s.max, 0, false); err != nil {
-		return err
-	}
-	ds, err := cch.ConsumeWithContext(context.WithoutCancel(ctx), s.queue, "", false, false, false, false, amqp.Table{headerOffset: s.next})
+	})
 	if err != nil {
 		return err
 	}

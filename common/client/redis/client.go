@@ -127,3 +127,12 @@ func isPermanent(err error) bool {
 	}
 	return false
 }
+
+// quiet drops go-redis's own log lines: they are plain text on standard
+// error, which would break a connector's JSON log. Every failure they
+// describe also comes back as an error, which the caller logs.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...interface{}) {}
+
+func init() { goredis.SetLogger(quiet{}) }
