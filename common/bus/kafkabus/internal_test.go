@@ -2,7 +2,6 @@ package kafkabus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/bus/bustest"
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
 	"github.com/culvert-dev/culvert/common/record"
 )
@@ -149,59 +149,14 @@ func TestKeysChoosePartitionAndMembersShare(t *testing.T) {
 }
 
 // TestBrokerRestart restarts the (persistent) kfake cluster on the same
-// port while a publisher and a consumer run: both carry on by themselves and
-// every acknowledged record is read, in order.
+// port mid-stream: the shared restart check of every backend.
 func TestBrokerRestart(t *testing.T) {
 	k := kafkatest.StartRestartable(t)
-	b := openSpec(t, "kafka://"+k.Addr+"?session_timeout=2s")
-	ctx := testCtx(t)
-	sub, err := b.Subscribe(ctx, "restart", "g", bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const batches, per = 40, 50
-	published := make(chan error, 1)
-	go func() {
-		for i := 0; i < batches; i++ {
-			recs := make([]record.Record, per)
-			for j := range recs {
-				recs[j].Value = []byte(strconv.Itoa(i*per + j))
-			}
-			if err := bus.Publish(ctx, b, "restart", recs...); err != nil {
-				published <- err
-				return
-			}
-			if i == batches/2 && !k.Restart(time.Second) {
-				published <- errors.New("kfake did not restart")
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+	bustest.RunRestart(t, "kafka://"+k.Addr+"?session_timeout=2s", func(t *testing.T) {
+		if !k.Restart(time.Second) {
+			t.Fatal("kfake did not restart")
 		}
-		published <- nil
-	}()
-	next := 0
-	for next < batches*per {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("poll after %d records: %v", next, err)
-		}
-		for _, m := range msgs {
-			v, _ := strconv.Atoi(string(m.Value))
-			if v < next {
-				continue // read again after the restart: at-least-once
-			}
-			if v != next {
-				t.Fatalf("record %d after %d", v, next-1)
-			}
-			next++
-		}
-		if err := sub.Commit(ctx, msgs); err != nil {
-			t.Fatalf("commit: %v", err)
-		}
-	}
-	if err := <-published; err != nil {
-		t.Fatalf("publish across the restart: %v", err)
-	}
+	})
 }
 
 func TestBadOptions(t *testing.T) {
