@@ -118,6 +118,7 @@ func NewSink[O any](info Info, newSink func(opts *O, env connector.Env) (connect
 				Group:     group,
 				Start:     start,
 				StopAtEnd: so.StopAtEnd,
+				Linger:    so.BatchLinger.D(),
 			})
 		},
 	}
@@ -201,7 +202,13 @@ func (a *App) command(ctx context.Context, cfg *configState, stdout, stderr io.W
 	ownFS.SortFlags, sharedFS.SortFlags = false, false
 	ownOpts, err1 := bindOptions(ownFS, own, schema.Reflect(a.newOwn()), &steps)
 	sharedOpts, err2 := bindOptions(sharedFS, shared, schema.Reflect(a.newShared()), &steps)
-	if err := errors.Join(err1, err2); err != nil {
+	var err3 error
+	ownFS.VisitAll(func(f *pflag.Flag) {
+		if sharedFS.Lookup(f.Name) != nil {
+			err3 = errors.Join(err3, fmt.Errorf("option %s is also a shared option: rename the connector's own", f.Name))
+		}
+	})
+	if err := errors.Join(err1, err2, err3); err != nil {
 		panic("cli: " + a.info.Name + ": " + err.Error()) // a programming error in the Options struct
 	}
 	cfg.bindFlags(sharedFS)

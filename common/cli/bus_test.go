@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/culvert-dev/culvert/common/connector"
 )
 
 func TestBusSpecFoldsBusOptionsIntoTheURL(t *testing.T) {
@@ -33,4 +38,17 @@ func TestBusSpecFoldsBusOptionsIntoTheURL(t *testing.T) {
 			t.Errorf("%+v: %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
+}
+
+func TestOwnOptionNamedLikeASharedOnePanics(t *testing.T) {
+	type clash struct {
+		Linger string `json:"linger"`
+	}
+	app := NewSource(Info{Name: "x-source"}, func(*clash, connector.Env) (connector.Source, error) { return nil, nil })
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "option linger is also a shared option") {
+			t.Fatalf("recovered %v", r)
+		}
+	}()
+	app.Main(context.Background(), []string{"version"}, io.Discard, io.Discard)
 }

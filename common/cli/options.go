@@ -44,4 +44,6 @@ type SinkOptions struct {
 	Group     string `json:"group,omitempty" jsonschema_description:"Consumer group; members of one group share the work and resume after the group's last commit (default: the connector's name)."`
 	From      string `json:"from" jsonschema:"enum=beginning,enum=end,default=end" jsonschema_description:"Where a new consumer group starts: the topic's beginning or its end."`
 	StopAtEnd bool   `json:"stop_at_end,omitempty" jsonschema_description:"Exit 0 once caught up with the end the topic had when the sink started."`
+	// BatchLinger gathers records over several polls before a write.
+	BatchLinger schema.Duration `json:"batch_linger" jsonschema:"default=0s" jsonschema_description:"How long to wait for more records before a write to the sink, so that a sink sending batches sends fuller ones (up to 10,000 records a write); 0 writes what each read of the topic returned at once."`
 }

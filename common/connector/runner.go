@@ -320,6 +320,10 @@ type SinkConfig struct {
 	StopAtEnd bool
 	// MaxRecords caps the records handed to one Write.
 	MaxRecords int
+	// Linger is how long to wait after a poll for more records before a
+	// Write, so that a sink that batches gets fuller batches; 0 writes what
+	// each poll returned at once.
+	Linger time.Duration
 }
 
 type pollResult struct {
@@ -413,6 +417,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	var carry *pollResult // a poll that gather took but did not use
 	for {
 		if ok, err := caught(); err != nil || ok {
 			return ctl.Metrics.Totals(), err
@@ -420,7 +425,8 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		var r pollResult
 		var ok bool
 		select {
-		case r, ok = <-polls:
+		case r, ok = <-next(carry, polls):
+			carry = nil
 		case <-tick.C:
 			if time.Since(lastCommit) >= commitInterval || cfg.StopAtEnd {
 				if err := commit(); err != nil {
@@ -442,16 +448,59 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 			ctl.Metrics.AddErrors("poll", 1)
 			return ctl.Metrics.Totals(), fmt.Errorf("consuming %q: %w", cfg.Topic, r.err)
 		}
+		closed := false
+		if cfg.Linger > 0 {
+			r.msgs, carry, closed = gather(polls, r.msgs, cfg.Linger)
+		}
 		if err := handleMessages(work, b, snk, &cfg, dl, r.msgs); err != nil {
 			return ctl.Metrics.Totals(), err
 		}
 		uncommitted = lastPerPartition(uncommitted, r.msgs)
+		if closed {
+			return ctl.Metrics.Totals(), commit()
+		}
 		if time.Since(lastCommit) >= commitInterval {
 			if err := commit(); err != nil {
 				return ctl.Metrics.Totals(), err
 			}
 		}
 	}
+}
+
+// lingerMax caps the records a sink's linger gathers for one Write.
+const lingerMax = 10_000
+
+// gather adds to msgs what the polls bring within linger, up to lingerMax
+// records. A poll that failed is returned as carry, for the caller to
+// handle next; closed reports that polls was closed.
+func gather(polls <-chan pollResult, msgs []bus.Message, linger time.Duration) (_ []bus.Message, carry *pollResult, closed bool) {
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	for len(msgs) < lingerMax {
+		select {
+		case r, ok := <-polls:
+			if !ok {
+				return msgs, nil, true
+			}
+			if r.err != nil {
+				return msgs, &r, false
+			}
+			msgs = append(msgs, r.msgs...)
+		case <-t.C:
+			return msgs, nil, false
+		}
+	}
+	return msgs, nil, false
+}
+
+// next is carry, if any, as a ready channel; else polls.
+func next(carry *pollResult, polls <-chan pollResult) <-chan pollResult {
+	if carry == nil {
+		return polls
+	}
+	c := make(chan pollResult, 1)
+	c <- *carry
+	return c
 }
 
 // busRetryable marks a bus error worth retrying: one that is not the end

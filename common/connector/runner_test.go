@@ -500,3 +500,57 @@ func TestRunSourceFlushSkipsTheLinger(t *testing.T) {
 		t.Fatalf("topic holds %q", got)
 	}
 }
+
+// countingSink records the size of every Write.
+type countingSink struct {
+	fakeSink
+	writes []int
+}
+
+func (s *countingSink) Write(ctx context.Context, recs []record.Record) error {
+	s.mu.Lock()
+	s.writes = append(s.writes, len(recs))
+	s.mu.Unlock()
+	return s.fakeSink.Write(ctx, recs)
+}
+
+func TestRunSinkLingerGathersPolls(t *testing.T) {
+	for _, linger := range []time.Duration{0, 2 * time.Second} {
+		b := openBus(t)
+		publish(t, b, "1")
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			publish(t, b, "2", "3")
+			time.Sleep(100 * time.Millisecond)
+			publish(t, b, "4")
+		}()
+		snk := &countingSink{}
+		cfg := sinkConfig(nil)
+		cfg.StopAtEnd, cfg.Linger = false, linger
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		done := make(chan error, 1)
+		go func() { _, err := connector.RunSink(ctx, b, snk, cfg); done <- err }()
+		for {
+			snk.mu.Lock()
+			n := len(snk.written)
+			snk.mu.Unlock()
+			if n == 4 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(snk.written, ","); got != "1,2,3,4" {
+			t.Fatalf("linger %v: written %q", linger, got)
+		}
+		if linger > 0 && len(snk.writes) != 1 {
+			t.Fatalf("linger %v: writes of %v records, want one write", linger, snk.writes)
+		}
+		if linger == 0 && len(snk.writes) < 2 {
+			t.Fatalf("no linger: writes of %v records, want one per poll", snk.writes)
+		}
+	}
+}
