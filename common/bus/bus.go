@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // Bus is a place where topics live. Every backend gives the same semantics,
@@ -207,21 +208,9 @@ func Open(ctx context.Context, spec string) (Bus, error) {
 	return open(ctx, u)
 }
 
-// Redact returns spec with any password in it replaced by "xxxxx", for logs
+// Redact returns spec with its secrets hidden (see package redact), for logs
 // and errors.
-func Redact(spec string) string {
-	u, err := url.Parse(spec)
-	if err != nil || u.User == nil {
-		if i := strings.Index(spec, "@"); i > 0 && strings.Contains(spec[:i], "://") {
-			return spec[:strings.Index(spec, "://")+3] + "xxxxx" + spec[i:]
-		}
-		return spec
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.Redacted()
-}
+func Redact(spec string) string { return redact.URL(spec) }
 
 // Publish is a shorthand that publishes recs to one topic.
 func Publish(ctx context.Context, b Bus, topic string, recs ...record.Record) error {

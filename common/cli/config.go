@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
-	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/redact"
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
@@ -579,8 +579,8 @@ func (c *configState) effectiveConfig(opts []*option) ([]byte, error) {
 		switch x := o.field.Interface().(type) {
 		case string:
 			v = c.red.redact(x)
-			if o.name == "bus" {
-				v = bus.Redact(c.red.redact(x))
+			if strings.Contains(x, "://") { // a URL: --bus, an endpoint, a broker
+				v = redact.URL(c.red.redact(x))
 			}
 		case []string:
 			vals := make([]string, len(x))

@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -155,7 +155,7 @@ func (c Config) String() string {
 	c = c.normalized()
 	s := "kafka://"
 	if c.User != "" {
-		s += url.User(c.User).String() + ":xxxxx@"
+		s += url.User(c.User).String() + ":" + redact.Mask + "@"
 	}
 	s += strings.Join(c.Brokers, ",")
 	var q []string
@@ -245,29 +245,10 @@ func NewClient(ctx context.Context, c Config, defaultClientID string, extra ...k
 
 // Scrub removes the config's password from a message, in case a library
 // error quotes it.
-func (c Config) Scrub(msg string) string {
-	if c.Password != "" {
-		msg = strings.ReplaceAll(msg, c.Password, "xxxxx")
-	}
-	return msg
-}
+func (c Config) Scrub(msg string) string { return redact.Scrub(msg, c.Password) }
 
-// Redact returns raw with its password replaced by "xxxxx".
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return bus.Redact(raw)
-	}
-	return RedactURL(u)
-}
+// Redact returns raw with its secrets hidden (see package redact).
+func Redact(raw string) string { return redact.URL(raw) }
 
 // RedactURL is Redact for a parsed URL.
-func RedactURL(u *url.URL) string {
-	r := *u
-	if r.User != nil {
-		if _, has := r.User.Password(); has {
-			r.User = url.UserPassword(r.User.Username(), "xxxxx")
-		}
-	}
-	return r.String()
-}
+func RedactURL(u *url.URL) string { return redact.ParsedURL(u) }

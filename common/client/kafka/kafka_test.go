@@ -65,14 +65,14 @@ func TestParseURLErrorsHideSecrets(t *testing.T) {
 }
 
 func TestRedactAndString(t *testing.T) {
-	if got := Redact("kafka://u:s3cret@h:9092?sasl=plain"); got != "kafka://u:xxxxx@h:9092?sasl=plain" {
+	if got := Redact("kafka://u:s3cret@h:9092?sasl=plain"); got != "kafka://u:*****@h:9092?sasl=plain" {
 		t.Errorf("Redact: %s", got)
 	}
 	if got := Redact("kafka://u:s3cret@h:9092/%zz"); strings.Contains(got, "s3cret") {
 		t.Errorf("Redact of a bad URL: %s", got)
 	}
 	c := Config{Brokers: []string{"a:1", "b:2"}, User: "u", Password: "s3cret", TLS: true}
-	if got := c.String(); got != "kafka://u:xxxxx@a:1,b:2?sasl=plain&tls=true" {
+	if got := c.String(); got != "kafka://u:*****@a:1,b:2?sasl=plain&tls=true" {
 		t.Errorf("String: %s", got)
 	}
 	if got := c.Scrub("auth failed for s3cret"); strings.Contains(got, "s3cret") {

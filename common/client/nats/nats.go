@@ -13,8 +13,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -221,53 +221,32 @@ func backoff(attempts int) time.Duration {
 
 // scrub removes the config's secrets from a message, in case a library
 // error quotes them.
-func scrub(msg string, c Config) string {
-	for _, s := range []string{c.Password, c.Token} {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
-	return msg
-}
+func scrub(msg string, c Config) string { return redact.Scrub(msg, c.Password, c.Token) }
 
-// Redact returns raw with its secrets replaced by "xxxxx": a password, a
-// token in the user part, and a token= query parameter.
+// Redact returns raw with its secrets hidden: a password, a token in the
+// user part, and credential-like query parameters such as token=.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		s := bus.Redact(raw)
-		if i := strings.Index(s, "token="); i >= 0 {
-			j := strings.IndexByte(s[i:], '&')
-			if j < 0 {
-				s = s[:i] + "token=xxxxx"
-			} else {
-				s = s[:i] + "token=xxxxx" + s[i+j:]
-			}
-		}
-		if s == raw && strings.Contains(raw, "@") {
-			// bus.Redact could not hide a token in the user part.
-			if i, k := strings.Index(raw, "://"), strings.LastIndex(raw, "@"); i > 0 && k > i {
-				s = raw[:i+3] + "xxxxx" + raw[k:]
-			}
-		}
-		return s
+		return redact.URL(raw)
 	}
 	return RedactURL(u)
 }
 
-// RedactURL is Redact for a parsed URL.
+// RedactURL is Redact for a parsed URL. A user part without a password is a
+// token, by the NATS convention, and is hidden too.
 func RedactURL(u *url.URL) string {
+	if u.User == nil {
+		return redact.ParsedURL(u)
+	}
+	if _, has := u.User.Password(); has {
+		return redact.ParsedURL(u)
+	}
 	r := *u
-	if r.User != nil {
-		if _, has := r.User.Password(); has {
-			r.User = url.UserPassword(r.User.Username(), "xxxxx")
-		} else {
-			r.User = url.User("xxxxx")
-		}
+	r.User = nil
+	s := redact.ParsedURL(&r)
+	if i := strings.Index(s, "//"); i >= 0 {
+		s = s[:i+2] + redact.Mask + "@" + s[i+2:]
 	}
-	if q := r.Query(); q.Has("token") {
-		q.Set("token", "xxxxx")
-		r.RawQuery = q.Encode()
-	}
-	return bus.Redact(r.String())
+	return s
 }

@@ -65,12 +65,12 @@ func TestParseURLErrorsHideSecrets(t *testing.T) {
 func TestRedact(t *testing.T) {
 	cases := map[string]string{
 		"nats://h:4222":                      "nats://h:4222",
-		"nats://u:s3cret@h:4222":             "nats://u:xxxxx@h:4222",
-		"nats://s3cret@h:4222":               "nats://xxxxx@h:4222",
-		"nats://h:4222?token=s3cret&name=x":  "nats://h:4222?name=x&token=xxxxx",
-		"nats://u:s3cret@h:4222/%zz":         "nats://xxxxx@h:4222/%zz",
-		"nats://h:4222/%zz?token=s3cret&a=b": "nats://h:4222/%zz?token=xxxxx&a=b",
-		"nats://h:4222/%zz?token=s3cret":     "nats://h:4222/%zz?token=xxxxx",
+		"nats://u:s3cret@h:4222":             "nats://u:*****@h:4222",
+		"nats://s3cret@h:4222":               "nats://*****@h:4222",
+		"nats://h:4222?token=s3cret&name=x":  "nats://h:4222?token=*****&name=x",
+		"nats://u:s3cret@h:4222/%zz":         "nats://*****@h:4222/%zz",
+		"nats://h:4222/%zz?token=s3cret&a=b": "nats://h:4222/%zz?*****",
+		"nats://h:4222/%zz?token=s3cret":     "nats://h:4222/%zz?*****",
 	}
 	for in, want := range cases {
 		if got := Redact(in); got != want {

@@ -16,8 +16,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // Params are the URL query parameters that this package interprets.
@@ -353,21 +353,21 @@ type dialError struct {
 func (e *dialError) Error() string { return e.msg }
 func (e *dialError) Unwrap() error { return e.err }
 
-// scrub removes the password from a message, in case a library error
-// quotes it.
+// scrub removes the password from a message, in case a library error quotes
+// it (guest, RabbitMQ's default, is no secret and also a user name).
 func scrub(msg string, c Config) string {
-	if c.Password != "" && c.Password != "guest" {
-		msg = strings.ReplaceAll(msg, c.Password, "xxxxx")
+	if c.Password == "guest" {
+		return msg
 	}
-	return msg
+	return redact.Scrub(msg, c.Password)
 }
 
-// Redact returns raw with its password replaced by "xxxxx".
+// Redact returns raw with its secrets hidden (package redact).
 func Redact(raw string) string {
-	return bus.Redact(raw)
+	return redact.URL(raw)
 }
 
 // RedactURL is Redact for a parsed URL.
 func RedactURL(u *url.URL) string {
-	return bus.Redact(u.String())
+	return redact.ParsedURL(u)
 }

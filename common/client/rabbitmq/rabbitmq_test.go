@@ -82,10 +82,10 @@ func TestParseURLErrorsHideSecrets(t *testing.T) {
 func TestRedact(t *testing.T) {
 	cases := map[string]string{
 		"amqp://h:5672/v":              "amqp://h:5672/v",
-		"amqp://u:s3cret@h:5672/v":     "amqp://u:xxxxx@h:5672/v",
-		"amqps://u:s3cret@h?tls_ca=x":  "amqps://u:xxxxx@h?tls_ca=x",
-		"amqp://u:s3cret@h:5672/%zz":   "amqp://xxxxx@h:5672/%zz",
-		"amqp://u:s%3Acret@h:5672/foo": "amqp://u:xxxxx@h:5672/foo",
+		"amqp://u:s3cret@h:5672/v":     "amqp://u:*****@h:5672/v",
+		"amqps://u:s3cret@h?tls_ca=x":  "amqps://u:*****@h?tls_ca=x",
+		"amqp://u:s3cret@h:5672/%zz":   "amqp://*****@h:5672/%zz",
+		"amqp://u:s%3Acret@h:5672/foo": "amqp://u:*****@h:5672/foo",
 	}
 	for in, want := range cases {
 		if got := Redact(in); got != want {
@@ -126,7 +126,7 @@ func TestDialErrors(t *testing.T) {
 	}{
 		{"amqp://guest:s3cret@127.0.0.1:5672/", "check the user and password", true},
 		{"amqp://guest:guest@127.0.0.1:5672/no-such-vhost-s3cret", "check the vhost", true},
-		{"amqps://guest:s3cret@127.0.0.1:5672/?connection_timeout=2s", "connecting to RabbitMQ at amqps://guest:xxxxx@127.0.0.1:5672/", false},
+		{"amqps://guest:s3cret@127.0.0.1:5672/?connection_timeout=2s", "connecting to RabbitMQ at amqps://guest:*****@127.0.0.1:5672/", false},
 		{"amqp://guest:s3cret@" + closed + "/", "connection refused", false},
 		{"amqps://guest:s3cret@127.0.0.1:5672/?tls_ca=/no/such/ca.pem", "tls_ca", true},
 	}

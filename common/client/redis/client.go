@@ -10,8 +10,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // Defaults applied when the URL does not set the option.
@@ -32,7 +32,7 @@ const connectAttempts = 5
 // tls_ca names a PEM file of CA certificates that the server's certificate
 // must chain to (rediss:// only).
 func Options(u *url.URL) (*goredis.Options, error) {
-	redacted := bus.Redact(u.String())
+	redacted := redact.ParsedURL(u)
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("redis URL %s: scheme must be redis or rediss", redacted)
 	}
@@ -114,7 +114,7 @@ func Connect(ctx context.Context, u *url.URL) (*goredis.Client, error) {
 		backoff = min(2*backoff, DefaultMaxRetryBackoff)
 	}
 	c.Close()
-	return nil, fmt.Errorf("connecting to redis %s: %w", bus.Redact(u.String()), err)
+	return nil, fmt.Errorf("connecting to redis %s: %w", redact.ParsedURL(u), err)
 }
 
 // isPermanent reports errors that retrying cannot fix (bad credentials,

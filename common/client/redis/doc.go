@@ -19,5 +19,5 @@
 // 100ms to 2s. Connect also retries the first PING with backoff, so a Redis
 // that is still starting is waited for (bounded by the context).
 //
-// Errors never show the password: URLs in messages go through bus.Redact.
+// Errors never show the password: URLs in messages go through redact.URL.
 package redis
