@@ -99,11 +99,11 @@ func Run(t *testing.T, ctx context.Context, app *cli.App, args ...string) (code 
 	return code, out.String(), errb.String()
 }
 
-// MustRun runs app's command line (for at most 30s) and fails the test
+// MustRun runs app's command line (for at most a minute) and fails the test
 // unless it exits 0; it returns standard error.
 func MustRun(t *testing.T, app *cli.App, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code, _, stderr := Run(t, ctx, app, args...)
 	if code != 0 {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
@@ -38,42 +37,6 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-// runApp runs the connector's command line in the test process.
-func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	return connectortest.Run(t, ctx, app(), args...)
-}
-
-// mustRun runs the connector and fails the test unless it exits 0.
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	return connectortest.MustRun(t, app(), args...)
-}
-
-// publish appends records with the given values to topic.
-func publish(t *testing.T, busDir, topic string, vals ...string) {
-	t.Helper()
-	recs := make([]record.Record, len(vals))
-	for i, v := range vals {
-		recs[i] = record.Record{Value: []byte(v), Time: time.Now()}
-	}
-	publishRecords(t, busDir, topic, recs...)
-}
-
-func publishRecords(t *testing.T, busDir, topic string, recs ...record.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // lines returns the lines of the file at path, nil when it does not exist.
 func lines(t *testing.T, path string) []string {
 	t.Helper()
@@ -93,13 +56,6 @@ func lines(t *testing.T, path string) []string {
 	return strings.Split(string(b[:len(b)-1]), "\n")
 }
 
-func equalStrings(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if strings.Join(got, "\x1f") != strings.Join(want, "\x1f") || len(got) != len(want) {
-		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
-	}
-}
-
 type env struct {
 	busDir, dir string
 }
@@ -117,19 +73,19 @@ func TestRunWritesTopicToFile(t *testing.T) {
 	for i := 0; i < 20000; i++ { // more than one poll
 		want = append(want, fmt.Sprintf(`{"seq":%d}`, i))
 	}
-	publish(t, e.busDir, "orders", want...)
-	mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out.jsonl"), "--from", "beginning", "--stop-at-end")
-	equalStrings(t, "file", lines(t, e.out("out.jsonl")), want)
+	connectortest.PublishValues(t, e.busDir, "orders", want...)
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", e.busDir, "--path", e.out("out.jsonl"), "--from", "beginning", "--stop-at-end")
+	connectortest.Equal(t, "file", lines(t, e.out("out.jsonl")), want)
 }
 
 func TestRunTransformsInCommandLineOrder(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "t", `{"a":0}`, `{"a":5}`)
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("mapfirst"), "--from", "beginning", "--stop-at-end",
+	connectortest.PublishValues(t, e.busDir, "t", `{"a":0}`, `{"a":5}`)
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("mapfirst"), "--from", "beginning", "--stop-at-end",
 		"--group", "g1", "--map", ".a = 1", "--filter", ".a == 1")
-	equalStrings(t, "--map then --filter", lines(t, e.out("mapfirst")), []string{`{"a":1}`, `{"a":1}`})
+	connectortest.Equal(t, "--map then --filter", lines(t, e.out("mapfirst")), []string{`{"a":1}`, `{"a":1}`})
 
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("filterfirst"), "--from", "beginning", "--stop-at-end",
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("filterfirst"), "--from", "beginning", "--stop-at-end",
 		"--group", "g2", "--filter", ".a == 1", "--map", ".a = 1")
 	if got := lines(t, e.out("filterfirst")); len(got) != 0 {
 		t.Fatalf("--filter then --map wrote %q, want nothing", got)
@@ -138,12 +94,12 @@ func TestRunTransformsInCommandLineOrder(t *testing.T) {
 
 func TestRunDeadLetters(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
-	mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--map", ".b = .a")
-	equalStrings(t, "written", lines(t, e.out("out")), []string{`{"a":1,"b":1}`, `{"a":2,"b":2}`})
+	connectortest.PublishValues(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--map", ".b = .a")
+	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{`{"a":1,"b":1}`, `{"a":2,"b":2}`})
 
 	// Read the dead letters back with file-sink itself.
-	mustRun(t, "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end", "--output", "full")
+	connectortest.MustRun(t, app(), "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end", "--output", "full")
 	dead := lines(t, e.out("dlq"))
 	if len(dead) != 1 {
 		t.Fatalf("dead letters: %q", dead)
@@ -180,30 +136,30 @@ func TestRunDeadLetters(t *testing.T) {
 
 func TestRunOnErrorFail(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	connectortest.PublishValues(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	args := []string{"--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--group", "g"}
-	code, _, stderr := runApp(t, ctx, append(args, "--map", ".", "--on-error", "fail")...)
+	code, _, stderr := connectortest.Run(t, ctx, app(), append(args, "--map", ".", "--on-error", "fail")...)
 	if code != 1 || !strings.Contains(stderr, "offset 1") {
 		t.Fatalf("exit %d, stderr %q; want 1 naming offset 1", code, stderr)
 	}
 	// Nothing was committed: the group reads the same records again.
 	os.Remove(e.out("out"))
-	mustRun(t, append(args, "--map", ".", "--on-error", "skip")...)
-	equalStrings(t, "after the failure", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
+	connectortest.MustRun(t, app(), append(args, "--map", ".", "--on-error", "skip")...)
+	connectortest.Equal(t, "after the failure", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
 }
 
 func TestRunOnErrorSkip(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
-	stderr := mustRun(t, "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end",
+	connectortest.PublishValues(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
+	stderr := connectortest.MustRun(t, app(), "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end",
 		"--filter", "true", "--on-error", "skip")
-	equalStrings(t, "written", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
+	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{`{"a":1}`, `{"a":2}`})
 	if !strings.Contains(stderr, "skipped") {
 		t.Errorf("no warning about the skipped record:\n%s", stderr)
 	}
-	mustRun(t, "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end")
 	if got := lines(t, e.out("dlq")); len(got) != 0 {
 		t.Fatalf("--on-error skip sent %q to the dead-letter topic", got)
 	}
@@ -211,20 +167,20 @@ func TestRunOnErrorSkip(t *testing.T) {
 
 func TestRunWithoutTransformWritesValuesUntouched(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "logs", "plain text", "  {\"a\": 1}  ", "{broken")
-	mustRun(t, "--topic", "logs", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
-	equalStrings(t, "written", lines(t, e.out("out")), []string{"plain text", "  {\"a\": 1}  ", "{broken"})
+	connectortest.PublishValues(t, e.busDir, "logs", "plain text", "  {\"a\": 1}  ", "{broken")
+	connectortest.MustRun(t, app(), "--topic", "logs", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
+	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{"plain text", "  {\"a\": 1}  ", "{broken"})
 }
 
 func TestRunOutputFull(t *testing.T) {
 	e := newEnv(t)
 	tm := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
-	publishRecords(t, e.busDir, "t",
+	connectortest.Publish(t, e.busDir, "t",
 		record.Record{Key: []byte("k"), Value: []byte(`{"a":1}`), Time: tm, Headers: []record.Header{{Key: "h", Value: []byte("v")}}},
 		record.Record{Value: []byte("text")},
 	)
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--output", "full")
-	equalStrings(t, "full", lines(t, e.out("out")), []string{
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--output", "full")
+	connectortest.Equal(t, "full", lines(t, e.out("out")), []string{
 		`{"key":"k","value":{"a":1},"headers":[{"key":"h","value":"v"}],"time":"2025-01-02T03:04:05.000006Z","offset":0}`,
 		`{"key":null,"value":"text","offset":1}`,
 	})
@@ -233,24 +189,24 @@ func TestRunOutputFull(t *testing.T) {
 func TestRunGroupResumes(t *testing.T) {
 	e := newEnv(t)
 	args := []string{"--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--group", "g"}
-	publish(t, e.busDir, "t", "1", "2")
-	mustRun(t, args...)
-	publish(t, e.busDir, "t", "3")
+	connectortest.PublishValues(t, e.busDir, "t", "1", "2")
+	connectortest.MustRun(t, app(), args...)
+	connectortest.PublishValues(t, e.busDir, "t", "3")
 	os.Remove(e.out("out"))
-	mustRun(t, args...)
-	equalStrings(t, "second run of the group", lines(t, e.out("out")), []string{"3"})
+	connectortest.MustRun(t, app(), args...)
+	connectortest.Equal(t, "second run of the group", lines(t, e.out("out")), []string{"3"})
 
 	os.Remove(e.out("out"))
-	mustRun(t, args...)
+	connectortest.MustRun(t, app(), args...)
 	if got := lines(t, e.out("out")); len(got) != 0 {
 		t.Fatalf("third run with nothing new wrote %q", got)
 	}
 
 	// Another group starts over; the default group is the connector's name.
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end")
-	equalStrings(t, "default group", lines(t, e.out("other")), []string{"1", "2", "3"})
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end")
+	connectortest.Equal(t, "default group", lines(t, e.out("other")), []string{"1", "2", "3"})
 	os.Remove(e.out("other"))
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end", "--group", "file-sink")
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("other"), "--from", "beginning", "--stop-at-end", "--group", "file-sink")
 	if got := lines(t, e.out("other")); len(got) != 0 {
 		t.Fatalf("--group file-sink is not the default group: it wrote %q", got)
 	}
@@ -258,27 +214,27 @@ func TestRunGroupResumes(t *testing.T) {
 
 func TestRunFromEndForNewGroup(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "t", "old1", "old2")
+	connectortest.PublishValues(t, e.busDir, "t", "old1", "old2")
 	// --from end is the default: a new group skips what is already there.
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g")
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g")
 	if got := lines(t, e.out("out")); len(got) != 0 {
 		t.Fatalf("a new group from the end wrote %q", got)
 	}
-	publish(t, e.busDir, "t", "new")
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "end")
-	equalStrings(t, "after the group joined", lines(t, e.out("out")), []string{"new"})
+	connectortest.PublishValues(t, e.busDir, "t", "new")
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "end")
+	connectortest.Equal(t, "after the group joined", lines(t, e.out("out")), []string{"new"})
 
 	// --from applies to new groups only.
 	os.Remove(e.out("out"))
-	publish(t, e.busDir, "t", "newer")
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "beginning")
-	equalStrings(t, "existing group with --from beginning", lines(t, e.out("out")), []string{"newer"})
+	connectortest.PublishValues(t, e.busDir, "t", "newer")
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end", "--group", "g", "--from", "beginning")
+	connectortest.Equal(t, "existing group with --from beginning", lines(t, e.out("out")), []string{"newer"})
 }
 
 func TestRunStopAtEndOnEmptyTopic(t *testing.T) {
 	e := newEnv(t)
 	start := time.Now()
-	mustRun(t, "--topic", "empty", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "empty", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("--stop-at-end on an empty topic took %v", d)
 	}
@@ -289,12 +245,12 @@ func TestRunStopAtEndOnEmptyTopic(t *testing.T) {
 
 func TestRunStopsOnCancel(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "t", "a")
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
 	go func() {
-		code, _, _ := runApp(t, ctx, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning")
+		code, _, _ := connectortest.Run(t, ctx, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning")
 		done <- code
 	}()
 	deadline := time.Now().Add(15 * time.Second)
@@ -304,7 +260,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	publish(t, e.busDir, "t", "b")
+	connectortest.PublishValues(t, e.busDir, "t", "b")
 	for len(lines(t, e.out("out"))) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the second record never reached the file")
@@ -320,10 +276,10 @@ func TestRunStopsOnCancel(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("file-sink did not stop after its context was cancelled")
 	}
-	equalStrings(t, "written", lines(t, e.out("out")), []string{"a", "b"})
+	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{"a", "b"})
 	// Both were committed: the group has nothing left.
 	os.Remove(e.out("out"))
-	mustRun(t, "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end")
 	if got := lines(t, e.out("out")); len(got) != 0 {
 		t.Fatalf("records written before the stop were not committed: %q again", got)
 	}
@@ -331,18 +287,18 @@ func TestRunStopsOnCancel(t *testing.T) {
 
 func TestRunEnvironment(t *testing.T) {
 	e := newEnv(t)
-	publish(t, e.busDir, "fromenv", `{"a":1}`, `{"a":2}`)
-	publish(t, e.busDir, "fromflag", `{"a":3}`, `{"a":4}`)
+	connectortest.PublishValues(t, e.busDir, "fromenv", `{"a":1}`, `{"a":2}`)
+	connectortest.PublishValues(t, e.busDir, "fromflag", `{"a":3}`, `{"a":4}`)
 	t.Setenv("CULVERT_TOPIC", "fromenv")
 	t.Setenv("CULVERT_BUS", e.busDir)
 	t.Setenv("CULVERT_FROM", "beginning")
 	t.Setenv("CULVERT_STOP_AT_END", "true")
 	t.Setenv("CULVERT_FILTER", ".a > 1")
-	mustRun(t, "--path", e.out("env"))
-	equalStrings(t, "from the environment", lines(t, e.out("env")), []string{`{"a":2}`})
+	connectortest.MustRun(t, app(), "--path", e.out("env"))
+	connectortest.Equal(t, "from the environment", lines(t, e.out("env")), []string{`{"a":2}`})
 
-	mustRun(t, "--path", e.out("flag"), "--topic", "fromflag", "--filter", ".a == 3")
-	equalStrings(t, "flags over the environment", lines(t, e.out("flag")), []string{`{"a":3}`})
+	connectortest.MustRun(t, app(), "--path", e.out("flag"), "--topic", "fromflag", "--filter", ".a == 3")
+	connectortest.Equal(t, "flags over the environment", lines(t, e.out("flag")), []string{`{"a":3}`})
 }
 
 func TestRunBadUsage(t *testing.T) {
@@ -361,35 +317,21 @@ func TestRunBadUsage(t *testing.T) {
 		{[]string{"--path", "-", "--fsync=maybe"}, "--fsync"},
 		{[]string{}, "--path"},
 	} {
-		code, stdout, stderr := runApp(t, context.Background(), append(append([]string(nil), base...), tc.args...)...)
-		if code != 2 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, stderr, tc.want)
-		}
-		if stdout != "" {
-			t.Errorf("%q: wrote %q to stdout", tc.args, stdout)
-		}
+		connectortest.BadOption(t, app(), tc.want, append(append([]string(nil), base...), tc.args...)...)
 	}
 }
 
 func TestRunUnwritablePathFails(t *testing.T) {
 	e := newEnv(t)
-	code, _, stderr := runApp(t, context.Background(), "--topic", "t", "--bus", e.busDir, "--path", filepath.Join(e.dir, "missing", "out"), "--stop-at-end")
+	code, _, stderr := connectortest.Run(t, context.Background(), app(), "--topic", "t", "--bus", e.busDir, "--path", filepath.Join(e.dir, "missing", "out"), "--stop-at-end")
 	if code != 1 || !strings.Contains(stderr, "missing") {
 		t.Fatalf("exit %d, stderr %q; want 1 naming the path", code, stderr)
 	}
 }
 
 func TestRunHelpAndVersion(t *testing.T) {
-	code, stdout, _ := runApp(t, context.Background(), "--help")
-	if code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, want := range []string{"Examples:", "--path", "--output", "--fsync", "--group", "--from", "--stop-at-end", "CULVERT_OUTPUT"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("--help lacks %q", want)
-		}
-	}
-	code, stdout, _ = runApp(t, context.Background(), "version")
+	connectortest.Help(t, app(), "Examples:", "--path", "--output", "--fsync", "--group", "--from", "--stop-at-end", "CULVERT_OUTPUT")
+	code, stdout, _ := connectortest.Run(t, context.Background(), app(), "version")
 	if code != 0 || !strings.HasPrefix(stdout, "file-sink "+cli.Version+" ") {
 		t.Fatalf("version: exit %d, %q", code, stdout)
 	}

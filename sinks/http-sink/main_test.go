@@ -28,7 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -117,77 +116,12 @@ type env struct{ busDir string }
 
 func newEnv(t *testing.T) env { return env{busDir: filepath.Join(t.TempDir(), "bus")} }
 
-// publish appends records to topic.
-func (e env) publish(t *testing.T, topic string, recs ...record.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, e.busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func values(vals ...string) []record.Record {
-	recs := make([]record.Record, len(vals))
-	for i, v := range vals {
-		recs[i] = record.Record{Value: []byte(v)}
-	}
-	return recs
-}
-
 func seqValues(n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf(`{"seq":%d}`, i)
 	}
 	return out
-}
-
-// read returns every record of topic, from the beginning, as a new group.
-func (e env) read(t *testing.T, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, e.busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("reader-%d", rand.Int()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	var out []record.Record
-	for {
-		caught, err := sub.Caught(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if caught {
-			return out
-		}
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-		msgs, err := sub.Poll(pctx)
-		pcancel()
-		if err != nil && ctx.Err() == nil && pctx.Err() != nil {
-			return out // a topic that was never written
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-		if err := sub.Commit(ctx, msgs); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func header(r record.Record, key string) string {
@@ -221,20 +155,13 @@ func (e env) mustRun(t *testing.T, url string, args ...string) string {
 	return stderr
 }
 
-func equal(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Fatalf("%s:\n got  %d %.300q\n want %d %.300q", what, len(got), got, len(want), want)
-	}
-}
-
 func TestOneRequestPerRecord(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
 	want := append(seqValues(300), "plain text", "")
-	e.publish(t, "t", values(want...)...)
+	connectortest.PublishValues(t, e.busDir, "t", want...)
 	e.mustRun(t, ep.URL+"/in?x=1", "--header", "X-Api-Key: k1", "--header", "x-multi: a", "--header", "X-Multi: b", "--method", "PUT")
-	equal(t, "bodies", ep.bodies(), want)
+	connectortest.Equal(t, "bodies", ep.bodies(), want)
 	h := ep.all()[0].header
 	for k, v := range map[string]string{"Content-Type": "application/json", "X-Api-Key": "k1", "X-Test-Method": "PUT"} {
 		if h.Get(k) != v {
@@ -257,13 +184,13 @@ func TestOneRequestPerRecord(t *testing.T) {
 func TestContentTypeAndHost(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
-	e.publish(t, "t", values("a")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	e.mustRun(t, ep.URL, "--header", "Content-Type: text/plain", "--header", "Host: api.example.com", "--header", "User-Agent: mine")
 	h := ep.all()[0].header
 	if h.Get("Content-Type") != "text/plain" || h.Get("X-Test-Host") != "api.example.com" || h.Get("User-Agent") != "mine" {
 		t.Errorf("headers %v", h)
 	}
-	e.publish(t, "t", values("b")...)
+	connectortest.PublishValues(t, e.busDir, "t", "b")
 	e.mustRun(t, ep.URL, "--header", "Content-Type: text/plain", "--content-type", "text/csv")
 	if ct := ep.all()[1].header.Get("Content-Type"); ct != "text/csv" {
 		t.Errorf("--content-type over --header: %q", ct)
@@ -284,7 +211,7 @@ func TestRetriesThenDelivers(t *testing.T) {
 				return false
 			})
 			want := seqValues(5)
-			e.publish(t, "t", values(want...)...)
+			connectortest.PublishValues(t, e.busDir, "t", want...)
 			stderr := e.mustRun(t, ep.URL)
 			if len(ep.all()) != 2*len(want) {
 				t.Fatalf("%d requests for %d records, want each sent twice", len(ep.all()), len(want))
@@ -296,7 +223,7 @@ func TestRetriesThenDelivers(t *testing.T) {
 					second = append(second, h.body)
 				}
 			}
-			equal(t, "delivered", second, want)
+			connectortest.Equal(t, "delivered", second, want)
 			if !strings.Contains(stderr, "request failed, retrying") || !strings.Contains(stderr, strconv.Itoa(status)) {
 				t.Errorf("no retry warning naming %d:\n%s", status, stderr)
 			}
@@ -322,7 +249,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 		}
 		return false
 	})
-	e.publish(t, "t", values("a")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	e.mustRun(t, ep.URL)
 	hits := ep.all()
 	if len(hits) != 3 {
@@ -345,7 +272,7 @@ func TestConnectionRefusedThenServerAppears(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	e.publish(t, "t", values(seqValues(3)...)...)
+	connectortest.PublishValues(t, e.busDir, "t", seqValues(3)...)
 	var got []string
 	var mu sync.Mutex
 	go func() {
@@ -367,7 +294,7 @@ func TestConnectionRefusedThenServerAppears(t *testing.T) {
 	stderr := e.mustRun(t, "http://"+addr+"/")
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, "delivered", got, seqValues(3))
+	connectortest.Equal(t, "delivered", got, seqValues(3))
 	if !strings.Contains(stderr, "connection refused") || !strings.Contains(stderr, "endpoint accepts requests again") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
@@ -393,7 +320,7 @@ func TestRejectedToDeadLetters(t *testing.T) {
 		}
 		return false
 	})
-	e.publish(t, "t", values(`{"ok":1}`, `{"bad":1}`, `{"ok":2}`, `{"huge":1}`, `{"moved":1}`, `{"ok":3}`)...)
+	connectortest.PublishValues(t, e.busDir, "t", `{"ok":1}`, `{"bad":1}`, `{"ok":2}`, `{"huge":1}`, `{"moved":1}`, `{"ok":3}`)
 	stderr := e.mustRun(t, ep.URL)
 	var ok []string
 	for _, h := range ep.all() {
@@ -401,11 +328,11 @@ func TestRejectedToDeadLetters(t *testing.T) {
 			ok = append(ok, h.body)
 		}
 	}
-	equal(t, "delivered", ok, []string{`{"ok":1}`, `{"ok":2}`, `{"ok":3}`})
+	connectortest.Equal(t, "delivered", ok, []string{`{"ok":1}`, `{"ok":2}`, `{"ok":3}`})
 	if len(ep.all()) != 6 {
 		t.Errorf("%d requests, want 6 (a refusal is not retried, a 302 not followed)", len(ep.all()))
 	}
-	dl := e.read(t, "t.dlq")
+	dl := connectortest.ReadTopic(t, e.busDir, "t.dlq")
 	if len(dl) != 3 {
 		t.Fatalf("%d dead letters, want 3\n%s", len(dl), stderr)
 	}
@@ -444,11 +371,11 @@ func TestRedirect307Followed(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	e.publish(t, "t", values("a", "b")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a", "b")
 	e.mustRun(t, srv.URL+"/old")
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, "after a 307", final, []string{"POST a", "POST b"})
+	connectortest.Equal(t, "after a 307", final, []string{"POST a", "POST b"})
 }
 
 func TestGivesUpAfterMaxRetriesAndCommitsNothing(t *testing.T) {
@@ -462,7 +389,7 @@ func TestGivesUpAfterMaxRetriesAndCommitsNothing(t *testing.T) {
 		return false
 	})
 	want := seqValues(4)
-	e.publish(t, "t", values(want...)...)
+	connectortest.PublishValues(t, e.busDir, "t", want...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code, stderr := e.run(t, ctx, ep.URL+"/?token=s3cr3t", "--max-retries", "2", "--group", "g")
@@ -479,18 +406,18 @@ func TestGivesUpAfterMaxRetriesAndCommitsNothing(t *testing.T) {
 	healthy.Store(true)
 	before := len(ep.all())
 	e.mustRun(t, ep.URL, "--group", "g")
-	equal(t, "second run", ep.bodies()[before:], want)
+	connectortest.Equal(t, "second run", ep.bodies()[before:], want)
 }
 
 func TestBatchNDJSON(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
 	want := seqValues(1050)
-	recs := values(want...)
+	recs := connectortest.Records(want...)
 	recs[7].Value = []byte("{\n  \"seq\": 7\n}") // pretty JSON: sent compacted
 	want[7] = `{"seq":7}`
 	recs = append(recs, record.Record{Value: []byte("not\njson")}) // cannot be framed: dead letter
-	e.publish(t, "t", recs...)
+	connectortest.Publish(t, e.busDir, "t", recs...)
 	e.mustRun(t, ep.URL, "--batch-size", "100")
 	var got []string
 	for _, h := range ep.all() {
@@ -503,11 +430,11 @@ func TestBatchNDJSON(t *testing.T) {
 		}
 		got = append(got, lines...)
 	}
-	equal(t, "records", got, want)
+	connectortest.Equal(t, "records", got, want)
 	if n := len(ep.all()); n < 11 {
 		t.Errorf("%d requests for 1050 records in batches of 100", n)
 	}
-	if dl := e.read(t, "t.dlq"); len(dl) != 1 || !strings.Contains(header(dl[0], connector.HeaderError), "line break") {
+	if dl := connectortest.ReadTopic(t, e.busDir, "t.dlq"); len(dl) != 1 || !strings.Contains(header(dl[0], connector.HeaderError), "line break") {
 		t.Errorf("dead letters %v", dl)
 	}
 }
@@ -516,9 +443,9 @@ func TestBatchJSONArrayAndBytes(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
 	want := seqValues(500)
-	recs := values(want...)
+	recs := connectortest.Records(want...)
 	recs = append(recs, record.Record{Value: []byte("not json")})
-	e.publish(t, "t", recs...)
+	connectortest.Publish(t, e.busDir, "t", recs...)
 	e.mustRun(t, ep.URL, "--batch-bytes", "1000", "--batch-format", "json-array")
 	var got []string
 	for _, h := range ep.all() {
@@ -536,8 +463,8 @@ func TestBatchJSONArrayAndBytes(t *testing.T) {
 			got = append(got, string(v))
 		}
 	}
-	equal(t, "records", got, want)
-	dl := e.read(t, "t.dlq")
+	connectortest.Equal(t, "records", got, want)
+	dl := connectortest.ReadTopic(t, e.busDir, "t.dlq")
 	if len(dl) != 1 || string(dl[0].Value) != "not json" || !strings.Contains(header(dl[0], connector.HeaderError), "not JSON") {
 		t.Errorf("dead letters %v", dl)
 	}
@@ -552,9 +479,9 @@ func TestBatchRejectedAsAWhole(t *testing.T) {
 		}
 		return false
 	})
-	e.publish(t, "t", values(seqValues(30)...)...)
+	connectortest.PublishValues(t, e.busDir, "t", seqValues(30)...)
 	e.mustRun(t, ep.URL, "--batch-size", "10")
-	dl := e.read(t, "t.dlq")
+	dl := connectortest.ReadTopic(t, e.busDir, "t.dlq")
 	var dead []string
 	for _, r := range dl {
 		dead = append(dead, string(r.Value))
@@ -562,7 +489,21 @@ func TestBatchRejectedAsAWhole(t *testing.T) {
 			t.Errorf("status header %q", header(r, HeaderStatus))
 		}
 	}
-	equal(t, "dead letters", dead, seqValues(30)[10:20])
+	connectortest.Equal(t, "dead letters", dead, seqValues(30)[10:20])
+}
+
+// countInFlight makes ep answer with h and returns the most requests it
+// has had in flight at once.
+func countInFlight(ep *endpoint, h http.HandlerFunc) *atomic.Int64 {
+	var inFlight, most atomic.Int64
+	ep.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		h(w, r)
+	})
+	return &most
 }
 
 // TestOrderedPerKey sends with 4 requests in flight and a server that
@@ -572,13 +513,8 @@ func TestOrderedPerKey(t *testing.T) {
 	for _, batch := range []string{"0", "7"} {
 		t.Run("batch-size="+batch, func(t *testing.T) {
 			e := newEnv(t)
-			var inFlight, most atomic.Int64
 			ep := newEndpoint(t, nil)
-			ep.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				n := inFlight.Add(1)
-				defer inFlight.Add(-1)
-				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-				}
+			most := countInFlight(ep, func(w http.ResponseWriter, r *http.Request) {
 				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 				if rand.IntN(20) == 0 {
 					w.WriteHeader(http.StatusServiceUnavailable)
@@ -593,7 +529,7 @@ func TestOrderedPerKey(t *testing.T) {
 					recs = append(recs, record.Record{Key: []byte(fmt.Sprintf("k%d", k)), Value: []byte(fmt.Sprintf(`{"k":%d,"i":%d}`, k, i))})
 				}
 			}
-			e.publish(t, "t", recs...)
+			connectortest.Publish(t, e.busDir, "t", recs...)
 			e.mustRun(t, ep.URL, "--max-in-flight", "4", "--ordered", "--batch-size", batch, "--max-retries", "0")
 			next := make([]int, keys)
 			for _, h := range ep.all() {
@@ -622,18 +558,13 @@ func TestOrderedPerKey(t *testing.T) {
 
 func TestUnorderedInFlightLosesNothing(t *testing.T) {
 	e := newEnv(t)
-	var inFlight, most atomic.Int64
 	ep := newEndpoint(t, nil)
-	ep.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
+	most := countInFlight(ep, func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Millisecond)
 		ep.serve(w, r)
 	})
 	want := seqValues(2000)
-	e.publish(t, "t", values(want...)...)
+	connectortest.PublishValues(t, e.busDir, "t", want...)
 	e.mustRun(t, ep.URL, "--max-in-flight", "8")
 	got := ep.bodies()
 	slices.SortFunc(got, func(a, b string) int { return len(a) - len(b) })
@@ -641,7 +572,7 @@ func TestUnorderedInFlightLosesNothing(t *testing.T) {
 	slices.SortFunc(sorted, func(a, b string) int { return len(a) - len(b) })
 	slices.Sort(got)
 	slices.Sort(sorted)
-	equal(t, "delivered (sorted)", got, sorted)
+	connectortest.Equal(t, "delivered (sorted)", got, sorted)
 	if m := most.Load(); m < 2 || m > 8 {
 		t.Errorf("at most %d requests in flight, want 2 to 8", m)
 	}
@@ -650,7 +581,7 @@ func TestUnorderedInFlightLosesNothing(t *testing.T) {
 func TestHeadersFromRecord(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
-	e.publish(t, "t", record.Record{Value: []byte("a"), Headers: []record.Header{
+	connectortest.Publish(t, e.busDir, "t", record.Record{Value: []byte("a"), Headers: []record.Header{
 		{Key: "x-trace-id", Value: []byte("t1")},
 		{Key: "X-Api-Key", Value: []byte("from-record")}, // --header wins
 		{Key: "Content-Length", Value: []byte("999")},    // framing: left out
@@ -667,7 +598,7 @@ func TestHeadersFromRecord(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	e := newEnv(t)
 	ep := newEndpoint(t, nil)
-	e.publish(t, "t", values(seqValues(11)...)...)
+	connectortest.PublishValues(t, e.busDir, "t", seqValues(11)...)
 	e.mustRun(t, ep.URL, "--rate-limit", "20", "--max-in-flight", "4")
 	hits := ep.all()
 	if len(hits) != 11 {
@@ -692,7 +623,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 		return false
 	})
-	e.publish(t, "t", values("a", "b")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a", "b")
 	url := strings.Replace(ep.URL, "http://", "http://user:pa55w0rd@", 1) + "/?api_key=k3y-s3cret"
 	stderr := e.mustRun(t, url, "--header", "Authorization: Bearer t0ken-s3cret", "--log-level", "debug")
 	if got := ep.all()[0].header.Get("Authorization"); got != "Bearer t0ken-s3cret" {
@@ -706,7 +637,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if !strings.Contains(stderr, "user:*****@") {
 		t.Errorf("the endpoint is not shown redacted:\n%s", stderr)
 	}
-	dl := e.read(t, "t.dlq")
+	dl := connectortest.ReadTopic(t, e.busDir, "t.dlq")
 	if len(dl) != 1 || strings.Contains(fmt.Sprint(dl[0].Headers), "pa55w0rd") || strings.Contains(fmt.Sprint(dl[0].Headers), "k3y-s3cret") {
 		t.Errorf("dead letters %v", dl)
 	}
@@ -735,7 +666,7 @@ func TestTLS(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.publish(t, "t", values("a")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	e.mustRun(t, srv.URL, "--tls-ca", ca, "--group", "g1")
 	if got.Load() != 1 || h2.Load() != 1 {
 		t.Fatalf("%d requests with --tls-ca, %d over HTTP/2", got.Load(), h2.Load())
@@ -773,29 +704,12 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"--endpoint", "http://x/", "--rate-limit", "-1"}, "--rate-limit"},
 		{[]string{}, "--endpoint"},
 	} {
-		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), append([]string{"--topic", "t", "--bus", e.busDir}, tc.args...)...)
-		if code != 2 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, stderr, tc.want)
-		}
-		if strings.Contains(stderr, "s3cret") {
-			t.Errorf("%q: the secret is in %q", tc.args, stderr)
-		}
-		if stdout != "" {
-			t.Errorf("%q: stdout %q", tc.args, stdout)
-		}
+		connectortest.BadOption(t, app(), tc.want, append([]string{"--topic", "t", "--bus", e.busDir}, tc.args...)...)
 	}
 }
 
 func TestHelp(t *testing.T) {
-	code, stdout, _ := connectortest.Run(t, context.Background(), app(), "--help")
-	if code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, want := range []string{"Examples:", "--endpoint", "--header", "--batch-size", "--max-in-flight", "--ordered", "--rate-limit", "--tls-ca", "CULVERT_ENDPOINT"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("--help lacks %q", want)
-		}
-	}
+	connectortest.Help(t, app(), "Examples:", "--endpoint", "--header", "--batch-size", "--max-in-flight", "--ordered", "--rate-limit", "--tls-ca", "CULVERT_ENDPOINT")
 }
 
 func TestTruncate(t *testing.T) {
@@ -828,7 +742,7 @@ func TestReadyzWhileFailing(t *testing.T) {
 		}
 		return false
 	})
-	e.publish(t, "t", values("a")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -935,7 +849,7 @@ func TestMutualTLS(t *testing.T) {
 	defer srv.Close()
 
 	e := newEnv(t)
-	e.publish(t, "t", values("a")...)
+	connectortest.PublishValues(t, e.busDir, "t", "a")
 	e.mustRun(t, srv.URL, "--tls-ca", caFile, "--tls-cert", certFile, "--tls-key", keyFile)
 	mu.Lock()
 	if !slices.Equal(peers, []string{"orders-sink"}) {

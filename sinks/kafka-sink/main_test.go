@@ -61,20 +61,6 @@ func rawClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func publish(t *testing.T, busDir, topic string, recs []record.Record) {
-	t.Helper()
-	b, err := bus.Open(testCtx(t), busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for i := 0; i < len(recs); i += 1000 {
-		if err := bus.Publish(testCtx(t), b, topic, recs[i:min(i+1000, len(recs))]...); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // orders returns n records: key k0..k9, value {"n":i}, a header.
 func orders(n int) []record.Record {
 	recs := make([]record.Record, n)
@@ -129,7 +115,7 @@ func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	const n = 10000
 	createTopic(t, addr, "orders", 3)
-	publish(t, dir, "orders", orders(n))
+	connectortest.Publish(t, dir, "orders", orders(n)...)
 	connectortest.MustRun(t, app(), "--bus", dir, "--topic", "orders", "--from", "beginning", "--stop-at-end",
 		"--brokers", addr, "--kafka-topic", "orders", "--compression", "zstd")
 	got := readAll(t, addr, "orders", n)
@@ -176,7 +162,7 @@ func TestPoisonRecordToDeadLetters(t *testing.T) {
 	dir := t.TempDir()
 	recs := orders(5)
 	recs[2].Value = []byte(`{"n":2,"pad":"` + strings.Repeat("x", 20000) + `"}`)
-	publish(t, dir, "orders", recs)
+	connectortest.Publish(t, dir, "orders", recs...)
 	connectortest.MustRun(t, app(), "--bus", dir, "--topic", "orders", "--from", "beginning", "--stop-at-end",
 		"--brokers", addr, "--kafka-topic", "out", "--batch-max-bytes", "4096")
 	got := readAll(t, addr, "out", 4)
@@ -225,18 +211,10 @@ func TestBrokerRestart(t *testing.T) {
 	const n, per = 10000, 100
 	all := orders(n)
 
-	ctx, stop := context.WithCancel(testCtx(t))
-	defer stop()
-	type result struct {
-		code   int
-		stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, stderr := connectortest.Run(t, ctx, app(), "--bus", dir, "--topic", "orders", "--from", "beginning",
-			"--brokers", addr, "--kafka-topic", "out", "--delivery-timeout", "1s", "--log-format", "json")
-		done <- result{code, stderr}
-	}()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	sink := connectortest.Start(t, app(), "--bus", dir, "--topic", "orders", "--from", "beginning",
+		"--brokers", addr, "--kafka-topic", "out", "--delivery-timeout", "1s", "--log-format", "json")
 	b, err := bus.Open(testCtx(t), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -293,19 +271,18 @@ func TestBrokerRestart(t *testing.T) {
 			}
 		}
 	}
-	stop()
-	res := <-done
+	code, stderr := sink.Stop(t)
 	if count != n {
-		t.Fatalf("only %d distinct records of %d in kafka; sink log:\n%s", count, n, res.stderr)
+		t.Fatalf("only %d distinct records of %d in kafka; sink log:\n%s", count, n, stderr)
 	}
-	if res.code != 0 {
-		t.Fatalf("sink exit %d:\n%s", res.code, res.stderr)
+	if code != 0 {
+		t.Fatalf("sink exit %d:\n%s", code, stderr)
 	}
-	if !strings.Contains(res.stderr, "retrying") {
-		t.Fatalf("the sink logged no retry across the restart:\n%s", res.stderr)
+	if !strings.Contains(stderr, "retrying") {
+		t.Fatalf("the sink logged no retry across the restart:\n%s", stderr)
 	}
 	if testing.Verbose() {
-		t.Log(res.stderr)
+		t.Log(stderr)
 	}
 }
 
@@ -326,13 +303,7 @@ func TestBadOptions(t *testing.T) {
 		{append(base, "--brokers", "h", "--sasl-username", "u", "--batch-max-bytes", "10"), "batch-max-bytes"},
 	}
 	for _, c := range cases {
-		code, stdout, stderr := connectortest.Run(t, testCtx(t), app(), c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
-		}
-		if strings.Contains(stdout+stderr, "s3cret") {
-			t.Errorf("%v: the password shows: %s", c.args, stderr)
-		}
+		connectortest.BadOption(t, app(), c.want, c.args...)
 	}
 	code, stdout, _ := connectortest.Run(t, testCtx(t), app(), append(base, "--brokers", "h", "--sasl-username", "u", "config")...)
 	if code != 0 || strings.Contains(stdout, "s3cret") || !strings.Contains(stdout, "sasl_password") {
@@ -365,7 +336,7 @@ func TestSASLAndTLSFlags(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	addr = "localhost:" + port
 	dir := t.TempDir()
-	publish(t, dir, "orders", orders(100))
+	connectortest.Publish(t, dir, "orders", orders(100)...)
 	conn := []string{"--brokers", addr, "--tls-ca", caFile, "--sasl-mechanism", "scram-sha-512", "--sasl-username", "culvert"}
 	connectortest.MustRun(t, app(), append([]string{"--bus", dir, "--topic", "orders", "--from", "beginning", "--stop-at-end",
 		"--kafka-topic", "secure", "--sasl-password", "pa55word"}, conn...)...)

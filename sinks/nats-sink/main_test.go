@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/nats/natstest"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -49,28 +47,7 @@ func TestBadOptionsExit2NamingTheOption(t *testing.T) {
 		{"--ack-timeout", []string{"--subject", "a", "--ack-timeout", "0s"}},
 	} {
 		args := append([]string{"--topic", "t", "--bus", t.TempDir()}, c.args...)
-		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
-			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
-		}
-		if strings.Contains(stderr, "s3cret") {
-			t.Errorf("%v: stderr shows the password: %s", c.args, stderr)
-		}
-	}
-}
-
-// publishBus appends recs to topic on the embedded bus in dir.
-func publishBus(t *testing.T, dir, topic string, recs ...record.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-		t.Fatal(err)
+		connectortest.BadOption(t, app(), c.want, args...)
 	}
 }
 
@@ -83,65 +60,15 @@ func numbered(from, to int) []record.Record {
 	return recs
 }
 
-// readTopic returns every record of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, natstest.Unique("reader"), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
-
-// mustRun runs the sink until it exits and fails unless it exits 0.
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	return connectortest.MustRun(t, app(), args...)
-}
-
-// checkSequence checks that msgs hold {"n":0}...{"n":n-1}: every one, in
-// order of first appearance; repeats are allowed only when dups is set.
+// checkSequence checks that msgs hold {"n":0}...{"n":n-1} (see
+// connectortest.CheckSequence).
 func checkSequence(t *testing.T, msgs []natstest.Message, n int, dups bool) {
 	t.Helper()
-	next := 0
-	for _, m := range msgs {
-		var v struct{ N int }
-		if err := json.Unmarshal(m.Data, &v); err != nil {
-			t.Fatalf("data %q: %v", m.Data, err)
-		}
-		switch {
-		case v.N == next:
-			next++
-		case v.N < next && dups:
-		default:
-			t.Fatalf("message %d after %d messages in order (of %d)", v.N, next, len(msgs))
-		}
+	data := make([]string, len(msgs))
+	for i, m := range msgs {
+		data[i] = string(m.Data)
 	}
-	if next != n || (!dups && len(msgs) != n) {
-		t.Fatalf("%d messages, %d in order; want %d", len(msgs), next, n)
-	}
+	connectortest.CheckSequence(t, data, n, dups)
 }
 
 func TestJetStreamRoundTrip(t *testing.T) {
@@ -151,8 +78,8 @@ func TestJetStreamRoundTrip(t *testing.T) {
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
 	const n = 10000
 	busDir := t.TempDir()
-	publishBus(t, busDir, "orders", numbered(0, n)...)
-	mustRun(t, "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end", "--max-pending", "256")
+	connectortest.Publish(t, busDir, "orders", numbered(0, n)...)
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end", "--max-pending", "256")
 	msgs := natstest.ReadStream(t, js, stream, n)
 	checkSequence(t, msgs, n, false)
 	for i, m := range msgs {
@@ -161,7 +88,7 @@ func TestJetStreamRoundTrip(t *testing.T) {
 		}
 	}
 	// Committed: a second run has nothing to write.
-	mustRun(t, "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end")
 	if got := natstest.ReadStream(t, js, stream, 0); len(got) != n {
 		t.Fatalf("%d messages after a second run, want %d", len(got), n)
 	}
@@ -184,8 +111,8 @@ func TestCorePublishAndSubjectFromKey(t *testing.T) {
 		{Key: []byte(subj + ".*"), Value: []byte("wildcard key")},
 		{Key: []byte(subj + ".b"), Value: []byte("2")},
 	}
-	publishBus(t, busDir, "k", recs...)
-	mustRun(t, "--topic", "k", "--bus", busDir, "--url", url, "--subject-from-key", "--from", "beginning", "--stop-at-end")
+	connectortest.Publish(t, busDir, "k", recs...)
+	connectortest.MustRun(t, app(), "--topic", "k", "--bus", busDir, "--url", url, "--subject-from-key", "--from", "beginning", "--stop-at-end")
 	var got []string
 	for i := 0; i < 2; i++ {
 		m, err := sub.NextMsg(5 * time.Second)
@@ -197,7 +124,7 @@ func TestCorePublishAndSubjectFromKey(t *testing.T) {
 	if want := []string{subj + ".a=1[x y]", subj + ".b=2[]"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("got %v, want %v", got, want)
 	}
-	dead := readTopic(t, busDir, "k.dlq")
+	dead := connectortest.ReadTopic(t, busDir, "k.dlq")
 	if len(dead) != 2 || string(dead[0].Value) != "no key" || string(dead[1].Value) != "wildcard key" {
 		t.Fatalf("dead letters %v", dead)
 	}
@@ -218,8 +145,8 @@ func TestCoreManyRecords(t *testing.T) {
 	nc.Flush()
 	busDir := t.TempDir()
 	const n = 10000
-	publishBus(t, busDir, "c", numbered(0, n)...)
-	mustRun(t, "--topic", "c", "--bus", busDir, "--url", url, "--subject", subj, "--from", "beginning", "--stop-at-end")
+	connectortest.Publish(t, busDir, "c", numbered(0, n)...)
+	connectortest.MustRun(t, app(), "--topic", "c", "--bus", busDir, "--url", url, "--subject", subj, "--from", "beginning", "--stop-at-end")
 	var msgs []natstest.Message
 	for len(msgs) < n {
 		m, err := sub.NextMsg(5 * time.Second)
@@ -238,15 +165,15 @@ func TestRefusalsGoToDeadLetterTopic(t *testing.T) {
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".ok"}, MaxMsgSize: 100})
 	busDir := t.TempDir()
 	big := bytes.Repeat([]byte("x"), 200)
-	publishBus(t, busDir, "p",
+	connectortest.Publish(t, busDir, "p",
 		record.Record{Key: []byte(subj + ".ok"), Value: []byte(`{"n":0}`)},
 		record.Record{Key: []byte(subj + ".nostream"), Value: []byte("no stream")},
 		record.Record{Key: []byte(subj + ".ok"), Value: big},
 		record.Record{Key: []byte(subj + ".ok"), Value: []byte(`{"n":1}`)},
 	)
-	mustRun(t, "--topic", "p", "--bus", busDir, "--url", url, "--subject-from-key", "--jetstream", "--from", "beginning", "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "p", "--bus", busDir, "--url", url, "--subject-from-key", "--jetstream", "--from", "beginning", "--stop-at-end")
 	checkSequence(t, natstest.ReadStream(t, js, stream, 2), 2, false)
-	dead := readTopic(t, busDir, "p.dlq")
+	dead := connectortest.ReadTopic(t, busDir, "p.dlq")
 	if len(dead) != 2 {
 		t.Fatalf("%d dead letters, want 2", len(dead))
 	}
@@ -262,14 +189,14 @@ func TestMessageLargerThanServerMaxPayload(t *testing.T) {
 	nc, _ := natstest.Connect(t, url)
 	subj := natstest.Unique("big.")
 	busDir := t.TempDir()
-	publishBus(t, busDir, "b", record.Record{Value: bytes.Repeat([]byte("x"), int(nc.MaxPayload())+1)}, record.Record{Value: []byte("small")})
+	connectortest.Publish(t, busDir, "b", record.Record{Value: bytes.Repeat([]byte("x"), int(nc.MaxPayload())+1)}, record.Record{Value: []byte("small")})
 	sub, _ := nc.SubscribeSync(subj)
 	nc.Flush()
-	mustRun(t, "--topic", "b", "--bus", busDir, "--url", url, "--subject", subj, "--from", "beginning", "--stop-at-end")
+	connectortest.MustRun(t, app(), "--topic", "b", "--bus", busDir, "--url", url, "--subject", subj, "--from", "beginning", "--stop-at-end")
 	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "small" {
 		t.Fatalf("got %v, %v", m, err)
 	}
-	dead := readTopic(t, busDir, "b.dlq")
+	dead := connectortest.ReadTopic(t, busDir, "b.dlq")
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters", len(dead))
 	}
@@ -285,7 +212,7 @@ func TestServerRestartMidStream(t *testing.T) {
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
 	const n = 10000
 	busDir := t.TempDir()
-	publishBus(t, busDir, "r", numbered(0, 2000)...)
+	connectortest.Publish(t, busDir, "r", numbered(0, 2000)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
@@ -297,10 +224,10 @@ func TestServerRestartMidStream(t *testing.T) {
 	natstest.ReadStream(t, js, stream, 2000)
 	srv.Stop()
 	// Records arrive on the topic while the server is down.
-	publishBus(t, busDir, "r", numbered(2000, 6000)...)
+	connectortest.Publish(t, busDir, "r", numbered(2000, 6000)...)
 	time.Sleep(time.Second)
 	srv.Start()
-	publishBus(t, busDir, "r", numbered(6000, n)...)
+	connectortest.Publish(t, busDir, "r", numbered(6000, n)...)
 	msgs := natstest.ReadStream(t, js, stream, n)
 	cancel()
 	select {
@@ -315,7 +242,7 @@ func TestServerRestartMidStream(t *testing.T) {
 	if !strings.Contains(stderr.String(), "retrying") || !strings.Contains(stderr.String(), "reconnected to nats") {
 		t.Errorf("the outage is not in the log:\n%s", stderr.String())
 	}
-	if dead := readTopic(t, busDir, "r.dlq"); len(dead) != 0 {
+	if dead := connectortest.ReadTopic(t, busDir, "r.dlq"); len(dead) != 0 {
 		t.Fatalf("%d records went to the dead-letter topic during the restart", len(dead))
 	}
 }
@@ -328,8 +255,8 @@ func TestTLS(t *testing.T) {
 	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
 	busDir := t.TempDir()
-	publishBus(t, busDir, "tls", numbered(0, 100)...)
-	mustRun(t, "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--subject", subj, "--jetstream", "--from", "beginning", "--stop-at-end")
+	connectortest.Publish(t, busDir, "tls", numbered(0, 100)...)
+	connectortest.MustRun(t, app(), "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--subject", subj, "--jetstream", "--from", "beginning", "--stop-at-end")
 	checkSequence(t, natstest.ReadStream(t, js, stream, 100), 100, false)
 
 	// A plain connection to a TLS server, or one that does not trust its certificate, fails clearly.

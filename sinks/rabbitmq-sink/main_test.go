@@ -35,70 +35,12 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-// publish puts recs on topic in the embedded bus in dir.
-func publish(t *testing.T, dir, topic string, recs ...record.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readTopic returns the records of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("test-reader-%d", time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("reading %q: %v", topic, err)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
-
 func orders(from, to int) []record.Record {
 	out := make([]record.Record, 0, to-from)
 	for i := from; i < to; i++ {
 		out = append(out, record.Record{Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
 	}
 	return out
-}
-
-func mustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	code, _, stderr := connectortest.Run(t, ctx, app(), args...)
-	if code != 0 {
-		t.Fatalf("%s: exit %d\n%s", strings.Join(args, " "), code, stderr)
-	}
-	return stderr
 }
 
 // TestRoundTrip: 10,000 records reach the queue through the default
@@ -111,8 +53,8 @@ func TestRoundTrip(t *testing.T) {
 	recs[0].Time = ts
 	recs[0].Headers = []record.Header{{Key: "tenant", Value: []byte("acme")}, {Key: "amqp.content_type", Value: []byte("application/json")},
 		{Key: "amqp.message_id", Value: []byte("m-0")}, {Key: "amqp.redelivered", Value: []byte("true")}}
-	publish(t, busDir, "orders", recs...)
-	stderr := mustRun(t, "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--exchange", "", "--routing-key", queue,
+	connectortest.Publish(t, busDir, "orders", recs...)
+	stderr := connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--exchange", "", "--routing-key", queue,
 		"--mandatory", "--from", "beginning", "--stop-at-end")
 	ds := rabbitmqtest.Consume(t, queue, 10000, 30*time.Second)
 	for i, d := range ds {
@@ -130,7 +72,7 @@ func TestRoundTrip(t *testing.T) {
 	if n := rabbitmqtest.Messages(t, queue); n != 0 {
 		t.Errorf("%d more messages than records", n)
 	}
-	if dead := readTopic(t, busDir, "orders.dlq"); len(dead) != 0 {
+	if dead := connectortest.ReadTopic(t, busDir, "orders.dlq"); len(dead) != 0 {
 		t.Errorf("%d dead letters", len(dead))
 	}
 	if strings.Contains(stderr, "guest:guest") {
@@ -161,11 +103,11 @@ func TestMandatoryReturnsToDeadLetters(t *testing.T) {
 		}
 		recs = append(recs, record.Record{Key: []byte(key), Value: []byte(fmt.Sprintf(`{"n":%d}`, i))})
 	}
-	publish(t, busDir, "orders", recs...)
-	mustRun(t, "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--exchange", exchange, "--exchange-type", "topic", "--passive",
+	connectortest.Publish(t, busDir, "orders", recs...)
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--exchange", exchange, "--exchange-type", "topic", "--passive",
 		"--routing-key-from-key", "--mandatory", "--from", "beginning", "--stop-at-end")
 	ds := rabbitmqtest.Consume(t, queue, 90, 30*time.Second)
-	dead := readTopic(t, busDir, "orders.dlq")
+	dead := connectortest.ReadTopic(t, busDir, "orders.dlq")
 	var got, gotDead []string
 	for _, d := range ds {
 		got = append(got, d.RoutingKey+" "+string(d.Body))
@@ -281,7 +223,7 @@ func TestBrokerRestart(t *testing.T) {
 	if !strings.Contains(stderr, "reconnecting") {
 		t.Errorf("no reconnection in the log:\n%s", stderr)
 	}
-	if dead := readTopic(t, busDir, "orders.dlq"); len(dead) != 0 {
+	if dead := connectortest.ReadTopic(t, busDir, "orders.dlq"); len(dead) != 0 {
 		t.Errorf("%d dead letters", len(dead))
 	}
 }
@@ -300,13 +242,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"--url", rabbitmqtest.URL}, "--routing-key"},
 		{[]string{"--url", rabbitmqtest.URL, "--exchange", "x", "--exchange-type", "big"}, "--exchange-type"},
 	} {
-		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), append(append([]string(nil), base...), tc.args...)...)
-		if code != 2 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, stderr, tc.want)
-		}
-		if strings.Contains(stderr+stdout, "s3cret") {
-			t.Errorf("%q: the password is shown: %s", tc.args, stderr)
-		}
+		connectortest.BadOption(t, app(), tc.want, append(append([]string(nil), base...), tc.args...)...)
 	}
 }
 
@@ -314,10 +250,8 @@ func TestBadUsage(t *testing.T) {
 // an exchange of another type and an unreachable broker end with exit 1 and
 // a clear message that never shows the password.
 func TestRuntimeErrors(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	busDir := t.TempDir()
-	publish(t, busDir, "t", orders(0, 1)...)
+	connectortest.Publish(t, busDir, "t", orders(0, 1)...)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -327,13 +261,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"--url", rabbitmqtest.URL, "--exchange", "amq.topic", "--exchange-type", "direct"}, "PRECONDITION_FAILED"},
 		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--reconnect-attempts", "2"}, "giving up after 2 attempts"},
 	} {
-		code, _, stderr := connectortest.Run(t, ctx, app(), append([]string{"--topic", "t", "--bus", busDir, "--from", "beginning", "--stop-at-end", "--routing-key", "q"}, tc.args...)...)
-		if code != 1 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 1 saying %q", tc.args, code, stderr, tc.want)
-		}
-		if strings.Contains(stderr, "s3cret") {
-			t.Errorf("%q: the password is shown: %s", tc.args, stderr)
-		}
+		connectortest.Exits(t, app(), 1, tc.want, append([]string{"--topic", "t", "--bus", busDir, "--from", "beginning", "--stop-at-end", "--routing-key", "q"}, tc.args...)...)
 	}
 }
 
@@ -343,8 +271,8 @@ func TestTLS(t *testing.T) {
 	addr, _, q := rabbitmqtest.TLS(t)
 	queue := rabbitmqtest.Queue(t, "snk-tls", nil)
 	busDir := t.TempDir()
-	publish(t, busDir, "orders", orders(0, 100)...)
-	mustRun(t, "--topic", "orders", "--bus", busDir, "--url", "amqps://guest:guest@"+addr+"/?"+q, "--routing-key", queue,
+	connectortest.Publish(t, busDir, "orders", orders(0, 100)...)
+	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", "amqps://guest:guest@"+addr+"/?"+q, "--routing-key", queue,
 		"--mandatory", "--from", "beginning", "--stop-at-end")
 	ds := rabbitmqtest.Consume(t, queue, 100, 30*time.Second)
 	if string(ds[99].Body) != `{"n":99}` {

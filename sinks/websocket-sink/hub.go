@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
@@ -142,7 +143,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if iv := h.opts.PingInterval.D(); iv > 0 {
 		go func() {
-			if err := pingEvery(ctx, conn, iv); err != nil {
+			if err := ws.PingEvery(ctx, iv, conn.Ping); err != nil {
 				why.CompareAndSwap(nil, "no pong within the ping interval")
 				kick()
 			}
@@ -199,26 +200,6 @@ func (h *hub) writeLoop(ctx context.Context, c *client) error {
 			case h.progress <- struct{}{}:
 			default:
 			}
-		}
-	}
-}
-
-// pingEvery pings conn every interval until ctx is done; it returns an
-// error when a pong does not come within the interval.
-func pingEvery(ctx context.Context, conn *websocket.Conn, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := conn.Ping(pctx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			return err
 		}
 	}
 }

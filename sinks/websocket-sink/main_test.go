@@ -1,16 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
@@ -66,106 +60,25 @@ func TestBadOptionsExit2NamingTheOption(t *testing.T) {
 		{"--message-type", []string{"--url", "ws://h/", "--message-type", "json"}},
 		{"--write-timeout", []string{"--url", "ws://h/", "--write-timeout", "0s"}},
 	} {
-		code, out, stderr := connectortest.Run(t, context.Background(), app(), append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
-		if code != 2 || !strings.Contains(stderr, c.want) || out != "" {
-			t.Errorf("%v: exit %d, stderr %q, want 2 naming %s", c.args, code, stderr, c.want)
-		}
+		connectortest.BadOption(t, app(), c.want, append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// runApp runs the connector's command line in the test process until it exits.
-func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+// start runs the connector's command line until it exits or Stop.
+func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
-	var out, errs syncBuffer
-	code = app().Main(ctx, args, &out, &errs)
-	return code, out.String(), errs.String()
-}
-
-// running is the connector running in the test process.
-type running struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	code   int
-	stderr string
-}
-
-// start runs the connector's command line until it exits or stop.
-func start(t *testing.T, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		var stdout, stderr syncBuffer // the connector logs from several goroutines
-		r.code = app().Main(ctx, args, &stdout, &stderr)
-		r.stderr = stderr.String()
-	}()
-	t.Cleanup(func() { cancel(); <-r.done })
-	return r
-}
-
-// wait waits for the connector to exit by itself (--stop-at-end) and
-// returns its exit status and stderr.
-func (r *running) wait(t *testing.T, d time.Duration) (int, string) {
-	t.Helper()
-	select {
-	case <-r.done:
-	case <-time.After(d):
-		r.cancel()
-		<-r.done
-		t.Fatalf("the connector did not exit within %s:\n%s", d, r.stderr)
-	}
-	return r.code, r.stderr
+	return connectortest.Start(t, app(), args...)
 }
 
 // publish writes values to topic on the embedded bus in dir; each record
 // whose value starts with "bin-" carries websocket.type binary.
 func publish(t *testing.T, dir, topic string, values ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	recs := make([]record.Record, len(values))
+	recs := connectortest.Records(values...)
 	for i, v := range values {
-		recs[i] = record.Record{Value: []byte(v), Time: time.Now()}
 		if strings.HasPrefix(v, "bin-") {
 			recs[i].Headers = []record.Header{{Key: HeaderType, Value: []byte("binary")}}
 		}
 	}
-	if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	connectortest.Publish(t, dir, topic, recs...)
 }

@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
-	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // remote pushes records to a WebSocket server as a client (--url).
@@ -24,11 +20,8 @@ type remote struct {
 	opts    Options
 	env     connector.Env
 	log     zerolog.Logger
-	u       *url.URL
+	ep      *ws.Endpoint
 	shown   string // the URL, redacted
-	secrets []string
-	header  http.Header
-	tls     *tls.Config
 	backoff connector.Backoff
 
 	signal context.Context // Open's: done on a stop signal
@@ -39,53 +32,17 @@ type remote struct {
 }
 
 func newRemote(opts Options, env connector.Env) (*remote, error) {
-	u, err := parseURL(string(opts.URL))
+	ep, err := ws.New(string(opts.URL), opts.Header,
+		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure})
 	if err != nil {
-		return nil, schema.Invalid("url", "%v", err)
+		return nil, err
 	}
-	h, err := httpc.ParseHeaders(opts.Header)
-	if err != nil {
-		return nil, schema.Invalid("header", "%v", err)
-	}
-	r := &remote{opts: opts, env: env, log: env.Log, u: u, shown: httpc.RedactURL(u), secrets: urlSecrets(u), header: h,
-		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max}}
-	if u.Scheme == "wss" {
-		t := httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure}
-		if r.tls, err = t.Config(); err != nil {
-			return nil, schema.Invalid(tlsOption(err), "%v", err)
-		}
-	}
-	return r, nil
-}
-
-// urlSecrets returns the secret parts of u as they may appear in error
-// messages: its password and the values of its credential-like query
-// parameters, raw and escaped.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok {
-		out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-	}
-	for k, vs := range u.Query() {
-		if httpc.SecretParam(k) {
-			for _, v := range vs {
-				out = append(out, v, url.QueryEscape(v))
-			}
-		}
-	}
-	return out
+	return &remote{opts: opts, env: env, log: env.Log, ep: ep, shown: ep.Shown,
+		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max}}, nil
 }
 
 // scrub hides the URL's secrets in an error's text.
-func (r *remote) scrub(err error) string {
-	msg := err.Error()
-	for _, sec := range r.secrets {
-		if sec != "" {
-			msg = strings.ReplaceAll(msg, sec, httpc.Hidden)
-		}
-	}
-	return msg
-}
+func (r *remote) scrub(err error) string { return r.ep.Scrub(err) }
 
 // Open connects, retrying with backoff.
 func (r *remote) Open(ctx context.Context) error {
@@ -95,9 +52,6 @@ func (r *remote) Open(ctx context.Context) error {
 	r.signal = ctx
 	return r.connect(ctx)
 }
-
-// permanentError is a handshake refusal that retrying will not fix.
-type permanentError struct{ error }
 
 // connect dials until it succeeds, the handshake is refused for good, the
 // retries run out, or ctx or the stop signal is done.
@@ -117,7 +71,7 @@ func (r *remote) connect(ctx context.Context) error {
 		if ctx.Err() != nil || r.signal.Err() != nil {
 			return fmt.Errorf("websocket %s: stopped while connecting: %s", r.shown, r.scrub(err))
 		}
-		var perm permanentError
+		var perm ws.PermanentError
 		if errors.As(err, &perm) {
 			return fmt.Errorf("websocket %s: %s", r.shown, r.scrub(err))
 		}
@@ -143,19 +97,10 @@ func (r *remote) connect(ctx context.Context) error {
 func (r *remote) dial(ctx context.Context) error {
 	dctx, cancel := context.WithTimeout(ctx, r.opts.ConnectTimeout.D())
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPHeader: r.header.Clone(), Subprotocols: r.opts.Subprotocol}
-	if r.tls != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: r.tls, Proxy: http.ProxyFromEnvironment}}
-	}
-	conn, resp, err := websocket.Dial(dctx, r.u.String(), opts)
+	conn, resp, err := websocket.Dial(dctx, r.ep.URL.String(),
+		&websocket.DialOptions{HTTPHeader: r.ep.Header.Clone(), Subprotocols: r.opts.Subprotocol, HTTPClient: r.ep.HTTPClient()})
 	if err != nil {
-		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 && !httpc.Retryable(resp.StatusCode) {
-			return permanentError{fmt.Errorf("handshake refused: %s", resp.Status)}
-		}
-		if resp != nil && resp.StatusCode != 0 && resp.StatusCode != http.StatusSwitchingProtocols {
-			return fmt.Errorf("handshake refused: %s", resp.Status)
-		}
-		return fmt.Errorf("connecting: %w", err)
+		return ws.Handshake(resp, err)
 	}
 	conn.SetReadLimit(1 << 20)
 	gone, closeConn := context.WithCancel(context.Background())
@@ -173,7 +118,7 @@ func (r *remote) dial(ctx context.Context) error {
 	}()
 	if iv := r.opts.PingInterval.D(); iv > 0 {
 		go func() {
-			if err := pingEvery(gone, conn, iv); err != nil {
+			if err := ws.PingEvery(gone, iv, conn.Ping); err != nil {
 				r.log.Warn().Str("url", r.shown).Dur("ping_interval", iv).Msg("no pong within the ping interval; closing the connection")
 				closeConn()
 			}
@@ -277,12 +222,4 @@ func (r *remote) Close() error {
 	r.close()
 	r.conn = nil
 	return nil
-}
-
-// tlsOption names the option behind an error of httpc.TLS.Config.
-func tlsOption(err error) string {
-	if strings.Contains(err.Error(), "CA file") {
-		return "tls_ca"
-	}
-	return "tls_cert"
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
@@ -97,11 +97,8 @@ func (o *Options) Validate() error {
 		}
 		return nil
 	}
-	if _, err := parseURL(string(o.URL)); err != nil {
-		return schema.Invalid("url", "%v", err)
-	}
-	if _, err := httpc.ParseHeaders(o.Header); err != nil {
-		return schema.Invalid("header", "%v", err)
+	if err := ws.Validate(string(o.URL), o.Header); err != nil {
+		return err
 	}
 	if o.ConnectTimeout <= 0 {
 		return schema.Invalid("connect_timeout", "must be more than 0")
@@ -123,22 +120,6 @@ func (o *Options) set(name string) bool {
 		return len(o.Header) > 0
 	}
 	return false
-}
-
-// parseURL checks that raw is a ws:// or wss:// URL with a host. Its errors
-// show the URL redacted.
-func parseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("not a URL: %s", httpc.Redact(raw))
-	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return nil, fmt.Errorf("must be a ws:// or wss:// URL, not %s", httpc.RedactURL(u))
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("has no host: %s", httpc.RedactURL(u))
-	}
-	return u, nil
 }
 
 // HeaderType is the record header websocket-source sets to "text" or

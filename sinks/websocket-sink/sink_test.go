@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 // dial connects a test client, waiting for the sink to listen.
@@ -87,7 +88,7 @@ func TestBroadcastToTwoClients(t *testing.T) {
 	dir := t.TempDir()
 	want := numbered("rec-", 500)
 	publish(t, dir, "in", want...)
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--listen", addr, "--path", "/ws", "--wait-for-clients", "2")
 	c1 := receive(dial(t, "ws://"+addr+"/ws", nil), len(want))
 	time.Sleep(200 * time.Millisecond) // the sink holds the records for the second client
@@ -97,7 +98,7 @@ func TestBroadcastToTwoClients(t *testing.T) {
 			t.Errorf("client %d got %d messages, want %d: %.300v", i+1, len(got), len(want), got)
 		}
 	}
-	code, stderr := r.wait(t, 30*time.Second)
+	code, stderr := r.Wait(t, 30*time.Second)
 	if code != 0 || !strings.Contains(stderr, "waiting for clients") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -108,14 +109,14 @@ func TestBroadcastToTwoClients(t *testing.T) {
 func TestNoClientsCommitsUndelivered(t *testing.T) {
 	dir := t.TempDir()
 	publish(t, dir, "in", numbered("rec-", 10)...)
-	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--listen", freeAddr(t))
-	code, stderr := r.wait(t, 30*time.Second)
+	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--listen", connectortest.FreeAddr(t))
+	code, stderr := r.Wait(t, 30*time.Second)
 	if code != 0 || !strings.Contains(stderr, "no client connected: records are committed without being delivered") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 	// Committed: a second run has nothing to deliver.
-	r = start(t, "--topic", "in", "--bus", dir, "--stop-at-end", "--listen", freeAddr(t))
-	if code, stderr := r.wait(t, 30*time.Second); code != 0 || strings.Contains(stderr, "no client connected") {
+	r = start(t, "--topic", "in", "--bus", dir, "--stop-at-end", "--listen", connectortest.FreeAddr(t))
+	if code, stderr := r.Wait(t, 30*time.Second); code != 0 || strings.Contains(stderr, "no client connected") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 }
@@ -133,14 +134,14 @@ func TestSlowClient(t *testing.T) {
 				want = append(want, fmt.Sprintf("%04d %s", i, big))
 			}
 			publish(t, dir, "in", want...)
-			addr := freeAddr(t)
+			addr := connectortest.FreeAddr(t)
 			r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--listen", addr,
 				"--wait-for-clients", "2", "--client-buffer", "32", "--slow-client", policy, "--slow-client-grace", "500ms", "--write-timeout", "3s")
 			fast := receive(dial(t, "ws://"+addr+"/", nil), len(want))
 			dial(t, "ws://"+addr+"/", nil) // never reads
 			got := <-fast
 			if len(got) != len(want) {
-				code, stderr := r.wait(t, 30*time.Second)
+				code, stderr := r.Wait(t, 30*time.Second)
 				t.Fatalf("fast client got %d of %d: %.200v\nexit %d: %s", len(got), len(want), got[len(got)-1], code, stderr)
 			}
 			for i := range got {
@@ -148,7 +149,7 @@ func TestSlowClient(t *testing.T) {
 					t.Fatalf("fast client: message %d is %.10q", i, got[i])
 				}
 			}
-			code, stderr := r.wait(t, 30*time.Second)
+			code, stderr := r.Wait(t, 30*time.Second)
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, stderr)
 			}
@@ -246,7 +247,7 @@ func TestClientModeServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	want := numbered("rec-", 3000)
 	publish(t, dir, "in", want...)
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	rc := &receiver{}
 	kill1, killed := rc.serve(t, addr, 1000)
 	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--url", "ws://"+addr+"/in",
@@ -259,7 +260,7 @@ func TestClientModeServerRestart(t *testing.T) {
 	kill1()
 	time.Sleep(300 * time.Millisecond) // the sink finds the server gone
 	rc.serve(t, addr, 0)
-	code, stderr := r.wait(t, 60*time.Second)
+	code, stderr := r.Wait(t, 60*time.Second)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -294,10 +295,10 @@ func TestClientModeServerRestart(t *testing.T) {
 // --url with nothing listening: --max-retries attempts, then exit 1 with
 // one message, the URL redacted.
 func TestClientModeGivesUp(t *testing.T) {
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code, _, stderr := runApp(t, ctx, "--topic", "in", "--bus", t.TempDir(), "--url", "ws://"+addr+"/?token=t-77a1", "--max-retries", "2")
+	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "in", "--bus", t.TempDir(), "--url", "ws://"+addr+"/?token=t-77a1", "--max-retries", "2")
 	want := fmt.Sprintf("websocket ws://%s/?token=*****: giving up after 3 failed connection attempts (--max-retries 2)", addr)
 	if code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "t-77a1") {
 		t.Fatalf("exit %d, want 1 with %q:\n%s", code, want, stderr)
@@ -309,7 +310,7 @@ func TestListenTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t)
 	publish(t, dir, "in", "a", "b", "c")
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--listen", addr,
 		"--wait-for-clients", "1", "--tls-cert", certFile, "--tls-key", keyFile)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -317,7 +318,7 @@ func TestListenTLS(t *testing.T) {
 	if strings.Join(got, ",") != "a,b,c" {
 		t.Fatalf("got %v", got)
 	}
-	if code, stderr := r.wait(t, 30*time.Second); code != 0 || !strings.Contains(stderr, `"url":"wss://`) {
+	if code, stderr := r.Wait(t, 30*time.Second); code != 0 || !strings.Contains(stderr, `"url":"wss://`) {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 }

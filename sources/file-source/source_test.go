@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -85,13 +86,7 @@ type readResult struct {
 	positions []position // the position after each batch that had one
 }
 
-func (r readResult) values() []string {
-	out := make([]string, len(r.records))
-	for i, rec := range r.records {
-		out[i] = string(rec.Value)
-	}
-	return out
-}
+func (r readResult) values() []string { return connectortest.Values(r.records) }
 
 func (r readResult) offsets() []int64 {
 	out := make([]int64, len(r.records))
@@ -155,13 +150,6 @@ func readN(t *testing.T, ctx context.Context, s *source, n int) readResult {
 	return res
 }
 
-func equalStrings(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if strings.Join(got, "\x1f") != strings.Join(want, "\x1f") || len(got) != len(want) {
-		t.Fatalf("%s:\n got  %q\n want %q", what, got, want)
-	}
-}
-
 func equalInt64s(t *testing.T, what string, got, want []int64) {
 	t.Helper()
 	ok := len(got) == len(want)
@@ -178,7 +166,7 @@ func TestSplitDefaultDelimiter(t *testing.T) {
 	writeFile(t, path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n")
 	ctx := testContext(t, 10*time.Second)
 	res := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), nil))
-	equalStrings(t, "values", res.values(), []string{`{"a":1}`, `{"a":2}`, `{"a":3}`})
+	connectortest.Equal(t, "values", res.values(), []string{`{"a":1}`, `{"a":2}`, `{"a":3}`})
 	equalInt64s(t, "offsets", res.offsets(), []int64{0, 8, 16})
 	for _, r := range res.records {
 		if r.Time.IsZero() {
@@ -208,7 +196,7 @@ func TestSplitCustomDelimiters(t *testing.T) {
 				opts.ReadSize = readSize
 				ctx := testContext(t, 10*time.Second)
 				res := readToEOF(t, ctx, openSource(t, ctx, opts, nil))
-				equalStrings(t, fmt.Sprintf("values with read size %d", readSize), res.values(), tc.want)
+				connectortest.Equal(t, fmt.Sprintf("values with read size %d", readSize), res.values(), tc.want)
 				equalInt64s(t, "offsets", res.offsets(), tc.offsets)
 				if last := res.positions[len(res.positions)-1]; last.Offset != int64(len(tc.data)) {
 					t.Fatalf("final position offset %d, want %d", last.Offset, len(tc.data))
@@ -283,7 +271,7 @@ func TestEmptyRecordsSkipped(t *testing.T) {
 	writeFile(t, path, "\n\na\n\n\nbb\n\n")
 	ctx := testContext(t, 10*time.Second)
 	res := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), nil))
-	equalStrings(t, "values", res.values(), []string{"a", "bb"})
+	connectortest.Equal(t, "values", res.values(), []string{"a", "bb"})
 	equalInt64s(t, "offsets", res.offsets(), []int64{2, 6})
 	if last := res.positions[len(res.positions)-1]; last.Offset != 10 {
 		t.Fatalf("final offset %d, want 10 (the whole file)", last.Offset)
@@ -311,7 +299,7 @@ func TestFinalLineWithoutDelimiter(t *testing.T) {
 		t.Fatalf("first Read: %v", err)
 	}
 	got := readResult{records: b.Records}
-	equalStrings(t, "first batch", got.values(), []string{"a", "bb"})
+	connectortest.Equal(t, "first batch", got.values(), []string{"a", "bb"})
 	// The position covers whole records only: not the unterminated "ccc".
 	if p := decodePosition(t, b.Position); p.Offset != 5 {
 		t.Fatalf("position after the whole records is %d, want 5", p.Offset)
@@ -322,7 +310,7 @@ func TestFinalLineWithoutDelimiter(t *testing.T) {
 		t.Fatalf("second Read: err %v, want io.EOF with the last line", err)
 	}
 	got = readResult{records: b.Records}
-	equalStrings(t, "at EOF", got.values(), []string{"ccc"})
+	connectortest.Equal(t, "at EOF", got.values(), []string{"ccc"})
 	equalInt64s(t, "offset at EOF", got.offsets(), []int64{5})
 	if p := decodePosition(t, b.Position); p.Offset != 8 {
 		t.Fatalf("position at EOF is %d, want 8", p.Offset)
@@ -340,7 +328,7 @@ func TestPositionAdvancesOverWholeRecordsOnly(t *testing.T) {
 	opts.ReadSize = 4 // every read ends inside a record
 	ctx := testContext(t, 10*time.Second)
 	res := readToEOF(t, ctx, openSource(t, ctx, opts, nil))
-	equalStrings(t, "values", res.values(), []string{"alpha", "beta", "gamma", "delta", "epsilon"})
+	connectortest.Equal(t, "values", res.values(), []string{"alpha", "beta", "gamma", "delta", "epsilon"})
 	ends := map[int64]bool{0: true}
 	for i := range data {
 		if data[i] == '\n' {
@@ -381,7 +369,7 @@ func TestResumeAfterEachBatch(t *testing.T) {
 	opts.ReadSize = 16
 	ctx := testContext(t, 20*time.Second)
 	all := readToEOF(t, ctx, openSource(t, ctx, opts, nil))
-	equalStrings(t, "first run", all.values(), want)
+	connectortest.Equal(t, "first run", all.values(), want)
 
 	seen := 0
 	for i, b := range all.batches {
@@ -390,7 +378,7 @@ func TestResumeAfterEachBatch(t *testing.T) {
 			continue
 		}
 		rest := readToEOF(t, ctx, openSource(t, ctx, opts, b.Position))
-		equalStrings(t, fmt.Sprintf("resumed after batch %d", i), rest.values(), want[seen:])
+		connectortest.Equal(t, fmt.Sprintf("resumed after batch %d", i), rest.values(), want[seen:])
 		if len(rest.records) > 0 && rest.records[0].Offset != decodePosition(t, b.Position).Offset {
 			t.Fatalf("resumed first record at offset %d, want %d", rest.records[0].Offset, decodePosition(t, b.Position).Offset)
 		}
@@ -406,13 +394,13 @@ func TestResumeContinuesAfterLastWholeRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, "before", readResult{records: b.Records}.values(), []string{"one", "two"})
+	connectortest.Equal(t, "before", readResult{records: b.Records}.values(), []string{"one", "two"})
 	s.Close()
 
 	// The writer finishes the line; a restart from the saved position reads it whole.
 	appendFile(t, path, "ee\nfour\n")
 	res := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), b.Position))
-	equalStrings(t, "after resume", res.values(), []string{"three", "four"})
+	connectortest.Equal(t, "after resume", res.values(), []string{"three", "four"})
 	equalInt64s(t, "offsets after resume", res.offsets(), []int64{8, 14})
 }
 
@@ -442,7 +430,7 @@ func TestResumeTruncatedFileRestarts(t *testing.T) {
 		t.Fatal("test setup: truncation changed the inode")
 	}
 	again := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), saved))
-	equalStrings(t, "after truncation", again.values(), []string{"x", "y"})
+	connectortest.Equal(t, "after truncation", again.values(), []string{"x", "y"})
 	equalInt64s(t, "offsets", again.offsets(), []int64{0, 2})
 }
 
@@ -462,7 +450,7 @@ func TestResumeReplacedFileRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), saved))
-	equalStrings(t, "replaced file", again.values(), []string{"new1", "new2", "new3"})
+	connectortest.Equal(t, "replaced file", again.values(), []string{"new1", "new2", "new3"})
 	equalInt64s(t, "offsets", again.offsets(), []int64{0, 5, 10})
 }
 
@@ -471,7 +459,7 @@ func TestResumeUnreadablePositionRestarts(t *testing.T) {
 	writeFile(t, path, "a\nb\n")
 	ctx := testContext(t, 10*time.Second)
 	res := readToEOF(t, ctx, openSource(t, ctx, testOptions(path), []byte("not json")))
-	equalStrings(t, "values", res.values(), []string{"a", "b"})
+	connectortest.Equal(t, "values", res.values(), []string{"a", "b"})
 }
 
 func TestMissingFile(t *testing.T) {
@@ -544,7 +532,7 @@ func TestStdin(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
 	s := openSource(t, ctx, testOptions("-"), nil)
 	res := readToEOF(t, ctx, s)
-	equalStrings(t, "stdin", res.values(), []string{"a", "bb", "c"})
+	connectortest.Equal(t, "stdin", res.values(), []string{"a", "bb", "c"})
 	equalInt64s(t, "offsets", res.offsets(), []int64{0, 2, 5})
 	if len(res.positions) != 0 {
 		t.Fatalf("standard input saved positions %v", res.positions)
@@ -588,7 +576,7 @@ func TestFollowAppended(t *testing.T) {
 	opts.Follow = true
 	ctx := testContext(t, 10*time.Second)
 	s := openSource(t, ctx, opts, nil)
-	equalStrings(t, "initial", readN(t, ctx, s, 2).values(), []string{"1", "2"})
+	connectortest.Equal(t, "initial", readN(t, ctx, s, 2).values(), []string{"1", "2"})
 
 	go func() {
 		time.Sleep(30 * time.Millisecond)
@@ -598,7 +586,7 @@ func TestFollowAppended(t *testing.T) {
 	}()
 	res := readN(t, ctx, s, 3)
 	// While following, an unterminated line waits for its delimiter.
-	equalStrings(t, "appended", res.values(), []string{"3", "44", "5"})
+	connectortest.Equal(t, "appended", res.values(), []string{"3", "44", "5"})
 	equalInt64s(t, "offsets", res.offsets(), []int64{4, 6, 9})
 	if last := res.positions[len(res.positions)-1]; last.Offset != 11 {
 		t.Fatalf("last position %d, want 11", last.Offset)
@@ -615,7 +603,7 @@ func TestFollowWaitsForFileToAppear(t *testing.T) {
 		writeFile(t, path, "here\n")
 	}()
 	s := openSource(t, ctx, opts, nil)
-	equalStrings(t, "values", readN(t, ctx, s, 1).values(), []string{"here"})
+	connectortest.Equal(t, "values", readN(t, ctx, s, 1).values(), []string{"here"})
 }
 
 func TestFollowStopsWithContext(t *testing.T) {
@@ -644,7 +632,7 @@ func TestFollowRotation(t *testing.T) {
 	opts.Follow = true
 	ctx := testContext(t, 10*time.Second)
 	s := openSource(t, ctx, opts, nil)
-	equalStrings(t, "before rotation", readN(t, ctx, s, 2).values(), []string{"old1", "old2"})
+	connectortest.Equal(t, "before rotation", readN(t, ctx, s, 2).values(), []string{"old1", "old2"})
 
 	// The writer appends to the old file, then rotates: rename, and create a
 	// new file at the same path.
@@ -655,7 +643,7 @@ func TestFollowRotation(t *testing.T) {
 	writeFile(t, path, "new1\nnew2\n")
 
 	res := readN(t, ctx, s, 4)
-	equalStrings(t, "after rotation", res.values(), []string{"old3", "old4-unterminated", "new1", "new2"})
+	connectortest.Equal(t, "after rotation", res.values(), []string{"old3", "old4-unterminated", "new1", "new2"})
 	equalInt64s(t, "offsets", res.offsets(), []int64{10, 15, 0, 5})
 	fi, _ := os.Stat(path)
 	dev, ino := fileID(fi)
@@ -665,7 +653,7 @@ func TestFollowRotation(t *testing.T) {
 	}
 
 	appendFile(t, path, "new3\n")
-	equalStrings(t, "appended to the new file", readN(t, ctx, s, 1).values(), []string{"new3"})
+	connectortest.Equal(t, "appended to the new file", readN(t, ctx, s, 1).values(), []string{"new3"})
 }
 
 // TestFollowRotationDrainsOldFile covers a writer that appends to the file
@@ -679,7 +667,7 @@ func TestFollowRotationDrainsOldFile(t *testing.T) {
 	opts.Follow = true
 	ctx := testContext(t, 10*time.Second)
 	s := openSource(t, ctx, opts, nil)
-	equalStrings(t, "before rotation", readN(t, ctx, s, 1).values(), []string{"old1"})
+	connectortest.Equal(t, "before rotation", readN(t, ctx, s, 1).values(), []string{"old1"})
 
 	appendFile(t, path, "old2\n")
 	if err := os.Rename(path, path+".1"); err != nil {
@@ -697,7 +685,7 @@ func TestFollowRotationDrainsOldFile(t *testing.T) {
 		t.Fatal("checkRotation did not ask to read again")
 	}
 	got = append(got, readN(t, ctx, s, 2-len(got)).values()...)
-	equalStrings(t, "after rotation", got, []string{"old2", "new1"})
+	connectortest.Equal(t, "after rotation", got, []string{"old2", "new1"})
 }
 
 func TestFollowTruncation(t *testing.T) {
@@ -707,14 +695,14 @@ func TestFollowTruncation(t *testing.T) {
 	opts.Follow = true
 	ctx := testContext(t, 10*time.Second)
 	s := openSource(t, ctx, opts, nil)
-	equalStrings(t, "before truncation", readN(t, ctx, s, 2).values(), []string{"aaaa", "bbbb"})
+	connectortest.Equal(t, "before truncation", readN(t, ctx, s, 2).values(), []string{"aaaa", "bbbb"})
 
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
 	}
 	appendFile(t, path, "c\nd\n")
 	res := readN(t, ctx, s, 2)
-	equalStrings(t, "after truncation", res.values(), []string{"c", "d"})
+	connectortest.Equal(t, "after truncation", res.values(), []string{"c", "d"})
 	equalInt64s(t, "offsets", res.offsets(), []int64{0, 2})
 	if last := res.positions[len(res.positions)-1]; last.Offset != 4 {
 		t.Fatalf("position after truncation %d, want 4", last.Offset)

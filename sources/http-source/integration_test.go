@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 var (
@@ -63,7 +65,7 @@ func TestMain(m *testing.M) {
 func TestWebhookKill9LosesNothingAnswered200(t *testing.T) {
 	bin := binary(t)
 	busDir := filepath.Join(t.TempDir(), "bus")
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	startProc := func() *exec.Cmd {
 		cmd := exec.Command(bin, "--topic", "hooks", "--bus", busDir, "--listen", addr, "--log-format", "json")
 		cmd.Stderr = io.Discard
@@ -106,7 +108,7 @@ func TestWebhookKill9LosesNothingAnswered200(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, nil, "200 answers before the kill", func() bool {
+	connectortest.WaitFor(t, nil, "200 answers before the kill", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(ok) >= 300
@@ -118,7 +120,7 @@ func TestWebhookKill9LosesNothingAnswered200(t *testing.T) {
 	wg.Wait()
 
 	on := map[string]int{}
-	for _, v := range values(readTopic(t, busDir, "hooks")) {
+	for _, v := range connectortest.TopicValues(t, busDir, "hooks") {
 		on[v]++
 	}
 	for _, v := range ok {
@@ -133,7 +135,7 @@ func TestWebhookKill9LosesNothingAnswered200(t *testing.T) {
 	if code, body := post(t, client, "http://"+addr+"/", "after"); code != 200 {
 		t.Fatalf("after the restart: %d %q", code, body)
 	}
-	if got := values(readTopic(t, busDir, "hooks")); got[len(got)-1] != "after" {
+	if got := connectortest.TopicValues(t, busDir, "hooks"); got[len(got)-1] != "after" {
 		t.Fatalf("last record %q", got[len(got)-1])
 	}
 }

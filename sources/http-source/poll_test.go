@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/culvert-dev/culvert/common/cli"
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 func init() {
@@ -91,9 +92,9 @@ func TestPollETagPublishesOnce(t *testing.T) {
 			args := []string{"--topic", "res", "--bus", busDir, "--endpoint", srv.URL + "/res", "--interval", "20ms"}
 
 			r := start(t, args...)
-			waitRecords(t, r, busDir, "res", 1)
-			waitFor(t, r, "4 polls", func() bool { return len(res.requests()) >= 4 })
-			if code, stderr := r.stop(t); code != 0 {
+			connectortest.WaitTopic(t, busDir, "res", 1, r)
+			connectortest.WaitFor(t, r, "4 polls", func() bool { return len(res.requests()) >= 4 })
+			if code, stderr := r.Stop(t); code != 0 {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
 			reqs := res.requests()
@@ -105,55 +106,67 @@ func TestPollETagPublishesOnce(t *testing.T) {
 					t.Fatalf("a later poll was not conditional: %q", reqs)
 				}
 			}
-			equalStrings(t, "after polls of an unchanged resource", values(readTopic(t, busDir, "res")), []string{`{"n":1}`})
+			connectortest.Equal(t, "after polls of an unchanged resource", connectortest.TopicValues(t, busDir, "res"), []string{`{"n":1}`})
 
 			// A restart's first request is conditional already.
 			before := len(res.requests())
 			r = start(t, args...)
-			waitFor(t, r, "2 polls after the restart", func() bool { return len(res.requests()) >= before+2 })
+			connectortest.WaitFor(t, r, "2 polls after the restart", func() bool { return len(res.requests()) >= before+2 })
 			if q := res.requests()[before]; !strings.HasPrefix(q, "304") {
 				t.Fatalf("first request after the restart: %q", q)
 			}
 			res.set(`{"n":2}`)
-			waitRecords(t, r, busDir, "res", 2)
-			if code, stderr := r.stop(t); code != 0 {
+			connectortest.WaitTopic(t, busDir, "res", 2, r)
+			if code, stderr := r.Stop(t); code != 0 {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
-			equalStrings(t, "after a change", values(readTopic(t, busDir, "res")), []string{`{"n":1}`, `{"n":2}`})
+			connectortest.Equal(t, "after a change", connectortest.TopicValues(t, busDir, "res"), []string{`{"n":1}`, `{"n":2}`})
 		})
 	}
 }
 
-// feed is a cursor API: GET /events?after=N returns up to two events with
-// an id above N and the cursor to ask for next.
-type feed struct {
+// asks is a test server's state: how many events it has, and what each
+// request asked for.
+type asks struct {
 	mu     sync.Mutex
 	events int
-	asked  []string // the after= of each request
+	asked  []string
 }
 
-func (f *feed) add(n int) {
-	f.mu.Lock()
-	f.events += n
-	f.mu.Unlock()
+// add makes n more events.
+func (a *asks) add(n int) {
+	a.mu.Lock()
+	a.events += n
+	a.mu.Unlock()
 }
 
-func (f *feed) queries() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.asked...)
+// ask records what a request asked for and returns how many events there are.
+func (a *asks) ask(q string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.asked = append(a.asked, q)
+	return a.events
 }
+
+// all returns what each request asked for, in order.
+func (a *asks) all() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.asked...)
+}
+
+// feed is a cursor API: GET /events?after=N returns up to two events with
+// an id above N and the cursor to ask for next.
+type feed struct{ asks }
 
 func (f *feed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	after, _ := strconv.Atoi(r.URL.Query().Get("after"))
-	f.asked = append(f.asked, strconv.Itoa(after))
+	events := f.ask(strconv.Itoa(after))
 	type event struct {
 		ID int `json:"id"`
 	}
 	items := []event{}
-	for id := after + 1; id <= f.events && len(items) < 2; id++ {
+	for id := after + 1; id <= events && len(items) < 2; id++ {
 		items = append(items, event{id})
 	}
 	cursor := after
@@ -177,31 +190,31 @@ func TestPollPaginationResumes(t *testing.T) {
 		"--next-url", `"/events?after=\(.cursor)"`, "--arraymap", ".items[]", "--interval", "30ms"}
 
 	r := start(t, args...)
-	waitRecords(t, r, busDir, "events", 5)
-	waitFor(t, r, "a poll with no new page", func() bool {
-		q := f.queries()
+	connectortest.WaitTopic(t, busDir, "events", 5, r)
+	connectortest.WaitFor(t, r, "a poll with no new page", func() bool {
+		q := f.all()
 		return len(q) >= 5 && q[len(q)-1] == "5" && q[len(q)-2] == "5"
 	})
-	if code, stderr := r.stop(t); code != 0 {
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	equalStrings(t, "first run's cursors", f.queries()[:4], []string{"0", "2", "4", "5"})
+	connectortest.Equal(t, "first run's cursors", f.all()[:4], []string{"0", "2", "4", "5"})
 
 	f.add(3)
-	before := len(f.queries())
+	before := len(f.all())
 	r = start(t, args...)
-	waitRecords(t, r, busDir, "events", 8)
-	if q := f.queries()[before]; q != "5" {
+	connectortest.WaitTopic(t, busDir, "events", 8, r)
+	if q := f.all()[before]; q != "5" {
 		t.Fatalf("the restart asked for after=%s, want the saved cursor 5", q)
 	}
-	if code, stderr := r.stop(t); code != 0 {
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	var want []string
 	for i := 1; i <= 8; i++ {
 		want = append(want, fmt.Sprintf(`{"id":%d}`, i))
 	}
-	equalStrings(t, "events", values(readTopic(t, busDir, "events")), want)
+	connectortest.Equal(t, "events", connectortest.TopicValues(t, busDir, "events"), want)
 }
 
 // TestPollPagesStartAgain: when --next-url gives null the pages have ended
@@ -222,11 +235,11 @@ func TestPollPagesStartAgain(t *testing.T) {
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "pages", "--bus", busDir, "--endpoint", srv.URL+"/list", "--next-url", ".next", "--interval", "20ms")
-	waitRecords(t, r, busDir, "pages", 4)
-	r.stop(t)
+	connectortest.WaitTopic(t, busDir, "pages", 4, r)
+	r.Stop(t)
 	mu.Lock()
 	defer mu.Unlock()
-	equalStrings(t, "requests", paths[:4], []string{"/list", "/list?page=2", "/list", "/list?page=2"})
+	connectortest.Equal(t, "requests", paths[:4], []string{"/list", "/list?page=2", "/list", "/list?page=2"})
 }
 
 // TestPollOutputFull publishes status, headers and the parsed body, and
@@ -240,8 +253,8 @@ func TestPollOutputFull(t *testing.T) {
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "full", "--bus", busDir, "--endpoint", srv.URL, "--output-parts", "full", "--output-type", "json",
 		"--header-to-record", "x-request-id", "--interval", "1h")
-	recs := waitRecords(t, r, busDir, "full", 1)
-	r.stop(t)
+	recs := connectortest.WaitTopic(t, busDir, "full", 1, r)
+	r.Stop(t)
 	var got struct {
 		Status  int
 		Headers map[string]string
@@ -261,9 +274,9 @@ func TestPollOutputFull(t *testing.T) {
 	}
 
 	r = start(t, "--topic", "items", "--bus", busDir, "--endpoint", srv.URL, "--arraymap", ".[]", "--interval", "1h")
-	waitRecords(t, r, busDir, "items", 2)
-	r.stop(t)
-	equalStrings(t, "--arraymap .[]", values(readTopic(t, busDir, "items")), []string{`{"a":1}`, `{"a":2}`})
+	connectortest.WaitTopic(t, busDir, "items", 2, r)
+	r.Stop(t)
+	connectortest.Equal(t, "--arraymap .[]", connectortest.TopicValues(t, busDir, "items"), []string{`{"a":1}`, `{"a":2}`})
 }
 
 // TestPollRetries: 503 (with Retry-After) and 500 are retried, then the
@@ -291,21 +304,21 @@ func TestPollRetries(t *testing.T) {
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "r", "--bus", busDir, "--endpoint", srv.URL, "--interval", "1h")
-	waitRecords(t, r, busDir, "r", 1)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, busDir, "r", 1, r)
+	code, stderr := r.Stop(t)
 	if code != 0 || !strings.Contains(stderr, "503 Service Unavailable") || !strings.Contains(stderr, "polling works again") {
 		t.Fatalf("exit %d; the log does not tell of the retries:\n%s", code, stderr)
 	}
 
-	code, _, stderr = runApp(t, t.Context(), "--topic", "r", "--bus", busDir, "--endpoint", srv.URL+"/missing")
+	code, _, stderr = connectortest.Run(t, t.Context(), app(), "--topic", "r", "--bus", busDir, "--endpoint", srv.URL+"/missing")
 	if code != 1 || !strings.Contains(stderr, "404 Not Found") || !strings.Contains(stderr, "/missing") {
 		t.Fatalf("404: exit %d\n%s", code, stderr)
 	}
-	code, _, stderr = runApp(t, t.Context(), "--topic", "r", "--bus", busDir, "--endpoint", srv.URL+"/down", "--max-retries", "2")
+	code, _, stderr = connectortest.Run(t, t.Context(), app(), "--topic", "r", "--bus", busDir, "--endpoint", srv.URL+"/down", "--max-retries", "2")
 	if code != 1 || !strings.Contains(stderr, "giving up after 3 failed attempts (--max-retries 2)") || !strings.Contains(stderr, "503") {
 		t.Fatalf("--max-retries: exit %d\n%s", code, stderr)
 	}
-	equalStrings(t, "topic", values(readTopic(t, busDir, "r")), []string{"ok"})
+	connectortest.Equal(t, "topic", connectortest.TopicValues(t, busDir, "r"), []string{"ok"})
 }
 
 // TestPollLinkHeader follows the pages of a Link: <...>; rel="next" header,
@@ -325,7 +338,7 @@ func TestPollLinkHeader(t *testing.T) {
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "gh", "--bus", busDir, "--endpoint", srv.URL+"/items", "--arraymap", ".[]", "--interval", "1h",
 		"--next-url", `$headers.link // "" | capture("<(?<u>[^>]+)>; rel=\"next\"") | .u`)
-	waitRecords(t, r, busDir, "gh", 3)
-	r.stop(t)
-	equalStrings(t, "pages", values(readTopic(t, busDir, "gh")), []string{`{"page":1}`, `{"page":2}`, `{"page":3}`})
+	connectortest.WaitTopic(t, busDir, "gh", 3, r)
+	r.Stop(t)
+	connectortest.Equal(t, "pages", connectortest.TopicValues(t, busDir, "gh"), []string{`{"page":1}`, `{"page":2}`, `{"page":3}`})
 }

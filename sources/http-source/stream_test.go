@@ -10,36 +10,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 // sseServer sends its events as Server-Sent Events, at most perConn on one
 // connection, after the one named by Last-Event-ID; then it closes the
 // connection, as a server that restarts or balances load does.
 type sseServer struct {
-	mu      sync.Mutex
-	events  int
+	asks    // the Last-Event-ID of each connection
 	perConn int
-	lastIDs []string // the Last-Event-ID of each connection
-}
-
-func (s *sseServer) add(n int) {
-	s.mu.Lock()
-	s.events += n
-	s.mu.Unlock()
-}
-
-func (s *sseServer) connections() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lastIDs...)
 }
 
 func (s *sseServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
 	last := r.Header.Get("Last-Event-ID")
-	s.lastIDs = append(s.lastIDs, last)
-	events := s.events
-	s.mu.Unlock()
+	events := s.ask(last)
 	after, _ := strconv.Atoi(strings.TrimPrefix(last, "e"))
 	w.Header().Set("Content-Type", "text/event-stream")
 	fmt.Fprint(w, "retry: 10\n: a comment, as keep-alives are\n\n")
@@ -72,20 +57,21 @@ func sseWant(n int) []string {
 // order with its type and id in headers, and a restart resumes after the
 // last event published.
 func TestStreamSSE(t *testing.T) {
-	s := &sseServer{events: 7, perConn: 3}
+	s := &sseServer{perConn: 3}
+	s.add(7)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := []string{"--topic", "sse", "--bus", busDir, "--endpoint", srv.URL + "/events", "--stream", "--max-retries", "0"}
 
 	r := start(t, args...)
-	recs := waitRecords(t, r, busDir, "sse", 7)
-	waitFor(t, r, "a reconnect after the last event", func() bool { return len(s.connections()) >= 4 })
-	if code, stderr := r.stop(t); code != 0 {
+	recs := connectortest.WaitTopic(t, busDir, "sse", 7, r)
+	connectortest.WaitFor(t, r, "a reconnect after the last event", func() bool { return len(s.all()) >= 4 })
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	equalStrings(t, "Last-Event-ID of each connection", s.connections()[:4], []string{"", "e3", "e6", "e7"})
-	equalStrings(t, "events", values(recs), sseWant(7))
+	connectortest.Equal(t, "Last-Event-ID of each connection", s.all()[:4], []string{"", "e3", "e6", "e7"})
+	connectortest.Equal(t, "events", connectortest.Values(recs), sseWant(7))
 	if ev, id := header(recs[1], "sse.event"), header(recs[1], "sse.id"); ev != "order" || id != "e2" {
 		t.Fatalf("second event: sse.event %q, sse.id %q", ev, id)
 	}
@@ -94,16 +80,16 @@ func TestStreamSSE(t *testing.T) {
 	}
 
 	s.add(4)
-	before := len(s.connections())
+	before := len(s.all())
 	r = start(t, args...)
-	waitRecords(t, r, busDir, "sse", 11)
-	if code, stderr := r.stop(t); code != 0 {
+	connectortest.WaitTopic(t, busDir, "sse", 11, r)
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	if id := s.connections()[before]; id != "e7" {
+	if id := s.all()[before]; id != "e7" {
 		t.Fatalf("the restart sent Last-Event-ID %q, want the saved e7", id)
 	}
-	equalStrings(t, "events after the restart", values(readTopic(t, busDir, "sse")), sseWant(11))
+	connectortest.Equal(t, "events after the restart", connectortest.TopicValues(t, busDir, "sse"), sseWant(11))
 }
 
 // TestStreamDelimiter splits a long response by --delimiter, keeps the
@@ -129,11 +115,11 @@ func TestStreamDelimiter(t *testing.T) {
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "lines", "--bus", busDir, "--endpoint", srv.URL, "--stream", "--delimiter", "|", "--header-to-record", "X-Stream")
-	recs := waitRecords(t, r, busDir, "lines", 8)
-	if code, stderr := r.stop(t); code != 0 {
+	recs := connectortest.WaitTopic(t, busDir, "lines", 8, r)
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	equalStrings(t, "records", values(recs), []string{"a1", "b1", "c1", "d1", "a2", "b2", "c2", "d2"})
+	connectortest.Equal(t, "records", connectortest.Values(recs), []string{"a1", "b1", "c1", "d1", "a2", "b2", "c2", "d2"})
 	if h := header(recs[4], "x-stream"); h != "s2" {
 		t.Fatalf("x-stream header %q", h)
 	}
@@ -151,11 +137,11 @@ func TestStreamGivesUp(t *testing.T) {
 	}))
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
-	code, _, stderr := runApp(t, t.Context(), "--topic", "s", "--bus", busDir, "--endpoint", srv.URL+"/x", "--stream", "--max-retries", "2")
+	code, _, stderr := connectortest.Run(t, t.Context(), app(), "--topic", "s", "--bus", busDir, "--endpoint", srv.URL+"/x", "--stream", "--max-retries", "2")
 	if code != 1 || !strings.Contains(stderr, "giving up after 3 failed attempts (--max-retries 2)") || !strings.Contains(stderr, "502 Bad Gateway") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	code, _, stderr = runApp(t, t.Context(), "--topic", "s", "--bus", busDir, "--endpoint", srv.URL+"/auth", "--stream")
+	code, _, stderr = connectortest.Run(t, t.Context(), app(), "--topic", "s", "--bus", busDir, "--endpoint", srv.URL+"/auth", "--stream")
 	if code != 1 || !strings.Contains(stderr, "401 Unauthorized") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -179,14 +165,14 @@ func TestStreamIdleTimeout(t *testing.T) {
 	defer srv.Close()
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "idle", "--bus", busDir, "--endpoint", srv.URL, "--stream", "--idle-timeout", "100ms")
-	waitRecords(t, r, busDir, "idle", 3)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, busDir, "idle", 3, r)
+	code, stderr := r.Stop(t)
 	if code != 0 || !strings.Contains(stderr, "nothing received for --idle-timeout 100ms") {
 		t.Fatalf("exit %d; the log does not say why it reconnected:\n%s", code, stderr)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	equalStrings(t, "Last-Event-ID of each connection", lastIDs[:3], []string{"", "1", "2"})
+	connectortest.Equal(t, "Last-Event-ID of each connection", lastIDs[:3], []string{"", "1", "2"})
 }
 
 // TestReadEventsParsing checks the SSE parser on its own: a byte order

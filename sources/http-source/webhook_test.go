@@ -26,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 // post sends body to url and returns the status and response body.
@@ -48,9 +50,9 @@ func post(t *testing.T, c *http.Client, url, body string, headers ...string) (in
 }
 
 // waitListening waits until addr accepts connections.
-func waitListening(t *testing.T, r *running, addr string) {
+func waitListening(t *testing.T, r *connectortest.Running, addr string) {
 	t.Helper()
-	waitFor(t, r, "the webhook to listen on "+addr, func() bool {
+	connectortest.WaitFor(t, r, "the webhook to listen on "+addr, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -63,7 +65,7 @@ func waitListening(t *testing.T, r *running, addr string) {
 // are on the topic; under concurrent load every accepted request's records
 // are there once, each client's in the order it sent them.
 func TestWebhookDurableBeforeOK(t *testing.T) {
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, "--topic", "hooks", "--bus", busDir, "--listen", addr, "--path", "/hook", "--header-to-record", "X-Client")
 	waitListening(t, r, addr)
@@ -73,8 +75,8 @@ func TestWebhookDurableBeforeOK(t *testing.T) {
 	if code != 200 || body != "{\"records\":1}\n" {
 		t.Fatalf("status %d, body %q", code, body)
 	}
-	recs := readTopic(t, busDir, "hooks") // right after the 200: already durable
-	equalStrings(t, "after the first 200", values(recs), []string{`{"first":true}`})
+	recs := connectortest.ReadTopic(t, busDir, "hooks") // right after the 200: already durable
+	connectortest.Equal(t, "after the first 200", connectortest.Values(recs), []string{`{"first":true}`})
 	if m, p, c := header(recs[0], "http.method"), header(recs[0], "http.path"), header(recs[0], "x-client"); m != "POST" || p != "/hook" || c != "c0" {
 		t.Fatalf("headers %v", recs[0].Headers)
 	}
@@ -112,10 +114,10 @@ func TestWebhookDurableBeforeOK(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if code, stderr := r.stop(t); code != 0 {
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	recs = readTopic(t, busDir, "hooks")
+	recs = connectortest.ReadTopic(t, busDir, "hooks")
 	if len(recs) != 4+clients*each {
 		t.Fatalf("topic has %d records, want %d", len(recs), 4+clients*each)
 	}
@@ -135,7 +137,7 @@ func TestWebhookDurableBeforeOK(t *testing.T) {
 // TestWebhookRefusals: 401 for a wrong or missing token or signature, 413
 // over --max-body-size, 404 and 405; none of them publishes anything.
 func TestWebhookRefusals(t *testing.T) {
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	busDir := filepath.Join(t.TempDir(), "bus")
 	secret := "hmac-key"
 	r := start(t, "--topic", "hooks", "--bus", busDir, "--listen", addr, "--auth-token", "tok", "--hmac-secret", secret,
@@ -187,14 +189,14 @@ func TestWebhookRefusals(t *testing.T) {
 	if resp.StatusCode != 413 {
 		t.Errorf("chunked body over the limit: status %d, want 413", resp.StatusCode)
 	}
-	code, stderr := r.stop(t)
+	code, stderr := r.Stop(t)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, "tok") && strings.Contains(stderr, "Bearer tok") || strings.Contains(stderr, secret) {
 		t.Fatalf("a secret is in the log:\n%s", stderr)
 	}
-	equalStrings(t, "topic", values(readTopic(t, busDir, "hooks")), []string{body})
+	connectortest.Equal(t, "topic", connectortest.TopicValues(t, busDir, "hooks"), []string{body})
 }
 
 // TestWebhookBackpressure: while the connector is paused nothing is
@@ -208,7 +210,7 @@ func TestWebhookBackpressure(t *testing.T) {
 }
 
 func testBackpressure(t *testing.T, limit []string) {
-	addr, metrics := freeAddr(t), freeAddr(t)
+	addr, metrics := connectortest.FreeAddr(t), connectortest.FreeAddr(t)
 	busDir := filepath.Join(t.TempDir(), "bus")
 	r := start(t, append([]string{"--topic", "hooks", "--bus", busDir, "--listen", addr, "--metrics-addr", metrics}, limit...)...)
 	waitListening(t, r, addr)
@@ -273,13 +275,13 @@ func testBackpressure(t *testing.T, limit []string) {
 	if !strings.Contains(string(m), `stage="webhook_503"} 1`) {
 		t.Errorf("/metrics does not count the 503:\n%s", m)
 	}
-	if code, stderr := r.stop(t); code != 0 {
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	got := values(readTopic(t, busDir, "hooks"))
+	got := connectortest.TopicValues(t, busDir, "hooks")
 	slices.Sort(got)
 	slices.Sort(ok)
-	equalStrings(t, "the requests answered 200", got, ok)
+	connectortest.Equal(t, "the requests answered 200", got, ok)
 }
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and its key.
@@ -319,15 +321,15 @@ func TestTLS(t *testing.T) {
 	pool.AppendCertsFromPEM(pemBytes)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
-	addr := freeAddr(t)
+	addr := connectortest.FreeAddr(t)
 	busDir := filepath.Join(dir, "bus")
 	r := start(t, "--topic", "tls", "--bus", busDir, "--listen", addr, "--tls-cert", certFile, "--tls-key", keyFile)
 	waitListening(t, r, addr)
 	if code, body := post(t, client, "https://"+addr+"/", "secure"); code != 200 {
 		t.Fatalf("HTTPS POST: %d %q", code, body)
 	}
-	r.stop(t)
-	equalStrings(t, "webhook over TLS", values(readTopic(t, busDir, "tls")), []string{"secure"})
+	r.Stop(t)
+	connectortest.Equal(t, "webhook over TLS", connectortest.TopicValues(t, busDir, "tls"), []string{"secure"})
 
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "polled") }))
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -338,14 +340,14 @@ func TestTLS(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	srv.StartTLS()
 	defer srv.Close()
-	code, _, stderr := runApp(t, t.Context(), "--topic", "p", "--bus", busDir, "--endpoint", srv.URL, "--max-retries", "1")
+	code, _, stderr := connectortest.Run(t, t.Context(), app(), "--topic", "p", "--bus", busDir, "--endpoint", srv.URL, "--max-retries", "1")
 	if code != 1 || !strings.Contains(stderr, "certificate") {
 		t.Fatalf("an unknown CA: exit %d\n%s", code, stderr)
 	}
 	r = start(t, "--topic", "p", "--bus", busDir, "--endpoint", srv.URL, "--tls-ca", certFile)
-	waitRecords(t, r, busDir, "p", 1)
-	r.stop(t)
-	if !bytes.Equal(readTopic(t, busDir, "p")[0].Value, []byte("polled")) {
+	connectortest.WaitTopic(t, busDir, "p", 1, r)
+	r.Stop(t)
+	if !bytes.Equal(connectortest.ReadTopic(t, busDir, "p")[0].Value, []byte("polled")) {
 		t.Fatal("wrong record")
 	}
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/connectortest"
+	"github.com/culvert-dev/culvert/common/record"
 )
 
 // Kafka cannot be installed on this machine: every test runs against
@@ -82,69 +82,13 @@ func produce(t *testing.T, cl *kgo.Client, topic string, from, to int) {
 	}
 }
 
-type run struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	code   int
-	stderr string
-}
-
-// start runs the source in the background until stop.
-func start(t *testing.T, args ...string) *run {
+// start runs the source in the background until Stop.
+func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.code, _, r.stderr = connectortest.Run(t, ctx, app(), args...)
-	}()
-	t.Cleanup(func() { r.stop() })
-	return r
+	return connectortest.Start(t, app(), args...)
 }
 
-// stop sends the source the equivalent of SIGTERM and waits for it.
-func (r *run) stop() (int, string) {
-	r.cancel()
-	<-r.done
-	return r.code, r.stderr
-}
-
-// consume reads the bus topic from the beginning with a group of its own
-// until it has n messages (and fails after a minute).
-func consume(t *testing.T, busDir, topic string, n int) []bus.Message {
-	t.Helper()
-	ctx := testCtx(t)
-	b, err := bus.Open(ctx, busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, "check-"+strconv.FormatInt(time.Now().UnixNano(), 36), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	var out []bus.Message
-	for len(out) < n {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("bus has %d of %d records: %v", len(out), n, err)
-		}
-		out = append(out, msgs...)
-	}
-	return out
-}
-
-func header(t *testing.T, m bus.Message, key string) string {
-	t.Helper()
-	v, ok := m.Header(key)
-	if !ok {
-		t.Fatalf("record %q has no header %s", m.Value, key)
-	}
-	return string(v)
-}
-
-func number(t *testing.T, m bus.Message) int {
+func number(t *testing.T, m record.Record) int {
 	t.Helper()
 	var n int
 	if _, err := fmt.Sscanf(string(m.Value), `{"n":%d}`, &n); err != nil {
@@ -166,8 +110,8 @@ func TestRoundTrip(t *testing.T) {
 	produce(t, cl, "orders", 0, n)
 	args := []string{"--bus", dir, "--topic", "orders", "--brokers", addr, "--kafka-topic", "orders", "--kafka-group", "g1"}
 	r := start(t, args...)
-	msgs := consume(t, dir, "orders", n)
-	if code, stderr := r.stop(); code != 0 {
+	msgs := connectortest.WaitTopic(t, dir, "orders", n, r)
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	seen := make([]bool, n)
@@ -178,14 +122,14 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("record %d twice", k)
 		}
 		seen[k] = true
-		if string(m.Key) != "k"+strconv.Itoa(k%10) || header(t, m, "n") != strconv.Itoa(k) || header(t, m, HeaderTopic) != "orders" {
+		if string(m.Key) != "k"+strconv.Itoa(k%10) || connectortest.Header(t, m, "n") != strconv.Itoa(k) || connectortest.Header(t, m, HeaderTopic) != "orders" {
 			t.Fatalf("record %d: key %q headers %v", k, m.Key, m.Headers)
 		}
 		if m.Time.UnixMilli() != 1_700_000_000_000+int64(k) {
 			t.Fatalf("record %d: time %v", k, m.Time)
 		}
-		p := header(t, m, HeaderPartition)
-		off, err := strconv.ParseInt(header(t, m, HeaderOffset), 10, 64)
+		p := connectortest.Header(t, m, HeaderPartition)
+		off, err := strconv.ParseInt(connectortest.Header(t, m, HeaderOffset), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,12 +152,12 @@ func TestRoundTrip(t *testing.T) {
 	// A second run publishes only the new records.
 	produce(t, cl, "orders", n, n+100)
 	r = start(t, args...)
-	consume(t, dir, "orders", n+100)
+	connectortest.WaitTopic(t, dir, "orders", n+100, r)
 	time.Sleep(500 * time.Millisecond) // anything repeated would be there by now
-	if code, stderr := r.stop(); code != 0 {
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("second run: exit %d: %s", code, stderr)
 	}
-	msgs = consume(t, dir, "orders", n+100)
+	msgs = connectortest.WaitTopic(t, dir, "orders", n+100, nil)
 	if len(msgs) != n+100 {
 		t.Fatalf("bus has %d records after the second run, want %d", len(msgs), n+100)
 	}
@@ -236,9 +180,9 @@ func TestRegexAndPoison(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := start(t, "--bus", dir, "--topic", "clicks", "--brokers", addr, "--kafka-topic-regex", `^clicks\.`, "--filter", ".n >= 0")
-	msgs := consume(t, dir, "clicks", 10)
-	dead := consume(t, dir, "clicks.dlq", 1)
-	if code, stderr := r.stop(); code != 0 {
+	msgs := connectortest.WaitTopic(t, dir, "clicks", 10, r)
+	dead := connectortest.WaitTopic(t, dir, "clicks.dlq", 1, r)
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var nums []int
@@ -249,7 +193,7 @@ func TestRegexAndPoison(t *testing.T) {
 	if !slices.Equal(nums, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
 		t.Fatalf("bus has %v", nums)
 	}
-	if string(dead[0].Value) != "not json" || header(t, dead[0], connector.HeaderStage) != "transform" || header(t, dead[0], HeaderTopic) != "clicks.a" {
+	if string(dead[0].Value) != "not json" || connectortest.Header(t, dead[0], connector.HeaderStage) != "transform" || connectortest.Header(t, dead[0], HeaderTopic) != "clicks.a" {
 		t.Fatalf("dead letter %q %v", dead[0].Value, dead[0].Headers)
 	}
 }
@@ -266,13 +210,13 @@ func TestBrokerRestart(t *testing.T) {
 	cl := rawClient(t, addr)
 	produce(t, cl, "in", 0, n/2)
 	r := start(t, "--bus", dir, "--topic", "in", "--brokers", addr, "--kafka-topic", "in", "--log-format", "json")
-	consume(t, dir, "in", n/4)
+	connectortest.WaitTopic(t, dir, "in", n/4, r)
 	if !k.Restart(time.Second) {
 		t.FailNow()
 	}
 	produce(t, cl, "in", n/2, n)
-	msgs := consume(t, dir, "in", n)
-	code, stderr := r.stop()
+	msgs := connectortest.WaitTopic(t, dir, "in", n, r)
+	code, stderr := r.Stop(t)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -308,13 +252,7 @@ func TestBadOptions(t *testing.T) {
 		{append(base, "--brokers", "h", "--kafka-topic", "a", "--sasl-mechanism", "gssapi"), "sasl-mechanism"},
 	}
 	for _, c := range cases {
-		code, stdout, stderr := connectortest.Run(t, testCtx(t), app(), c.args...)
-		if code != 2 || !strings.Contains(stderr, c.want) {
-			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
-		}
-		if strings.Contains(stdout+stderr, "s3cret") {
-			t.Errorf("%v: the password shows: %s", c.args, stderr)
-		}
+		connectortest.BadOption(t, app(), c.want, c.args...)
 	}
 }
 
@@ -330,13 +268,13 @@ func TestGroupMembersShare(t *testing.T) {
 	produce(t, cl, "shared", 0, 1000)
 	common := []string{"--bus", dir, "--brokers", addr, "--kafka-topic", "shared", "--kafka-group", "g", "--session-timeout", "2s"}
 	a := start(t, append([]string{"--topic", "a"}, common...)...)
-	consume(t, dir, "a", 1000)
+	connectortest.WaitTopic(t, dir, "a", 1000, a)
 	b := start(t, append([]string{"--topic", "b"}, common...)...)
 	// Produce until the second member has partitions of its own.
 	next := 1000
 	for deadline := time.Now().Add(30 * time.Second); ; next += 100 {
 		produce(t, cl, "shared", next, next+100)
-		if n := count(t, dir, "b"); n > 0 {
+		if n := len(connectortest.ReadTopic(t, dir, "b")); n > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -345,7 +283,7 @@ func TestGroupMembersShare(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	next += 100
-	if code, stderr := a.stop(); code != 0 {
+	if code, stderr := a.Stop(t); code != 0 {
 		t.Fatalf("first member: exit %d: %s", code, stderr)
 	}
 	produce(t, cl, "shared", next, next+1000)
@@ -355,7 +293,7 @@ func TestGroupMembersShare(t *testing.T) {
 	seen := map[int]bool{}
 	for deadline := time.Now().Add(30 * time.Second); len(seen) < next; {
 		for _, topic := range []string{"a", "b"} {
-			for _, m := range consume(t, dir, topic, count(t, dir, topic)) {
+			for _, m := range connectortest.ReadTopic(t, dir, topic) {
 				seen[number(t, m)] = true
 			}
 		}
@@ -364,28 +302,7 @@ func TestGroupMembersShare(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if code, stderr := b.stop(); code != 0 {
+	if code, stderr := b.Stop(t); code != 0 {
 		t.Fatalf("second member: exit %d: %s", code, stderr)
 	}
-}
-
-// count returns the number of records of a bus topic.
-func count(t *testing.T, busDir, topic string) int {
-	t.Helper()
-	ctx := testCtx(t)
-	b, err := bus.Open(ctx, busDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, "count", bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	lag, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(lag)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/nats/natstest"
 	"github.com/culvert-dev/culvert/common/connector"
@@ -58,108 +56,17 @@ func TestBadOptionsExit2NamingTheOption(t *testing.T) {
 		{"--ack-wait", []string{"--stream", "S", "--ack-wait", "0s"}},
 	} {
 		args := append([]string{"--topic", "t", "--bus", t.TempDir()}, c.args...)
-		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), args...)
-		if code != 2 || !strings.Contains(stderr, c.want) || stdout != "" {
-			t.Errorf("%v: exit %d, stderr %q; want 2 naming %s", c.args, code, stderr, c.want)
-		}
-		if strings.Contains(stderr, "s3cret") {
-			t.Errorf("%v: stderr shows the password: %s", c.args, stderr)
-		}
+		connectortest.BadOption(t, app(), c.want, args...)
 	}
 }
 
-// readTopic returns every record of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
+// start runs the connector until Stop; at the end of the test, it must
+// stop with exit status 0.
+func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, natstest.Unique("reader"), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("reading %q: %v after %d of %d records", topic, err, len(out), end)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
-
-// waitTopic waits up to 60s until topic has at least n records, and returns them.
-func waitTopic(t *testing.T, dir, topic string, n int, stop <-chan int) []record.Record {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		recs := readTopic(t, dir, topic)
-		if len(recs) >= n {
-			return recs
-		}
-		select {
-		case code := <-stop:
-			t.Fatalf("the connector exited %d with %d of %d records on %q", code, len(recs), n, topic)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%q has %d records after 60s, want %d", topic, len(recs), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// running is the connector running in the test process.
-type running struct {
-	cancel context.CancelFunc
-	done   chan int
-	stderr *string
-}
-
-// start runs the connector until stop is called.
-func start(t *testing.T, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan int, 1), stderr: new(string)}
-	go func() {
-		var out bytes.Buffer
-		var errb natstest.Buffer
-		code := app().Main(ctx, args, &out, &errb)
-		*r.stderr = errb.String()
-		r.done <- code
-	}()
-	t.Cleanup(func() { r.stop(t) })
+	r := connectortest.Start(t, app(), args...)
+	t.Cleanup(func() { r.StopOK(t) })
 	return r
-}
-
-// stop stops the connector as SIGTERM would and fails unless it exits 0.
-func (r *running) stop(t *testing.T) {
-	t.Helper()
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	select {
-	case code := <-r.done:
-		if code != 0 {
-			t.Errorf("exit %d:\n%s", code, *r.stderr)
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("the connector did not stop within 40s")
-	}
 }
 
 // publish publishes {"n":from}...{"n":to-1} to subject with JetStream, waiting for every ack.
@@ -193,29 +100,6 @@ func publish(t *testing.T, js jetstream.JetStream, subject string, from, to int)
 	}
 }
 
-// checkSequence checks that recs hold {"n":0}...{"n":n-1}: every one, in
-// order of first appearance; repeats are allowed only when dups is set.
-func checkSequence(t *testing.T, recs []record.Record, n int, dups bool) {
-	t.Helper()
-	next := 0
-	for _, r := range recs {
-		var v struct{ N int }
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			t.Fatalf("value %q: %v", r.Value, err)
-		}
-		switch {
-		case v.N == next:
-			next++
-		case v.N < next && dups:
-		default:
-			t.Fatalf("record %d after %d records in order (of %d)", v.N, next, len(recs))
-		}
-	}
-	if next != n || (!dups && len(recs) != n) {
-		t.Fatalf("%d records, %d in order; want %d", len(recs), next, n)
-	}
-}
-
 func ackPending(t *testing.T, js jetstream.JetStream, stream, durable string) (int, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -241,11 +125,11 @@ func TestJetStreamRoundTrip(t *testing.T) {
 	busDir := t.TempDir()
 	args := []string{"--topic", "orders", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d1"}
 	r := start(t, args...)
-	waitTopic(t, busDir, "orders", n/2, r.done)
+	connectortest.WaitTopic(t, busDir, "orders", n/2, r)
 	publish(t, js, subj+".orders", n/2, n)
-	recs := waitTopic(t, busDir, "orders", n, r.done)
-	r.stop(t)
-	checkSequence(t, recs, n, false)
+	recs := connectortest.WaitTopic(t, busDir, "orders", n, r)
+	r.StopOK(t)
+	connectortest.CheckSequence(t, connectortest.Values(recs), n, false)
 	for i, rec := range recs {
 		if string(rec.Key) != subj+".orders" {
 			t.Fatalf("key %q, want the subject", rec.Key)
@@ -261,10 +145,10 @@ func TestJetStreamRoundTrip(t *testing.T) {
 	// The durable consumer resumes where it was: a new run publishes only what is new.
 	publish(t, js, subj+".orders", n, n+10)
 	r = start(t, args...)
-	waitTopic(t, busDir, "orders", n+10, r.done)
+	connectortest.WaitTopic(t, busDir, "orders", n+10, r)
 	time.Sleep(300 * time.Millisecond)
-	r.stop(t)
-	checkSequence(t, readTopic(t, busDir, "orders"), n+10, false)
+	r.StopOK(t)
+	connectortest.CheckSequence(t, connectortest.TopicValues(t, busDir, "orders"), n+10, false)
 }
 
 func TestJetStreamFilterAndDeliverNew(t *testing.T) {
@@ -278,21 +162,13 @@ func TestJetStreamFilterAndDeliverNew(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the consumer exists
 	publish(t, js, subj+".us", 100, 103)
 	publish(t, js, subj+".eu", 5, 8)
-	waitTopic(t, busDir, "eu", 3, r.done)
+	connectortest.WaitTopic(t, busDir, "eu", 3, r)
 	time.Sleep(300 * time.Millisecond)
-	r.stop(t)
-	recs := readTopic(t, busDir, "eu")
-	if got := values(recs); strings.Join(got, ",") != `{"n":5},{"n":6},{"n":7}` {
+	r.StopOK(t)
+	recs := connectortest.ReadTopic(t, busDir, "eu")
+	if got := connectortest.Values(recs); strings.Join(got, ",") != `{"n":5},{"n":6},{"n":7}` {
 		t.Fatalf("got %v; want only the new eu messages", got)
 	}
-}
-
-func values(recs []record.Record) []string {
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		out[i] = string(r.Value)
-	}
-	return out
 }
 
 func TestCoreSubjectsWildcardsAndQueueGroup(t *testing.T) {
@@ -318,7 +194,7 @@ func TestCoreSubjectsWildcardsAndQueueGroup(t *testing.T) {
 	var recs []record.Record
 	for {
 		recs = recs[:0]
-		for _, r := range readTopic(t, busDir, "core") {
+		for _, r := range connectortest.ReadTopic(t, busDir, "core") {
 			if !strings.HasSuffix(string(r.Key), ".probe.cpu") {
 				recs = append(recs, r)
 			}
@@ -328,8 +204,8 @@ func TestCoreSubjectsWildcardsAndQueueGroup(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r1.stop(t)
-	r2.stop(t)
+	r1.StopOK(t)
+	r2.StopOK(t)
 	if len(recs) != n {
 		t.Fatalf("%d records, want %d (each message once across the queue group)", len(recs), n)
 	}
@@ -436,16 +312,16 @@ func TestPoisonMessageGoesToDeadLetterTopicAndIsAcked(t *testing.T) {
 	_ = nc
 	busDir := t.TempDir()
 	r := start(t, "--topic", "p", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d", "--map", ".b = 1", "--ack-wait", "1s")
-	waitTopic(t, busDir, "p", 2, r.done)
-	waitTopic(t, busDir, "p.dlq", 1, r.done)
+	connectortest.WaitTopic(t, busDir, "p", 2, r)
+	connectortest.WaitTopic(t, busDir, "p.dlq", 1, r)
 	time.Sleep(2 * time.Second) // longer than --ack-wait: nothing is redelivered
-	r.stop(t)
-	if got := values(readTopic(t, busDir, "p")); strings.Join(got, ",") != `{"a":1,"b":1},{"a":2,"b":1}` {
+	r.StopOK(t)
+	if got := connectortest.TopicValues(t, busDir, "p"); strings.Join(got, ",") != `{"a":1,"b":1},{"a":2,"b":1}` {
 		t.Fatalf("topic: %v", got)
 	}
-	dead := readTopic(t, busDir, "p.dlq")
+	dead := connectortest.ReadTopic(t, busDir, "p.dlq")
 	if len(dead) != 1 || string(dead[0].Value) != "not json" {
-		t.Fatalf("dead letters: %v", values(dead))
+		t.Fatalf("dead letters: %v", connectortest.Values(dead))
 	}
 	if v, _ := dead[0].Header("culvert.offset"); string(v) != "2" {
 		t.Errorf("dead letter's culvert.offset %q, want the stream sequence 2", v)
@@ -464,17 +340,17 @@ func TestServerRestartMidStream(t *testing.T) {
 	publish(t, js, subj, 0, 3000)
 	busDir := t.TempDir()
 	r := start(t, "--topic", "r", "--bus", busDir, "--url", srv.URL(), "--stream", stream, "--durable", "d", "--ack-wait", "5s")
-	waitTopic(t, busDir, "r", 1000, r.done)
+	connectortest.WaitTopic(t, busDir, "r", 1000, r)
 	srv.Stop()
 	time.Sleep(time.Second)
 	srv.Start()
 	publish(t, js, subj, 3000, n)
-	waitTopic(t, busDir, "r", n, r.done)
-	r.stop(t)
-	recs := readTopic(t, busDir, "r")
-	checkSequence(t, recs, n, true) // at-least-once: a message acked during the outage may come again
-	if !strings.Contains(*r.stderr, "disconnected from nats") || !strings.Contains(*r.stderr, "reconnected to nats") {
-		t.Errorf("the restart is not in the log:\n%s", *r.stderr)
+	connectortest.WaitTopic(t, busDir, "r", n, r)
+	r.StopOK(t)
+	recs := connectortest.ReadTopic(t, busDir, "r")
+	connectortest.CheckSequence(t, connectortest.Values(recs), n, true) // at-least-once: a message acked during the outage may come again
+	if !strings.Contains(r.Stderr.String(), "disconnected from nats") || !strings.Contains(r.Stderr.String(), "reconnected to nats") {
+		t.Errorf("the restart is not in the log:\n%s", r.Stderr.String())
 	}
 	t.Logf("%d records for %d messages", len(recs), n)
 }
@@ -489,9 +365,9 @@ func TestTLS(t *testing.T) {
 	publish(t, js, subj, 0, 100)
 	busDir := t.TempDir()
 	r := start(t, "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--stream", stream)
-	waitTopic(t, busDir, "tls", 100, r.done)
-	r.stop(t)
-	checkSequence(t, readTopic(t, busDir, "tls"), 100, false)
+	connectortest.WaitTopic(t, busDir, "tls", 100, r)
+	r.StopOK(t)
+	connectortest.CheckSequence(t, connectortest.TopicValues(t, busDir, "tls"), 100, false)
 
 	// Without the CA, the server's certificate is not trusted: exit 1, saying so.
 	other := filepath.Join(dir, "other")
@@ -537,7 +413,7 @@ func TestCoreResubscribesAfterServerRestart(t *testing.T) {
 	var recs []record.Record
 	for {
 		recs = recs[:0]
-		for _, r := range readTopic(t, busDir, "c") {
+		for _, r := range connectortest.ReadTopic(t, busDir, "c") {
 			if string(r.Key) == subj+".x" {
 				recs = append(recs, r)
 			}
@@ -547,8 +423,8 @@ func TestCoreResubscribesAfterServerRestart(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.stop(t)
-	checkSequence(t, recs, 200, false)
+	r.StopOK(t)
+	connectortest.CheckSequence(t, connectortest.Values(recs), 200, false)
 }
 
 func TestDeletedConsumerExits1(t *testing.T) {
@@ -565,7 +441,7 @@ func TestDeletedConsumerExits1(t *testing.T) {
 		code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "d", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "gone")
 		done <- fmt.Sprintf("exit %d: %s", code, stderr)
 	}()
-	waitTopic(t, busDir, "d", 10, nil)
+	connectortest.WaitTopic(t, busDir, "d", 10, nil)
 	if err := js.DeleteConsumer(ctx, stream, "gone"); err != nil {
 		t.Fatal(err)
 	}

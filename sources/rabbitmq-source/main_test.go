@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/rabbitmq/rabbitmqtest"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -36,99 +33,13 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-// readTopic returns the records of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
+// start runs the connector until Stop; at the end of the test, it must
+// stop with exit status 0.
+func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("test-reader-%d", time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("reading %q: %v after %d of %d records", topic, err, len(out), end)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
-
-// running is the connector running in the test process.
-type running struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	code   int
-	stderr string
-}
-
-func start(t *testing.T, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		r.code, _, r.stderr = connectortest.Run(t, ctx, app(), args...)
-	}()
-	t.Cleanup(func() { r.stop(t) })
+	r := connectortest.Start(t, app(), args...)
+	t.Cleanup(func() { r.StopOK(t) })
 	return r
-}
-
-// stop ends the run (as SIGTERM would) and checks that it exited 0.
-func (r *running) stop(t *testing.T) string {
-	t.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(45 * time.Second):
-		t.Fatal("rabbitmq-source did not stop")
-	}
-	if r.code != 0 {
-		t.Errorf("exit %d\n%s", r.code, r.stderr)
-	}
-	return r.stderr
-}
-
-// waitFor waits until topic has at least n records and returns them.
-func waitFor(t *testing.T, r *running, busDir, topic string, n int, timeout time.Duration) []record.Record {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-r.done:
-			t.Fatalf("rabbitmq-source exited with %d while waiting for %d records\n%s", r.code, n, r.stderr)
-		default:
-		}
-		recs := readTopicIfAny(t, busDir, topic)
-		if len(recs) >= n {
-			return recs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic %q has %d records after %v, want %d", topic, len(recs), timeout, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func readTopicIfAny(t *testing.T, busDir, topic string) []record.Record {
-	if matches, _ := filepath.Glob(filepath.Join(busDir, "bus.db")); len(matches) == 0 {
-		return nil
-	}
-	return readTopic(t, busDir, topic)
 }
 
 func orders(from, to int) []amqp.Publishing {
@@ -152,9 +63,9 @@ func TestRoundTrip(t *testing.T) {
 
 	busDir := t.TempDir()
 	r := start(t, "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--queue", queue, "--prefetch", "500")
-	waitFor(t, r, busDir, "orders", 10000, 60*time.Second)
-	stderr := r.stop(t)
-	recs := readTopic(t, busDir, "orders")
+	connectortest.WaitTopic(t, busDir, "orders", 10000, r)
+	stderr := r.StopOK(t)
+	recs := connectortest.ReadTopic(t, busDir, "orders")
 	if len(recs) != 10000 {
 		t.Fatalf("%d records, want 10000", len(recs))
 	}
@@ -213,9 +124,9 @@ func TestBindingsAndPoison(t *testing.T) {
 	rabbitmqtest.Publish(t, ch, exchange, "orders.eu", rabbitmqtest.Bodies(`{"n":1}`, "not json", `{"n":2}`)...)
 	rabbitmqtest.Publish(t, ch, exchange, "refunds.eu.de", rabbitmqtest.Bodies(`{"n":3}`)...)
 	rabbitmqtest.Publish(t, ch, exchange, "other", rabbitmqtest.Bodies(`{"n":99}`)...)
-	recs := waitFor(t, r, busDir, "orders", 3, 30*time.Second)
-	dead := waitFor(t, r, busDir, "orders.dlq", 1, 30*time.Second)
-	r.stop(t)
+	recs := connectortest.WaitTopic(t, busDir, "orders", 3, r)
+	dead := connectortest.WaitTopic(t, busDir, "orders.dlq", 1, r)
+	r.StopOK(t)
 	var got []string
 	for _, rec := range recs {
 		got = append(got, string(rec.Key)+" "+string(rec.Value))
@@ -248,9 +159,9 @@ func TestBrokerRestart(t *testing.T) {
 	// Small batches, so that the restart comes mid-stream.
 	r := start(t, "--topic", "orders", "--bus", busDir, "--url", rabbitmqtest.URL, "--queue", queue,
 		"--prefetch", "20", "--batch-size", "20", "--linger", "0s")
-	waitFor(t, r, busDir, "orders", 300, 30*time.Second)
+	connectortest.WaitTopic(t, busDir, "orders", 300, r)
 	rabbitmqtest.RestartBroker(t, time.Second)
-	if n := len(readTopic(t, busDir, "orders")); n >= total {
+	if n := len(connectortest.ReadTopic(t, busDir, "orders")); n >= total {
 		t.Fatalf("every message was on the topic before the broker came back: the restart was not mid-stream")
 	} else {
 		t.Logf("%d records on the topic when the broker came back", n)
@@ -258,14 +169,14 @@ func TestBrokerRestart(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var recs []record.Record
 	for {
-		recs = readTopic(t, busDir, "orders")
+		recs = connectortest.ReadTopic(t, busDir, "orders")
 		if distinct(recs) == total || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	stderr := r.stop(t)
-	recs = readTopic(t, busDir, "orders")
+	stderr := r.StopOK(t)
+	recs = connectortest.ReadTopic(t, busDir, "orders")
 	seen := map[string]int{}
 	for _, rec := range recs {
 		seen[string(rec.Value)]++
@@ -323,13 +234,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"--url", rabbitmqtest.URL, "--queue", "q", "--passive", "--queue-type", "quorum"}, "--queue-type"},
 		{[]string{"--url", rabbitmqtest.URL, "--queue", "q", "--exchange", "x", "--exchange-type", "big"}, "--exchange-type"},
 	} {
-		code, stdout, stderr := connectortest.Run(t, context.Background(), app(), append(append([]string(nil), base...), tc.args...)...)
-		if code != 2 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 2 naming %s", tc.args, code, stderr, tc.want)
-		}
-		if strings.Contains(stderr+stdout, "s3cret") {
-			t.Errorf("%q: the password is shown: %s", tc.args, stderr)
-		}
+		connectortest.BadOption(t, app(), tc.want, append(append([]string(nil), base...), tc.args...)...)
 	}
 }
 
@@ -337,8 +242,6 @@ func TestBadUsage(t *testing.T) {
 // an unreachable broker end with exit 1 and a clear message that never
 // shows the password.
 func TestRuntimeErrors(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -347,13 +250,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"--url", "amqp://guest:guest@127.0.0.1:5672/", "--queue", rabbitmqtest.Name("missing"), "--passive"}, "NOT_FOUND"},
 		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--queue", "q", "--reconnect-attempts", "2"}, "giving up after 2 attempts"},
 	} {
-		code, _, stderr := connectortest.Run(t, ctx, app(), append([]string{"--topic", "t", "--bus", t.TempDir()}, tc.args...)...)
-		if code != 1 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want exit 1 saying %q", tc.args, code, stderr, tc.want)
-		}
-		if strings.Contains(stderr, "s3cret") {
-			t.Errorf("%q: the password is shown: %s", tc.args, stderr)
-		}
+		connectortest.Exits(t, app(), 1, tc.want, append([]string{"--topic", "t", "--bus", t.TempDir()}, tc.args...)...)
 	}
 }
 
@@ -365,9 +262,9 @@ func TestTLS(t *testing.T) {
 	rabbitmqtest.Publish(t, rabbitmqtest.Channel(t), "", queue, orders(0, 100)...)
 	busDir := t.TempDir()
 	r := start(t, "--topic", "orders", "--bus", busDir, "--url", "amqps://guest:guest@"+addr+"/?"+q, "--queue", queue, "--passive")
-	waitFor(t, r, busDir, "orders", 100, 30*time.Second)
-	r.stop(t)
-	if n := len(readTopic(t, busDir, "orders")); n != 100 {
+	connectortest.WaitTopic(t, busDir, "orders", 100, r)
+	r.StopOK(t)
+	if n := len(connectortest.ReadTopic(t, busDir, "orders")); n != 100 {
 		t.Errorf("%d records, want 100", n)
 	}
 }
@@ -393,15 +290,15 @@ func TestChannelLoss(t *testing.T) {
 	}
 	waitQueue()
 	rabbitmqtest.Publish(t, ch, "", queue, orders(0, 10)...)
-	waitFor(t, r, busDir, "orders", 10, 30*time.Second)
+	connectortest.WaitTopic(t, busDir, "orders", 10, r)
 	if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	waitQueue()
 	rabbitmqtest.Publish(t, rabbitmqtest.Channel(t), "", queue, orders(10, 20)...)
-	recs := waitFor(t, r, busDir, "orders", 20, 30*time.Second)
-	stderr := r.stop(t)
+	recs := connectortest.WaitTopic(t, busDir, "orders", 20, r)
+	stderr := r.StopOK(t)
 	for i, rec := range recs {
 		if want := fmt.Sprintf(`{"n":%d}`, i); string(rec.Value) != want {
 			t.Errorf("record %d is %s, want %s", i, rec.Value, want)

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connectortest"
-	"github.com/culvert-dev/culvert/common/record"
 )
 
 // app returns the connector's command line.
@@ -37,127 +31,10 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// runApp runs the connector's command line in the test process until it exits.
-func runApp(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+// start runs the connector's command line until Stop.
+func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
-	var out, errs syncBuffer
-	code = app().Main(ctx, args, &out, &errs)
-	return code, out.String(), errs.String()
-}
-
-// running is the connector running in the test process.
-type running struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	code   int
-	stderr string
-}
-
-// start runs the connector's command line until stop.
-func start(t *testing.T, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		var stdout, stderr syncBuffer // the connector logs from several goroutines
-		r.code = app().Main(ctx, args, &stdout, &stderr)
-		r.stderr = stderr.String()
-	}()
-	t.Cleanup(func() { cancel(); <-r.done })
-	return r
-}
-
-// stop stops the connector (as SIGTERM does) and returns its exit status and stderr.
-func (r *running) stop(t *testing.T) (int, string) {
-	t.Helper()
-	r.cancel()
-	select {
-	case <-r.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the connector did not stop within 30s")
-	}
-	return r.code, r.stderr
-}
-
-// readTopic returns every record of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("test-reader-%d", time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("reading %q: %v after %d of %d records", topic, err, len(out), end)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
-
-// waitTopic waits until topic has at least n records and returns them.
-func waitTopic(t *testing.T, dir, topic string, n int, r *running) []record.Record {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		recs := readTopic(t, dir, topic)
-		if len(recs) >= n {
-			return recs
-		}
-		select {
-		case <-r.done:
-			t.Fatalf("the connector exited (%d) with %d of %d records on the topic:\n%s", r.code, len(recs), n, r.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			code, stderr := r.stop(t)
-			t.Fatalf("%d of %d records after 30s (exit %d):\n%s", len(recs), n, code, stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func values(recs []record.Record) []string {
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		out[i] = string(r.Value)
-	}
-	return out
+	return connectortest.Start(t, app(), args...)
 }
 
 func TestBadOptionsExit2NamingTheOption(t *testing.T) {
@@ -175,10 +52,7 @@ func TestBadOptionsExit2NamingTheOption(t *testing.T) {
 		{"--max-retries", []string{"--url", "ws://h/", "--max-retries", "-1"}},
 		{"--tls-key", []string{"--url", "wss://h/", "--tls-cert", "c.pem"}},
 	} {
-		code, out, stderr := connectortest.Run(t, context.Background(), app(), append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
-		if code != 2 || !strings.Contains(stderr, c.want) || out != "" {
-			t.Errorf("%v: exit %d, stderr %q, want 2 naming %s", c.args, code, stderr, c.want)
-		}
+		connectortest.BadOption(t, app(), c.want, append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
 	}
 	// A bad header is named by position, its value is never shown.
 	_, _, stderr := connectortest.Run(t, context.Background(), app(), "--topic", "t", "--bus", dir, "--url", "ws://h/", "--header", "Authorization Bearer s3cr3t")

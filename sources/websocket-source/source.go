@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
@@ -56,11 +53,8 @@ type Options struct {
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := parseURL(string(o.URL)); err != nil {
-		return schema.Invalid("url", "%v", err)
-	}
-	if _, err := httpc.ParseHeaders(o.Header); err != nil {
-		return schema.Invalid("header", "%v", err)
+	if err := ws.Validate(string(o.URL), o.Header); err != nil {
+		return err
 	}
 	if o.PingInterval < 0 {
 		return schema.Invalid("ping_interval", "must not be negative")
@@ -75,22 +69,6 @@ func (o *Options) Validate() error {
 		return schema.Invalid("tls_key", "is needed with --tls-cert")
 	}
 	return nil
-}
-
-// parseURL checks that raw is a ws:// or wss:// URL with a host. Its errors
-// show the URL redacted.
-func parseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("not a URL: %s", httpc.Redact(raw))
-	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return nil, fmt.Errorf("must be a ws:// or wss:// URL, not %s", httpc.RedactURL(u))
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("has no host: %s", httpc.RedactURL(u))
-	}
-	return u, nil
 }
 
 // Record headers set by the source.
@@ -116,11 +94,8 @@ type source struct {
 	opts    Options
 	env     connector.Env
 	log     zerolog.Logger
-	u       *url.URL
+	ep      *ws.Endpoint
 	shown   string // the URL, redacted
-	secrets []string
-	header  http.Header
-	tls     *tls.Config
 	backoff connector.Backoff
 
 	msgs   chan message  // received, not yet returned by Read
@@ -135,56 +110,20 @@ type source struct {
 }
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
-	u, err := parseURL(string(opts.URL))
+	ep, err := ws.New(string(opts.URL), opts.Header,
+		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure})
 	if err != nil {
-		return nil, schema.Invalid("url", "%v", err)
+		return nil, err
 	}
-	h, err := httpc.ParseHeaders(opts.Header)
-	if err != nil {
-		return nil, schema.Invalid("header", "%v", err)
-	}
-	s := &source{
-		opts: *opts, env: env, log: env.Log, u: u, shown: httpc.RedactURL(u), secrets: urlSecrets(u), header: h,
+	return &source{
+		opts: *opts, env: env, log: env.Log, ep: ep, shown: ep.Shown,
 		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max},
 		msgs:    make(chan message, 256),
-	}
-	if u.Scheme == "wss" {
-		t := httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure}
-		if s.tls, err = t.Config(); err != nil {
-			return nil, schema.Invalid(tlsOption(err), "%v", err)
-		}
-	}
-	return s, nil
-}
-
-// urlSecrets returns the secret parts of u as they may appear in error
-// messages: its password and the values of its credential-like query
-// parameters, raw and escaped.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok {
-		out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-	}
-	for k, vs := range u.Query() {
-		if httpc.SecretParam(k) {
-			for _, v := range vs {
-				out = append(out, v, url.QueryEscape(v))
-			}
-		}
-	}
-	return out
+	}, nil
 }
 
 // scrub hides the URL's secrets in an error's text.
-func (s *source) scrub(err error) string {
-	msg := err.Error()
-	for _, sec := range s.secrets {
-		if sec != "" {
-			msg = strings.ReplaceAll(msg, sec, httpc.Hidden)
-		}
-	}
-	return msg
-}
+func (s *source) scrub(err error) string { return s.ep.Scrub(err) }
 
 // Open starts the connection goroutine: it connects, subscribes, reads and
 // reconnects until Close, ctx is done, or it gives up.
@@ -230,7 +169,7 @@ func (s *source) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			var perm permanentError
+			var perm ws.PermanentError
 			if errors.As(err, &perm) {
 				s.err = fmt.Errorf("websocket %s: %s", s.shown, s.scrub(err))
 				return
@@ -267,26 +206,14 @@ func (s *source) run(ctx context.Context) {
 	}
 }
 
-// permanentError is a handshake refusal that retrying will not fix.
-type permanentError struct{ error }
-
 // connect dials and sends the subscribe messages.
 func (s *source) connect(ctx context.Context) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.opts.ConnectTimeout.D())
 	defer cancel()
-	opts := &websocket.DialOptions{HTTPHeader: s.header.Clone(), Subprotocols: s.opts.Subprotocol}
-	if s.tls != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tls, Proxy: http.ProxyFromEnvironment}}
-	}
-	conn, resp, err := websocket.Dial(dctx, s.u.String(), opts)
+	conn, resp, err := websocket.Dial(dctx, s.ep.URL.String(),
+		&websocket.DialOptions{HTTPHeader: s.ep.Header.Clone(), Subprotocols: s.opts.Subprotocol, HTTPClient: s.ep.HTTPClient()})
 	if err != nil {
-		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 && !httpc.Retryable(resp.StatusCode) {
-			return nil, permanentError{fmt.Errorf("handshake refused: %s", resp.Status)}
-		}
-		if resp != nil && resp.StatusCode != 0 && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, fmt.Errorf("handshake refused: %s", resp.Status)
-		}
-		return nil, fmt.Errorf("connecting: %w", err)
+		return nil, ws.Handshake(resp, err)
 	}
 	conn.SetReadLimit(s.opts.ReadLimit)
 	for i, m := range s.opts.Subscribe {
@@ -354,24 +281,18 @@ func (s *source) serve(ctx context.Context, conn *websocket.Conn) (int64, error)
 // waits for the bus (backpressure), it reads nothing, so no pong could be
 // read: that is not a failure.
 func (s *source) ping(ctx context.Context, conn *websocket.Conn, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	err := ws.PingEvery(ctx, interval, func(ctx context.Context) error {
 		before := s.received.Load()
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := conn.Ping(pctx)
-		cancel()
-		if err == nil || ctx.Err() != nil || s.delivering.Load() || s.received.Load() != before {
-			continue
+		if err := conn.Ping(ctx); err != nil && !s.delivering.Load() && s.received.Load() == before {
+			return err
 		}
+		return nil
+	})
+	if err != nil {
 		s.log.Warn().Str("url", s.shown).Dur("ping_interval", interval).Msg("no pong and no message within the ping interval; reconnecting")
 		return fmt.Errorf("ping: no pong within %s", interval)
 	}
+	return nil
 }
 
 // Read returns the messages received so far, waiting for at least one.
@@ -394,32 +315,27 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		return s.drain(), ctx.Err()
 	}
 	recs := make([]record.Record, 0, min(len(s.msgs)+1, batchMax))
-	recs = append(recs, s.record(first))
-	for len(recs) < batchMax {
+	return connector.Batch{Records: s.take(append(recs, s.record(first)), batchMax)}, nil
+}
+
+// take appends the messages already received to recs, without waiting,
+// until recs has limit records (no limit when limit < 0).
+func (s *source) take(recs []record.Record, limit int) []record.Record {
+	for limit < 0 || len(recs) < limit {
 		select {
 		case m := <-s.msgs:
 			recs = append(recs, s.record(m))
-			continue
 		default:
+			return recs
 		}
-		break
 	}
-	return connector.Batch{Records: recs}, nil
+	return recs
 }
 
 // drain returns what was received and not yet read, once the connection
 // goroutine has ended.
 func (s *source) drain() connector.Batch {
-	var recs []record.Record
-	for {
-		select {
-		case m := <-s.msgs:
-			recs = append(recs, s.record(m))
-			continue
-		default:
-		}
-		break
-	}
+	recs := s.take(nil, -1)
 	if s.left != nil {
 		recs = append(recs, s.record(*s.left))
 		s.left = nil
@@ -446,12 +362,4 @@ func (s *source) Close() error {
 		<-s.done
 	}
 	return nil
-}
-
-// tlsOption names the option behind an error of httpc.TLS.Config.
-func tlsOption(err error) string {
-	if strings.Contains(err.Error(), "CA file") {
-		return "tls_ca"
-	}
-	return "tls_cert"
 }

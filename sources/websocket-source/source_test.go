@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 // feed is a test WebSocket server's state, kept across restarts: on each
@@ -131,17 +132,17 @@ func TestReconnectsAfterServerRestartAndResubscribes(t *testing.T) {
 	s1 := serve(t, "127.0.0.1:0", f)
 	r := start(t, "--topic", "feed", "--bus", dir, "--url", "ws://"+s1.addr+"/ws", "--linger", "0s",
 		"--subscribe", `{"op":"subscribe","channel":"a"}`, "--subscribe", "second")
-	waitTopic(t, dir, "feed", 50, r)
+	connectortest.WaitTopic(t, dir, "feed", 50, r)
 	s1.kill()
 	s2 := serve(t, s1.addr, f)
 	defer s2.kill()
-	waitTopic(t, dir, "feed", 100, r)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, dir, "feed", 100, r)
+	code, stderr := r.Stop(t)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	recs := readTopic(t, dir, "feed")
-	wantRange(t, values(recs), 0, 100)
+	recs := connectortest.ReadTopic(t, dir, "feed")
+	wantRange(t, connectortest.Values(recs), 0, 100)
 	for i, rec := range recs {
 		want := "text"
 		if i%2 == 1 {
@@ -178,12 +179,12 @@ func TestUnansweredPingReconnects(t *testing.T) {
 	}
 	s := serve(t, "127.0.0.1:0", f)
 	r := start(t, "--topic", "feed", "--bus", dir, "--url", "ws://"+s.addr+"/", "--linger", "0s", "--ping-interval", "200ms")
-	waitTopic(t, dir, "feed", 3, r)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, dir, "feed", 3, r)
+	code, stderr := r.Stop(t)
 	if code != 0 || !strings.Contains(stderr, "no pong and no message within the ping interval") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	wantRange(t, values(readTopic(t, dir, "feed"))[:3], 0, 3)
+	wantRange(t, connectortest.TopicValues(t, dir, "feed")[:3], 0, 3)
 }
 
 // A message over --read-limit is not published: the error is logged and
@@ -202,12 +203,12 @@ func TestReadLimit(t *testing.T) {
 	}
 	s := serve(t, "127.0.0.1:0", f)
 	r := start(t, "--topic", "feed", "--bus", dir, "--url", "ws://"+s.addr+"/", "--linger", "0s", "--read-limit", "1000")
-	waitTopic(t, dir, "feed", 4, r)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, dir, "feed", 4, r)
+	code, stderr := r.Stop(t)
 	if code != 0 || !strings.Contains(stderr, "larger than --read-limit") || !strings.Contains(stderr, "reconnected") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	wantRange(t, values(readTopic(t, dir, "feed")), 0, 4)
+	wantRange(t, connectortest.TopicValues(t, dir, "feed"), 0, 4)
 }
 
 // The handshake carries --header; a refused handshake (401) is not
@@ -228,8 +229,8 @@ func TestHeadersAndRefusedHandshake(t *testing.T) {
 	defer guard.Close()
 	url := strings.Replace(guard.URL, "http://", "ws://", 1) + "/?token=tok-91c2"
 	r := start(t, "--topic", "feed", "--bus", dir, "--url", url, "--linger", "0s", "--header", "Authorization: Bearer good-7f3a", "--log-level", "debug")
-	waitTopic(t, dir, "feed", 1, r)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, dir, "feed", 1, r)
+	code, stderr := r.Stop(t)
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -244,7 +245,7 @@ func TestHeadersAndRefusedHandshake(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code, _, stderr = runApp(t, ctx, "--topic", "feed", "--bus", dir, "--url", url, "--header", "Authorization: Bearer bad-0d1e")
+	code, _, stderr = connectortest.Run(t, ctx, app(), "--topic", "feed", "--bus", dir, "--url", url, "--header", "Authorization: Bearer bad-0d1e")
 	if code != 1 || !strings.Contains(stderr, "handshake refused: 401 Unauthorized") || strings.Count(stderr, "handshake refused") != 1 {
 		t.Fatalf("exit %d, want 1 with one clear message:\n%s", code, stderr)
 	}
@@ -267,7 +268,7 @@ func TestGivesUpAfterMaxRetries(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
-	code, _, stderr := runApp(t, ctx, "--topic", "t", "--bus", t.TempDir(), "--url", "ws://user:pw-55e1@"+addr+"/?api_key=k-3c3c", "--max-retries", "2")
+	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "t", "--bus", t.TempDir(), "--url", "ws://user:pw-55e1@"+addr+"/?api_key=k-3c3c", "--max-retries", "2")
 	if code != 1 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -308,16 +309,16 @@ func TestTLSWithCA(t *testing.T) {
 	}
 	url := strings.Replace(srv.URL, "https://", "wss://", 1)
 	r := start(t, "--topic", "feed", "--bus", dir, "--url", url, "--linger", "0s", "--tls-ca", ca)
-	waitTopic(t, dir, "feed", 5, r)
-	if code, stderr := r.stop(t); code != 0 {
+	connectortest.WaitTopic(t, dir, "feed", 5, r)
+	if code, stderr := r.Stop(t); code != 0 {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	wantRange(t, values(readTopic(t, dir, "feed")), 0, 5)
+	wantRange(t, connectortest.TopicValues(t, dir, "feed"), 0, 5)
 
 	// Without the CA, the certificate is refused, and retried.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code, _, stderr := runApp(t, ctx, "--topic", "feed", "--bus", dir, "--url", url, "--max-retries", "1")
+	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "feed", "--bus", dir, "--url", url, "--max-retries", "1")
 	if code != 1 || !strings.Contains(stderr, "certificate") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
@@ -364,12 +365,12 @@ func TestBackpressureIsNotAFailedPing(t *testing.T) {
 	close(release)
 	time.Sleep(time.Second) // ten ping intervals, held back
 	post("/resume")
-	waitTopic(t, dir, "feed", 5000, r)
-	code, stderr := r.stop(t)
+	connectortest.WaitTopic(t, dir, "feed", 5000, r)
+	code, stderr := r.Stop(t)
 	if code != 0 || strings.Contains(stderr, "reconnect") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
-	wantRange(t, values(readTopic(t, dir, "feed")), 0, 5000)
+	wantRange(t, connectortest.TopicValues(t, dir, "feed"), 0, 5000)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conns != 1 {

@@ -11,13 +11,6 @@ setup() {
 	culvert_setup
 }
 
-# publish TOPIC LINE...: publishes each LINE as a record of TOPIC.
-publish() {
-	local t=$1
-	shift
-	printf '%s\n' "$@" | timeout 30 "$SRC" --topic "$t" --bus "$BUS" --path - 2>/dev/null
-}
-
 @test "metadata names the connector, its direction and version" {
 	run --separate-stderr "$SNK" metadata
 	[ "$status" -eq 0 ]
@@ -55,14 +48,7 @@ publish() {
 }
 
 @test "bad flags and values exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$SNK" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[ -z "$output" ] || { echo "$*: wrote to stdout: $output"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$SNK" --topic t --bus "$BUS" "${@:2}"; }
 	check --from --path - --from middle
 	check --output --path - --output yaml
 	check --filter --path - --filter '.a >'

@@ -18,10 +18,6 @@ teardown() {
 	fi
 }
 
-publish() {
-	printf '%s\n' "$@" | timeout 30 "$SRC" --topic t --bus "$BUS" --path - 2>/dev/null
-}
-
 # http METHOD PATH: sets HTTP_STATUS and HTTP_BODY; fails if nothing listens.
 http() {
 	{ exec 5<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null || return 1
@@ -77,12 +73,12 @@ stop() {
 }
 
 @test "/healthz, /readyz, /metrics and /status of a running sink; SIGTERM exits 0 and closes the server" {
-	publish '{"n":1}' '{"n":2}' '{"n":3}'
+	publish t '{"n":1}' '{"n":2}' '{"n":3}'
 	start_sink
 	http GET /healthz
 	[ "$HTTP_STATUS" = 200 ]
 	lines 3
-	publish '{"n":4}'
+	publish t '{"n":4}'
 	lines 4
 	http GET /metrics
 	[ "$HTTP_STATUS" = 200 ]
@@ -103,13 +99,13 @@ stop() {
 }
 
 @test "POST /pause holds new records until POST /resume" {
-	publish a
+	publish t a
 	start_sink
 	lines 1
 	http POST /pause
 	[ "$HTTP_STATUS" = 200 ]
 	echo "$HTTP_BODY" | jq -e '.state == "paused"'
-	publish b c
+	publish t b c
 	sleep 1
 	[ "$(paste -sd, "$T/out")" = a ]
 	http GET /status
@@ -124,11 +120,11 @@ stop() {
 }
 
 @test "SIGTERM while paused exits 0" {
-	publish a
+	publish t a
 	start_sink
 	lines 1
 	http POST /pause
-	publish b
+	publish t b
 	stop
 	[ "$(paste -sd, "$T/out")" = a ]
 	# b was not committed: the group reads it next time.
@@ -145,7 +141,7 @@ stop() {
 }
 
 @test "--progress-interval logs a progress line" {
-	publish '{"n":1}'
+	publish t '{"n":1}'
 	start_sink --progress-interval 200ms
 	lines 1
 	sleep 0.5
@@ -164,7 +160,7 @@ stop() {
 	YAML
 	export SINK_SECRET=hush-5e5e-7a7a
 	start_sink --config "$T/s.yaml" --log-level debug
-	publish '{"a":1}'
+	publish t '{"a":1}'
 	lines 1
 	grep -q hush-5e5e-7a7a "$T/out" # the data carries it
 	http GET /metrics

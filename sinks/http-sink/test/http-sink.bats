@@ -11,7 +11,7 @@ load ../../../scripts/test/common
 
 setup_file() {
 	TOOL="$BATS_FILE_TMPDIR/tool"
-	(cd "$BATS_TEST_DIRNAME/.." && go build -o "$TOOL" ./test/tool)
+	build_helper "$BATS_TEST_DIRNAME/.." ./test/tool "$TOOL"
 	export TOOL
 }
 
@@ -33,18 +33,8 @@ teardown() {
 serve() {
 	"$TOOL" serve -url-file "$T/url" -log "$T/log" "$@" 3>&- &
 	SERVER_PID=$!
-	for _ in $(seq 1 100); do
-		[ -s "$T/url" ] && break
-		sleep 0.05
-	done
+	wait_file "$T/url" "$SERVER_PID"
 	URL=$(cat "$T/url")
-}
-
-# publish TOPIC LINE...: publishes each LINE as a record of TOPIC.
-publish() {
-	local t=$1
-	shift
-	printf '%s\n' "$@" | timeout 30 "$SRC" --topic "$t" --bus "$BUS" --path - 2>/dev/null
 }
 
 # sink ARGS...: runs http-sink over topic t to $URL until caught up.

@@ -10,25 +10,11 @@ bats_require_minimum_version 1.5.0
 load ../../../scripts/test/common
 
 setup_file() {
-	ROOT="$(cd "$BATS_TEST_DIRNAME/../../.." && pwd)"
-	if [ ! -x "$CULVERT_BIN/kfake" ]; then
-		(cd "$ROOT" && go build -o "$CULVERT_BIN/" ./scripts/kfake)
-	fi
-	if [ ! -x "$CULVERT_BIN/kafka-source" ]; then
-		(cd "$ROOT/sources/kafka-source" && go build -o "$CULVERT_BIN/" .)
-	fi
-	"$CULVERT_BIN/kfake" >"$BATS_FILE_TMPDIR/kfake.out" 2>"$BATS_FILE_TMPDIR/kfake.err" 3>&- &
-	echo $! >"$BATS_FILE_TMPDIR/kfake.pid"
-	for _ in $(seq 1 100); do
-		[ -s "$BATS_FILE_TMPDIR/kfake.out" ] && break
-		sleep 0.1
-	done
-	export KAFKA="$(head -1 "$BATS_FILE_TMPDIR/kfake.out")"
-	[ -n "$KAFKA" ] || { cat "$BATS_FILE_TMPDIR/kfake.err" >&2; return 1; }
+	kfake_setup_file sources/kafka-source
 }
 
 teardown_file() {
-	kill -TERM "$(cat "$BATS_FILE_TMPDIR/kfake.pid")" 2>/dev/null || true
+	kfake_teardown_file
 }
 
 setup() {
@@ -41,22 +27,6 @@ setup() {
 
 teardown() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-}
-
-# lines_of TOPIC N: waits (up to 30s) until TOPIC on the bus has at least N
-# records and prints them all.
-lines_of() {
-	local out
-	for i in $(seq 1 150); do
-		out=$(timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "check$i-$RANDOM" 2>/dev/null)
-		if [ "$(printf '%s' "$out" | grep -c '')" -ge "$2" ]; then
-			printf '%s\n' "$out"
-			return 0
-		fi
-		sleep 0.2
-	done
-	printf '%s\n' "$out"
-	return 1
 }
 
 @test "metadata names the connector and its Kafka options" {
@@ -75,14 +45,7 @@ lines_of() {
 }
 
 @test "bad flags exit 2 and name the option; the password never shows" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$KS" --topic t --bus "$BUS" --sasl-password s3cret "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[[ "$stderr" != *s3cret* ]] || { echo "$*: the password shows: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$KS" --topic t --bus "$BUS" --sasl-password s3cret "${@:2}"; }
 	check --kafka-topic --brokers h --sasl-username u
 	check --brokers --kafka-topic k --sasl-username u
 	check --sasl-username --brokers h --kafka-topic k
@@ -109,7 +72,7 @@ lines_of() {
 	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
 	"$KSRC" --topic out --bus "$BUS" --brokers "$KAFKA" --kafka-topic "$ID" --kafka-group "$ID" 2>"$T/ksrc.err" &
 	PIDS+=($!)
-	run lines_of out 3000
+	run wait_topic out 3000
 	[ "$status" -eq 0 ]
 	sort <"$T/in.jsonl" >"$T/want"
 	printf '%s\n' "$output" | sort >"$T/got"
@@ -123,7 +86,7 @@ lines_of() {
 	run --separate-stderr timeout 60 "$KS" --topic in --bus "$BUS" --from beginning --stop-at-end \
 		--brokers "$KAFKA" --kafka-topic "$ID" --batch-max-bytes 2048
 	[ "$status" -eq 0 ] || { echo "$stderr"; false; }
-	run --separate-stderr timeout 30 "$SNK" --topic in.dlq --bus "$BUS" --path - --from beginning --stop-at-end --output full
+	run --separate-stderr read_topic in.dlq --output full
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | wc -l)" -eq 1 ]
 	echo "$output" | jq -e '(.value.big | length) == 3000 and ((.headers | map({(.key): .value}) | add) as $h

@@ -25,11 +25,6 @@ teardown() {
 	nats_teardown
 }
 
-# feed TOPIC: publishes standard input's lines to TOPIC on $BUS.
-feed() {
-	"$SRC" --topic "$1" --bus "$BUS" --path - 2>/dev/null
-}
-
 @test "metadata names the connector and its options; the URL is write-only" {
 	run --separate-stderr "$NK" metadata
 	[ "$status" -eq 0 ]
@@ -44,13 +39,7 @@ feed() {
 }
 
 @test "bad flags exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$NK" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$NK" --topic t --bus "$BUS" "${@:2}"; }
 	check --subject
 	check --subject --subject 'orders.>'
 	check --subject-from-key --subject a --subject-from-key
@@ -61,7 +50,7 @@ feed() {
 
 @test "JetStream: 10,000 records in order, committed only after the acks" {
 	stream "S$ID" "$ID.>"
-	seq 1 10000 | sed 's/.*/{"n":&}/' | feed orders
+	seq 1 10000 | sed 's/.*/{"n":&}/' | publish orders
 	run --separate-stderr "$NK" --topic orders --bus "$BUS" --subject "$ID.orders" --jetstream --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
 	diff <(seq 1 10000) <("$NATSC" stream-get --min 10000 "S$ID" | jq .n)
@@ -77,12 +66,12 @@ feed() {
 	sub=$!
 	PIDS+=($sub)
 	for _ in $(seq 1 100); do grep -q ready "$T/sub.err" && break; sleep 0.1; done
-	printf '{"a":1}\n' | feed nokey
+	printf '{"a":1}\n' | publish nokey
 	run --separate-stderr "$NK" --topic nokey --bus "$BUS" --subject-from-key --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
 	[ "$(topic nokey.dlq)" = '{"a":1}' ]
 	topic nokey.dlq --output full | jq -e '.headers | map({(.key): .value}) | add | .["culvert.error"] | test("no key")'
-	printf 'one\ntwo\nthree\n' | feed plain
+	printf 'one\ntwo\nthree\n' | publish plain
 	run --separate-stderr "$NK" --topic plain --bus "$BUS" --subject "$ID.x" --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
 	wait $sub
@@ -91,7 +80,7 @@ feed() {
 
 @test "a record no stream takes goes to the dead-letter topic; the others are written" {
 	stream "S$ID" "$ID.ok"
-	printf '{"n":1}\n' | feed a
+	printf '{"n":1}\n' | publish a
 	run --separate-stderr "$NK" --topic a --bus "$BUS" --subject "$ID.nostream" --jetstream --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
 	topic a.dlq --output full | jq -e '(.headers | map({(.key): .value}) | add) as $h
@@ -106,16 +95,16 @@ feed() {
 	start_server "$port" "$T/store"
 	U="nats://127.0.0.1:$port"
 	"$NATSC" --url "$U" stream-add "S$ID" "$ID"
-	seq 1 3000 | sed 's/.*/{"n":&}/' | feed r
+	seq 1 3000 | sed 's/.*/{"n":&}/' | publish r
 	"$NK" --topic r --bus "$BUS" --url "$U" --subject "$ID" --jetstream --from beginning >/dev/null 2>"$T/snk.err" &
 	pid=$!
 	PIDS+=($pid)
 	"$NATSC" --url "$U" stream-get --min 3000 "S$ID" >/dev/null
 	stop_server
-	seq 3001 6000 | sed 's/.*/{"n":&}/' | feed r
+	seq 3001 6000 | sed 's/.*/{"n":&}/' | publish r
 	sleep 1
 	start_server "$port" "$T/store"
-	seq 6001 10000 | sed 's/.*/{"n":&}/' | feed r
+	seq 6001 10000 | sed 's/.*/{"n":&}/' | publish r
 	"$NATSC" --url "$U" stream-get --min 10000 "S$ID" >/dev/null
 	stop_cleanly $pid "$T/snk.err"
 	grep -q "reconnected to nats" "$T/snk.err"
@@ -132,7 +121,7 @@ feed() {
 	start_server "$port" "$T/store" --tls --tlscert "$T/cert.pem" --tlskey "$T/key.pem"
 	U="tls://127.0.0.1:$port"
 	"$NATSC" --url "$U" --ca "$T/ca.pem" stream-add "S$ID" "$ID"
-	seq 1 100 | sed 's/.*/{"n":&}/' | feed tls
+	seq 1 100 | sed 's/.*/{"n":&}/' | publish tls
 	run --separate-stderr "$NK" --topic tls --bus "$BUS" --url "$U?tls_ca=$T/ca.pem" --subject "$ID" --jetstream --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
 	diff <(seq 1 100) <("$NATSC" --url "$U" --ca "$T/ca.pem" stream-get "S$ID" | jq .n)

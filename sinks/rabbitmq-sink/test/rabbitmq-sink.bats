@@ -10,18 +10,14 @@ bats_require_minimum_version 1.5.0
 
 load ../../../scripts/test/common
 
-URL=amqp://guest:guest@127.0.0.1:5672
+URL=$RABBITMQ_URL
 
 setup() {
 	culvert_setup
 	RK="$CULVERT_BIN/rabbitmq-sink"
 	[ -x "$RK" ]
 	Q="culvert-bats-snk-$$-$RANDOM$RANDOM"
-	# Other tests restart the shared RabbitMQ now and then: wait for it.
-	for _ in $(seq 1 60); do
-		amqp-declare-queue -u "$URL" -d -q "$Q" >/dev/null 2>&1 && break
-		sleep 0.5
-	done
+	rabbitmq_queue "$Q"
 	# amqp-consume runs a command per message: this one prints the body as a line.
 	printf '#!/bin/sh\ncat\necho\n' >"$T/line"
 	chmod +x "$T/line"
@@ -33,19 +29,9 @@ teardown() {
 	amqp-delete-queue -u "$URL" -q "$Q" >/dev/null 2>&1 || true
 }
 
-# publish TOPIC: publishes each line of standard input as a record of TOPIC.
-publish() {
-	timeout 30 "$SRC" --topic "$1" --bus "$BUS" --path - 2>/dev/null
-}
-
 # consume N: the bodies of the next N messages of the queue, one per line.
 consume() {
 	timeout 60 amqp-consume -u "$URL" -q "$Q" -c "$1" -p 100 "$T/line"
-}
-
-# ready_messages: how many messages wait in the queue.
-ready_messages() {
-	rabbitmqctl -q list_queues name messages | awk -v q="$Q" '$1 == q { print $2 }'
 }
 
 @test "metadata names the connector and marks the URL secret" {
@@ -63,14 +49,7 @@ ready_messages() {
 }
 
 @test "bad flags exit 2, name the option and never show the password" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$RK" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[[ "$stderr" != *s3cret* ]] || { echo "$*: shows the password: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$RK" --topic t --bus "$BUS" "${@:2}"; }
 	check --url --routing-key q
 	check --url --url 'ftp://u:s3cret@h'
 	check --routing-key-from-key --url "$URL" --routing-key q --routing-key-from-key
@@ -91,20 +70,20 @@ ready_messages() {
 	seq 1 10000 | publish orders
 	run --separate-stderr timeout 60 "$RK" --topic orders --bus "$BUS" --url "$URL" --routing-key "$Q" --mandatory --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
-	[ "$(ready_messages)" = 10000 ]
+	[ "$(rabbitmq_ready "$Q")" = 10000 ]
 	diff <(seq 1 200) <(consume 200)
-	[ "$(ready_messages)" = 9800 ]
+	[ "$(rabbitmq_ready "$Q")" = 9800 ]
 	# A second run of the same group has nothing left to send.
 	run --separate-stderr timeout 60 "$RK" --topic orders --bus "$BUS" --url "$URL" --routing-key "$Q" --stop-at-end
 	[ "$status" -eq 0 ]
-	[ "$(ready_messages)" = 9800 ]
+	[ "$(rabbitmq_ready "$Q")" = 9800 ]
 }
 
 @test "unroutable records go to the dead-letter topic with the reply" {
 	printf '{"n":1}\n{"n":2}\n' | publish orders
 	run --separate-stderr timeout 60 "$RK" --topic orders --bus "$BUS" --url "$URL" --routing-key "no-such-queue-$Q" --mandatory --from beginning --stop-at-end
 	[ "$status" -eq 0 ]
-	timeout 30 "$SNK" --topic orders.dlq --bus "$BUS" --path - --from beginning --stop-at-end --output full 2>/dev/null >"$T/dead"
+	read_topic orders.dlq --output full >"$T/dead"
 	[ "$(wc -l <"$T/dead")" = 2 ]
 	jq -e -s '.[0].value == {"n":1} and (.[0].headers | from_entries | .["amqp.reply_code"] == "312" and .["amqp.reply_text"] == "NO_ROUTE" and .["culvert.stage"] == "sink")' "$T/dead"
 }
@@ -128,7 +107,7 @@ ready_messages() {
 	kill "$FEED"
 	stop_cleanly "$PID" "$T/err"
 	PID=
-	left=$(ready_messages)
+	left=$(rabbitmq_ready "$Q")
 	[ "$left" -eq 0 ] || consume "$left" >>"$T/rest"
 	# Every record arrived; duplicates (a batch sent again after the restart) are allowed.
 	diff <(seq 101 600) <(sort -n -u "$T/rest")

@@ -12,9 +12,9 @@ load ../../../scripts/test/common
 
 setup_file() {
 	local src="$BATS_TEST_DIRNAME/../../../sources/websocket-source"
-	(cd "$src" && go build -o "$BATS_FILE_TMPDIR/wsserver" ./test/wsserver)
+	build_helper "$src" ./test/wsserver "$BATS_FILE_TMPDIR/wsserver"
 	if [ ! -x "$CULVERT_BIN/websocket-source" ]; then
-		(cd "$src" && CGO_ENABLED=0 go build -o "$BATS_FILE_TMPDIR/websocket-source" .)
+		build_helper "$src" . "$BATS_FILE_TMPDIR/websocket-source"
 	fi
 }
 
@@ -31,36 +31,6 @@ teardown() {
 	for p in ${PIDS:-}; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
 }
 
-# topic TOPIC: every value of TOPIC, one per line.
-topic() {
-	timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" 2>/dev/null
-}
-
-# wait_topic TOPIC N: waits until TOPIC has at least N records.
-wait_topic() {
-	local n=0
-	for _ in $(seq 1 150); do
-		n=$(topic "$1" | wc -l)
-		[ "$n" -ge "$2" ] && return 0
-		sleep 0.2
-	done
-	echo "topic $1 has $n of $2 records"
-	return 1
-}
-
-# free_addr: a loopback address nothing listens on (from the test server).
-free_addr() {
-	local out="$T/free.$RANDOM" pid
-	"$WSSERVER" -addr 127.0.0.1:0 >"$out" 2>/dev/null &
-	pid=$!
-	for _ in $(seq 1 100); do
-		[ -s "$out" ] && break
-		sleep 0.05
-	done
-	{ kill -9 "$pid" && wait "$pid"; } 2>/dev/null || true
-	head -1 "$out"
-}
-
 @test "metadata, version and --help" {
 	run --separate-stderr "$WSK" metadata
 	[ "$status" -eq 0 ]
@@ -73,14 +43,7 @@ free_addr() {
 }
 
 @test "bad flags and values exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$WSK" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[ -z "$output" ] || { echo "$*: wrote to stdout: $output"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$WSK" --topic t --bus "$BUS" "${@:2}"; }
 	check --listen
 	check --url --listen :8080 --url ws://h/
 	check --listen --listen 8080
@@ -95,7 +58,7 @@ free_addr() {
 }
 
 @test "broadcast to two clients (websocket-source processes): each gets every record, in order" {
-	addr=$(free_addr)
+	addr=127.0.0.1:$(free_port)
 	seq 1 2000 | sed 's/^/{"n":/; s/$/}/' >"$T/in.jsonl"
 	"$WSK" --topic in --bus "$BUS" --listen "$addr" --path /orders --wait-for-clients 2 --from beginning >/dev/null 2>"$T/sink.err" 3>&- &
 	sink=$!
@@ -120,8 +83,8 @@ free_addr() {
 	stop_cleanly "$pid_a" "$T/a.err"
 	stop_cleanly "$pid_b" "$T/b.err"
 	cat "$T/in.jsonl" "$T/more.jsonl" >"$T/want"
-	diff "$T/want" <(topic a)
-	diff "$T/want" <(topic b)
+	diff "$T/want" <(read_topic a)
+	diff "$T/want" <(read_topic b)
 	grep -q 'waiting for clients' "$T/sink.err"
 }
 
@@ -144,7 +107,7 @@ free_addr() {
 }
 
 @test "--url with nothing listening and --max-retries: exit 1 with one clear message" {
-	addr=$(free_addr)
+	addr=127.0.0.1:$(free_port)
 	run --separate-stderr timeout 30 "$WSK" --topic in --bus "$BUS" --url "ws://$addr/" --max-retries 1
 	[ "$status" -eq 1 ]
 	[ "$(echo "$stderr" | grep -c 'giving up after 2 failed connection attempts (--max-retries 1)')" -eq 1 ]

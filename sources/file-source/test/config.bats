@@ -26,14 +26,10 @@ setup() {
 	YAML
 }
 
-topic() {
-	timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" 2>/dev/null
-}
-
 @test "a config file runs the connector with its transforms in order" {
 	run --separate-stderr "$SRC" --config "$T/c.yaml" --bus "$BUS"
 	[ "$status" -eq 0 ]
-	[ "$(topic from-file | jq -c -s .)" = '[{"amount":60,"priority":"HIGH"},{"amount":70,"priority":"HIGH"}]' ]
+	[ "$(read_topic from-file | jq -c -s .)" = '[{"amount":60,"priority":"HIGH"},{"amount":70,"priority":"HIGH"}]' ]
 }
 
 @test "precedence: a flag beats the environment, which beats the file, which beats the default" {
@@ -49,14 +45,14 @@ topic() {
 	# A real run publishes to the flag's topic.
 	CULVERT_TOPIC=from-env run --separate-stderr "$SRC" --config "$T/c.yaml" --bus "$BUS" --topic from-flag
 	[ "$status" -eq 0 ]
-	[ "$(topic from-flag | wc -l)" -eq 2 ]
+	[ "$(read_topic from-flag | wc -l)" -eq 2 ]
 }
 
 @test "a JSON config file works too" {
 	printf '{"meta": {"type": "file-source", "topic": "j"}, "file": {"path": "%s"}, "transforms": [{"filter": ".amount > 65"}]}\n' "$T/orders.jsonl" >"$T/c.json"
 	run --separate-stderr "$SRC" --config "$T/c.json" --bus "$BUS"
 	[ "$status" -eq 0 ]
-	[ "$(topic j | jq -c -s .)" = '[{"amount":70}]' ]
+	[ "$(read_topic j | jq -c -s .)" = '[{"amount":70}]' ]
 }
 
 @test "validate prints valid and exits 0 without running" {
@@ -104,7 +100,7 @@ topic() {
 	[ "$status" -eq 0 ]
 	[[ "$stderr" != *"s3cr3t-9a8b"* ]]
 	# The records do carry it: secrets are redacted from output, not from data.
-	[ "$(topic s | jq -r .token | sort -u)" = s3cr3t-9a8b ]
+	[ "$(read_topic s | jq -r .token | sort -u)" = s3cr3t-9a8b ]
 	# A transform that fails logs its step, with the secret redacted.
 	sed 's/map: .*/map: '"'"'.amount.x = "${{ secrets.FILE_SECRET }}"'"'"'/' "$T/s.yaml" >"$T/s2.yaml"
 	grep -q 'amount.x = "${{ secrets.FILE_SECRET }}"' "$T/s2.yaml"

@@ -12,13 +12,6 @@ setup() {
 	ROOT="$(cd "$BATS_TEST_DIRNAME/../../.." && pwd)"
 }
 
-# topic TOPIC [file-sink options]: every value of TOPIC, one per line.
-topic() {
-	local t=$1
-	shift
-	timeout 30 "$SNK" --topic "$t" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" "$@" 2>/dev/null
-}
-
 gen_orders() {
 	if [ -x "$CULVERT_BIN/gen-orders" ]; then
 		"$CULVERT_BIN/gen-orders" "$@"
@@ -67,14 +60,7 @@ gen_orders() {
 
 @test "bad flags and values exit 2 and name the option" {
 	printf 'x\n' >"$T/in"
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$SRC" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[ -z "$output" ] || { echo "$*: wrote to stdout: $output"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$SRC" --topic t --bus "$BUS" "${@:2}"; }
 	check --batch-size --path "$T/in" --batch-size 0
 	check --from --path "$T/in" --from middle
 	check --filter --path "$T/in" --filter '.a >'
@@ -99,13 +85,13 @@ gen_orders() {
 	printf '{"a":1}\n{"a":2}\n{"a":3}\n' >"$T/in"
 	CULVERT_TOPIC=envtopic CULVERT_FILTER='.a >= 2' run --separate-stderr "$SRC" --bus "$BUS" --path "$T/in"
 	[ "$status" -eq 0 ]
-	[ "$(topic envtopic | jq -c -s .)" = '[{"a":2},{"a":3}]' ]
+	[ "$(read_topic envtopic | jq -c -s .)" = '[{"a":2},{"a":3}]' ]
 
 	CULVERT_TOPIC=envtopic CULVERT_FILTER='.a >= 2' run --separate-stderr "$SRC" --bus "$BUS" --path "$T/in" --topic flagtopic --filter '.a == 1'
 	[ "$status" -eq 0 ]
-	[ "$(topic flagtopic | jq -c -s .)" = '[{"a":1}]' ]
+	[ "$(read_topic flagtopic | jq -c -s .)" = '[{"a":1}]' ]
 	# The flag's topic got it, not the environment's.
-	[ "$(topic envtopic | wc -l)" -eq 2 ]
+	[ "$(read_topic envtopic | wc -l)" -eq 2 ]
 }
 
 @test "the orders example: filter and priority map, end to end" {
@@ -132,18 +118,18 @@ gen_orders() {
 	"$SRC" --topic t --bus "$BUS" --path "$T/in" 2>/dev/null
 	printf 'three\n' >>"$T/in"
 	"$SRC" --topic t --bus "$BUS" --path "$T/in" 2>/dev/null
-	[ "$(topic t | paste -sd,)" = "one,two,three" ]
+	[ "$(read_topic t | paste -sd,)" = "one,two,three" ]
 }
 
 @test "standard input with --path -" {
 	run --separate-stderr bash -c "printf '{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}' | '$SRC' --topic in --bus '$BUS' --path - --filter '.a != 2'"
 	[ "$status" -eq 0 ]
-	[ "$(topic in | jq -c -s .)" = '[{"a":1},{"a":3}]' ]
+	[ "$(read_topic in | jq -c -s .)" = '[{"a":1},{"a":3}]' ]
 }
 
 @test "a NUL delimiter, as in find -print0" {
 	printf 'a b\0c\nd\0\0e' | "$SRC" --topic nul --bus "$BUS" --path - --delimiter '\0' 2>/dev/null
-	run --separate-stderr topic nul --output full
+	run --separate-stderr read_topic nul --output full
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | jq -c -s 'map(.value)')" = '["a b","c\nd","e"]' ]
 }
@@ -153,8 +139,8 @@ gen_orders() {
 	run --separate-stderr "$SRC" --topic orders --bus "$BUS" --path "$T/in" --map '.b = 1'
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *dead-letter* ]]
-	[ "$(topic orders | jq -c -s .)" = '[{"a":1,"b":1},{"a":2,"b":1}]' ]
-	run --separate-stderr topic orders.dlq --output full
+	[ "$(read_topic orders | jq -c -s .)" = '[{"a":1,"b":1},{"a":2,"b":1}]' ]
+	run --separate-stderr read_topic orders.dlq --output full
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | wc -l)" -eq 1 ]
 	echo "$output" | jq -e '.value == "not json"'
@@ -169,15 +155,15 @@ gen_orders() {
 	run --separate-stderr "$SRC" --topic orders --bus "$BUS" --path "$T/in" --map . --on-error fail
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"offset 8"* ]]
-	[ -z "$(topic orders)" ]
-	[ -z "$(topic orders.dlq)" ]
+	[ -z "$(read_topic orders)" ]
+	[ -z "$(read_topic orders.dlq)" ]
 }
 
 @test "without a transform, lines that are not JSON pass untouched" {
 	printf 'plain text\n{broken\n' >"$T/in"
 	"$SRC" --topic logs --bus "$BUS" --path "$T/in" 2>/dev/null
-	[ "$(topic logs | paste -sd'|')" = "plain text|{broken" ]
-	[ -z "$(topic logs.dlq)" ]
+	[ "$(read_topic logs | paste -sd'|')" = "plain text|{broken" ]
+	[ -z "$(read_topic logs.dlq)" ]
 }
 
 @test "SIGTERM stops --follow with status 0; a restart neither repeats nor skips" {
@@ -188,7 +174,7 @@ gen_orders() {
 	for i in 1 2 3; do echo "{\"n\":$i}" >>"$log"; done
 	n=0
 	for try in $(seq 1 100); do
-		n=$(topic logs | wc -l)
+		n=$(read_topic logs | wc -l)
 		[ "$n" -ge 3 ] && break
 		sleep 0.1
 	done
@@ -197,7 +183,7 @@ gen_orders() {
 	stop_cleanly $pid "$T/src.err"
 	# Line 4 was published before the exit or is published by the restart: once either way.
 	timeout 30 "$SRC" --topic logs --bus "$BUS" --path "$log" 2>/dev/null
-	[ "$(topic logs | jq -c -s 'map(.n)')" = '[1,2,3,4]' ]
+	[ "$(read_topic logs | jq -c -s 'map(.n)')" = '[1,2,3,4]' ]
 }
 
 @test "SIGTERM stops a source reading an idle standard input with status 0" {
@@ -208,7 +194,7 @@ gen_orders() {
 	printf 'first\n' >&4
 	n=0
 	for try in $(seq 1 100); do
-		n=$(topic s | wc -l)
+		n=$(read_topic s | wc -l)
 		[ "$n" -ge 1 ] && break
 		sleep 0.1
 	done
@@ -217,5 +203,5 @@ gen_orders() {
 	exec 4>&-
 	[ "$rc" -eq 0 ]
 	[ "$n" -eq 1 ]
-	[ "$(topic s)" = first ]
+	[ "$(read_topic s)" = first ]
 }

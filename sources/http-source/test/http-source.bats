@@ -19,33 +19,13 @@ teardown() {
 	[ -z "${HS_PID:-}" ] || kill -9 "$HS_PID" 2>/dev/null || true
 }
 
-# topic TOPIC: every value of TOPIC, one per line, read with file-sink.
-topic() {
-	timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" 2>/dev/null
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT: wait until something listens on PORT.
-wait_port() {
-	for _ in $(seq 1 100); do
-		(echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$HS_PID" 2>/dev/null || { cat "$T/hs.err"; return 1; }
-		sleep 0.1
-	done
-	echo "nothing listens on $1"
-	return 1
-}
-
 # webhook OPTIONS...: start the webhook on a free port; sets URL and HS_PID.
 webhook() {
 	PORT=$(free_port)
 	URL="http://127.0.0.1:$PORT"
 	"$HS" --topic hooks --bus "$BUS" --listen "127.0.0.1:$PORT" "$@" >/dev/null 2>"$T/hs.err" 3>&- &
 	HS_PID=$!
-	wait_port "$PORT"
+	wait_port "$PORT" "$HS_PID" "$T/hs.err"
 }
 
 # code ARGS...: the HTTP status curl gets.
@@ -68,14 +48,7 @@ code() {
 }
 
 @test "bad flags exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$HS" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[ -z "$output" ] || { echo "$*: wrote to stdout: $output"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$HS" --topic t --bus "$BUS" "${@:2}"; }
 	check --endpoint
 	check --endpoint --endpoint ftp://x/y
 	check --interval --endpoint http://127.0.0.1:1/ --interval 0s
@@ -94,7 +67,7 @@ code() {
 	[ "$(code -X POST -H 'X-Event: push' --data '{"order_id":"o-1"}' "$URL/hook")" = 200 ]
 	[ "$(cat "$T/body")" = '{"records":1}' ]
 	# Right after the 200, without stopping the source, the record is on the topic.
-	run topic hooks
+	run read_topic hooks
 	[ "$status" -eq 0 ]
 	[ "$output" = '{"order_id":"o-1"}' ]
 	# NDJSON: one record per line.
@@ -103,9 +76,9 @@ code() {
 	[ "$(code -X POST --data x "$URL/other")" = 404 ]
 	stop_cleanly "$HS_PID" "$T/hs.err"
 	HS_PID=
-	run topic hooks
+	run read_topic hooks
 	[ "$output" = $'{"order_id":"o-1"}\n{"n":1}\n{"n":2}' ]
-	timeout 30 "$SNK" --topic hooks --bus "$BUS" --path - --from beginning --stop-at-end --output full 2>/dev/null | head -1 |
+	read_topic hooks --output full | head -1 |
 		jq -e '(.headers | from_entries) as $h | $h["http.method"] == "POST" and $h["http.path"] == "/hook" and $h["x-event"] == "push"'
 }
 
@@ -118,7 +91,7 @@ code() {
 	stop_cleanly "$HS_PID" "$T/hs.err"
 	HS_PID=
 	! grep -q s3cret-token "$T/hs.err"
-	run topic hooks
+	run read_topic hooks
 	[ "$output" = '{"a":2}' ]
 }
 
@@ -132,7 +105,7 @@ code() {
 	stop_cleanly "$HS_PID" "$T/hs.err"
 	HS_PID=
 	! grep -q hook-key "$T/hs.err"
-	run topic hooks
+	run read_topic hooks
 	[ "$output" = "$body" ]
 }
 
@@ -142,7 +115,7 @@ code() {
 	PORT=$(free_port)
 	python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$T/www" >/dev/null 2>"$T/srv.err" &
 	SRV_PID=$!
-	HS_PID=$SRV_PID wait_port "$PORT"
+	wait_port "$PORT" "$SRV_PID" "$T/srv.err"
 	"$HS" --topic items --bus "$BUS" --endpoint "http://127.0.0.1:$PORT/items.json" --interval 100ms --arraymap '.[]' \
 		>/dev/null 2>"$T/hs.err" 3>&- &
 	HS_PID=$!
@@ -153,7 +126,7 @@ code() {
 	stop_cleanly "$HS_PID" "$T/hs.err"
 	HS_PID=
 	[ "$(grep -c '"GET /items.json HTTP/1.1" 304' "$T/srv.err")" -ge 4 ]
-	run topic items
+	run read_topic items
 	[ "$output" = $'{"id":1}\n{"id":2}' ]
 }
 

@@ -10,25 +10,11 @@ bats_require_minimum_version 1.5.0
 load ../../../scripts/test/common
 
 setup_file() {
-	ROOT="$(cd "$BATS_TEST_DIRNAME/../../.." && pwd)"
-	if [ ! -x "$CULVERT_BIN/kfake" ]; then
-		(cd "$ROOT" && go build -o "$CULVERT_BIN/" ./scripts/kfake)
-	fi
-	if [ ! -x "$CULVERT_BIN/kafka-sink" ]; then
-		(cd "$ROOT/sinks/kafka-sink" && go build -o "$CULVERT_BIN/" .)
-	fi
-	"$CULVERT_BIN/kfake" >"$BATS_FILE_TMPDIR/kfake.out" 2>"$BATS_FILE_TMPDIR/kfake.err" 3>&- &
-	echo $! >"$BATS_FILE_TMPDIR/kfake.pid"
-	for _ in $(seq 1 100); do
-		[ -s "$BATS_FILE_TMPDIR/kfake.out" ] && break
-		sleep 0.1
-	done
-	export KAFKA="$(head -1 "$BATS_FILE_TMPDIR/kfake.out")"
-	[ -n "$KAFKA" ] || { cat "$BATS_FILE_TMPDIR/kfake.err" >&2; return 1; }
+	kfake_setup_file sinks/kafka-sink
 }
 
 teardown_file() {
-	kill -TERM "$(cat "$BATS_FILE_TMPDIR/kfake.pid")" 2>/dev/null || true
+	kfake_teardown_file
 }
 
 setup() {
@@ -45,25 +31,9 @@ teardown() {
 
 # to_kafka N: produces N JSON records {"seq":1..N} to the Kafka topic $ID.
 to_kafka() {
-	seq 1 "$1" | sed 's/.*/{"seq":&}/' | "$SRC" --topic "feed$ID" --bus "$BUS" --path - 2>/dev/null
+	seq 1 "$1" | sed 's/.*/{"seq":&}/' | publish "feed$ID"
 	timeout 60 "$KS" --topic "feed$ID" --bus "$BUS" --from beginning --stop-at-end --group "feed$ID" \
 		--brokers "$KAFKA" --kafka-topic "$ID" 2>/dev/null
-}
-
-# distinct_on TOPIC N: waits (up to 30s) until TOPIC on the bus has N
-# distinct values and prints them sorted.
-distinct_on() {
-	local out
-	for i in $(seq 1 150); do
-		out=$(timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "check$i-$RANDOM" 2>/dev/null | sort -u)
-		if [ "$(printf '%s' "$out" | grep -c '')" -ge "$2" ]; then
-			printf '%s\n' "$out"
-			return 0
-		fi
-		sleep 0.2
-	done
-	printf '%s\n' "$out"
-	return 1
 }
 
 @test "metadata names the connector and its Kafka options" {
@@ -82,14 +52,7 @@ distinct_on() {
 }
 
 @test "bad flags exit 2 and name the option; the password never shows" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$KSRC" --topic t --bus "$BUS" --sasl-username u --sasl-password s3cret "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[[ "$stderr" != *s3cret* ]] || { echo "$*: the password shows: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$KSRC" --topic t --bus "$BUS" --sasl-username u --sasl-password s3cret "${@:2}"; }
 	check --kafka-topic --brokers h
 	check --kafka-topic-regex --brokers h --kafka-topic-regex '('
 	check --brokers --kafka-topic k
@@ -100,10 +63,10 @@ distinct_on() {
 	to_kafka 3
 	"$KSRC" --topic out --bus "$BUS" --brokers "$KAFKA" --kafka-topic "$ID" --kafka-group "$ID" 2>"$T/err" &
 	PIDS+=($!)
-	run distinct_on out 3
+	run wait_distinct out 3
 	[ "$status" -eq 0 ]
 	stop_cleanly "${PIDS[0]}" "$T/err"
-	run --separate-stderr timeout 30 "$SNK" --topic out --bus "$BUS" --path - --from beginning --stop-at-end --output full --group full
+	run --separate-stderr read_topic out --output full
 	echo "$output" | jq -e -s --arg t "$ID" 'length == 3 and all(.[]; (.headers | map({(.key): .value}) | add) as $h
 		| $h["kafka.topic"] == $t and ($h["kafka.partition"] | test("^[0-9]+$")) and ($h["kafka.offset"] | test("^[0-9]+$")))'
 }
@@ -116,17 +79,17 @@ distinct_on() {
 		--batch-size 200 --session-timeout 2s --map '. as $x | reduce range(0; 1000) as $i (0; . + 1) | $x' 2>/dev/null &
 	pid=$!
 	PIDS+=($pid)
-	run distinct_on out 1
+	run wait_distinct out 1
 	[ "$status" -eq 0 ]
 	kill -9 $pid
-	run distinct_on out 0
+	run wait_distinct out 0
 	at_kill=$(printf '%s' "$output" | grep -c '' || true)
 	echo "records on the bus at the kill: $at_kill"
 	[ "$at_kill" -gt 0 ] && [ "$at_kill" -lt 20000 ]
 	# The new member gets the partitions once the killed one's session (2s) expired.
 	"$KSRC" --topic out --bus "$BUS" --brokers "$KAFKA" --kafka-topic "$ID" --kafka-group "$ID" --session-timeout 2s 2>"$T/err" &
 	PIDS+=($!)
-	run distinct_on out 20000
+	run wait_distinct out 20000
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | wc -l)" -eq 20000 ]
 	stop_cleanly "${PIDS[1]}" "$T/err"
@@ -137,9 +100,9 @@ distinct_on() {
 	"$KSRC" --topic out --bus "$BUS" --brokers "$KAFKA" --kafka-topic "$ID" --kafka-group "$ID" --start-offset latest 2>"$T/err" &
 	PIDS+=($!)
 	sleep 2
-	seq 6 7 | sed 's/.*/{"seq":&}/' | "$SRC" --topic "feed$ID" --bus "$BUS" --path - 2>/dev/null
+	seq 6 7 | sed 's/.*/{"seq":&}/' | publish "feed$ID"
 	timeout 60 "$KS" --topic "feed$ID" --bus "$BUS" --stop-at-end --group "feed$ID" --brokers "$KAFKA" --kafka-topic "$ID" 2>/dev/null
-	run distinct_on out 2
+	run wait_distinct out 2
 	[ "$status" -eq 0 ]
 	[ "$(printf '%s\n' "$output" | paste -sd,)" = '{"seq":6},{"seq":7}' ]
 	stop_cleanly "${PIDS[0]}" "$T/err"

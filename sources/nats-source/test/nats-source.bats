@@ -39,13 +39,7 @@ teardown() {
 }
 
 @test "bad flags exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$NS" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$NS" --topic t --bus "$BUS" "${@:2}"; }
 	check --subject
 	check --subject --subject 'a.>.b'
 	check --queue-group --stream S --queue-group q

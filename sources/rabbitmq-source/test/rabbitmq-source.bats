@@ -9,19 +9,14 @@ bats_require_minimum_version 1.5.0
 
 load ../../../scripts/test/common
 
-URL=amqp://guest:guest@127.0.0.1:5672
+URL=$RABBITMQ_URL
 
 setup() {
 	culvert_setup
 	RS="$CULVERT_BIN/rabbitmq-source"
 	[ -x "$RS" ]
 	Q="culvert-bats-src-$$-$RANDOM$RANDOM"
-	# Other tests restart the shared RabbitMQ now and then: wait for it.
-	for _ in $(seq 1 60); do
-		amqp-declare-queue -u "$URL" -d -q "$Q" >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	amqp-declare-queue -u "$URL" -d -q "$Q"
+	rabbitmq_queue "$Q"
 }
 
 teardown() {
@@ -32,25 +27,7 @@ teardown() {
 
 # topic TOPIC: every value of TOPIC, one per line. (amqp-publish -l keeps
 # each line's newline in the message body: blank lines are dropped.)
-topic() {
-	timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" 2>/dev/null | grep -v '^$'
-}
-
-# wait_distinct TOPIC N: waits until TOPIC has N distinct values.
-wait_distinct() {
-	for _ in $(seq 1 300); do
-		[ "$(topic "$1" | sort -u | wc -l)" -ge "$2" ] && return 0
-		kill -0 "$PID" || { cat "$T/err"; return 1; }
-		sleep 0.2
-	done
-	echo "topic $1 has $(topic "$1" | sort -u | wc -l) distinct values, want $2"
-	return 1
-}
-
-# ready_messages: how many messages wait in the queue.
-ready_messages() {
-	rabbitmqctl -q list_queues name messages | awk -v q="$Q" '$1 == q { print $2 }'
-}
+topic() { read_topic "$1" | grep -v '^$'; }
 
 @test "metadata names the connector and marks the URL secret" {
 	run --separate-stderr "$RS" metadata
@@ -67,14 +44,7 @@ ready_messages() {
 }
 
 @test "bad flags exit 2, name the option and never show the password" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$RS" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[[ "$stderr" != *s3cret* ]] || { echo "$*: shows the password: $stderr"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$RS" --topic t --bus "$BUS" "${@:2}"; }
 	check --url --queue q
 	check --queue --url "$URL"
 	check --url --url 'ftp://u:s3cret@h' --queue q
@@ -96,13 +66,13 @@ ready_messages() {
 	seq 1 10000 | amqp-publish -u "$URL" -r "$Q" -l -p -C text/plain
 	"$RS" --topic orders --bus "$BUS" --url "$URL" --queue "$Q" 2>"$T/err" &
 	PID=$!
-	wait_distinct orders 10000
+	wait_distinct orders 10000 "$PID" "$T/err"
 	stop_cleanly "$PID" "$T/err"
 	PID=
 	diff <(seq 1 10000) <(topic orders)
-	[ "$(ready_messages)" = 0 ]
+	[ "$(rabbitmq_ready "$Q")" = 0 ]
 	# Routing key and content type come along.
-	timeout 30 "$SNK" --topic orders --bus "$BUS" --path - --from beginning --stop-at-end --output full 2>/dev/null | head -1 |
+	read_topic orders --output full | head -1 |
 		jq -e --arg q "$Q" '.key == $q and (.headers | from_entries | .["amqp.content_type"] == "text/plain")'
 }
 
@@ -110,31 +80,31 @@ ready_messages() {
 	printf '{"n":1}\nnot json\n{"n":2}\n' | amqp-publish -u "$URL" -r "$Q" -l -p
 	"$RS" --topic orders --bus "$BUS" --url "$URL" --queue "$Q" --map '.n += 10' 2>"$T/err" &
 	PID=$!
-	wait_distinct orders 2
-	wait_distinct orders.dlq 1
+	wait_distinct orders 2 "$PID" "$T/err"
+	wait_distinct orders.dlq 1 "$PID" "$T/err"
 	stop_cleanly "$PID" "$T/err"
 	PID=
 	[ "$(topic orders | tr -d ' ')" = $'{"n":11}\n{"n":12}' ]
 	[[ "$(topic orders.dlq)" == "not json"* ]]
-	[ "$(ready_messages)" = 0 ]
+	[ "$(rabbitmq_ready "$Q")" = 0 ]
 }
 
 @test "a RabbitMQ restart mid-stream: the source recovers by itself, nothing lost" {
 	seq 1 2000 | amqp-publish -u "$URL" -r "$Q" -l -p
 	"$RS" --topic orders --bus "$BUS" --url "$URL" --queue "$Q" --prefetch 20 --batch-size 20 --linger 0s 2>"$T/err" &
 	PID=$!
-	wait_distinct orders 200
+	wait_distinct orders 200 "$PID" "$T/err"
 	RESTARTED=1
 	rabbitmqctl stop_app >/dev/null
 	sleep 1
 	rabbitmqctl start_app >/dev/null
 	RESTARTED=
 	seq 2001 3000 | amqp-publish -u "$URL" -r "$Q" -l -p
-	wait_distinct orders 3000
+	wait_distinct orders 3000 "$PID" "$T/err"
 	stop_cleanly "$PID" "$T/err"
 	PID=
 	diff <(seq 1 3000) <(topic orders | sort -n -u)
 	echo "records: $(topic orders | wc -l) for 3000 messages"
 	grep -q reconnecting "$T/err"
-	[ "$(ready_messages)" = 0 ]
+	[ "$(rabbitmq_ready "$Q")" = 0 ]
 }

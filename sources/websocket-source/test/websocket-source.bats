@@ -8,7 +8,7 @@ bats_require_minimum_version 1.5.0
 load ../../../scripts/test/common
 
 setup_file() {
-	(cd "$BATS_TEST_DIRNAME/.." && go build -o "$BATS_FILE_TMPDIR/wsserver" ./test/wsserver)
+	build_helper "$BATS_TEST_DIRNAME/.." ./test/wsserver "$BATS_FILE_TMPDIR/wsserver"
 }
 
 setup() {
@@ -22,23 +22,6 @@ teardown() {
 	for p in ${PIDS:-}; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
 }
 
-# topic TOPIC: every value of TOPIC, one per line.
-topic() {
-	timeout 30 "$SNK" --topic "$1" --bus "$BUS" --path - --from beginning --stop-at-end --group "bats-$RANDOM$RANDOM" 2>/dev/null
-}
-
-# wait_topic TOPIC N: waits until TOPIC has at least N records.
-wait_topic() {
-	local n=0
-	for _ in $(seq 1 150); do
-		n=$(topic "$1" | wc -l)
-		[ "$n" -ge "$2" ] && return 0
-		sleep 0.2
-	done
-	echo "topic $1 has $n of $2 records"
-	return 1
-}
-
 # server ADDR ARGS...: starts wsserver on ADDR (127.0.0.1:0 for any port);
 # sets SERVER_PID and SERVER_ADDR.
 server() {
@@ -47,11 +30,7 @@ server() {
 	"$WSSERVER" -addr "$addr" "$@" >"$out" 2>>"$T/server.err" &
 	SERVER_PID=$!
 	PIDS="${PIDS:-} $SERVER_PID"
-	for _ in $(seq 1 100); do
-		[ -s "$out" ] && break
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	wait_file "$out" "$SERVER_PID" || true
 	SERVER_ADDR=$(head -1 "$out")
 	[ -n "$SERVER_ADDR" ] || { cat "$T/server.err"; return 1; }
 }
@@ -66,14 +45,7 @@ server() {
 }
 
 @test "bad flags and values exit 2 and name the option" {
-	check() {
-		local want=$1
-		shift
-		run --separate-stderr "$WS" --topic t --bus "$BUS" "$@"
-		[ "$status" -eq 2 ] || { echo "$*: exit $status"; return 1; }
-		[[ "$stderr" == *"$want"* ]] || { echo "$*: stderr does not name $want: $stderr"; return 1; }
-		[ -z "$output" ] || { echo "$*: wrote to stdout: $output"; return 1; }
-	}
+	check() { assert_bad_option "$1" "$WS" --topic t --bus "$BUS" "${@:2}"; }
 	check --url
 	check --url --url http://example.com/
 	check --header --url ws://h/ --header 'Authorization Bearer s3cr3t'
@@ -98,7 +70,7 @@ server() {
 	wait_topic feed 200 || { cat "$T/src.err"; false; }
 	stop_cleanly "$src" "$T/src.err"
 	# Every message of both servers, once, in order.
-	diff <(topic feed) <(for i in $(seq 0 199); do echo "msg-$i"; done)
+	diff <(read_topic feed) <(for i in $(seq 0 199); do echo "msg-$i"; done)
 	# The subscribe messages were sent on both connections, in order.
 	[ "$(cat "$T/subs")" = "$(printf '%s\n' '{"op":"subscribe","channel":"orders"}' second '{"op":"subscribe","channel":"orders"}' second)" ]
 	grep -q 'connection lost, reconnecting' "$T/src.err"
