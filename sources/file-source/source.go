@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -49,7 +47,7 @@ type Options struct {
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := unescape(o.Delimiter); err != nil {
+	if _, err := schema.Unescape(o.Delimiter); err != nil {
 		return schema.Invalid("delimiter", "%v", err)
 	}
 	if o.Path == "-" && o.Follow {
@@ -60,40 +58,6 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
-
-// unescape turns a --delimiter value into bytes. It understands Go's string
-// escapes, plus \0 for NUL (Go wants three octal digits) and a bare double
-// quote.
-func unescape(s string) ([]byte, error) {
-	var q strings.Builder
-	q.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"':
-			q.WriteString(`\"`)
-		case c == '\\' && i+1 < len(s):
-			if s[i+1] == '0' && !(i+3 < len(s) && isOctal(s[i+2]) && isOctal(s[i+3])) {
-				q.WriteString(`\x00`)
-			} else {
-				q.WriteString(s[i : i+2])
-			}
-			i++
-		default:
-			q.WriteByte(c)
-		}
-	}
-	q.WriteByte('"')
-	u, err := strconv.Unquote(q.String())
-	if err != nil {
-		return nil, fmt.Errorf("not a valid delimiter: %q", s)
-	}
-	if u == "" {
-		return nil, errors.New("must not be empty")
-	}
-	return []byte(u), nil
-}
-
-func isOctal(c byte) bool { return '0' <= c && c <= '7' }
 
 // position is what file-source saves: which file (by device and inode) and
 // the byte offset after the last record published.
@@ -128,7 +92,7 @@ type chunk struct {
 }
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
-	delim, err := unescape(opts.Delimiter)
+	delim, err := schema.Unescape(opts.Delimiter)
 	if err != nil {
 		return nil, schema.Invalid("delimiter", "%v", err)
 	}

@@ -143,7 +143,7 @@ func (o *Options) Validate() error {
 		if o.OutputParts != "body" {
 			return schema.Invalid("output_parts", "is for poll mode, not --stream")
 		}
-		if _, err := unescape(o.Delimiter); err != nil {
+		if _, err := schema.Unescape(o.Delimiter); err != nil {
 			return schema.Invalid("delimiter", "%v", err)
 		}
 		if o.IdleTimeout < 0 {
@@ -255,36 +255,3 @@ func compileNextURL(expr string) (*gojq.Code, error) {
 	}
 	return code, nil
 }
-
-// unescape turns a --delimiter value into bytes. It understands Go's string
-// escapes, plus \0 for NUL and a bare double quote (as file-source does).
-func unescape(s string) ([]byte, error) {
-	var q strings.Builder
-	q.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"':
-			q.WriteString(`\"`)
-		case c == '\\' && i+1 < len(s):
-			if s[i+1] == '0' && !(i+3 < len(s) && isOctal(s[i+2]) && isOctal(s[i+3])) {
-				q.WriteString(`\x00`)
-			} else {
-				q.WriteString(s[i : i+2])
-			}
-			i++
-		default:
-			q.WriteByte(c)
-		}
-	}
-	q.WriteByte('"')
-	u, err := strconv.Unquote(q.String())
-	if err != nil {
-		return nil, fmt.Errorf("not a valid delimiter: %q", s)
-	}
-	if u == "" {
-		return nil, errors.New("must not be empty")
-	}
-	return []byte(u), nil
-}
-
-func isOctal(c byte) bool { return '0' <= c && c <= '7' }

@@ -16,6 +16,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // streamPosition is what stream mode saves for a Server-Sent Events
@@ -49,7 +50,7 @@ type streamer struct {
 }
 
 func newStreamer(opts *Options, env connector.Env) (*streamer, error) {
-	delim, err := unescape(opts.Delimiter)
+	delim, err := schema.Unescape(opts.Delimiter)
 	if err != nil {
 		return nil, fmt.Errorf("delimiter: %w", err)
 	}
