@@ -88,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
 	fl.StringVar(&c.only, "only", "", "comma-separated backends to run (nats, redis, amqp, kafka); default all")
 	fl.StringVar(&c.profile, "cpuprofile", "", "directory to write a CPU profile of each bus and raw step to")
-	fl.BoolVar(&rawTime, "raw-time", true, "the raw NATS and Redis clients store each record's time as the bus does (a header, a field), so that both store the same data; -raw-time=false stores the value alone, to tell the cost of that encoding from the rest")
+	fl.BoolVar(&rawTime, "raw-time", true, "the raw NATS, Redis and RabbitMQ clients store each record's time as the bus does (a header, a field), so that both store the same data; -raw-time=false stores the value alone, to tell the cost of that encoding from the rest")
 	fl.DurationVar(&c.stepTimeout, "step-timeout", 3*time.Minute, "longest one step may take")
 	if err := fl.Parse(args); err != nil {
 		return 2

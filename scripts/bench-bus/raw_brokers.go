@@ -80,8 +80,8 @@ type amqpRaw struct{ conn *amqp.Connection }
 
 func amqpQueue(topic string) string { return "benchraw." + topic }
 
-// publish sends each batch on a channel in confirm mode, persistent, and
-// waits for every confirm.
+// publish sends each batch on a channel in confirm mode, persistent and
+// mandatory, and waits for every confirm.
 func (r *amqpRaw) publish(ctx context.Context, topic string, values [][]byte, batch int) error {
 	ch, err := r.conn.Channel()
 	if err != nil {
@@ -99,8 +99,14 @@ func (r *amqpRaw) publish(ctx context.Context, topic string, values [][]byte, ba
 	for i := 0; i < len(values); i += batch {
 		confirms = confirms[:0]
 		for _, v := range values[i:min(i+batch, len(values))] {
-			c, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, false, false,
-				amqp.Publishing{Body: v, DeliveryMode: amqp.Persistent})
+			// Mandatory, as the bus publishes: a confirm then also means
+			// the record was routed to the stream.
+			m := amqp.Publishing{Body: v, DeliveryMode: amqp.Persistent}
+			if rawTime {
+				now := time.Now()
+				m.Headers, m.Timestamp = amqp.Table{"culvert-time": now.UnixNano()}, now
+			}
+			c, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, true, false, m)
 			if err != nil {
 				return err
 			}

@@ -357,18 +357,42 @@ func (b *Bus) putRegister(ctx context.Context, ch *pubChannel, q string, value [
 
 // getRegister returns the value of the register queue q, nil when it has
 // none.
-func (b *Bus) getRegister(ctx context.Context, ch *pubChannel, q string) ([]byte, error) {
-	if err := b.declare(ch.Channel, q, registerArgs); err != nil {
-		return nil, err
-	}
+func (b *Bus) getRegister(ctx context.Context, q string) ([]byte, error) {
 	b.mu.Lock()
 	conn, err := b.connLocked(ctx)
+	known := b.declared[q]
 	b.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	// A register that was never written does not exist: no need to wait
+	// for the deliveries of an empty stream to know it has no value.
+	if !known {
+		exists, err := queueExists(conn, q)
+		if err != nil || !exists {
+			return nil, err
+		}
+	}
 	_, value, err := probeConn(ctx, conn, q)
 	return value, err
+}
+
+// queueExists reports whether the queue q exists (a passive declaration,
+// on a channel of its own, which a missing queue closes).
+func queueExists(conn *amqp.Connection, q string) (bool, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err != nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // Positions returns the store of source positions.
@@ -377,12 +401,7 @@ func (b *Bus) Positions() bus.PositionStore { return positions{b} }
 type positions struct{ b *Bus }
 
 func (p positions) Get(ctx context.Context, key string) ([]byte, error) {
-	ch, err := p.b.channel(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := p.b.getRegister(ctx, ch, p.b.queueName("pos.", key))
-	p.b.release(ch, err != nil)
+	v, err := p.b.getRegister(ctx, p.b.queueName("pos.", key))
 	return v, p.b.describe(err)
 }
 

@@ -115,7 +115,7 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 	if err := s.b.declare(ch.Channel, s.queue, s.b.stream); err != nil {
 		return err
 	}
-	reg, err := s.b.getRegister(ctx, ch, s.offsetQ)
+	reg, err := s.b.getRegister(ctx, s.offsetQ)
 	if err != nil {
 		return err
 	}
@@ -287,12 +287,7 @@ func (s *subscription) groupOffset(ctx context.Context) (int64, error) {
 	if active {
 		return committed, nil
 	}
-	ch, err := s.b.channel(ctx)
-	if err != nil {
-		return 0, err
-	}
-	reg, err := s.b.getRegister(ctx, ch, s.offsetQ)
-	s.b.release(ch, err != nil)
+	reg, err := s.b.getRegister(ctx, s.offsetQ)
 	if err != nil {
 		return 0, s.b.describe(err)
 	}
