@@ -11,7 +11,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/culvert-dev/culvert/common/cli"
 	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
@@ -195,21 +194,7 @@ func (s *source) lose(m map[string][]int32) {
 }
 
 func (s *source) commit(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
-	var cerr error
-	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-					cerr = err
-				}
-			}
-		}
-	})
-	return cerr
+	return kafkaclient.CommitSync(ctx, s.cl, offsets)
 }
 
 // pending returns the acknowledged offsets of the partitions this member

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/culvert-dev/culvert/common/bus"
 	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
@@ -577,22 +576,7 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 		return nil
 	}
 	cerr := retry(ctx, func() error {
-		var cerr error
-		s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
-			func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-				if err != nil {
-					cerr = err
-					return
-				}
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-							cerr = err
-						}
-					}
-				}
-			})
-		return cerr
+		return kafkaclient.CommitSync(ctx, s.cl, map[string]map[int32]kgo.EpochOffset{s.topic: offsets})
 	})
 	switch {
 	case cerr == nil:
