@@ -38,31 +38,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
-)
-
-// The filter and map of scripts/bench.
-const (
-	filter  = `.amount > 50`
-	mapExpr = `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`
 )
 
 // rawTime makes the raw clients store the record time as the bus does.
@@ -97,13 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench-bus: -n and -batch must be > 0 and no arguments are accepted")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx, c, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "bench-bus: FAILED: %v\n", err)
-		return 1
-	}
-	return 0
+	return benchkit.Main("bench-bus", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
 
 // backend is one distributed bus and its raw client.
@@ -138,28 +123,14 @@ type row struct {
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
 	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench-bus: "+format+"\n", a...) }
-	for _, name := range []string{"file-source", "file-sink"} {
-		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
-			return fmt.Errorf("%s not found (build it first, e.g. `make build`, or point -bin at it): %w", name, err)
-		}
-	}
-	if c.bin, err = filepath.Abs(c.bin); err != nil {
+	if c.bin, err = benchkit.Bins(c.bin, "file-source", "file-sink"); err != nil {
 		return err
 	}
-	if c.work == "" {
-		if c.work, err = os.MkdirTemp("", "culvert-bench-bus-"); err != nil {
-			return err
-		}
-		defer func() {
-			if err == nil {
-				os.RemoveAll(c.work)
-			} else {
-				say("work dir kept for inspection: %s", c.work)
-			}
-		}()
-	} else if err := os.MkdirAll(c.work, 0o755); err != nil {
+	var done func(error)
+	if c.work, done, err = benchkit.WorkDir(c.work, "culvert-bench-bus-", say); err != nil {
 		return err
 	}
+	defer func() { done(err) }()
 	if c.profile != "" {
 		if err := os.MkdirAll(c.profile, 0o755); err != nil {
 			return err
@@ -190,7 +161,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		rows = append(rows, runBackend(ctx, &c, be, values, ordersPath, k, say)...)
 	}
 	fmt.Fprintf(stdout, "\n%s\norders: %d (passing the filter: %d); publish batches of %d records, consume polls of up to %d, commit after every poll\n\n",
-		machineInfo(), c.n, k, c.batch, c.batch)
+		benchkit.Machine(), c.n, k, c.batch, c.batch)
 	markdown(stdout, rows)
 	failed := 0
 	for _, r := range rows {
@@ -247,12 +218,12 @@ func runBackend(ctx context.Context, c *config, be backend, values [][]byte, ord
 				defer func() { pprof.StopCPUProfile(); pf.Close() }()
 			}
 		}
-		t0, cpu0 := time.Now(), cpuTime()
+		t0, cpu0 := time.Now(), benchkit.CPUTime()
 		if err := f(ctx); err != nil {
 			return 0, err
 		}
 		secs := time.Since(t0).Seconds()
-		cpu[step] += cpuTime() - cpu0
+		cpu[step] += benchkit.CPUTime() - cpu0
 		say("%s: %s: %d records in %.2fs", be.name, step, records, secs)
 		return secs, nil
 	}
@@ -328,7 +299,7 @@ func runBackend(ctx context.Context, c *config, be backend, values [][]byte, ord
 	pipeTopic := "bench-pipe-" + id
 	logf := filepath.Join(c.work, be.name+"-file-source.log")
 	srcSecs, err := runBin(ctx, c, logf, "file-source", "--bus", url, "--topic", pipeTopic, "--path", path,
-		"--filter", filter, "--map", mapExpr, "--log-level", "warn")
+		"--filter", benchkit.Filter, "--map", benchkit.Map, "--log-level", "warn")
 	if err != nil {
 		fail("file-source", err)
 		return rows
@@ -415,7 +386,7 @@ func runBin(ctx context.Context, c *config, logPath, name string, args ...string
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		b, _ := os.ReadFile(logPath)
-		return 0, fmt.Errorf("%s: %w: %s", name, err, lastLines(string(b), 5))
+		return 0, fmt.Errorf("%s: %w: %s", name, err, benchkit.LastLines(string(b), 5))
 	}
 	return time.Since(t0).Seconds(), nil
 }
@@ -424,7 +395,7 @@ func generate(path string, n int, seed uint64) ([][]byte, int, error) {
 	var buf bytes.Buffer
 	k := 0
 	if err := orders.Write(&buf, n, seed, func(o orders.Order) {
-		if o.Amount > 50 {
+		if benchkit.Passes(o) {
 			k++
 		}
 	}); err != nil {
@@ -464,15 +435,6 @@ func countLines(path string) (int, error) {
 	return bytes.Count(b, []byte("\n")), err
 }
 
-// cpuTime returns the user and system CPU time this process used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // debugf prints to stderr when BENCH_BUS_DEBUG is set.
 func debugf(format string, a ...any) {
 	if os.Getenv("BENCH_BUS_DEBUG") != "" {
@@ -481,9 +443,7 @@ func debugf(format string, a ...any) {
 }
 
 func newID() string {
-	var b [4]byte
-	rand.Read(b[:])
-	return fmt.Sprintf("%s%s", time.Now().UTC().Format("150405"), hex.EncodeToString(b[:]))
+	return time.Now().UTC().Format("150405") + benchkit.ID()
 }
 
 func oneLine(s string) string {
@@ -492,9 +452,4 @@ func oneLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -15,6 +15,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 // ---- RabbitMQ stream queues
@@ -173,7 +175,7 @@ func setupKafka(ctx context.Context, c *config, _ string) (string, rawClient, fu
 	exe := filepath.Join(c.work, "kfake")
 	build := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/culvert-dev/culvert/scripts/kfake")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", nil, nil, fmt.Errorf("building scripts/kfake: %v: %s", err, lastLines(string(out), 2))
+		return "", nil, nil, fmt.Errorf("building scripts/kfake: %v: %s", err, benchkit.LastLines(string(out), 2))
 	}
 	cmd := exec.Command(exe)
 	stdout, err := cmd.StdoutPipe()

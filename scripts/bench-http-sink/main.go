@@ -30,16 +30,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
-	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
@@ -71,10 +68,7 @@ func main() {
 		fmt.Println(secs)
 		return
 	}
-	if err := bench(c, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "bench-http-sink: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(benchkit.Main("bench-http-sink", os.Stderr, func(context.Context) error { return bench(c, os.Stdout) }))
 }
 
 // counter is the endpoint: it counts records and requests.
@@ -114,32 +108,26 @@ type row struct {
 func (r row) recRate() float64 { return float64(r.records) / r.secs }
 func (r row) reqRate() float64 { return float64(r.requests) / r.secs }
 
-func bench(c config, out io.Writer) error {
-	say := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-http-sink: "+format+"\n", a...) }
-	bin, err := filepath.Abs(filepath.Join(c.bin, "http-sink"))
+func bench(c config, out io.Writer) (err error) {
+	say := benchkit.Sayer("bench-http-sink")
+	binDir, err := benchkit.Bins(c.bin, "http-sink")
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("http-sink not found (run `make -C sinks/http-sink build` or point -bin at it): %w", err)
-	}
-	work, err := os.MkdirTemp("", "culvert-bench-http-sink-")
+	bin := filepath.Join(binDir, "http-sink")
+	work, done, err := benchkit.WorkDir("", "culvert-bench-http-sink-", say)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { done(err) }()
 	busDir := filepath.Join(work, "bus")
 
-	values := make([][]byte, max(c.n, c.nSingle))
-	g := orders.NewGenerator(1)
-	for i := range values {
-		values[i] = g.Next().AppendJSON(nil)
-	}
+	values := benchkit.Orders(max(c.n, c.nSingle), 1)
 	say("publishing %d orders to a fresh embedded bus", len(values))
-	if err := publish(busDir, "batched", values[:c.n]); err != nil {
+	if err := benchkit.LoadBus(context.Background(), busDir, "batched", values[:c.n], 10_000); err != nil {
 		return err
 	}
-	if err := publish(busDir, "single", values[:c.nSingle]); err != nil {
+	if err := benchkit.LoadBus(context.Background(), busDir, "single", values[:c.nSingle], 10_000); err != nil {
 		return err
 	}
 
@@ -241,20 +229,20 @@ func bench(c config, out io.Writer) error {
 	sinkSingle.note = verdict(sinkSingle.reqRate() >= 10_000)
 	rows = append(append([]row{sinkBatch, rawBatch}, ceiling...), sinkSingle, rawSingle)
 
-	fmt.Fprintf(out, "http-sink to a local endpoint (in-process net/http server on 127.0.0.1; %d CPUs, %s, %s)\n\n", runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintln(out, "| what | records | requests | seconds | records/s | requests/s | vs raw client | floor |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintf(out, "http-sink to a local endpoint (in-process net/http server on 127.0.0.1; %s, %s)\n\n", benchkit.CPUs(), time.Now().UTC().Format("2006-01-02"))
+	t := benchkit.NewTable("lrrrrrrl", "what", "records", "requests", "seconds", "records/s", "requests/s", "vs raw client", "floor")
 	for _, r := range rows {
 		ratio, floor := "-", "-"
 		if r.raw != nil {
-			ratio = fmt.Sprintf("%.2f×", r.recRate()/r.raw.recRate())
+			ratio = benchkit.Ratio(r.recRate(), r.raw.recRate())
 		}
 		if r.floor != "" {
 			floor = r.floor + " " + r.note
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %.2f | %s | %s | %s | %s |\n", r.what, fmtInt(float64(r.records)), fmtInt(float64(r.requests)),
-			r.secs, fmtInt(r.recRate()), fmtInt(r.reqRate()), ratio, floor)
+		t.Row(r.what, benchkit.Int(float64(r.records)), benchkit.Int(float64(r.requests)), fmt.Sprintf("%.2f", r.secs),
+			benchkit.Int(r.recRate()), benchkit.Int(r.reqRate()), ratio, floor)
 	}
+	t.Markdown(out)
 	fmt.Fprintln(out, "\nhttp-sink is timed from process start to exit (--from beginning --stop-at-end): reading the embedded bus and committing included; the raw client (its own process, same orders) is timed from its first request to its last, with the orders already in memory.")
 	return nil
 }
@@ -269,39 +257,6 @@ func verdict(ok bool) string {
 		return "(met)"
 	}
 	return "(NOT met)"
-}
-
-// publish writes values to topic on the embedded bus at dir.
-func publish(dir, topic string, values [][]byte) error {
-	ctx := context.Background()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	for chunk := range slices.Chunk(values, 10_000) {
-		recs := make([]record.Record, len(chunk))
-		for i, v := range chunk {
-			recs[i] = record.Record{Value: v}
-		}
-		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-			return fmt.Errorf("publishing to %s: %w", topic, err)
-		}
-	}
-	return nil
-}
-
-// fmtInt formats a number as a whole number with thousands separators.
-func fmtInt(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // rawClient is what an HTTP sink does, written directly with net/http: it

@@ -19,7 +19,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -32,12 +31,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
@@ -67,28 +66,23 @@ func main() {
 	flag.IntVar(&c.connections, "connections", 128, "wrk connections (requests in flight)")
 	flag.IntVar(&c.threads, "threads", 2, "wrk threads")
 	flag.Parse()
-	if err := run(c); err != nil {
-		fmt.Fprintf(os.Stderr, "bench-http-source: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(benchkit.Main("bench-http-source", os.Stderr, func(context.Context) error { return run(c) }))
 }
 
-func run(c config) error {
+func run(c config) (err error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk)")
 	}
-	bin, err := filepath.Abs(filepath.Join(c.bin, "http-source"))
+	binDir, err := benchkit.Bins(c.bin, "http-source")
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s: build it first (make build)", bin)
-	}
-	work, err := os.MkdirTemp("", "bench-http-source-")
+	bin := filepath.Join(binDir, "http-source")
+	work, done, err := benchkit.WorkDir("", "bench-http-source-", benchkit.Sayer("bench-http-source"))
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { done(err) }()
 	script := filepath.Join(work, "post.lua")
 	body := orderBody(1024)
 	lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = %q\n", body)
@@ -176,7 +170,7 @@ func sourceStep(c config, bin, work, script, name string, extra []string) (resul
 	fail := func(err error) (result, error) {
 		cmd.Process.Kill()
 		<-exited
-		return result{}, fmt.Errorf("%w\n%s", err, tail(logPath))
+		return result{}, fmt.Errorf("%w\n%s", err, benchkit.Tail(logPath, 20))
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -198,7 +192,7 @@ func sourceStep(c config, bin, work, script, name string, extra []string) (resul
 	select {
 	case err := <-exited:
 		if err != nil {
-			return result{}, fmt.Errorf("http-source exited with %v\n%s", err, tail(logPath))
+			return result{}, fmt.Errorf("http-source exited with %v\n%s", err, benchkit.Tail(logPath, 20))
 		}
 	case <-time.After(60 * time.Second):
 		return fail(errors.New("http-source did not stop within 60s of SIGTERM"))
@@ -271,27 +265,9 @@ func countTopic(dir, topic string) (int64, error) {
 	return sub.Lag(ctx)
 }
 
-func tail(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > 20 {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 func printTable(w io.Writer, results []result) {
 	raw := results[0].rps
-	fmt.Fprintln(w, "| step | requests/s | p50 | p99 | non-2xx | records on topic | vs raw |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	t := benchkit.NewTable("lrrrrrr", "step", "requests/s", "p50", "p99", "non-2xx", "records on topic", "vs raw")
 	for _, r := range results {
 		topic := "–"
 		if r.onTopic >= 0 {
@@ -301,22 +277,11 @@ func printTable(w io.Writer, results []result) {
 		if r.onTopic >= 0 && raw > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.rps/raw)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %s | %s |\n", r.step, group(int64(r.rps)), r.p50, r.p99, r.non2xx, topic, ratio)
+		// Whole requests/s, truncated.
+		t.Row(r.step, benchkit.Int(float64(int64(r.rps))), r.p50, r.p99, fmt.Sprint(r.non2xx), topic, ratio)
 		if r.errors != "" {
 			fmt.Fprintf(os.Stderr, "%s: %s\n", r.step, r.errors)
 		}
 	}
-}
-
-// group formats n with thousands separators.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	t.Markdown(w)
 }

@@ -31,7 +31,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -44,7 +43,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
 	"github.com/culvert-dev/culvert/common/record"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 type config struct {
@@ -65,15 +64,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-kafka: -n, -batch and -rep must be > 0 and no arguments are accepted")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "bench-kafka: FAILED: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(benchkit.Main("bench-kafka", os.Stderr, func(ctx context.Context) error { return run(ctx, c, os.Stdout) }))
 }
 
-func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-kafka: "+format+"\n", a...) }
+var say = benchkit.Sayer("bench-kafka")
 
 type row struct {
 	step      string
@@ -82,13 +76,8 @@ type row struct {
 }
 
 func run(ctx context.Context, c config, stdout io.Writer) (err error) {
-	if c.bin, err = filepath.Abs(c.bin); err != nil {
+	if c.bin, err = benchkit.Bins(c.bin, "kafka-sink", "kafka-source", "file-sink", "file-source"); err != nil {
 		return err
-	}
-	for _, name := range []string{"kafka-sink", "kafka-source", "file-sink", "file-source"} {
-		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
-			return fmt.Errorf("%s not found (build it first: make -C sinks/kafka-sink build, make -C sources/kafka-source build): %w", name, err)
-		}
 	}
 	if c.work, err = os.MkdirTemp("", "culvert-bench-kafka-"); err != nil {
 		return err
@@ -96,11 +85,7 @@ func run(ctx context.Context, c config, stdout io.Writer) (err error) {
 	defer os.RemoveAll(c.work)
 
 	say("generating %d orders", c.n)
-	var buf bytes.Buffer
-	if err := orders.Write(&buf, c.n, c.seed, nil); err != nil {
-		return err
-	}
-	values := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
+	values := benchkit.Orders(c.n, c.seed)
 
 	addr, stopKfake, err := startKfake(ctx, c)
 	if err != nil {
@@ -147,11 +132,11 @@ func run(ctx context.Context, c config, stdout io.Writer) (err error) {
 		return nil
 	}
 	sinkBus := filepath.Join(c.work, "sink-bus")
-	if err := fillEmbedded(ctx, sinkBus, values, c.batch); err != nil {
+	if err := benchkit.LoadBus(ctx, sinkBus, "orders", values, c.batch); err != nil {
 		return err
 	}
 	ordersFile := filepath.Join(c.work, "orders.jsonl")
-	if err := os.WriteFile(ordersFile, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(ordersFile, benchkit.Lines(values), 0o644); err != nil {
 		return err
 	}
 	for i := 0; i < c.rep; i++ {
@@ -188,15 +173,15 @@ func run(ctx context.Context, c config, stdout io.Writer) (err error) {
 	)
 	fmt.Fprintf(stdout, "\nmachine: %d CPUs, %s/%s, %s; kfake (scripts/kfake) on the same machine; %d orders, batches and polls of %d records, one partition; best of %d runs per step\n\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), c.n, c.batch, c.rep)
-	fmt.Fprintln(stdout, "| step | records | records/s | raw franz-go records/s | ratio |")
-	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|")
-	fmt.Fprintf(stdout, "| raw produce (acks=all, idempotent) | %s | %s | – | – |\n", num(float64(c.n)), num(rawProduce))
-	fmt.Fprintf(stdout, "| raw consume (group, commit per poll) | %s | %s | – | – |\n", num(float64(c.n)), num(rawConsume))
+	t := benchkit.NewTable("lrrrr", "step", "records", "records/s", "raw franz-go records/s", "ratio")
+	t.Row("raw produce (acks=all, idempotent)", benchkit.Int(float64(c.n)), benchkit.Int(rawProduce), "–", "–")
+	t.Row("raw consume (group, commit per poll)", benchkit.Int(float64(c.n)), benchkit.Int(rawConsume), "–", "–")
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %.2f× |\n", r.step, num(float64(r.records)), num(r.rate), num(r.raw), r.rate/r.raw)
+		t.Row(r.step, benchkit.Int(float64(r.records)), benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw))
 	}
-	fmt.Fprintf(stdout, "| for reference: file-sink (embedded bus → /dev/null) | %s | %s | – | – |\n", num(float64(c.n)), num(best["file-sink"]))
-	fmt.Fprintf(stdout, "| for reference: file-source (file → embedded bus) | %s | %s | – | – |\n", num(float64(c.n)), num(best["file-source"]))
+	t.Row("for reference: file-sink (embedded bus → /dev/null)", benchkit.Int(float64(c.n)), benchkit.Int(best["file-sink"]), "–", "–")
+	t.Row("for reference: file-source (file → embedded bus)", benchkit.Int(float64(c.n)), benchkit.Int(best["file-source"]), "–", "–")
+	t.Markdown(stdout)
 	return nil
 }
 
@@ -366,25 +351,6 @@ func startKfake(ctx context.Context, c config) (string, func(), error) {
 	return strings.TrimSpace(string(line)), stop, nil
 }
 
-func fillEmbedded(ctx context.Context, dir string, values [][]byte, batch int) error {
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	recs := make([]record.Record, 0, batch)
-	for i := 0; i < len(values); i += batch {
-		recs = recs[:0]
-		for _, v := range values[i:min(i+batch, len(values))] {
-			recs = append(recs, record.Record{Value: v})
-		}
-		if err := bus.Publish(ctx, b, "orders", recs...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func runBin(ctx context.Context, c config, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
 	var stderr bytes.Buffer
@@ -393,16 +359,4 @@ func runBin(ctx context.Context, c config, name string, args ...string) error {
 		return fmt.Errorf("%s: %v: %s", name, err, stderr.String())
 	}
 	return nil
-}
-
-func num(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, ch := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(ch)
-	}
-	return b.String()
 }

@@ -26,15 +26,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -42,10 +38,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/embedded"
-	"github.com/culvert-dev/culvert/common/record"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 const window = 4096
@@ -58,45 +52,27 @@ type row struct {
 	note        string
 }
 
-// cpuTime is this process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// perK formats a CPU time per 1,000 records.
-func perK(d time.Duration, n int) string {
-	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)*1000/float64(n))
-}
-
 func main() {
 	bin := flag.String("bin", "bin", "directory of the built nats-source and nats-sink")
 	n := flag.Int("n", 200000, "orders")
 	url := flag.String("url", "nats://127.0.0.1:4222", "NATS server with JetStream")
 	flag.Parse()
-	if err := run(*bin, *n, *url, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench-nats:", err)
-		os.Exit(1)
-	}
+	os.Exit(benchkit.Main("bench-nats", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
 }
 
-func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-nats: "+format+"\n", a...) }
+var say = benchkit.Sayer("bench-nats")
 
-func run(bin string, n int, url string, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	bin, _ = filepath.Abs(bin)
-	for _, b := range []string{"nats-source", "nats-sink"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return fmt.Errorf("%v (make build first)", err)
-		}
+	if bin, err = benchkit.Bins(bin, "nats-source", "nats-sink"); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp("", "bench-nats")
+	work, done, err := benchkit.WorkDir("", "bench-nats", say)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { done(err) }()
 	nc, err := natsgo.Connect(url, natsgo.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", url, err)
@@ -106,9 +82,7 @@ func run(bin string, n int, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var id [4]byte
-	rand.Read(id[:])
-	ns := "BENCH" + strings.ToUpper(hex.EncodeToString(id[:]))
+	ns := "BENCH" + strings.ToUpper(benchkit.ID())
 	rawStream, sinkStream := ns+"_RAW", ns+"_SINK"
 	for _, s := range []string{rawStream, sinkStream} {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s, Subjects: []string{s}, Storage: jetstream.FileStorage}); err != nil {
@@ -117,37 +91,33 @@ func run(bin string, n int, url string, out io.Writer) error {
 		defer js.DeleteStream(context.Background(), s)
 	}
 
-	values := make([][]byte, 0, n)
-	g := orders.NewGenerator(1)
-	for range n {
-		values = append(values, g.Next().AppendJSON(nil))
-	}
+	values := benchkit.Orders(n, 1)
 	var rows []row
 
 	// Publish.
 	say("raw publish of %d orders", n)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), benchkit.CPUTime()
 	if err := rawPublish(ctx, js, rawStream, values); err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
 	rawPub := float64(n) / time.Since(start).Seconds()
-	rawPubCPU := cpuTime() - cpu0
+	rawPubCPU := benchkit.CPUTime() - cpu0
 
 	busDir := filepath.Join(work, "bus")
-	start, cpu0 = time.Now(), cpuTime()
-	if err := loadBus(ctx, busDir, "orders", values); err != nil {
+	start, cpu0 = time.Now(), benchkit.CPUTime()
+	if err := benchkit.LoadBus(ctx, busDir, "orders", values, 5000); err != nil {
 		return err
 	}
-	busRate, busCPU := float64(n)/time.Since(start).Seconds(), cpuTime()-cpu0
+	busRate, busCPU := float64(n)/time.Since(start).Seconds(), benchkit.CPUTime()-cpu0
 	say("nats-sink --jetstream")
 	start = time.Now()
-	sink := command(ctx, filepath.Join(work, "sink.log"), filepath.Join(bin, "nats-sink"), "--topic", "orders", "--bus", busDir, "--url", url,
+	sink := benchkit.Command(ctx, filepath.Join(work, "sink.log"), filepath.Join(bin, "nats-sink"), "--topic", "orders", "--bus", busDir, "--url", url,
 		"--subject", sinkStream, "--jetstream", "--from", "beginning", "--stop-at-end")
 	if err := sink.Run(); err != nil {
 		return fmt.Errorf("nats-sink: %w (log in %s)", err, filepath.Join(work, "sink.log"))
 	}
 	sinkRate := float64(n) / time.Since(start).Seconds()
-	sinkCPU := sink.ProcessState.UserTime() + sink.ProcessState.SystemTime()
+	sinkCPU := benchkit.ProcessCPU(sink.ProcessState)
 	if got, err := streamMsgs(ctx, js, sinkStream); err != nil || got != uint64(n) {
 		return fmt.Errorf("nats-sink wrote %d messages, want %d (%v)", got, n, err)
 	}
@@ -155,17 +125,17 @@ func run(bin string, n int, url string, out io.Writer) error {
 
 	// Consume.
 	say("raw consume")
-	start, cpu0 = time.Now(), cpuTime()
+	start, cpu0 = time.Now(), benchkit.CPUTime()
 	if err := rawConsume(ctx, js, rawStream, n); err != nil {
 		return fmt.Errorf("raw consume: %w", err)
 	}
 	rawCons := float64(n) / time.Since(start).Seconds()
-	rawConsCPU := cpuTime() - cpu0
+	rawConsCPU := benchkit.CPUTime() - cpu0
 
 	say("nats-source --stream")
 	srcBus := filepath.Join(work, "srcbus")
 	start = time.Now()
-	cmd := command(ctx, filepath.Join(work, "source.log"), filepath.Join(bin, "nats-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
+	cmd := benchkit.Command(ctx, filepath.Join(work, "source.log"), filepath.Join(bin, "nats-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
 		"--stream", rawStream, "--durable", "bench_source")
 	if err := cmd.Start(); err != nil {
 		return err
@@ -179,27 +149,18 @@ func run(bin string, n int, url string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w (log in %s)", err, filepath.Join(work, "source.log"))
 	}
-	srcCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	srcCPU := benchkit.ProcessCPU(cmd.ProcessState)
 	rows = append(rows, row{"nats-source --stream (JetStream → bus)", srcRate, rawCons, srcCPU, rawConsCPU, n, "raw: pull consumer, explicit ack of each message (the source also writes every record durably to the embedded bus)"})
 
-	fmt.Fprintf(out, "bench-nats: %d orders, %s, NATS %s; machine: %d CPUs, %s\n\n", n, time.Now().UTC().Format("2006-01-02 15:04 UTC"), nc.ConnectedServerVersion(), runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(out, "| step | records/s | raw nats.go records/s | ratio | CPU per 1,000 records | raw CPU per 1,000 | raw client does |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintf(out, "bench-nats: %d orders, %s, NATS %s; machine: %s\n\n", n, benchkit.Date(), nc.ConnectedServerVersion(), benchkit.CPUs())
+	t := benchkit.NewTable("lrrrrrl", "step", "records/s", "raw nats.go records/s", "ratio", "CPU per 1,000 records", "raw CPU per 1,000", "raw client does")
 	for _, r := range rows {
-		fmt.Fprintf(out, "| %s | %s | %s | %.2f× | %s | %s | %s |\n", r.step, fmtInt(r.rate), fmtInt(r.raw), r.rate/r.raw, perK(r.cpu, r.n), perK(r.rawCPU, r.n), r.note)
+		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), benchkit.PerK(r.cpu, r.n), benchkit.PerK(r.rawCPU, r.n), r.note)
 	}
+	t.Markdown(out)
 	fmt.Fprintf(out, "\nFor reference, in the same run: the embedded bus alone took %s records/s and %s of CPU per 1,000 records (bus.Publish in batches of 5,000, as the source runner writes), "+
-		"work that nats-source does on top of what the raw consumer does.\n", fmtInt(busRate), perK(busCPU, n))
+		"work that nats-source does on top of what the raw consumer does.\n", benchkit.Int(busRate), benchkit.PerK(busCPU, n))
 	return nil
-}
-
-// command runs a connector binary with its log in logPath.
-func command(ctx context.Context, logPath, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, append(args, "--log-format", "json", "--progress-interval", "0")...)
-	if f, err := os.Create(logPath); err == nil {
-		cmd.Stderr = f
-	}
-	return cmd
 }
 
 func rawPublish(ctx context.Context, js jetstream.JetStream, subject string, values [][]byte) error {
@@ -293,37 +254,4 @@ func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint6
 		return 0, err
 	}
 	return info.State.Msgs, nil
-}
-
-// loadBus publishes values to topic on the embedded bus in dir, in batches of 5,000.
-func loadBus(ctx context.Context, dir, topic string, values [][]byte) error {
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	for i := 0; i < len(values); i += 5000 {
-		chunk := values[i:min(i+5000, len(values))]
-		recs := make([]record.Record, len(chunk))
-		for j, v := range chunk {
-			recs[j] = record.Record{Value: v}
-		}
-		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-			return fmt.Errorf("loading the bus: %w", err)
-		}
-	}
-	return nil
-}
-
-// fmtInt formats a number as a whole number with thousands separators.
-func fmtInt(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

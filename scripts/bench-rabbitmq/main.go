@@ -27,16 +27,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
@@ -45,8 +40,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/embedded"
 	"github.com/culvert-dev/culvert/common/client/rabbitmq"
-	"github.com/culvert-dev/culvert/common/record"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 // confirmBatch is the records in one sink Write: the embedded bus's poll size.
@@ -67,28 +61,22 @@ func main() {
 	url := flag.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
 	flag.IntVar(&prefetch, "prefetch", prefetch, "prefetch of the source and the raw consumer (the source's default)")
 	flag.Parse()
-	if err := run(*bin, *n, *url, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench-rabbitmq:", err)
-		os.Exit(1)
-	}
+	os.Exit(benchkit.Main("bench-rabbitmq", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
 }
 
-func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-rabbitmq: "+format+"\n", a...) }
+var say = benchkit.Sayer("bench-rabbitmq")
 
-func run(bin string, n int, url string, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	bin, _ = filepath.Abs(bin)
-	for _, b := range []string{"rabbitmq-source", "rabbitmq-sink"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return fmt.Errorf("%v (make build first)", err)
-		}
+	if bin, err = benchkit.Bins(bin, "rabbitmq-source", "rabbitmq-sink"); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp("", "bench-rabbitmq")
+	work, done, err := benchkit.WorkDir("", "bench-rabbitmq", say)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { done(err) }()
 	conn, err := rabbitmq.Dial(ctx, url, rabbitmq.Options{Name: "bench-rabbitmq"})
 	if err != nil {
 		return err
@@ -98,9 +86,7 @@ func run(bin string, n int, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var id [4]byte
-	rand.Read(id[:])
-	ns := "culvert-bench-" + hex.EncodeToString(id[:])
+	ns := "culvert-bench-" + benchkit.ID()
 	// Each side runs twice on half the orders, in the order raw, culvert,
 	// culvert, raw, so that a machine getting busier or quieter during the
 	// run (it is shared) favours neither.
@@ -113,15 +99,11 @@ func run(bin string, n int, url string, out io.Writer) error {
 		defer ch.QueueDelete(q, false, false, false)
 	}
 
-	values := make([][]byte, 0, n)
-	g := orders.NewGenerator(1)
-	for range n {
-		values = append(values, g.Next().AppendJSON(nil))
-	}
+	values := benchkit.Orders(n, 1)
 	halves := [][][]byte{values[:n/2], values[n/2:]}
 	busDir := filepath.Join(work, "bus")
 	for i, h := range halves {
-		if err := loadBus(ctx, busDir, fmt.Sprint("orders", i), h); err != nil {
+		if err := benchkit.LoadBus(ctx, busDir, fmt.Sprint("orders", i), h, 10000); err != nil {
 			return err
 		}
 	}
@@ -142,7 +124,7 @@ func run(bin string, n int, url string, out io.Writer) error {
 		say("rabbitmq-sink of %d records", len(halves[i]))
 		start := time.Now()
 		logPath := filepath.Join(work, fmt.Sprint("sink", i, ".log"))
-		if err := command(ctx, logPath, filepath.Join(bin, "rabbitmq-sink"), "--topic", fmt.Sprint("orders", i), "--bus", busDir, "--url", url,
+		if err := benchkit.Command(ctx, logPath, filepath.Join(bin, "rabbitmq-sink"), "--topic", fmt.Sprint("orders", i), "--bus", busDir, "--url", url,
 			"--routing-key", sinkQueues[i], "--mandatory", "--from", "beginning", "--stop-at-end").Run(); err != nil {
 			return fmt.Errorf("rabbitmq-sink: %w (log in %s)", err, logPath)
 		}
@@ -178,7 +160,7 @@ func run(bin string, n int, url string, out io.Writer) error {
 		srcBus := filepath.Join(work, fmt.Sprint("srcbus", i))
 		logPath := filepath.Join(work, fmt.Sprint("source", i, ".log"))
 		start := time.Now()
-		cmd := command(ctx, logPath, filepath.Join(bin, "rabbitmq-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
+		cmd := benchkit.Command(ctx, logPath, filepath.Join(bin, "rabbitmq-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
 			"--queue", sinkQueues[i], "--passive", "--prefetch", fmt.Sprint(prefetch))
 		if err := cmd.Start(); err != nil {
 			return err
@@ -205,25 +187,15 @@ func run(bin string, n int, url string, out io.Writer) error {
 			return err
 		}
 	}
-	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + fmtInt(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
+	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + benchkit.Int(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
 
-	fmt.Fprintf(out, "rabbitmq-bench: %d orders, %s, RabbitMQ %v; machine: %d CPUs, %s\n\n", n, time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		conn.Properties["version"], runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(out, "| step | records/s | raw amqp091-go records/s | ratio | raw client does |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---|")
+	fmt.Fprintf(out, "rabbitmq-bench: %d orders, %s, RabbitMQ %v; machine: %s\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
+	t := benchkit.NewTable("lrrrl", "step", "records/s", "raw amqp091-go records/s", "ratio", "raw client does")
 	for _, r := range rows {
-		fmt.Fprintf(out, "| %s | %s | %s | %.2f× | %s |\n", r.step, fmtInt(r.rate), fmtInt(r.raw), r.rate/r.raw, r.note)
+		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), r.note)
 	}
+	t.Markdown(out)
 	return nil
-}
-
-// command runs a connector binary with its log in logPath.
-func command(ctx context.Context, logPath, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, append(args, "--log-format", "json", "--progress-interval", "0")...)
-	if f, err := os.Create(logPath); err == nil {
-		cmd.Stderr = f
-	}
-	return cmd
 }
 
 // rawPublish publishes values as persistent messages with confirms, a batch
@@ -345,37 +317,4 @@ func waitTopic(ctx context.Context, dir, topic string, n int64) error {
 	}
 }
 
-// loadBus publishes values to topic on the embedded bus in dir (not timed).
-func loadBus(ctx context.Context, dir, topic string, values [][]byte) error {
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	for i := 0; i < len(values); i += 10000 {
-		chunk := values[i:min(i+10000, len(values))]
-		recs := make([]record.Record, len(chunk))
-		for j, v := range chunk {
-			recs[j] = record.Record{Value: v}
-		}
-		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-			return fmt.Errorf("loading the bus: %w", err)
-		}
-	}
-	return nil
-}
-
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
-
-// fmtInt formats a number as a whole number with thousands separators.
-func fmtInt(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}

@@ -28,19 +28,15 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
 const (
-	filter     = `.amount > 50`
-	mapExpr    = `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`
 	e2eTimeout = 120 * time.Second
 	pollEvery  = 20 * time.Millisecond
 )
@@ -70,45 +66,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -n must be > 0 and no arguments are accepted")
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx, c, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "bench: FAILED: %v\n", err)
-		return 1
-	}
-	return 0
+	return benchkit.Main("bench", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
-	bins := map[string]string{}
-	for _, name := range []string{"busbench", "file-source", "file-sink"} {
-		bins[name] = filepath.Join(c.bin, name)
-		if _, err := os.Stat(bins[name]); err != nil {
-			return fmt.Errorf("%s not found (build it first, e.g. `make build`, or point -bin at it): %w", bins[name], err)
-		}
-	}
-	work := c.work
-	if work == "" {
-		if work, err = os.MkdirTemp("", "culvert-bench-"); err != nil {
-			return err
-		}
-		defer func() {
-			if err == nil {
-				os.RemoveAll(work)
-			} else {
-				fmt.Fprintf(stderr, "bench: work dir kept for inspection: %s\n", work)
-			}
-		}()
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
+	names := []string{"busbench", "file-source", "file-sink"}
+	binDir, err := benchkit.Bins(c.bin, names...)
+	if err != nil {
 		return err
 	}
+	bins := map[string]string{}
+	for _, name := range names {
+		bins[name] = filepath.Join(binDir, name)
+	}
+	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-", say)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
 	p := func(name string) string { return filepath.Join(work, name) }
 	for _, stale := range []string{"bus1", "bus2", "busbench", "jq.out", "sink.out", "e2e.out"} {
 		if err := os.RemoveAll(p(stale)); err != nil {
 			return err
 		}
 	}
-	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
 	n := int64(c.n)
 
 	// a. orders, and the expected count K of records that pass the filter.
@@ -131,7 +113,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		if err != nil {
 			return err
 		}
-		jq.seconds, jq.rssKiB, err = runProc(ctx, work, "jq", out, jqPath, "-c", "select("+filter+") | "+mapExpr, ordersPath)
+		jq.seconds, jq.rssKiB, err = runProc(ctx, work, "jq", out, jqPath, "-c", "select("+benchkit.Filter+") | "+benchkit.Map, ordersPath)
 		out.Close()
 		if err != nil {
 			return err
@@ -163,7 +145,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	say("running file-source into bus1")
 	srcArgs := func(bus string) []string {
 		return []string{"--bus", bus, "--topic", "orders", "--path", ordersPath,
-			"--filter", filter, "--map", mapExpr, "--log-level", "warn"}
+			"--filter", benchkit.Filter, "--map", benchkit.Map, "--log-level", "warn"}
 	}
 	src := result{step: "file-source -> bus (filter+map)", records: n, vsJQ: true}
 	if src.seconds, src.rssKiB, err = runProc(ctx, work, "file-source", nil, bins["file-source"], srcArgs(p("bus1"))...); err != nil {
@@ -196,13 +178,13 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	results = append(results, e2e)
 
 	// g. the table.
-	machine := machineInfo()
+	machine := benchkit.Machine()
 	fmt.Fprintf(stdout, "\n%s\norders: %d, passing the filter: %d\n\n", machine, n, k)
 	t := buildTable(results, jq.rate())
-	t.text(stdout)
+	t.Text(stdout)
 	if c.md {
 		fmt.Fprintf(stdout, "\n%s, orders: %d, passing the filter: %d\n\n", machine, n, k)
-		t.markdown(stdout)
+		t.Markdown(stdout)
 	}
 	return nil
 }
@@ -215,7 +197,7 @@ func generate(path string, n int, seed uint64) (k int64, err error) {
 	}
 	defer func() { err = errors.Join(err, f.Close()) }()
 	err = orders.Write(f, n, seed, func(o orders.Order) {
-		if o.Amount > 50 {
+		if benchkit.Passes(o) {
 			k++
 		}
 	})
@@ -346,38 +328,11 @@ func (p *proc) kill() {
 	}
 }
 
-func (p *proc) peakRSSKiB() int64 {
-	if p.cmd.ProcessState == nil {
-		return 0
-	}
-	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok || ru == nil {
-		return 0
-	}
-	if runtime.GOOS == "darwin" { // bytes there, KiB on Linux
-		return int64(ru.Maxrss) / 1024
-	}
-	return int64(ru.Maxrss)
-}
+func (p *proc) peakRSSKiB() int64 { return benchkit.PeakRSSKiB(p.cmd.ProcessState) }
 
 // failure wraps err with the command line and the tail of the process's log.
 func (p *proc) failure(err error) error {
-	return fmt.Errorf("%s failed: %w\ncommand: %s\n--- last lines of %s ---\n%s", p.name, err, p.cmd, p.log, tail(p.log, 20))
-}
-
-// tail returns the last n lines of the file at path, read from its last 16 KiB.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > 16<<10 {
-		f.Seek(-16<<10, io.SeekEnd)
-	}
-	b, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	return fmt.Errorf("%s failed: %w\ncommand: %s\n--- last lines of %s ---\n%s", p.name, err, p.cmd, p.log, benchkit.Tail(p.log, 20))
 }
 
 // lineCounter counts the newlines of a growing file, reading only what was
@@ -453,27 +408,6 @@ func parsePhases(out []byte) ([]phase, error) {
 	return phases, nil
 }
 
-// machineInfo describes the machine, for the table's header.
-func machineInfo() string {
-	model := "unknown CPU"
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		model = cpuModel(f)
-		f.Close()
-	}
-	return fmt.Sprintf("machine: %s, %d CPUs, %s/%s, %s; date: %s",
-		model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), time.Now().Format("2006-01-02 15:04 MST"))
-}
-
-func cpuModel(r io.Reader) string {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
 // result is one row of the table.
 type result struct {
 	step    string
@@ -491,88 +425,21 @@ func (r result) rate() float64 {
 	return float64(r.records) / r.seconds
 }
 
-type table struct {
-	header []string
-	rows   [][]string
-}
-
-func buildTable(results []result, jqRate float64) table {
-	t := table{header: []string{"step", "records/s", "seconds", "peak RSS MB", "vs jq", "notes"}}
+// buildTable makes the table of results: the first and last columns
+// left-aligned, the numbers right-aligned.
+func buildTable(results []result, jqRate float64) *benchkit.Table {
+	t := benchkit.NewTable("lrrrrl", "step", "records/s", "seconds", "peak RSS MB", "vs jq", "notes")
 	for _, r := range results {
 		row := []string{r.step, "-", "-", "-", "-", r.note}
 		if r.seconds > 0 {
-			row[1], row[2], row[3] = fmtRate(r.rate()), fmt.Sprintf("%.3f", r.seconds), fmtMB(r.rssKiB)
+			row[1], row[2], row[3] = benchkit.Int(r.rate()), fmt.Sprintf("%.3f", r.seconds), fmtMB(r.rssKiB)
 		}
 		if r.vsJQ && r.seconds > 0 && jqRate > 0 {
 			row[4] = fmt.Sprintf("%.2fx", r.rate()/jqRate)
 		}
-		t.rows = append(t.rows, row)
+		t.Row(row...)
 	}
 	return t
-}
-
-// text prints t with aligned columns: the first and last left-aligned, the numbers right-aligned.
-func (t table) text(w io.Writer) {
-	width := make([]int, len(t.header))
-	for _, row := range append([][]string{t.header}, t.rows...) {
-		for i, cell := range row {
-			width[i] = max(width[i], len([]rune(cell)))
-		}
-	}
-	line := func(row []string) {
-		var b strings.Builder
-		for i, cell := range row {
-			pad := strings.Repeat(" ", width[i]-len([]rune(cell)))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if i == 0 || i == len(row)-1 {
-				b.WriteString(cell + pad)
-			} else {
-				b.WriteString(pad + cell)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-	}
-	line(t.header)
-	sep := make([]string, len(width))
-	for i, n := range width {
-		sep[i] = strings.Repeat("-", n)
-	}
-	line(sep)
-	for _, row := range t.rows {
-		line(row)
-	}
-}
-
-func (t table) markdown(w io.Writer) {
-	fmt.Fprintf(w, "| %s |\n", strings.Join(t.header, " | "))
-	align := make([]string, len(t.header))
-	for i := range align {
-		align[i] = "---:"
-	}
-	align[0], align[len(align)-1] = "---", "---"
-	fmt.Fprintf(w, "|%s|\n", strings.Join(align, "|"))
-	for _, row := range t.rows {
-		cells := make([]string, len(row))
-		for i, c := range row {
-			cells[i] = strings.ReplaceAll(c, "|", `\|`)
-		}
-		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
-	}
-}
-
-// fmtRate formats a rate as a whole number with thousands separators.
-func fmtRate(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 func fmtMB(kib int64) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }

@@ -58,24 +58,6 @@ func TestParsePhases(t *testing.T) {
 	}
 }
 
-func TestCPUModel(t *testing.T) {
-	in := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9654 96-Core Processor\nmodel\t\t: 17\n"
-	if got := cpuModel(strings.NewReader(in)); got != "AMD EPYC 9654 96-Core Processor" {
-		t.Fatalf("got %q", got)
-	}
-	if got := cpuModel(strings.NewReader("processor : 0\n")); got != "unknown CPU" {
-		t.Fatalf("got %q", got)
-	}
-}
-
-func TestFmtRate(t *testing.T) {
-	for in, want := range map[float64]string{0: "0", 999.4: "999", 1000: "1,000", 1234567.8: "1,234,568", 100000: "100,000"} {
-		if got := fmtRate(in); got != want {
-			t.Errorf("fmtRate(%v) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func testResults() []result {
 	return []result{
 		{step: "jq (filter+map)", records: 1000, seconds: 2, rssKiB: 2048},
@@ -87,7 +69,7 @@ func testResults() []result {
 
 func TestTableText(t *testing.T) {
 	var b bytes.Buffer
-	buildTable(testResults(), 500).text(&b)
+	buildTable(testResults(), 500).Text(&b)
 	want := `step                             records/s  seconds  peak RSS MB  vs jq  notes
 -------------------------------  ---------  -------  -----------  -----  ------------------------------
 jq (filter+map)                        500    2.000          2.0      -
@@ -104,7 +86,7 @@ func TestTableMarkdownAndSkippedJQ(t *testing.T) {
 	rs := testResults()
 	rs[0] = result{step: "jq (filter+map)", records: 1000, note: "skipped: jq not in PATH"}
 	var b bytes.Buffer
-	buildTable(rs, rs[0].rate()).markdown(&b)
+	buildTable(rs, rs[0].rate()).Markdown(&b)
 	want := `| step | records/s | seconds | peak RSS MB | vs jq | notes |
 |---|---:|---:|---:|---:|---|
 | jq (filter+map) | - | - | - | - | skipped: jq not in PATH |
@@ -114,18 +96,6 @@ func TestTableMarkdownAndSkippedJQ(t *testing.T) {
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
-	}
-}
-
-func TestTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	var b strings.Builder
-	for i := range 5000 {
-		fmt.Fprintf(&b, "line %d\n", i)
-	}
-	os.WriteFile(path, []byte(b.String()), 0o644)
-	if got := tail(path, 2); got != "line 4998\nline 4999" {
-		t.Fatalf("got %q", got)
 	}
 }
 
