@@ -144,13 +144,13 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	waits := make([]sent, 0, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		topic := s.opts.MqttTopic
+		topic := s.opts.MqttTopic // checked by Validate
 		if s.opts.MqttTopicFromKey {
 			topic = string(r.Key)
-		}
-		if err := checkTopic(topic); err != nil {
-			rejected = append(rejected, connector.RejectedRecord{Record: *r, Reason: fmt.Sprintf("record key: %v", err)})
-			continue
+			if err := checkTopic(topic); err != nil {
+				rejected = append(rejected, connector.RejectedRecord{Record: *r, Reason: fmt.Sprintf("record key: %v", err)})
+				continue
+			}
 		}
 		p := &paho.Publish{QoS: byte(s.opts.QoS), Retain: s.opts.Retain, Topic: topic, Payload: r.Value}
 		if len(r.Headers) > 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -225,16 +224,27 @@ more:
 
 // record turns a message into a record: the topic as key (with --key-from
 // topic) and in a header, the QoS, retain flag, content type and user
-// properties as headers.
+// properties as headers. The key and the topic header share one copy of
+// the topic, and the QoS and retain values are shared constants (full
+// slices: an append to one makes a copy).
 func (s *source) record(p *paho.Publish, now time.Time) record.Record {
+	topic := []byte(p.Topic)
 	r := record.Record{Value: p.Payload, Time: now, Offset: int64(p.PacketID)}
 	if s.opts.KeyFrom == "topic" {
-		r.Key = []byte(p.Topic)
+		r.Key = topic[:len(topic):len(topic)]
 	}
+	n := 3
+	if p.Properties != nil {
+		n += len(p.Properties.User)
+		if p.Properties.ContentType != "" {
+			n++
+		}
+	}
+	r.Headers = make([]record.Header, 0, n)
 	r.Headers = append(r.Headers,
-		record.Header{Key: "mqtt.topic", Value: []byte(p.Topic)},
-		record.Header{Key: "mqtt.qos", Value: []byte(strconv.Itoa(int(p.QoS)))},
-		record.Header{Key: "mqtt.retain", Value: []byte(strconv.FormatBool(p.Retain))})
+		record.Header{Key: "mqtt.topic", Value: topic[:len(topic):len(topic)]},
+		record.Header{Key: "mqtt.qos", Value: qosValues[min(int(p.QoS), 2)]},
+		record.Header{Key: "mqtt.retain", Value: retainValues[btoi(p.Retain)]})
 	if p.Properties != nil {
 		if p.Properties.ContentType != "" {
 			r.Headers = append(r.Headers, record.Header{Key: "mqtt.content_type", Value: []byte(p.Properties.ContentType)})
@@ -244,6 +254,18 @@ func (s *source) record(p *paho.Publish, now time.Time) record.Record {
 		}
 	}
 	return r
+}
+
+var (
+	qosValues    = [3][]byte{[]byte("0")[:1:1], []byte("1")[:1:1], []byte("2")[:1:1]}
+	retainValues = [2][]byte{[]byte("false")[:5:5], []byte("true")[:4:4]}
+)
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Close disconnects, keeping the session on the broker. It is idempotent.

@@ -139,9 +139,10 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 		return nil, fmt.Errorf("connecting to MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))
 	}
 	log := c.opts.Log
+	conn := newPacketConn(nc)
 	pc := paho.ClientConfig{
 		ClientID:                   c.opts.ClientID,
-		Conn:                       newPacketConn(nc),
+		Conn:                       conn,
 		Session:                    c.sess,
 		EnableManualAcknowledgment: c.opts.ManualAcks,
 		SendAcksInterval:           5 * time.Millisecond,
@@ -176,7 +177,7 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 	}
 	ca, err := cli.Connect(ctx, cp)
 	if err != nil {
-		nc.Close()
+		conn.Close() // stops its writer too
 		msg := scrub(err, c.cfg)
 		if ca != nil && ca.Properties != nil && ca.Properties.ReasonString != "" {
 			msg += " (" + ca.Properties.ReasonString + ")"
