@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/mqtt/mqtttest"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -37,53 +35,6 @@ func TestGoldenMetadata(t *testing.T) {
 	if d := md.Schema.Properties["qos"]["default"]; d != float64(1) {
 		t.Errorf("qos default %v", d)
 	}
-}
-
-// put publishes recs to topic on the embedded bus in dir.
-func put(t *testing.T, dir, topic string, recs []record.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.Publish(ctx, bus.Batch{Writes: []bus.Write{{Topic: topic, Records: recs}}}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// readTopic returns every record of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("test-reader-%d", time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
 }
 
 func numbered(n int, mk func(i int) record.Record) []record.Record {
@@ -123,7 +74,7 @@ func TestRoundTrip10000(t *testing.T) {
 	recs := numbered(10000, func(i int) record.Record {
 		return record.Record{Value: []byte(strconv.Itoa(i)), Headers: []record.Header{{Key: "h", Value: []byte("v" + strconv.Itoa(i))}}}
 	})
-	put(t, dir, "out", recs)
+	connectortest.Publish(t, dir, "out", recs...)
 	sub := mqtttest.Dial(t, mqtttest.Shared)
 	sub.Subscribe(t, topic, 1)
 	mustRun(t, "--topic", "out", "--bus", dir, "--from", "beginning", "--stop-at-end", "--url", mqtttest.Shared, "--mqtt-topic", topic)
@@ -158,12 +109,12 @@ func TestTopicFromKeyAndDeadLetters(t *testing.T) {
 	mqtttest.RequireShared(t)
 	dir := filepath.Join(t.TempDir(), "bus")
 	topic := mqtttest.Topic(t)
-	put(t, dir, "out", []record.Record{
+	connectortest.Publish(t, dir, "out", []record.Record{
 		{Key: []byte(topic + "/a"), Value: []byte("1")},
 		{Value: []byte("no key")},
 		{Key: []byte(topic + "/#"), Value: []byte("wildcard")},
 		{Key: []byte(topic + "/b"), Value: []byte("2")},
-	})
+	}...)
 	sub := mqtttest.Dial(t, mqtttest.Shared)
 	sub.Subscribe(t, topic+"/#", 1)
 	mustRun(t, "--topic", "out", "--bus", dir, "--from", "beginning", "--stop-at-end", "--url", mqtttest.Shared, "--mqtt-topic-from-key", "--qos", "2")
@@ -171,7 +122,7 @@ func TestTopicFromKeyAndDeadLetters(t *testing.T) {
 	if got[0].Topic != topic+"/a" || string(got[0].Payload) != "1" || got[1].Topic != topic+"/b" || string(got[1].Payload) != "2" {
 		t.Fatalf("got %s=%q %s=%q", got[0].Topic, got[0].Payload, got[1].Topic, got[1].Payload)
 	}
-	dead := readTopic(t, dir, "out.dlq")
+	dead := connectortest.ReadTopic(t, dir, "out.dlq")
 	if len(dead) != 2 || string(dead[0].Value) != "no key" || string(dead[1].Value) != "wildcard" {
 		t.Fatalf("dead letters: %d", len(dead))
 	}
@@ -188,7 +139,7 @@ func TestBrokerRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bus")
 	topic := mqtttest.Topic(t)
 	const n = 20000
-	put(t, dir, "out", numbered(n, func(i int) record.Record { return record.Record{Value: []byte(strconv.Itoa(i))} }))
+	connectortest.Publish(t, dir, "out", numbered(n, func(i int) record.Record { return record.Record{Value: []byte(strconv.Itoa(i))} })...)
 	got := make(chan *paho.Publish, 2*n)
 	id := mqtttest.Topic(t)[len("culvert-test/"):]
 	sub := mqtttest.DialSession(t, b.URL(), id, got)
@@ -198,7 +149,7 @@ func TestBrokerRestart(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var code int
-	var stderr lockedBuffer
+	var stderr connectortest.Buffer
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -237,30 +188,12 @@ func TestBrokerRestart(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that several goroutines may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestTLS writes over TLS with a client certificate, at QoS 2 and retained.
 func TestTLS(t *testing.T) {
 	b := mqtttest.Start(t, true)
 	dir := filepath.Join(t.TempDir(), "bus")
 	topic := mqtttest.Topic(t)
-	put(t, dir, "out", numbered(100, func(i int) record.Record { return record.Record{Value: []byte(strconv.Itoa(i))} }))
+	connectortest.Publish(t, dir, "out", numbered(100, func(i int) record.Record { return record.Record{Value: []byte(strconv.Itoa(i))} })...)
 	sub := mqtttest.Dial(t, b.URL())
 	sub.Subscribe(t, topic, 2)
 	mustRun(t, "--topic", "out", "--bus", dir, "--from", "beginning", "--stop-at-end", "--url", b.TLSURL(),

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/mqtt/mqtttest"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -88,37 +87,6 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-// readTopic returns every record of topic on the embedded bus in dir.
-func readTopic(t *testing.T, dir, topic string) []record.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, fmt.Sprintf("test-reader-%d", time.Now().UnixNano()), bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	end, err := sub.Lag(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []record.Record
-	for int64(len(out)) < end {
-		msgs, err := sub.Poll(ctx)
-		if err != nil {
-			t.Fatalf("reading %q: %v", topic, err)
-		}
-		for _, m := range msgs {
-			out = append(out, m.Record)
-		}
-	}
-	return out
-}
 
 // waitFor polls topic until cond holds on its values (warm-ups left out).
 func waitFor(t *testing.T, r *running, dir, topic string, timeout time.Duration, cond func([]string) bool) []string {
@@ -131,7 +99,7 @@ func waitFor(t *testing.T, r *running, dir, topic string, timeout time.Duration,
 			t.Fatalf("the source exited with %d\n%s", code, r.log())
 		default:
 		}
-		vals := values(readTopic(t, dir, topic))
+		vals := values(connectortest.ReadTopic(t, dir, topic))
 		if cond(vals) {
 			return vals
 		}
@@ -162,7 +130,7 @@ func subscribed(t *testing.T, r *running, pub *mqtttest.Client, mqttTopic, dir, 
 	for {
 		pub.Publish(t, mqttTopic, 1, []byte(warmup))
 		time.Sleep(100 * time.Millisecond)
-		if n := len(readTopic(t, dir, topic)); n > 0 {
+		if n := len(connectortest.ReadTopic(t, dir, topic)); n > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -203,7 +171,7 @@ func TestRoundTrip10000(t *testing.T) {
 	if !slices.Equal(got, strs(want)) {
 		t.Fatalf("got %d records, not the 10,000 sent in order (first %q)", len(got), got[:min(5, len(got))])
 	}
-	recs := readTopic(t, dir, "in")
+	recs := connectortest.ReadTopic(t, dir, "in")
 	last := recs[len(recs)-1]
 	if string(last.Key) != topic+"/a" {
 		t.Errorf("key %q, want the MQTT topic", last.Key)
@@ -238,7 +206,7 @@ func TestOfflineMessagesDelivered(t *testing.T) {
 	if !slices.Equal(got, strs(want)) {
 		t.Fatalf("got %q, want the 500 messages published while down", got)
 	}
-	if k := readTopic(t, dir, "in")[1].Key; k != nil {
+	if k := connectortest.ReadTopic(t, dir, "in")[1].Key; k != nil {
 		t.Errorf("--key-from none: key %q", k)
 	}
 
@@ -304,7 +272,7 @@ func TestPoisonMessage(t *testing.T) {
 	if !slices.Equal(got[len(got)-2:], []string{"1", "2"}) {
 		t.Fatalf("topic: %q", got)
 	}
-	dead := readTopic(t, dir, "in.dlq")
+	dead := connectortest.ReadTopic(t, dir, "in.dlq")
 	if len(dead) != 1 || string(dead[0].Value) != "not json" {
 		t.Fatalf("dead letters: %d %q", len(dead), values(dead))
 	}
