@@ -87,7 +87,6 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-
 // waitFor polls topic until cond holds on its values (warm-ups left out).
 func waitFor(t *testing.T, r *running, dir, topic string, timeout time.Duration, cond func([]string) bool) []string {
 	t.Helper()
