@@ -116,13 +116,17 @@ $MT/in/y two" ]
 	# A persistent subscriber session, so that nothing is dropped while
 	# the subscriber is away: subscribe, leave, come back after the restart.
 	mosquitto_sub -V 5 -L "${MQ_URL/tcp:/mqtt:}/$MT" -q 1 -i "$id" -c -x 300 -E
-	seq 1 20000 | feed out
-	"$MQK" --topic out --bus "$BUS" --url "$MQ_URL" --mqtt-topic "$MT" --from beginning --stop-at-end 2>"$T/snk.err" &
+	# Half the records before the restart, half after it: the sink is
+	# mid-stream whatever its speed, and must reconnect to send the rest.
+	seq 1 10000 | feed out
+	"$MQK" --topic out --bus "$BUS" --url "$MQ_URL" --mqtt-topic "$MT" --from beginning 2>"$T/snk.err" &
 	pid=$!
-	sleep 0.3
+	for _ in $(seq 1 100); do
+		grep -q '"message":"connected"' "$T/snk.err" && break
+		sleep 0.1
+	done
 	broker_restart 0.5
-	wait "$pid"
-	pid=
+	seq 10001 20000 | feed out
 	# Duplicates are allowed (at least once): wait for 20,000 distinct.
 	mosquitto_sub -V 5 -L "${MQ_URL/tcp:/mqtt:}/$MT" -q 1 -i "$id" -c -x 300 -D connect receive-maximum 65535 >"$T/got" 2>/dev/null &
 	sub=$!
@@ -130,6 +134,8 @@ $MT/in/y two" ]
 		[ "$(sort -u "$T/got" | wc -l)" -ge 20000 ] && break
 		sleep 0.1
 	done
+	stop_cleanly "$pid" "$T/snk.err" >/dev/null
+	pid=
 	diff <(sort -n -u "$T/got") <(seq 1 20000)
 	grep -q 'reconnected to mqtt' "$T/snk.err" || { cat "$T/snk.err"; false; }
 }
