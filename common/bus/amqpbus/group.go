@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,6 +23,8 @@ type subscription struct {
 	start                 bus.Start
 	max                   int
 	endAtStart            int64 // the stream's last offset when the member joined
+
+	live atomic.Pointer[amqp.Connection] // conn, for Close to close without s.mu
 
 	mu         sync.Mutex
 	conn       *amqp.Connection // the member's own: the lock lives and dies with it
@@ -83,6 +86,7 @@ func (s *subscription) ensure(ctx context.Context) error {
 			return err
 		}
 		s.conn = conn
+		s.live.Store(conn)
 	}
 	if s.active || time.Since(s.lastTry) < s.b.takeover {
 		return nil
@@ -325,6 +329,11 @@ func (s *subscription) Lag(ctx context.Context) (int64, error) {
 
 // Close leaves the group; another member takes over at once. It is idempotent.
 func (s *subscription) Close() error {
+	// Closing the connection first ends any call that Poll is blocked in
+	// while it holds s.mu (a lock attempt, a declaration).
+	if c := s.live.Swap(nil); c != nil {
+		c.Close()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
