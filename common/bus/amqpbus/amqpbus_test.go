@@ -83,18 +83,8 @@ func TestConformance(t *testing.T) {
 	bustest.Run(t, newSpec)
 }
 
-func open(t *testing.T, spec string) bus.Bus {
-	t.Helper()
-	b, err := bus.Open(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
 func TestRecordRoundTrip(t *testing.T) {
-	b := open(t, newSpec(t))
+	b := bustest.Open(t, newSpec(t))
 	ctx := context.Background()
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	recs := []record.Record{
@@ -159,7 +149,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 // A topic is an ordinary stream queue: a plain AMQP client reads the records.
 func TestTopicIsAStreamQueue(t *testing.T) {
 	spec := newSpec(t)
-	b := open(t, spec)
+	b := bustest.Open(t, spec)
 	ctx := context.Background()
 	if err := bus.Publish(ctx, b, "plain", record.Record{Key: []byte("k1"), Value: []byte(`{"a":1}`)}); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,8 @@ func unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-func open(t *testing.T, spec string) bus.Bus {
+// Open opens the bus spec for the test and closes it when the test ends.
+func Open(t *testing.T, spec string) bus.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -135,7 +136,7 @@ func publish(t *testing.T, b bus.Bus, topic string, recs []record.Record) {
 }
 
 func testOrderAndContent(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("order")
 	const batches, per = 10, 1000
 	for i := 0; i < batches; i++ {
@@ -167,7 +168,7 @@ func testOrderAndContent(t *testing.T, spec string) {
 }
 
 func testStartEnd(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("startend")
 	publish(t, b, topic, makeRecords(0, 5))
 	sub := subscribe(t, b, topic, "late", bus.StartEnd)
@@ -183,7 +184,7 @@ func testStartEnd(t *testing.T, spec string) {
 }
 
 func testResume(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("resume")
 	publish(t, b, topic, makeRecords(0, 100))
 	sub := subscribe(t, b, topic, "g", bus.StartBeginning)
@@ -206,7 +207,7 @@ func testResume(t *testing.T, spec string) {
 	sub2.Close()
 	b.Close()
 	// Commits are durable: a new connection resumes after them too.
-	b2 := open(t, spec)
+	b2 := Open(t, spec)
 	publish(t, b2, topic, makeRecords(100, 1))
 	sub3 := subscribe(t, b2, topic, "g", bus.StartBeginning)
 	if n := numberOf(t, consume(t, sub3, 1)[0]); n != 100 {
@@ -215,7 +216,7 @@ func testResume(t *testing.T, spec string) {
 }
 
 func testIndependentGroups(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("groups")
 	publish(t, b, topic, makeRecords(0, 50))
 	a := subscribe(t, b, topic, "a", bus.StartBeginning)
@@ -230,7 +231,7 @@ func testIndependentGroups(t *testing.T, spec string) {
 }
 
 func testCaught(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("caught")
 	empty := subscribe(t, b, unique("empty"), "g", bus.StartBeginning)
 	// An empty topic is caught up at once (after joining the group).
@@ -279,7 +280,7 @@ func testCaught(t *testing.T, spec string) {
 }
 
 func testPositions(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	ps := b.Positions()
 	key := unique("pos")
 	if v, err := ps.Get(ctxT(t), key); err != nil || v != nil {
@@ -301,7 +302,7 @@ func testPositions(t *testing.T, spec string) {
 		t.Fatal(err)
 	}
 	b.Close()
-	b2 := open(t, spec)
+	b2 := Open(t, spec)
 	if v, err := b2.Positions().Get(ctxT(t), key); err != nil || string(v) != "two" {
 		t.Fatalf("after reopen got %q, %v; want two", v, err)
 	}
@@ -311,7 +312,7 @@ func testPositions(t *testing.T, spec string) {
 }
 
 func testMultiTopic(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	t1, t2 := unique("multi"), unique("multi")
 	err := b.Publish(ctxT(t), bus.Batch{Writes: []bus.Write{
 		{Topic: t1, Records: makeRecords(0, 3)},
@@ -329,7 +330,7 @@ func testMultiTopic(t *testing.T, spec string) {
 }
 
 func testConcurrentPublishers(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("concurrent")
 	const writers, batches, per = 4, 20, 50
 	var wg sync.WaitGroup
@@ -364,7 +365,7 @@ func testConcurrentPublishers(t *testing.T, spec string) {
 }
 
 func testClosed(t *testing.T, spec string) {
-	b := open(t, spec)
+	b := Open(t, spec)
 	topic := unique("closed")
 	sub := subscribe(t, b, topic, "g", bus.StartBeginning)
 	if err := sub.Close(); err != nil {
@@ -558,7 +559,7 @@ func testKillNine(t *testing.T, spec string) {
 	if acked < 3000 {
 		t.Fatalf("publisher acknowledged only %d records before the kill", acked)
 	}
-	b := open(t, spec)
+	b := Open(t, spec)
 	sub := subscribe(t, b, topic, "g", bus.StartBeginning)
 	// The batch in flight at the kill may have become durable without its
 	// "acked" line being printed: at least the acked records must be there,
@@ -574,7 +575,7 @@ func testKillNine(t *testing.T, spec string) {
 func testTakeover(t *testing.T, spec string) {
 	topic := unique("takeover")
 	const n = 3000
-	b := open(t, spec)
+	b := Open(t, spec)
 	publish(t, b, topic, makeRecords(0, n))
 	// Two members of one group, slow enough that the first is killed mid-way.
 	first := startHelper(t, "consume", spec, topic, "shared", n, 30*time.Millisecond)

@@ -21,7 +21,7 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	topic := unique("restart")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
 	defer cancel()
-	pub, cons := open(t, spec), open(t, spec)
+	pub, cons := Open(t, spec), Open(t, spec)
 	var sub bus.Subscription
 	if err := retry(ctx, "subscribe", func() (err error) {
 		sub, err = cons.Subscribe(ctx, topic, "g", bus.SubscribeOptions{Start: bus.StartBeginning})
@@ -86,7 +86,7 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 
 	// The commits survived: a new member of the group has nothing to read.
 	sub.Close()
-	b := open(t, spec)
+	b := Open(t, spec)
 	again := subscribe(t, b, topic, "g", bus.StartBeginning)
 	if lag, err := again.Lag(ctx); err != nil || lag != 0 {
 		t.Fatalf("after the restart the group lags by %d (%v), want 0", lag, err)

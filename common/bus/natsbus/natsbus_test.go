@@ -90,18 +90,8 @@ func TestConformance(t *testing.T) {
 	bustest.Run(t, newSpec)
 }
 
-func open(t *testing.T, spec string) bus.Bus {
-	t.Helper()
-	b, err := bus.Open(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
 func TestRecordRoundTrip(t *testing.T) {
-	b := open(t, newSpec(t))
+	b := bustest.Open(t, newSpec(t))
 	ctx := context.Background()
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	recs := []record.Record{
@@ -192,7 +182,7 @@ func TestErrorsHideSecrets(t *testing.T) {
 }
 
 func TestClosedSubscriptionAndBus(t *testing.T) {
-	b := open(t, newSpec(t))
+	b := bustest.Open(t, newSpec(t))
 	ctx := context.Background()
 	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{})
 	if err != nil {
@@ -214,7 +204,7 @@ func TestClosedSubscriptionAndBus(t *testing.T) {
 func TestExistingGroupKeepsItsPlaceAndTakesTheNewAckWait(t *testing.T) {
 	spec := newSpec(t)
 	ctx := context.Background()
-	b := open(t, spec)
+	b := bustest.Open(t, spec)
 	if err := bus.Publish(ctx, b, "t", record.Record{Value: []byte("0")}, record.Record{Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +220,7 @@ func TestExistingGroupKeepsItsPlaceAndTakesTheNewAckWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub.Close()
-	b2 := open(t, strings.Replace(spec, "ack_wait=1s", "ack_wait=5s", 1))
+	b2 := bustest.Open(t, strings.Replace(spec, "ack_wait=1s", "ack_wait=5s", 1))
 	sub2, err := b2.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Start: bus.StartEnd})
 	if err != nil {
 		t.Fatal(err)
