@@ -532,7 +532,22 @@ func (b *Bus) Close() error {
 		s.Close()
 	}
 	if conn != nil {
-		conn.Close()
+		closeConn(conn)
 	}
 	return nil
+}
+
+// closeWait bounds how long closing a connection waits for RabbitMQ's
+// answer: a close must never hold up a connector's shutdown.
+const closeWait = 2 * time.Second
+
+// closeConn closes conn, waiting at most closeWait for RabbitMQ's answer;
+// a close still waiting then finishes, or not, on its own goroutine.
+func closeConn(conn *amqp.Connection) {
+	done := make(chan struct{})
+	go func() { conn.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+	}
 }

@@ -166,7 +166,7 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 // dropConn (s.mu held) closes the member's connection, which gives up the lock.
 func (s *subscription) dropConn() {
 	if s.conn != nil {
-		s.conn.Close()
+		closeConn(s.conn)
 	}
 	s.conn, s.ctl, s.deliveries, s.active = nil, nil, nil, false
 }
@@ -332,7 +332,7 @@ func (s *subscription) Close() error {
 	// Closing the connection first ends any call that Poll is blocked in
 	// while it holds s.mu (a lock attempt, a declaration).
 	if c := s.live.Swap(nil); c != nil {
-		c.Close()
+		closeConn(c)
 	}
 	s.mu.Lock()
 	if s.closed {
