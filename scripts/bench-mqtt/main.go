@@ -9,16 +9,30 @@
 //	              broker at QoS 1, --stop-at-end, each batch committed after
 //	              its PUBACKs
 //	raw consume   paho, QoS 1 subscription with manual acks, each message
-//	              acknowledged as it arrives; timed from the first publish of
-//	              a pipelined QoS 1 publisher to the last message received
-//	mqtt-source   the real binary, the same publisher; timed until the last
-//	              record is durable on the embedded bus (each message is
-//	              acknowledged to the broker only after that)
+//	              acknowledged as it arrives
+//	mqtt-source   the real binary, default options; each message is
+//	              acknowledged to the broker only after it is durable on the
+//	              embedded bus
 //
-// The raw publisher and mqtt-sink are timed the same way, by the subscriber that checks
-// that every message arrived: from its first message to its last (so the
-// sink's process start, ~0.1s, and the raw client's connection, made
-// beforehand, are both left out).
+// The raw clients run in a process of their own, as the connectors do: this
+// program starts itself again with -raw. On a machine with two CPUs shared
+// by the broker, the publisher and the subscriber, a client that shares the
+// bench process with the other end hands messages over between goroutines
+// where a separate process waits for the kernel to switch; with the raw
+// publisher in the bench process, the raw figures were about 1.6 times
+// those of the same client in its own process.
+//
+// The raw publisher and mqtt-sink are timed by a subscriber in this process
+// that checks that every message arrived, from its first message to its last
+// (so neither the sink's start nor the raw client's connection counts). The
+// raw consumer and mqtt-source are timed from the first publish of a
+// pipelined QoS 1 publisher in this process until the raw consumer got the
+// last message, or the last record was on the source's bus.
+//
+// The machine is shared and noisy: each step runs twice, interleaved (raw,
+// connector, connector, raw), and the best rate of each is kept. The CPU
+// columns are the user and system time of the connector's process and of
+// the raw client's, per 1,000 records, in the run with the best rate.
 //
 // Every run uses fresh topics and client ids.
 //
@@ -27,13 +41,12 @@
 //	bench-mqtt [-bin bin] [-n 100000] [-url tcp://127.0.0.1:1883]
 //
 // With BENCH_PROFILE_DIR set, each connector run writes a CPU profile
-// there (CULVERT_CPUPROFILE), named after its log: sink-g0.prof, srcbus0.prof.
+// there (CULVERT_CPUPROFILE), named after its log: sink-2.prof, source-6.prof.
 package main
 
 import (
+	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -41,7 +54,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,218 +65,247 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/embedded"
-	"github.com/culvert-dev/culvert/common/record"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
-
-type row struct {
-	step      string
-	rate, raw float64
-	note      string
-}
 
 func main() {
 	bin := flag.String("bin", "bin", "directory of the built mqtt-source and mqtt-sink")
 	n := flag.Int("n", 100000, "orders")
 	url := flag.String("url", "tcp://127.0.0.1:1883", "MQTT broker (tcp://host:port)")
+	raw := flag.String("raw", "", "internal: be the raw client process, publish or consume")
+	topic := flag.String("topic", "", "internal: the raw client's MQTT topic")
 	flag.Parse()
-	if err := run(*bin, *n, *url, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench-mqtt:", err)
-		os.Exit(1)
+	if *raw != "" {
+		os.Exit(benchkit.Main("bench-mqtt -raw "+*raw, os.Stderr, func(ctx context.Context) error { return rawClient(ctx, *raw, *url, *topic, *n, os.Stdout) }))
 	}
+	os.Exit(benchkit.Main("bench-mqtt", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
 }
 
-func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "bench-mqtt: "+format+"\n", a...) }
+var say = benchkit.Sayer("bench-mqtt")
 
-func run(bin string, n int, url string, out io.Writer) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// result is one timed step.
+type result struct {
+	rate float64
+	cpu  time.Duration // of the process doing the step
+}
+
+func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	bin, _ = filepath.Abs(bin)
-	for _, b := range []string{"mqtt-source", "mqtt-sink"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			return fmt.Errorf("%v (make build first)", err)
-		}
+	if bin, err = benchkit.Bins(bin, "mqtt-source", "mqtt-sink"); err != nil {
+		return err
 	}
-	work, err := os.MkdirTemp("", "bench-mqtt")
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	var id [4]byte
-	rand.Read(id[:])
-	ns := "culvert-bench/" + hex.EncodeToString(id[:])
-
-	values := make([][]byte, 0, n)
-	g := orders.NewGenerator(1)
-	for range n {
-		values = append(values, g.Next().AppendJSON(nil))
+	work, done, err := benchkit.WorkDir("", "bench-mqtt", say)
+	if err != nil {
+		return err
 	}
-	pub, ca, err := connect(ctx, url, ns+"-pub", nil)
+	defer func() { done(err) }()
+	ns := "culvert-bench/" + benchkit.ID()
+	values := benchkit.Orders(n, 1)
+	pub, window, err := connect(ctx, url, strings.ReplaceAll(ns, "/", "-")+"-pub", false, nil)
 	if err != nil {
 		return err
 	}
 	defer pub.Disconnect(&paho.Disconnect{})
-	window := 65535
-	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-		window = int(*ca.Properties.ReceiveMaximum)
-	}
 	busDir := filepath.Join(work, "bus")
-	if err := loadBus(ctx, busDir, "orders", values); err != nil {
+	if err := benchkit.LoadBus(ctx, busDir, "orders", values, 10000); err != nil {
 		return err
 	}
-	// This machine is shared and noisy: each step runs `rounds` times,
-	// interleaved, and the best rate of each is kept.
-	var best [4]float64
-	for r := range rounds {
-		steps := []func() (float64, error){
-			func() (float64, error) {
-				return rawPublish(ctx, pub, url, fmt.Sprintf("%s/%d/raw", ns, r), values, window)
-			},
-			func() (float64, error) {
-				return sinkRun(ctx, bin, work, busDir, fmt.Sprintf("g%d", r), url, fmt.Sprintf("%s/%d/sink", ns, r), len(values))
-			},
-			func() (float64, error) {
-				return rawConsume(ctx, pub, url, fmt.Sprintf("%s/%d/in-raw", ns, r), values, window)
-			},
-			func() (float64, error) {
-				return sourceRun(ctx, bin, filepath.Join(work, fmt.Sprintf("srcbus%d", r)), pub, url, fmt.Sprintf("%s/%d/in-src", ns, r), values, window)
-			},
-		}
-		for i, step := range steps {
-			say("round %d: %s", r+1, []string{"raw publish", "mqtt-sink", "raw consume", "mqtt-source"}[i])
-			rate, err := step()
-			if err != nil {
-				return fmt.Errorf("%w (logs in %s)", err, work)
-			}
-			best[i] = max(best[i], rate)
-		}
+
+	rawPub := func(topic string, _ int) (result, error) {
+		return timedBySubscriber(ctx, url, topic, n, exec.CommandContext(ctx, self, "-raw", "publish", "-url", url, "-topic", topic, "-n", strconv.Itoa(n)))
 	}
-	os.RemoveAll(work) // kept on failure, for the logs
-	rows := []row{
-		{"mqtt-sink (bus → broker), QoS 1", best[1], best[0],
-			fmt.Sprintf("raw: publishes with up to %d awaiting PUBACK (the broker's receive maximum), every PUBACK awaited. Both timed by a subscriber, first message to last", window)},
-		{"mqtt-source (broker → bus), QoS 1", best[3], best[2],
-			"raw: QoS 1 subscription, receive maximum 65535 (as the source), manual ack of each message on arrival; the source acks only after its durable bus write. Both timed from the first publish of the same pipelined publisher"},
+	sink := func(topic string, i int) (result, error) {
+		return timedBySubscriber(ctx, url, topic, n, command(ctx, work, fmt.Sprintf("sink-%d", i), filepath.Join(bin, "mqtt-sink"), "--topic", "orders", "--bus", busDir, "--url", url,
+			"--mqtt-topic", topic, "--qos", "1", "--from", "beginning", "--stop-at-end", "--group", fmt.Sprintf("g%d", i)))
+	}
+	rawCons := func(topic string, _ int) (result, error) {
+		return rawConsume(ctx, self, pub, url, topic, values, window)
+	}
+	source := func(topic string, i int) (result, error) {
+		return sourceRun(ctx, work, bin, i, pub, url, topic, values, window)
+	}
+	var pubRuns, sinkRuns, consRuns, srcRuns []result
+	for i, s := range []struct {
+		list *[]result
+		what string
+		f    func(topic string, i int) (result, error)
+	}{
+		{&pubRuns, "raw publish", rawPub}, {&sinkRuns, "mqtt-sink", sink}, {&sinkRuns, "mqtt-sink", sink}, {&pubRuns, "raw publish", rawPub},
+		{&consRuns, "raw consume", rawCons}, {&srcRuns, "mqtt-source", source}, {&srcRuns, "mqtt-source", source}, {&consRuns, "raw consume", rawCons},
+	} {
+		say("%s", s.what)
+		r, err := s.f(fmt.Sprintf("%s/%d", ns, i), i)
+		if err != nil {
+			return fmt.Errorf("%s: %w (logs in %s)", s.what, err, work)
+		}
+		*s.list = append(*s.list, r)
 	}
 
-	fmt.Fprintf(out, "bench-mqtt: %d orders, best of %d rounds, %s, broker %s; machine: %d CPUs, %s\n\n", n, rounds, time.Now().UTC().Format("2006-01-02 15:04 UTC"), url, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintln(out, "| step | records/s | raw paho records/s | ratio | raw client does |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---|")
-	for _, r := range rows {
-		fmt.Fprintf(out, "| %s | %s | %s | %.2f× | %s |\n", r.step, fmtInt(r.rate), fmtInt(r.raw), r.rate/r.raw, r.note)
+	fmt.Fprintf(out, "bench-mqtt: %s orders, best of 2 runs each, %s, broker %s (receive maximum %d); machine: %s\n\n", benchkit.Int(float64(n)), benchkit.Date(), url, window, benchkit.CPUs())
+	t := benchkit.NewTable("lrrrrrl", "step", "records/s", "raw paho records/s", "ratio", "CPU per 1,000 records", "raw CPU per 1,000", "raw client does")
+	for _, r := range []struct {
+		step      string
+		got, raw  result
+		rawClient string
+	}{
+		{"mqtt-sink (bus → broker), QoS 1", best(sinkRuns), best(pubRuns),
+			fmt.Sprintf("publishes from %d goroutines, each waiting for its PUBACK (the broker's receive maximum; unlike the sink it keeps no order); both timed by a subscriber, first message to last", window)},
+		{"mqtt-source (broker → bus), QoS 1", best(srcRuns), best(consRuns),
+			"QoS 1 subscription, receive maximum 65,535 (as the source), manual ack of each message on arrival; the source acks only after its durable bus write"},
+	} {
+		t.Row(r.step, benchkit.Int(r.got.rate), benchkit.Int(r.raw.rate), benchkit.Ratio(r.got.rate, r.raw.rate), benchkit.PerK(r.got.cpu, n), benchkit.PerK(r.raw.cpu, n), r.rawClient)
 	}
+	t.Markdown(out)
 	return nil
 }
 
-const rounds = 2
-
-// counter subscribes a fresh client to topic and counts what arrives.
-func counter(ctx context.Context, url, topic string, manual bool) (*paho.Client, *atomic.Int64, error) {
-	c, got, _, err := timedCounter(ctx, url, topic, manual)
-	return c, got, err
-}
-
-// arrivals are when a counter got its first and its latest message.
-type arrivals struct{ first, last atomic.Int64 }
-
-// rate is the messages per second between the first and the last arrival.
-func (a *arrivals) rate(n int) float64 {
-	return float64(n-1) / time.Duration(a.last.Load()-a.first.Load()).Seconds()
-}
-
-func timedCounter(ctx context.Context, url, topic string, manual bool) (*paho.Client, *atomic.Int64, *arrivals, error) {
-	var got atomic.Int64
-	var at arrivals
-	var c *paho.Client
-	c, _, err := dial(ctx, url, strings.ReplaceAll(topic, "/", "-"), manual, func(p *paho.Publish) {
-		if manual {
-			c.Ack(p)
+// best is the result with the best rate.
+func best(rs []result) result {
+	b := rs[0]
+	for _, r := range rs[1:] {
+		if r.rate > b.rate {
+			b = r
 		}
+	}
+	return b
+}
+
+// command prepares a connector run with its log (and, with
+// BENCH_PROFILE_DIR, its CPU profile) named name.
+func command(ctx context.Context, work, name, bin string, args ...string) *exec.Cmd {
+	cmd := benchkit.Command(ctx, filepath.Join(work, name+".log"), bin, args...)
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		cmd.Env = append(os.Environ(), "CULVERT_CPUPROFILE="+filepath.Join(dir, name+".prof"))
+	}
+	return cmd
+}
+
+// timedBySubscriber runs cmd, a process that publishes n messages to topic,
+// and times it by a subscriber that must get them all: from the first
+// message to the last.
+func timedBySubscriber(ctx context.Context, url, topic string, n int, cmd *exec.Cmd) (result, error) {
+	var got, first, last atomic.Int64
+	check, _, err := connect(ctx, url, strings.ReplaceAll(topic, "/", "-")+"-check", false, func(c *paho.Client, p *paho.Publish) {
 		now := time.Now().UnixNano()
 		if got.Add(1) == 1 {
-			at.first.Store(now)
+			first.Store(now)
 		}
-		at.last.Store(now)
+		last.Store(now)
 	})
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := subscribe(ctx, c, topic); err != nil {
-		return nil, nil, nil, err
-	}
-	return c, &got, &at, nil
-}
-
-// rawPublish publishes values with paho; a subscriber must get them all.
-// Timed as the sink is: from the subscriber's first message to its last.
-func rawPublish(ctx context.Context, pub *paho.Client, url, topic string, values [][]byte, window int) (float64, error) {
-	check, got, at, err := timedCounter(ctx, url, topic, false)
-	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer check.Disconnect(&paho.Disconnect{})
-	if err := publish(ctx, pub, topic, values, window); err != nil {
-		return 0, fmt.Errorf("raw publish: %w", err)
+	if err := subscribe(ctx, check, topic); err != nil {
+		return result{}, err
 	}
-	if err := waitCount(ctx, got.Load, int64(len(values))); err != nil {
-		return 0, fmt.Errorf("a subscriber got %d of the raw client's %d messages: %w", got.Load(), len(values), err)
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
 	}
-	return at.rate(len(values)), nil
-}
-
-// sinkRun runs mqtt-sink over the n records of the bus; a subscriber must
-// get them all, and the sink must exit cleanly (offsets committed). Timed
-// as the raw publisher is: from the subscriber's first message to its last
-// (the process start, a fixed cost of ~0.1s, is left out of both).
-func sinkRun(ctx context.Context, bin, work, busDir, group, url, topic string, n int) (float64, error) {
-	check, got, at, err := timedCounter(ctx, url, topic, false)
-	if err != nil {
-		return 0, err
-	}
-	defer check.Disconnect(&paho.Disconnect{})
-	if err := command(ctx, filepath.Join(work, "sink-"+group+".log"), filepath.Join(bin, "mqtt-sink"), "--topic", "orders", "--bus", busDir, "--url", url,
-		"--mqtt-topic", topic, "--qos", "1", "--from", "beginning", "--stop-at-end", "--group", group).Run(); err != nil {
-		return 0, fmt.Errorf("mqtt-sink: %w", err)
+	if err := cmd.Run(); err != nil {
+		return result{}, err
 	}
 	if err := waitCount(ctx, got.Load, int64(n)); err != nil {
-		return 0, fmt.Errorf("a subscriber got %d of the sink's %d messages: %w", got.Load(), n, err)
+		return result{}, fmt.Errorf("a subscriber got %d of %d messages: %w", got.Load(), n, err)
 	}
-	return at.rate(n), nil
+	return result{float64(n-1) / time.Duration(last.Load()-first.Load()).Seconds(), benchkit.ProcessCPU(cmd.ProcessState)}, nil
 }
 
-// rawConsume times a paho subscriber with manual acks receiving values.
-func rawConsume(ctx context.Context, pub *paho.Client, url, topic string, values [][]byte, window int) (float64, error) {
-	raw, got, err := counter(ctx, url, topic, true)
+// rawConsume starts the raw consumer process, publishes values once it has
+// subscribed, and times it until it got the last one.
+func rawConsume(ctx context.Context, self string, pub *paho.Client, url, topic string, values [][]byte, window int) (result, error) {
+	cmd := exec.CommandContext(ctx, self, "-raw", "consume", "-url", url, "-topic", topic, "-n", strconv.Itoa(len(values)))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
-	defer raw.Disconnect(&paho.Disconnect{})
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "subscribed" {
+		return result{}, fmt.Errorf("the raw consumer did not subscribe (%q)", lines.Text())
+	}
 	start := time.Now()
 	if err := publish(ctx, pub, topic, values, window); err != nil {
-		return 0, err
+		return result{}, err
 	}
-	if err := waitCount(ctx, got.Load, int64(len(values))); err != nil {
-		return 0, fmt.Errorf("raw consume got %d of %d: %w", got.Load(), len(values), err)
+	if !lines.Scan() {
+		return result{}, fmt.Errorf("the raw consumer stopped early: %v", cmd.Wait())
 	}
-	return float64(len(values)) / time.Since(start).Seconds(), nil
+	last, err := strconv.ParseInt(lines.Text(), 10, 64)
+	if err != nil {
+		return result{}, fmt.Errorf("the raw consumer said %q", lines.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		return result{}, fmt.Errorf("the raw consumer: %w", err)
+	}
+	return result{float64(len(values)) / time.Duration(last-start.UnixNano()).Seconds(), benchkit.ProcessCPU(cmd.ProcessState)}, nil
+}
+
+// rawClient is the raw client process: publish sends n orders to topic
+// from as many goroutines as the broker's receive maximum; consume
+// subscribes, says "subscribed", and after n messages prints when the last
+// one arrived (Unix nanoseconds).
+func rawClient(ctx context.Context, mode, url, topic string, n int, out io.Writer) error {
+	id := strings.ReplaceAll(topic, "/", "-") + "-raw-" + mode
+	switch mode {
+	case "publish":
+		c, window, err := connect(ctx, url, id, false, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Disconnect(&paho.Disconnect{})
+		return publish(ctx, c, topic, benchkit.Orders(n, 1), window)
+	case "consume":
+		var got, last atomic.Int64
+		c, _, err := connect(ctx, url, id, true, func(c *paho.Client, p *paho.Publish) {
+			c.Ack(p)
+			last.Store(time.Now().UnixNano())
+			got.Add(1)
+		})
+		if err != nil {
+			return err
+		}
+		defer c.Disconnect(&paho.Disconnect{})
+		if err := subscribe(ctx, c, topic); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "subscribed")
+		if err := waitCount(ctx, got.Load, int64(n)); err != nil {
+			return fmt.Errorf("got %d of %d messages: %w", got.Load(), n, err)
+		}
+		fmt.Fprintln(out, last.Load())
+		return nil
+	}
+	return fmt.Errorf("unknown -raw %q", mode)
 }
 
 // sourceRun times mqtt-source until every value is durable on its bus.
-func sourceRun(ctx context.Context, bin, srcBus string, pub *paho.Client, url, topic string, values [][]byte, window int) (float64, error) {
+func sourceRun(ctx context.Context, work, bin string, i int, pub *paho.Client, url, topic string, values [][]byte, window int) (result, error) {
 	n := len(values)
-	cmd := command(ctx, srcBus+".log", filepath.Join(bin, "mqtt-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
+	srcBus := filepath.Join(work, fmt.Sprintf("srcbus-%d", i))
+	cmd := command(ctx, work, fmt.Sprintf("source-%d", i), filepath.Join(bin, "mqtt-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
 		"--mqtt-topic", topic, "--client-id", strings.ReplaceAll(topic, "/", "-")+"-src", "--clean-session", "--session-expiry", "0s")
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer cmd.Process.Kill()
 	b, err := bus.Open(ctx, srcBus)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer b.Close()
 	sub, err := b.Subscribe(ctx, "orders", "bench-counter", bus.SubscribeOptions{Start: bus.StartBeginning})
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer sub.Close()
 	onBus := func() int64 {
@@ -277,57 +319,59 @@ func sourceRun(ctx context.Context, bin, srcBus string, pub *paho.Client, url, t
 	warm := [][]byte{[]byte(`{"warmup":true}`)}
 	for onBus() < 1 {
 		if err := publish(ctx, pub, topic, warm, 1); err != nil {
-			return 0, err
+			return result{}, err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("mqtt-source never subscribed")
+			return result{}, fmt.Errorf("mqtt-source never subscribed")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	base := onBus()
 	start := time.Now()
 	if err := publish(ctx, pub, topic, values, window); err != nil {
-		return 0, err
+		return result{}, err
 	}
 	if err := waitCount(ctx, func() int64 { return onBus() - base }, int64(n)); err != nil {
-		return 0, fmt.Errorf("mqtt-source: %d of %d records on the bus: %w", onBus()-base, n, err)
+		return result{}, fmt.Errorf("%d of %d records on the bus: %w", onBus()-base, n, err)
 	}
 	rate := float64(n) / time.Since(start).Seconds()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
-		return 0, fmt.Errorf("mqtt-source: %w", err)
+		return result{}, err
 	}
-	return rate, nil
+	return result{rate, benchkit.ProcessCPU(cmd.ProcessState)}, nil
 }
 
-// connect connects a paho client with a clean session; got, if not nil,
-// receives each message (acknowledged by paho after got returns).
-func connect(ctx context.Context, url, id string, got func(*paho.Publish)) (*paho.Client, *paho.Connack, error) {
-	return dial(ctx, url, id, false, got)
-}
-
-func dial(ctx context.Context, url, id string, manual bool, got func(*paho.Publish)) (*paho.Client, *paho.Connack, error) {
+// connect connects a paho client with a clean session and returns it with
+// the broker's receive maximum; got, if not nil, receives each message
+// (acknowledged by paho after got returns, unless manual).
+func connect(ctx context.Context, url, id string, manual bool, got func(*paho.Client, *paho.Publish)) (*paho.Client, int, error) {
 	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "tcp://"), 5*time.Second)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w", url, err)
+		return nil, 0, fmt.Errorf("connecting to %s: %w", url, err)
 	}
 	cfg := paho.ClientConfig{Conn: nc, EnableManualAcknowledgment: manual, SendAcksInterval: 5 * time.Millisecond}
+	var c *paho.Client
 	if got != nil {
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			got(pr.Packet)
+			got(c, pr.Packet)
 			return true, nil
 		}}
 	}
-	c := paho.NewClient(cfg)
+	c = paho.NewClient(cfg)
 	// The same Receive Maximum as mqtt-source's default: without it,
 	// Mosquitto lets a client have only 20 messages unacknowledged.
 	rm := uint16(65535)
 	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30, Properties: &paho.ConnectProperties{ReceiveMaximum: &rm}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w", url, err)
+		return nil, 0, fmt.Errorf("connecting to %s: %w", url, err)
 	}
-	return c, ca, nil
+	window := 65535
+	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		window = int(*ca.Properties.ReceiveMaximum)
+	}
+	return c, window, nil
 }
 
 func subscribe(ctx context.Context, c *paho.Client, topic string) error {
@@ -366,6 +410,8 @@ func publish(ctx context.Context, c *paho.Client, topic string, values [][]byte,
 	}
 }
 
+// waitCount waits until count reaches n; it fails when count has not moved
+// for 20s.
 func waitCount(ctx context.Context, count func() int64, n int64) error {
 	last, lastChange := count(), time.Now()
 	for {
@@ -384,50 +430,4 @@ func waitCount(ctx context.Context, count func() int64, n int64) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// command runs a connector binary with its log in logPath.
-func command(ctx context.Context, logPath, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, append(args, "--log-format", "json", "--progress-interval", "0")...)
-	if f, err := os.Create(logPath); err == nil {
-		cmd.Stderr = f
-	}
-	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
-		// A CPU profile of each connector run, named after its log.
-		cmd.Env = append(os.Environ(), "CULVERT_CPUPROFILE="+filepath.Join(dir, strings.TrimSuffix(filepath.Base(logPath), ".log")+".prof"))
-	}
-	return cmd
-}
-
-// loadBus publishes values to topic on the embedded bus in dir (not timed).
-func loadBus(ctx context.Context, dir, topic string, values [][]byte) error {
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	for i := 0; i < len(values); i += 10000 {
-		chunk := values[i:min(i+10000, len(values))]
-		recs := make([]record.Record, len(chunk))
-		for j, v := range chunk {
-			recs[j] = record.Record{Value: v}
-		}
-		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
-			return fmt.Errorf("loading the bus: %w", err)
-		}
-	}
-	return nil
-}
-
-// fmtInt formats a number as a whole number with thousands separators.
-func fmtInt(r float64) string {
-	s := fmt.Sprintf("%.0f", r)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

@@ -109,6 +109,7 @@ func (s *sink) Open(ctx context.Context) error {
 		o.ClientID = "culvert-" + s.env.Name + "-" + hex.EncodeToString(b)
 	}
 	o.EndSession = true
+	o.QuickAck = true // Write waits for the last PUBACKs of each batch
 	o.SessionExpiry = 5 * time.Minute
 	o.Log = s.log
 	o.Reconnecting, o.Reconnected = s.env.Reconnecting, s.env.Reconnected

@@ -41,6 +41,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// ManualAcks makes received QoS 1 and 2 messages wait for Client.Ack.
 	ManualAcks bool
+	// QuickAck acknowledges what the broker sends at once at the TCP level
+	// (quickAckReader): for a publisher that waits for its PUBACKs with
+	// nothing else to send, not for a subscriber.
+	QuickAck bool
 	// OnPublish receives every message, on one goroutine, in order; while
 	// it blocks no other message is handed over (backpressure).
 	OnPublish func(paho.PublishReceived) (bool, error)
@@ -139,7 +143,7 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 		return nil, fmt.Errorf("connecting to MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))
 	}
 	log := c.opts.Log
-	conn := newPacketConn(nc)
+	conn := newPacketConn(nc, c.opts.QuickAck)
 	pc := paho.ClientConfig{
 		ClientID:                   c.opts.ClientID,
 		Conn:                       conn,

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -38,8 +39,14 @@ type packetConn struct {
 // closeFlush bounds how long Close waits for what is gathered to be sent.
 const closeFlush = time.Second
 
-func newPacketConn(nc net.Conn) *packetConn {
-	c := &packetConn{Conn: nc, r: bufio.NewReaderSize(nc, 64<<10), wake: make(chan struct{}, 1), done: make(chan struct{})}
+// newPacketConn wraps nc; with quickAck, its reads are acknowledged at once
+// at the TCP level (quickAckReader).
+func newPacketConn(nc net.Conn, quickAck bool) *packetConn {
+	var r io.Reader = nc
+	if quickAck {
+		r = quickAckReader(nc)
+	}
+	c := &packetConn{Conn: nc, r: bufio.NewReaderSize(r, 64<<10), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.writer()
 	return c
 }

@@ -13,7 +13,7 @@ import (
 // what is still gathered before it closes.
 func TestPacketConnOrderAndCloseFlush(t *testing.T) {
 	a, b := net.Pipe()
-	pc := newPacketConn(a)
+	pc := newPacketConn(a, false)
 	const n = 20000
 	got := make(chan []uint32, 1)
 	go func() {
@@ -59,7 +59,7 @@ func TestPacketConnOrderAndCloseFlush(t *testing.T) {
 // After a write error every write fails and the connection is closed.
 func TestPacketConnWriteError(t *testing.T) {
 	a, b := net.Pipe()
-	pc := newPacketConn(a)
+	pc := newPacketConn(a, false)
 	b.Close()
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); err == nil; time.Sleep(time.Millisecond) {

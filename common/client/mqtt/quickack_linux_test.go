@@ -1,0 +1,68 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// quickAckReader finds the TCP connection under plain, TLS and WebSocket
+// connections, and leaves TCP_QUICKACK on after a read.
+func TestQuickAckReader(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.WriteMessage(websocket.BinaryMessage, []byte("hello"))
+		ws.ReadMessage() // until the client closes
+	}))
+	defer srv.Close()
+
+	tcp, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if tcpConn(tcp) != tcp {
+		t.Error("plain TCP: not found")
+	}
+	if tcpConn(tls.Client(tcp, &tls.Config{})) != tcp {
+		t.Error("TLS: the TCP connection under it was not found")
+	}
+	if tcpConn(&net.UnixConn{}) != nil {
+		t.Error("a Unix socket has no TCP connection")
+	}
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	wc := &wsConn{Conn: ws}
+	under := tcpConn(wc)
+	if under == nil {
+		t.Fatal("WebSocket: the TCP connection under it was not found")
+	}
+	r := quickAckReader(wc)
+	buf := make([]byte, 5)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	rc, err := under.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	rc.Control(func(fd uintptr) { on, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK) })
+	if err != nil || on != 1 {
+		t.Errorf("TCP_QUICKACK after a read = %d, %v; want 1", on, err)
+	}
+}
