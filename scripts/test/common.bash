@@ -37,7 +37,8 @@ assert_help() {
 
 # stop_cleanly PID ERRFILE [SECONDS]: sends SIGTERM to PID, a background
 # child of the test, and fails unless it exits with status 0 within SECONDS
-# (default 30). Prints ERRFILE, the process's standard error.
+# (default 30). Prints ERRFILE, the process's standard error, with a
+# goroutine dump when the process did not stop.
 stop_cleanly() {
 	local pid=$1 err=$2 secs=${3:-30} rc=0
 	kill -TERM "$pid"
@@ -46,9 +47,13 @@ stop_cleanly() {
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -9 "$pid"
+		# SIGQUIT makes a Go program print every goroutine's stack to
+		# stderr: where it was stuck.
+		kill -QUIT "$pid"
+		sleep 2
+		kill -9 "$pid" 2>/dev/null
 		cat "$err"
-		echo "still running ${secs}s after SIGTERM"
+		echo "still running ${secs}s after SIGTERM (goroutine dump above, from SIGQUIT)"
 		return 1
 	fi
 	wait "$pid" || rc=$?
