@@ -19,7 +19,7 @@
 // by the broker, the publisher and the subscriber, a client that shares the
 // bench process with the other end hands messages over between goroutines
 // where a separate process waits for the kernel to switch; with the raw
-// publisher in the bench process, the raw figures were about 1.6 times
+// publisher in the bench process, the raw figures were 1.3 to 1.8 times
 // those of the same client in its own process.
 //
 // The raw publisher and mqtt-sink are timed by a subscriber in this process
