@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
@@ -17,18 +15,17 @@ import (
 
 // remote pushes records to a WebSocket server as a client (--url).
 type remote struct {
-	opts    Options
-	env     connector.Env
-	log     zerolog.Logger
-	ep      *ws.Endpoint
-	shown   string // the URL, redacted
-	backoff connector.Backoff
+	opts  Options
+	env   connector.Env
+	log   zerolog.Logger
+	ep    *ws.Endpoint
+	shown string // the URL, redacted
+	retry *ws.Retry
 
 	signal context.Context // Open's: done on a stop signal
 	conn   *websocket.Conn
 	gone   context.Context // done when conn failed
 	close  context.CancelFunc
-	ever   bool // connected at least once
 }
 
 func newRemote(opts Options, env connector.Env) (*remote, error) {
@@ -38,7 +35,7 @@ func newRemote(opts Options, env connector.Env) (*remote, error) {
 		return nil, err
 	}
 	return &remote{opts: opts, env: env, log: env.Log, ep: ep, shown: ep.Shown,
-		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max}}, nil
+		retry: &ws.Retry{Endpoint: ep, MaxRetries: opts.MaxRetries, Env: env}}, nil
 }
 
 // scrub hides the URL's secrets in an error's text.
@@ -56,39 +53,22 @@ func (r *remote) Open(ctx context.Context) error {
 // connect dials until it succeeds, the handshake is refused for good, the
 // retries run out, or ctx or the stop signal is done.
 func (r *remote) connect(ctx context.Context) error {
-	for failures := 1; ; failures++ {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.signal, cancel)()
+	r.retry.Reset()
+	for {
 		err := r.dial(ctx)
 		if err == nil {
-			if r.ever {
-				r.env.Reconnected()
-				r.log.Info().Str("url", r.shown).Msg("reconnected")
-			} else {
-				r.log.Info().Str("url", r.shown).Msg("connected")
-			}
-			r.ever = true
+			r.log.Info().Str("url", r.shown).Msg(r.retry.Connected())
 			return nil
 		}
-		if ctx.Err() != nil || r.signal.Err() != nil {
-			return fmt.Errorf("websocket %s: stopped while connecting: %s", r.shown, r.scrub(err))
+		if rerr := r.retry.Failed(ctx, err); rerr != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("websocket %s: stopped while connecting: %s", r.shown, r.scrub(err))
+			}
+			return rerr
 		}
-		var perm ws.PermanentError
-		if errors.As(err, &perm) {
-			return fmt.Errorf("websocket %s: %s", r.shown, r.scrub(err))
-		}
-		if r.opts.MaxRetries > 0 && failures > r.opts.MaxRetries {
-			return fmt.Errorf("websocket %s: giving up after %d failed connection attempts (--max-retries %d): %s",
-				r.shown, failures, r.opts.MaxRetries, r.scrub(err))
-		}
-		r.env.Reconnecting()
-		wait := r.backoff.Wait(failures)
-		r.log.Warn().Str("url", r.shown).Str("error", r.scrub(err)).Int("attempt", failures).Dur("retry_in", wait).Msg("connection failed, retrying")
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-r.signal.Done():
-		case <-t.C:
-		}
-		t.Stop()
 	}
 }
 

@@ -91,12 +91,11 @@ type message struct {
 }
 
 type source struct {
-	opts    Options
-	env     connector.Env
-	log     zerolog.Logger
-	ep      *ws.Endpoint
-	shown   string // the URL, redacted
-	backoff connector.Backoff
+	opts  Options
+	env   connector.Env
+	log   zerolog.Logger
+	ep    *ws.Endpoint
+	shown string // the URL, redacted
 
 	msgs   chan message  // received, not yet returned by Read
 	done   chan struct{} // closed when the connection goroutine ends
@@ -117,8 +116,7 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 	}
 	return &source{
 		opts: *opts, env: env, log: env.Log, ep: ep, shown: ep.Shown,
-		backoff: connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max},
-		msgs:    make(chan message, 256),
+		msgs: make(chan message, 256),
 	}, nil
 }
 
@@ -140,52 +138,26 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 // run is the connection goroutine.
 func (s *source) run(ctx context.Context) {
 	defer close(s.done)
-	failures := 0 // consecutive failed attempts
-	ever := false // connected at least once
-	// retry counts a failed attempt and waits before the next; it reports
-	// whether to go on.
-	retry := func(err error) bool {
-		failures++
-		if s.opts.MaxRetries > 0 && failures > s.opts.MaxRetries {
-			s.err = fmt.Errorf("websocket %s: giving up after %d failed connection attempts (--max-retries %d): %s",
-				s.shown, failures, s.opts.MaxRetries, s.scrub(err))
+	retry := &ws.Retry{Endpoint: s.ep, MaxRetries: s.opts.MaxRetries, Env: s.env}
+	// failed reports whether to go on after err.
+	failed := func(err error) bool {
+		if err := retry.Failed(ctx, err); err != nil {
+			if ctx.Err() == nil {
+				s.err = err
+			}
 			return false
 		}
-		s.env.Reconnecting()
-		wait := s.backoff.Wait(failures)
-		s.log.Warn().Str("url", s.shown).Str("error", s.scrub(err)).Int("attempt", failures).Dur("retry_in", wait).Msg("connection failed, retrying")
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
+		return true
 	}
 	for {
 		conn, err := s.connect(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var perm ws.PermanentError
-			if errors.As(err, &perm) {
-				s.err = fmt.Errorf("websocket %s: %s", s.shown, s.scrub(err))
-				return
-			}
-			if !retry(err) {
+			if !failed(err) {
 				return
 			}
 			continue
 		}
-		if ever {
-			s.env.Reconnected()
-			s.log.Info().Str("url", s.shown).Int("subscribe_messages", len(s.opts.Subscribe)).Msg("reconnected")
-		} else {
-			s.log.Info().Str("url", s.shown).Int("subscribe_messages", len(s.opts.Subscribe)).Msg("connected")
-		}
-		ever = true
+		s.log.Info().Str("url", s.shown).Int("subscribe_messages", len(s.opts.Subscribe)).Msg(retry.Connected())
 		start := time.Now()
 		got, err := s.serve(ctx, conn)
 		if ctx.Err() != nil {
@@ -199,8 +171,8 @@ func (s *source) run(ctx context.Context) {
 		}
 		ev.Msg("connection lost, reconnecting")
 		if got > 0 || time.Since(start) >= stableAfter {
-			failures = 0
-		} else if !retry(err) {
+			retry.Reset()
+		} else if !failed(err) {
 			return
 		}
 	}
