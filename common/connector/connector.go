@@ -149,12 +149,20 @@ func (b Backoff) Retry(ctx context.Context, log zerolog.Logger, what string, f f
 		}
 		wait := b.Wait(attempt)
 		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(what + " failed, retrying")
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if Sleep(ctx, wait) != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-t.C:
 		}
+	}
+}
+
+// Sleep waits d, or until ctx is done: then it returns ctx's error.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }

@@ -554,3 +554,14 @@ func TestRunSinkLingerGathersPolls(t *testing.T) {
 		}
 	}
 }
+
+func TestSleep(t *testing.T) {
+	if err := connector.Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Errorf("Sleep = %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := connector.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("Sleep with ctx done = %v, want context.Canceled", err)
+	}
+}

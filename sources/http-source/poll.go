@@ -79,7 +79,7 @@ func (p *poller) Open(_ context.Context, resume []byte) error {
 // the source with an error.
 func (p *poller) Read(ctx context.Context) (connector.Batch, error) {
 	for {
-		if !sleep(ctx, time.Until(p.due)) {
+		if connector.Sleep(ctx, time.Until(p.due)) != nil {
 			return connector.Batch{}, ctx.Err()
 		}
 		batch, ok, err := p.poll(ctx)

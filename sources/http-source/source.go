@@ -159,21 +159,6 @@ func copyHeaders(hs []record.Header, h http.Header, keep []string) []record.Head
 	return hs
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Close releases idle connections. It is idempotent.
 func (c *client) Close() error {
 	c.http.CloseIdleConnections()

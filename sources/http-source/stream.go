@@ -185,7 +185,7 @@ func (s *streamer) run(ctx context.Context) {
 		retried(s.env)
 		wait := max(backoff.Wait(failures), retryAfter)
 		s.env.Log.Warn().Err(err).Int("attempt", failures).Dur("retry_in", wait).Msg("stream lost, reconnecting")
-		if !sleep(ctx, wait) {
+		if connector.Sleep(ctx, wait) != nil {
 			return
 		}
 	}

@@ -247,10 +247,8 @@ func (c *Conn) keepUp(cli *paho.Client) {
 			}
 			wait := c.opts.Backoff.Wait(attempt)
 			log.Warn().Str("error", err.Error()).Int("attempt", attempt).Dur("retry_in", wait).Msg("mqtt reconnection failed, retrying")
-			select {
-			case <-c.ctx.Done():
+			if connector.Sleep(c.ctx, wait) != nil {
 				return
-			case <-time.After(wait):
 			}
 		}
 		c.mu.Lock()

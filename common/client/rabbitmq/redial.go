@@ -57,12 +57,8 @@ func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
 		if onRetry != nil {
 			onRetry(attempt, wait, err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if connector.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-t.C:
 		}
 	}
 }

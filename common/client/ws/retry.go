@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/culvert-dev/culvert/common/connector"
 )
@@ -49,14 +48,7 @@ func (r *Retry) Failed(ctx context.Context, err error) error {
 	r.Env.Reconnecting()
 	wait := retryBackoff.Wait(r.failures)
 	r.Env.Log.Warn().Str("url", shown).Str("error", reason).Int("attempt", r.failures).Dur("retry_in", wait).Msg("connection failed, retrying")
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return connector.Sleep(ctx, wait)
 }
 
 // Connected notes a connection made: after the first one it tells Env the
