@@ -58,6 +58,7 @@ catalog-check: build ## fail when the committed catalog is stale
 bench: build ## throughput and memory figures (see README, Performance)
 	$(GO) build -trimpath -o $(BIN)/ ./scripts/busbench
 	$(GO) run ./scripts/bench -bin $(BIN) -md
+	$(GO) test -run '^$$' -bench BatchedSends -benchtime 5000x ./common/client/mqtt
 	@set -e; for d in scripts/bench-*/; do \
 		echo "==> $$d"; $(GO) run ./$$d -bin $(BIN); \
 	done
