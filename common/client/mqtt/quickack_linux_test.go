@@ -51,18 +51,29 @@ func TestQuickAckReader(t *testing.T) {
 	if under == nil {
 		t.Fatal("WebSocket: the TCP connection under it was not found")
 	}
-	r := quickAckReader(wc)
-	buf := make([]byte, 5)
-	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("read %q, %v", buf[:n], err)
-	}
 	rc, err := under.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var on int
-	rc.Control(func(fd uintptr) { on, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK) })
-	if err != nil || on != 1 {
-		t.Errorf("TCP_QUICKACK after a read = %d, %v; want 1", on, err)
+	quickAck := func() int {
+		var on int
+		rc.Control(func(fd uintptr) { on, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	r := quickAckReader(wc)
+	// Linux turns it off by itself; the next read must turn it on again.
+	rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 0) })
+	if err != nil || quickAck() != 0 {
+		t.Fatalf("could not turn TCP_QUICKACK off for the test: %v", err)
+	}
+	buf := make([]byte, 5)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if on := quickAck(); on != 1 {
+		t.Errorf("TCP_QUICKACK after a read = %d, want 1", on)
 	}
 }
