@@ -360,12 +360,8 @@ func (s *sink) send(ctx context.Context, r *request) ([]connector.RejectedRecord
 		s.log.Warn().Str("endpoint", s.shown).Str("error", why).Int("attempt", attempt).Int("records", len(r.recs)).
 			Int64("offset", r.recs[0].Offset).Dur("retry_in", wait).Msg("request failed, retrying")
 		s.metrics(func(m metrics) { m.AddRetries(1) })
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if connector.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("sending to %s: %w (last error: %s)", s.shown, context.Cause(ctx), why)
-		case <-t.C:
 		}
 	}
 }

@@ -26,7 +26,6 @@ import (
 // every connected client.
 type hub struct {
 	opts Options
-	env  connector.Env
 	log  zerolog.Logger
 	m    *metrics
 
@@ -70,7 +69,7 @@ type frame struct {
 }
 
 func newHub(opts Options, env connector.Env, m *metrics) *hub {
-	return &hub{opts: opts, env: env, log: env.Log, m: m, clients: map[*client]struct{}{}, changed: make(chan struct{}), progress: make(chan struct{}, 1)}
+	return &hub{opts: opts, log: env.Log, m: m, clients: map[*client]struct{}{}, changed: make(chan struct{}), progress: make(chan struct{}, 1)}
 }
 
 // Open starts listening and serving clients.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -129,7 +128,6 @@ type source struct {
 	done    chan struct{} // closed by Close: the consume handler stops waiting
 	fatal   chan error    // why consuming stopped for good
 	js      chan jetstream.Msg
-	ackErrs atomic.Int64
 }
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
@@ -404,7 +402,6 @@ func (s *source) ack(msgs []jetstream.Msg, failed error) {
 		}
 	}
 	if n > 0 {
-		s.ackErrs.Add(int64(n))
 		s.log.Warn().Err(first).Int("messages", n).Msg("could not acknowledge messages: they will be delivered again after --ack-wait")
 	}
 }
