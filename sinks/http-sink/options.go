@@ -7,6 +7,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -78,11 +79,8 @@ func (o *Options) Validate() error {
 	if o.HeadersFromRecord && o.batching() {
 		return schema.Invalid("headers_from_record", "only without batching: a batch has many records, each with its own headers")
 	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		if o.TLSCert == "" {
-			return schema.Invalid("tls_cert", "must be given with --tls-key")
-		}
-		return schema.Invalid("tls_key", "must be given with --tls-cert")
+	if err := tlsfiles.CheckPair(o.TLSCert, o.TLSKey); err != nil {
+		return err
 	}
 	if strings.ContainsAny(o.ContentType, "\r\n") {
 		return schema.Invalid("content_type", "must be one line")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
@@ -68,11 +69,8 @@ func (o *Options) Validate() error {
 	case o.Listen != "" && o.URL != "":
 		return schema.Invalid("url", "give either --listen or --url, not both")
 	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		if o.TLSCert == "" {
-			return schema.Invalid("tls_cert", "is needed with --tls-key")
-		}
-		return schema.Invalid("tls_key", "is needed with --tls-cert")
+	if err := tlsfiles.CheckPair(o.TLSCert, o.TLSKey); err != nil {
+		return err
 	}
 	if o.SlowClientGrace < 0 {
 		return schema.Invalid("slow_client_grace", "must not be negative")

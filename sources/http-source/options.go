@@ -12,6 +12,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -101,11 +102,8 @@ func (o *Options) mode() string {
 // Validate checks what the schema cannot: that the options of one mode are
 // not mixed with another's.
 func (o *Options) Validate() error {
-	if o.TLSCert != "" && o.TLSKey == "" {
-		return schema.Invalid("tls_key", "is needed with --tls-cert")
-	}
-	if o.TLSKey != "" && o.TLSCert == "" {
-		return schema.Invalid("tls_cert", "is needed with --tls-key")
+	if err := tlsfiles.CheckPair(o.TLSCert, o.TLSKey); err != nil {
+		return err
 	}
 	if o.mode() == modeWebhook {
 		return o.validateWebhook()

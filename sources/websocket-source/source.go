@@ -12,6 +12,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
@@ -62,11 +63,8 @@ func (o *Options) Validate() error {
 	if o.ConnectTimeout <= 0 {
 		return schema.Invalid("connect_timeout", "must be more than 0")
 	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		if o.TLSCert == "" {
-			return schema.Invalid("tls_cert", "is needed with --tls-key")
-		}
-		return schema.Invalid("tls_key", "is needed with --tls-cert")
+	if err := tlsfiles.CheckPair(o.TLSCert, o.TLSKey); err != nil {
+		return err
 	}
 	return nil
 }

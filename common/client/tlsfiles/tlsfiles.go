@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // CAPool reads a PEM file of CA certificates.
@@ -68,4 +70,17 @@ func Server(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// CheckPair checks the --tls-cert and --tls-key options of a connector: a
+// certificate needs its key and a key its certificate. The error names
+// the option that is missing.
+func CheckPair(certFile, keyFile string) error {
+	switch {
+	case certFile != "" && keyFile == "":
+		return schema.Invalid("tls_key", "is needed with --tls-cert")
+	case keyFile != "" && certFile == "":
+		return schema.Invalid("tls_cert", "is needed with --tls-key")
+	}
+	return nil
 }

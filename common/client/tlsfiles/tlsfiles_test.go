@@ -1,6 +1,7 @@
 package tlsfiles
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,3 +33,17 @@ func TestErrorsNameTheOptionAndFile(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func TestCheckPair(t *testing.T) {
+	for _, c := range []struct{ cert, key, want string }{
+		{"", "", ""},
+		{"c.pem", "k.pem", ""},
+		{"c.pem", "", "tls_key: is needed with --tls-cert"},
+		{"", "k.pem", "tls_cert: is needed with --tls-key"},
+	} {
+		err := CheckPair(c.cert, c.key)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && !strings.Contains(got, c.want)) {
+			t.Errorf("CheckPair(%q, %q) = %v, want %q", c.cert, c.key, err, c.want)
+		}
+	}
+}
