@@ -90,30 +90,17 @@ func (s *sink) connect(ctx context.Context) error {
 	if s.ch != nil {
 		return nil
 	}
-	reconnecting := s.down
-	b := rabbitmq.ReconnectBackoff
-	b.Attempts = s.opts.ReconnectAttempts
 	var ch *amqp.Channel
-	conn, err := rabbitmq.Redial(ctx, s.opts.URL, rabbitmq.Options{Name: s.env.Name, Log: s.log}, b,
-		func(conn *amqp.Connection) error {
-			var err error
-			ch, err = s.setup(conn)
-			return err
-		},
-		func(int, time.Duration, error) {
-			if !reconnecting {
-				reconnecting = true
-				s.env.Reconnecting()
-			}
-		})
+	conn, err := rabbitmq.Reconnect(ctx, s.opts.URL, s.env, s.opts.ReconnectAttempts, s.down, func(conn *amqp.Connection) error {
+		var err error
+		ch, err = s.setup(conn)
+		return err
+	})
 	if err != nil {
 		if s.down {
 			return fmt.Errorf("reconnecting to RabbitMQ: %w", err)
 		}
 		return err
-	}
-	if reconnecting {
-		s.env.Reconnected()
 	}
 	s.conn, s.ch, s.down = conn, ch, false
 	// Returns are read while waiting for confirms: RabbitMQ sends a
@@ -131,13 +118,8 @@ func (s *sink) setup(conn *amqp.Connection) (*amqp.Channel, error) {
 		return nil, fmt.Errorf("opening a channel: %w", err)
 	}
 	if o.Exchange != "" {
-		if o.Passive {
-			err = ch.ExchangeDeclarePassive(o.Exchange, o.ExchangeType, true, false, false, false, nil)
-		} else {
-			err = ch.ExchangeDeclare(o.Exchange, o.ExchangeType, true, false, false, false, nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("declaring exchange %q: %w", o.Exchange, err)
+		if err := rabbitmq.DeclareExchange(ch, o.Exchange, o.ExchangeType, o.Passive); err != nil {
+			return nil, err
 		}
 	}
 	if err := ch.Confirm(false); err != nil {

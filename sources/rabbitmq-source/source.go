@@ -102,27 +102,15 @@ func (s *source) connect(ctx context.Context) error {
 	var ch *amqp.Channel
 	var deliveries <-chan amqp.Delivery
 	s.mu.Lock()
-	reconnecting := s.down
+	down := s.down
 	s.mu.Unlock()
-	b := rabbitmq.ReconnectBackoff
-	b.Attempts = s.opts.ReconnectAttempts
-	conn, err := rabbitmq.Redial(ctx, s.opts.URL, rabbitmq.Options{Name: s.env.Name, Log: s.log}, b,
-		func(conn *amqp.Connection) error {
-			var err error
-			ch, deliveries, err = s.setup(conn)
-			return err
-		},
-		func(int, time.Duration, error) {
-			if !reconnecting {
-				reconnecting = true
-				s.env.Reconnecting()
-			}
-		})
+	conn, err := rabbitmq.Reconnect(ctx, s.opts.URL, s.env, s.opts.ReconnectAttempts, down, func(conn *amqp.Connection) error {
+		var err error
+		ch, deliveries, err = s.setup(conn)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	if reconnecting {
-		s.env.Reconnected()
 	}
 	s.mu.Lock()
 	if s.closed { // Close came while connecting
@@ -149,13 +137,8 @@ func (s *source) setup(conn *amqp.Connection) (*amqp.Channel, <-chan amqp.Delive
 		return nil, nil, fmt.Errorf("setting prefetch: %w", err)
 	}
 	if o.Exchange != "" {
-		if o.Passive {
-			err = ch.ExchangeDeclarePassive(o.Exchange, o.ExchangeType, true, false, false, false, nil)
-		} else {
-			err = ch.ExchangeDeclare(o.Exchange, o.ExchangeType, true, false, false, false, nil)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("declaring exchange %q: %w", o.Exchange, err)
+		if err := rabbitmq.DeclareExchange(ch, o.Exchange, o.ExchangeType, o.Passive); err != nil {
+			return nil, nil, err
 		}
 	}
 	if o.Passive {

@@ -62,3 +62,36 @@ func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
 		}
 	}
 }
+
+// Reconnect is Redial for a connector: ReconnectBackoff with attempts (0
+// means forever), and env told of the outage: Reconnecting at the first
+// failed attempt, unless down says the caller already reported the lost
+// connection, and Reconnected once connected after either.
+func Reconnect(ctx context.Context, raw string, env connector.Env, attempts int, down bool, setup func(*amqp.Connection) error) (*amqp.Connection, error) {
+	b := ReconnectBackoff
+	b.Attempts = attempts
+	reconnecting := down
+	conn, err := Redial(ctx, raw, Options{Name: env.Name, Log: env.Log}, b, setup, func(int, time.Duration, error) {
+		if !reconnecting {
+			reconnecting = true
+			env.Reconnecting()
+		}
+	})
+	if err == nil && reconnecting {
+		env.Reconnected()
+	}
+	return conn, err
+}
+
+// DeclareExchange declares the durable exchange name of kind, or with
+// passive only checks that it exists.
+func DeclareExchange(ch *amqp.Channel, name, kind string, passive bool) error {
+	declare := ch.ExchangeDeclare
+	if passive {
+		declare = ch.ExchangeDeclarePassive
+	}
+	if err := declare(name, kind, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declaring exchange %q: %w", name, err)
+	}
+	return nil
+}
