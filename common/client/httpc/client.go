@@ -109,7 +109,8 @@ func Retryable(status int) bool {
 
 // RetryAfter returns the delay that resp's Retry-After header asks for,
 // relative to now: delay-seconds ("120") or an HTTP-date (a date in the past
-// is a delay of 0). ok is false when the header is absent or unreadable.
+// is a delay of 0), capped at MaxRetryAfter. ok is false when the header is
+// absent or unreadable.
 func RetryAfter(resp *http.Response, now time.Time) (d time.Duration, ok bool) {
 	if resp == nil {
 		return 0, false
@@ -119,25 +120,22 @@ func RetryAfter(resp *http.Response, now time.Time) (d time.Duration, ok bool) {
 		return 0, false
 	}
 	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(secs) * time.Second, true
+		return min(time.Duration(secs)*time.Second, MaxRetryAfter), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
 	return 0, false
 }
 
-// MaxRetryAfter caps the delay RetryDelay takes from a Retry-After header,
+// MaxRetryAfter caps the delay RetryAfter takes from a Retry-After header,
 // so that a server asking for hours does not stall a connector silently.
 const MaxRetryAfter = 5 * time.Minute
 
 // RetryDelay returns how long to wait before retrying after resp (which may
 // be nil, after a connection error): the longer of backoff (the caller's
-// exponential backoff step) and the response's Retry-After delay, the latter
-// capped at MaxRetryAfter.
+// exponential backoff step) and the response's Retry-After delay.
 func RetryDelay(resp *http.Response, now time.Time, backoff time.Duration) time.Duration {
-	if d, ok := RetryAfter(resp, now); ok {
-		return max(backoff, min(d, MaxRetryAfter))
-	}
-	return backoff
+	d, _ := RetryAfter(resp, now)
+	return max(backoff, d)
 }

@@ -25,9 +25,8 @@
 //     re-dialled, HTTP/2 when the server offers it over TLS, and proxies from
 //     the environment (HTTPS_PROXY, NO_PROXY).
 //   - RetryAfter reads a response's Retry-After header, as delay-seconds or an
-//     HTTP-date, relative to a given now.
-//   - RetryDelay combines a backoff step with Retry-After (capped at
-//     MaxRetryAfter).
+//     HTTP-date, relative to a given now, capped at MaxRetryAfter.
+//   - RetryDelay combines a backoff step with Retry-After.
 //   - Retryable says which statuses are worth retrying: 408, 429 and 5xx.
 //   - RedactURL and Redact hide a URL's password and the values of query
 //     parameters that look like credentials (token, key, secret, password,

@@ -103,6 +103,8 @@ func TestRetryAfter(t *testing.T) {
 		{"0", 0, true},
 		{"3", 3 * time.Second, true},
 		{" 120 ", 2 * time.Minute, true},
+		{"86400", MaxRetryAfter, true},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), MaxRetryAfter, true},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
 		{"Fri, 02 Jan 2026 03:04:15 GMT", 10 * time.Second, true},
