@@ -39,15 +39,34 @@ func BearerMatches(h http.Header, token string) bool {
 // GitHub's X-Hub-Signature-256) or the bare hex, is the HMAC-SHA256 of body
 // keyed with secret. The comparison is in constant time.
 func SignatureMatches(sig string, body, secret []byte) bool {
+	digest, ok := ParseSignature(sig)
+	return ok && DigestMatches(digest, secret, body)
+}
+
+// ParseSignature returns the SHA-256 digest that sig gives as
+// "sha256=<hex>" or as the bare hex; ok is false when sig is no such
+// digest. A server can so refuse a request without a well-formed signature
+// before it reads the body.
+func ParseSignature(sig string) (digest []byte, ok bool) {
 	sig = strings.TrimSpace(sig)
 	if len(sig) > 7 && strings.EqualFold(sig[:7], "sha256=") {
 		sig = sig[7:]
 	}
 	got, err := hex.DecodeString(sig)
 	if err != nil || len(got) != sha256.Size {
-		return false
+		return nil, false
 	}
+	return got, true
+}
+
+// DigestMatches reports whether digest is the HMAC-SHA256, keyed with
+// secret, of parts written one after the other (such as a timestamp, a
+// separator and a body, which need not be copied into one slice). The
+// comparison is in constant time.
+func DigestMatches(digest, secret []byte, parts ...[]byte) bool {
 	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
+	for _, p := range parts {
+		mac.Write(p)
+	}
+	return hmac.Equal(digest, mac.Sum(nil))
 }

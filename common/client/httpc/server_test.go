@@ -62,6 +62,14 @@ func TestSignatureMatches(t *testing.T) {
 	if SignatureMatches("sha256="+sig, body, []byte("other")) {
 		t.Error("a signature with another secret matches")
 	}
+	// The same digest over the body given in parts.
+	digest, ok := ParseSignature("sha256=" + sig)
+	if !ok || !DigestMatches(digest, secret, body[:5], nil, body[5:]) {
+		t.Error("DigestMatches does not match the body given in parts")
+	}
+	if DigestMatches(digest, secret, body[:5]) {
+		t.Error("DigestMatches matches a part of the body")
+	}
 }
 
 func TestServerTLSErrorsNameTheFile(t *testing.T) {
