@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,17 +65,6 @@ func newEnv(t *testing.T) env {
 
 func (e env) out(name string) string { return filepath.Join(e.dir, name) }
 
-func TestRunWritesTopicToFile(t *testing.T) {
-	e := newEnv(t)
-	var want []string
-	for i := 0; i < 20000; i++ { // more than one poll
-		want = append(want, fmt.Sprintf(`{"seq":%d}`, i))
-	}
-	connectortest.PublishValues(t, e.busDir, "orders", want...)
-	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", e.busDir, "--path", e.out("out.jsonl"), "--from", "beginning", "--stop-at-end")
-	connectortest.Equal(t, "file", lines(t, e.out("out.jsonl")), want)
-}
-
 func TestRunTransformsInCommandLineOrder(t *testing.T) {
 	e := newEnv(t)
 	connectortest.PublishValues(t, e.busDir, "t", `{"a":0}`, `{"a":5}`)
@@ -89,48 +76,6 @@ func TestRunTransformsInCommandLineOrder(t *testing.T) {
 		"--group", "g2", "--filter", ".a == 1", "--map", ".a = 1")
 	if got := lines(t, e.out("filterfirst")); len(got) != 0 {
 		t.Fatalf("--filter then --map wrote %q, want nothing", got)
-	}
-}
-
-func TestRunDeadLetters(t *testing.T) {
-	e := newEnv(t)
-	connectortest.PublishValues(t, e.busDir, "orders", `{"a":1}`, "not json", `{"a":2}`)
-	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning", "--stop-at-end", "--map", ".b = .a")
-	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{`{"a":1,"b":1}`, `{"a":2,"b":2}`})
-
-	// Read the dead letters back with file-sink itself.
-	connectortest.MustRun(t, app(), "--topic", "orders.dlq", "--bus", e.busDir, "--path", e.out("dlq"), "--from", "beginning", "--stop-at-end", "--output", "full")
-	dead := lines(t, e.out("dlq"))
-	if len(dead) != 1 {
-		t.Fatalf("dead letters: %q", dead)
-	}
-	var fr struct {
-		Value   any
-		Headers []struct{ Key, Value string }
-	}
-	if err := json.Unmarshal([]byte(dead[0]), &fr); err != nil {
-		t.Fatal(err)
-	}
-	if fr.Value != "not json" {
-		t.Errorf("dead letter value %v", fr.Value)
-	}
-	h := map[string]string{}
-	for _, x := range fr.Headers {
-		h[x.Key] = x.Value
-	}
-	for k, want := range map[string]string{
-		"culvert.stage":     "transform",
-		"culvert.offset":    "1",
-		"culvert.connector": "file-sink",
-		"culvert.topic":     "orders",
-		"culvert.step":      "decode",
-	} {
-		if h[k] != want {
-			t.Errorf("%s = %q, want %q", k, h[k], want)
-		}
-	}
-	if !strings.Contains(h["culvert.error"], "not JSON") {
-		t.Errorf("culvert.error = %q", h["culvert.error"])
 	}
 }
 
@@ -243,48 +188,6 @@ func TestRunStopAtEndOnEmptyTopic(t *testing.T) {
 	}
 }
 
-func TestRunStopsOnCancel(t *testing.T) {
-	e := newEnv(t)
-	connectortest.PublishValues(t, e.busDir, "t", "a")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		code, _, _ := connectortest.Run(t, ctx, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--from", "beginning")
-		done <- code
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for len(lines(t, e.out("out"))) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the record never reached the file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	connectortest.PublishValues(t, e.busDir, "t", "b")
-	for len(lines(t, e.out("out"))) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the second record never reached the file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d after cancel, want 0", code)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("file-sink did not stop after its context was cancelled")
-	}
-	connectortest.Equal(t, "written", lines(t, e.out("out")), []string{"a", "b"})
-	// Both were committed: the group has nothing left.
-	os.Remove(e.out("out"))
-	connectortest.MustRun(t, app(), "--topic", "t", "--bus", e.busDir, "--path", e.out("out"), "--stop-at-end")
-	if got := lines(t, e.out("out")); len(got) != 0 {
-		t.Fatalf("records written before the stop were not committed: %q again", got)
-	}
-}
-
 func TestRunEnvironment(t *testing.T) {
 	e := newEnv(t)
 	connectortest.PublishValues(t, e.busDir, "fromenv", `{"a":1}`, `{"a":2}`)
@@ -299,26 +202,6 @@ func TestRunEnvironment(t *testing.T) {
 
 	connectortest.MustRun(t, app(), "--path", e.out("flag"), "--topic", "fromflag", "--filter", ".a == 3")
 	connectortest.Equal(t, "flags over the environment", lines(t, e.out("flag")), []string{`{"a":3}`})
-}
-
-func TestRunBadUsage(t *testing.T) {
-	e := newEnv(t)
-	base := []string{"--topic", "t", "--bus", e.busDir}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--path", "-", "--from", "middle"}, "--from"},
-		{[]string{"--path", "-", "--output", "yaml"}, "--output"},
-		{[]string{"--path", "-", "--filter", ".a >"}, "--filter"},
-		{[]string{"--path", "-", "--batch-size", "0"}, "--batch-size"},
-		{[]string{"--path", "-", "--on-error", "ignore"}, "--on-error"},
-		{[]string{"--path", "-", "--shutdown-timeout", "later"}, "--shutdown-timeout"},
-		{[]string{"--path", "-", "--fsync=maybe"}, "--fsync"},
-		{[]string{}, "--path"},
-	} {
-		connectortest.BadOption(t, app(), tc.want, append(append([]string(nil), base...), tc.args...)...)
-	}
 }
 
 func TestRunUnwritablePathFails(t *testing.T) {
