@@ -30,6 +30,7 @@ const timeout = 60 * time.Second
 // Run runs the conformance suite.
 func Run(t *testing.T, newSpec NewSpec) {
 	t.Run("OrderAndContent", func(t *testing.T) { testOrderAndContent(t, newSpec(t)) })
+	t.Run("RecordRoundTrip", func(t *testing.T) { testRecordRoundTrip(t, newSpec(t)) })
 	t.Run("StartEnd", func(t *testing.T) { testStartEnd(t, newSpec(t)) })
 	t.Run("GroupResumesAfterCommit", func(t *testing.T) { testResume(t, newSpec(t)) })
 	t.Run("IndependentGroups", func(t *testing.T) { testIndependentGroups(t, newSpec(t)) })
