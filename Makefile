@@ -15,7 +15,7 @@ ACTIONLINT_VERSION  := v1.7.7
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools services test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles
+.PHONY: all build tools services test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles dist install-check set-version
 
 all: build
 
@@ -40,6 +40,7 @@ test: tools services build ## every module's tests (Go and bats), then the catal
 		$(MAKE) --no-print-directory -C $$m test ROOT=$(ROOT) VERSION=$(VERSION); \
 	done
 	@$(MAKE) --no-print-directory catalog-check
+	@$(MAKE) --no-print-directory install-check
 
 lint: ## gofmt, go vet, staticcheck and actionlint
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -67,16 +68,30 @@ demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)
 
 IMAGE_PREFIX ?= culvert
-IMAGES_ENV   := VERSION=$(VERSION) BIN=$(BIN) IMAGE_PREFIX=$(IMAGE_PREFIX)
+IMAGES_ENV   := VERSION=$(VERSION) BIN=$(BIN) DIST=$(DIST) IMAGE_PREFIX=$(IMAGE_PREFIX)
 
 images: build ## an image per connector, $(IMAGE_PREFIX)/<name>:$(VERSION), with docker or podman (scripts/images.sh)
 	@$(IMAGES_ENV) $(ROOT)/scripts/images.sh build $(CONNECTORS)
 
-images-push: images ## push the images (IMAGE_PREFIX=ghcr.io/<owner>)
+images-push: build ## build and push the images (IMAGE_PREFIX=ghcr.io/<owner>; PLATFORMS="linux/amd64 linux/arm64" after make dist for multi-arch)
 	@$(IMAGES_ENV) $(ROOT)/scripts/images.sh push $(CONNECTORS)
+
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
+DIST      := $(ROOT)/dist
+CYCLONEDX_GOMOD_VERSION := v1.10.0
+
+dist: ## release files: every connector for $(PLATFORMS), a CycloneDX SBOM per binary, SHA256SUMS (in dist/)
+	@test -x $(TOOLS)/bin/cyclonedx-gomod || GOBIN=$(TOOLS)/bin $(GO) install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
+	@VERSION=$(VERSION) PLATFORMS="$(PLATFORMS)" DIST=$(DIST) $(ROOT)/scripts/dist.sh $(CONNECTORS)
+
+install-check: ## go install of a connector with GOWORK=off from a local module proxy, as a user installs after a release
+	@VERSION=$(VERSION) $(ROOT)/scripts/install-check.sh sources/file-source
+
+set-version: ## require common at v$(VERSION) in every module, and point go.work's replace at it
+	@$(ROOT)/scripts/release.sh set-version $(VERSION)
 
 dockerfiles: ## regenerate every connector's Dockerfile from the template in scripts/images.sh
 	@$(ROOT)/scripts/images.sh generate $(CONNECTORS)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -5,7 +5,7 @@
 #   images.sh generate DIR...      write DIR/Dockerfile from the template below
 #   images.sh check DIR...         fail when a DIR/Dockerfile is missing or stale
 #   images.sh build DIR...         build $IMAGE_PREFIX/<name>:$VERSION for each DIR
-#   images.sh push DIR...          push them
+#   images.sh push DIR...          build and push them
 #   images.sh engine               print the engine command that can build here
 #   images.sh export IMAGE         write IMAGE's root filesystem as a tar to stdout
 #
@@ -16,7 +16,15 @@
 # non-root user. The build context is a fresh directory holding only those two
 # files, so the build needs no network and pulls no base image.
 #
-# Environment: VERSION (0.1.0), BIN (bin/ of the repository), IMAGE_PREFIX
+# PLATFORMS (build and push): one platform, the machine's own, by default: the
+# binary comes from bin/ (make build). Several platforms ("linux/amd64
+# linux/arm64", as the release does) make one multi-arch image (a manifest
+# list) from the binaries of make dist (dist/<os>_<arch>/<name>); with docker
+# it is built and pushed in one step (buildx keeps multi-arch images only in a
+# registry), with podman it is a local manifest that push sends with --all.
+#
+# Environment: VERSION (0.1.0), BIN (bin/ of the repository), DIST (dist/ of
+# the repository), PLATFORMS (linux/<this machine's arch>), IMAGE_PREFIX
 # (culvert), SOURCE (the repository URL of the source label), CA_BUNDLE
 # (/etc/ssl/certs/ca-certificates.crt), CONTAINER_ENGINE (docker or podman:
 # skip detection), PODMAN_OPTS (global podman flags, e.g. --storage-driver=vfs).
@@ -25,6 +33,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VERSION="${VERSION:-0.1.0}"
 BIN="${BIN:-$ROOT/bin}"
+DIST="${DIST:-$ROOT/dist}"
+HOST_PLATFORM="linux/$(go env GOARCH 2>/dev/null || echo amd64)"
+PLATFORMS="${PLATFORMS:-$HOST_PLATFORM}"
 IMAGE_PREFIX="${IMAGE_PREFIX:-culvert}"
 SOURCE="${SOURCE:-https://github.com/culvert-dev/culvert}"
 CA_BUNDLE="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
@@ -45,6 +56,9 @@ dockerfile() {
 # The build context is made by scripts/images.sh build (make images): the static
 # $name binary from make build and a CA bundle; nothing is pulled or run.
 FROM scratch
+# Set by the engine for each platform of a multi-arch build.
+ARG TARGETOS=linux
+ARG TARGETARCH=amd64
 ARG VERSION=dev
 ARG SOURCE=https://github.com/culvert-dev/culvert
 LABEL org.opencontainers.image.title="$name" \\
@@ -55,7 +69,7 @@ COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 # The default embedded bus lives in \$XDG_DATA_HOME/culvert: mount a volume on /data.
 COPY --chown=$UID_GID data /data
 ENV XDG_DATA_HOME=/data
-COPY $name /$name
+COPY \${TARGETOS}_\${TARGETARCH}/$name /$name
 USER $UID_GID
 ENTRYPOINT ["/$name"]
 EOF
@@ -171,27 +185,58 @@ image_name() {
 	echo "$IMAGE_PREFIX/$(basename "$1"):$VERSION"
 }
 
+# binary PLATFORM NAME: the path of NAME's binary for PLATFORM.
+binary() {
+	local os="${1%/*}" arch="${1#*/}"
+	if [ -x "$DIST/${os}_${arch}/$2" ]; then
+		echo "$DIST/${os}_${arch}/$2"
+	elif [ "$1" = "$HOST_PLATFORM" ] && [ -x "$BIN/$2" ]; then
+		echo "$BIN/$2"
+	elif [ "$1" = "$HOST_PLATFORM" ]; then
+		die "$BIN/$2 is missing: run make build"
+	else
+		die "$DIST/${os}_${arch}/$2 is missing: run make dist"
+	fi
+}
+
+multi() { [ "$(echo "$PLATFORMS" | wc -w)" -gt 1 ]; }
+
+# build DIR...: one image per connector, for every platform of PLATFORMS.
+# PUSH=1 (set by push) pushes as it builds, which docker needs for multi-arch.
 build() {
 	check_dirs "$@"
 	check "$@"
 	[ -s "$CA_BUNDLE" ] || die "no CA bundle at $CA_BUNDLE (apt-get install ca-certificates)"
 	detect
-	local d name ctx img
+	if multi && [ "$ENGINE" = docker ] && [ "${PUSH:-0}" != 1 ]; then
+		die "docker keeps a multi-arch image only in a registry: use make images-push (or podman, or one platform)"
+	fi
+	local d name ctx img p platforms
+	platforms="$(echo "$PLATFORMS" | tr ' ' ',')"
 	for d in "$@"; do
 		name="$(basename "$d")"
-		[ -x "$BIN/$name" ] || die "$BIN/$name is missing: run make build"
 		ctx="$(mktemp -d)"
 		# shellcheck disable=SC2064
 		trap "rm -rf '$ctx'" EXIT
-		cp "$BIN/$name" "$ctx/$name"
+		for p in $PLATFORMS; do
+			mkdir -p "$ctx/${p%/*}_${p#*/}"
+			cp "$(binary "$p" "$name")" "$ctx/${p%/*}_${p#*/}/$name"
+		done
 		cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
 		mkdir "$ctx/data"
 		img="$(image_name "$d")"
-		echo "==> $ENGINE build $img"
-		# shellcheck disable=SC2046
-		engine_cmd "$ENGINE" build -q $(build_flags "$ENGINE") \
-			--build-arg VERSION="$VERSION" --build-arg SOURCE="$SOURCE" \
-			-f "$ROOT/$d/Dockerfile" -t "$img" "$ctx" >/dev/null
+		echo "==> $ENGINE build $img ($platforms)"
+		local args=(--build-arg VERSION="$VERSION" --build-arg SOURCE="$SOURCE" -f "$ROOT/$d/Dockerfile")
+		if ! multi; then
+			# shellcheck disable=SC2046
+			engine_cmd "$ENGINE" build -q $(build_flags "$ENGINE") --platform "$platforms" "${args[@]}" -t "$img" "$ctx" >/dev/null
+		elif [ "$ENGINE" = docker ]; then
+			docker buildx build --platform "$platforms" "${args[@]}" -t "$img" --push "$ctx"
+		else
+			podman_cmd manifest rm "$img" >/dev/null 2>&1 || true
+			# shellcheck disable=SC2046
+			podman_cmd build -q $(build_flags podman) --platform "$platforms" "${args[@]}" --manifest "$img" "$ctx" >/dev/null
+		fi
 		rm -rf "$ctx"
 		trap - EXIT
 	done
@@ -201,9 +246,18 @@ push() {
 	check_dirs "$@"
 	detect
 	local d
+	if multi && [ "$ENGINE" = docker ]; then
+		PUSH=1 build "$@" # buildx builds and pushes the manifest list at once
+		return
+	fi
+	build "$@"
 	for d in "$@"; do
 		echo "==> $ENGINE push $(image_name "$d")"
-		engine_cmd "$ENGINE" push "$(image_name "$d")"
+		if multi; then
+			podman_cmd manifest push --all "$(image_name "$d")" "docker://$(image_name "$d")"
+		else
+			engine_cmd "$ENGINE" push "$(image_name "$d")"
+		fi
 	done
 }
 
