@@ -65,6 +65,23 @@ type PositionStore interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Put stores value under key durably.
 	Put(ctx context.Context, key string, value []byte) error
+	// Lease takes the lease on key: while a process holds it, no other
+	// process (nor another Lease call) does, so one source at a time reads
+	// an input and saves its position. While another live holder has it,
+	// Lease waits as a standby, calling waiting (when not nil) once, until
+	// that holder releases it, dies or stops renewing it, or ctx is done.
+	Lease(ctx context.Context, key string, waiting func()) (Lease, error)
+}
+
+// Lease is the right to a position key, held by one process at a time.
+type Lease interface {
+	// Lost is closed when the lease was lost (not renewed in time, the
+	// connection that held it ended): another process may hold it now, and
+	// the holder must stop reading and publishing at once.
+	Lost() <-chan struct{}
+	// Release gives the lease up, so that a standby takes it at once. It
+	// is idempotent.
+	Release() error
 }
 
 // Start says where a new consumer group starts reading.
@@ -129,6 +146,12 @@ var ErrClosed = errors.New("bus closed")
 // this member's share; the records since the last commit will be read again
 // by the new owner.
 var ErrFenced = errors.New("consumer group membership lost")
+
+// ErrCorrupt is wrapped by errors that report stored data which failed a
+// check (a checksum, the database's own): the failure is permanent, and
+// retrying cannot help. A backend that reports it refuses to append to the
+// store from then on.
+var ErrCorrupt = errors.New("bus store corrupt")
 
 // Opener opens a bus from its URL.
 type Opener func(ctx context.Context, u *url.URL) (Bus, error)

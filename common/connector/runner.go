@@ -117,7 +117,15 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	}
 	var resume []byte
 	if key != "" {
+		var release func()
 		var err error
+		if ctx, release, err = holdPosition(ctx, b, key, cfg.Log); err != nil {
+			if ctx.Err() != nil {
+				return ctl.Metrics.Totals(), nil // stopped while standing by
+			}
+			return ctl.Metrics.Totals(), err
+		}
+		defer release()
 		if resume, err = b.Positions().Get(ctx, key); err != nil {
 			return ctl.Metrics.Totals(), err
 		}
@@ -244,6 +252,9 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			}
 		default:
 		}
+		if err == nil {
+			err = leaseLost(ctx)
+		}
 		return ctl.Metrics.Totals(), err
 	}
 	for {
@@ -294,7 +305,7 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
 	}
 	err = cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
-		return Transient(b.Publish(ctx, write))
+		return busRetryable(ctx, b.Publish(ctx, write))
 	})
 	if err != nil {
 		return fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
@@ -504,10 +515,11 @@ func next(carry *pollResult, polls <-chan pollResult) <-chan pollResult {
 }
 
 // busRetryable marks a bus error worth retrying: one that is not the end
-// of ctx, a closed bus or a lost group membership. Backends reconnect on
+// of ctx, a closed bus, a lost group membership or position lease, or a
+// corrupt store. Backends reconnect on
 // the next call after a lost connection.
 func busRetryable(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() != nil || errors.Is(err, bus.ErrClosed) || errors.Is(err, bus.ErrFenced) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, bus.ErrClosed) || errors.Is(err, bus.ErrFenced) || errors.Is(err, bus.ErrCorrupt) {
 		return err
 	}
 	return Transient(err)
@@ -575,7 +587,7 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 	dead = append(dead, rejectedDead...)
 	if len(dead) > 0 {
 		if err := cfg.retry(ctx, "publish", "publishing dead letters", false, func() error {
-			return Transient(bus.Publish(ctx, b, dl.topic, dead...))
+			return busRetryable(ctx, bus.Publish(ctx, b, dl.topic, dead...))
 		}); err != nil {
 			return fmt.Errorf("publishing dead letters to %q: %w", dl.topic, err)
 		}

@@ -66,6 +66,11 @@
 // working members, use a backend with partitions (kafka://) or shared
 // consumers (nats://, redis://).
 //
+// The lease on a source's position key is held the same way: by the
+// exclusive queue <prefix>lock.pos.<key> on a connection of the holder's
+// own; a standby tries to declare it every takeover interval, and the
+// holder hears that it lost it when that connection ends.
+//
 // Caught and Lag need the stream's last offset, which AMQP does not report:
 // the bus reads it by consuming from x-stream-offset "last" (the stream's
 // last chunk) until the deliveries stop for a moment. This takes tens of

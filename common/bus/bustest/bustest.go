@@ -42,6 +42,7 @@ func Run(t *testing.T, newSpec NewSpec) {
 	t.Run("ProcessPublisherAndConsumer", func(t *testing.T) { testProcesses(t, newSpec(t)) })
 	t.Run("KillNineLosesNothingAcked", func(t *testing.T) { testKillNine(t, newSpec(t)) })
 	t.Run("KilledMemberIsTakenOver", func(t *testing.T) { testTakeover(t, newSpec(t)) })
+	t.Run("PositionLease", func(t *testing.T) { testPositionLease(t, newSpec(t)) })
 }
 
 func unique(prefix string) string {
@@ -438,6 +439,8 @@ func helper(mode string) error {
 				time.Sleep(delay)
 			}
 		}
+	case "lease":
+		return leaseHelper(ctx, b, topic, out)
 	case "consume":
 		// Consumes and commits until it has seen record n-1, printing
 		// "done <number>" per record after the commit; gives up after a minute.

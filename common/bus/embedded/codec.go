@@ -3,6 +3,8 @@ package embedded
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/record"
@@ -10,11 +12,18 @@ import (
 
 // A stored batch is one row: a version byte, then per record the key, the
 // value, the headers (count, then key and value of each) and the time in Unix
-// nanoseconds (0 for none). Lengths and counts are uvarints, the time a
-// varint. This is the row's value, not a file format: SQLite owns the file.
-const codecVersion = 1
+// nanoseconds (0 for none), then (version 2) the CRC-32C of all that, four
+// bytes little-endian. Lengths and counts are uvarints, the time a varint.
+// This is the row's value, not a file format: SQLite owns the file. Rows
+// of version 1, written before the checksum, are still read.
+const codecVersion = 2
 
-var errCorrupt = errors.New("embedded bus: corrupt stored batch")
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var (
+	errCorrupt  = errors.New("corrupt stored batch")
+	errChecksum = fmt.Errorf("%w: checksum mismatch", errCorrupt)
+)
 
 func uvarintLen(x int) int {
 	n := 1
@@ -26,7 +35,7 @@ func uvarintLen(x int) int {
 }
 
 func encodedSize(recs []record.Record) int {
-	n := 1
+	n := 1 + 4
 	for i := range recs {
 		r := &recs[i]
 		n += uvarintLen(len(r.Key)) + len(r.Key) + uvarintLen(len(r.Value)) + len(r.Value) + uvarintLen(len(r.Headers))
@@ -52,14 +61,28 @@ func encodeBatch(recs []record.Record) []byte {
 		}
 		b = binary.AppendVarint(b, t)
 	}
-	return b
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 // decodeBatch decodes the n records stored at base and calls add with each
 // at or after offset from, until add returns false. Keys, values and header
 // values alias data.
 func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Record) bool) error {
-	if len(data) == 0 || data[0] != codecVersion {
+	if len(data) == 0 {
+		return errCorrupt
+	}
+	switch data[0] {
+	case 1:
+	case 2:
+		if len(data) < 5 {
+			return errCorrupt
+		}
+		body := data[:len(data)-4]
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
+			return errChecksum
+		}
+		data = body
+	default:
 		return errCorrupt
 	}
 	p := 1
@@ -91,6 +114,9 @@ func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Re
 		if r.Offset >= from && !add(&r) {
 			return nil
 		}
+	}
+	if p != len(data) {
+		return errCorrupt
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,16 @@ func init() {
 			}
 			opts.Lease = d
 		}
+		if s := u.Query().Get("reserve"); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("bus: reserve=%q: must be a number of bytes (0: none)", s)
+			}
+			opts.Reserve = n
+			if n == 0 {
+				opts.Reserve = -1
+			}
+		}
 		return Open(ctx, u.Path, opts)
 	})
 }
@@ -36,8 +47,12 @@ func init() {
 // Options tunes the embedded bus.
 type Options struct {
 	// Lease is how long a consumer group member keeps its share without
-	// renewing it; 0 means 15s.
+	// renewing it; 0 means 15s. Position leases last as long.
 	Lease time.Duration
+	// Reserve is the disk space, in bytes, kept so that a full disk does
+	// not stop reading, committing and leases; 0 means DefaultReserve, a
+	// negative value none.
+	Reserve int64
 }
 
 // maxRowRecords caps the records stored in one row so that a consumer never
@@ -76,9 +91,14 @@ type Bus struct {
 	db    *sql.DB // records and positions, synchronous=FULL
 	meta  *sql.DB // group offsets and leases, synchronous=NORMAL
 	lease time.Duration
+	dir   string
+
+	reserve   int64
+	reserveMu sync.Mutex
 
 	mu     sync.Mutex
 	topics map[string]int64
+	held   map[string]string // position key -> owner of the lease this bus holds
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -89,11 +109,24 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	if opts.Lease <= 0 {
 		opts.Lease = 15 * time.Second
 	}
+	if opts.Reserve == 0 {
+		opts.Reserve = DefaultReserve
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening embedded bus: %w", err)
 	}
+	if err := markedCorrupt(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, "bus.db")
-	if err := initDB(ctx, path); err != nil {
+	err := initDB(ctx, path)
+	if isFull(err) && opts.Reserve > 0 && releaseReserve(dir) {
+		err = initDB(ctx, path) // a first connection needs room for its shared memory file
+	}
+	if err != nil {
+		if c := sqliteCode(err); c == sqliteCorrupt || c == sqliteNotADB {
+			return nil, markCorrupt(dir, err.Error())
+		}
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
 	}
 	dsn := "file:" + path + "?_txlock=immediate" +
@@ -116,7 +149,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
 	}
 	meta.SetMaxOpenConns(2)
-	b := &Bus{db: db, meta: meta, lease: opts.Lease, topics: map[string]int64{}, stop: make(chan struct{})}
+	b := &Bus{db: db, meta: meta, lease: opts.Lease, dir: dir, reserve: opts.Reserve,
+		topics: map[string]int64{}, held: map[string]string{}, stop: make(chan struct{})}
+	b.ensureReserve()
 	b.wg.Add(1)
 	go b.checkpoints()
 	return b, nil
@@ -212,7 +247,22 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	if batch.Len() == 0 && batch.Position == nil {
 		return nil
 	}
+	if err := markedCorrupt(b.dir); err != nil {
+		return err
+	}
+	size := int64(0)
+	for _, w := range batch.Writes {
+		size += int64(encodedSize(w.Records))
+	}
+	if err := b.room(size); err != nil {
+		return fmt.Errorf("publishing to embedded bus %s: %w", b.dir, err)
+	}
 	err := b.tx(ctx, func(tx *sql.Tx) error {
+		if p := batch.Position; p != nil {
+			if err := b.fence(ctx, tx, p.Key); err != nil {
+				return err
+			}
+		}
 		for _, w := range batch.Writes {
 			if len(w.Records) == 0 {
 				continue
@@ -249,7 +299,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("publishing to embedded bus: %w", err)
+		return fmt.Errorf("publishing to embedded bus: %w", b.check(err))
 	}
 	return nil
 }
@@ -278,13 +328,25 @@ func (p positions) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading position %q: %w", key, err)
+		return nil, fmt.Errorf("reading position %q: %w", key, p.b.check(err))
 	}
 	return v, nil
 }
 
 func (p positions) Put(ctx context.Context, key string, value []byte) error {
-	if _, err := p.b.db.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, key, value); err != nil {
+	if err := markedCorrupt(p.b.dir); err != nil {
+		return err
+	}
+	err := p.b.drain(func() error {
+		return p.b.tx(ctx, func(tx *sql.Tx) error {
+			if err := p.b.fence(ctx, tx, key); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, key, value)
+			return err
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("saving position %q: %w", key, err)
 	}
 	return nil
@@ -303,21 +365,23 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 		opts.MaxRecords = 8192
 	}
 	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), done: make(chan struct{})}
-	err := b.tx(ctx, func(tx *sql.Tx) error {
-		id, err := b.topicID(ctx, tx, topic)
-		if err != nil {
+	err := b.drain(func() error {
+		return b.tx(ctx, func(tx *sql.Tx) error {
+			id, err := b.topicID(ctx, tx, topic)
+			if err != nil {
+				return err
+			}
+			s.topicID = id
+			if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&s.endAtStart); err != nil {
+				return err
+			}
+			start := int64(0)
+			if opts.Start == bus.StartEnd {
+				start = s.endAtStart
+			}
+			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_offsets(topic_id, grp, next_offset) VALUES(?,?,?)`, id, group, start)
 			return err
-		}
-		s.topicID = id
-		if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&s.endAtStart); err != nil {
-			return err
-		}
-		start := int64(0)
-		if opts.Start == bus.StartEnd {
-			start = s.endAtStart
-		}
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_offsets(topic_id, grp, next_offset) VALUES(?,?,?)`, id, group, start)
-		return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to %q as group %q: %w", topic, group, err)
@@ -355,7 +419,7 @@ func nowMS() int64 { return time.Now().UnixMilli() }
 // holds it; on taking it over it reloads the committed offset.
 func (s *subscription) renew(ctx context.Context) (bool, error) {
 	now := nowMS()
-	res, err := s.b.meta.ExecContext(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
+	res, err := s.b.drainExec(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
 		ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
 		WHERE leases.owner=excluded.owner OR leases.expires_ms < ?`,
 		s.topicID, s.group, s.owner, now+s.b.lease.Milliseconds(), now)
@@ -373,7 +437,7 @@ func (s *subscription) renew(ctx context.Context) (bool, error) {
 		var committed int64
 		if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM group_offsets WHERE topic_id=? AND grp=?`,
 			s.topicID, s.group).Scan(&committed); err != nil {
-			return false, fmt.Errorf("reading group offset: %w", err)
+			return false, fmt.Errorf("reading group offset: %w", s.b.check(err))
 		}
 		s.committed, s.next, s.owned = committed, committed, true
 	}
@@ -468,7 +532,7 @@ func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, er
 	}
 	if c := s.cached; c != nil && c.base <= from && from <= c.last {
 		if err := decodeBatch(c.data, c.base, int(c.last-c.base+1), from, add); err != nil {
-			return nil, err
+			return nil, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", c.base, c.last, err))
 		}
 		if len(msgs) == s.max {
 			return msgs, nil
@@ -480,23 +544,23 @@ func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, er
 		`SELECT base, last, data FROM batches WHERE topic_id=? AND last>=? ORDER BY last LIMIT ?`,
 		s.topicID, from, s.max/maxRowRecords+2)
 	if err != nil {
-		return nil, fmt.Errorf("reading topic: %w", err)
+		return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
 	}
 	defer rows.Close()
 	for len(msgs) < s.max && rows.Next() {
 		var row storedRow
 		if err := rows.Scan(&row.base, &row.last, &row.data); err != nil {
-			return nil, fmt.Errorf("reading topic: %w", err)
+			return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
 		}
 		if err := decodeBatch(row.data, row.base, int(row.last-row.base+1), from, add); err != nil {
-			return nil, err
+			return nil, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", row.base, row.last, err))
 		}
 		if len(msgs) == s.max && msgs[len(msgs)-1].Offset < row.last {
 			s.cached = &row
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading topic: %w", err)
+		return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
 	}
 	return msgs, nil
 }
@@ -514,7 +578,7 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 		return nil
 	}
 	next := msgs[len(msgs)-1].Offset + 1
-	res, err := s.b.meta.ExecContext(ctx, `UPDATE group_offsets SET next_offset=max(next_offset, ?)
+	res, err := s.b.drainExec(ctx, `UPDATE group_offsets SET next_offset=max(next_offset, ?)
 		WHERE topic_id=? AND grp=? AND EXISTS(SELECT 1 FROM leases WHERE topic_id=? AND grp=? AND owner=?)`,
 		next, s.topicID, s.group, s.topicID, s.group, s.owner)
 	if err != nil {
@@ -578,7 +642,7 @@ func (s *subscription) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := s.b.meta.ExecContext(ctx, `DELETE FROM leases WHERE topic_id=? AND grp=? AND owner=?`, s.topicID, s.group, s.owner)
+	_, err := s.b.drainExec(ctx, `DELETE FROM leases WHERE topic_id=? AND grp=? AND owner=?`, s.topicID, s.group, s.owner)
 	if err != nil {
 		return fmt.Errorf("leaving group %q: %w", s.group, err)
 	}

@@ -66,6 +66,14 @@
 // the end offset every partition had at Subscribe time. Lag is the sum over
 // partitions of the current end minus the committed offset.
 //
+// # Position leases
+//
+// The lease on a source's position key is the consumer group
+// "culvert-lease.<key>" on the positions topic (one partition): the member
+// assigned that partition holds the lease and the others stand by, so a
+// killed holder is replaced after session_timeout and a released one at
+// once.
+//
 // # Outages
 //
 // franz-go reconnects by itself. Publish waits (retrying) until the records

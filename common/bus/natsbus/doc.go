@@ -63,6 +63,11 @@
 // may go back after a takeover. There is no fencing: Commit never returns
 // bus.ErrFenced, and a record may be processed twice (at-least-once).
 //
+// The lease on a source's position key is the entry "l" + base64url(key)
+// of the position bucket, "<holder> <expiry>", taken and renewed by
+// compare-and-set on its revision every third of the ack wait, and expiring
+// after the ack wait (the takeover time of groups too).
+//
 // Poll returns up to MaxRecords records (default 8192), waiting up to a
 // second at a time for the first. Commit acknowledges every record delivered
 // to this member up to the last of the given messages; the last

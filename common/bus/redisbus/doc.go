@@ -67,6 +67,16 @@
 // GROUPS' lag (entries not yet delivered to the group) plus its pending
 // count (delivered, not yet acknowledged), for the whole group.
 //
+// # Position leases
+//
+// The lease on a source's position key is the key
+// "<prefix>:lease:<key>" holding the holder's name, taken with SET PX when
+// absent (a Lua script, so that taking and renewing are atomic) and renewed
+// every third of claim_idle; a dead holder's lease expires after
+// claim_idle, and a released one is deleted at once. Redis does not fence
+// a holder that lost its lease; the runner stops the source when it hears
+// of the loss.
+//
 // Streams are never trimmed by the bus: retention (XTRIM, MAXLEN) is the
 // operator's, and entries a group has not read must not be trimmed.
 //

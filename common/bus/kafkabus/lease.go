@@ -1,0 +1,126 @@
+package kafkabus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
+
+	"github.com/culvert-dev/culvert/common/bus"
+)
+
+// A position lease is a Kafka consumer group of its own,
+// "culvert-lease.<key>", consuming the positions topic, which has one
+// partition: the member the group coordinator assigns that partition holds
+// the lease, the others stand by. A member that leaves (Release) hands it
+// over at once; one that dies keeps it until its session times out, as a
+// consumer group member keeps its partitions.
+
+// LeaseGroup returns the consumer group that elects the holder of a
+// position key.
+func LeaseGroup(key string) string { return "culvert-lease." + key }
+
+// Lease takes the lease on key (see bus.PositionStore).
+func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.Lease, error) {
+	b := p.b
+	if b.closed.Load() {
+		return nil, bus.ErrClosed
+	}
+	topic, group := b.opts.PositionsTopic, LeaseGroup(key)
+	if waiting != nil {
+		// A group with live members: another process holds the lease.
+		if described, err := b.adm.DescribeGroups(ctx, group); err == nil {
+			if d, ok := described[group]; ok && len(d.Members) > 0 {
+				waiting()
+			}
+		}
+	}
+	l := &groupLease{held: make(chan struct{}), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	hb := min(3*time.Second, b.opts.SessionTimeout/3)
+	cl, err := kafkaclient.NewClient(ctx, b.cfg, "culvert-bus",
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.SessionTimeout(b.opts.SessionTimeout),
+		kgo.HeartbeatInterval(hb),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[topic]) > 0 {
+				l.set(true)
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[topic]) > 0 {
+				l.set(false)
+			}
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			if len(m[topic]) > 0 {
+				l.set(false)
+			}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("taking the lease on position %q: %w", key, err)
+	}
+	l.cl = cl
+	// Polling keeps the member's fetches moving; what it fetches (other
+	// processes' positions) is not needed.
+	go func() {
+		defer close(l.done)
+		pctx, cancel := context.WithCancel(context.Background())
+		go func() { <-l.stop; cancel() }()
+		for pctx.Err() == nil {
+			cl.PollFetches(pctx)
+		}
+	}()
+	select {
+	case <-l.held:
+		return l, nil
+	case <-ctx.Done():
+		l.Release()
+		return nil, ctx.Err()
+	}
+}
+
+type groupLease struct {
+	cl               *kgo.Client
+	mu               sync.Mutex
+	holds, lostOnce  bool
+	held, lost, stop chan struct{}
+	done             chan struct{}
+	once             sync.Once
+}
+
+// set records that the member was assigned the partition or lost it.
+func (l *groupLease) set(holds bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case holds && !l.holds:
+		l.holds = true
+		close(l.held)
+	case !holds && l.holds && !l.lostOnce:
+		l.lostOnce = true
+		select {
+		case <-l.stop: // released: a revocation on leaving is no loss
+		default:
+			close(l.lost)
+		}
+	}
+}
+
+func (l *groupLease) Lost() <-chan struct{} { return l.lost }
+
+func (l *groupLease) Release() error {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.cl.Close() // leaves the group: a standby is assigned the partition at once
+	})
+	return nil
+}
