@@ -54,6 +54,8 @@ type BadArgs struct {
 
 // Need says what a scenario needs of the outside system.
 type Need struct {
+	// Scenario is the scenario the system is for.
+	Scenario Scenario
 	// TLS: the system must be reached over TLS (the TLS scenario).
 	TLS bool
 	// Restart: System.Restart will be called (the Restart scenario), so
@@ -87,6 +89,14 @@ type System struct {
 	// for the source, unacknowledged or not yet delivered: after the
 	// RoundTrip, Poison, Restart and SIGTERM scenarios it must be 0.
 	Pending func(t testing.TB) int
+	// Record (sinks, optional) makes the record numbered n, whose value
+	// must be {"n":n}; by default it has that value and nothing else.
+	Record func(n int) record.Record
+	// Poison (sinks, optional) makes the record numbered n one that the
+	// system, set up for the Poison scenario, refuses for good; by default
+	// it is a value that is not JSON, under a --filter that has to parse
+	// it.
+	Poison func(n int) record.Record
 	// Check (optional) makes the connector's own assertions at the end of
 	// a scenario that went well: recs are the source's records on the
 	// topic, or, for a sink, the records it was given; stderr is the log
@@ -112,16 +122,6 @@ type Driver struct {
 	// mid-stream (such as --prefetch 20). The suite already gives
 	// --batch-size 20 and --linger 0s to a source.
 	RestartArgs []string
-	// Record (sinks, optional) makes the record numbered n, whose value
-	// must be {"n":n}; by default it has that value and nothing else.
-	Record func(n int) record.Record
-	// Poison (sinks, optional) makes the record numbered n refused for
-	// good by the outside system, with PoisonArgs added to the command
-	// line; by default it is a value that is not JSON, under a --filter
-	// that has to parse it.
-	Poison func(n int) record.Record
-	// PoisonArgs go with Poison.
-	PoisonArgs []string
 	// ExtraDeliveries (sinks) says the system may receive a record twice
 	// even after a clean SIGTERM (it cannot tell the sink what it already
 	// has); by default the SIGTERM scenario wants each record once.
@@ -296,7 +296,7 @@ func RunSourceSuite(t *testing.T, d Driver) {
 // sourceThrough: n records reach the topic, none lost, repeated or
 // reordered.
 func sourceThrough(t *testing.T, d Driver, s Scenario, n int) {
-	sys := d.Start(t, Need{TLS: s == TLS})
+	sys := d.Start(t, Need{Scenario: s, TLS: s == TLS})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	c := startConnector(t, d, sys, append([]string{"--topic", "orders", "--bus", busDir}, sys.Args...)...)
 	sys.Produce(t, Numbered(0, n)...)
@@ -315,7 +315,7 @@ func sourceThrough(t *testing.T, d Driver, s Scenario, n int) {
 // the dead-letter topic with the error; the others go on; a second run
 // neither sees it again nor dead-letters it twice.
 func sourcePoison(t *testing.T, d Driver) {
-	sys := d.Start(t, Need{})
+	sys := d.Start(t, Need{Scenario: Poison})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append([]string{"--topic", "orders", "--bus", busDir, "--map", ".n += 1"}, sys.Args...)
 	c := startConnector(t, d, sys, args...)
@@ -347,7 +347,7 @@ func sourcePoison(t *testing.T, d Driver) {
 // and every record is on the topic.
 func sourceStop(t *testing.T, d Driver) {
 	const total = 3000
-	sys := d.Start(t, Need{})
+	sys := d.Start(t, Need{Scenario: Stop})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--batch-size", "20", "--linger", "0s"}, sys.Args...), d.RestartArgs...)
 	c := startConnector(t, d, sys, args...)
@@ -373,7 +373,7 @@ func sourceStop(t *testing.T, d Driver) {
 // restart is on the topic.
 func sourceRestart(t *testing.T, d Driver) {
 	const before, after = 3000, 1000
-	sys := d.Start(t, Need{Restart: true})
+	sys := d.Start(t, Need{Scenario: Restart, Restart: true})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--batch-size", "20", "--linger", "0s"}, sys.Args...), d.RestartArgs...)
 	c := startConnector(t, d, sys, args...)
@@ -410,12 +410,12 @@ func RunSinkSuite(t *testing.T, d Driver) {
 	})
 }
 
-// records returns d's records numbered from to to-1.
-func (d Driver) records(from, to int) []record.Record {
+// records returns the system's records numbered from to to-1.
+func (s *System) records(from, to int) []record.Record {
 	out := make([]record.Record, 0, to-from)
 	for i := from; i < to; i++ {
-		if d.Record != nil {
-			out = append(out, d.Record(i))
+		if s.Record != nil {
+			out = append(out, s.Record(i))
 		} else {
 			out = append(out, record.Record{Value: fmt.Appendf(nil, `{"n":%d}`, i), Time: time.Now()})
 		}
@@ -438,9 +438,9 @@ func waitReceived(t *testing.T, sys *System, c connector, n int) []string {
 // sinkThrough: n records reach the system, none lost, repeated or
 // reordered, and none is dead-lettered.
 func sinkThrough(t *testing.T, d Driver, s Scenario, n int) {
-	sys := d.Start(t, Need{TLS: s == TLS})
+	sys := d.Start(t, Need{Scenario: s, TLS: s == TLS})
 	busDir := filepath.Join(t.TempDir(), "bus")
-	recs := d.records(0, n)
+	recs := sys.records(0, n)
 	Publish(t, busDir, "orders", recs...)
 	c := startConnector(t, d, sys, append([]string{"--topic", "orders", "--bus", busDir, "--from", "beginning"}, sys.Args...)...)
 	waitReceived(t, sys, c, n)
@@ -457,9 +457,9 @@ func sinkThrough(t *testing.T, d Driver, s Scenario, n int) {
 // topic, the others reach the system in order; a second run of the group
 // writes only what is new and dead-letters nothing again.
 func sinkPoison(t *testing.T, d Driver) {
-	sys := d.Start(t, Need{})
+	sys := d.Start(t, Need{Scenario: Poison})
 	busDir := filepath.Join(t.TempDir(), "bus")
-	poison, poisonArgs := d.Poison, d.PoisonArgs
+	poison, poisonArgs := sys.Poison, []string(nil)
 	if poison == nil {
 		poison = func(int) record.Record { return record.Record{Value: []byte("not json"), Time: time.Now()} }
 		poisonArgs = []string{"--filter", ".n >= 0"}
@@ -472,7 +472,7 @@ func sinkPoison(t *testing.T, d Driver) {
 			recs, bad = append(recs, r), append(bad, r)
 			continue
 		}
-		r := d.records(i, i+1)
+		r := sys.records(i, i+1)
 		recs, good = append(recs, r...), append(good, Numbered(i, i+1)...)
 	}
 	Publish(t, busDir, "orders", recs...)
@@ -487,7 +487,7 @@ func sinkPoison(t *testing.T, d Driver) {
 	sys.check(t, Poison, dead, stderr)
 
 	// A second run of the group: only the new record is written.
-	Publish(t, busDir, "orders", d.records(10, 11)...)
+	Publish(t, busDir, "orders", sys.records(10, 11)...)
 	c = startConnector(t, d, sys, args...)
 	waitReceived(t, sys, c, len(good)+1)
 	c.stop(t)
@@ -500,12 +500,12 @@ func sinkPoison(t *testing.T, d Driver) {
 // driver says the system may receive extra deliveries).
 func sinkStop(t *testing.T, d Driver) {
 	const total = 3000
-	sys := d.Start(t, Need{})
+	sys := d.Start(t, Need{Scenario: Stop})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--from", "beginning", "--group", "g"}, sys.Args...), d.RestartArgs...)
 	c := startConnector(t, d, sys, args...)
 	// Records keep coming while the sink stops.
-	produced := d.publishing(t, busDir, func(n int) bool { return n < total })
+	produced := sys.publishing(t, busDir, func(n int) bool { return n < total })
 	waitReceived(t, sys, c, 100)
 	c.stop(t)
 	t.Logf("%d values received before SIGTERM", len(sys.Received(t)))
@@ -525,14 +525,14 @@ func sinkStop(t *testing.T, d Driver) {
 // sinkRestart: the outside system restarts while records keep coming; the
 // sink recovers by itself and every record reaches the system.
 func sinkRestart(t *testing.T, d Driver) {
-	sys := d.Start(t, Need{Restart: true})
+	sys := d.Start(t, Need{Scenario: Restart, Restart: true})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--from", "beginning"}, sys.Args...), d.RestartArgs...)
 	// Records keep coming before, during and after the restart, so that
 	// it comes mid-stream, until 2,000 came after it.
 	restarted := make(chan struct{})
 	after := 0
-	produced := d.publishing(t, busDir, func(int) bool {
+	produced := sys.publishing(t, busDir, func(int) bool {
 		select {
 		case <-restarted:
 			after += 50
@@ -554,16 +554,16 @@ func sinkRestart(t *testing.T, d Driver) {
 	sys.check(t, Restart, nil, stderr)
 }
 
-// publishing publishes d's records to the topic orders, 50 every 25ms,
+// publishing publishes the system's records to the topic orders, 50 every 25ms,
 // on a goroutine of its own, as long as more(records published so far)
 // holds; the channel returned then says how many it published.
-func (d Driver) publishing(t *testing.T, busDir string, more func(n int) bool) <-chan int {
+func (s *System) publishing(t *testing.T, busDir string, more func(n int) bool) <-chan int {
 	produced := make(chan int, 1)
 	go func() {
 		n := 0
 		defer func() { produced <- n }()
 		for more(n) {
-			if err := publish(busDir, "orders", d.records(n, n+50)...); err != nil {
+			if err := publish(busDir, "orders", s.records(n, n+50)...); err != nil {
 				t.Errorf("publishing: %v", err)
 				return
 			}
