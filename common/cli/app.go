@@ -246,7 +246,7 @@ func (a *App) command(ctx context.Context, cfg *configState, stdout, stderr io.W
 		}
 		fmt.Fprintf(w, "\nOptions:\n%s", ownFS.FlagUsagesWrapped(100))
 		fmt.Fprintf(w, "\nShared options:\n%s", sharedFS.FlagUsagesWrapped(100))
-		fmt.Fprintf(w, "\nCommands:\n  validate    check the options, config file and secrets without connecting (exit 0 or 2)\n  config      print the effective options as JSON, secrets redacted\n  metadata    print the JSON Schema of the options, as JSON\n  version     print the version\n  completion  generate a shell completion script\n")
+		fmt.Fprintf(w, "\nCommands:\n  validate    check the options, config file and secrets without connecting (exit 0 or 2)\n  config      print the effective options as JSON, secrets redacted\n  metadata    print the JSON Schema of the options, as JSON\n  version     print the version\n  completion  generate a shell completion script\n%s", checkBusHelp)
 		fmt.Fprintf(w, "\nEvery option can also be set by its environment variable; a flag beats the environment.\nExit status: 0 done, 1 runtime failure, 2 bad usage or configuration.\n")
 		return nil
 	})
@@ -280,6 +280,7 @@ func (a *App) command(ctx context.Context, cfg *configState, stdout, stderr io.W
 		},
 	})
 	root.AddCommand(a.configCommands(root, cfg, own, shared, ownOpts, sharedOpts, &steps)...)
+	root.AddCommand(checkBusCommand())
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	}
