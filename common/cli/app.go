@@ -83,6 +83,7 @@ func NewSource[O any](info Info, newSource func(opts *O, env connector.Env) (con
 		newShared: func() any { return new(SourceOptions) },
 		run: func(ctx context.Context, own, shared any, env connector.Env, b bus.Bus, chain *transform.Chain) (connector.Stats, error) {
 			so := shared.(*SourceOptions)
+			env.MaxRecordBytes = so.MaxRecordBytes
 			src, err := newSource(own.(*O), env)
 			if err != nil {
 				return connector.Stats{}, err

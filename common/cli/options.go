@@ -36,6 +36,8 @@ type SourceOptions struct {
 	Common
 	BatchSize int             `json:"batch_size" jsonschema:"minimum=1,default=5000" jsonschema_description:"Most records in one write to the bus."`
 	Linger    schema.Duration `json:"linger" jsonschema:"default=5ms" jsonschema_description:"How long to wait for more records before a write to the bus that is not full."`
+	// MaxRecordBytes bounds the memory one record takes (connector.Env.MaxRecordBytes).
+	MaxRecordBytes int `json:"max_record_bytes" jsonschema:"minimum=1,default=16777216" jsonschema_description:"Largest record published, in bytes (16 MiB by default). A larger one goes to the dead-letter topic as its first 1 KiB with its size in the culvert.size header; a source reading lines or a stream holds no more of a record than this and skips the rest."`
 }
 
 // SinkOptions are the options every sink has.

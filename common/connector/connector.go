@@ -37,6 +37,10 @@ type Batch struct {
 	// Position is where to resume after this batch, nil if the outside
 	// system tracks it. It is saved together with the records.
 	Position []byte
+	// Rejected are records the source could not read whole, such as one
+	// larger than --max-record-bytes (see TooLarge): they go to the
+	// dead-letter topic in the same bus write as Records and Position.
+	Rejected []RejectedRecord
 	// Ack, if not nil, is called once: with nil when the batch is durable on
 	// the bus, or with the error that stopped it.
 	Ack func(error)
@@ -110,6 +114,11 @@ type Env struct {
 	// nil makes the runner use one of its own. A connector reports lost
 	// and regained connections with Env.Reconnecting and Env.Reconnected.
 	Control *Control
+	// MaxRecordBytes is --max-record-bytes, the largest record a source
+	// publishes (0: DefaultMaxRecordBytes). A source that gathers a record
+	// from pieces (lines of a file, of a stream) holds no more of one than
+	// this: it skips the rest and reports it in Batch.Rejected with TooLarge.
+	MaxRecordBytes int
 }
 
 // Backoff is a bounded exponential backoff with jitter.

@@ -84,6 +84,8 @@ type group struct {
 	pos     *bus.Position
 	res     transform.Result
 	done    chan struct{} // closed once res is set
+	// rejected are the records the source could not read whole.
+	rejected []RejectedRecord
 }
 
 func (g *group) ack(err error) {
@@ -151,12 +153,13 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				return
 			}
 			batch, err := src.Read(readCtx)
+			batch = limitRecords(batch, cfg.RecordLimit())
 			if len(batch.Records) > 0 {
 				// A pause that came while Read waited holds what it read;
 				// a stop hands it over all the same, to be published.
 				ctl.wait(readCtx)
 			}
-			if len(batch.Records) > 0 || batch.Position != nil || err != nil {
+			if len(batch.Records) > 0 || len(batch.Rejected) > 0 || batch.Position != nil || err != nil {
 				// What was read is handed over even after a stop signal:
 				// the main loop publishes it before returning.
 				select {
@@ -232,6 +235,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			if len(g.batches) > 1 {
 				g.in = append(g.in, bt.Records...)
 			}
+			g.rejected = append(g.rejected, bt.Rejected...)
 			if bt.Position != nil && key != "" {
 				g.pos = &bus.Position{Key: key, Value: bt.Position}
 			}
@@ -263,7 +267,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			if !ok {
 				return finish(nil)
 			}
-			if len(r.batch.Records) > 0 || r.batch.Position != nil {
+			if len(r.batch.Records) > 0 || len(r.batch.Rejected) > 0 || r.batch.Position != nil {
 				pending = append(pending, r.batch)
 				count += len(r.batch.Records)
 			}
@@ -297,6 +301,11 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	if err != nil {
 		return err
 	}
+	unread, err := dl.handle("read", nil, g.rejected)
+	if err != nil {
+		return err
+	}
+	dead = append(dead, unread...)
 	write := bus.Batch{Position: g.pos}
 	if len(g.res.Out) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.res.Out})

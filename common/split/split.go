@@ -65,6 +65,10 @@ func (s *Splitter) Offset() int64 { return s.off }
 // (buffered, or skipped when it is oversized).
 func (s *Splitter) Pending() int64 { return s.size }
 
+// Held returns how many bytes of the record being read are held in memory:
+// never more than the limit plus the delimiter's length.
+func (s *Splitter) Held() int { return len(s.partial) + len(s.head) + len(s.tail) }
+
 // Reset drops the pending record and starts a stream at offset.
 func (s *Splitter) Reset(offset int64) {
 	s.off = offset
@@ -184,6 +188,12 @@ func (s *Splitter) hold(rest []byte) {
 	}
 	s.size += int64(len(rest))
 	if !s.skipping {
+		if need := len(s.partial) + len(rest); need > cap(s.partial) {
+			// Doubling keeps the copies linear; the limit caps the buffer.
+			grown := make([]byte, len(s.partial), max(need, min(2*cap(s.partial), int(min(s.max+int64(d-1), math.MaxInt32)))))
+			s.copied += int64(copy(grown, s.partial))
+			s.partial = grown
+		}
 		s.copied += int64(len(rest))
 		s.partial = append(s.partial, rest...)
 		return

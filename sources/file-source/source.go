@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
+	"github.com/culvert-dev/culvert/common/split"
 )
 
 var info = cli.Info{
@@ -69,13 +69,16 @@ type position struct {
 
 type source struct {
 	opts  Options
-	delim []byte
+	limit int // --max-record-bytes
 	log   zerolog.Logger
 
-	f       *os.File
-	pos     position // of the next byte after the last whole record
-	partial []byte   // bytes read after the last delimiter
-	eof     bool
+	f   *os.File
+	pos position // the file; its offset is the splitter's
+	// splitter cuts what is read into records; it holds the bytes read
+	// after the last delimiter (at most limit of them) and the offset of
+	// the next byte after the last whole record.
+	splitter *split.Splitter
+	eof      bool
 
 	// chunks, for standard input and other streams (pipes, terminals),
 	// carries what a goroutine read: a read from a stream blocks and
@@ -96,7 +99,9 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 	if err != nil {
 		return nil, schema.Invalid("delimiter", "%v", err)
 	}
-	return &source{opts: *opts, delim: delim, log: env.Log}, nil
+	limit := env.RecordLimit()
+	return &source{opts: *opts, limit: limit, log: env.Log,
+		splitter: split.New(delim, int64(limit), connector.DeadLetterHeadBytes)}, nil
 }
 
 // PositionKey names the input by its absolute path; standard input keeps no position.
@@ -156,7 +161,7 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 		if _, err := f.Seek(saved.Offset, io.SeekStart); err != nil {
 			return fmt.Errorf("seeking %s to %d: %w", s.opts.Path, saved.Offset, err)
 		}
-		s.pos.Offset = saved.Offset
+		s.splitter.Reset(saved.Offset)
 		s.log.Info().Int64("offset", saved.Offset).Msg("resuming")
 	}
 	return nil
@@ -178,6 +183,7 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 			}
 			s.pos = position{}
 			s.pos.Dev, s.pos.Inode = fileID(fi)
+			s.splitter.Reset(0)
 			return f, nil
 		}
 		if !s.opts.Follow || !errors.Is(err, os.ErrNotExist) {
@@ -249,11 +255,11 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return connector.Batch{}, err
 		}
-		buf := make([]byte, len(s.partial)+s.opts.ReadSize)
-		copy(buf, s.partial)
-		n, err := s.readInto(ctx, buf[len(s.partial):])
+		// A new buffer each time: the records of a read refer to it.
+		buf := make([]byte, s.opts.ReadSize)
+		n, err := s.readInto(ctx, buf)
 		if n > 0 {
-			return s.split(buf[:len(s.partial)+n]), nil
+			return s.batch(s.splitter.Write(nil, buf[:n])), nil
 		}
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return connector.Batch{}, err
@@ -280,43 +286,38 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	}
 }
 
-// split cuts data into records at the delimiter and keeps the rest.
-func (s *source) split(data []byte) connector.Batch {
+// batch makes the records of parts, and dead letters of the parts larger
+// than --max-record-bytes.
+func (s *source) batch(parts []split.Part) connector.Batch {
 	now := time.Now()
-	recs := make([]record.Record, 0, bytes.Count(data, s.delim))
-	start := 0
-	for {
-		i := bytes.Index(data[start:], s.delim)
-		if i < 0 {
-			break
+	b := connector.Batch{Records: make([]record.Record, 0, len(parts)), Position: s.position()}
+	for _, p := range parts {
+		r := record.Record{Value: p.Value, Time: now, Offset: p.Offset}
+		if p.Oversized {
+			b.Rejected = append(b.Rejected, connector.TooLarge(r, p.Size, s.limit))
+			continue
 		}
-		if i > 0 {
-			recs = append(recs, record.Record{Value: data[start : start+i : start+i], Time: now, Offset: s.pos.Offset + int64(start)})
-		}
-		start += i + len(s.delim)
+		b.Records = append(b.Records, r)
 	}
-	s.partial = append(s.partial[:0:0], data[start:]...)
-	s.pos.Offset += int64(start)
-	return connector.Batch{Records: recs, Position: s.position()}
+	return b
 }
 
 func (s *source) position() []byte {
 	if s.opts.Path == "-" {
 		return nil
 	}
+	s.pos.Offset = s.splitter.Offset()
 	b, _ := json.Marshal(s.pos)
 	return b
 }
 
 // flushPartial turns what followed the last delimiter into a last record.
 func (s *source) flushPartial() connector.Batch {
-	if len(s.partial) == 0 {
+	parts := s.splitter.Flush(nil)
+	if len(parts) == 0 {
 		return connector.Batch{}
 	}
-	r := record.Record{Value: s.partial, Time: time.Now(), Offset: s.pos.Offset}
-	s.pos.Offset += int64(len(s.partial))
-	s.partial = nil
-	return connector.Batch{Records: []record.Record{r}, Position: s.position()}
+	return s.batch(parts)
 }
 
 // checkRotation handles a followed file that was replaced (rotation) or
@@ -347,7 +348,7 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 		s.f.Close()
 		s.f = f
 		s.log.Info().Str("path", s.opts.Path).Msg("file rotated; reading the new file")
-		if b.Records != nil {
+		if b.Records != nil || b.Rejected != nil {
 			b.Position = s.position()
 		}
 		return b, true, nil
@@ -362,8 +363,8 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
 			return connector.Batch{}, false, err
 		}
-		s.pos.Offset = 0
-		if b.Records != nil {
+		s.splitter.Reset(0)
+		if b.Records != nil || b.Rejected != nil {
 			b.Position = s.position()
 		}
 		return b, true, nil
