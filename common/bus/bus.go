@@ -143,9 +143,10 @@ type Subscription interface {
 var ErrClosed = errors.New("bus closed")
 
 // ErrFenced is returned by Commit when another member of the group took over
-// this member's share; the records since the last commit will be read again
-// by the new owner.
-var ErrFenced = errors.New("consumer group membership lost")
+// this member's share (the records since the last commit will be read again
+// by the new owner), and by a Publish or Put of a position whose lease
+// another process holds.
+var ErrFenced = errors.New("fenced: another member took over")
 
 // ErrCorrupt is wrapped by errors that report stored data which failed a
 // check (a checksum, the database's own): the failure is permanent, and

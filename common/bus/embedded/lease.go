@@ -81,7 +81,7 @@ func (b *Bus) fence(ctx context.Context, q queryer, key string) error {
 		return err
 	}
 	if owner != mine && expires >= nowMS() {
-		return fmt.Errorf("position %q: another process holds its lease: %w", key, bus.ErrFenced)
+		return fmt.Errorf("saving position %q: another process holds its lease (%w)", key, bus.ErrFenced)
 	}
 	return nil
 }
