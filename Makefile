@@ -60,6 +60,7 @@ bench: build ## throughput and memory figures (see README, Performance)
 	$(GO) build -trimpath -o $(BIN)/ ./scripts/busbench
 	$(GO) run ./scripts/bench -bin $(BIN) -md
 	$(GO) test -run '^$$' -bench BatchedSends -benchtime 5000x ./common/client/mqtt
+	$(GO) test -run '^$$' -bench LongLine -benchtime 1x -benchmem ./sources/file-source
 	@set -e; for d in scripts/bench-*/; do \
 		echo "==> $$d"; $(GO) run ./$$d -bin $(BIN); \
 	done
