@@ -252,6 +252,20 @@ func checkDeadLetters(t testing.TB, d Driver, dead []record.Record) {
 	}
 }
 
+// post sends POST /what (pause, resume) to the connector's metrics
+// server.
+func (c connector) post(t *testing.T, what string) {
+	t.Helper()
+	resp, err := http.Post("http://"+c.metrics+"/"+what, "", nil)
+	if err != nil {
+		t.Fatalf("POST /%s: %v", what, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /%s: %s", what, resp.Status)
+	}
+}
+
 func (s *System) pendingIsZero(t testing.TB) {
 	t.Helper()
 	if s.Pending == nil {
@@ -368,23 +382,29 @@ func sourceStop(t *testing.T, d Driver) {
 	sys.check(t, Stop, recs, stderr)
 }
 
-// sourceRestart: the outside system restarts mid-stream; the source
-// recovers by itself, and every record produced before and after the
-// restart is on the topic.
+// sourceRestart: the outside system restarts mid-stream (the source
+// paused, so that it surely is); the source recovers by itself, and every
+// record produced before and after the restart is on the topic.
 func sourceRestart(t *testing.T, d Driver) {
 	const before, after = 3000, 1000
 	sys := d.Start(t, Need{Scenario: Restart, Restart: true})
 	busDir := filepath.Join(t.TempDir(), "bus")
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--batch-size", "20", "--linger", "0s"}, sys.Args...), d.RestartArgs...)
 	c := startConnector(t, d, sys, args...)
-	sys.Produce(t, Numbered(0, before)...)
+	sys.Produce(t, Numbered(0, 100)...)
 	WaitTopic(t, busDir, "orders", 100, c.Running)
+	// Paused, the source reads no more, so that the restart surely comes
+	// mid-stream: with messages it may have received but not yet
+	// acknowledged, and more waiting in the system.
+	c.post(t, "pause")
+	sys.Produce(t, Numbered(100, before)...)
 	sys.Restart(t)
 	if n := distinct(TopicValues(t, busDir, "orders")); n >= before {
 		t.Fatalf("all %d records were on the topic when the system came back: the restart was not mid-stream", n)
 	} else {
 		t.Logf("%d records on the topic when the system came back", n)
 	}
+	c.post(t, "resume")
 	sys.Produce(t, Numbered(before, before+after)...)
 	WaitFor(t, c.Running, fmt.Sprintf("%d distinct records", before+after), func() bool {
 		return distinct(TopicValues(t, busDir, "orders")) >= before+after

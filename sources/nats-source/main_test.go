@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,27 +37,6 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-func TestBadOptionsExit2NamingTheOption(t *testing.T) {
-	for _, c := range []struct {
-		want string
-		args []string
-	}{
-		{"--subject", nil},
-		{"--subject", []string{"--subject", "a..b"}},
-		{"--subject", []string{"--subject", "a.>.b"}},
-		{"--queue-group", []string{"--stream", "S", "--queue-group", "q"}},
-		{"--durable", []string{"--subject", "a", "--durable", "d"}},
-		{"--deliver", []string{"--subject", "a", "--deliver", "new"}},
-		{"--deliver", []string{"--stream", "S", "--deliver", "last"}},
-		{"--stream", []string{"--stream", "a.b"}},
-		{"--url", []string{"--subject", "a", "--url", "http://u:s3cret@h:4222"}},
-		{"--ack-wait", []string{"--stream", "S", "--ack-wait", "0s"}},
-	} {
-		args := append([]string{"--topic", "t", "--bus", t.TempDir()}, c.args...)
-		connectortest.BadOption(t, app(), c.want, args...)
-	}
-}
-
 // start runs the connector until Stop; at the end of the test, it must
 // stop with exit status 0.
 func start(t *testing.T, args ...string) *connectortest.Running {
@@ -72,35 +49,10 @@ func start(t *testing.T, args ...string) *connectortest.Running {
 // publish publishes {"n":from}...{"n":to-1} to subject with JetStream, waiting for every ack.
 func publish(t *testing.T, js jetstream.JetStream, subject string, from, to int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var futs []jetstream.PubAckFuture
-	for i := from; i < to; i++ {
-		m := &natsgo.Msg{Subject: subject, Data: fmt.Appendf(nil, `{"n":%d}`, i), Header: natsgo.Header{"Seq": {fmt.Sprint(i)}}}
-		for {
-			f, err := js.PublishMsgAsync(m)
-			if err == nil {
-				futs = append(futs, f)
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("publishing: %v", err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			t.Fatalf("publishing: %v", err)
-		case <-ctx.Done():
-			t.Fatal("publishing: no ack within 60s")
-		}
-	}
+	produce(t, js, subject, from, connectortest.Numbered(from, to))
 }
 
-func ackPending(t *testing.T, js jetstream.JetStream, stream, durable string) (int, int) {
+func ackPending(t testing.TB, js jetstream.JetStream, stream, durable string) (int, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -113,42 +65,6 @@ func ackPending(t *testing.T, js jetstream.JetStream, stream, durable string) (i
 		t.Fatal(err)
 	}
 	return ci.NumAckPending, int(ci.NumPending)
-}
-
-func TestJetStreamRoundTrip(t *testing.T) {
-	url := natstest.Shared(t)
-	_, js := natstest.Connect(t, url)
-	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
-	const n = 10000
-	publish(t, js, subj+".orders", 0, n/2)
-	busDir := t.TempDir()
-	args := []string{"--topic", "orders", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d1"}
-	r := start(t, args...)
-	connectortest.WaitTopic(t, busDir, "orders", n/2, r)
-	publish(t, js, subj+".orders", n/2, n)
-	recs := connectortest.WaitTopic(t, busDir, "orders", n, r)
-	r.StopOK(t)
-	connectortest.CheckSequence(t, connectortest.Values(recs), n, false)
-	for i, rec := range recs {
-		if string(rec.Key) != subj+".orders" {
-			t.Fatalf("key %q, want the subject", rec.Key)
-		}
-		if v, _ := rec.Header("Seq"); string(v) != fmt.Sprint(i) {
-			t.Fatalf("record %d: header Seq %q", i, v)
-		}
-	}
-	// Everything was acknowledged, after it was durable on the bus.
-	if ack, pending := ackPending(t, js, stream, "d1"); ack != 0 || pending != 0 {
-		t.Fatalf("ack pending %d, pending %d; want 0 and 0", ack, pending)
-	}
-	// The durable consumer resumes where it was: a new run publishes only what is new.
-	publish(t, js, subj+".orders", n, n+10)
-	r = start(t, args...)
-	connectortest.WaitTopic(t, busDir, "orders", n+10, r)
-	time.Sleep(300 * time.Millisecond)
-	r.StopOK(t)
-	connectortest.CheckSequence(t, connectortest.TopicValues(t, busDir, "orders"), n+10, false)
 }
 
 func TestJetStreamFilterAndDeliverNew(t *testing.T) {
@@ -294,90 +210,6 @@ func TestCoreSlowConsumerIsCountedAndLogged(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no errors counter with stage slow_consumer = 90")
-	}
-}
-
-func TestPoisonMessageGoesToDeadLetterTopicAndIsAcked(t *testing.T) {
-	url := natstest.Shared(t)
-	nc, js := natstest.Connect(t, url)
-	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, v := range []string{`{"a":1}`, `not json`, `{"a":2}`} {
-		if _, err := js.Publish(ctx, subj, []byte(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_ = nc
-	busDir := t.TempDir()
-	r := start(t, "--topic", "p", "--bus", busDir, "--url", url, "--stream", stream, "--durable", "d", "--map", ".b = 1", "--ack-wait", "1s")
-	connectortest.WaitTopic(t, busDir, "p", 2, r)
-	connectortest.WaitTopic(t, busDir, "p.dlq", 1, r)
-	time.Sleep(2 * time.Second) // longer than --ack-wait: nothing is redelivered
-	r.StopOK(t)
-	if got := connectortest.TopicValues(t, busDir, "p"); strings.Join(got, ",") != `{"a":1,"b":1},{"a":2,"b":1}` {
-		t.Fatalf("topic: %v", got)
-	}
-	dead := connectortest.ReadTopic(t, busDir, "p.dlq")
-	if len(dead) != 1 || string(dead[0].Value) != "not json" {
-		t.Fatalf("dead letters: %v", connectortest.Values(dead))
-	}
-	if v, _ := dead[0].Header("culvert.offset"); string(v) != "2" {
-		t.Errorf("dead letter's culvert.offset %q, want the stream sequence 2", v)
-	}
-	if ack, pending := ackPending(t, js, stream, "d"); ack != 0 || pending != 0 {
-		t.Fatalf("ack pending %d, pending %d: the poison message was not acknowledged", ack, pending)
-	}
-}
-
-func TestServerRestartMidStream(t *testing.T) {
-	srv := natstest.StartServer(t, nil)
-	_, js := natstest.Connect(t, srv.URL())
-	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
-	const n = 10000
-	publish(t, js, subj, 0, 3000)
-	busDir := t.TempDir()
-	r := start(t, "--topic", "r", "--bus", busDir, "--url", srv.URL(), "--stream", stream, "--durable", "d", "--ack-wait", "5s")
-	connectortest.WaitTopic(t, busDir, "r", 1000, r)
-	srv.Stop()
-	time.Sleep(time.Second)
-	srv.Start()
-	publish(t, js, subj, 3000, n)
-	connectortest.WaitTopic(t, busDir, "r", n, r)
-	r.StopOK(t)
-	recs := connectortest.ReadTopic(t, busDir, "r")
-	connectortest.CheckSequence(t, connectortest.Values(recs), n, true) // at-least-once: a message acked during the outage may come again
-	if !strings.Contains(r.Stderr.String(), "disconnected from nats") || !strings.Contains(r.Stderr.String(), "reconnected to nats") {
-		t.Errorf("the restart is not in the log:\n%s", r.Stderr.String())
-	}
-	t.Logf("%d records for %d messages", len(recs), n)
-}
-
-func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	certs := natstest.NewCerts(t, dir)
-	srv := natstest.StartServer(t, &certs)
-	_, js := natstest.Connect(t, srv.PlainURL(), srv.ClientOptions()...)
-	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
-	publish(t, js, subj, 0, 100)
-	busDir := t.TempDir()
-	r := start(t, "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--stream", stream)
-	connectortest.WaitTopic(t, busDir, "tls", 100, r)
-	r.StopOK(t)
-	connectortest.CheckSequence(t, connectortest.TopicValues(t, busDir, "tls"), 100, false)
-
-	// Without the CA, the server's certificate is not trusted: exit 1, saying so.
-	other := filepath.Join(dir, "other")
-	os.Mkdir(other, 0o755)
-	wrong := natstest.NewCerts(t, other)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "tls", "--bus", busDir, "--url", fmt.Sprintf("tls://127.0.0.1:%d?tls_ca=%s", srv.Port, wrong.CA), "--stream", stream)
-	if code != 1 || !strings.Contains(stderr, "certificate") {
-		t.Fatalf("exit %d, stderr %s; want 1 and a certificate error", code, stderr)
 	}
 }
 
