@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -259,7 +260,13 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		buf := make([]byte, s.opts.ReadSize)
 		n, err := s.readInto(ctx, buf)
 		if n > 0 {
-			return s.batch(s.splitter.Write(nil, buf[:n])), nil
+			data := buf[:n]
+			if n < len(buf)/4 {
+				// A short read (a pipe, a file being written): its records
+				// would keep the whole buffer alive until they are published.
+				data = bytes.Clone(data)
+			}
+			return s.batch(s.splitter.Write(nil, data)), nil
 		}
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return connector.Batch{}, err
