@@ -7,6 +7,7 @@ replace github.com/culvert-dev/culvert/common => ../../common
 require (
 	github.com/culvert-dev/culvert/common v0.0.0
 	github.com/itchyny/gojq v0.12.20
+	golang.org/x/net v0.59.0
 )
 
 require (

@@ -20,7 +20,7 @@ func TestGoldenMetadata(t *testing.T) {
 	for _, p := range []string{"endpoint", "method", "header", "body", "interval", "timeout", "user_agent", "output_parts",
 		"output_type", "header_to_record", "next_url", "stream", "delimiter", "max_retries", "tls_ca", "tls_cert", "tls_key",
 		"tls_insecure_skip_verify", "listen", "path", "split_lines", "max_body_size", "queue_size", "ack_timeout",
-		"auth_token", "hmac_secret", "hmac_header"} {
+		"auth_token", "hmac_secret", "hmac_header", "hmac_max_age", "read_timeout", "max_connections", "max_records_per_request"} {
 		if _, ok := md.Schema.Properties[p]; !ok {
 			t.Errorf("schema has no property %q", p)
 		}
@@ -98,6 +98,12 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"--endpoint", ep, "--stream", "--idle-timeout", "-1s"}, "--idle-timeout"},
 		{[]string{"--listen", "127.0.0.1:0", "--output-parts", "full"}, "--output-parts"},
 		{[]string{"--listen", "127.0.0.1:0", "--idle-timeout", "1s"}, "--idle-timeout"},
+		{[]string{"--listen", "127.0.0.1:0", "--hmac-max-age", "5m"}, "--hmac-max-age"},
+		{[]string{"--listen", "127.0.0.1:0", "--hmac-secret", "k", "--hmac-max-age", "-1s"}, "--hmac-max-age"},
+		{[]string{"--endpoint", ep, "--hmac-max-age", "5m"}, "--hmac-max-age"},
+		{[]string{"--listen", "127.0.0.1:0", "--read-timeout", "-1s"}, "--read-timeout"},
+		{[]string{"--listen", "127.0.0.1:0", "--max-connections", "0"}, "--max-connections"},
+		{[]string{"--listen", "127.0.0.1:0", "--max-records-per-request", "0"}, "--max-records-per-request"},
 		{[]string{"--endpoint", ep, "extra"}, "extra"},
 	} {
 		args := append(append([]string(nil), base...), tc.args...)

@@ -69,16 +69,21 @@ type Options struct {
 	TLSKey                string `json:"tls_key,omitempty" jsonschema_description:"PEM private key of --tls-cert."`
 	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Poll and stream modes: do not verify the server's certificate (testing only; logged as a warning)."`
 	// Webhook mode.
-	Listen      string          `json:"listen,omitempty" jsonschema_description:"Webhook mode: HOST:PORT to serve on. Each request's body becomes a record, answered 2xx only once durable on the bus. Concurrent requests are written to the bus together, at once (--linger does not apply)."`
+	Listen      string          `json:"listen,omitempty" jsonschema_description:"Webhook mode: HOST:PORT to serve on. Each request's body becomes a record, answered 2xx only once durable on the bus; an empty body (with --split-lines: no non-empty line) is answered 400 and publishes nothing. Concurrent requests are written to the bus together, at once (--linger does not apply)."`
 	Path        string          `json:"path" jsonschema:"default=/" jsonschema_description:"Webhook mode: path that receives requests; one ending in / also takes the paths below it. Others get 404."`
-	SplitLines  bool            `json:"split_lines,omitempty" jsonschema_description:"Webhook mode: one record per non-empty line of the body (also done for Content-Type application/x-ndjson)."`
+	SplitLines  bool            `json:"split_lines,omitempty" jsonschema_description:"Webhook mode: one record per non-empty line of the body (also done for Content-Type application/x-ndjson), at most --max-records-per-request."`
 	MaxBodySize int64           `json:"max_body_size" jsonschema:"minimum=1,default=10485760" jsonschema_description:"Largest request body accepted, in bytes (larger: 413); in stream mode, the largest record."`
 	QueueSize   int             `json:"queue_size" jsonschema:"minimum=1,default=4096" jsonschema_description:"Webhook mode: requests waiting to be written to the bus; when full, requests are answered 503 with Retry-After."`
-	QueueBytes  int64           `json:"queue_bytes" jsonschema:"minimum=1,default=67108864" jsonschema_description:"Webhook mode: bytes of request bodies waiting to be written to the bus; beyond them, requests are answered 503 with Retry-After (a single request larger than this is still taken when nothing waits)."`
+	QueueBytes  int64           `json:"queue_bytes" jsonschema:"minimum=1,default=67108864" jsonschema_description:"Webhook mode: memory budget, in bytes, shared by all requests in flight, from the first byte of their body read until they are answered: the body as it is read, plus 256 bytes for each record made from it. A request that would go beyond it is answered 503 with Retry-After (a request alone in flight is always taken, up to --max-body-size)."`
 	AckTimeout  schema.Duration `json:"ack_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: how long a request waits for its records to be durable before it is answered 503 (they may still be written: the sender retries, at least once)."`
 	AuthToken   string          `json:"auth_token,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry Authorization: Bearer <token> (else 401); compared in constant time."`
 	HMACSecret  string          `json:"hmac_secret,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry the HMAC-SHA256 of their body with this secret in --hmac-header, as sha256=<hex> (else 401); compared in constant time."`
 	HMACHeader  string          `json:"hmac_header" jsonschema:"default=X-Hub-Signature-256" jsonschema_description:"Webhook mode: header holding the HMAC signature."`
+	HMACMaxAge  schema.Duration `json:"hmac_max_age" jsonschema:"default=0s" jsonschema_description:"Webhook mode, with --hmac-secret: refuse replayed requests. Requests must then carry X-Timestamp: <Unix seconds> no further than this from the connector's clock (either way), and the signature covers '<timestamp>.<body>' (as Stripe signs), else 401. 0 turns it off: the signature covers the body alone."`
+	ReadTimeout schema.Duration `json:"read_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: limit on reading a request's body, from the end of its headers; a slower body is answered 408 and its connection closed. 0 means none (headers always have 10s)."`
+	// MaxConnections and MaxRecordsPerRequest bound what senders can hold.
+	MaxConnections       int `json:"max_connections" jsonschema:"minimum=1,default=1024" jsonschema_description:"Webhook mode: connections served at once; more wait to be accepted. Near the limit, idle keep-alive connections are closed."`
+	MaxRecordsPerRequest int `json:"max_records_per_request" jsonschema:"minimum=1,default=100000" jsonschema_description:"Webhook mode: most records one request may make (--split-lines, NDJSON); a request with more is answered 413 and publishes nothing."`
 }
 
 // Modes.
@@ -114,6 +119,7 @@ func (o *Options) Validate() error {
 		{"hmac_secret", o.HMACSecret != ""},
 		{"split_lines", o.SplitLines},
 		{"path", o.Path != "/"},
+		{"hmac_max_age", o.HMACMaxAge != 0},
 	} {
 		if c.set {
 			return schema.Invalid(c.name, "is for webhook mode: give --listen")
@@ -209,6 +215,15 @@ func (o *Options) validateWebhook() error {
 	}
 	if o.AckTimeout <= 0 {
 		return schema.Invalid("ack_timeout", "must be more than 0")
+	}
+	if o.ReadTimeout < 0 {
+		return schema.Invalid("read_timeout", "must not be negative")
+	}
+	if o.HMACMaxAge < 0 {
+		return schema.Invalid("hmac_max_age", "must not be negative")
+	}
+	if o.HMACMaxAge != 0 && o.HMACSecret == "" {
+		return schema.Invalid("hmac_max_age", "needs --hmac-secret")
 	}
 	return nil
 }

@@ -20,13 +20,13 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"golang.org/x/net/netutil"
 )
 
 // request is one accepted webhook request: its records, and where its
 // handler waits to hear that they are durable.
 type request struct {
 	recs []record.Record
-	size int64      // of the body
 	done chan error // buffered: the acknowledgement never waits
 }
 
@@ -45,8 +45,11 @@ type webhook struct {
 	// come in queue up to form the next batch (group commit).
 	inFlight atomic.Int64
 	idle     chan struct{}
-	// queued counts the body bytes of the requests in queue.
-	queued atomic.Int64
+	// memory is --queue-bytes, shared by the requests in flight.
+	memory budget
+	// conns counts the open connections, to close idle keep-alive ones
+	// near --max-connections.
+	conns conns
 
 	mu     sync.RWMutex
 	closed bool
@@ -58,6 +61,7 @@ type webhook struct {
 
 func newWebhook(opts *Options, env connector.Env) (*webhook, error) {
 	return &webhook{
+		memory:   budget{limit: opts.QueueBytes},
 		opts:     opts,
 		env:      env,
 		keep:     canonical(opts.HeaderToRecord),
@@ -80,6 +84,9 @@ func (w *webhook) Open(_ context.Context, _ []byte) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", w.opts.Listen, err)
 	}
+	// Connections beyond the limit wait in the kernel's backlog, using no
+	// descriptor; TLS handshakes count too.
+	ln = netutil.LimitListener(ln, w.opts.MaxConnections)
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
 	}
@@ -91,6 +98,8 @@ func (w *webhook) Open(_ context.Context, _ []byte) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(debugWriter{w.env}, "", 0),
 	}
+	w.conns.max = w.opts.MaxConnections
+	w.srv.ConnState = w.conns.track(w.srv)
 	go func() {
 		if err := w.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.serveErr <- fmt.Errorf("serving on %s: %w", w.addr, err)
@@ -138,19 +147,17 @@ func (w *webhook) Read(ctx context.Context) (connector.Batch, error) {
 		return connector.Batch{}, ctx.Err()
 	}
 	reqs := []*request{r}
-	n, size := len(r.recs), r.size
+	n := len(r.recs)
 more:
 	for n < maxBatch {
 		select {
 		case r := <-w.queue:
 			reqs = append(reqs, r)
 			n += len(r.recs)
-			size += r.size
 		default:
 			break more
 		}
 	}
-	w.queued.Add(-size)
 	recs := r.recs
 	if len(reqs) > 1 {
 		recs = make([]record.Record, 0, n)
@@ -201,69 +208,99 @@ func (w *webhook) Close() error {
 // The values of the http.method header, made once.
 var methodValues = map[string][]byte{http.MethodPost: []byte(http.MethodPost), http.MethodPut: []byte(http.MethodPut)}
 
+// timestampHeader carries the Unix time that a signature covers with
+// --hmac-max-age.
+const timestampHeader = "X-Timestamp"
+
+// refusal is a request answered with an error status.
+type refusal struct {
+	status     int
+	msg        string
+	retryAfter int // seconds, for 503
+}
+
 // ServeHTTP accepts one webhook request and answers it once its records are
-// durable on the bus: 200 with {"records":N}; 401 when the token or the
-// signature is wrong; 404, 405; 413 over --max-body-size; 503 with
-// Retry-After when the queue is full, the bus write failed or took longer
-// than --ack-timeout, or the connector is stopping.
+// durable on the bus: 200 with {"records":N}. It refuses, in this order,
+// and before reading any of the body: 401 without the right token, without
+// a well-formed signature or with a timestamp out of --hmac-max-age; 404
+// on another path; 405 for another method; 413 when Content-Length is over
+// --max-body-size. Then, reading the body: 413 over --max-body-size or
+// --max-records-per-request, 408 slower than --read-timeout, 503 with
+// Retry-After beyond the --queue-bytes budget, 401 when the signature does
+// not match, 400 when the body holds no record. Last, 503 with Retry-After
+// when the queue is full, the bus write failed or took longer than
+// --ack-timeout, or the connector is stopping.
 func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if !w.pathMatches(r.URL.Path) {
-		w.refused(http.StatusNotFound)
-		http.Error(rw, "not found", http.StatusNotFound)
+	var held reservation
+	held.b = &w.memory
+	defer held.release() // once answered: the records are on the bus or refused
+	n, ref := w.serve(rw, r, &held)
+	if ref != nil {
+		w.refused(ref.status)
+		switch ref.status {
+		case http.StatusUnauthorized:
+			if w.opts.AuthToken != "" {
+				rw.Header().Set("WWW-Authenticate", `Bearer realm="http-source"`)
+			}
+		case http.StatusMethodNotAllowed:
+			rw.Header().Set("Allow", "POST, PUT")
+		case http.StatusServiceUnavailable:
+			rw.Header().Set("Retry-After", strconv.Itoa(ref.retryAfter))
+		}
+		http.Error(rw, ref.msg, ref.status)
 		return
+	}
+	if n >= 0 {
+		respond(rw, n)
+	}
+}
+
+// serve does ServeHTTP's work: it returns the number of records made
+// durable, or why the request is refused; n < 0 when the client left.
+func (w *webhook) serve(rw http.ResponseWriter, r *http.Request, held *reservation) (n int, ref *refusal) {
+	digest, ts, ref := w.authorize(r)
+	if ref != nil {
+		return 0, ref
+	}
+	if !w.pathMatches(r.URL.Path) {
+		return 0, &refusal{status: http.StatusNotFound, msg: "not found"}
 	}
 	if r.Method != http.MethodPost && r.Method != http.MethodPut {
-		w.refused(http.StatusMethodNotAllowed)
-		rw.Header().Set("Allow", "POST, PUT")
-		http.Error(rw, "method not allowed: send the data with POST or PUT", http.StatusMethodNotAllowed)
-		return
+		return 0, &refusal{status: http.StatusMethodNotAllowed, msg: "method not allowed: send the data with POST or PUT"}
 	}
-	if w.opts.AuthToken != "" && !httpc.BearerMatches(r.Header, w.opts.AuthToken) {
-		w.refused(http.StatusUnauthorized)
-		rw.Header().Set("WWW-Authenticate", `Bearer realm="http-source"`)
-		http.Error(rw, "unauthorized", http.StatusUnauthorized)
-		return
+	body, ref := w.readBody(rw, r, held)
+	if ref != nil {
+		return 0, ref
 	}
-	body, status := w.readBody(rw, r)
-	if status != 0 {
-		w.refused(status)
-		if status == http.StatusRequestEntityTooLarge {
-			http.Error(rw, "request body larger than "+strconv.FormatInt(w.opts.MaxBodySize, 10)+" bytes", status)
-		} else {
-			http.Error(rw, "could not read the request body", status)
+	if digest != nil {
+		parts := [][]byte{body}
+		if ts != "" {
+			parts = [][]byte{[]byte(ts), {'.'}, body}
 		}
-		return
+		if !httpc.DigestMatches(digest, []byte(w.opts.HMACSecret), parts...) {
+			return 0, &refusal{status: http.StatusUnauthorized, msg: "bad signature in " + w.opts.HMACHeader}
+		}
 	}
-	if w.opts.HMACSecret != "" && !httpc.SignatureMatches(r.Header.Get(w.opts.HMACHeader), body, []byte(w.opts.HMACSecret)) {
-		w.refused(http.StatusUnauthorized)
-		http.Error(rw, "bad or missing signature in "+w.opts.HMACHeader, http.StatusUnauthorized)
-		return
+	recs, ref := w.records(r, body)
+	if ref != nil {
+		return 0, ref
 	}
-	recs := w.records(r, body)
-	if len(recs) == 0 {
-		respond(rw, 0)
-		return
+	if !held.take(int64(len(recs)) * recordOverhead) {
+		return 0, &refusal{status: http.StatusServiceUnavailable, msg: "too much data in flight (--queue-bytes); retry later", retryAfter: 1}
 	}
-	req := &request{recs: recs, size: int64(len(body)), done: make(chan error, 1)}
+	req := &request{recs: recs, done: make(chan error, 1)}
 	w.mu.RLock()
 	accepted := false
 	if !w.closed {
-		if q := w.queued.Add(req.size); q-req.size == 0 || q <= w.opts.QueueBytes {
-			select {
-			case w.queue <- req:
-				accepted = true
-			default:
-			}
-		}
-		if !accepted {
-			w.queued.Add(-req.size)
+		select {
+		case w.queue <- req:
+			accepted = true
+		default:
 		}
 	}
 	w.mu.RUnlock()
 	if !accepted {
-		w.refused(http.StatusServiceUnavailable)
-		unavailable(rw, "the connector cannot keep up or is stopping; retry later", 1)
-		return
+		return 0, &refusal{status: http.StatusServiceUnavailable, msg: "the connector cannot keep up or is stopping; retry later", retryAfter: 1}
 	}
 	t := time.NewTimer(w.opts.AckTimeout.D())
 	defer t.Stop()
@@ -273,16 +310,41 @@ func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			if !errors.Is(err, errStopping) {
 				w.env.Log.Warn().Err(err).Int("records", len(recs)).Msg("answering 503: the records could not be written to the bus")
 			}
-			w.refused(http.StatusServiceUnavailable)
-			unavailable(rw, "the records could not be written; retry later", 5)
-			return
+			return 0, &refusal{status: http.StatusServiceUnavailable, msg: "the records could not be written; retry later", retryAfter: 5}
 		}
-		respond(rw, len(recs))
+		return len(recs), nil
 	case <-t.C:
-		w.refused(http.StatusServiceUnavailable)
-		unavailable(rw, "the records were not written in time; retry later", 5)
+		return 0, &refusal{status: http.StatusServiceUnavailable, msg: "the records were not written in time; retry later", retryAfter: 5}
 	case <-r.Context().Done(): // the client left; its records are written all the same
+		return -1, nil
 	}
+}
+
+// authorize checks what needs no body: the bearer token, and with
+// --hmac-secret that a signature is given (its digest) and, with
+// --hmac-max-age, its timestamp (ts).
+func (w *webhook) authorize(r *http.Request) (digest []byte, ts string, ref *refusal) {
+	if w.opts.AuthToken != "" && !httpc.BearerMatches(r.Header, w.opts.AuthToken) {
+		return nil, "", &refusal{status: http.StatusUnauthorized, msg: "unauthorized"}
+	}
+	if w.opts.HMACSecret == "" {
+		return nil, "", nil
+	}
+	digest, ok := httpc.ParseSignature(r.Header.Get(w.opts.HMACHeader))
+	if !ok {
+		return nil, "", &refusal{status: http.StatusUnauthorized, msg: "missing or malformed signature in " + w.opts.HMACHeader}
+	}
+	if maxAge := w.opts.HMACMaxAge.D(); maxAge > 0 {
+		ts = r.Header.Get(timestampHeader)
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			return nil, "", &refusal{status: http.StatusUnauthorized, msg: "missing or malformed " + timestampHeader + " (Unix seconds)"}
+		}
+		if age := time.Since(time.Unix(sec, 0)); age > maxAge || age < -maxAge {
+			return nil, "", &refusal{status: http.StatusUnauthorized, msg: timestampHeader + " is further than --hmac-max-age from now"}
+		}
+	}
+	return digest, ts, nil
 }
 
 func (w *webhook) pathMatches(p string) bool {
@@ -292,34 +354,70 @@ func (w *webhook) pathMatches(p string) bool {
 	return p == w.opts.Path
 }
 
-// readBody reads the request's body; status is non-zero when it could not.
-func (w *webhook) readBody(rw http.ResponseWriter, r *http.Request) (body []byte, status int) {
+// readBody reads the request's body within --read-timeout, growing its
+// buffer as the bytes come (never by what Content-Length announces) and
+// taking each growth from the memory budget first.
+func (w *webhook) readBody(rw http.ResponseWriter, r *http.Request, held *reservation) ([]byte, *refusal) {
 	limit := w.opts.MaxBodySize
+	tooLarge := &refusal{status: http.StatusRequestEntityTooLarge, msg: "request body larger than " + strconv.FormatInt(limit, 10) + " bytes (--max-body-size)"}
 	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge
+		return nil, tooLarge
 	}
+	if d := w.opts.ReadTimeout.D(); d > 0 {
+		rc := http.NewResponseController(rw)
+		rc.SetReadDeadline(time.Now().Add(d))
+		// Cleared once read: net/http's own read that watches for the
+		// client leaving must not time out while the records are written.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	// Up to limit+1 bytes of a body of unknown length: one more than the
+	// limit says it is too large.
+	want := limit + 1
 	if r.ContentLength >= 0 {
-		body = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, http.StatusBadRequest
-		}
-		return body, 0
+		want = r.ContentLength
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, http.StatusRequestEntityTooLarge
+	var buf []byte
+	for int64(len(buf)) < want {
+		if len(buf) == cap(buf) {
+			grown := min(max(2*int64(cap(buf)), minBodyBuffer), want)
+			if !held.take(grown - int64(cap(buf))) {
+				return nil, &refusal{status: http.StatusServiceUnavailable, msg: "too much data in flight (--queue-bytes); retry later", retryAfter: 1}
+			}
+			buf = append(make([]byte, 0, grown), buf...)
 		}
-		return nil, http.StatusBadRequest
+		m, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, &refusal{status: http.StatusRequestTimeout, msg: "the request body was not received within --read-timeout"}
+			}
+			return nil, &refusal{status: http.StatusBadRequest, msg: "could not read the request body"}
+		}
 	}
-	return body, 0
+	if int64(len(buf)) > limit {
+		return nil, tooLarge
+	}
+	return buf, nil
 }
+
+// minBodyBuffer is the first buffer a body is read into.
+const minBodyBuffer = 16 << 10
+
+// recordOverhead is what a record costs beyond its value on its way to the
+// bus (the record, its share of the batch and of the bus write), taken
+// from the memory budget for each record made.
+const recordOverhead = 256
 
 // records makes the request's records: its body, or with --split-lines or
 // an NDJSON content type, each non-empty line of it. Their headers are
-// http.method, http.path and those --header-to-record names.
-func (w *webhook) records(r *http.Request, body []byte) []record.Record {
+// http.method, http.path and those --header-to-record names. A body
+// without a record is refused with 400, one with more than
+// --max-records-per-request with 413.
+func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, *refusal) {
 	method, ok := methodValues[r.Method]
 	if !ok {
 		method = []byte(r.Method)
@@ -331,11 +429,12 @@ func (w *webhook) records(r *http.Request, body []byte) []record.Record {
 	now := time.Now()
 	if !w.opts.SplitLines && !isNDJSON(r.Header.Get("Content-Type")) {
 		if len(body) == 0 {
-			return nil
+			return nil, &refusal{status: http.StatusBadRequest, msg: "the request body is empty: nothing to publish"}
 		}
-		return []record.Record{{Value: body, Headers: hs, Time: now}}
+		return []record.Record{{Value: body, Headers: hs, Time: now}}, nil
 	}
-	var recs []record.Record
+	limit := w.opts.MaxRecordsPerRequest
+	recs := make([]record.Record, 0, min(bytes.Count(body, []byte{'\n'})+1, limit))
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -345,10 +444,16 @@ func (w *webhook) records(r *http.Request, body []byte) []record.Record {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(bytes.TrimSpace(line)) > 0 {
+			if len(recs) == limit {
+				return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: "more than " + strconv.Itoa(limit) + " records in the request (--max-records-per-request)"}
+			}
 			recs = append(recs, record.Record{Value: line, Headers: hs, Time: now})
 		}
 	}
-	return recs
+	if len(recs) == 0 {
+		return nil, &refusal{status: http.StatusBadRequest, msg: "the request body has no non-empty line: nothing to publish"}
+	}
+	return recs, nil
 }
 
 func isNDJSON(ct string) bool {
@@ -378,11 +483,6 @@ func respond(rw http.ResponseWriter, n int) {
 	var buf [32]byte
 	b := append(strconv.AppendInt(append(buf[:0], `{"records":`...), int64(n), 10), "}\n"...)
 	rw.Write(b)
-}
-
-func unavailable(rw http.ResponseWriter, msg string, retryAfter int) {
-	rw.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-	http.Error(rw, msg, http.StatusServiceUnavailable)
 }
 
 // coalesceWait is the longest a Read waits for the batches before it to be

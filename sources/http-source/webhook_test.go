@@ -134,8 +134,9 @@ func TestWebhookDurableBeforeOK(t *testing.T) {
 	}
 }
 
-// TestWebhookRefusals: 401 for a wrong or missing token or signature, 413
-// over --max-body-size, 404 and 405; none of them publishes anything.
+// TestWebhookRefusals: 401 for a wrong or missing token or signature,
+// checked before 404 and 405 (a GET without the token is 401); 413 over
+// --max-body-size; 400 for an empty body; none of them publishes anything.
 func TestWebhookRefusals(t *testing.T) {
 	addr := connectortest.FreeAddr(t)
 	busDir := filepath.Join(t.TempDir(), "bus")
@@ -163,25 +164,43 @@ func TestWebhookRefusals(t *testing.T) {
 		{"wrong signature", url, body, []string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign(body + " ")}, 401},
 		{"too large", url, strings.Repeat("x", 65), []string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign(strings.Repeat("x", 65))}, 413},
 		{"wrong path", "http://" + addr + "/out", body, []string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign(body)}, 404},
+		{"wrong path, no token", "http://" + addr + "/out", body, nil, 401},
+		{"empty body", url, "", []string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign("")}, 400},
 		{"good", url, body, []string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign(body)}, 200},
 	} {
 		if code, resp := post(t, http.DefaultClient, tc.url, tc.body, tc.headers...); code != tc.want {
 			t.Errorf("%s: status %d (%q), want %d", tc.name, code, resp, tc.want)
 		}
 	}
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 405 {
-		t.Errorf("GET: status %d, want 405", resp.StatusCode)
+	// Authentication comes first: a GET without the token is 401, with it 405.
+	for _, tc := range []struct {
+		headers []string
+		want    int
+	}{
+		{nil, 401},
+		{[]string{"Authorization", "Bearer tok"}, 401}, // no signature
+		{[]string{"Authorization", "Bearer tok", "X-Hub-Signature-256", sign("")}, 405},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		for i := 0; i+1 < len(tc.headers); i += 2 {
+			req.Header.Set(tc.headers[i], tc.headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET with %q: status %d, want %d", tc.headers, resp.StatusCode, tc.want)
+		}
 	}
 	// A body of unknown length over the limit: 413 too.
-	req, _ := http.NewRequest(http.MethodPost, url, io.MultiReader(strings.NewReader(strings.Repeat("y", 100))))
+	big := strings.Repeat("y", 100)
+	req, _ := http.NewRequest(http.MethodPost, url, io.MultiReader(strings.NewReader(big)))
 	req.ContentLength = -1
 	req.Header.Set("Authorization", "Bearer tok")
-	resp, err = http.DefaultClient.Do(req)
+	req.Header.Set("X-Hub-Signature-256", sign(big))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +368,113 @@ func TestTLS(t *testing.T) {
 	r.Stop(t)
 	if !bytes.Equal(connectortest.ReadTopic(t, busDir, "p")[0].Value, []byte("polled")) {
 		t.Fatal("wrong record")
+	}
+}
+
+// TestWebhookHMACMaxAge: with --hmac-max-age the signature covers
+// "<X-Timestamp>.<body>", and a request whose timestamp is missing or
+// further than the age from now is refused with 401, signed or not.
+func TestWebhookHMACMaxAge(t *testing.T) {
+	addr := connectortest.FreeAddr(t)
+	busDir := filepath.Join(t.TempDir(), "bus")
+	secret := "hmac-key"
+	r := start(t, "--topic", "hooks", "--bus", busDir, "--listen", addr, "--hmac-secret", secret, "--hmac-max-age", "5m")
+	waitListening(t, r, addr)
+	url := "http://" + addr + "/"
+	sign := func(parts ...string) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(strings.Join(parts, "")))
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	unix := func(d time.Duration) string { return fmt.Sprint(time.Now().Add(d).Unix()) }
+	now, old, future := unix(0), unix(-time.Hour), unix(time.Hour)
+	body := `{"ok":1}`
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"no timestamp", []string{"X-Hub-Signature-256", sign(body)}, 401},
+		{"body alone signed", []string{"X-Timestamp", now, "X-Hub-Signature-256", sign(body)}, 401},
+		{"bad timestamp", []string{"X-Timestamp", "yesterday", "X-Hub-Signature-256", sign("yesterday.", body)}, 401},
+		{"replayed an hour later", []string{"X-Timestamp", old, "X-Hub-Signature-256", sign(old, ".", body)}, 401},
+		{"an hour ahead", []string{"X-Timestamp", future, "X-Hub-Signature-256", sign(future, ".", body)}, 401},
+		{"timestamp changed", []string{"X-Timestamp", now, "X-Hub-Signature-256", sign(old, ".", body)}, 401},
+		{"good", []string{"X-Timestamp", now, "X-Hub-Signature-256", sign(now, ".", body)}, 200},
+	} {
+		if code, resp := post(t, http.DefaultClient, url, body, tc.headers...); code != tc.want {
+			t.Errorf("%s: status %d (%q), want %d", tc.name, code, resp, tc.want)
+		}
+	}
+	if code, stderr := r.Stop(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	connectortest.Equal(t, "topic", connectortest.TopicValues(t, busDir, "hooks"), []string{body})
+}
+
+// TestWebhookSplitLinesLimits: --max-records-per-request answers 413 past
+// it and publishes nothing of that request; a body without a non-empty
+// line is 400; and --queue-bytes counts each record's overhead, not only
+// body bytes: beside a body being read, a request of many tiny lines does
+// not fit (503 with Retry-After), and fits once that body is gone.
+func TestWebhookSplitLinesLimits(t *testing.T) {
+	addr := connectortest.FreeAddr(t)
+	busDir := filepath.Join(t.TempDir(), "bus")
+	r := start(t, "--topic", "hooks", "--bus", busDir, "--listen", addr, "--split-lines",
+		"--max-records-per-request", "100", "--queue-bytes", "10000")
+	waitListening(t, r, addr)
+	url := "http://" + addr + "/"
+	lines := func(n int) string { return strings.Repeat("x\n", n) }
+	if code, resp := post(t, http.DefaultClient, url, lines(101)); code != 413 || !strings.Contains(resp, "--max-records-per-request") {
+		t.Fatalf("101 lines: status %d (%q), want 413", code, resp)
+	}
+	if code, resp := post(t, http.DefaultClient, url, "\n \r\n\n"); code != 400 {
+		t.Fatalf("blank lines only: status %d (%q), want 400", code, resp)
+	}
+	if code, _ := post(t, http.DefaultClient, url, "\n"+lines(100)+"\n"); code != 200 {
+		t.Fatalf("100 lines and blank ones: status %d, want 200", code)
+	}
+
+	// A body of 5000 bytes, half sent: it holds 5000 bytes of the budget.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n%s", lines(1250))
+	// 50 records of 1 byte: 100 body bytes, but with 50 records' overhead
+	// more than the slow body leaves of 10000. Until the slow body is
+	// read, it is alone and taken (200).
+	ok := 0
+	var code int
+	var retryAfter string
+	connectortest.WaitFor(t, r, "a 503 beside the slow body", func() bool {
+		resp, err := http.Post(url, "text/plain", strings.NewReader(lines(50)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		code, retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+		if code == 200 {
+			ok++
+		}
+		return code != 200
+	})
+	if code != 503 || retryAfter == "" {
+		t.Fatalf("many tiny records beside a slow body: status %d (Retry-After %q), want 503 with Retry-After", code, retryAfter)
+	}
+	slow.Close()
+	connectortest.WaitFor(t, r, "50 lines taken once the slow body is gone", func() bool {
+		code, _ := post(t, http.DefaultClient, url, lines(50))
+		if code == 200 {
+			ok++
+		}
+		return code == 200
+	})
+	if code, stderr := r.Stop(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if got := len(connectortest.TopicValues(t, busDir, "hooks")); got != 100+50*ok {
+		t.Fatalf("topic has %d records, want %d", got, 100+50*ok)
 	}
 }
