@@ -2,15 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/nats/natstest"
@@ -33,24 +28,6 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-func TestBadOptionsExit2NamingTheOption(t *testing.T) {
-	for _, c := range []struct {
-		want string
-		args []string
-	}{
-		{"--subject", nil},
-		{"--subject", []string{"--subject", "a.*"}},
-		{"--subject", []string{"--subject", "a b"}},
-		{"--subject-from-key", []string{"--subject", "a", "--subject-from-key"}},
-		{"--url", []string{"--subject", "a", "--url", "nats://u:s3cret@h:4222?tls=maybe"}},
-		{"--max-pending", []string{"--subject", "a", "--max-pending", "0"}},
-		{"--ack-timeout", []string{"--subject", "a", "--ack-timeout", "0s"}},
-	} {
-		args := append([]string{"--topic", "t", "--bus", t.TempDir()}, c.args...)
-		connectortest.BadOption(t, app(), c.want, args...)
-	}
-}
-
 // numbered returns records {"n":from}..{"n":to-1} with a header.
 func numbered(from, to int) []record.Record {
 	var recs []record.Record
@@ -69,29 +46,6 @@ func checkSequence(t *testing.T, msgs []natstest.Message, n int, dups bool) {
 		data[i] = string(m.Data)
 	}
 	connectortest.CheckSequence(t, data, n, dups)
-}
-
-func TestJetStreamRoundTrip(t *testing.T) {
-	url := natstest.Shared(t)
-	_, js := natstest.Connect(t, url)
-	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
-	const n = 10000
-	busDir := t.TempDir()
-	connectortest.Publish(t, busDir, "orders", numbered(0, n)...)
-	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end", "--max-pending", "256")
-	msgs := natstest.ReadStream(t, js, stream, n)
-	checkSequence(t, msgs, n, false)
-	for i, m := range msgs {
-		if m.Subject != subj+".orders" || m.Header.Get("Seq") != fmt.Sprint(i) {
-			t.Fatalf("message %d: subject %q, headers %v", i, m.Subject, m.Header)
-		}
-	}
-	// Committed: a second run has nothing to write.
-	connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--url", url, "--subject", subj+".orders", "--jetstream", "--from", "beginning", "--stop-at-end")
-	if got := natstest.ReadStream(t, js, stream, 0); len(got) != n {
-		t.Fatalf("%d messages after a second run, want %d", len(got), n)
-	}
 }
 
 func TestCorePublishAndSubjectFromKey(t *testing.T) {
@@ -158,32 +112,6 @@ func TestCoreManyRecords(t *testing.T) {
 	checkSequence(t, msgs, n, false)
 }
 
-func TestRefusalsGoToDeadLetterTopic(t *testing.T) {
-	url := natstest.Shared(t)
-	_, js := natstest.Connect(t, url)
-	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".ok"}, MaxMsgSize: 100})
-	busDir := t.TempDir()
-	big := bytes.Repeat([]byte("x"), 200)
-	connectortest.Publish(t, busDir, "p",
-		record.Record{Key: []byte(subj + ".ok"), Value: []byte(`{"n":0}`)},
-		record.Record{Key: []byte(subj + ".nostream"), Value: []byte("no stream")},
-		record.Record{Key: []byte(subj + ".ok"), Value: big},
-		record.Record{Key: []byte(subj + ".ok"), Value: []byte(`{"n":1}`)},
-	)
-	connectortest.MustRun(t, app(), "--topic", "p", "--bus", busDir, "--url", url, "--subject-from-key", "--jetstream", "--from", "beginning", "--stop-at-end")
-	checkSequence(t, natstest.ReadStream(t, js, stream, 2), 2, false)
-	dead := connectortest.ReadTopic(t, busDir, "p.dlq")
-	if len(dead) != 2 {
-		t.Fatalf("%d dead letters, want 2", len(dead))
-	}
-	for i, want := range []string{"no JetStream stream listens on subject", "refused by jetstream"} {
-		if why, _ := dead[i].Header("culvert.error"); !strings.Contains(string(why), want) {
-			t.Errorf("dead letter %d: culvert.error %q, want %q", i, why, want)
-		}
-	}
-}
-
 func TestMessageLargerThanServerMaxPayload(t *testing.T) {
 	url := natstest.Shared(t)
 	nc, _ := natstest.Connect(t, url)
@@ -202,73 +130,5 @@ func TestMessageLargerThanServerMaxPayload(t *testing.T) {
 	}
 	if why, _ := dead[0].Header("culvert.error"); !strings.Contains(string(why), "message too large") {
 		t.Errorf("culvert.error %q", why)
-	}
-}
-
-func TestServerRestartMidStream(t *testing.T) {
-	srv := natstest.StartServer(t, nil)
-	_, js := natstest.Connect(t, srv.URL())
-	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
-	const n = 10000
-	busDir := t.TempDir()
-	connectortest.Publish(t, busDir, "r", numbered(0, 2000)...)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	var stderr natstest.Buffer
-	go func() {
-		var out bytes.Buffer
-		done <- app().Main(ctx, []string{"--topic", "r", "--bus", busDir, "--url", srv.URL(), "--subject", subj, "--jetstream", "--from", "beginning"}, &out, &stderr)
-	}()
-	natstest.ReadStream(t, js, stream, 2000)
-	srv.Stop()
-	// Records arrive on the topic while the server is down.
-	connectortest.Publish(t, busDir, "r", numbered(2000, 6000)...)
-	time.Sleep(time.Second)
-	srv.Start()
-	connectortest.Publish(t, busDir, "r", numbered(6000, n)...)
-	msgs := natstest.ReadStream(t, js, stream, n)
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d:\n%s", code, stderr.String())
-		}
-	case <-time.After(40 * time.Second):
-		t.Fatal("the sink did not stop")
-	}
-	checkSequence(t, natstest.ReadStream(t, js, stream, len(msgs)), n, true)
-	if !strings.Contains(stderr.String(), "retrying") || !strings.Contains(stderr.String(), "reconnected to nats") {
-		t.Errorf("the outage is not in the log:\n%s", stderr.String())
-	}
-	if dead := connectortest.ReadTopic(t, busDir, "r.dlq"); len(dead) != 0 {
-		t.Fatalf("%d records went to the dead-letter topic during the restart", len(dead))
-	}
-}
-
-func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	certs := natstest.NewCerts(t, dir)
-	srv := natstest.StartServer(t, &certs)
-	_, js := natstest.Connect(t, srv.PlainURL(), srv.ClientOptions()...)
-	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
-	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj}})
-	busDir := t.TempDir()
-	connectortest.Publish(t, busDir, "tls", numbered(0, 100)...)
-	connectortest.MustRun(t, app(), "--topic", "tls", "--bus", busDir, "--url", srv.URL(), "--subject", subj, "--jetstream", "--from", "beginning", "--stop-at-end")
-	checkSequence(t, natstest.ReadStream(t, js, stream, 100), 100, false)
-
-	// A plain connection to a TLS server, or one that does not trust its certificate, fails clearly.
-	other := filepath.Join(dir, "other")
-	os.Mkdir(other, 0o755)
-	wrong := natstest.NewCerts(t, other)
-	for _, u := range []string{fmt.Sprintf("tls://127.0.0.1:%d?tls_ca=%s", srv.Port, wrong.CA)} {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "tls", "--bus", busDir, "--url", u, "--subject", subj, "--group", "g2")
-		cancel()
-		if code != 1 || !strings.Contains(stderr, "certificate") {
-			t.Fatalf("%s: exit %d, stderr %s; want 1 and a certificate error", u, code, stderr)
-		}
 	}
 }
