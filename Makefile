@@ -56,13 +56,16 @@ catalog: build ## regenerate catalog/catalog.json and catalog/README.md
 catalog-check: build ## fail when the committed catalog is stale
 	$(GO) run ./catalog -bin $(BIN) -out catalog -check
 
+# The subcommands of scripts/bench that make bench runs after `bench all`
+# (scripts/bench's tests check that this names every one).
+BENCHES := bus http-sink http-source kafka mqtt nats rabbitmq
+
 bench: build ## throughput and memory figures (see README, Performance)
-	$(GO) build -trimpath -o $(BIN)/ ./scripts/busbench
-	$(GO) run ./scripts/bench -bin $(BIN) -md
+	$(GO) run ./scripts/bench all -bin $(BIN) -md
 	$(GO) test -run '^$$' -bench BatchedSends -benchtime 5000x ./common/client/mqtt
 	$(GO) test -run '^$$' -bench LongLine -benchtime 1x -benchmem ./sources/file-source
-	@set -e; for d in scripts/bench-*/; do \
-		echo "==> $$d"; $(GO) run ./$$d -bin $(BIN); \
+	@set -e; for s in $(BENCHES); do \
+		echo "==> bench $$s"; $(GO) run ./scripts/bench $$s -bin $(BIN); \
 	done
 
 demo: build ## the orders example on a fresh embedded bus

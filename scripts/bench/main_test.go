@@ -2,195 +2,90 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
 
-func TestLineCounterFollowsAGrowingFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "out")
-	c := &lineCounter{path: path}
-	defer c.close()
-	if n, err := c.update(); n != 0 || err != nil {
-		t.Fatalf("missing file: %d, %v", n, err)
-	}
-	f, err := os.Create(path)
+// make bench runs `bench all`, then every other listed subcommand, which
+// the top-level Makefile names in BENCHES.
+func TestMakefileBenchesNameEverySubcommand(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	for i, step := range []struct {
-		write string
-		want  int64
-	}{{"a\nb\n", 2}, {"partial", 2}, {" line\n\n", 4}, {"", 4}} {
-		f.WriteString(step.write)
-		if n, err := c.update(); n != step.want || err != nil {
-			t.Fatalf("step %d: %d, %v; want %d", i, n, err, step.want)
+	m := regexp.MustCompile(`(?m)^BENCHES\s*:=(.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("the Makefile has no BENCHES := line")
+	}
+	var want []string
+	for _, sc := range subcommands {
+		if !sc.hidden && sc.name != "all" {
+			want = append(want, sc.name)
 		}
 	}
-	if n, err := countLines(path); n != 4 || err != nil {
-		t.Fatalf("countLines: %d, %v", n, err)
-	}
-	if _, err := countLines(path + ".missing"); err == nil {
-		t.Fatal("countLines of a missing file: no error")
+	if got := strings.Fields(string(m[1])); !slices.Equal(got, want) {
+		t.Fatalf("BENCHES = %q, want %q", got, want)
 	}
 }
 
-func TestParsePhases(t *testing.T) {
-	out := "starting\n{\"phase\":\"publish\",\"records\":1000,\"seconds\":0.5}\n\n{\"other\":1}\n" +
-		"{\"phase\":\"consume\",\"records\":1000,\"seconds\":0.25}\n"
-	phases, err := parsePhases([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []phase{{"publish", 1000, 0.5}, {"consume", 1000, 0.25}}
-	if fmt.Sprint(phases) != fmt.Sprint(want) {
-		t.Fatalf("got %v, want %v", phases, want)
-	}
-	for _, bad := range []string{"", "no json\n", `{"phase":"publish","records":0,"seconds":1}`} {
-		if _, err := parsePhases([]byte(bad)); err == nil {
-			t.Errorf("%q: no error", bad)
+func TestHelpListsTheSubcommandsOneLineEach(t *testing.T) {
+	for _, args := range [][]string{nil, {"help"}, {"-h"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%q: exit %d, stderr %s", args, code, stderr.String())
+		}
+		out := stdout.String()
+		for _, sc := range subcommands {
+			line := "\n  " + sc.name + " "
+			if got := strings.Count(out, line); sc.hidden && got != 0 || !sc.hidden && got != 1 {
+				t.Errorf("%q: %q listed %d times (hidden: %v):\n%s", args, sc.name, got, sc.hidden, out)
+			}
 		}
 	}
 }
 
-func testResults() []result {
-	return []result{
-		{step: "jq (filter+map)", records: 1000, seconds: 2, rssKiB: 2048},
-		{step: "bus publish (busbench)", records: 1000, seconds: 0.5, rssKiB: 10240},
-		{step: "file-source -> bus (filter+map)", records: 1000, seconds: 1, rssKiB: 51200, vsJQ: true},
-		{step: "end to end (source || sink)", records: 1000, seconds: 4, rssKiB: 1024, vsJQ: true, note: "RSS source 1.0 MB, sink 0.5 MB"},
+// Every subcommand has its own flag set: -h prints its usage and exits 0,
+// a bad flag exits 2 naming it; nothing is left behind for the next one.
+func TestEverySubcommandParsesItsOwnFlags(t *testing.T) {
+	for _, sc := range subcommands {
+		for range 2 {
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{sc.name, "-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "usage: bench "+sc.name+" [flags]") {
+				t.Errorf("%s -h: exit %d, stderr %s", sc.name, code, stderr.String())
+			}
+			stderr.Reset()
+			if code := run([]string{sc.name, "-no-such-flag"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "-no-such-flag") {
+				t.Errorf("%s -no-such-flag: exit %d, stderr %s", sc.name, code, stderr.String())
+			}
+		}
 	}
 }
 
-func TestTableText(t *testing.T) {
-	var b bytes.Buffer
-	buildTable(testResults(), 500).Text(&b)
-	want := `step                             records/s  seconds  peak RSS MB  vs jq  notes
--------------------------------  ---------  -------  -----------  -----  ------------------------------
-jq (filter+map)                        500    2.000          2.0      -
-bus publish (busbench)               2,000    0.500         10.0      -
-file-source -> bus (filter+map)      1,000    1.000         50.0  2.00x
-end to end (source || sink)            250    4.000          1.0  0.50x  RSS source 1.0 MB, sink 0.5 MB
-`
-	if b.String() != want {
-		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
-	}
-}
-
-func TestTableMarkdownAndSkippedJQ(t *testing.T) {
-	rs := testResults()
-	rs[0] = result{step: "jq (filter+map)", records: 1000, note: "skipped: jq not in PATH"}
-	var b bytes.Buffer
-	buildTable(rs, rs[0].rate()).Markdown(&b)
-	want := `| step | records/s | seconds | peak RSS MB | vs jq | notes |
-|---|---:|---:|---:|---:|---|
-| jq (filter+map) | - | - | - | - | skipped: jq not in PATH |
-| bus publish (busbench) | 2,000 | 0.500 | 10.0 | - |  |
-| file-source -> bus (filter+map) | 1,000 | 1.000 | 50.0 | - |  |
-| end to end (source \|\| sink) | 250 | 4.000 | 1.0 | - | RSS source 1.0 MB, sink 0.5 MB |
-`
-	if b.String() != want {
-		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
-	}
-}
-
-func TestUsage(t *testing.T) {
+func TestHelpOfASubcommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-n", "0"}, &stdout, &stderr); code != 2 {
-		t.Fatalf("-n 0: exit %d", code)
-	}
-	code := run([]string{"-bin", t.TempDir(), "-n", "10"}, &stdout, &stderr)
-	if code != 1 || !strings.Contains(stderr.String(), "busbench not found") {
-		t.Fatalf("missing busbench: exit %d, stderr %s", code, stderr.String())
+	if code := run([]string{"help", "kafka"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-rep int") {
+		t.Fatalf("help kafka: exit %d, stderr %s", code, stderr.String())
 	}
 }
 
-// Fake binaries: file-source keeps amount > 50 into <bus>/orders (atomically),
-// file-sink copies it to --path once it exists, then waits for SIGTERM unless
-// --stop-at-end.
-const (
-	fakeBusbench = `#!/bin/sh
-echo "some log line"
-echo '{"phase":"publish","records":100,"seconds":0.01}'
-echo '{"phase":"consume","records":100,"seconds":0.02}'
-`
-	fakeSource = `#!/bin/sh
-while [ $# -gt 0 ]; do case $1 in --bus) bus=$2;; --path) path=$2;; esac; shift; done
-mkdir -p "$bus"
-awk -F'"amount":' '{ split($2, a, ","); if (a[1] + 0 > 50) print }' "$path" > "$bus/tmp" && mv "$bus/tmp" "$bus/orders"
-echo "source done" >&2
-`
-	fakeSink = `#!/bin/sh
-stop=no
-while [ $# -gt 0 ]; do case $1 in --bus) bus=$2;; --path) path=$2;; --stop-at-end) stop=yes;; esac; shift; done
-trap 'exit 0' TERM
-while [ ! -f "$bus/orders" ]; do sleep 0.02; done
-cat "$bus/orders" > "$path"
-[ $stop = yes ] && exit 0
-while :; do sleep 0.02; done
-`
-)
-
-func writeFakes(t *testing.T, sink string) string {
-	t.Helper()
-	for _, tool := range []string{"sh", "awk", "sleep", "mv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not available", tool)
-		}
-	}
-	bin := t.TempDir()
-	for name, script := range map[string]string{"busbench": fakeBusbench, "file-source": fakeSource, "file-sink": sink} {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bin
-}
-
-func TestBenchWithFakeBinaries(t *testing.T) {
-	bin, work := writeFakes(t, fakeSink), t.TempDir()
+func TestUnknownSubcommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-bin", bin, "-n", "3000", "-work", work, "-md"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
-	}
-	out := stdout.String()
-	t.Log("\n" + out)
-	for _, want := range []string{"machine:", "bus publish (busbench)", "bus consume (busbench)",
-		"file-source -> bus", "bus -> file-sink", "end to end", "RSS source", "| step |"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q", want)
-		}
-	}
-	for _, log := range []string{"file-source.log", "e2e-source.log", "e2e-sink.log"} {
-		if _, err := os.Stat(filepath.Join(work, log)); err != nil {
-			t.Error(err)
-		}
+	if code := run([]string{"mqttt"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `unknown subcommand "mqttt"`) || !strings.Contains(stderr.String(), "  mqtt ") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
 }
 
-func TestBenchFailsWhenSinkLosesRecords(t *testing.T) {
-	lossy := strings.Replace(fakeSink, `cat "$bus/orders"`, `echo "dropping one" >&2; tail -n +2 "$bus/orders"`, 1)
-	bin := writeFakes(t, lossy)
+// `bench -bin bin -md` (make bench before subcommands) is `bench all -bin bin -md`.
+func TestFlagsFirstMeanAll(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-bin", bin, "-n", "500", "-work", t.TempDir()}, &stdout, &stderr); code != 1 {
-		t.Fatalf("exit %d, want 1", code)
+	if code := run([]string{"-n", "0"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "bench all: -n must be > 0") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "file-sink wrote") {
-		t.Fatalf("stderr: %s", stderr.String())
-	}
-}
-
-func TestProcFailureShowsLogTail(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("sh not available")
-	}
-	_, _, err := runProc(context.Background(), t.TempDir(), "boom", nil, "/bin/sh", "-c", "echo first >&2; echo last words >&2; exit 3")
-	if err == nil || !strings.Contains(err.Error(), "last words") || !strings.Contains(err.Error(), "exit status 3") {
-		t.Fatalf("err = %v", err)
+	stderr.Reset()
+	if code := run([]string{"-bin", t.TempDir(), "-n", "10"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "bench all: FAILED") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
 	}
 }

@@ -22,7 +22,7 @@ import (
 //
 // A subscriber should not use it: acknowledging every segment of a steady
 // stream at once doubled mqtt-source's CPU time per message in
-// scripts/bench-mqtt (75 instead of 38 ms per 1,000).
+// `go run ./scripts/bench mqtt` (75 instead of 38 ms per 1,000).
 func quickAckReader(nc net.Conn) io.Reader {
 	tc := tcpConn(nc)
 	if tc == nil {

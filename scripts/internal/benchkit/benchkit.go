@@ -1,5 +1,5 @@
-// Package benchkit is the plumbing the benchmark programs under scripts/
-// share: number formatting, Markdown and text tables, a description of the
+// Package benchkit is the plumbing the subcommands of scripts/bench share:
+// their flag sets, number formatting, Markdown and text tables, a description of the
 // machine, the orders as values, an embedded bus loaded with them, the
 // connector binaries started with their logs in files, and CPU time and peak
 // RSS. It holds no measurement: each program decides what it times and how.
@@ -56,9 +56,9 @@ func PerK(d time.Duration, n int) string {
 }
 
 // Sayer returns a function printing one progress line, prefixed with
-// "prog: ", to stderr.
-func Sayer(prog string) func(format string, a ...any) {
-	return func(format string, a ...any) { fmt.Fprintf(os.Stderr, prog+": "+format+"\n", a...) }
+// "prog: ", to w (the program's stderr).
+func Sayer(w io.Writer, prog string) func(format string, a ...any) {
+	return func(format string, a ...any) { fmt.Fprintf(w, prog+": "+format+"\n", a...) }
 }
 
 // Date is the current time in UTC to the minute, for a table's heading.
@@ -249,8 +249,8 @@ func WorkDir(dir, prefix string, say func(format string, a ...any)) (work string
 	}, nil
 }
 
-// Filter and Map are the jq expressions the pipeline benchmarks (scripts/bench,
-// scripts/bench-bus) give file-source with --filter and --map, and jq.
+// Filter and Map are the jq expressions the pipeline benchmarks (bench all,
+// bench bus) give file-source with --filter and --map, and jq.
 const (
 	Filter = `.amount > 50`
 	Map    = `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`

@@ -1,4 +1,4 @@
-// Command bench-http-source measures http-source's webhook ingest with wrk
+// Package httpsource is `bench http-source`: it measures http-source's webhook ingest with wrk
 // on loopback, next to a raw Go net/http server in the same run:
 //
 //	raw net/http server           reads each body and answers 200: no bus (the ceiling)
@@ -15,13 +15,12 @@
 //
 // Usage:
 //
-//	bench-http-source [-bin bin] [-duration 10s] [-connections 128] [-threads 2]
-package main
+//	bench http-source [-bin bin] [-duration 10s] [-connections 128] [-threads 2]
+package httpsource
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -59,17 +58,27 @@ type result struct {
 	topicExpected int64
 }
 
-func main() {
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "http-source"
+	Summary = "http-source's webhook under wrk, next to a raw net/http server (needs wrk)"
+)
+
+// Main runs `bench http-source` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
 	var c config
-	flag.StringVar(&c.bin, "bin", "bin", "directory with the built http-source")
-	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long wrk runs per step")
-	flag.IntVar(&c.connections, "connections", 128, "wrk connections (requests in flight)")
-	flag.IntVar(&c.threads, "threads", 2, "wrk threads")
-	flag.Parse()
-	os.Exit(benchkit.Main("bench-http-source", os.Stderr, func(context.Context) error { return run(c) }))
+	fl.StringVar(&c.bin, "bin", "bin", "directory with the built http-source")
+	fl.DurationVar(&c.duration, "duration", 10*time.Second, "how long wrk runs per step")
+	fl.IntVar(&c.connections, "connections", 128, "wrk connections (requests in flight)")
+	fl.IntVar(&c.threads, "threads", 2, "wrk threads")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	return benchkit.Main("bench http-source", stderr, func(context.Context) error { return run(c, stdout, stderr) })
 }
 
-func run(c config) (err error) {
+func run(c config, stdout, stderr io.Writer) (err error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk)")
 	}
@@ -78,7 +87,7 @@ func run(c config) (err error) {
 		return err
 	}
 	bin := filepath.Join(binDir, "http-source")
-	work, done, err := benchkit.WorkDir("", "bench-http-source-", benchkit.Sayer("bench-http-source"))
+	work, done, err := benchkit.WorkDir("", "bench-http-source-", benchkit.Sayer(stderr, "bench http-source"))
 	if err != nil {
 		return err
 	}
@@ -89,7 +98,7 @@ func run(c config) (err error) {
 	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "bench-http-source: wrk -t%d -c%d -d%s, %d-byte JSON bodies\n", c.threads, c.connections, c.duration, len(body))
+	fmt.Fprintf(stderr, "bench http-source: wrk -t%d -c%d -d%s, %d-byte JSON bodies\n", c.threads, c.connections, c.duration, len(body))
 
 	var results []result
 	raw, err := rawStep(c, script)
@@ -110,7 +119,7 @@ func run(c config) (err error) {
 		}
 		results = append(results, r)
 	}
-	printTable(os.Stdout, results)
+	printTable(stdout, stderr, results)
 	return nil
 }
 
@@ -265,7 +274,8 @@ func countTopic(dir, topic string) (int64, error) {
 	return sub.Lag(ctx)
 }
 
-func printTable(w io.Writer, results []result) {
+// printTable prints the table to w and wrk's socket errors to stderr.
+func printTable(w, stderr io.Writer, results []result) {
 	raw := results[0].rps
 	t := benchkit.NewTable("lrrrrrr", "step", "requests/s", "p50", "p99", "non-2xx", "records on topic", "vs raw")
 	for _, r := range results {
@@ -280,7 +290,7 @@ func printTable(w io.Writer, results []result) {
 		// Whole requests/s, truncated.
 		t.Row(r.step, benchkit.Int(float64(int64(r.rps))), r.p50, r.p99, fmt.Sprint(r.non2xx), topic, ratio)
 		if r.errors != "" {
-			fmt.Fprintf(os.Stderr, "%s: %s\n", r.step, r.errors)
+			fmt.Fprintf(stderr, "%s: %s\n", r.step, r.errors)
 		}
 	}
 	t.Markdown(w)

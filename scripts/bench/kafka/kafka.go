@@ -1,4 +1,4 @@
-// Command bench-kafka measures, in one run against one kfake cluster
+// Package kafka is `bench kafka`: it measures, in one run against one kfake cluster
 // (scripts/kfake, franz-go's in-process Kafka, in a process of its own:
 // Apache Kafka cannot be installed on this machine), with the orders data
 // set:
@@ -19,21 +19,18 @@
 //
 // Usage:
 //
-//	bench-kafka [-bin bin] [-n 1000000] [-batch 5000]
-package main
+//	bench kafka [-bin bin] [-n 1000000] [-batch 5000] [-rep 3]
+package kafka
 
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
@@ -52,22 +49,30 @@ type config struct {
 	seed          uint64
 }
 
-func main() {
-	var c config
-	flag.StringVar(&c.bin, "bin", "bin", "directory with the built kafka-sink, kafka-source, file-sink and file-source (and kfake, built there when missing)")
-	flag.IntVar(&c.n, "n", 1_000_000, "orders")
-	flag.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
-	flag.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
-	flag.IntVar(&c.rep, "rep", 3, "runs of each step, alternating; the table shows the best of each (the machine is shared and noisy)")
-	flag.Parse()
-	if flag.NArg() > 0 || c.n <= 0 || c.batch <= 0 || c.rep <= 0 {
-		fmt.Fprintln(os.Stderr, "bench-kafka: -n, -batch and -rep must be > 0 and no arguments are accepted")
-		os.Exit(2)
-	}
-	os.Exit(benchkit.Main("bench-kafka", os.Stderr, func(ctx context.Context) error { return run(ctx, c, os.Stdout) }))
-}
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "kafka"
+	Summary = "kafka-sink, kafka-source and the kafka:// bus next to raw franz-go, on scripts/kfake"
+)
 
-var say = benchkit.Sayer("bench-kafka")
+// Main runs `bench kafka` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	var c config
+	fl.StringVar(&c.bin, "bin", "bin", "directory with the built kafka-sink, kafka-source, file-sink and file-source (and kfake, built there when missing)")
+	fl.IntVar(&c.n, "n", 1_000_000, "orders")
+	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
+	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
+	fl.IntVar(&c.rep, "rep", 3, "runs of each step, alternating; the table shows the best of each (the machine is shared and noisy)")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	if fl.NArg() > 0 || c.n <= 0 || c.batch <= 0 || c.rep <= 0 {
+		fmt.Fprintln(stderr, "bench kafka: -n, -batch and -rep must be > 0 and no arguments are accepted")
+		return 2
+	}
+	return benchkit.Main("bench kafka", stderr, func(ctx context.Context) error { return run(ctx, c, stdout, stderr) })
+}
 
 type row struct {
 	step      string
@@ -75,7 +80,8 @@ type row struct {
 	rate, raw float64
 }
 
-func run(ctx context.Context, c config, stdout io.Writer) (err error) {
+func run(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench kafka")
 	if c.bin, err = benchkit.Bins(c.bin, "kafka-sink", "kafka-source", "file-sink", "file-source"); err != nil {
 		return err
 	}
@@ -87,7 +93,7 @@ func run(ctx context.Context, c config, stdout io.Writer) (err error) {
 	say("generating %d orders", c.n)
 	values := benchkit.Orders(c.n, c.seed)
 
-	addr, stopKfake, err := startKfake(ctx, c)
+	addr, stopKfake, err := benchkit.StartKfake(ctx, filepath.Join(c.bin, "kfake"), filepath.Join(c.work, "kfake.log"))
 	if err != nil {
 		return err
 	}
@@ -311,44 +317,6 @@ func steps(ctx context.Context, c config, i int, addr string, cl *kgo.Client, ad
 			}
 		}
 	})
-}
-
-// startKfake starts scripts/kfake (from -bin, built there when missing) and
-// returns its bootstrap address.
-func startKfake(ctx context.Context, c config) (string, func(), error) {
-	exe := filepath.Join(c.bin, "kfake")
-	if _, err := os.Stat(exe); err != nil {
-		build := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/culvert-dev/culvert/scripts/kfake")
-		if out, err := build.CombinedOutput(); err != nil {
-			return "", nil, fmt.Errorf("building scripts/kfake: %v: %s", err, out)
-		}
-	}
-	cmd := exec.Command(exe)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}
-	line := make([]byte, 0, 64)
-	one := make([]byte, 1)
-	for {
-		if _, err := out.Read(one); err != nil {
-			stop()
-			return "", nil, errors.New("kfake printed no address")
-		}
-		if one[0] == '\n' {
-			break
-		}
-		line = append(line, one[0])
-	}
-	go io.Copy(io.Discard, out)
-	return strings.TrimSpace(string(line)), stop, nil
 }
 
 func runBin(ctx context.Context, c config, name string, args ...string) error {

@@ -1,14 +1,11 @@
-package main
+package bus
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -25,13 +22,13 @@ const amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 // setupAMQP uses the queue prefix "bb<id>." for the bus; cleanup deletes
 // every queue with that prefix (listed with rabbitmqctl) and the raw queue.
-func setupAMQP(ctx context.Context, _ *config, id string) (string, rawClient, func(), error) {
+func setupAMQP(ctx context.Context, c *config, id string) (string, rawClient, func(), error) {
 	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("rabbitmq 127.0.0.1:5672: %w", err)
 	}
 	prefix := "bb" + id + "."
-	raw := &amqpRaw{conn: conn}
+	raw := &amqpRaw{conn: conn, rawTime: c.rawTime}
 	cleanup := func() {
 		// A connection of its own: the raw one may have been closed by an
 		// error; tries for a while, as RabbitMQ may be restarting (tests of
@@ -55,7 +52,7 @@ func setupAMQP(ctx context.Context, _ *config, id string) (string, rawClient, fu
 			conn.Close()
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench-bus: amqp cleanup: %v; queues %s* and benchraw.*%s are left\n", err, prefix, id)
+			fmt.Fprintf(c.stderr, "bench bus: amqp cleanup: %v; queues %s* and benchraw.*%s are left\n", err, prefix, id)
 			return
 		}
 		defer conn.Close()
@@ -66,19 +63,22 @@ func setupAMQP(ctx context.Context, _ *config, id string) (string, rawClient, fu
 			}
 			if ch == nil || ch.IsClosed() {
 				if ch, err = conn.Channel(); err != nil {
-					fmt.Fprintf(os.Stderr, "bench-bus: amqp cleanup: %v\n", err)
+					fmt.Fprintf(c.stderr, "bench bus: amqp cleanup: %v\n", err)
 					return
 				}
 			}
 			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-				fmt.Fprintf(os.Stderr, "bench-bus: amqp cleanup: deleting %s: %v\n", q, err)
+				fmt.Fprintf(c.stderr, "bench bus: amqp cleanup: deleting %s: %v\n", q, err)
 			}
 		}
 	}
 	return strings.TrimSuffix(amqpURL, "/") + "/?prefix=" + prefix, raw, cleanup, nil
 }
 
-type amqpRaw struct{ conn *amqp.Connection }
+type amqpRaw struct {
+	conn    *amqp.Connection
+	rawTime bool // store each record's time in a header, as the bus does
+}
 
 func amqpQueue(topic string) string { return "benchraw." + topic }
 
@@ -104,7 +104,7 @@ func (r *amqpRaw) publish(ctx context.Context, topic string, values [][]byte, ba
 			// Mandatory, as the bus publishes: a confirm then also means
 			// the record was routed to the stream.
 			m := amqp.Publishing{Body: v, DeliveryMode: amqp.Persistent}
-			if rawTime {
+			if r.rawTime {
 				now := time.Now()
 				m.Headers, m.Timestamp = amqp.Table{"culvert-time": now.UnixNano()}, now
 			}
@@ -172,56 +172,9 @@ func (r *amqpRaw) close() { r.conn.Close() }
 // setupKafka builds and starts scripts/kfake (an in-process Kafka cluster
 // in a process of its own) and reads the bootstrap address it prints.
 func setupKafka(ctx context.Context, c *config, _ string) (string, rawClient, func(), error) {
-	exe := filepath.Join(c.work, "kfake")
-	build := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/culvert-dev/culvert/scripts/kfake")
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", nil, nil, fmt.Errorf("building scripts/kfake: %v: %s", err, benchkit.LastLines(string(out), 2))
-	}
-	cmd := exec.Command(exe)
-	stdout, err := cmd.StdoutPipe()
+	seed, stopKfake, err := benchkit.StartKfake(ctx, filepath.Join(c.work, "kfake"), filepath.Join(c.work, "kfake.log"))
 	if err != nil {
 		return "", nil, nil, err
-	}
-	logf, err := os.Create(filepath.Join(c.work, "kfake.log"))
-	if err != nil {
-		return "", nil, nil, err
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return "", nil, nil, fmt.Errorf("starting kfake: %w", err)
-	}
-	stopKfake := func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		re := regexp.MustCompile(`[0-9A-Za-z.\-\[\]:]+:[0-9]+`)
-		for sc.Scan() {
-			if a := re.FindString(sc.Text()); a != "" {
-				addr <- strings.TrimPrefix(a, "kafka://")
-				break
-			}
-		}
-		for sc.Scan() { // keep the pipe drained
-		}
-	}()
-	var seed string
-	select {
-	case seed = <-addr:
-	case <-ctx.Done():
-		stopKfake()
-		return "", nil, nil, errors.New("kfake printed no address")
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err == nil {

@@ -1,5 +1,6 @@
-// Command bench-bus measures the distributed bus backends next to their raw
-// clients, in one run, with the orders data set (`make bench` runs it):
+// Package bus is `bench bus`: it measures the distributed bus backends next
+// to their raw clients, in one run, with the orders data set (`make bench`
+// runs it):
 //
 //	publish   bus.Publish in batches of -batch records, as the source runner
 //	          writes, next to the raw client with the same guarantee (each
@@ -24,7 +25,7 @@
 // amqp://guest:guest@127.0.0.1:5672/ and kafka:// on the in-process cluster
 // of scripts/kfake. A backend that is not reachable, or whose scheme no bus
 // backend registers, gets a "not available" row and the run goes on; a step
-// that fails gets a FAILED row, and bench-bus exits 1 after the table.
+// that fails gets a FAILED row, and bench bus exits 1 after the table.
 //
 // Every run uses fresh names (a NATS namespace, a Redis key prefix, a
 // RabbitMQ queue prefix, unique topics and groups) and removes what it
@@ -32,13 +33,12 @@
 //
 // Usage:
 //
-//	bench-bus [-bin bin] [-n 1000000] [-only nats,redis] [-cpuprofile dir] [-raw-time]
-package main
+//	bench bus [-bin bin] [-n 1000000] [-only nats,redis] [-cpuprofile dir] [-raw-time]
+package bus
 
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -56,22 +56,26 @@ import (
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
-// rawTime makes the raw clients store the record time as the bus does.
-var rawTime bool
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "bus"
+	Summary = "the nats, redis, amqp and kafka (kfake) bus backends next to their raw clients, and file-source/file-sink through each"
+)
 
 type config struct {
 	bin, work, only, profile string
 	n, batch                 int
 	seed                     uint64
 	stepTimeout              time.Duration
+	// rawTime makes the raw clients store the record time as the bus does.
+	rawTime bool
+	stderr  io.Writer
 }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
-
-func run(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("bench-bus", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	var c config
+// Main runs `bench bus` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	c := config{stderr: stderr}
 	fl.StringVar(&c.bin, "bin", "bin", "directory with the built file-source and file-sink")
 	fl.IntVar(&c.n, "n", 1_000_000, "orders per backend (a backend may use fewer, see slowN)")
 	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
@@ -79,16 +83,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
 	fl.StringVar(&c.only, "only", "", "comma-separated backends to run (nats, redis, amqp, kafka); default all")
 	fl.StringVar(&c.profile, "cpuprofile", "", "directory to write a CPU profile of each bus and raw step to")
-	fl.BoolVar(&rawTime, "raw-time", true, "the raw NATS, Redis and RabbitMQ clients store each record's time as the bus does (a header, a field), so that both store the same data; -raw-time=false stores the value alone, to tell the cost of that encoding from the rest")
+	fl.BoolVar(&c.rawTime, "raw-time", true, "the raw NATS, Redis and RabbitMQ clients store each record's time as the bus does (a header, a field), so that both store the same data; -raw-time=false stores the value alone, to tell the cost of that encoding from the rest")
 	fl.DurationVar(&c.stepTimeout, "step-timeout", 3*time.Minute, "longest one step may take")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
 	}
 	if fl.NArg() > 0 || c.n <= 0 || c.batch <= 0 {
-		fmt.Fprintln(stderr, "bench-bus: -n and -batch must be > 0 and no arguments are accepted")
+		fmt.Fprintln(stderr, "bench bus: -n and -batch must be > 0 and no arguments are accepted")
 		return 2
 	}
-	return benchkit.Main("bench-bus", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
+	return benchkit.Main("bench bus", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
 
 // backend is one distributed bus and its raw client.
@@ -122,7 +126,7 @@ type row struct {
 }
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
-	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench-bus: "+format+"\n", a...) }
+	say := benchkit.Sayer(stderr, "bench bus")
 	if c.bin, err = benchkit.Bins(c.bin, "file-source", "file-sink"); err != nil {
 		return err
 	}
@@ -241,7 +245,9 @@ func runBackend(ctx context.Context, c *config, be backend, values [][]byte, ord
 	}
 	consumers := map[string]func(ctx context.Context, topic string, n int) error{
 		"raw": func(ctx context.Context, t string, n int) error { return raw.consume(ctx, t, group, n, c.batch) },
-		"bus": func(ctx context.Context, t string, n int) error { return busConsume(ctx, b, t, group, n, c.batch) },
+		"bus": func(ctx context.Context, t string, n int) error {
+			return busConsume(ctx, b, t, group, n, c.batch, c.debugf)
+		},
 	}
 	type run struct {
 		kind  string
@@ -340,7 +346,8 @@ func busPublish(ctx context.Context, b bus.Bus, topic string, values [][]byte, b
 }
 
 // busConsume reads n records of topic as a new group, committing after every poll.
-func busConsume(ctx context.Context, b bus.Bus, topic, group string, n, batch int) error {
+// debugf, if BENCH_BUS_DEBUG is set, gets where the time went.
+func busConsume(ctx context.Context, b bus.Bus, topic, group string, n, batch int, debugf func(string, ...any)) error {
 	t0 := time.Now()
 	sub, err := b.Subscribe(ctx, topic, group, bus.SubscribeOptions{Start: bus.StartBeginning, MaxRecords: batch})
 	if err != nil {
@@ -436,9 +443,9 @@ func countLines(path string) (int, error) {
 }
 
 // debugf prints to stderr when BENCH_BUS_DEBUG is set.
-func debugf(format string, a ...any) {
+func (c *config) debugf(format string, a ...any) {
 	if os.Getenv("BENCH_BUS_DEBUG") != "" {
-		fmt.Fprintf(os.Stderr, "bench-bus: debug: "+format+"\n", a...)
+		fmt.Fprintf(c.stderr, "bench bus: debug: "+format+"\n", a...)
 	}
 }
 

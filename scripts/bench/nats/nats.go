@@ -1,4 +1,4 @@
-// Command bench-nats measures nats-source (JetStream) and nats-sink
+// Package nats is `bench nats`: it measures nats-source (JetStream) and nats-sink
 // (--jetstream) next to raw nats.go doing the same with the same guarantees,
 // in one run, with the orders data set, against a NATS server with JetStream:
 //
@@ -21,15 +21,13 @@
 //
 // Usage:
 //
-//	bench-nats [-bin bin] [-n 200000] [-url nats://127.0.0.1:4222]
-package main
+//	bench nats [-bin bin] [-n 200000] [-url nats://127.0.0.1:4222]
+package nats
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -52,17 +50,26 @@ type row struct {
 	note        string
 }
 
-func main() {
-	bin := flag.String("bin", "bin", "directory of the built nats-source and nats-sink")
-	n := flag.Int("n", 200000, "orders")
-	url := flag.String("url", "nats://127.0.0.1:4222", "NATS server with JetStream")
-	flag.Parse()
-	os.Exit(benchkit.Main("bench-nats", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "nats"
+	Summary = "nats-source and nats-sink --jetstream next to raw nats.go JetStream, on the local NATS server"
+)
+
+// Main runs `bench nats` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	bin := fl.String("bin", "bin", "directory of the built nats-source and nats-sink")
+	n := fl.Int("n", 200000, "orders")
+	url := fl.String("url", "nats://127.0.0.1:4222", "NATS server with JetStream")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	return benchkit.Main("bench nats", stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, stdout, stderr) })
 }
 
-var say = benchkit.Sayer("bench-nats")
-
-func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+func run(ctx context.Context, bin string, n int, url string, out, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench nats")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if bin, err = benchkit.Bins(bin, "nats-source", "nats-sink"); err != nil {
@@ -152,7 +159,7 @@ func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err
 	srcCPU := benchkit.ProcessCPU(cmd.ProcessState)
 	rows = append(rows, row{"nats-source --stream (JetStream → bus)", srcRate, rawCons, srcCPU, rawConsCPU, n, "raw: pull consumer, explicit ack of each message (the source also writes every record durably to the embedded bus)"})
 
-	fmt.Fprintf(out, "bench-nats: %d orders, %s, NATS %s; machine: %s\n\n", n, benchkit.Date(), nc.ConnectedServerVersion(), benchkit.CPUs())
+	fmt.Fprintf(out, "bench nats: %d orders, %s, NATS %s; machine: %s\n\n", n, benchkit.Date(), nc.ConnectedServerVersion(), benchkit.CPUs())
 	t := benchkit.NewTable("lrrrrrl", "step", "records/s", "raw nats.go records/s", "ratio", "CPU per 1,000 records", "raw CPU per 1,000", "raw client does")
 	for _, r := range rows {
 		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), benchkit.PerK(r.cpu, r.n), benchkit.PerK(r.rawCPU, r.n), r.note)

@@ -1,18 +1,18 @@
-// Command busbench measures the embedded bus alone: it publishes the lines
-// of an orders file in batches, then consumes them all as one consumer
-// group, committing after each poll. It prints one JSON line per phase:
+// Package busbench is the hidden subcommand `bench busbench`, the helper
+// that `bench all` runs as a process of its own (the bench binary started
+// again): it measures the embedded bus alone. It publishes the lines of an
+// orders file in batches, then consumes them all as one consumer group,
+// committing after each poll. It prints one JSON line per phase:
 //
 //	{"phase":"publish","records":1000000,"seconds":0.8}
-//
-// make bench runs it through scripts/bench.
-package main
+package busbench
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -20,41 +20,52 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
-func main() {
-	spec := flag.String("bus", "", "bus to measure (a directory for the embedded store, or a URL)")
-	n := flag.Int("n", 1000000, "records to publish and consume")
-	orders := flag.String("orders", "", "file whose lines are the records (required)")
-	batch := flag.Int("batch", 10000, "records per publish")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
-	flag.Parse()
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "busbench"
+	Summary = "internal: the bus publish/consume helper that `bench all` runs as a process of its own"
+)
+
+// Main runs `bench busbench` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	spec := fl.String("bus", "", "bus to measure (a directory for the embedded store, or a URL)")
+	n := fl.Int("n", 1000000, "records to publish and consume")
+	orders := fl.String("orders", "", "file whose lines are the records (required)")
+	batch := fl.Int("batch", 10000, "records per publish")
+	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile to this file")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "busbench:", err)
-			os.Exit(1)
+			fmt.Fprintln(stderr, "busbench:", err)
+			return 1
 		}
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
 	if *spec == "" || *orders == "" {
-		fmt.Fprintln(os.Stderr, "busbench: -bus and -orders are required")
-		os.Exit(2)
+		fmt.Fprintln(stderr, "busbench: -bus and -orders are required")
+		return 2
 	}
-	if err := run(*spec, *orders, *n, *batch); err != nil {
-		pprof.StopCPUProfile()
-		fmt.Fprintln(os.Stderr, "busbench:", err)
-		os.Exit(1)
+	if err := run(*spec, *orders, *n, *batch, stdout); err != nil {
+		fmt.Fprintln(stderr, "busbench:", err)
+		return 1
 	}
+	return 0
 }
 
-func report(phase string, records int, d time.Duration) {
+func report(w io.Writer, phase string, records int, d time.Duration) {
 	b, _ := json.Marshal(map[string]any{"phase": phase, "records": records, "seconds": d.Seconds()})
-	fmt.Println(string(b))
+	fmt.Fprintln(w, string(b))
 }
 
-func run(spec, orders string, n, batch int) error {
+func run(spec, orders string, n, batch int, stdout io.Writer) error {
 	ctx := context.Background()
 	b, err := bus.Open(ctx, spec)
 	if err != nil {
@@ -97,7 +108,7 @@ func run(spec, orders string, n, batch int) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	report("publish", published, time.Since(start))
+	report(stdout, "publish", published, time.Since(start))
 
 	start = time.Now()
 	sub, err := b.Subscribe(ctx, topic, "busbench", bus.SubscribeOptions{Start: bus.StartBeginning, MaxRecords: batch})
@@ -116,6 +127,6 @@ func run(spec, orders string, n, batch int) error {
 		}
 		consumed += len(msgs)
 	}
-	report("consume", consumed, time.Since(start))
+	report(stdout, "consume", consumed, time.Since(start))
 	return nil
 }

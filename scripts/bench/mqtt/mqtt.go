@@ -1,4 +1,4 @@
-// Command bench-mqtt measures mqtt-source and mqtt-sink next to a raw paho
+// Package mqtt is `bench mqtt`: it measures mqtt-source and mqtt-sink next to a raw paho
 // MQTT 5 client (github.com/eclipse/paho.golang) doing the same at the same
 // QoS, in one run, with the orders data set, on the local Mosquitto:
 //
@@ -15,7 +15,7 @@
 //	              embedded bus
 //
 // The raw clients run in a process of their own, as the connectors do: this
-// program starts itself again with -raw. On a machine with two CPUs shared
+// program starts itself again as `bench mqtt -raw publish|consume`. On a machine with two CPUs shared
 // by the broker, the publisher and the subscriber, a client that shares the
 // bench process with the other end hands messages over between goroutines
 // where a separate process waits for the kernel to switch; with the raw
@@ -38,16 +38,15 @@
 //
 // Usage:
 //
-//	bench-mqtt [-bin bin] [-n 100000] [-url tcp://127.0.0.1:1883]
+//	bench mqtt [-bin bin] [-n 100000] [-url tcp://127.0.0.1:1883]
 //
 // With BENCH_PROFILE_DIR set, each connector run writes a CPU profile
 // there (CULVERT_CPUPROFILE), named after its log: sink-2.prof, source-6.prof.
-package main
+package mqtt
 
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -68,20 +67,28 @@ import (
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
-func main() {
-	bin := flag.String("bin", "bin", "directory of the built mqtt-source and mqtt-sink")
-	n := flag.Int("n", 100000, "orders")
-	url := flag.String("url", "tcp://127.0.0.1:1883", "MQTT broker (tcp://host:port)")
-	raw := flag.String("raw", "", "internal: be the raw client process, publish or consume")
-	topic := flag.String("topic", "", "internal: the raw client's MQTT topic")
-	flag.Parse()
-	if *raw != "" {
-		os.Exit(benchkit.Main("bench-mqtt -raw "+*raw, os.Stderr, func(ctx context.Context) error { return rawClient(ctx, *raw, *url, *topic, *n, os.Stdout) }))
-	}
-	os.Exit(benchkit.Main("bench-mqtt", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
-}
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "mqtt"
+	Summary = "mqtt-source and mqtt-sink next to a raw paho MQTT 5 client at QoS 1, on the local Mosquitto"
+)
 
-var say = benchkit.Sayer("bench-mqtt")
+// Main runs `bench mqtt` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	bin := fl.String("bin", "bin", "directory of the built mqtt-source and mqtt-sink")
+	n := fl.Int("n", 100000, "orders")
+	url := fl.String("url", "tcp://127.0.0.1:1883", "MQTT broker (tcp://host:port)")
+	raw := fl.String("raw", "", "internal: be the raw client process, publish or consume")
+	topic := fl.String("topic", "", "internal: the raw client's MQTT topic")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	if *raw != "" {
+		return benchkit.Main("bench mqtt -raw "+*raw, stderr, func(ctx context.Context) error { return rawClient(ctx, *raw, *url, *topic, *n, stdout) })
+	}
+	return benchkit.Main("bench mqtt", stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, stdout, stderr) })
+}
 
 // result is one timed step.
 type result struct {
@@ -89,7 +96,8 @@ type result struct {
 	cpu  time.Duration // of the process doing the step
 }
 
-func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+func run(ctx context.Context, bin string, n int, url string, out, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench mqtt")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if bin, err = benchkit.Bins(bin, "mqtt-source", "mqtt-sink"); err != nil {
@@ -117,14 +125,16 @@ func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err
 	}
 
 	rawPub := func(topic string, _ int) (result, error) {
-		return timedBySubscriber(ctx, url, topic, n, exec.CommandContext(ctx, self, "-raw", "publish", "-url", url, "-topic", topic, "-n", strconv.Itoa(n)))
+		cmd := exec.CommandContext(ctx, self, Name, "-raw", "publish", "-url", url, "-topic", topic, "-n", strconv.Itoa(n))
+		cmd.Stderr = stderr
+		return timedBySubscriber(ctx, url, topic, n, cmd)
 	}
 	sink := func(topic string, i int) (result, error) {
 		return timedBySubscriber(ctx, url, topic, n, command(ctx, work, fmt.Sprintf("sink-%d", i), filepath.Join(bin, "mqtt-sink"), "--topic", "orders", "--bus", busDir, "--url", url,
 			"--mqtt-topic", topic, "--qos", "1", "--from", "beginning", "--stop-at-end", "--group", fmt.Sprintf("g%d", i)))
 	}
 	rawCons := func(topic string, _ int) (result, error) {
-		return rawConsume(ctx, self, pub, url, topic, values, window)
+		return rawConsume(ctx, self, pub, url, topic, values, window, stderr)
 	}
 	source := func(topic string, i int) (result, error) {
 		return sourceRun(ctx, work, bin, i, pub, url, topic, values, window)
@@ -146,7 +156,7 @@ func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err
 		*s.list = append(*s.list, r)
 	}
 
-	fmt.Fprintf(out, "bench-mqtt: %s orders, best of 2 runs each, %s, broker %s (receive maximum %d); machine: %s\n\n", benchkit.Int(float64(n)), benchkit.Date(), url, window, benchkit.CPUs())
+	fmt.Fprintf(out, "bench mqtt: %s orders, best of 2 runs each, %s, broker %s (receive maximum %d); machine: %s\n\n", benchkit.Int(float64(n)), benchkit.Date(), url, window, benchkit.CPUs())
 	t := benchkit.NewTable("lrrrrrl", "step", "records/s", "raw paho records/s", "ratio", "CPU per 1,000 records", "raw CPU per 1,000", "raw client does")
 	for _, r := range []struct {
 		step      string
@@ -204,9 +214,6 @@ func timedBySubscriber(ctx context.Context, url, topic string, n int, cmd *exec.
 	if err := subscribe(ctx, check, topic); err != nil {
 		return result{}, err
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
-	}
 	if err := cmd.Run(); err != nil {
 		return result{}, err
 	}
@@ -216,11 +223,12 @@ func timedBySubscriber(ctx context.Context, url, topic string, n int, cmd *exec.
 	return result{float64(n-1) / time.Duration(last.Load()-first.Load()).Seconds(), benchkit.ProcessCPU(cmd.ProcessState)}, nil
 }
 
-// rawConsume starts the raw consumer process, publishes values once it has
-// subscribed, and times it until it got the last one.
-func rawConsume(ctx context.Context, self string, pub *paho.Client, url, topic string, values [][]byte, window int) (result, error) {
-	cmd := exec.CommandContext(ctx, self, "-raw", "consume", "-url", url, "-topic", topic, "-n", strconv.Itoa(len(values)))
-	cmd.Stderr = os.Stderr
+// rawConsume starts the raw consumer process (`bench mqtt -raw consume`,
+// its stderr to stderr), publishes values once it has subscribed, and times
+// it until it got the last one.
+func rawConsume(ctx context.Context, self string, pub *paho.Client, url, topic string, values [][]byte, window int, stderr io.Writer) (result, error) {
+	cmd := exec.CommandContext(ctx, self, Name, "-raw", "consume", "-url", url, "-topic", topic, "-n", strconv.Itoa(len(values)))
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return result{}, err

@@ -1,4 +1,4 @@
-// Command bench-http-sink measures http-sink against a local HTTP endpoint,
+// Package httpsink is `bench http-sink`: it measures http-sink against a local HTTP endpoint,
 // next to a raw Go net/http client doing the same requests, in one run:
 //
 //	http-sink, batched      --batch-size -batch (NDJSON), --max-in-flight -inflight-batch
@@ -12,17 +12,18 @@
 // published to a fresh embedded bus first; http-sink runs as the real
 // binary with --from beginning --stop-at-end and is timed from start to
 // exit, so its figures include starting, reading the bus and committing.
-// Every step checks that the endpoint got every record.
+// Every step checks that the endpoint got every record. The raw client runs
+// in a process of its own, as http-sink does: this program started again as
+// `bench http-sink -raw-client URL`.
 //
 // Usage:
 //
-//	bench-http-sink [-bin bin] [-n 500000] [-n-single 100000]
-package main
+//	bench http-sink [-bin bin] [-n 500000] [-n-single 100000]
+package httpsink
 
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -48,27 +49,37 @@ type config struct {
 	rawWorkers              int
 }
 
-func main() {
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "http-sink"
+	Summary = "http-sink, batched and one request per record, next to a raw net/http client, against a local endpoint"
+)
+
+// Main runs `bench http-sink` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
 	var c config
-	flag.StringVar(&c.bin, "bin", "bin", "directory with the built http-sink")
-	flag.IntVar(&c.n, "n", 500_000, "orders for the batched steps")
-	flag.IntVar(&c.nSingle, "n-single", 100_000, "orders for the one-request-per-record steps")
-	flag.IntVar(&c.batch, "batch", 1000, "records per request when batching")
-	flag.IntVar(&c.inflight, "inflight", 16, "requests in flight, one per record")
-	flag.IntVar(&c.inflightBatch, "inflight-batch", 4, "requests in flight when batching")
-	flag.StringVar(&c.rawURL, "raw-client", "", "internal: run the raw client against this URL, -n records in batches of -batch (0: one per request), with -workers goroutines, and print the seconds taken")
-	flag.IntVar(&c.rawWorkers, "workers", 1, "internal: raw client goroutines")
-	flag.Parse()
+	fl.StringVar(&c.bin, "bin", "bin", "directory with the built http-sink")
+	fl.IntVar(&c.n, "n", 500_000, "orders for the batched steps")
+	fl.IntVar(&c.nSingle, "n-single", 100_000, "orders for the one-request-per-record steps")
+	fl.IntVar(&c.batch, "batch", 1000, "records per request when batching")
+	fl.IntVar(&c.inflight, "inflight", 16, "requests in flight, one per record")
+	fl.IntVar(&c.inflightBatch, "inflight-batch", 4, "requests in flight when batching")
+	fl.StringVar(&c.rawURL, "raw-client", "", "internal: run the raw client against this URL, -n records in batches of -batch (0: one per request), with -workers goroutines, and print the seconds taken")
+	fl.IntVar(&c.rawWorkers, "workers", 1, "internal: raw client goroutines")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
 	if c.rawURL != "" {
 		secs, err := rawClient(c)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench-http-sink: raw client: %v\n", err)
-			os.Exit(1)
+			fmt.Fprintf(stderr, "bench http-sink: raw client: %v\n", err)
+			return 1
 		}
-		fmt.Println(secs)
-		return
+		fmt.Fprintln(stdout, secs)
+		return 0
 	}
-	os.Exit(benchkit.Main("bench-http-sink", os.Stderr, func(context.Context) error { return bench(c, os.Stdout) }))
+	return benchkit.Main("bench http-sink", stderr, func(context.Context) error { return bench(c, stdout, stderr) })
 }
 
 // counter is the endpoint: it counts records and requests.
@@ -108,8 +119,8 @@ type row struct {
 func (r row) recRate() float64 { return float64(r.records) / r.secs }
 func (r row) reqRate() float64 { return float64(r.requests) / r.secs }
 
-func bench(c config, out io.Writer) (err error) {
-	say := benchkit.Sayer("bench-http-sink")
+func bench(c config, out, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench http-sink")
 	binDir, err := benchkit.Bins(c.bin, "http-sink")
 	if err != nil {
 		return err
@@ -166,8 +177,8 @@ func bench(c config, out io.Writer) (err error) {
 	}
 	runRaw := func(n, batch, workers int) (row, error) {
 		cnt.reset()
-		cmd := exec.Command(self, "-raw-client", url, "-n", fmt.Sprint(n), "-batch", fmt.Sprint(batch), "-workers", fmt.Sprint(workers))
-		cmd.Stderr = os.Stderr
+		cmd := exec.Command(self, Name, "-raw-client", url, "-n", fmt.Sprint(n), "-batch", fmt.Sprint(batch), "-workers", fmt.Sprint(workers))
+		cmd.Stderr = stderr
 		outb, err := cmd.Output()
 		if err != nil {
 			return row{}, fmt.Errorf("raw client: %w", err)
@@ -204,7 +215,7 @@ func bench(c config, out io.Writer) (err error) {
 	if fileSink := filepath.Join(filepath.Dir(bin), "file-sink"); fileExists(fileSink) {
 		say("file-sink to /dev/null, for the ceiling of the sink runner")
 		cmd := exec.Command(fileSink, "--topic", "batched", "--bus", busDir, "--path", os.DevNull, "--from", "beginning", "--stop-at-end", "--log-level", "warn", "--progress-interval", "0")
-		cmd.Stderr = os.Stderr
+		cmd.Stderr = stderr
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("file-sink: %w", err)

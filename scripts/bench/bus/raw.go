@@ -1,4 +1,4 @@
-package main
+package bus
 
 import (
 	"context"
@@ -19,7 +19,7 @@ const natsAddr = "nats://127.0.0.1:4222"
 
 // setupNATS uses the namespace "bb<id>" for the bus, so that its streams and
 // position bucket are this run's only.
-func setupNATS(ctx context.Context, _ *config, id string) (string, rawClient, func(), error) {
+func setupNATS(ctx context.Context, c *config, id string) (string, rawClient, func(), error) {
 	nc, err := nats.Connect(natsAddr, nats.Name("bench-bus-raw"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("%s: %w", natsAddr, err)
@@ -47,12 +47,13 @@ func setupNATS(ctx context.Context, _ *config, id string) (string, rawClient, fu
 			js.DeleteStream(ctx, n)
 		}
 	}
-	return natsAddr + "?namespace=" + ns, &natsRaw{nc: nc, js: js}, cleanup, nil
+	return natsAddr + "?namespace=" + ns, &natsRaw{nc: nc, js: js, rawTime: c.rawTime}, cleanup, nil
 }
 
 type natsRaw struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	rawTime bool // store each record's time in a header, as the bus does
 }
 
 func natsNames(topic string) (stream, subject string) {
@@ -74,7 +75,7 @@ func (r *natsRaw) publish(ctx context.Context, topic string, values [][]byte, ba
 		futures = futures[:0]
 		for _, v := range values[i:min(i+batch, len(values))] {
 			m := &nats.Msg{Subject: subject, Data: v}
-			if rawTime {
+			if r.rawTime {
 				m.Header = nats.Header{"Culvert-Time": []string{strconv.FormatInt(time.Now().UnixNano(), 10)}}
 			}
 			f, err := r.js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
@@ -141,7 +142,7 @@ func (r *natsRaw) close() { r.nc.Close() }
 const redisAddr = "127.0.0.1:6379"
 
 // setupRedis uses the key prefix "bb<id>" for the bus.
-func setupRedis(ctx context.Context, _ *config, id string) (string, rawClient, func(), error) {
+func setupRedis(ctx context.Context, c *config, id string) (string, rawClient, func(), error) {
 	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr, DialTimeout: 5 * time.Second})
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
@@ -158,10 +159,13 @@ func setupRedis(ctx context.Context, _ *config, id string) (string, rawClient, f
 			}
 		}
 	}
-	return "redis://" + redisAddr + "?prefix=" + prefix, &redisRaw{rdb: rdb}, cleanup, nil
+	return "redis://" + redisAddr + "?prefix=" + prefix, &redisRaw{rdb: rdb, rawTime: c.rawTime}, cleanup, nil
 }
 
-type redisRaw struct{ rdb *goredis.Client }
+type redisRaw struct {
+	rdb     *goredis.Client
+	rawTime bool // store each record's time in a field, as the bus does
+}
 
 func redisKey(topic string) string { return "benchraw:" + topic }
 
@@ -172,7 +176,7 @@ func (r *redisRaw) publish(ctx context.Context, topic string, values [][]byte, b
 		_, err := r.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, v := range values[i:min(i+batch, len(values))] {
 				values := []any{"value", v}
-				if rawTime {
+				if r.rawTime {
 					values = append(values, "time", strconv.FormatInt(time.Now().UnixNano(), 10))
 				}
 				p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: values})

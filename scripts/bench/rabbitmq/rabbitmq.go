@@ -1,4 +1,4 @@
-// Command bench-rabbitmq measures rabbitmq-sink and rabbitmq-source next to
+// Package rabbitmq is `bench rabbitmq`: it measures rabbitmq-sink and rabbitmq-source next to
 // raw amqp091-go doing the same with the same guarantees, in one run, with
 // the orders data set, against a RabbitMQ server:
 //
@@ -22,12 +22,11 @@
 //
 // Usage:
 //
-//	bench-rabbitmq [-bin bin] [-n 100000] [-prefetch 10000] [-url amqp://guest:guest@127.0.0.1:5672/]
-package main
+//	bench rabbitmq [-bin bin] [-n 100000] [-prefetch 10000] [-url amqp://guest:guest@127.0.0.1:5672/]
+package rabbitmq
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -46,27 +45,34 @@ import (
 // confirmBatch is the records in one sink Write: the embedded bus's poll size.
 const confirmBatch = 8192
 
-// prefetch is the basic.qos of the source and the raw consumer.
-var prefetch = 10000
-
 type row struct {
 	step      string
 	rate, raw float64
 	note      string
 }
 
-func main() {
-	bin := flag.String("bin", "bin", "directory of the built rabbitmq-source and rabbitmq-sink")
-	n := flag.Int("n", 100000, "orders")
-	url := flag.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
-	flag.IntVar(&prefetch, "prefetch", prefetch, "prefetch of the source and the raw consumer (the source's default)")
-	flag.Parse()
-	os.Exit(benchkit.Main("bench-rabbitmq", os.Stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *url, os.Stdout) }))
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "rabbitmq"
+	Summary = "rabbitmq-source and rabbitmq-sink next to raw amqp091-go with the same guarantees, on the local RabbitMQ"
+)
+
+// Main runs `bench rabbitmq` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	bin := fl.String("bin", "bin", "directory of the built rabbitmq-source and rabbitmq-sink")
+	n := fl.Int("n", 100000, "orders")
+	url := fl.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
+	prefetch := fl.Int("prefetch", 10000, "prefetch of the source and the raw consumer (the source's default)")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	return benchkit.Main("bench rabbitmq", stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *prefetch, *url, stdout, stderr) })
 }
 
-var say = benchkit.Sayer("bench-rabbitmq")
-
-func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err error) {
+// run measures; prefetch is the basic.qos of the source and the raw consumer.
+func run(ctx context.Context, bin string, n, prefetch int, url string, out, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench rabbitmq")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if bin, err = benchkit.Bins(bin, "rabbitmq-source", "rabbitmq-sink"); err != nil {
@@ -149,7 +155,7 @@ func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err
 	rawConsumeHalf := func(i int) error {
 		say("raw consume of %d messages", len(halves[i]))
 		start := time.Now()
-		if err := rawConsume(ctx, conn, rawQueue, len(halves[i])); err != nil {
+		if err := rawConsume(ctx, conn, rawQueue, len(halves[i]), prefetch); err != nil {
 			return fmt.Errorf("raw consume: %w", err)
 		}
 		rawConsTime += time.Since(start)
@@ -189,7 +195,7 @@ func run(ctx context.Context, bin string, n int, url string, out io.Writer) (err
 	}
 	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + benchkit.Int(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
 
-	fmt.Fprintf(out, "rabbitmq-bench: %d orders, %s, RabbitMQ %v; machine: %s\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
+	fmt.Fprintf(out, "bench rabbitmq: %d orders, %s, RabbitMQ %v; machine: %s\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
 	t := benchkit.NewTable("lrrrl", "step", "records/s", "raw amqp091-go records/s", "ratio", "raw client does")
 	for _, r := range rows {
 		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), r.note)
@@ -228,9 +234,9 @@ func rawPublish(ctx context.Context, conn *amqp.Connection, queue string, values
 	return nil
 }
 
-// rawConsume consumes n messages with manual acks: what has arrived is
-// acknowledged with one multiple ack.
-func rawConsume(ctx context.Context, conn *amqp.Connection, queue string, n int) error {
+// rawConsume consumes n messages with manual acks and prefetch as its
+// basic.qos: what has arrived is acknowledged with one multiple ack.
+func rawConsume(ctx context.Context, conn *amqp.Connection, queue string, n, prefetch int) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
