@@ -357,8 +357,8 @@ func sourcePoison(t *testing.T, d Driver) {
 	sys.pendingIsZero(t)
 }
 
-// sourceStop: SIGTERM mid-stream exits 0; a second run publishes the rest,
-// and every record is on the topic.
+// sourceStop: SIGTERM while messages keep coming exits 0; a second run
+// publishes the rest, and every record is on the topic.
 func sourceStop(t *testing.T, d Driver) {
 	const total = 3000
 	sys := d.Start(t, Need{Scenario: Stop})
@@ -366,9 +366,16 @@ func sourceStop(t *testing.T, d Driver) {
 	args := append(append([]string{"--topic", "orders", "--bus", busDir, "--batch-size", "20", "--linger", "0s"}, sys.Args...), d.RestartArgs...)
 	c := startConnector(t, d, sys, args...)
 	want := Numbered(0, total)
-	sys.Produce(t, want...)
+	sys.Produce(t, want[:100]...)
 	WaitTopic(t, busDir, "orders", 100, c.Running)
+	// The rest comes while the source stops.
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		sys.Produce(t, want[100:]...)
+	}()
 	c.stop(t)
+	<-produced
 	n := len(ReadTopic(t, busDir, "orders"))
 	t.Logf("%d records on the topic after SIGTERM", n)
 	c = startConnector(t, d, sys, args...)
