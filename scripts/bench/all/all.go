@@ -130,7 +130,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		if err != nil {
 			return err
 		}
-		if got, err := countLines(p("jq.out")); err != nil || got != k {
+		if got, err := benchkit.CountLines(p("jq.out")); err != nil || got != k {
 			return fmt.Errorf("jq wrote %d lines, want %d (%v)", got, k, err)
 		}
 	}
@@ -176,7 +176,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		append(sinkArgs(p("bus1"), p("sink.out")), "--stop-at-end")...); err != nil {
 		return err
 	}
-	if got, err := countLines(p("sink.out")); err != nil || got != k {
+	if got, err := benchkit.CountLines(p("sink.out")); err != nil || got != k {
 		return fmt.Errorf("file-sink wrote %d lines to %s, want %d (%v)", got, p("sink.out"), k, err)
 	}
 	results = append(results, sink)
@@ -276,7 +276,7 @@ func endToEnd(ctx context.Context, work string, bins map[string]string, srcArgs,
 	case <-time.After(30 * time.Second):
 		return res, sink.failure(errors.New("still running 30s after SIGTERM"))
 	}
-	if got, err := countLines(out); err != nil || got != k {
+	if got, err := benchkit.CountLines(out); err != nil || got != k {
 		return res, fmt.Errorf("end to end: %s has %d lines after shutdown, want %d (%v)", out, got, k, err)
 	}
 	srcRSS, sinkRSS := src.peakRSSKiB(), sink.peakRSSKiB()
@@ -381,15 +381,6 @@ func (c *lineCounter) close() {
 	if c.f != nil {
 		c.f.Close()
 	}
-}
-
-func countLines(path string) (int64, error) {
-	c := &lineCounter{path: path}
-	defer c.close()
-	if _, err := os.Stat(path); err != nil {
-		return 0, err
-	}
-	return c.update()
 }
 
 // phase is one line of busbench output.

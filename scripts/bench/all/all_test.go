@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 // TestMain makes this test binary `bench busbench` when asBench is set in
@@ -50,11 +51,11 @@ func TestLineCounterFollowsAGrowingFile(t *testing.T) {
 			t.Fatalf("step %d: %d, %v; want %d", i, n, err, step.want)
 		}
 	}
-	if n, err := countLines(path); n != 4 || err != nil {
-		t.Fatalf("countLines: %d, %v", n, err)
+	if n, err := benchkit.CountLines(path); n != 4 || err != nil {
+		t.Fatalf("CountLines: %d, %v", n, err)
 	}
-	if _, err := countLines(path + ".missing"); err == nil {
-		t.Fatal("countLines of a missing file: no error")
+	if _, err := benchkit.CountLines(path + ".missing"); err == nil {
+		t.Fatal("CountLines of a missing file: no error")
 	}
 }
 

@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -319,7 +318,7 @@ func runBackend(ctx context.Context, c *config, be backend, values [][]byte, ord
 		fail("bus → file-sink", err)
 		return rows
 	}
-	if got, err := countLines(out); err != nil || got != k {
+	if got, err := benchkit.CountLines(out); err != nil || got != int64(k) {
 		fail("bus → file-sink", fmt.Errorf("wrote %d lines, want %d (%v)", got, k, err))
 		return rows
 	}
@@ -379,23 +378,13 @@ func busConsume(ctx context.Context, b bus.Bus, topic, group string, n, batch in
 	return nil
 }
 
-// runBin runs a binary of c.bin to its end and returns its wall time.
+// runBin runs a binary of c.bin to its end, at most c.stepTimeout, and
+// returns its wall time in seconds.
 func runBin(ctx context.Context, c *config, logPath, name string, args ...string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.stepTimeout)
 	defer cancel()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		b, _ := os.ReadFile(logPath)
-		return 0, fmt.Errorf("%s: %w: %s", name, err, benchkit.LastLines(string(b), 5))
-	}
-	return time.Since(t0).Seconds(), nil
+	d, err := benchkit.Run(ctx, logPath, filepath.Join(c.bin, name), args...)
+	return d.Seconds(), err
 }
 
 func generate(path string, n int, seed uint64) ([][]byte, int, error) {
@@ -435,11 +424,6 @@ func countPassing(values [][]byte) int {
 		}
 	}
 	return k
-}
-
-func countLines(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	return bytes.Count(b, []byte("\n")), err
 }
 
 // debugf prints to stderr when BENCH_BUS_DEBUG is set.

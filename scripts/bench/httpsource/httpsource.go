@@ -33,7 +33,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
@@ -208,7 +207,9 @@ func sourceStep(c config, bin, work, script, name string, extra []string) (resul
 	}
 	r.step = name
 	r.topicExpected = r.requests - r.non2xx
-	if r.onTopic, err = countTopic(busDir, "bench"); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r.onTopic, err = benchkit.CountTopic(ctx, busDir, "bench"); err != nil {
 		return result{}, err
 	}
 	if r.onTopic < r.topicExpected {
@@ -255,23 +256,6 @@ func runWrk(c config, script, url string) (result, error) {
 		r.p99 = m[1]
 	}
 	return r, nil
-}
-
-// countTopic returns how many records topic holds on the embedded bus in dir.
-func countTopic(dir, topic string) (int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, dir)
-	if err != nil {
-		return 0, err
-	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, "bench-count", bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		return 0, err
-	}
-	defer sub.Close()
-	return sub.Lag(ctx)
 }
 
 // printTable prints the table to w and wrk's socket errors to stderr.

@@ -319,12 +319,8 @@ func steps(ctx context.Context, c config, i int, addr string, cl *kgo.Client, ad
 	})
 }
 
+// runBin runs a binary of c.bin to its end, its log in <work>/<name>.log.
 func runBin(ctx context.Context, c config, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, name), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %v: %s", name, err, stderr.String())
-	}
-	return nil
+	_, err := benchkit.Run(ctx, filepath.Join(c.work, name+".log"), filepath.Join(c.bin, name), args...)
+	return err
 }

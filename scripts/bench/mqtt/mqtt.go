@@ -62,7 +62,6 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/embedded"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
@@ -306,18 +305,13 @@ func sourceRun(ctx context.Context, work, bin string, i int, pub *paho.Client, u
 		return result{}, err
 	}
 	defer cmd.Process.Kill()
-	b, err := bus.Open(ctx, srcBus)
+	w, err := benchkit.WatchTopic(ctx, srcBus, "orders")
 	if err != nil {
 		return result{}, err
 	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, "orders", "bench-counter", bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		return result{}, err
-	}
-	defer sub.Close()
+	defer w.Close()
 	onBus := func() int64 {
-		l, err := sub.Lag(ctx)
+		l, err := w.Len(ctx)
 		if err != nil {
 			return -1
 		}

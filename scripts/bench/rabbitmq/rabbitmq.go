@@ -36,7 +36,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/embedded"
 	"github.com/culvert-dev/culvert/common/client/rabbitmq"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
@@ -279,9 +278,9 @@ func ready(ch *amqp.Channel, queue string) (int, error) {
 	return q.Messages, err
 }
 
-// waitTopic waits until topic on the embedded bus in dir has n records. It
-// opens the bus and subscribes once, then only reads the topic's end, so as
-// not to compete with the source for SQLite's write lock.
+// waitTopic waits until topic on the embedded bus in dir has n records
+// (benchkit.TopicWatch: it does not compete with the source for SQLite's
+// write lock).
 func waitTopic(ctx context.Context, dir, topic string, n int64) error {
 	tick := func() error {
 		select {
@@ -299,18 +298,13 @@ func waitTopic(ctx context.Context, dir, topic string, n int64) error {
 			return err
 		}
 	}
-	b, err := bus.Open(ctx, dir)
+	w, err := benchkit.WatchTopic(ctx, dir, topic)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
-	sub, err := b.Subscribe(ctx, topic, "bench-watch", bus.SubscribeOptions{Start: bus.StartBeginning})
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
+	defer w.Close()
 	for {
-		end, err := sub.Lag(ctx)
+		end, err := w.Len(ctx)
 		if err != nil {
 			return err
 		}

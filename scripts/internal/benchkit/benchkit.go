@@ -258,3 +258,41 @@ const (
 
 // Passes tells whether an order passes Filter.
 func Passes(o orders.Order) bool { return o.Amount > 50 }
+
+// CountLines returns how many newlines the file at path holds.
+func CountLines(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var n int64
+	buf := make([]byte, 1<<20)
+	for {
+		m, err := f.Read(buf)
+		n += int64(bytes.Count(buf[:m], []byte{'\n'}))
+		if err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+}
+
+// Run runs the binary at path to its end, its stdout and stderr in the file
+// logPath, and returns how long it took. Its error names the binary and
+// ends with the last lines of its log.
+func Run(ctx context.Context, logPath, path string, args ...string) (time.Duration, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("%s: %w: %s", filepath.Base(path), err, Tail(logPath, 5))
+	}
+	return time.Since(t0), nil
+}
