@@ -34,7 +34,6 @@ import (
 
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
 // Name is the subcommand; Summary is its line in `bench help`.
@@ -108,7 +107,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	// a. orders, and the expected count K of records that pass the filter.
 	say("generating %d orders (seed %d) in %s", n, c.seed, work)
 	ordersPath := p("orders.jsonl")
-	k, err := generate(ordersPath, c.n, c.seed)
+	k, err := benchkit.WriteOrders(ordersPath, c.n, c.seed)
 	if err != nil {
 		return err
 	}
@@ -199,21 +198,6 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		t.Markdown(stdout)
 	}
 	return nil
-}
-
-// generate writes n orders to path and returns how many pass the filter.
-func generate(path string, n int, seed uint64) (k int64, err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { err = errors.Join(err, f.Close()) }()
-	err = orders.Write(f, n, seed, func(o orders.Order) {
-		if benchkit.Passes(o) {
-			k++
-		}
-	})
-	return k, err
 }
 
 // endToEnd starts the sink and the source at once and measures the time until

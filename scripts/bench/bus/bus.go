@@ -52,7 +52,6 @@ import (
 	_ "github.com/culvert-dev/culvert/common/bus/all"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
-	"github.com/culvert-dev/culvert/scripts/internal/orders"
 )
 
 // Name is the subcommand; Summary is its line in `bench help`.
@@ -295,7 +294,7 @@ func runBackend(ctx context.Context, c *config, be backend, values [][]byte, ord
 	path := ordersPath
 	if n < len(values) {
 		path = filepath.Join(c.work, fmt.Sprintf("orders-%d.jsonl", n))
-		if err := writeLines(path, vals); err != nil {
+		if err := os.WriteFile(path, benchkit.Lines(vals), 0o644); err != nil {
 			fail("file-source", err)
 			return rows
 		}
@@ -387,28 +386,22 @@ func runBin(ctx context.Context, c *config, logPath, name string, args ...string
 	return d.Seconds(), err
 }
 
+// generate writes n orders to path and returns them as values, with how
+// many pass the filter.
 func generate(path string, n int, seed uint64) ([][]byte, int, error) {
-	var buf bytes.Buffer
-	k := 0
-	if err := orders.Write(&buf, n, seed, func(o orders.Order) {
-		if benchkit.Passes(o) {
-			k++
-		}
-	}); err != nil {
+	k, err := benchkit.WriteOrders(path, n, seed)
+	if err != nil {
 		return nil, 0, err
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return nil, 0, err
 	}
-	values := bytes.Split(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), []byte("\n"))
+	values := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 	if len(values) != n {
 		return nil, 0, fmt.Errorf("generated %d lines, want %d", len(values), n)
 	}
-	return values, k, nil
-}
-
-func writeLines(path string, values [][]byte) error {
-	return os.WriteFile(path, append(bytes.Join(values, []byte("\n")), '\n'), 0o644)
+	return values, int(k), nil
 }
 
 // countPassing counts the values whose amount passes the filter.

@@ -156,14 +156,11 @@ func bench(c config, out, stderr io.Writer) (err error) {
 		cnt.reset()
 		args = append([]string{"--topic", topic, "--bus", busDir, "--endpoint", url, "--from", "beginning", "--stop-at-end",
 			"--log-level", "warn", "--progress-interval", "0"}, args...)
-		cmd := exec.Command(bin, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return row{}, fmt.Errorf("http-sink %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		d, err := benchkit.Run(context.Background(), filepath.Join(work, "http-sink-"+topic+".log"), bin, args...)
+		if err != nil {
+			return row{}, fmt.Errorf("%s (arguments: %s)", err, strings.Join(args, " "))
 		}
-		secs := time.Since(start).Seconds()
+		secs := d.Seconds()
 		if got := cnt.records.Load(); got != int64(want) {
 			return row{}, fmt.Errorf("http-sink %s: the endpoint got %d records, want %d", strings.Join(args, " "), got, want)
 		}
@@ -214,13 +211,12 @@ func bench(c config, out, stderr io.Writer) (err error) {
 	var ceiling []row
 	if fileSink := filepath.Join(filepath.Dir(bin), "file-sink"); fileExists(fileSink) {
 		say("file-sink to /dev/null, for the ceiling of the sink runner")
-		cmd := exec.Command(fileSink, "--topic", "batched", "--bus", busDir, "--path", os.DevNull, "--from", "beginning", "--stop-at-end", "--log-level", "warn", "--progress-interval", "0")
-		cmd.Stderr = stderr
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("file-sink: %w", err)
+		d, err := benchkit.Run(context.Background(), filepath.Join(work, "file-sink.log"), fileSink,
+			"--topic", "batched", "--bus", busDir, "--path", os.DevNull, "--from", "beginning", "--stop-at-end", "--log-level", "warn", "--progress-interval", "0")
+		if err != nil {
+			return err
 		}
-		ceiling = append(ceiling, row{what: "file-sink --path /dev/null (same bus and runner, nothing sent)", records: int64(c.n), secs: time.Since(start).Seconds()})
+		ceiling = append(ceiling, row{what: "file-sink --path /dev/null (same bus and runner, nothing sent)", records: int64(c.n), secs: d.Seconds()})
 	}
 
 	// One request per record.

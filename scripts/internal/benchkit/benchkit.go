@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -162,6 +163,22 @@ func Orders(n int, seed uint64) [][]byte {
 		values = append(values, g.Next().AppendJSON(nil))
 	}
 	return values
+}
+
+// WriteOrders writes n orders generated from seed to the file at path, as
+// orders.Write writes them, and returns how many pass Filter.
+func WriteOrders(path string, n int, seed uint64) (passing int64, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	err = orders.Write(f, n, seed, func(o orders.Order) {
+		if Passes(o) {
+			passing++
+		}
+	})
+	return passing, err
 }
 
 // Lines joins values into JSON lines, each ended by a newline.

@@ -40,3 +40,21 @@ func TestCountLines(t *testing.T) {
 		t.Fatal("missing file: no error")
 	}
 }
+
+func TestWriteOrdersIsOrdersAsLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "orders.jsonl")
+	k, err := WriteOrders(path, 500, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(Lines(Orders(500, 3))) {
+		t.Fatal("the file is not the orders of Orders(500, 3) as lines")
+	}
+	if k == 0 || k == 500 {
+		t.Fatalf("%d of 500 pass the filter", k)
+	}
+}
