@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/culvert-dev/culvert/common/cli"
@@ -35,28 +33,4 @@ func TestGoldenMetadata(t *testing.T) {
 func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()
 	return connectortest.Start(t, app(), args...)
-}
-
-func TestBadOptionsExit2NamingTheOption(t *testing.T) {
-	dir := t.TempDir()
-	for _, c := range []struct {
-		want string
-		args []string
-	}{
-		{"--url", []string{}},
-		{"--url", []string{"--url", "http://example.com/"}},
-		{"--url", []string{"--url", "ws:///nohost"}},
-		{"--header", []string{"--url", "ws://h/", "--header", "no colon here"}},
-		{"--ping-interval", []string{"--url", "ws://h/", "--ping-interval", "-1s"}},
-		{"--read-limit", []string{"--url", "ws://h/", "--read-limit", "0"}},
-		{"--max-retries", []string{"--url", "ws://h/", "--max-retries", "-1"}},
-		{"--tls-key", []string{"--url", "wss://h/", "--tls-cert", "c.pem"}},
-	} {
-		connectortest.BadOption(t, app(), c.want, append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
-	}
-	// A bad header is named by position, its value is never shown.
-	_, _, stderr := connectortest.Run(t, context.Background(), app(), "--topic", "t", "--bus", dir, "--url", "ws://h/", "--header", "Authorization Bearer s3cr3t")
-	if strings.Contains(stderr, "s3cr3t") {
-		t.Errorf("stderr shows the header value: %s", stderr)
-	}
 }

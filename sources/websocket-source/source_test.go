@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,41 +283,6 @@ func TestGivesUpAfterMaxRetries(t *testing.T) {
 	}
 	if time.Since(start) > 15*time.Second {
 		t.Errorf("took %s", time.Since(start))
-	}
-}
-
-// wss:// with a private CA given by --tls-ca.
-func TestTLSWithCA(t *testing.T) {
-	dir := t.TempDir()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		if sendRange(r.Context(), conn, 0, 5) == nil {
-			conn.Read(r.Context()) // until the client goes
-		}
-	}))
-	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	url := strings.Replace(srv.URL, "https://", "wss://", 1)
-	r := start(t, "--topic", "feed", "--bus", dir, "--url", url, "--linger", "0s", "--tls-ca", ca)
-	connectortest.WaitTopic(t, dir, "feed", 5, r)
-	if code, stderr := r.Stop(t); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, stderr)
-	}
-	wantRange(t, connectortest.TopicValues(t, dir, "feed"), 0, 5)
-
-	// Without the CA, the certificate is refused, and retried.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	code, _, stderr := connectortest.Run(t, ctx, app(), "--topic", "feed", "--bus", dir, "--url", url, "--max-retries", "1")
-	if code != 1 || !strings.Contains(stderr, "certificate") {
-		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 }
 
