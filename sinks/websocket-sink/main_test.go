@@ -39,31 +39,6 @@ func toStrings(v any) []string {
 	return out
 }
 
-func TestBadOptionsExit2NamingTheOption(t *testing.T) {
-	dir := t.TempDir()
-	for _, c := range []struct {
-		want string
-		args []string
-	}{
-		{"--listen", []string{}},
-		{"--url", []string{"--listen", ":1", "--url", "ws://h/"}},
-		{"--listen", []string{"--listen", "nohostport"}},
-		{"--path", []string{"--listen", ":1", "--path", "nope"}},
-		{"--slow-client", []string{"--listen", ":1", "--slow-client", "block"}},
-		{"--client-buffer", []string{"--listen", ":1", "--client-buffer", "0"}},
-		{"--wait-for-clients", []string{"--listen", ":1", "--wait-for-clients", "-1"}},
-		{"--wait-for-clients", []string{"--url", "ws://h/", "--wait-for-clients", "2"}},
-		{"--header", []string{"--listen", ":1", "--header", "A: b"}},
-		{"--tls-key", []string{"--listen", ":1", "--tls-cert", "c.pem"}},
-		{"--url", []string{"--url", "http://h/"}},
-		{"--header", []string{"--url", "ws://h/", "--header", "nocolon"}},
-		{"--message-type", []string{"--url", "ws://h/", "--message-type", "json"}},
-		{"--write-timeout", []string{"--url", "ws://h/", "--write-timeout", "0s"}},
-	} {
-		connectortest.BadOption(t, app(), c.want, append([]string{"--topic", "t", "--bus", dir}, c.args...)...)
-	}
-}
-
 // start runs the connector's command line until it exits or Stop.
 func start(t *testing.T, args ...string) *connectortest.Running {
 	t.Helper()

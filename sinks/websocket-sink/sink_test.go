@@ -170,6 +170,9 @@ func TestSlowClient(t *testing.T) {
 // receiver is a test server that keeps every message it receives, across
 // restarts.
 type receiver struct {
+	// certFile and keyFile, when set, make it serve wss://.
+	certFile, keyFile string
+
 	mu    sync.Mutex
 	got   []string
 	conns int
@@ -185,7 +188,7 @@ func (rc *receiver) messages() []string {
 // serve runs rc on addr until the returned function kills it (dropping
 // connections, as a crash would). With killAfter > 0, it kills itself once
 // it has that many messages in all.
-func (rc *receiver) serve(t *testing.T, addr string, killAfter int) (kill func(), killed <-chan struct{}) {
+func (rc *receiver) serve(t testing.TB, addr string, killAfter int) (kill func(), killed <-chan struct{}) {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -227,7 +230,11 @@ func (rc *receiver) serve(t *testing.T, addr string, killAfter int) (kill func()
 			}
 		}
 	})}
-	go srv.Serve(ln)
+	if rc.certFile != "" {
+		go srv.ServeTLS(ln, rc.certFile, rc.keyFile)
+	} else {
+		go srv.Serve(ln)
+	}
 	var once sync.Once
 	kill = func() {
 		once.Do(func() {
@@ -238,58 +245,6 @@ func (rc *receiver) serve(t *testing.T, addr string, killAfter int) (kill func()
 	}
 	t.Cleanup(kill)
 	return kill, ctx.Done()
-}
-
-// --url: the sink pushes every record; when the server restarts, it
-// reconnects and sends the unconfirmed batch again: every record arrives,
-// in order of first arrival.
-func TestClientModeServerRestart(t *testing.T) {
-	dir := t.TempDir()
-	want := numbered("rec-", 3000)
-	publish(t, dir, "in", want...)
-	addr := connectortest.FreeAddr(t)
-	rc := &receiver{}
-	kill1, killed := rc.serve(t, addr, 1000)
-	r := start(t, "--topic", "in", "--bus", dir, "--from", "beginning", "--stop-at-end", "--url", "ws://"+addr+"/in",
-		"--header", "Authorization: Bearer sk-91f0", "--log-level", "debug")
-	select {
-	case <-killed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the server got fewer than 1000 messages in 30s")
-	}
-	kill1()
-	time.Sleep(300 * time.Millisecond) // the sink finds the server gone
-	rc.serve(t, addr, 0)
-	code, stderr := r.Wait(t, 60*time.Second)
-	if code != 0 {
-		t.Fatalf("exit %d:\n%s", code, stderr)
-	}
-	got := rc.messages()
-	seen := map[string]bool{}
-	var first []string
-	for _, m := range got {
-		if !seen[m] {
-			seen[m] = true
-			first = append(first, m)
-		}
-	}
-	if strings.Join(first, ",") != strings.Join(want, ",") {
-		t.Fatalf("received %d distinct messages (%d in all), want %d in order", len(first), len(got), len(want))
-	}
-	if !strings.Contains(stderr, "reconnected") || strings.Contains(stderr, "sk-91f0") {
-		t.Errorf("stderr lacks reconnected, or shows the header:\n%s", stderr)
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.conns < 2 {
-		t.Errorf("%d connections, want a reconnection", rc.conns)
-	}
-	for i, a := range rc.auth {
-		if a != "Bearer sk-91f0" {
-			t.Errorf("connection %d: Authorization %q", i+1, a)
-		}
-	}
-	t.Logf("%d messages received for %d records (%d sent again after the restart)", len(got), len(want), len(got)-len(want))
 }
 
 // --url with nothing listening: --max-retries attempts, then exit 1 with
