@@ -13,7 +13,8 @@ import (
 // JetStream key/value entry).
 type LeaseOps struct {
 	// TTL is how long the lease lasts without renewal; it is renewed every
-	// third of it, and a standby tries to take it every fifth.
+	// third of it, and a standby tries to take it every fifth (at least
+	// every second).
 	TTL time.Duration
 	// Take takes or renews the lease for this holder; it reports whether
 	// the holder has it (false: another live holder has).
@@ -43,7 +44,7 @@ func RenewedLease(ctx context.Context, ops LeaseOps, waiting func()) (Lease, err
 			waiting()
 			waiting = nil
 		}
-		t := time.NewTimer(ops.TTL / 5)
+		t := time.NewTimer(min(ops.TTL/5, time.Second))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -17,6 +17,9 @@
 // with topic 0): one process at a time holds it, a second waits as a
 // standby. A publish or Put of a position whose lease another live process
 // holds fails with bus.ErrFenced, in the transaction that would write it.
+// A lease whose holder was a process of this machine that no longer exists
+// (kill -9) is taken over at once; otherwise it expires after the lease
+// time.
 //
 // # Full disk
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,4 +306,40 @@ func TestFullDiskStillDrains(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "bus.db.reserve")); err != nil {
 		t.Fatalf("the reserve was not made again: %v", err)
 	}
+}
+
+// A source restarted after kill -9 takes its position's lease at once,
+// not after the lease time: the holder's process no longer exists.
+func TestLeaseOfAKilledProcessIsTakenAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	spec := "file://" + dir + "?lease=1h"
+	// The conformance suite's helper process (see bustest.Main) takes the
+	// lease and holds it until killed.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "CULVERT_BUSTEST_MODE=lease", "CULVERT_BUSTEST_SPEC="+spec, "CULVERT_BUSTEST_TOPIC=k")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 5)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "held\n" {
+		t.Fatalf("helper printed %q, %v", line, err)
+	}
+	b := open(t, dir, embedded.Options{Lease: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan struct{})
+	go func() {
+		<-waited
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	defer cancel()
+	l, err := b.Positions().Lease(ctx, "k", func() { close(waited) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
 }
