@@ -649,65 +649,6 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 }
 
-func TestTLS(t *testing.T) {
-	e := newEnv(t)
-	var got, h2 atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.Add(1)
-		if r.ProtoMajor == 2 {
-			h2.Add(1)
-		}
-	}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	connectortest.PublishValues(t, e.busDir, "t", "a")
-	e.mustRun(t, srv.URL, "--tls-ca", ca, "--group", "g1")
-	if got.Load() != 1 || h2.Load() != 1 {
-		t.Fatalf("%d requests with --tls-ca, %d over HTTP/2", got.Load(), h2.Load())
-	}
-	stderr := e.mustRun(t, srv.URL, "--tls-insecure-skip-verify", "--group", "g2")
-	if got.Load() != 2 || !strings.Contains(stderr, "VERIFICATION IS OFF") {
-		t.Fatalf("--tls-insecure-skip-verify: %d requests\n%s", got.Load(), stderr)
-	}
-	// Without the CA the certificate is not trusted: retried, then given up.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code, stderr := e.run(t, ctx, srv.URL, "--group", "g3", "--max-retries", "1")
-	if code != 1 || !strings.Contains(stderr, "certificate") {
-		t.Fatalf("untrusted: exit %d\n%s", code, stderr)
-	}
-}
-
-func TestBadUsage(t *testing.T) {
-	e := newEnv(t)
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--endpoint", "ftp://x/"}, "--endpoint"},
-		{[]string{"--endpoint", "https://u:s3cret@/x"}, "--endpoint"},
-		{[]string{"--endpoint", "http://x/", "--header", "Authorization Bearer s3cret"}, "--header"},
-		{[]string{"--endpoint", "http://x/", "--header", ": s3cret"}, "--header"},
-		{[]string{"--endpoint", "http://x/", "--method", "GET"}, "--method"},
-		{[]string{"--endpoint", "http://x/", "--header", "transfer-encoding: chunked"}, "Transfer-Encoding is set by http-sink"},
-		{[]string{"--endpoint", "http://x/", "--max-in-flight", "0"}, "--max-in-flight"},
-		{[]string{"--endpoint", "http://x/", "--batch-format", "csv"}, "--batch-format"},
-		{[]string{"--endpoint", "http://x/", "--batch-size", "10", "--headers-from-record"}, "--headers-from-record"},
-		{[]string{"--endpoint", "http://x/", "--tls-cert", "c.pem"}, "--tls-key"},
-		{[]string{"--endpoint", "http://x/", "--timeout", "soon"}, "--timeout"},
-		{[]string{"--endpoint", "http://x/", "--rate-limit", "-1"}, "--rate-limit"},
-		{[]string{}, "--endpoint"},
-	} {
-		connectortest.BadOption(t, app(), tc.want, append([]string{"--topic", "t", "--bus", e.busDir}, tc.args...)...)
-	}
-}
-
 func TestHelp(t *testing.T) {
 	connectortest.Help(t, app(), "Examples:", "--endpoint", "--header", "--batch-size", "--max-in-flight", "--ordered", "--rate-limit", "--tls-ca", "CULVERT_ENDPOINT")
 }
