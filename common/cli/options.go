@@ -19,7 +19,7 @@ type Common struct {
 	Filter        []string `json:"filter,omitempty" culvert:"transform" jsonschema_description:"jq expression; the record is kept when it is true (neither false nor null). Repeatable."`
 	ArrayMap      []string `json:"arraymap,omitempty" culvert:"transform" jsonschema_description:"jq expression making one record per output, such as .items[]. Repeatable."`
 	FilterMap     []string `json:"filter_map,omitempty" culvert:"transform" jsonschema_description:"jq expression whose first output, if any, replaces the value; records with no output are dropped. Repeatable."`
-	DLQTopic      string   `json:"dlq_topic,omitempty" jsonschema_description:"Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended)."`
+	DLQTopic      string   `json:"dlq_topic,omitempty" jsonschema_description:"Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended); never the topic itself. A record whose culvert.topic header names this topic came from it and is not sent back (it is logged and dropped: a copy is there)."`
 	OnError       string   `json:"on_error" jsonschema:"enum=dlq,enum=fail,enum=skip,default=dlq" jsonschema_description:"What to do with a record that cannot be processed: dlq sends it to the dead-letter topic, fail exits with status 1, skip drops it and counts it in the log."`
 	LogLevel      string   `json:"log_level" jsonschema:"enum=trace,enum=debug,enum=info,enum=warn,enum=error,default=info" jsonschema_description:"Least severe log level shown."`
 	LogFormat     string   `json:"log_format" jsonschema:"enum=auto,enum=console,enum=json,default=auto" jsonschema_description:"Log format on stderr; auto is console on a terminal, else json."`
@@ -29,6 +29,11 @@ type Common struct {
 	MetricsAddr string `json:"metrics_addr,omitempty" jsonschema_description:"HOST:PORT on which to serve /metrics (Prometheus), /healthz, /readyz, /status and POST /pause and /resume (default: off)."`
 	// ProgressInterval is how often a progress line is logged.
 	ProgressInterval schema.Duration `json:"progress_interval" jsonschema:"default=30s" jsonschema_description:"How often to log a progress line with totals and rates; 0 turns it off."`
+
+	// MaxOutputs caps the records that one record may become (transform.MaxOutputs).
+	MaxOutputs int `json:"max_outputs" jsonschema:"minimum=1,default=10000" jsonschema_description:"Most records that one record may become through the transforms (--arraymap); a record that would become more goes to the dead-letter topic, found at the first output too many."`
+	// TransformTimeout bounds the transforms' time on one record (transform.Timeout).
+	TransformTimeout schema.Duration `json:"transform_timeout" jsonschema:"default=1s" jsonschema_description:"Longest the transforms may take over one record; a record that takes longer goes to the dead-letter topic. 0 means no limit (a stop signal still ends them after --shutdown-timeout)."`
 }
 
 // SourceOptions are the options every source has.

@@ -110,6 +110,10 @@ type Env struct {
 	Topic string
 	// Log is the connector's logger.
 	Log zerolog.Logger
+	// Redact returns a text with the secrets of the configuration hidden:
+	// what dead letters say about a failed record (its step and error)
+	// passes it. Nil hides nothing.
+	Redact func(string) string
 	// Control is the running connector's metrics, state and pause gate;
 	// nil makes the runner use one of its own. A connector reports lost
 	// and regained connections with Env.Reconnecting and Env.Reconnected.

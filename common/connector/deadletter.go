@@ -37,15 +37,32 @@ type deadLetters struct {
 	connector string
 	origin    string // the topic the connector reads or writes
 	log       zerolog.Logger
+	redact    func(string) string // hides secrets in steps, errors and headers
 	skipped   int64
 	sent      int64
+	looped    int64
 }
 
 // maxLoggedPerBatch limits warnings about bad records per batch.
 const maxLoggedPerBatch = 5
 
+// fromTopic reports whether r was dead-lettered before by a connector of
+// topic: whether one of its culvert.topic headers names it.
+func fromTopic(r *record.Record, topic string) bool {
+	for _, h := range r.Headers {
+		if h.Key == HeaderTopic && string(h.Value) == topic {
+			return true
+		}
+	}
+	return false
+}
+
 // handle returns the dead-letter records for failed, or an error when the
-// policy is to fail.
+// policy is to fail. Steps, errors and the headers a sink adds pass the
+// redactor. A record that came from the dead-letter topic itself (a
+// culvert.topic header names it: a connector reading that topic sent it
+// on to this one's topic) is not sent back into it, which would make a
+// loop: a copy of it is already there. It is logged and dropped.
 func (d *deadLetters) handle(stage string, failed []transform.Failed, rejected []RejectedRecord) ([]record.Record, error) {
 	n := len(failed) + len(rejected)
 	if n == 0 {
@@ -59,10 +76,14 @@ func (d *deadLetters) handle(stage string, failed []transform.Failed, rejected [
 	}
 	all := make([]bad, 0, n)
 	for _, f := range failed {
-		all = append(all, bad{f.Record, f.Err.Step, f.Err.Err.Error(), nil})
+		all = append(all, bad{f.Record, d.redact(f.Err.Step), d.redact(f.Err.Err.Error()), nil})
 	}
 	for _, r := range rejected {
-		all = append(all, bad{r.Record, "", r.Reason, r.Headers})
+		var extra []record.Header
+		for _, h := range r.Headers {
+			extra = append(extra, record.Header{Key: h.Key, Value: []byte(d.redact(string(h.Value)))})
+		}
+		all = append(all, bad{r.Record, "", d.redact(r.Reason), extra})
 	}
 	switch d.policy {
 	case OnErrorFail:
@@ -77,6 +98,14 @@ func (d *deadLetters) handle(stage string, failed []transform.Failed, rejected [
 	out := make([]record.Record, 0, n)
 	for i, b := range all {
 		r := b.rec
+		if fromTopic(&r, d.topic) {
+			if d.looped++; i < maxLoggedPerBatch {
+				d.log.Warn().Str("stage", stage).Str("step", b.step).Int64("offset", r.Offset).Str("error", b.reason).
+					Str("dlq_topic", d.topic).Int64("dropped_total", d.looped).
+					Msg("record not sent back to the dead-letter topic it came from (a copy is there); dropped")
+			}
+			continue
+		}
 		r.Headers = append(append(append([]record.Header(nil), r.Headers...), b.extra...),
 			record.Header{Key: HeaderError, Value: []byte(b.reason)},
 			record.Header{Key: HeaderStage, Value: []byte(stage)},
@@ -96,6 +125,6 @@ func (d *deadLetters) handle(stage string, failed []transform.Failed, rejected [
 	if n > maxLoggedPerBatch {
 		d.log.Warn().Int("records", n).Str("dlq_topic", d.topic).Msg("records sent to the dead-letter topic in this batch")
 	}
-	d.sent += int64(n)
+	d.sent += int64(len(out))
 	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
 	"github.com/culvert-dev/culvert/common/telemetry"
 	"github.com/culvert-dev/culvert/common/transform"
 )
@@ -28,6 +29,7 @@ type Config struct {
 	// DLQTopic is the dead-letter topic; "" means "<topic>.dlq".
 	DLQTopic string
 	// ShutdownTimeout bounds the flush after a stop signal; 0 means 30s.
+	// Transforms still running then are stopped too.
 	ShutdownTimeout time.Duration
 }
 
@@ -40,22 +42,41 @@ func (c *Config) deadLetters() *deadLetters {
 	if policy == "" {
 		policy = OnErrorDLQ
 	}
-	return &deadLetters{policy: policy, topic: topic, connector: c.Name, origin: c.Topic, log: c.Log}
+	red := c.Redact
+	if red == nil {
+		red = func(s string) string { return s }
+	}
+	return &deadLetters{policy: policy, topic: topic, connector: c.Name, origin: c.Topic, log: c.Log, redact: red}
 }
 
+// CheckDLQTopic refuses a dead-letter topic that is the topic itself: a
+// sink would read its dead letters back and dead-letter them again,
+// forever. The error is a *schema.FieldError naming dlq_topic.
+func CheckDLQTopic(topic, dlqTopic string) error {
+	if dlqTopic != "" && dlqTopic == topic {
+		return &schema.FieldError{Field: "dlq_topic", Msg: "must not be the topic itself (--topic): its dead letters would be read back and dead-lettered again, forever"}
+	}
+	return nil
+}
+
+func (c *Config) checkTopics() error { return CheckDLQTopic(c.Topic, c.DLQTopic) }
+
 // workContext returns a context for work in flight: it is not cancelled when
-// ctx is (a stop signal), but ShutdownTimeout after that.
+// ctx is (a stop signal), but ShutdownTimeout after that, with a cause
+// that says so.
 func (c *Config) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	timeout := c.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(timeout, cancel)
+		t := time.AfterFunc(timeout, func() {
+			cancel(fmt.Errorf("stopped %v after the stop signal (--shutdown-timeout)", timeout))
+		})
 		context.AfterFunc(work, func() { t.Stop() })
 	})
-	return work, func() { stop(); cancel() }
+	return work, func() { stop(); cancel(nil) }
 }
 
 // SourceConfig configures RunSource.
@@ -106,6 +127,9 @@ func (g *group) ack(err error) {
 // of up to BatchSize records are transformed on all CPUs at once, and one
 // goroutine publishes them in order.
 func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (Stats, error) {
+	if err := cfg.checkTopics(); err != nil {
+		return Stats{}, err
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 10000
 	}
@@ -186,7 +210,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		go func() {
 			defer workWG.Done()
 			for g := range todo {
-				g.res = cfg.Chain.ApplyBatch(g.in)
+				g.res = cfg.Chain.ApplyBatch(work, g.in)
 				close(g.done)
 			}
 		}()
@@ -297,6 +321,9 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 // publishGroup applies the error policy to a transformed group and
 // publishes its records, dead letters and position in one bus write.
 func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group) error {
+	if g.res.Err != nil {
+		return g.res.Err // stopped: nothing of the group is published
+	}
 	dead, err := dl.handle("transform", g.res.Failed, nil)
 	if err != nil {
 		return err
@@ -356,6 +383,9 @@ type pollResult struct {
 // written and committed before it returns nil) or, with StopAtEnd, until
 // caught up.
 func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, error) {
+	if err := cfg.checkTopics(); err != nil {
+		return Stats{}, err
+	}
 	ctl, stopControl := cfg.control(ctx)
 	defer stopControl()
 	work, cancelWork := cfg.workContext(ctx)
@@ -560,7 +590,10 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, d
 	}
 	m := cfg.Control.Metrics
 	m.AddIn(len(in), messagesBytes(msgs))
-	res := cfg.Chain.ApplyParallel(in)
+	res := cfg.Chain.ApplyParallel(ctx, in)
+	if res.Err != nil {
+		return res.Err // stopped: nothing of the batch is written or committed
+	}
 	out, failed := res.Out, res.Failed
 	m.AddFiltered(res.Dropped)
 	m.AddErrors("transform", len(failed))

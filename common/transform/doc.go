@@ -4,6 +4,10 @@
 //
 // A batch of records is evaluated with one long-running gojq program per
 // step (see stream), with the per-record evaluation (step.run) as the
-// fallback and the reference. Every output of an expression is computed, as
-// jq's select does, so an expression must have a finite number of outputs.
+// fallback and the reference. Evaluation is bounded: it stops at the output
+// that makes a record wrong (the second of --map and --filter, the first of
+// --filter-map, the one beyond MaxOutputs over the whole chain), a record
+// that runs longer than Timeout fails, and the end of the caller's context
+// stops whatever runs. An expression with endless outputs, such as
+// repeat(.), thus fails one record instead of taking all memory.
 package transform

@@ -1,23 +1,30 @@
 package transform
 
 import (
+	"context"
+	"errors"
 	"strings"
 
 	"github.com/itchyny/gojq"
 )
 
 // A stream evaluates one step over many values with one long-running gojq
-// program, `inputs | try [E] catch ...`, fed a value at a time. Setting up
-// gojq's interpreter once per batch instead of once per record halves the
-// cost of a step. It gives exactly one array per value: all of E's
-// outputs, so an expression must have a finite number of them. Anything
-// else (an error, a halt, a --map with other than one output) makes the
-// caller evaluate that value the ordinary way, step.run, which is the
-// reference for every result and message.
+// program fed a value at a time. Setting up gojq's interpreter once per
+// batch instead of once per record halves the cost of a step. For each
+// value the program gives one array: the outputs of the expression that
+// the step's kind needs. It gives them all only while they fit (one for
+// --map and --filter, max for --arraymap) and stops at the first for
+// --filter-map, so that an expression with endless outputs, such as
+// repeat(.), never runs on here. Anything else (an error, a halt, too many
+// outputs) makes the caller evaluate that value the ordinary way, step.run,
+// which is the reference for every result and message.
 type stream struct {
 	code *gojq.Code
 	feed *feed
 	it   gojq.Iter
+	ctx  context.Context // what it runs with
+	n    int             // outputs of the current value so far
+	max  int             // most outputs of the current value
 }
 
 // feed is the program's input: one value, taken once.
@@ -35,38 +42,53 @@ func (f *feed) Next() (any, bool) {
 	return f.v, true
 }
 
+// errStreamLimit stops a streamed value whose outputs do not fit.
+var errStreamLimit = errors.New("too many outputs to stream")
+
 // newStream compiles s for streaming, or returns nil when it cannot stream:
 // an expression that reads input itself or halts runs the ordinary way.
 func newStream(s Step) *stream {
 	if strings.Contains(s.Expr, "input") || strings.Contains(s.Expr, "halt") {
 		return nil
 	}
-	// A trailing comment must not swallow the wrapper. Every output of the
-	// expression is collected (as jq's select does); wrapping it in first()
-	// or limit() would cost more than the expression itself.
-	q, err := gojq.Parse("inputs | try [" + s.Expr + "\n] catch null")
+	// A trailing comment must not swallow the wrapper, hence the newline.
+	// --filter-map takes the first output as first() does; the others count
+	// outputs with a Go function, cheaper than limit().
+	wrapped := "inputs | try [" + s.Expr + "\n| _culvert_count] catch null"
+	if s.Kind == FilterMap {
+		wrapped = "inputs | try [label $_culvert_first | " + s.Expr + "\n| ., break $_culvert_first] catch null"
+	}
+	q, err := gojq.Parse(wrapped)
 	if err != nil {
 		return nil
 	}
-	f := &feed{}
-	code, err := gojq.Compile(q, gojq.WithInputIter(f))
+	st := &stream{feed: &feed{}}
+	code, err := gojq.Compile(q, gojq.WithInputIter(st.feed),
+		gojq.WithFunction("_culvert_count", 0, 0, func(v any, _ []any) any {
+			if st.n++; st.n > st.max {
+				return errStreamLimit
+			}
+			return v
+		}))
 	if err != nil {
 		return nil
 	}
-	return &stream{code: code, feed: f}
+	st.code = code
+	return st
 }
 
 // reset starts a new program run at the next value, so that whatever the
 // interpreter accumulates stays bounded by a batch.
 func (st *stream) reset() { st.it = nil }
 
-// eval returns the outputs of the step for v, or false when v must be
-// evaluated the ordinary way.
-func (st *stream) eval(v any) ([]any, bool) {
-	if st.it == nil {
-		st.it = st.code.Run(nil)
+// eval returns the outputs of the step for v, at most max of them, or false
+// when v must be evaluated the ordinary way.
+func (st *stream) eval(ctx context.Context, v any, max int) ([]any, bool) {
+	if st.it == nil || st.ctx != ctx {
+		st.it, st.ctx = st.code.RunWithContext(ctx, nil), ctx
 	}
 	st.feed.v, st.feed.has = v, true
+	st.n, st.max = 0, max
 	x, ok := st.it.Next()
 	if !ok || st.feed.has {
 		st.it, st.feed.has = nil, false
@@ -82,26 +104,34 @@ func (st *stream) eval(v any) ([]any, bool) {
 	return outs, true
 }
 
-// run applies step s (number i of the chain) to v, streamed when it can.
-func (sc *scratch) run(i int, s *step, out []any, v any) ([]any, error) {
+// run applies step s (number i of the chain) to v, streamed when it can,
+// appending its outputs to out, which may hold no more than max values.
+func (sc *scratch) run(i int, s *step, out []any, v any, max int) ([]any, error) {
 	if i < len(sc.streams) && sc.streams[i] != nil {
-		if outs, ok := sc.streams[i].eval(v); ok {
+		limit := 1
+		if s.Kind == ArrayMap {
+			limit = max - len(out)
+		}
+		if outs, ok := sc.streams[i].eval(sc.ctx, v, limit); ok {
 			switch s.Kind {
 			case Filter:
 				if len(outs) > 0 && outs[0] != nil && outs[0] != false {
-					out = append(out, v)
+					return add(out, v, max)
 				}
 				return out, nil
 			case FilterMap:
-				return append(out, outs[:min(1, len(outs))]...), nil
+				if len(outs) > 0 {
+					return add(out, outs[0], max)
+				}
+				return out, nil
 			case ArrayMap:
 				return append(out, outs...), nil
 			case Map:
 				if len(outs) == 1 {
-					return append(out, outs[0]), nil
+					return add(out, outs[0], max)
 				}
 			}
 		}
 	}
-	return s.run(out, v)
+	return s.run(sc.ctx, out, v, max)
 }

@@ -2,12 +2,16 @@ package transform
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	gojson "github.com/goccy/go-json"
 	"github.com/itchyny/gojq"
@@ -22,8 +26,8 @@ type Kind string
 const (
 	// Map replaces the value with the expression's single output.
 	Map Kind = "map"
-	// Filter keeps the record when the expression's first output is neither
-	// false nor null (as jq's select does).
+	// Filter keeps the record when the expression's single output is neither
+	// false nor null; more than one output is an error (use any or all).
 	Filter Kind = "filter"
 	// ArrayMap makes one record per output of the expression (e.g. .items[]).
 	ArrayMap Kind = "arraymap"
@@ -42,7 +46,25 @@ func (k Kind) Flag() string { return "--" + strings.ReplaceAll(string(k), "_", "
 // Step is one transform: a kind and a jq expression.
 type Step struct {
 	Kind Kind
+	// Expr is the expression evaluated, secrets resolved.
 	Expr string
+	// Written is the expression as written, such as a config file's with
+	// its ${{ secrets.NAME }} references: what errors and dead letters
+	// show. Empty means Expr.
+	Written string
+}
+
+// String returns the step as errors and dead letters name it: its flag and
+// the expression as written, such as "--map .a".
+func (s Step) String() string {
+	return s.Kind.Flag() + " " + s.written()
+}
+
+func (s Step) written() string {
+	if s.Written != "" {
+		return s.Written
+	}
+	return s.Expr
 }
 
 type step struct {
@@ -52,14 +74,49 @@ type step struct {
 
 // Chain is a compiled list of steps. It is safe for concurrent use.
 type Chain struct {
-	steps    []step
-	pool     sync.Pool // of *scratch
-	noStream bool      // evaluate every record the ordinary way (tests)
+	steps      []step
+	pool       sync.Pool // of *scratch
+	noStream   bool      // evaluate every record the ordinary way (tests)
+	maxOutputs int
+	timeout    time.Duration
 }
 
-// Compile compiles steps. An error names the step's flag and expression.
-func Compile(steps []Step) (*Chain, error) {
-	c := &Chain{}
+// The limits of a chain that Compile was given no option for.
+const (
+	// DefaultMaxOutputs is the most records one input record may become.
+	DefaultMaxOutputs = 10_000
+	// DefaultTimeout is the longest the chain may take over one record.
+	DefaultTimeout = time.Second
+)
+
+// Option sets a limit of a Chain.
+type Option func(*Chain)
+
+// MaxOutputs sets the most records that one input record may become
+// (--max-outputs): a record whose steps give more is an error, found as
+// soon as the next output is produced. n <= 0 means DefaultMaxOutputs.
+func MaxOutputs(n int) Option {
+	return func(c *Chain) {
+		if n > 0 {
+			c.maxOutputs = n
+		}
+	}
+}
+
+// Timeout sets the longest the chain may take over one record
+// (--transform-timeout): a record that takes longer is an error. 0 means no
+// limit.
+func Timeout(d time.Duration) Option {
+	return func(c *Chain) { c.timeout = max(d, 0) }
+}
+
+// Compile compiles steps. An error names the step's flag and expression as
+// written.
+func Compile(steps []Step, opts ...Option) (*Chain, error) {
+	c := &Chain{maxOutputs: DefaultMaxOutputs, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
 	for _, s := range steps {
 		switch s.Kind {
 		case Map, Filter, ArrayMap, FilterMap:
@@ -68,11 +125,11 @@ func Compile(steps []Step) (*Chain, error) {
 		}
 		q, err := gojq.Parse(s.Expr)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.Expr, err)
+			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.written(), err)
 		}
 		code, err := gojq.Compile(q)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.Expr, err)
+			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.written(), err)
 		}
 		c.steps = append(c.steps, step{Step: s, code: code})
 	}
@@ -98,10 +155,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Apply runs the chain on one record and returns its output records: none
 // when filtered out, several with --arraymap. Outputs keep the input's key,
-// headers, time and offset.
-func (c *Chain) Apply(r record.Record) ([]record.Record, error) {
-	var sc scratch
-	return c.apply(nil, r, &sc)
+// headers, time and offset. An error is an *Error, or ctx's error when ctx
+// ended first.
+func (c *Chain) Apply(ctx context.Context, r record.Record) ([]record.Record, error) {
+	res := c.applyRange(ctx, []record.Record{r}, &scratch{})
+	switch {
+	case res.Err != nil:
+		return nil, res.Err
+	case len(res.Failed) > 0:
+		return nil, res.Failed[0].Err
+	}
+	return res.Out, nil
 }
 
 // scratch holds what is reused from one record to the next: buffers and
@@ -109,6 +173,7 @@ func (c *Chain) Apply(r record.Record) ([]record.Record, error) {
 type scratch struct {
 	cur, next []any
 	streams   []*stream
+	ctx       context.Context // what the current record is evaluated with
 }
 
 // getScratch returns a scratch with streams for c's steps, fresh for a batch.
@@ -136,7 +201,7 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 	}
 	v, err := decode(r.Value)
 	if err != nil {
-		return out, &Error{Step: "decode", Err: fmt.Errorf("value is not JSON: %w", err)}
+		return out, &Error{Step: "decode", Err: err}
 	}
 	vals := append(sc.cur[:0], v)
 	changed := false // only filters ran: the value is the input's, bytes and all
@@ -144,8 +209,10 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 		s := &c.steps[i]
 		next := sc.next[:0]
 		for _, v := range vals {
-			if next, err = sc.run(i, s, next, v); err != nil {
-				return out, &Error{Step: string(s.Kind.Flag()) + " " + s.Expr, Err: err}
+			// The outputs of a record, over all its values, stay within
+			// maxOutputs: one more is an error.
+			if next, err = sc.run(i, s, next, v, c.maxOutputs); err != nil {
+				return out, &Error{Step: s.String(), Err: err}
 			}
 		}
 		sc.cur, sc.next = next, vals
@@ -174,25 +241,62 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 // decode parses a JSON value. goccy/go-json is twice as fast as
 // encoding/json but decodes numbers to float64; a value with a long run of
 // digits (an integer beyond 2^53 would lose precision) goes through
-// encoding/json with UseNumber instead, which gojq handles exactly.
+// encoding/json with UseNumber instead, which gojq handles exactly. So
+// does a value that goccy refuses, so that one decoder, and one rule, says
+// why: a number beyond the range of a float64 (such as 1e400) makes the
+// value an error whatever else it holds; integers within it are exact.
 func decode(b []byte) (any, error) {
 	if !hasLongNumber(b) {
 		var v any
-		if err := gojson.Unmarshal(b, &v); err != nil {
-			return nil, err
+		if err := gojson.Unmarshal(b, &v); err == nil {
+			return v, nil
 		}
-		return v, nil
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("value is not JSON: %w", err)
 	}
 	if d.More() {
-		return nil, errors.New("more than one JSON value")
+		return nil, errors.New("value is not JSON: more than one JSON value")
+	}
+	if err := checkNumbers(v); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// checkNumbers returns an error for the first number in v beyond the range
+// of a float64.
+func checkNumbers(v any) error {
+	switch v := v.(type) {
+	case json.Number:
+		s := string(v)
+		// Up to 308 digits without an exponent is below 1e308: in range.
+		if len(s) <= 308 && !strings.ContainsAny(s, "eE") {
+			return nil
+		}
+		if f, err := strconv.ParseFloat(s, 64); err != nil && math.IsInf(f, 0) {
+			if len(s) > 40 {
+				s = s[:20] + "..." + s[len(s)-10:]
+			}
+			return fmt.Errorf("number %s is beyond the range of a float64 (±1.8e308)", s)
+		}
+	case map[string]any:
+		for _, x := range v {
+			if err := checkNumbers(x); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if err := checkNumbers(x); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func hasLongNumber(b []byte) bool {
@@ -209,9 +313,22 @@ func hasLongNumber(b []byte) bool {
 	return false
 }
 
-func (s *step) run(out []any, v any) ([]any, error) {
-	it := s.code.Run(v)
-	first := true
+// Errors of a step whose outputs do not fit its kind.
+var (
+	errMapMany    = errors.New("produced more than one output (use --arraymap for one record per output)")
+	errMapNone    = errors.New("produced no output (use --filter-map to drop such records)")
+	errFilterMany = errors.New("produced more than one output (a filter gives one true or false: use any or all to combine several)")
+)
+
+// run evaluates the step on v the ordinary way, with ctx, and appends its
+// outputs to out, which may hold no more than max values. It stops as soon
+// as the outputs are wrong for the step's kind: at the second output of
+// --map and --filter, the first of --filter-map, and at the output of
+// --arraymap that would go beyond max.
+func (s *step) run(ctx context.Context, out []any, v any, max int) ([]any, error) {
+	it := s.code.RunWithContext(ctx, v)
+	n := 0
+	var first any
 	for {
 		x, ok := it.Next()
 		if !ok {
@@ -224,28 +341,44 @@ func (s *step) run(out []any, v any) ([]any, error) {
 			}
 			return out, err
 		}
+		n++
 		switch s.Kind {
-		case Filter:
-			if x != nil && x != false {
-				out = append(out, v)
-			}
-			return out, nil
 		case FilterMap:
-			return append(out, x), nil
+			return add(out, x, max)
 		case Map:
-			if !first {
-				return out, errors.New("produced more than one output (use --arraymap for one record per output)")
+			if n > 1 {
+				return out, errMapMany
 			}
-			out = append(out, x)
+			first = x
+		case Filter:
+			if n > 1 {
+				return out, errFilterMany
+			}
+			first = x
 		case ArrayMap:
-			out = append(out, x)
+			var err error
+			if out, err = add(out, x, max); err != nil {
+				return out, err
+			}
 		}
-		first = false
 	}
-	if s.Kind == Map && first {
-		return out, errors.New("produced no output (use --filter-map to drop such records)")
+	switch {
+	case s.Kind == Map && n == 0:
+		return out, errMapNone
+	case s.Kind == Map:
+		return add(out, first, max)
+	case s.Kind == Filter && n == 1 && first != nil && first != false:
+		return add(out, v, max)
 	}
 	return out, nil
+}
+
+// add appends x to out unless out already holds max values.
+func add(out []any, x any, max int) ([]any, error) {
+	if len(out) >= max {
+		return out, fmt.Errorf("produced more than %d outputs (--max-outputs)", max)
+	}
+	return append(out, x), nil
 }
 
 // Failed is a record that could not be transformed, with the reason.
@@ -265,24 +398,31 @@ type Result struct {
 	Failed []Failed
 	// Dropped counts the records filtered out: no output and no error.
 	Dropped int
+	// Err is set when the context ended before the chain had run over
+	// every record: the result is incomplete and nothing of it may be used.
+	Err error
 }
 
-// ApplyBatch runs the chain over recs in this goroutine.
-func (c *Chain) ApplyBatch(recs []record.Record) Result {
+// ApplyBatch runs the chain over recs in this goroutine. When ctx ends
+// before the chain has run over every record, Result.Err says so and the
+// result is incomplete.
+func (c *Chain) ApplyBatch(ctx context.Context, recs []record.Record) Result {
 	if c.Empty() {
 		return Result{Out: recs}
 	}
-	return c.applyRange(recs)
+	sc := c.getScratch()
+	defer c.pool.Put(sc)
+	return c.applyRange(ctx, recs, sc)
 }
 
 // ApplyParallel is ApplyBatch spread over all CPUs.
-func (c *Chain) ApplyParallel(recs []record.Record) Result {
+func (c *Chain) ApplyParallel(ctx context.Context, recs []record.Record) Result {
 	if c.Empty() {
 		return Result{Out: recs}
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(recs)+minChunk-1)/minChunk)
 	if workers <= 1 {
-		return c.applyRange(recs)
+		return c.ApplyBatch(ctx, recs)
 	}
 	results := make([]Result, workers)
 	per := (len(recs) + workers - 1) / workers
@@ -292,7 +432,7 @@ func (c *Chain) ApplyParallel(recs []record.Record) Result {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			results[w] = c.applyRange(recs[lo:hi])
+			results[w] = c.ApplyBatch(ctx, recs[lo:hi])
 		}(w)
 	}
 	wg.Wait()
@@ -305,24 +445,120 @@ func (c *Chain) ApplyParallel(recs []record.Record) Result {
 		all.Out = append(all.Out, r.Out...)
 		all.Failed = append(all.Failed, r.Failed...)
 		all.Dropped += r.Dropped
+		if all.Err == nil {
+			all.Err = r.Err
+		}
 	}
 	return all
 }
 
-func (c *Chain) applyRange(recs []record.Record) Result {
+func (c *Chain) applyRange(ctx context.Context, recs []record.Record, sc *scratch) Result {
 	res := Result{Out: make([]record.Record, 0, len(recs))}
-	sc := c.getScratch()
-	defer c.pool.Put(sc)
+	wd := newWatchdog(ctx, c.timeout)
+	defer wd.stop()
 	for _, r := range recs {
 		before := len(res.Out)
+		sc.ctx = wd.begin()
 		var err error
-		if res.Out, err = c.apply(res.Out, r, sc); err != nil {
+		res.Out, err = c.apply(res.Out, r, sc)
+		expired := wd.end()
+		if ctx.Err() != nil {
+			res.Out = res.Out[:before]
+			res.Err = fmt.Errorf("transforming: %w", context.Cause(ctx))
+			return res
+		}
+		if err != nil {
 			var te *Error
 			errors.As(err, &te)
+			if expired && errors.Is(err, context.Canceled) {
+				te.Err = fmt.Errorf("took longer than %v (--transform-timeout)", c.timeout)
+			}
+			res.Out = res.Out[:before]
 			res.Failed = append(res.Failed, Failed{Record: r, Err: te})
 		} else if len(res.Out) == before {
 			res.Dropped++
 		}
 	}
 	return res
+}
+
+// watchdog cancels the context of a record's evaluation once it has run
+// longer than the timeout, with one timer for many records.
+type watchdog struct {
+	parent  context.Context
+	timeout time.Duration
+	mu      sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	started time.Time // when the current record began; zero between records
+	expired bool      // ctx was cancelled because the current record ran too long
+	timer   *time.Timer
+}
+
+func newWatchdog(parent context.Context, timeout time.Duration) *watchdog {
+	w := &watchdog{parent: parent, timeout: timeout}
+	w.ctx, w.cancel = context.WithCancel(parent)
+	return w
+}
+
+// begin marks the start of a record and returns the context to evaluate it with.
+func (w *watchdog) begin() context.Context {
+	if w.timeout <= 0 {
+		return w.ctx
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = time.Now()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.timeout, w.check)
+	}
+	return w.ctx
+}
+
+// end marks the end of a record and reports whether its context was
+// cancelled for running too long; the next record then gets a new one.
+func (w *watchdog) end() bool {
+	if w.timeout <= 0 {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = time.Time{}
+	if !w.expired {
+		return false
+	}
+	w.expired = false
+	w.ctx, w.cancel = context.WithCancel(w.parent)
+	return true
+}
+
+// check runs on the timer: it cancels the current record's context when the
+// record is past its time, and else sets the timer for when it would be.
+func (w *watchdog) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer == nil {
+		return // stopped
+	}
+	next := w.timeout
+	if !w.started.IsZero() && !w.expired {
+		if left := w.timeout - time.Since(w.started); left > 0 {
+			next = left
+		} else {
+			w.expired = true
+			w.cancel()
+		}
+	}
+	w.timer.Reset(next)
+}
+
+// stop releases the timer and the context.
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.cancel()
 }
