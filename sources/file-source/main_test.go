@@ -77,38 +77,15 @@ func TestRunTransformsInCommandLineOrder(t *testing.T) {
 	connectortest.Equal(t, "chain", connectortest.TopicValues(t, busDir, "chain"), []string{`{"v":1}`, `{"v":5}`, `{"v":6}`})
 }
 
+// TestRunDeadLetters: a failing jq step is a dead letter, on the topic
+// --dlq-topic names (the acceptance suite checks a value that is not JSON).
 func TestRunDeadLetters(t *testing.T) {
 	dir := t.TempDir()
-	busDir, path := filepath.Join(dir, "bus"), filepath.Join(dir, "in.jsonl")
-	writeFile(t, path, "{\"a\":1}\nnot json\n{\"a\":2}\n")
-	stderr := connectortest.MustRun(t, app(), "--topic", "orders", "--bus", busDir, "--path", path, "--map", ".b = 2")
-	connectortest.Equal(t, "topic", connectortest.TopicValues(t, busDir, "orders"), []string{`{"a":1,"b":2}`, `{"a":2,"b":2}`})
-	dead := connectortest.ReadTopic(t, busDir, "orders.dlq")
-	connectortest.Equal(t, "dead letters", connectortest.Values(dead), []string{"not json"})
-	d := dead[0]
-	if e := connectortest.Header(t, d, "culvert.error"); !strings.Contains(e, "not JSON") {
-		t.Errorf("culvert.error %q", e)
-	}
-	for k, want := range map[string]string{
-		"culvert.stage":     "transform",
-		"culvert.offset":    "8",
-		"culvert.connector": "file-source",
-		"culvert.topic":     "orders",
-		"culvert.step":      "decode",
-	} {
-		if got := connectortest.Header(t, d, k); got != want {
-			t.Errorf("%s = %q, want %q", k, got, want)
-		}
-	}
-	if !strings.Contains(stderr, "dead-letter") {
-		t.Errorf("no warning about the dead letter in the log:\n%s", stderr)
-	}
-
-	// A failing jq step is a dead letter too, on the topic --dlq-topic names.
+	busDir := filepath.Join(dir, "bus")
 	writeFile(t, filepath.Join(dir, "in2.jsonl"), "{\"a\":1}\n{\"a\":\"x\"}\n")
 	connectortest.MustRun(t, app(), "--topic", "t2", "--bus", busDir, "--path", filepath.Join(dir, "in2.jsonl"), "--map", ".a = .a + 1", "--dlq-topic", "bad")
 	connectortest.Equal(t, "t2", connectortest.TopicValues(t, busDir, "t2"), []string{`{"a":2}`})
-	dead = connectortest.ReadTopic(t, busDir, "bad")
+	dead := connectortest.ReadTopic(t, busDir, "bad")
 	connectortest.Equal(t, "--dlq-topic", connectortest.Values(dead), []string{`{"a":"x"}`})
 	if got := connectortest.Header(t, dead[0], "culvert.step"); got != "--map .a = .a + 1" {
 		t.Errorf("culvert.step %q", got)
@@ -207,36 +184,11 @@ func TestRunEnvironment(t *testing.T) {
 	}
 }
 
-func TestRunBadUsage(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "in")
+// TestRunMissingTopic: --topic is required (the acceptance suite checks
+// the other bad options).
+func TestRunMissingTopic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in")
 	writeFile(t, path, "x\n")
-	base := []string{"--topic", "t", "--bus", filepath.Join(dir, "bus")}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--path", path, "--batch-size", "0"}, "--batch-size"},
-		{[]string{"--path", path, "--batch-size", "many"}, "--batch-size"},
-		{[]string{"--path", path, "--from", "middle"}, "--from"},
-		{[]string{"--path", path, "--filter", ".a >"}, "--filter"},
-		{[]string{"--path", path, "--map", "}"}, "--map"},
-		{[]string{}, "--path"},
-		{[]string{"--path", "-", "--follow"}, "--follow"},
-		{[]string{"--path", path, "--delimiter", `\q`}, "--delimiter"},
-		{[]string{"--path", path, "--delimiter", ""}, "--delimiter"},
-		{[]string{"--path", path, "--read-size", "10"}, "--read-size"},
-		{[]string{"--path", path, "--poll-interval", "soon"}, "--poll-interval"},
-		{[]string{"--path", path, "--follow", "--poll-interval", "0s"}, "--poll-interval"},
-		{[]string{"--path", path, "--linger", "-"}, "--linger"},
-		{[]string{"--path", path, "--on-error", "ignore"}, "--on-error"},
-		{[]string{"--path", path, "--log-level", "loud"}, "--log-level"},
-		{[]string{"--path", dir}, "--path"},
-		{[]string{"--path", path, "extra"}, "extra"},
-	} {
-		args := append(append([]string(nil), base...), tc.args...)
-		connectortest.BadOption(t, app(), tc.want, args...)
-	}
 	code, _, stderr := connectortest.Run(t, context.Background(), app(), "--path", path)
 	if code != 2 || !strings.Contains(stderr, "--topic") {
 		t.Errorf("missing --topic: exit %d, stderr %q", code, stderr)
@@ -257,25 +209,4 @@ func TestRunHelpAndVersion(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "file-source "+cli.Version+" ") {
 		t.Fatalf("version: exit %d, %q", code, stdout)
 	}
-}
-
-// TestRunFollowStopsOnCancel: a stop signal ends a following run with
-// status 0 once what it read is on the topic.
-func TestRunFollowStopsOnCancel(t *testing.T) {
-	dir := t.TempDir()
-	busDir, path := filepath.Join(dir, "bus"), filepath.Join(dir, "app.log")
-	writeFile(t, path, "one\n")
-	r := connectortest.Start(t, app(), "--topic", "logs", "--bus", busDir, "--path", path, "--follow", "--poll-interval", "10ms")
-	connectortest.WaitTopic(t, busDir, "logs", 1, r)
-	appendFile(t, path, "two\nthree\n")
-	connectortest.WaitTopic(t, busDir, "logs", 3, r)
-	if code, stderr := r.Stop(t); code != 0 {
-		t.Fatalf("exit %d after cancel, want 0\n%s", code, stderr)
-	}
-	connectortest.Equal(t, "values", connectortest.TopicValues(t, busDir, "logs"), []string{"one", "two", "three"})
-
-	// A restart resumes after what was published.
-	appendFile(t, path, "four\n")
-	connectortest.MustRun(t, app(), "--topic", "logs", "--bus", busDir, "--path", path)
-	connectortest.Equal(t, "after restart", connectortest.TopicValues(t, busDir, "logs"), []string{"one", "two", "three", "four"})
 }
