@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
@@ -30,7 +28,7 @@ file-sink --topic orders --path - --output full --from beginning --stop-at-end |
 // Options are file-sink's own options.
 type Options struct {
 	Path   string `json:"path" jsonschema:"required" jsonschema_description:"File to append to (created if missing), or - for standard output."`
-	Output string `json:"output" jsonschema:"enum=value,enum=full,default=value" jsonschema_description:"value writes each record's value; full writes one JSON object per record with key, value, headers, time and offset."`
+	Output string `json:"output" jsonschema:"enum=value,enum=full,default=value" jsonschema_description:"value writes each record's value; full writes one JSON object per record with key, value, headers, time and offset (a key, value or header value that is not UTF-8 text as base64, in key_base64 or value_base64 instead)."`
 	Fsync  bool   `json:"fsync,omitempty" jsonschema_description:"Sync the file to disk before committing each batch, so a power loss loses nothing committed."`
 }
 
@@ -59,26 +57,12 @@ func (s *sink) Open(ctx context.Context) error {
 	return nil
 }
 
-// fullRecord is the JSON written per record with --output full.
-type fullRecord struct {
-	Key     *string         `json:"key"`
-	Value   json.RawMessage `json:"value"`
-	Headers []fullHeader    `json:"headers,omitempty"`
-	Time    *time.Time      `json:"time,omitempty"`
-	Offset  int64           `json:"offset"`
-}
-
-type fullHeader struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
 // Write writes recs and returns once they are flushed (and synced with --fsync).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	for i := range recs {
 		r := &recs[i]
 		if s.opts.Output == "full" {
-			b, err := json.Marshal(full(r))
+			b, err := record.MarshalFull(r)
 			if err != nil {
 				return err
 			}
@@ -99,27 +83,6 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 		}
 	}
 	return nil
-}
-
-func full(r *record.Record) fullRecord {
-	fr := fullRecord{Offset: r.Offset}
-	if r.Key != nil {
-		k := string(r.Key)
-		fr.Key = &k
-	}
-	if json.Valid(r.Value) {
-		fr.Value = r.Value
-	} else {
-		fr.Value, _ = json.Marshal(string(r.Value))
-	}
-	for _, h := range r.Headers {
-		fr.Headers = append(fr.Headers, fullHeader{h.Key, string(h.Value)})
-	}
-	if !r.Time.IsZero() {
-		t := r.Time.UTC()
-		fr.Time = &t
-	}
-	return fr
 }
 
 // Close flushes and closes the file; it leaves standard output open.

@@ -88,6 +88,7 @@ func TestWriteFull(t *testing.T) {
 		{Value: []byte("plain text"), Offset: 8},
 		{Value: []byte(`"a string"`), Offset: 9},
 		{Value: nil, Offset: 10},
+		{Key: []byte{0xff}, Value: []byte{0x00, 0xfe}, Offset: 11},
 	}
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
@@ -97,6 +98,7 @@ func TestWriteFull(t *testing.T) {
 		`{"key":null,"value":"plain text","offset":8}`,
 		`{"key":null,"value":"a string","offset":9}`,
 		`{"key":null,"value":"","offset":10}`,
+		`{"key_base64":"/w==","value_base64":"AP4=","offset":11}`,
 	}
 	got := strings.Split(strings.TrimSuffix(readFile(t, path), "\n"), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
