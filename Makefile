@@ -11,11 +11,13 @@ TOOLS      := $(ROOT)/.tools
 LDFLAGS    := -s -w -X github.com/culvert-dev/culvert/common/cli.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 ACTIONLINT_VERSION  := v1.7.7
+FUZZTIME      ?= 60
+TEST_FUZZTIME ?= 2
 
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools services test lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles dist install-check set-version
+.PHONY: all build tools services test fuzz lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles dist install-check set-version
 
 all: build
 
@@ -34,13 +36,17 @@ tools: ## what the tests need: bats and jq (installed with apt when missing)
 services: ## the servers the broker connectors and bus backends test against (installed with apt and started when missing)
 	@$(ROOT)/scripts/services.sh rabbitmq mosquitto nats redis
 
-test: tools services build ## every module's tests (Go and bats), then the catalog check
+test: tools services build ## every module's tests (Go and bats), every fuzz target briefly, then the catalog check
 	@set -e; for m in $(MODULES); do \
 		echo "==> make -C $$m test"; \
 		$(MAKE) --no-print-directory -C $$m test ROOT=$(ROOT) VERSION=$(VERSION); \
 	done
+	@$(ROOT)/scripts/fuzz.sh $(TEST_FUZZTIME)
 	@$(MAKE) --no-print-directory catalog-check
 	@$(MAKE) --no-print-directory install-check
+
+fuzz: ## every fuzz target (func Fuzz* in a module of go.work), FUZZTIME seconds each (default 60)
+	@$(ROOT)/scripts/fuzz.sh $(FUZZTIME)
 
 lint: ## gofmt, go vet, staticcheck and actionlint
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
