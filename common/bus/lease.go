@@ -26,8 +26,10 @@ type LeaseOps struct {
 // RenewedLease takes the lease with ops.Take, waiting as a standby (calling
 // waiting once) while another holder has it, then renews it in the
 // background until Release. The lease is lost when a renewal finds another
-// holder, or when no renewal succeeded for two thirds of TTL: the holder
-// hears of it before a standby can take the lease over.
+// holder. A renewal that fails (the server is restarting, the connection
+// was lost) is tried again every third of TTL: the holder keeps working
+// through an outage, and hears that it lost the lease as soon as a renewal
+// gets through and finds that another process took it.
 func RenewedLease(ctx context.Context, ops LeaseOps, waiting func()) (Lease, error) {
 	if ops.TTL <= 0 {
 		return nil, errors.New("lease: TTL must be positive")
@@ -69,7 +71,6 @@ func (l *renewedLease) renew() {
 	defer close(l.done)
 	t := time.NewTicker(l.ops.TTL / 3)
 	defer t.Stop()
-	last := time.Now()
 	for {
 		select {
 		case <-l.stop:
@@ -79,11 +80,7 @@ func (l *renewedLease) renew() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.ops.TTL/3)
 		ok, err := l.ops.Take(ctx)
 		cancel()
-		switch {
-		case err == nil && ok:
-			last = time.Now()
-			continue
-		case err == nil || time.Since(last) >= l.ops.TTL*2/3:
+		if err == nil && !ok {
 			close(l.lost)
 			return
 		}

@@ -16,7 +16,9 @@ import (
 // declaring the exclusive queue <prefix>lock.pos.<key> on a connection of
 // the holder's own, which RabbitMQ deletes as soon as that connection ends
 // (a release, a kill -9, a missed heartbeat). A standby tries to declare
-// it every takeover interval.
+// it every takeover interval. A holder whose connection ends (RabbitMQ
+// restarted) declares the queue again on a new connection; the lease is
+// lost only when another process declared it first.
 
 // Lease takes the lease on key (see bus.PositionStore).
 func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.Lease, error) {
@@ -39,7 +41,7 @@ func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.L
 			return nil, fmt.Errorf("taking the lease on position %q: %w", key, b.describe(err))
 		}
 		if ok {
-			l := &connLease{conn: conn, lost: make(chan struct{}), released: make(chan struct{})}
+			l := &connLease{b: b, q: lockQ, conn: conn, lost: make(chan struct{}), released: make(chan struct{})}
 			go l.watch()
 			return l, nil
 		}
@@ -78,22 +80,61 @@ func lockQueue(conn *amqp.Connection, q string) (bool, error) {
 
 // connLease is a lease that lives as long as its connection.
 type connLease struct {
+	b        *Bus
+	q        string
+	mu       sync.Mutex
 	conn     *amqp.Connection
 	lost     chan struct{}
 	released chan struct{}
 	once     sync.Once
 }
 
+// watch takes the lease again on a new connection when the holder's
+// connection ends, until another process holds it or the lease is released.
 func (l *connLease) watch() {
-	closed := l.conn.NotifyClose(make(chan *amqp.Error, 1))
-	select {
-	case <-closed:
+	for {
+		l.mu.Lock()
+		closed := l.conn.NotifyClose(make(chan *amqp.Error, 1))
+		l.mu.Unlock()
 		select {
+		case <-closed:
 		case <-l.released:
-		default:
-			close(l.lost)
+			return
 		}
-	case <-l.released:
+		for {
+			select {
+			case <-l.released:
+				return
+			case <-time.After(l.b.takeover):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			conn, err := l.b.dial(ctx, "culvert-lease")
+			cancel()
+			if err != nil {
+				continue // RabbitMQ is still away: nobody else can take the lease either
+			}
+			ok, err := lockQueue(conn, l.q)
+			if err != nil {
+				closeConn(conn)
+				continue
+			}
+			if !ok {
+				closeConn(conn)
+				close(l.lost)
+				return
+			}
+			l.mu.Lock()
+			select {
+			case <-l.released:
+				l.mu.Unlock()
+				closeConn(conn)
+				return
+			default:
+			}
+			l.conn = conn
+			l.mu.Unlock()
+			break
+		}
 	}
 }
 
@@ -101,8 +142,11 @@ func (l *connLease) Lost() <-chan struct{} { return l.lost }
 
 func (l *connLease) Release() error {
 	l.once.Do(func() {
+		l.mu.Lock()
 		close(l.released)
-		closeConn(l.conn)
+		conn := l.conn
+		l.mu.Unlock()
+		closeConn(conn)
 	})
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 // the connector runner does; in the end every record whose Publish returned
 // was consumed, in order, and the group's commits survived the restart.
 // Duplicates are allowed (at-least-once): a record may come again when its
-// commit was lost with the connection.
+// commit was lost with the connection. A source's position lease, held
+// through the restart, is not lost: its holder keeps working.
 func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	const batches, per = 400, 25
 	topic := unique("restart")
@@ -30,6 +31,13 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	var lease bus.Lease
+	if err := retry(ctx, "lease", func() (err error) {
+		lease, err = pub.Positions().Lease(ctx, unique("restart-lease"), nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The consumer works on its own goroutine; the publisher, and the
 	// restart a quarter of the way through, on the test's.
@@ -83,6 +91,14 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	}
 	next, dups := r.next, r.dups
 	t.Logf("%d records through a server restart, %d delivered twice", next, dups)
+	select {
+	case <-lease.Lost():
+		t.Fatal("the position lease was lost in the server restart, although no other process wanted it")
+	default:
+	}
+	if err := lease.Release(); err != nil {
+		t.Fatalf("releasing the position lease after the restart: %v", err)
+	}
 
 	// The commits survived: a new member of the group has nothing to read.
 	sub.Close()

@@ -18,7 +18,10 @@ import (
 // partition: the member the group coordinator assigns that partition holds
 // the lease, the others stand by. A member that leaves (Release) hands it
 // over at once; one that dies keeps it until its session times out, as a
-// consumer group member keeps its partitions.
+// consumer group member keeps its partitions. A holder whose partition is
+// revoked or lost (its session expired during an outage) goes on until
+// the group shows another member holding the partition: the lease is then
+// lost; if the partition comes back to it, nothing happened.
 
 // LeaseGroup returns the consumer group that elects the holder of a
 // position key.
@@ -39,7 +42,8 @@ func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.
 			}
 		}
 	}
-	l := &groupLease{held: make(chan struct{}), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &groupLease{b: b, group: group, topic: topic,
+		held: make(chan struct{}), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	hb := min(3*time.Second, b.opts.SessionTimeout/3)
 	cl, err := kafkaclient.NewClient(ctx, b.cfg, "culvert-bus",
 		kgo.ConsumerGroup(group),
@@ -88,9 +92,12 @@ func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.
 }
 
 type groupLease struct {
+	b                *Bus
+	group, topic     string
+	checking         bool
 	cl               *kgo.Client
 	mu               sync.Mutex
-	holds, lostOnce  bool
+	holds, everHeld  bool
 	held, lost, stop chan struct{}
 	done             chan struct{}
 	once             sync.Once
@@ -101,15 +108,55 @@ func (l *groupLease) set(holds bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case holds && !l.holds:
+	case holds:
+		if !l.everHeld {
+			l.everHeld = true
+			close(l.held)
+		}
 		l.holds = true
-		close(l.held)
-	case !holds && l.holds && !l.lostOnce:
-		l.lostOnce = true
+	case l.holds && !l.checking:
+		l.holds, l.checking = false, true
+		go l.check()
+	default:
+		l.holds = false
+	}
+}
+
+// check waits, after the partition was taken from this member, until it
+// comes back (nothing lost) or the group shows another member holding it
+// (the lease is lost), or the lease is released.
+func (l *groupLease) check() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
 		select {
-		case <-l.stop: // released: a revocation on leaving is no loss
-		default:
-			close(l.lost)
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		if l.holds {
+			l.checking = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		described, err := l.b.adm.DescribeGroups(ctx, l.group)
+		cancel()
+		if err != nil {
+			continue
+		}
+		me, _ := l.cl.GroupMetadata()
+		for _, m := range described[l.group].Members {
+			if c, ok := m.Assigned.AsConsumer(); ok && m.MemberID != me {
+				for _, t := range c.Topics {
+					if t.Topic == l.topic && len(t.Partitions) > 0 {
+						close(l.lost)
+						return
+					}
+				}
+			}
 		}
 	}
 }
