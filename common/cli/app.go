@@ -364,7 +364,11 @@ func (a *App) check(fs *pflag.FlagSet, own, shared any, opts []*option, steps []
 	if _, err := busSpec(common); err != nil {
 		problems = append(problems, err.Error())
 	}
-	chain, err := transform.Compile(orderedSteps(steps, common))
+	if err := connector.CheckDLQTopic(common.Topic, common.DLQTopic); err != nil {
+		problems = append(problems, flagError(err.(*schema.FieldError)))
+	}
+	chain, err := transform.Compile(orderedSteps(steps, common),
+		transform.MaxOutputs(common.MaxOutputs), transform.Timeout(common.TransformTimeout.D()))
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -427,7 +431,7 @@ func (a *App) runMain(ctx context.Context, cmd *cobra.Command, cfg *configState,
 		return fmt.Errorf("opening bus %s: %w", bus.Redact(spec), err)
 	}
 	defer b.Close()
-	env := connector.Env{Name: a.info.Name, Topic: common.Topic, Log: log}
+	env := connector.Env{Name: a.info.Name, Topic: common.Topic, Log: log, Redact: cfg.red.redact}
 	env.Control = ctl
 	if effective, err := cfg.effectiveConfig(opts); err == nil {
 		var compact bytes.Buffer

@@ -522,8 +522,8 @@ func (l *loader) readTransforms(n *yaml.Node) {
 		return
 	}
 	type step struct {
-		o    *option
-		expr string
+		o             *option
+		expr, written string
 	}
 	var steps []step
 	for i, item := range n.Content {
@@ -543,7 +543,7 @@ func (l *loader) readTransforms(n *yaml.Node) {
 			continue
 		}
 		expr, _ := l.subst(p+"."+k.Value, v.Value)
-		steps = append(steps, step{o, expr})
+		steps = append(steps, step{o, expr, v.Value})
 	}
 	for _, o := range l.shared {
 		if transformKind(o) != "" && l.overridden(o) {
@@ -551,9 +551,9 @@ func (l *loader) readTransforms(n *yaml.Node) {
 		}
 	}
 	for _, s := range steps {
-		if err := l.fs.Lookup(s.o.flag).Value.Set(s.expr); err != nil {
-			l.problem("transforms", "%v", err)
-		}
+		// Errors and dead letters show the expression as written, with
+		// its secret references, never their values.
+		l.fs.Lookup(s.o.flag).Value.(*transformValue).setWritten(s.expr, s.written)
 	}
 }
 

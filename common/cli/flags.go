@@ -47,6 +47,14 @@ func (v *transformValue) Set(s string) error {
 	return nil
 }
 
+// setWritten is Set for a transform whose secrets were resolved: expr is
+// evaluated, written (with its ${{ secrets.NAME }} references) is what
+// errors and dead letters show.
+func (v *transformValue) setWritten(expr, written string) {
+	*v.field = append(*v.field, expr)
+	*v.steps = append(*v.steps, transform.Step{Kind: v.kind, Expr: expr, Written: written})
+}
+
 // bindOptions registers a flag for each option field of the struct that ptr
 // points to, after setting each field to its schema default.
 func bindOptions(fs *pflag.FlagSet, ptr any, s *jsonschema.Schema, steps *[]transform.Step) ([]*option, error) {
