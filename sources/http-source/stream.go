@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/client/httpc"
@@ -318,96 +316,29 @@ func (s *streamer) readDelimited(ctx context.Context, body io.Reader, base []rec
 // sse.event (the event type, "message" when not given) and sse.id (the last
 // event id, when there is one). A retry: field sets the reconnection wait.
 func (s *streamer) readEvents(ctx context.Context, body io.Reader, base []record.Header, backoff *connector.Backoff) (int, error) {
-	br := bufio.NewReaderSize(body, 64<<10)
-	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
-		br.Discard(3) // a UTF-8 byte order mark may start the stream
-	}
-	var data []byte
-	hasData := false
-	event := ""
+	p := newSSEParser(body, s.lastID, s.opts.MaxBodySize)
+	defer func() {
+		s.lastID = p.lastID
+		if p.retry > 0 {
+			backoff.Initial = min(p.retry, backoff.Max)
+		}
+	}()
 	n := 0
 	for {
-		line, err := s.readLine(br)
+		ev, err := p.next()
 		if err != nil {
 			if err == io.EOF {
-				err = nil // an event not ended by a blank line is dropped, as the SSE standard says
+				err = nil
 			}
 			return n, err
 		}
-		if len(line) == 0 { // dispatch
-			if hasData {
-				typ := event
-				if typ == "" {
-					typ = "message"
-				}
-				hs := withHeaders(base, record.Header{Key: "sse.event", Value: []byte(typ)})
-				if s.lastID != "" {
-					hs = append(hs, record.Header{Key: "sse.id", Value: []byte(s.lastID)})
-				}
-				n++
-				if !s.send(ctx, item{rec: record.Record{Value: bytes.Clone(data), Headers: hs, Time: time.Now()}, id: s.lastID, sse: true}) {
-					return n, ctx.Err()
-				}
-			}
-			data, hasData, event = data[:0], false, ""
-			continue
+		hs := withHeaders(base, record.Header{Key: "sse.event", Value: []byte(ev.Type)})
+		if ev.ID != "" {
+			hs = append(hs, record.Header{Key: "sse.id", Value: []byte(ev.ID)})
 		}
-		if line[0] == ':' { // a comment, such as a keep-alive
-			continue
-		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
-		switch string(field) {
-		case "data":
-			if hasData {
-				data = append(data, '\n')
-			}
-			data, hasData = append(data, value...), true
-			if int64(len(data)) > s.opts.MaxBodySize {
-				return n, fmt.Errorf("an event is larger than --max-body-size %d", s.opts.MaxBodySize)
-			}
-		case "event":
-			event = string(value)
-		case "id":
-			if bytes.IndexByte(value, 0) < 0 {
-				s.lastID = string(value)
-			}
-		case "retry":
-			if ms, err := strconv.ParseUint(string(value), 10, 31); err == nil && ms > 0 {
-				backoff.Initial = min(time.Duration(ms)*time.Millisecond, backoff.Max)
-			}
+		n++
+		if !s.send(ctx, item{rec: record.Record{Value: ev.Data, Headers: hs, Time: time.Now()}, id: ev.ID, sse: true}) {
+			return n, ctx.Err()
 		}
 	}
-}
-
-// readLine returns the next line without its line ending (LF or CR LF).
-func (s *streamer) readLine(br *bufio.Reader) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		long := bytes.Clone(line)
-		for err == bufio.ErrBufferFull {
-			if int64(len(long)) > s.opts.MaxBodySize {
-				return nil, fmt.Errorf("a line is larger than --max-body-size %d", s.opts.MaxBodySize)
-			}
-			line, err = br.ReadSlice('\n')
-			long = append(long, line...)
-		}
-		line = long
-	}
-	if err != nil {
-		if err == io.EOF && len(line) > 0 {
-			err = io.ErrUnexpectedEOF // a line cut short: the stream was lost
-		}
-		return nil, err
-	}
-	line = line[:len(line)-1]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
-	}
-	return line, nil
 }
