@@ -160,13 +160,22 @@ func Numbered(from, to int) []string {
 	return out
 }
 
-// distinct returns how many distinct values vals holds.
-func distinct(vals []string) int {
+// Distinct returns how many distinct values vals holds.
+func Distinct(vals []string) int {
 	seen := make(map[string]bool, len(vals))
 	for _, v := range vals {
 		seen[v] = true
 	}
 	return len(seen)
+}
+
+// InOrder fails the test unless values hold {"n":0} to {"n":k-1} in
+// order of first appearance, repeats allowed (see CheckSequence): what a
+// connector delivers again after an outage comes after what it delivered
+// first, never before.
+func InOrder(t testing.TB, values []string) {
+	t.Helper()
+	CheckSequence(t, values, Distinct(values), true)
 }
 
 // checkAll fails the test unless vals holds every value of want (repeats
@@ -380,7 +389,7 @@ func sourceStop(t *testing.T, d Driver) {
 	t.Logf("%d records on the topic after SIGTERM", n)
 	c = startConnector(t, d, sys, args...)
 	WaitFor(t, c.Running, fmt.Sprintf("%d distinct records", total), func() bool {
-		return distinct(TopicValues(t, busDir, "orders")) >= total
+		return Distinct(TopicValues(t, busDir, "orders")) >= total
 	})
 	stderr := c.stop(t)
 	recs := ReadTopic(t, busDir, "orders")
@@ -406,7 +415,7 @@ func sourceRestart(t *testing.T, d Driver) {
 	c.post(t, "pause")
 	sys.Produce(t, Numbered(100, before)...)
 	sys.Restart(t)
-	if n := distinct(TopicValues(t, busDir, "orders")); n >= before {
+	if n := Distinct(TopicValues(t, busDir, "orders")); n >= before {
 		t.Fatalf("all %d records were on the topic when the system came back: the restart was not mid-stream", n)
 	} else {
 		t.Logf("%d records on the topic when the system came back", n)
@@ -414,7 +423,7 @@ func sourceRestart(t *testing.T, d Driver) {
 	c.post(t, "resume")
 	sys.Produce(t, Numbered(before, before+after)...)
 	WaitFor(t, c.Running, fmt.Sprintf("%d distinct records", before+after), func() bool {
-		return distinct(TopicValues(t, busDir, "orders")) >= before+after
+		return Distinct(TopicValues(t, busDir, "orders")) >= before+after
 	})
 	stderr := c.stop(t)
 	recs := ReadTopic(t, busDir, "orders")
@@ -457,7 +466,7 @@ func waitReceived(t *testing.T, sys *System, c connector, n int) []string {
 	var got []string
 	WaitFor(t, c.Running, fmt.Sprintf("%d distinct values received", n), func() bool {
 		got = sys.Received(t)
-		return distinct(got) >= n
+		return Distinct(got) >= n
 	})
 	return got
 }

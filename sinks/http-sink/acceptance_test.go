@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -87,8 +86,7 @@ func startServer(t *testing.T, need connectortest.Need) *connectortest.System {
 					}
 				}
 			case connectortest.Restart:
-				vals := s.received(t)
-				connectortest.CheckSequence(t, vals, len(uniq(vals)), true)
+				connectortest.InOrder(t, s.received(t))
 				if !strings.Contains(stderr, "connection refused") || !strings.Contains(stderr, "endpoint accepts requests again") {
 					t.Errorf("the outage is not in the log:\n%s", stderr)
 				}
@@ -141,17 +139,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) serve(t testing.TB) {
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ { // the port of a stopped server may take a moment
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := connectortest.Listen(t, s.addr)
 	srv := &http.Server{Handler: s}
 	s.mu.Lock()
 	s.http = srv
@@ -171,12 +159,4 @@ func (s *server) received(testing.TB) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.got...)
-}
-
-func uniq(vals []string) map[string]bool {
-	seen := map[string]bool{}
-	for _, v := range vals {
-		seen[v] = true
-	}
-	return seen
 }

@@ -41,23 +41,7 @@ func TestAcceptance(t *testing.T) {
 // of at most 100 bytes: a record keyed to another subject, and one too
 // large, go to the dead-letter topic.
 func startNATS(t *testing.T, need connectortest.Need) *connectortest.System {
-	var srv *natstest.Server
-	var url string
-	var js jetstream.JetStream
-	switch {
-	case need.TLS:
-		certs := natstest.NewCerts(t, t.TempDir())
-		srv = natstest.StartServer(t, &certs)
-		url = srv.URL()
-		_, js = natstest.Connect(t, srv.PlainURL(), srv.ClientOptions()...)
-	case need.Restart:
-		srv = natstest.StartServer(t, nil)
-		url = srv.URL()
-		_, js = natstest.Connect(t, url)
-	default:
-		url = natstest.Shared(t)
-		_, js = natstest.Connect(t, url)
-	}
+	url, srv, js := natstest.Pick(t, need.TLS, need.Restart)
 	stream, subj := natstest.Unique("SNK"), natstest.Unique("snk.")
 	r := &streamReader{js: js, stream: stream}
 	sys := &connectortest.System{
@@ -81,8 +65,7 @@ func startNATS(t *testing.T, need connectortest.Need) *connectortest.System {
 				}
 			case connectortest.Restart:
 				// At-least-once, in order: a batch whose acks were lost is sent again.
-				vals := r.received(t)
-				connectortest.CheckSequence(t, vals, distinct(vals), true)
+				connectortest.InOrder(t, r.received(t))
 				if !strings.Contains(stderr, "retrying") || !strings.Contains(stderr, "reconnected to nats") {
 					t.Errorf("the outage is not in the log:\n%s", stderr)
 				}
@@ -120,14 +103,6 @@ func startNATS(t *testing.T, need connectortest.Need) *connectortest.System {
 	}
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: subjects, MaxMsgSize: maxMsgSize})
 	return sys
-}
-
-func distinct(vals []string) int {
-	seen := map[string]bool{}
-	for _, v := range vals {
-		seen[v] = true
-	}
-	return len(seen)
 }
 
 // streamReader reads a stream as it grows, through a reconnection.

@@ -190,17 +190,7 @@ func (rc *receiver) messages() []string {
 // it has that many messages in all.
 func (rc *receiver) serve(t testing.TB, addr string, killAfter int) (kill func(), killed <-chan struct{}) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ {
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := connectortest.Listen(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -191,17 +190,7 @@ func (s *events) asked() []string {
 }
 
 func (s *events) serve(t testing.TB) {
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ { // the port of a stopped server may take a moment
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := connectortest.Listen(t, s.addr)
 	srv := &http.Server{Handler: s}
 	s.mu.Lock()
 	s.srv, s.done = srv, make(chan struct{})

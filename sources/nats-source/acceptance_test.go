@@ -43,23 +43,7 @@ func TestAcceptance(t *testing.T) {
 // startNATS creates a stream of the test's own; the source reads it
 // through the durable consumer d1.
 func startNATS(t *testing.T, need connectortest.Need) *connectortest.System {
-	var srv *natstest.Server
-	var url string
-	var js jetstream.JetStream
-	switch {
-	case need.TLS:
-		certs := natstest.NewCerts(t, t.TempDir())
-		srv = natstest.StartServer(t, &certs)
-		url = srv.URL()
-		_, js = natstest.Connect(t, srv.PlainURL(), srv.ClientOptions()...)
-	case need.Restart:
-		srv = natstest.StartServer(t, nil)
-		url = srv.URL()
-		_, js = natstest.Connect(t, url)
-	default:
-		url = natstest.Shared(t)
-		_, js = natstest.Connect(t, url)
-	}
+	url, srv, js := natstest.Pick(t, need.TLS, need.Restart)
 	stream, subj := natstest.Unique("SRC"), natstest.Unique("src.")
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: stream, Subjects: []string{subj + ".>"}})
 	produced := 0

@@ -41,17 +41,7 @@ type server struct {
 // server is killed.
 func serve(t *testing.T, addr string, f *feed) *server {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for try := 0; try < 50; try++ { // the port of a killed server may take a moment
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := connectortest.Listen(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{addr: ln.Addr().String(), cancel: cancel}
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
