@@ -132,7 +132,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(30000)" +
 		"&_pragma=synchronous(FULL)" +
-		"&_pragma=wal_autocheckpoint(0)"
+		"&_pragma=wal_autocheckpoint(0)" +
+		"&_pragma=journal_size_limit(67108864)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)
@@ -143,7 +144,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	// Group offsets and leases are written without waiting for fsync: WAL
 	// order means the next synced commit (any publish) makes them durable,
 	// and a commit lost to a power cut only means records read again.
-	meta, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(30000)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)")
+	meta, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(30000)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)")
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening embedded bus %s: %w", path, err)

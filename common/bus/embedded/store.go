@@ -105,7 +105,9 @@ func (b *Bus) check(err error) error {
 // the reserve could be made again. A publish also leaves free the space
 // that copying the write-ahead log into the database needs (the size of
 // the log, and twice the batch): the bus never fills the disk so far that
-// its own checkpoint, which draining needs, cannot run.
+// its own checkpoint, which draining needs, cannot run. (The log is cut
+// back to 64 MiB, journal_size_limit, each time it starts over, so that a
+// past burst does not keep counting.)
 const reserveName = "bus.db.reserve"
 
 // DefaultReserve is the size of the reserve unless the URL sets reserve=.
