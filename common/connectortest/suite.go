@@ -26,7 +26,9 @@ const (
 	// RoundTrip: 10,000 records go through, none lost, repeated or
 	// reordered.
 	RoundTrip Scenario = "RoundTrip"
-	// Restart: the outside system restarts mid-stream; the connector
+	// Restart: the outside system restarts mid-stream (a source paused
+	// with POST /pause while messages wait for it, so that it surely is
+	// mid-stream; a sink while records keep coming); the connector
 	// recovers by itself and every record is counted (at-least-once:
 	// repeats are allowed, losses are not).
 	Restart Scenario = "Restart"
@@ -39,8 +41,10 @@ const (
 	// BadOptions: each bad command line exits 2 naming its option, prints
 	// nothing on standard output and never shows Secret.
 	BadOptions Scenario = "BadOptions"
-	// Stop: SIGTERM mid-stream exits 0 and loses nothing: a second run
-	// delivers the rest.
+	// Stop: SIGTERM while messages keep coming exits 0 and loses nothing:
+	// a second run delivers the rest. The connector runs in the test
+	// process, so SIGTERM is the cancelled context that the command line's
+	// signal handler makes of it.
 	Stop Scenario = "SIGTERM"
 )
 
