@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +41,8 @@ const (
 //   - 10 sending 1 MiB of a chunked body and stalling;
 //   - 10 trickling a body one byte at a time;
 //   - 10 announcing 100 MiB (answered 413 before any read);
+//   - 10 without a signature, stalling after 10 bytes of 100 (401 before
+//     any read, then their connection is closed within --read-timeout);
 //   - 40 more that connect and send nothing, beyond --max-connections;
 //
 // while a client sends signed requests. It asserts that every signed
@@ -110,6 +115,8 @@ func TestWebhookHostileClients(t *testing.T) {
 			}
 		}
 	}()
+	stopSampler := sync.OnceFunc(func() { close(stopSampling); <-sampled })
+	defer stopSampler() // before the process is killed, also when the test fails
 
 	var conns []net.Conn
 	var mu sync.Mutex
@@ -138,12 +145,22 @@ func TestWebhookHostileClients(t *testing.T) {
 	answers := make(chan answer, 100)
 	await := func(kind string, c net.Conn) {
 		c.SetReadDeadline(time.Now().Add(2 * time.Minute))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			answers <- answer{kind, 0, err}
 			return
 		}
 		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			// A refused request's connection is closed once net/http
+			// gave up discarding the rest of its body, within
+			// --read-timeout, not held open.
+			if _, err := io.Copy(io.Discard, br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				answers <- answer{kind, resp.StatusCode, fmt.Errorf("after the answer: %w", err)}
+				return
+			}
+		}
 		answers <- answer{kind, resp.StatusCode, nil}
 	}
 	head := "POST / HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
@@ -195,6 +212,12 @@ func TestWebhookHostileClients(t *testing.T) {
 		go fmt.Fprintf(c, "%sContent-Length: %d\r\n\r\n", head, 100<<20)
 		go await("oversized", c)
 	}
+	for i := 0; i < 10; i++ {
+		c := dial()
+		hostile++
+		go fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+		go await("unsigned", c)
+	}
 	for i := 0; i < 40; i++ {
 		dial() // idle, beyond --max-connections
 	}
@@ -219,13 +242,12 @@ func TestWebhookHostileClients(t *testing.T) {
 		}
 		got[a.kind][a.status]++
 	}
-	for kind, status := range map[string]int{"announced": 408, "chunked": 408, "trickled": 408, "oversized": 413} {
+	for kind, status := range map[string]int{"announced": 408, "chunked": 408, "trickled": 408, "oversized": 413, "unsigned": 401} {
 		if n := got[kind][status]; n != 10 && !(kind == "announced" && n == 40) {
 			t.Errorf("%s bodies answered %v, want all %d", kind, got[kind], status)
 		}
 	}
-	close(stopSampling)
-	<-sampled
+	stopSampler()
 	if n := maxConns.Load(); n > hostileMaxConns {
 		t.Errorf("the process held %d connections on its port, more than --max-connections %d", n, hostileMaxConns)
 	}

@@ -57,7 +57,7 @@ func (r *reservation) release() {
 // conns counts a server's open connections. When they reach max (the
 // listener's limit), keep-alives are turned off, which closes the idle
 // connections, so that idle clients do not keep active ones waiting; they
-// are turned on again once below half of max.
+// are turned on again once at most half of max are open.
 type conns struct {
 	max  int
 	mu   sync.Mutex
@@ -82,7 +82,7 @@ func (c *conns) track(srv *http.Server) func(net.Conn, http.ConnState) {
 		case !c.off && c.open >= c.max:
 			c.off = true
 			srv.SetKeepAlivesEnabled(false)
-		case c.off && c.open < c.max/2:
+		case c.off && c.open <= c.max/2:
 			c.off = false
 			srv.SetKeepAlivesEnabled(true)
 		}

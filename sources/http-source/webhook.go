@@ -231,9 +231,13 @@ type refusal struct {
 // when the queue is full, the bus write failed or took longer than
 // --ack-timeout, or the connector is stopping.
 func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	var held reservation
-	held.b = &w.memory
+	held := reservation{b: &w.memory}
 	defer held.release() // once answered: the records are on the bus or refused
+	if d := w.opts.ReadTimeout.D(); d > 0 {
+		// Until the body is read. Left in place on a refusal, it also
+		// bounds the reading net/http does to discard an unread body.
+		http.NewResponseController(rw).SetReadDeadline(time.Now().Add(d))
+	}
 	n, ref := w.serve(rw, r, &held)
 	if ref != nil {
 		w.refused(ref.status)
@@ -354,7 +358,8 @@ func (w *webhook) pathMatches(p string) bool {
 	return p == w.opts.Path
 }
 
-// readBody reads the request's body within --read-timeout, growing its
+// readBody reads the request's body (within --read-timeout: ServeHTTP set
+// the deadline, readBody clears it once the body is read), growing its
 // buffer as the bytes come (never by what Content-Length announces) and
 // taking each growth from the memory budget first.
 func (w *webhook) readBody(rw http.ResponseWriter, r *http.Request, held *reservation) ([]byte, *refusal) {
@@ -362,13 +367,6 @@ func (w *webhook) readBody(rw http.ResponseWriter, r *http.Request, held *reserv
 	tooLarge := &refusal{status: http.StatusRequestEntityTooLarge, msg: "request body larger than " + strconv.FormatInt(limit, 10) + " bytes (--max-body-size)"}
 	if r.ContentLength > limit {
 		return nil, tooLarge
-	}
-	if d := w.opts.ReadTimeout.D(); d > 0 {
-		rc := http.NewResponseController(rw)
-		rc.SetReadDeadline(time.Now().Add(d))
-		// Cleared once read: net/http's own read that watches for the
-		// client leaving must not time out while the records are written.
-		defer rc.SetReadDeadline(time.Time{})
 	}
 	// Up to limit+1 bytes of a body of unknown length: one more than the
 	// limit says it is too large.
@@ -400,6 +398,11 @@ func (w *webhook) readBody(rw http.ResponseWriter, r *http.Request, held *reserv
 	}
 	if int64(len(buf)) > limit {
 		return nil, tooLarge
+	}
+	if w.opts.ReadTimeout > 0 {
+		// Read: net/http's own read that watches for the client leaving
+		// must not time out while the records are written.
+		http.NewResponseController(rw).SetReadDeadline(time.Time{})
 	}
 	return buf, nil
 }
