@@ -19,11 +19,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "file-sink", cli.DirectionSink)
-	for _, p := range []string{"path", "output", "fsync"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "path", "output", "fsync")
 	if !slices.Contains(md.Schema.Required, "path") {
 		t.Errorf("required = %v, want path among them", md.Schema.Required)
 	}

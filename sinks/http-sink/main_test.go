@@ -38,12 +38,8 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "http-sink", cli.DirectionSink)
-	for _, p := range []string{"endpoint", "method", "header", "content_type", "timeout", "batch_size", "batch_bytes", "batch_format",
-		"max_in_flight", "ordered", "rate_limit", "max_retries", "headers_from_record", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "endpoint", "method", "header", "content_type", "timeout", "batch_size", "batch_bytes", "batch_format",
+		"max_in_flight", "ordered", "rate_limit", "max_retries", "headers_from_record", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify")
 	if !slices.Contains(md.Schema.Required, "endpoint") {
 		t.Errorf("required = %v, want endpoint among them", md.Schema.Required)
 	}

@@ -11,11 +11,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "mqtt-sink", cli.DirectionSink)
-	for _, p := range []string{"url", "mqtt_topic", "mqtt_topic_from_key", "qos", "retain", "username", "password", "tls_ca", "tls_cert", "tls_key"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "mqtt_topic", "mqtt_topic_from_key", "qos", "retain", "username", "password", "tls_ca", "tls_cert", "tls_key")
 	if md.Schema.Properties["password"]["writeOnly"] != true {
 		t.Errorf("password is not writeOnly")
 	}

@@ -18,11 +18,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "nats-sink", cli.DirectionSink)
-	for _, p := range []string{"url", "subject", "subject_from_key", "jetstream", "max_pending", "ack_timeout"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "subject", "subject_from_key", "jetstream", "max_pending", "ack_timeout")
 	if md.Schema.Properties["url"]["writeOnly"] != true {
 		t.Errorf("url is not writeOnly: %v", md.Schema.Properties["url"])
 	}

@@ -19,11 +19,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "rabbitmq-sink", cli.DirectionSink)
-	for _, p := range []string{"url", "exchange", "exchange_type", "passive", "routing_key", "routing_key_from_key", "mandatory", "reconnect_attempts"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "exchange", "exchange_type", "passive", "routing_key", "routing_key_from_key", "mandatory", "reconnect_attempts")
 	if !slices.Contains(md.Schema.Required, "url") {
 		t.Errorf("required = %v, want url among them", md.Schema.Required)
 	}

@@ -15,11 +15,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "websocket-sink", cli.DirectionSink)
-	for _, p := range []string{"listen", "path", "url", "client_buffer", "slow_client", "wait_for_clients", "header", "tls_cert", "tls_key", "tls_ca"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "listen", "path", "url", "client_buffer", "slow_client", "wait_for_clients", "header", "tls_cert", "tls_key", "tls_ca")
 	if md.Schema.Properties["header"]["writeOnly"] != true {
 		t.Errorf("header is not writeOnly: %v", md.Schema.Properties["header"])
 	}

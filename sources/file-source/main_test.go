@@ -17,11 +17,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "file-source", cli.DirectionSource)
-	for _, p := range []string{"path", "delimiter", "follow", "poll_interval", "read_size"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "path", "delimiter", "follow", "poll_interval", "read_size")
 	if !slices.Contains(md.Schema.Required, "path") {
 		t.Errorf("required = %v, want path among them", md.Schema.Required)
 	}

@@ -20,11 +20,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "mqtt-source", cli.DirectionSource)
-	for _, p := range []string{"url", "mqtt_topic", "qos", "client_id", "clean_session", "key_from", "username", "password", "tls_ca", "tls_cert", "tls_key"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "mqtt_topic", "qos", "client_id", "clean_session", "key_from", "username", "password", "tls_ca", "tls_cert", "tls_key")
 	if md.Schema.Properties["password"]["writeOnly"] != true {
 		t.Errorf("password is not writeOnly: %v", md.Schema.Properties["password"])
 	}

@@ -24,11 +24,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "nats-source", cli.DirectionSource)
-	for _, p := range []string{"url", "subject", "queue_group", "buffer", "stream", "durable", "deliver", "ack_wait", "max_ack_pending"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "subject", "queue_group", "buffer", "stream", "durable", "deliver", "ack_wait", "max_ack_pending")
 	if md.Schema.Properties["url"]["writeOnly"] != true {
 		t.Errorf("url is not writeOnly: %v", md.Schema.Properties["url"])
 	}

@@ -19,11 +19,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "rabbitmq-source", cli.DirectionSource)
-	for _, p := range []string{"url", "queue", "queue_type", "exchange", "exchange_type", "binding_key", "passive", "prefetch", "consumer_tag", "reconnect_attempts"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "queue", "queue_type", "exchange", "exchange_type", "binding_key", "passive", "prefetch", "consumer_tag", "reconnect_attempts")
 	if !slices.Contains(md.Schema.Required, "url") || !slices.Contains(md.Schema.Required, "queue") {
 		t.Errorf("required = %v, want url and queue among them", md.Schema.Required)
 	}

@@ -13,11 +13,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "websocket-source", cli.DirectionSource)
-	for _, p := range []string{"url", "header", "subscribe", "ping_interval", "max_retries", "read_limit", "tls_ca"} {
-		if _, ok := md.Schema.Properties[p]; !ok {
-			t.Errorf("schema has no property %q", p)
-		}
-	}
+	md.HasProperties(t, "url", "header", "subscribe", "ping_interval", "max_retries", "read_limit", "tls_ca")
 	if !slices.Contains(md.Schema.Required, "url") {
 		t.Errorf("required = %v, want url among them", md.Schema.Required)
 	}
