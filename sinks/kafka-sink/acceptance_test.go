@@ -59,7 +59,7 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 		addr = "localhost:" + port
 		args = []string{"--tls-ca", caFile, "--sasl-mechanism", "scram-sha-512", "--sasl-username", "culvert", "--sasl-password", "pa55word"}
 		cfg := (&kafkaclient.Options{Brokers: []string{addr}, TLSCA: caFile, SASLMechanism: "scram-sha-512", SASLUsername: "culvert", SASLPassword: "pa55word"}).Config("")
-		cl, err := kafkaclient.NewClient(testCtx(t), cfg, "check", kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		cl, err := kafkaclient.NewClient(kafkatest.Ctx(t), cfg, "check", kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,9 +69,9 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 		addr = kafkatest.Start(t)
 	}
 	if reader == nil {
-		createTopic(t, addr, "out", 1)
-		reader = rawClient(t, addr, kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	} else if _, err := kadm.NewClient(reader).CreateTopic(testCtx(t), 1, 1, nil, "out"); err != nil {
+		kafkatest.CreateTopic(t, addr, "out", 1)
+		reader = kafkatest.Client(t, addr, kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	} else if _, err := kadm.NewClient(reader).CreateTopic(kafkatest.Ctx(t), 1, 1, nil, "out"); err != nil {
 		t.Fatal(err)
 	}
 	r := &topicReader{cl: reader}

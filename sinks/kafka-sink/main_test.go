@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/culvert-dev/culvert/common/cli"
@@ -37,22 +35,6 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func rawClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
 // orders returns n records made by order.
 func orders(n int) []record.Record {
 	recs := make([]record.Record, n)
@@ -76,8 +58,8 @@ func order(i int) record.Record {
 // readAll reads the Kafka topic from the start until it has n records.
 func readAll(t *testing.T, addr, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl := rawClient(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx := testCtx(t)
+	cl := kafkatest.Client(t, addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx := kafkatest.Ctx(t)
 	var out []*kgo.Record
 	for len(out) < n {
 		fs := cl.PollFetches(ctx)
@@ -98,20 +80,13 @@ func number(t testing.TB, r *kgo.Record) int {
 	return n
 }
 
-func createTopic(t testing.TB, addr, topic string, partitions int32) {
-	t.Helper()
-	if _, err := kadm.NewClient(rawClient(t, addr)).CreateTopic(testCtx(t), partitions, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestPartitions writes keyed records to a Kafka topic of 3 partitions
 // (the acceptance suite writes to one).
 func TestPartitions(t *testing.T) {
 	addr := kafkatest.Start(t)
 	dir := t.TempDir()
 	const n = 1000
-	createTopic(t, addr, "orders", 3)
+	kafkatest.CreateTopic(t, addr, "orders", 3)
 	connectortest.Publish(t, dir, "orders", orders(n)...)
 	connectortest.MustRun(t, app(), "--bus", dir, "--topic", "orders", "--from", "beginning", "--stop-at-end",
 		"--brokers", addr, "--kafka-topic", "orders", "--compression", "zstd")
@@ -162,7 +137,7 @@ func checkRecords(t testing.TB, got []*kgo.Record, partitions int) {
 // TestConfigHidesPassword: config shows the SASL password's key, never
 // its value (the acceptance suite checks bad options).
 func TestConfigHidesPassword(t *testing.T) {
-	code, stdout, _ := connectortest.Run(t, testCtx(t), app(), "--topic", "t", "--kafka-topic", "k", "--sasl-password", "s3cret",
+	code, stdout, _ := connectortest.Run(t, kafkatest.Ctx(t), app(), "--topic", "t", "--kafka-topic", "k", "--sasl-password", "s3cret",
 		"--brokers", "h", "--sasl-username", "u", "config")
 	if code != 0 || strings.Contains(stdout, "s3cret") || !strings.Contains(stdout, "sasl_password") {
 		t.Errorf("config: exit %d, %s", code, stdout)
@@ -178,7 +153,7 @@ func TestUnreachableBroker(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	code, _, stderr := connectortest.Run(t, testCtx(t), app(), "--bus", t.TempDir(), "--topic", "t", "--brokers", addr,
+	code, _, stderr := connectortest.Run(t, kafkatest.Ctx(t), app(), "--bus", t.TempDir(), "--topic", "t", "--brokers", addr,
 		"--kafka-topic", "k", "--sasl-username", "u", "--sasl-password", "s3cret")
 	if code != 1 || !strings.Contains(stderr, addr) || strings.Contains(stderr, "s3cret") {
 		t.Fatalf("exit %d, stderr %s", code, stderr)

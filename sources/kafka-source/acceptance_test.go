@@ -57,8 +57,8 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 	default:
 		addr = kafkatest.Start(t)
 	}
-	cl := rawClient(t, addr, clientOpts...)
-	if _, err := kadm.NewClient(cl).CreateTopic(testCtx(t), 1, 1, nil, "orders"); err != nil {
+	cl := kafkatest.Client(t, addr, clientOpts...)
+	if _, err := kadm.NewClient(cl).CreateTopic(kafkatest.Ctx(t), 1, 1, nil, "orders"); err != nil {
 		t.Fatal(err)
 	}
 	produced := 0
@@ -72,7 +72,7 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 					Headers: []kgo.RecordHeader{{Key: "n", Value: []byte(strconv.Itoa(n))}}, Timestamp: time.UnixMilli(1_700_000_000_000 + int64(n))}
 			}
 			produced += len(values)
-			if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+			if err := cl.ProduceSync(kafkatest.Ctx(t), recs...).FirstErr(); err != nil {
 				t.Fatalf("producing: %v", err)
 			}
 		},
@@ -84,7 +84,7 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 		// Everything published was committed: the group's lag is 0. (A
 		// client of its own: the cluster may have restarted since.)
 		Pending: func(t testing.TB) int {
-			lags, err := kadm.NewClient(rawClient(t, addr, clientOpts...)).Lag(testCtx(t), "g1")
+			lags, err := kadm.NewClient(kafkatest.Client(t, addr, clientOpts...)).Lag(kafkatest.Ctx(t), "g1")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/culvert-dev/culvert/common/cli"
@@ -37,29 +35,6 @@ func TestGoldenMetadata(t *testing.T) {
 	}
 }
 
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func rawClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
-
-func createTopic(t *testing.T, addr, topic string, partitions int32) {
-	t.Helper()
-	if _, err := kadm.NewClient(rawClient(t, addr)).CreateTopic(testCtx(t), partitions, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // produce writes records from..to-1 to topic: key k<i%10>, value {"n":i},
 // a header n=i.
 func produce(t *testing.T, cl *kgo.Client, topic string, from, to int) {
@@ -72,7 +47,7 @@ func produce(t *testing.T, cl *kgo.Client, topic string, from, to int) {
 			Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i)),
 		})
 	}
-	if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(kafkatest.Ctx(t), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -99,8 +74,8 @@ func TestPartitions(t *testing.T) {
 	addr := kafkatest.Start(t)
 	dir := t.TempDir()
 	const n = 1000
-	createTopic(t, addr, "orders", 3)
-	produce(t, rawClient(t, addr), "orders", 0, n)
+	kafkatest.CreateTopic(t, addr, "orders", 3)
+	produce(t, kafkatest.Client(t, addr), "orders", 0, n)
 	r := start(t, "--bus", dir, "--topic", "orders", "--brokers", addr, "--kafka-topic", "orders", "--kafka-group", "g1")
 	msgs := connectortest.WaitTopic(t, dir, "orders", n, r)
 	r.StopOK(t)
@@ -113,14 +88,14 @@ func TestPartitions(t *testing.T) {
 func TestRegex(t *testing.T) {
 	addr := kafkatest.Start(t)
 	dir := t.TempDir()
-	cl := rawClient(t, addr, kgo.AllowAutoTopicCreation())
-	createTopic(t, addr, "clicks.a", 1)
-	createTopic(t, addr, "clicks.b", 1)
-	createTopic(t, addr, "other", 1)
+	cl := kafkatest.Client(t, addr, kgo.AllowAutoTopicCreation())
+	kafkatest.CreateTopic(t, addr, "clicks.a", 1)
+	kafkatest.CreateTopic(t, addr, "clicks.b", 1)
+	kafkatest.CreateTopic(t, addr, "other", 1)
 	produce(t, cl, "clicks.a", 0, 5)
 	produce(t, cl, "clicks.b", 5, 10)
 	produce(t, cl, "other", 100, 101)
-	if err := cl.ProduceSync(testCtx(t), &kgo.Record{Topic: "clicks.a", Value: []byte("not json")}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(kafkatest.Ctx(t), &kgo.Record{Topic: "clicks.a", Value: []byte("not json")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	r := start(t, "--bus", dir, "--topic", "clicks", "--brokers", addr, "--kafka-topic-regex", `^clicks\.`, "--filter", ".n >= 0")
@@ -149,8 +124,8 @@ func TestRegex(t *testing.T) {
 func TestGroupMembersShare(t *testing.T) {
 	addr := kafkatest.Start(t)
 	dir := t.TempDir()
-	createTopic(t, addr, "shared", 4)
-	cl := rawClient(t, addr)
+	kafkatest.CreateTopic(t, addr, "shared", 4)
+	cl := kafkatest.Client(t, addr)
 	produce(t, cl, "shared", 0, 1000)
 	common := []string{"--bus", dir, "--brokers", addr, "--kafka-topic", "shared", "--kafka-group", "g", "--session-timeout", "2s"}
 	a := start(t, append([]string{"--topic", "a"}, common...)...)
