@@ -24,7 +24,9 @@ type LeaseOps struct {
 }
 
 // RenewedLease takes the lease with ops.Take, waiting as a standby (calling
-// waiting once) while another holder has it, then renews it in the
+// waiting once) while another holder has it (a standby rides out a failed
+// try, such as a server restart, and tries again; a first try that fails
+// is returned), then renews it in the
 // background until Release. The lease is lost when a renewal finds another
 // holder. A renewal that fails (the server is restarting, the connection
 // was lost) is tried again every third of TTL: the holder keeps working
@@ -34,15 +36,15 @@ func RenewedLease(ctx context.Context, ops LeaseOps, waiting func()) (Lease, err
 	if ops.TTL <= 0 {
 		return nil, errors.New("lease: TTL must be positive")
 	}
-	for {
+	for standby := false; ; standby = true {
 		ok, err := ops.Take(ctx)
-		if err != nil {
+		if err != nil && (!standby || ctx.Err() != nil) {
 			return nil, fmt.Errorf("taking lease: %w", err)
 		}
 		if ok {
 			break
 		}
-		if waiting != nil {
+		if waiting != nil && err == nil {
 			waiting()
 			waiting = nil
 		}

@@ -24,7 +24,7 @@ import (
 func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.Lease, error) {
 	b := p.b
 	lockQ := b.queueName("lock.pos.", key)
-	for {
+	for standby := false; ; standby = true {
 		b.mu.Lock()
 		closed := b.closed
 		b.mu.Unlock()
@@ -32,12 +32,15 @@ func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.L
 			return nil, bus.ErrClosed
 		}
 		conn, err := b.dial(ctx, "culvert-lease")
-		if err != nil {
-			return nil, fmt.Errorf("taking the lease on position %q: %w", key, b.describe(err))
+		ok := false
+		if err == nil {
+			if ok, err = lockQueue(conn, lockQ); err != nil {
+				closeConn(conn)
+			}
 		}
-		ok, err := lockQueue(conn, lockQ)
-		if err != nil {
-			closeConn(conn)
+		// A standby rides out a failed try (RabbitMQ restarting); a
+		// first try that fails is returned.
+		if err != nil && (!standby || ctx.Err() != nil) {
 			return nil, fmt.Errorf("taking the lease on position %q: %w", key, b.describe(err))
 		}
 		if ok {
@@ -45,10 +48,12 @@ func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.L
 			go l.watch()
 			return l, nil
 		}
-		closeConn(conn)
-		if waiting != nil {
-			waiting()
-			waiting = nil
+		if err == nil {
+			closeConn(conn)
+			if waiting != nil {
+				waiting()
+				waiting = nil
+			}
 		}
 		t := time.NewTimer(b.takeover)
 		select {

@@ -16,7 +16,8 @@ import (
 // was consumed, in order, and the group's commits survived the restart.
 // Duplicates are allowed (at-least-once): a record may come again when its
 // commit was lost with the connection. A source's position lease, held
-// through the restart, is not lost: its holder keeps working.
+// through the restart, is not lost: its holder keeps working; a standby
+// keeps waiting through it.
 func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	const batches, per = 400, 25
 	topic := unique("restart")
@@ -38,6 +39,17 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Another key, with a standby (on the consumer's connection) waiting.
+	key2 := unique("restart-lease")
+	var holder bus.Lease
+	if err := retry(ctx, "lease", func() (err error) {
+		holder, err = pub.Positions().Lease(ctx, key2, nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waiting, standing := standby(t, cons, key2)
+	await(t, waiting, "the standby to wait")
 
 	// The consumer works on its own goroutine; the publisher, and the
 	// restart a quarter of the way through, on the test's.
@@ -98,6 +110,14 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 	}
 	if err := lease.Release(); err != nil {
 		t.Fatalf("releasing the position lease after the restart: %v", err)
+	}
+	// The standby rode the restart out: it takes the lease once released
+	// (or took it in the restart, when it came back first).
+	holder.Release()
+	if r := await(t, standing, "the standby to take the released lease"); r.err != nil {
+		t.Fatalf("the standby after the restart: %v", r.err)
+	} else {
+		r.lease.Release()
 	}
 
 	// The commits survived: a new member of the group has nothing to read.
