@@ -11,8 +11,8 @@ TOOLS      := $(ROOT)/.tools
 LDFLAGS    := -s -w -X github.com/culvert-dev/culvert/common/cli.Version=$(VERSION)
 STATICCHECK_VERSION := v0.7.0
 ACTIONLINT_VERSION  := v1.7.7
-FUZZTIME      ?= 60
-TEST_FUZZTIME ?= 2
+FUZZTIME      ?= 200000x
+TEST_FUZZTIME ?= 5000x
 
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
@@ -45,7 +45,7 @@ test: tools services build ## every module's tests (Go and bats), every fuzz tar
 	@$(MAKE) --no-print-directory catalog-check
 	@$(MAKE) --no-print-directory install-check
 
-fuzz: ## every fuzz target (func Fuzz* in a module of go.work), FUZZTIME seconds each (default 60)
+fuzz: ## every fuzz target (func Fuzz* in a module of go.work), FUZZTIME each (executions, default 200000x; or whole seconds)
 	@$(ROOT)/scripts/fuzz.sh $(FUZZTIME)
 
 lint: ## gofmt, go vet, staticcheck and actionlint
