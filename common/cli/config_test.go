@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -33,11 +34,28 @@ func configJSON(t *testing.T, app *cli.App, args ...string) (map[string]any, str
 	if code != 0 {
 		t.Fatalf("config %v: exit %d, %s", args, code, errOut.String())
 	}
-	m := map[string]any{}
-	if err := json.Unmarshal([]byte(out.String()), &m); err != nil {
-		t.Fatalf("config output %q: %v", out.String(), err)
+	return flatten(t, out.String()), out.String()
+}
+
+// flatten returns the options of a config output as one object: meta's
+// and the section's, with the transforms as a list of one-key objects.
+func flatten(t *testing.T, out string) map[string]any {
+	t.Helper()
+	doc := map[string]any{}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("config output %q: %v", out, err)
 	}
-	return m, out.String()
+	m := map[string]any{}
+	for k, v := range doc {
+		if sub, ok := v.(map[string]any); ok {
+			for k2, v2 := range sub {
+				m[k2] = v2
+			}
+		} else {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 const baseYAML = `apiVersion: 0.1.0
@@ -61,10 +79,10 @@ func TestConfigPrecedenceFlagEnvFileDefault(t *testing.T) {
 	if code, _, e := run(t, nil, "--config", cfg, busDir); code != 0 || seen.Count != 7 || seen.Interval.D() != 20*time.Second || seen.Mode != "a" || len(seen.Lines) != 2 {
 		t.Fatalf("file beats default: exit %d %s, %+v", code, e, seen)
 	}
-	if code, _, e := run(t, map[string]string{"CULVERT_COUNT": "4"}, "--config", cfg, busDir); code != 0 || seen.Count != 4 || seen.Interval.D() != 20*time.Second {
+	if code, _, e := run(t, map[string]string{"CULVERT_TEST_SOURCE_COUNT": "4"}, "--config", cfg, busDir); code != 0 || seen.Count != 4 || seen.Interval.D() != 20*time.Second {
 		t.Fatalf("env beats file: exit %d %s, %+v", code, e, seen)
 	}
-	if code, _, e := run(t, map[string]string{"CULVERT_COUNT": "4"}, "--config", cfg, busDir, "--count", "5"); code != 0 || seen.Count != 5 {
+	if code, _, e := run(t, map[string]string{"CULVERT_TEST_SOURCE_COUNT": "4"}, "--config", cfg, busDir, "--count", "5"); code != 0 || seen.Count != 5 {
 		t.Fatalf("flag beats env: exit %d %s, %+v", code, e, seen)
 	}
 	// The config file may also be named by CULVERT_CONFIG.
@@ -87,19 +105,21 @@ func TestConfigYAMLAndJSONAreTheSame(t *testing.T) {
 	if a != b {
 		t.Fatalf("YAML gives\n%s\nJSON gives\n%s", a, b)
 	}
-	for _, want := range []string{`"count": 7`, `"filter": [".x > 1"]`, `"map": [".y = 2"]`, `"lines": ["one","two"]`} {
-		if !strings.Contains(a, want) {
+	compact := strings.Join(strings.Fields(a), "")
+	for _, want := range []string{`"count":7`, `"transforms":[{"filter":".x>1"},{"map":".y=2"}]`, `"lines":["one","two"]`} {
+		if !strings.Contains(compact, want) {
 			t.Errorf("config output lacks %s:\n%s", want, a)
 		}
 	}
-	// Every option is shown, own ones first, even when empty.
+	// Every option is shown, in declaration order, even when empty.
 	keys := []string{}
 	for _, l := range strings.Split(a, "\n") {
 		if k, _, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
 			keys = append(keys, strings.Trim(k, `"`))
 		}
 	}
-	if len(keys) < 4 || strings.Join(keys[:4], ",") != "lines,interval,mode,count" || !strings.Contains(a, `"dlq_topic": ""`) {
+	if !strings.Contains(strings.Join(keys, ","), "apiVersion,meta,name,type,topic,bus,") ||
+		!strings.Contains(strings.Join(keys, ","), ",test,lines,interval,mode,count,transforms") || !strings.Contains(a, `"dlq_topic": ""`) {
 		t.Errorf("keys %v", keys)
 	}
 }
@@ -165,10 +185,12 @@ func TestConfigFileErrorsNameTheirPathAllAtOnce(t *testing.T) {
 				"test.interval: must be a duration like 10s", "test.lines: must be a list of strings"}},
 		{"bad transform", "meta: {type: test-source, topic: t}\ntransforms: [{mapp: .a}, {map: .a, filter: .b}]\n",
 			[]string{"transforms[0].mapp: unknown transform", "transforms[1]: must be one of"}},
+		{"bad jq", "meta: {type: test-source, topic: t}\ntransforms: [{map: '.a >'}, {filter: .b}, {arraymap: 'nosuch(1)'}]\n",
+			[]string{"transforms[0].map: unexpected EOF", "transforms[2].arraymap: function not defined: nosuch/1"}},
 		{"transform under meta", "meta: {type: test-source, topic: t, map: .a}\n", []string{"meta.map: transforms go in the transforms list"}},
-		{"bad api version", "apiVersion: 9\nmeta: {type: test-source, topic: t}\n", []string{"apiVersion: must be 0.1.0"}},
+		{"bad api version", "apiVersion: 9\nmeta: {type: test-source, topic: t}\n", []string{"apiVersion: must be 0.1.0 (Culvert's layout) or 0.2.0 (Fluvio's)"}},
 		{"not yaml", "meta: [\n", []string{"--config"}},
-		{"schema", "meta: {type: test-source, topic: t, on_error: ignore}\ntest: {count: 0}\n", []string{"--count", "--on-error"}},
+		{"schema", "meta: {type: test-source, topic: t, on_error: ignore}\ntest: {count: 0}\n", []string{"test.count: minimum", "meta.on_error: value must be one of"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -264,11 +286,8 @@ func TestSecretsAreRedacted(t *testing.T) {
 	if code != 0 {
 		t.Fatal(e)
 	}
-	m := map[string]any{}
-	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		t.Fatal(err)
-	}
-	if m["token"] != cli.Redacted || m["lines"].([]any)[0] != "Authorization: Bearer "+cli.Redacted {
+	m := flatten(t, out)
+	if m["token"] != cli.Redacted || m["lines"].([]any)[0] != "Authorization: Bearer ${{ secrets.API_TOKEN }}" {
 		t.Errorf("config output not redacted:\n%s", out)
 	}
 	for _, s := range []string{"flag-token-8e1f", "3b9d", "<en>"} {
@@ -315,7 +334,7 @@ func TestValidateExitCodes(t *testing.T) {
 		t.Fatalf("valid: exit %d, out %q, stderr %q, ran %v", code, out, e, seen != nil)
 	}
 	// validate takes the same flags and environment as a run.
-	code, out, e = run(t, map[string]string{"CULVERT_MODE": "b"}, "validate", "--config", cfg, "--count", "6", "--filter", ".a >")
+	code, out, e = run(t, map[string]string{"CULVERT_TEST_SOURCE_MODE": "b"}, "validate", "--config", cfg, "--count", "6", "--filter", ".a >")
 	if code != 2 || strings.Contains(out, "valid") || !strings.Contains(e, "--count: must be at most 5 in mode b") || !strings.Contains(e, "--filter") {
 		t.Fatalf("invalid: exit %d, out %q, stderr %q", code, out, e)
 	}
@@ -353,9 +372,25 @@ func TestSinkGroupDefaultsToTheInstanceName(t *testing.T) {
 func TestConfigYAMLAnchorsAndValueErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.yaml")
-	os.WriteFile(path, []byte("meta:\n  type: test-source\n  topic: &t orders\n  dlq_topic: *t\ntest:\n  count: many\n"), 0o644)
+	os.WriteFile(path, []byte("meta:\n  type: test-source\n  topic: &t orders\ntest:\n  lines: [*t]\n  count: many\n"), 0o644)
 	code, _, errOut := run(t, nil, "validate", "--config", path)
-	if code != 2 || strings.Contains(errOut, "dlq_topic") || !strings.Contains(errOut, "test.count") || strings.Contains(errOut, `"--v"`) {
+	if code != 2 || strings.Contains(errOut, "lines") || !strings.Contains(errOut, "test.count") || strings.Contains(errOut, `"--v"`) {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestConfigAliasesCostOnlyTheDocumentsSize: anchors that name each other
+// many times over (billion laughs), or their own parent, are read in time
+// proportional to the file, and the file is refused with exit 2.
+func TestConfigAliasesCostOnlyTheDocumentsSize(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("l0: &l0 [x, x]\n")
+	for i := 1; i <= 60; i++ {
+		fmt.Fprintf(&b, "l%d: &l%d [*l%d, *l%d]\n", i, i, i-1, i-1)
+	}
+	b.WriteString("meta: &m {type: test-source, topic: t, dlq_topic: *m}\n")
+	code, _, e := run(t, nil, "validate", "--config", write(t, "laughs.yaml", b.String()))
+	if code != 2 || !strings.Contains(e, "l60: unknown key") || !strings.Contains(e, "meta.dlq_topic: must be a string") {
+		t.Fatalf("exit %d: %s", code, e)
 	}
 }
