@@ -22,6 +22,7 @@ type option struct {
 	def         string // compact JSON of the default, empty if none
 	required    bool
 	description string
+	env         string // the environment variable, from the property's x-env
 }
 
 // flag returns the command-line flag of the option: --name with _ as -.
@@ -41,6 +42,7 @@ type propSchema struct {
 	Default     json.RawMessage   `json:"default"`
 	Title       string            `json:"title"`
 	Description string            `json:"description"`
+	Env         string            `json:"x-env"`
 }
 
 // decodeProp decodes a property schema; a boolean schema gives an empty one.
@@ -88,6 +90,7 @@ func options(root json.RawMessage, props []member, required []string) ([]option,
 			name:        m.key,
 			typ:         refs.typeName(m.value, 0),
 			description: p.Description,
+			env:         p.Env,
 		}
 		if o.description == "" {
 			o.description = p.Title
@@ -222,8 +225,12 @@ func renderREADME(conns []connector) []byte {
 			if o.required {
 				req = "yes"
 			}
+			flag := code(o.flag())
+			if o.env != "" {
+				flag += ", " + code(o.env)
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n",
-				cell(code(o.name)), cell(code(o.flag())), cell(o.typ), cell(def), req, cell(o.description))
+				cell(code(o.name)), cell(flag), cell(o.typ), cell(def), req, cell(o.description))
 		}
 	}
 	return []byte(b.String())

@@ -74,7 +74,7 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 }
 
 func TestMetadataIsPureAndComplete(t *testing.T) {
-	code, out, errOut := run(t, map[string]string{"CULVERT_TOPIC": "from-env", "CULVERT_COUNT": "9"}, "metadata")
+	code, out, errOut := run(t, map[string]string{"CULVERT_TOPIC": "from-env", "CULVERT_TEST_SOURCE_COUNT": "9"}, "metadata")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -112,10 +112,10 @@ func TestPrecedenceFlagEnvDefault(t *testing.T) {
 	if code, _, e := run(t, nil, "--topic", "t", bus); code != 0 || seen.Count != 3 || seen.Interval.D().String() != "10s" {
 		t.Fatalf("defaults: exit %d %s, %+v", code, e, seen)
 	}
-	if code, _, e := run(t, map[string]string{"CULVERT_COUNT": "4", "CULVERT_LINES": "x\ny"}, "--topic", "t", bus); code != 0 || seen.Count != 4 || len(seen.Lines) != 2 {
+	if code, _, e := run(t, map[string]string{"CULVERT_TEST_SOURCE_COUNT": "4", "CULVERT_TEST_SOURCE_LINES": "x\ny"}, "--topic", "t", bus); code != 0 || seen.Count != 4 || len(seen.Lines) != 2 {
 		t.Fatalf("env: exit %d %s, %+v", code, e, seen)
 	}
-	if code, _, e := run(t, map[string]string{"CULVERT_COUNT": "4"}, "--topic", "t", bus, "--count", "5"); code != 0 || seen.Count != 5 {
+	if code, _, e := run(t, map[string]string{"CULVERT_TEST_SOURCE_COUNT": "4"}, "--topic", "t", bus, "--count", "5"); code != 0 || seen.Count != 5 {
 		t.Fatalf("flag beats env: exit %d %s, %+v", code, e, seen)
 	}
 }
@@ -135,7 +135,7 @@ func TestUsageErrorsExit2NamingTheOption(t *testing.T) {
 		{nil, []string{"--topic", "t", "--map", "nosuch(1)"}, "--map"},
 		{nil, []string{"--topic", "t", "--nope"}, "--nope"},
 		{nil, []string{"--topic", "t", "stray"}, "stray"},
-		{map[string]string{"CULVERT_COUNT": "many"}, []string{"--topic", "t"}, "CULVERT_COUNT"},
+		{map[string]string{"CULVERT_TEST_SOURCE_COUNT": "many"}, []string{"--topic", "t"}, "CULVERT_TEST_SOURCE_COUNT"},
 		{nil, []string{"--topic", "t", "--on-error", "ignore"}, "--on-error"},
 		{nil, []string{"--topic", "t", "--log-level", "loud"}, "--log-level"},
 	}
@@ -181,7 +181,7 @@ func TestTransformsApplyInCommandLineOrder(t *testing.T) {
 
 func TestHelpTeaches(t *testing.T) {
 	code, out, _ := run(t, nil, "--help")
-	for _, want := range []string{"A test source.", "Examples:", "test-source --topic t", "--count", "CULVERT_COUNT", "Shared options:", "--filter-map", "Exit status"} {
+	for _, want := range []string{"A test source.", "Examples:", "test-source --topic t", "--count", "CULVERT_TEST_SOURCE_COUNT", "CULVERT_TOPIC", "Shared options:", "--filter-map", "Exit status"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q", want)
 		}

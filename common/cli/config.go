@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -11,16 +8,20 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v4"
 
-	"github.com/culvert-dev/culvert/common/redact"
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
-// ConfigAPIVersion is the only apiVersion a config file may declare.
-const ConfigAPIVersion = "0.1.0"
+// The apiVersions a config file may declare: Culvert's own layout (0.1.0)
+// and Fluvio's current one (0.2.0), whose keys map where Culvert has the
+// same idea (meta.topic.meta.name, meta.consumer.id, transforms' uses and
+// with). config prints ConfigAPIVersion.
+const (
+	ConfigAPIVersion       = "0.1.0"
+	ConfigAPIVersionFluvio = "0.2.0"
+)
 
 // Redacted replaces secret values in everything a connector prints.
 const Redacted = "*****"
@@ -33,14 +34,21 @@ type configState struct {
 	secretsPath string // --secrets
 	// name is meta.name, the instance's name: a sink's default consumer group.
 	name string
-	red  *redactor
+	// declared are the names in meta.secrets, sorted.
+	declared []string
+	// written holds, for each option the file set with a ${{ secrets.NAME }}
+	// reference, its values as written: config prints them so.
+	written map[string][]string
+	red     *redactor
 }
 
-func newConfigState() *configState { return &configState{red: &redactor{}} }
+func newConfigState() *configState {
+	return &configState{red: &redactor{}, written: map[string][]string{}}
+}
 
 // bindFlags registers --config and --secrets among the shared options.
 func (c *configState) bindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.path, "config", "", "Config file, YAML or JSON: shared options under meta, own options under a section named after the connector, transforms as a list. The environment and flags beat it. [env CULVERT_CONFIG]")
+	fs.StringVar(&c.path, "config", "", "Config file, YAML or JSON: shared options under meta, own options under a section named after the connector, transforms as a list (apiVersion 0.1.0, or Fluvio's 0.2.0). The environment and flags beat it. [env CULVERT_CONFIG]")
 	fs.StringVar(&c.secretsPath, "secrets", "", "File of NAME=value lines: the secrets that the config file uses as ${{ secrets.NAME }}; the environment beats it. [env CULVERT_SECRETS]")
 }
 
@@ -57,107 +65,69 @@ var secretRef = regexp.MustCompile(`\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s
 var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // pathValue returns a flag's value, or else its environment variable's.
-func pathValue(fs *pflag.FlagSet, flag, env string, lookup func(string) (string, bool)) string {
-	fl := fs.Lookup(flag)
+func (st *state) pathValue(flag, env string) string {
+	fl := st.fs.Lookup(flag)
 	if fl.Changed {
 		return fl.Value.String()
 	}
-	v, _ := lookup(env)
+	v, _ := st.lookup(env)
 	return v
 }
 
 // loadConfig reads --secrets and --config and sets every option that
 // neither its flag nor its environment variable sets from the file, through
 // the same flag.Value.Set as flags and the environment. It returns every
-// problem at once, never a secret's value.
-func (a *App) loadConfig(fs *pflag.FlagSet, c *configState, ownOpts, sharedOpts []*option, lookup func(string) (string, bool)) error {
+// problem, never a secret's value.
+func (st *state) loadConfig() []string {
 	var problems []string
 	secrets := map[string]string{}
-	if p := pathValue(fs, "secrets", "CULVERT_SECRETS", lookup); p != "" {
+	if p := st.pathValue("secrets", "CULVERT_SECRETS"); p != "" {
 		s, err := readSecrets(p)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
 		for _, v := range s {
-			c.red.add(v)
+			st.cfg.red.add(v)
 		}
 		secrets = s
 	}
-	if p := pathValue(fs, "config", "CULVERT_CONFIG", lookup); p != "" {
-		l := &loader{app: a, fs: fs, c: c, own: ownOpts, shared: sharedOpts, lookup: lookup, secrets: secrets, fromFile: map[string]bool{}}
+	if p := st.pathValue("config", "CULVERT_CONFIG"); p != "" {
+		l := &loader{st: st, secrets: secrets, fromFile: map[string]string{}}
 		problems = append(problems, l.load(p)...)
 	}
 	// Options marked secret are redacted whatever set them.
-	for _, o := range append(append([]*option(nil), ownOpts...), sharedOpts...) {
+	for _, o := range st.opts {
 		if !o.prop.WriteOnly {
 			continue
 		}
-		for _, v := range fieldStrings(o) {
-			c.red.add(v)
+		vals := fieldStrings(o)
+		if v, ok := st.lookup(o.env); ok {
+			vals = append(vals, strings.Split(v, "\n")...)
 		}
-		if v, ok := lookup(o.env); ok {
-			for _, line := range strings.Split(v, "\n") {
-				c.red.add(line)
+		for _, v := range vals {
+			for _, part := range secretParts(v, o.isArr) {
+				st.cfg.red.add(part)
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return &usageError{strings.Join(problems, "\n  ")}
-	}
-	return nil
-}
-
-// fieldStrings returns an option's string values.
-func fieldStrings(o *option) []string {
-	switch v := o.field.Interface().(type) {
-	case string:
-		return []string{v}
-	case []string:
-		return v
-	}
-	return []string{fmt.Sprint(o.field.Interface())}
-}
-
-// readSecrets reads a file of NAME=value lines; # starts a comment line.
-// Errors name the line, never its content.
-func readSecrets(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--secrets: %w", err)
-	}
-	out := map[string]string{}
-	var bad []string
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		name, val, ok := strings.Cut(line, "=")
-		name = strings.TrimSpace(name)
-		if !ok || !secretName.MatchString(name) {
-			bad = append(bad, fmt.Sprintf("%s:%d: want NAME=value", path, i+1))
-			continue
-		}
-		out[name] = val
-	}
-	if len(bad) > 0 {
-		return out, errors.New(strings.Join(bad, "\n  "))
-	}
-	return out, nil
+	return problems
 }
 
 // loader applies one config file.
 type loader struct {
-	app         *App
-	fs          *pflag.FlagSet
-	c           *configState
-	own, shared []*option
-	lookup      func(string) (string, bool)
-	secrets     map[string]string // from --secrets
-	declared    map[string]bool   // meta.secrets
-	resolved    map[string]string // declared secrets with their values
-	fromFile    map[string]bool   // options the file set
-	problems    []string
+	st       *state
+	secrets  map[string]string // from --secrets
+	declared map[string]bool   // meta.secrets
+	resolved map[string]string // declared secrets with their values
+	fromFile map[string]string // options the file gives, with their paths
+	problems []string
+}
+
+// setting is an option the file gives, at a path.
+type setting struct {
+	path string
+	o    *option
+	n    *yaml.Node
 }
 
 func (l *loader) problem(path, format string, args ...any) {
@@ -176,50 +146,34 @@ func (l *loader) load(path string) []string {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return []string{fmt.Sprintf("--config %s: is empty", path)}
 	}
-	resolveAliases(&doc, 0)
+	resolveAliases(&doc, map[*yaml.Node]bool{})
 	root := doc.Content[0]
+	section := l.st.app.section()
 	if root.Kind != yaml.MappingNode {
-		return []string{fmt.Sprintf("--config %s: must be a mapping with meta, %s and transforms", path, l.app.section())}
+		return []string{fmt.Sprintf("--config %s: must be a mapping with meta, %s and transforms", path, section)}
 	}
-	var meta, section, transforms *yaml.Node
+	var meta, own, transforms *yaml.Node
 	for _, kv := range l.pairs("", root) {
 		switch key, v := kv[0].Value, kv[1]; key {
 		case "apiVersion":
-			if v.Kind != yaml.ScalarNode || v.Value != ConfigAPIVersion {
-				l.problem("apiVersion", "must be %s", ConfigAPIVersion)
+			if v.Kind != yaml.ScalarNode || (v.Value != ConfigAPIVersion && v.Value != ConfigAPIVersionFluvio) {
+				l.problem("apiVersion", "must be %s (Culvert's layout) or %s (Fluvio's)", ConfigAPIVersion, ConfigAPIVersionFluvio)
 			}
 		case "meta":
 			meta = v
-		case l.app.section():
-			section = v
+		case section:
+			own = v
 		case "transforms":
 			transforms = v
 		default:
-			l.problem(key, "unknown key (want apiVersion, meta, %s or transforms)", l.app.section())
+			l.problem(key, "unknown key (want apiVersion, meta, %s or transforms)", section)
 		}
 	}
-	metaOpts := l.readMeta(meta)
+	settings := l.readMeta(meta)
 	l.resolveSecrets()
-	for _, kv := range metaOpts {
-		l.apply("meta."+kv[0].Value, l.option(l.shared, kv[0].Value), kv[1])
-	}
-	if section != nil && !isNull(section) {
-		if section.Kind != yaml.MappingNode {
-			l.problem(l.app.section(), "must be a mapping of the connector's options")
-		} else {
-			for _, kv := range l.pairs(l.app.section()+".", section) {
-				p := l.app.section() + "." + kv[0].Value
-				o := l.option(l.own, kv[0].Value)
-				switch {
-				case o != nil:
-					l.apply(p, o, kv[1])
-				case l.option(l.shared, kv[0].Value) != nil:
-					l.problem(p, "unknown option (shared options go under meta)")
-				default:
-					l.problem(p, "unknown option")
-				}
-			}
-		}
+	settings = append(settings, l.readSection(section, own)...)
+	for _, s := range settings {
+		l.apply(s)
 	}
 	l.readTransforms(transforms)
 	l.defaultGroup()
@@ -247,13 +201,13 @@ func (l *loader) pairs(prefix string, m *yaml.Node) [][2]*yaml.Node {
 	return out
 }
 
-func (l *loader) option(opts []*option, name string) *option {
-	for _, o := range opts {
-		if o.name == name {
-			return o
-		}
+// option returns the shared (shared true) or own option named name.
+func (l *loader) option(name string, shared bool) *option {
+	o := l.st.optionByName(name)
+	if o == nil || o.shared != shared {
+		return nil
 	}
-	return nil
+	return o
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
@@ -266,53 +220,206 @@ func (l *loader) scalarString(path string, n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
-// readMeta checks meta's own keys and returns the shared options given in it.
-func (l *loader) readMeta(meta *yaml.Node) [][2]*yaml.Node {
+// mapping checks that n is a mapping and returns its pairs.
+func (l *loader) mapping(path string, n *yaml.Node, what string) ([][2]*yaml.Node, bool) {
+	if n.Kind != yaml.MappingNode {
+		l.problem(path, "must be a mapping %s", what)
+		return nil, false
+	}
+	return l.pairs(path+".", n), true
+}
+
+// give records that the file gives option name at path, once.
+func (l *loader) give(path, name string, shared bool, n *yaml.Node) []setting {
+	o := l.option(name, shared)
+	if o == nil {
+		l.problem(path, "unknown key")
+		return nil
+	}
+	if other, ok := l.fromFile[name]; ok {
+		l.problem(path, "is given as %s too", other)
+		return nil
+	}
+	l.fromFile[name] = path
+	return []setting{{path, o, n}}
+}
+
+// readMeta checks meta's own keys and returns the shared options given in
+// it, Fluvio's topic, consumer and producer settings mapped to Culvert's
+// options.
+func (l *loader) readMeta(meta *yaml.Node) []setting {
 	l.declared = map[string]bool{}
+	name := l.st.app.info.Name
 	if meta == nil || isNull(meta) {
-		l.problem("meta.type", "missing (this is %s)", l.app.info.Name)
+		l.problem("meta.type", "missing (this is %s)", name)
 		return nil
 	}
-	if meta.Kind != yaml.MappingNode {
-		l.problem("meta", "must be a mapping with name, type, topic and other shared options")
+	pairs, ok := l.mapping("meta", meta, "with name, type, topic and other shared options")
+	if !ok {
 		return nil
 	}
-	var opts [][2]*yaml.Node
+	var out []setting
 	hasType := false
-	for _, kv := range l.pairs("meta.", meta) {
+	for _, kv := range pairs {
 		key, v := kv[0].Value, kv[1]
 		switch p := "meta." + key; key {
 		case "name":
 			if s, ok := l.scalarString(p, v); ok {
-				l.c.name = s
+				l.st.cfg.name = s
 			}
 		case "version":
 			// The connector's version, as Fluvio's meta has it: informative only.
 		case "type":
 			hasType = true
-			if s, ok := l.scalarString(p, v); ok && s != l.app.info.Name {
-				l.problem(p, "is %s, this is %s", s, l.app.info.Name)
+			if s, ok := l.scalarString(p, v); ok && s != name {
+				l.problem(p, "is %s, this is %s", s, name)
 			}
 		case "secrets":
 			l.readSecretList(v)
+		case "topic":
+			if v.Kind == yaml.MappingNode {
+				out = append(out, l.readTopic(p, v)...)
+			} else {
+				out = append(out, l.give(p, "topic", true, v)...)
+			}
+		case "consumer":
+			out = append(out, l.readConsumer(p, v)...)
+		case "producer":
+			out = append(out, l.readProducer(p, v)...)
 		default:
-			o := l.option(l.shared, key)
+			o := l.option(key, true)
 			switch {
-			case o != nil && transformKind(o) != "":
+			case o != nil && o.kind != "":
 				l.problem(p, "transforms go in the transforms list")
 			case o != nil:
-				opts = append(opts, kv)
-			case l.option(l.own, key) != nil:
-				l.problem(p, "unknown key (%s's own options go under %s)", l.app.info.Name, l.app.section())
+				out = append(out, l.give(p, key, true, v)...)
+			case l.option(key, false) != nil:
+				l.problem(p, "unknown key (%s's own options go under %s)", name, l.st.app.section())
 			default:
 				l.problem(p, "unknown key")
 			}
 		}
 	}
 	if !hasType {
-		l.problem("meta.type", "missing (this is %s)", l.app.info.Name)
+		l.problem("meta.type", "missing (this is %s)", name)
 	}
-	return opts
+	return out
+}
+
+// unsupported reports a Fluvio setting that Culvert has no option for.
+func (l *loader) unsupported(path string) {
+	l.problem(path, "a Fluvio setting that Culvert does not support")
+}
+
+// readTopic reads Fluvio 0.2.0's topic mapping: meta.name is the topic,
+// partition.count the bus's partitions.
+func (l *loader) readTopic(path string, n *yaml.Node) []setting {
+	pairs, _ := l.mapping(path, n, "")
+	var out []setting
+	for _, kv := range pairs {
+		p := path + "." + kv[0].Value
+		switch kv[0].Value {
+		case "version":
+			// informative only, as meta.version
+		case "meta":
+			mp, ok := l.mapping(p, kv[1], "with name")
+			for _, m := range mp {
+				if m[0].Value == "name" {
+					out = append(out, l.give(p+".name", "topic", true, m[1])...)
+				} else if ok {
+					l.unsupported(p + "." + m[0].Value)
+				}
+			}
+		case "partition":
+			mp, _ := l.mapping(p, kv[1], "with count")
+			for _, m := range mp {
+				if m[0].Value == "count" {
+					out = append(out, l.give(p+".count", "bus_partitions", true, m[1])...)
+				} else {
+					l.unsupported(p + "." + m[0].Value)
+				}
+			}
+		default:
+			l.unsupported(p)
+		}
+	}
+	return out
+}
+
+// readConsumer reads Fluvio's consumer settings: id is a sink's group,
+// offset.start (beginning or end) where a new group starts.
+func (l *loader) readConsumer(path string, n *yaml.Node) []setting {
+	if l.st.app.direction != DirectionSink {
+		l.problem(path, "a source has no consumer settings")
+		return nil
+	}
+	pairs, _ := l.mapping(path, n, "with id and offset")
+	var out []setting
+	for _, kv := range pairs {
+		p := path + "." + kv[0].Value
+		switch kv[0].Value {
+		case "id":
+			out = append(out, l.give(p, "group", true, kv[1])...)
+		case "offset":
+			mp, _ := l.mapping(p, kv[1], "with start")
+			for _, m := range mp {
+				if m[0].Value == "start" && m[1].Kind == yaml.ScalarNode {
+					out = append(out, l.give(p+".start", "from", true, m[1])...)
+				} else {
+					l.unsupported(p + "." + m[0].Value)
+				}
+			}
+		default:
+			l.unsupported(p)
+		}
+	}
+	return out
+}
+
+// readProducer reads Fluvio's producer settings: linger is a source's.
+func (l *loader) readProducer(path string, n *yaml.Node) []setting {
+	if l.st.app.direction != DirectionSource {
+		l.problem(path, "a sink has no producer settings")
+		return nil
+	}
+	pairs, _ := l.mapping(path, n, "with linger")
+	var out []setting
+	for _, kv := range pairs {
+		p := path + "." + kv[0].Value
+		switch kv[0].Value {
+		case "linger":
+			out = append(out, l.give(p, "linger", true, kv[1])...)
+		case "batch-size":
+			l.problem(p, "a Fluvio setting in bytes that Culvert does not support (meta.batch_size counts records)")
+		default:
+			l.unsupported(p)
+		}
+	}
+	return out
+}
+
+// readSection returns the connector's own options given in its section.
+func (l *loader) readSection(section string, n *yaml.Node) []setting {
+	if n == nil || isNull(n) {
+		return nil
+	}
+	pairs, ok := l.mapping(section, n, "of the connector's options")
+	if !ok {
+		return nil
+	}
+	var out []setting
+	for _, kv := range pairs {
+		p := section + "." + kv[0].Value
+		switch {
+		case l.option(kv[0].Value, false) != nil:
+			out = append(out, l.give(p, kv[0].Value, false, kv[1])...)
+		case l.option(kv[0].Value, true) != nil:
+			l.problem(p, "unknown option (shared options go under meta)")
+		default:
+			l.problem(p, "unknown option")
+		}
+	}
+	return out
 }
 
 func (l *loader) readSecretList(v *yaml.Node) {
@@ -356,7 +463,8 @@ func (l *loader) resolveSecrets() {
 	l.resolved = map[string]string{}
 	var missing []string
 	for name := range l.declared {
-		v, ok := l.lookup(name)
+		l.st.cfg.declared = append(l.st.cfg.declared, name)
+		v, ok := l.st.lookup(name)
 		if !ok {
 			v, ok = l.secrets[name]
 		}
@@ -365,8 +473,9 @@ func (l *loader) resolveSecrets() {
 			continue
 		}
 		l.resolved[name] = v
-		l.c.red.add(v)
+		l.st.cfg.red.add(v)
 	}
+	slices.Sort(l.st.cfg.declared)
 	slices.Sort(missing)
 	for _, name := range missing {
 		l.problem("meta.secrets", "%s is declared but set neither in the secrets file nor in the environment", name)
@@ -388,67 +497,70 @@ func (l *loader) subst(path, s string) (out string, found bool) {
 }
 
 // values turns a node into the strings that o's flag.Value.Set takes,
-// checking its type against o's schema.
-func (l *loader) values(path string, o *option, n *yaml.Node) ([]string, bool) {
-	scalar := func() (string, bool) {
-		if n.Kind != yaml.ScalarNode {
-			return "", false
-		}
-		var ok bool
-		switch o.prop.Type {
-		case "integer":
-			var i int64
-			ok = n.Tag == "!!int" && n.Decode(&i) == nil
-			if ok {
-				return strconv.FormatInt(i, 10), true
-			}
-		case "number":
-			var f float64
-			ok = (n.Tag == "!!int" || n.Tag == "!!float") && n.Decode(&f) == nil
-			if ok {
-				return strconv.FormatFloat(f, 'g', -1, 64), true
-			}
-		case "boolean":
-			var b bool
-			ok = n.Tag == "!!bool" && n.Decode(&b) == nil
-			if ok {
-				return strconv.FormatBool(b), true
-			}
-		default:
-			s, _ := l.subst(path, n.Value)
-			return s, true
-		}
-		// A secret may stand for a number or a boolean.
-		if s, found := l.subst(path, n.Value); found && n.Tag == "!!str" {
-			return s, true
-		}
-		return "", false
-	}
+// checking its type against o's schema; refs says whether the values had
+// secret references.
+func (l *loader) values(path string, o *option, n *yaml.Node) (vals []string, refs, ok bool) {
 	if o.isArr {
 		items := n.Content
 		if n.Kind == yaml.ScalarNode {
 			items = []*yaml.Node{n}
 		} else if n.Kind != yaml.SequenceNode {
 			l.problem(path, "must be a list of strings")
-			return nil, false
+			return nil, false, false
 		}
-		var vals []string
 		for i, it := range items {
+			p := fmt.Sprintf("%s[%d]", path, i)
 			if it.Kind != yaml.ScalarNode || isNull(it) {
-				l.problem(fmt.Sprintf("%s[%d]", path, i), "must be a string")
-				return nil, false
+				l.problem(p, "must be a string")
+				return nil, false, false
 			}
-			s, _ := l.subst(fmt.Sprintf("%s[%d]", path, i), it.Value)
+			s, found := l.subst(p, it.Value)
 			vals = append(vals, s)
+			refs = refs || found
 		}
-		return vals, true
+		return vals, refs, true
 	}
-	s, ok := scalar()
+	s, refs, ok := l.scalar(o, n, path)
 	if !ok {
 		l.problem(path, "must be %s", typeWords(o.prop.Type))
-		return nil, false
+		return nil, false, false
 	}
-	return []string{s}, true
+	return []string{s}, refs, true
+}
+
+// scalar returns a scalar node's value as o's flag takes it.
+func (l *loader) scalar(o *option, n *yaml.Node, path string) (string, bool, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return "", false, false
+	}
+	switch o.prop.Type {
+	case "integer":
+		var i int64
+		if n.Tag == "!!int" && n.Decode(&i) == nil {
+			return strconv.FormatInt(i, 10), false, true
+		}
+	case "number":
+		var f float64
+		if (n.Tag == "!!int" || n.Tag == "!!float") && n.Decode(&f) == nil {
+			return strconv.FormatFloat(f, 'g', -1, 64), false, true
+		}
+	case "boolean":
+		var b bool
+		if n.Tag == "!!bool" && n.Decode(&b) == nil {
+			return strconv.FormatBool(b), false, true
+		}
+	default:
+		if isNull(n) {
+			return "", false, false
+		}
+		s, found := l.subst(path, n.Value)
+		return s, found, true
+	}
+	// A secret may stand for a number or a boolean.
+	if s, found := l.subst(path, n.Value); found && n.Tag == "!!str" {
+		return s, true, true
+	}
+	return "", false, false
 }
 
 func typeWords(t string) string {
@@ -463,56 +575,70 @@ func typeWords(t string) string {
 	return "a string"
 }
 
-// apply sets o from the file's node n unless its flag or environment
+// apply sets an option from the file unless its flag or environment
 // variable sets it; the value is checked either way.
-func (l *loader) apply(path string, o *option, n *yaml.Node) {
-	if isNull(n) {
+func (l *loader) apply(s setting) {
+	if isNull(s.n) {
 		return
 	}
-	vals, ok := l.values(path, o, n)
+	before := len(l.problems)
+	defer func() {
+		if len(l.problems) > before {
+			s.o.fileFailed = true
+		}
+	}()
+	vals, refs, ok := l.values(s.path, s.o, s.n)
 	if !ok {
 		return
 	}
-	if !o.isArr {
+	if !s.o.isArr {
 		// Check the value on a scratch copy, so that a bad value is
 		// reported even when a flag or the environment overrides it.
-		scratch := newLike(o)
-		if err := setValue(scratch, vals[0]); err != nil {
-			l.problem(path, "%v", err)
+		if err := setValue(newLike(s.o), vals[0]); err != nil {
+			l.problem(s.path, "%v", err)
 			return
 		}
 	}
-	if l.overridden(o) {
+	if l.overridden(s.o) {
 		return
 	}
-	if err := setFrom(l.fs.Lookup(o.flag), vals); err != nil {
-		l.problem(path, "%v", err)
+	if err := setFrom(l.st.fs.Lookup(s.o.flag), vals); err != nil {
+		l.problem(s.path, "%v", err)
 		return
 	}
-	l.fromFile[o.name] = true
+	s.o.origin = s.path
+	if refs {
+		l.st.cfg.written[s.o.name] = writtenValues(s.n)
+	}
+}
+
+// writtenValues returns a node's strings as written in the file.
+func writtenValues(n *yaml.Node) []string {
+	if n.Kind == yaml.SequenceNode {
+		var out []string
+		for _, it := range n.Content {
+			out = append(out, it.Value)
+		}
+		return out
+	}
+	return []string{n.Value}
 }
 
 // overridden says whether o's flag or environment variable sets it.
 func (l *loader) overridden(o *option) bool {
-	if l.fs.Lookup(o.flag).Changed {
+	if l.st.fs.Lookup(o.flag).Changed {
 		return true
 	}
-	_, ok := l.lookup(o.env)
+	_, ok := l.st.lookup(o.env)
 	return ok
 }
 
-func transformKind(o *option) transform.Kind {
-	for _, k := range transform.Kinds {
-		if string(k) == o.name {
-			return k
-		}
-	}
-	return ""
-}
+// transformsHelp says what a transforms item may be.
+const transformsHelp = "must be one of map, filter, arraymap or filter_map with a jq expression, such as {filter: '.amount > 50'}, or {uses: filter, with: {expr: '.amount > 50'}}"
 
-// readTransforms applies the file's transforms, in the file's order, unless
-// a transform is given by a flag or an environment variable: then those
-// replace the file's transforms entirely.
+// readTransforms reads the file's transforms, in the file's order: Culvert's
+// {map: EXPR} or Fluvio's {uses: map, with: {expr: EXPR}}. A transform
+// Culvert cannot run is a problem naming it.
 func (l *loader) readTransforms(n *yaml.Node) {
 	if n == nil || isNull(n) {
 		return
@@ -521,165 +647,121 @@ func (l *loader) readTransforms(n *yaml.Node) {
 		l.problem("transforms", "must be a list such as [{filter: '.amount > 50'}, {map: '.priority = 1'}]")
 		return
 	}
-	type step struct {
-		o             *option
-		expr, written string
-	}
-	var steps []step
 	for i, item := range n.Content {
 		p := fmt.Sprintf("transforms[%d]", i)
-		if item.Kind != yaml.MappingNode || len(item.Content) != 2 {
-			l.problem(p, "must be one of map, filter, arraymap or filter_map with a jq expression, such as {filter: '.amount > 50'}")
+		if item.Kind != yaml.MappingNode || len(item.Content) == 0 {
+			l.problem(p, transformsHelp)
 			continue
 		}
-		k, v := item.Content[0], item.Content[1]
-		o := l.option(l.shared, k.Value)
-		if k.Kind != yaml.ScalarNode || o == nil || transformKind(o) == "" {
-			l.problem(p+"."+k.Value, "unknown transform (want map, filter, arraymap or filter_map)")
+		kind, expr := l.readTransform(p, item)
+		if kind == "" {
 			continue
+		}
+		resolved, _ := l.subst(p, expr.Value)
+		l.st.transforms.file = append(l.st.transforms.file, transform.Step{Kind: kind, Expr: resolved, Written: expr.Value})
+		l.st.transforms.fileWritten = append(l.st.transforms.fileWritten, expr.Value)
+	}
+}
+
+// readTransform returns one item's kind and expression node, or "" after
+// reporting a problem.
+func (l *loader) readTransform(p string, item *yaml.Node) (transform.Kind, *yaml.Node) {
+	pairs := l.pairs(p+".", item)
+	if len(pairs) == 1 && pairs[0][0].Value != "uses" {
+		k, v := pairs[0][0], pairs[0][1]
+		kind := transformKind(k.Value)
+		if kind == "" || k.Value != string(kind) {
+			l.problem(p+"."+k.Value, "unknown transform (want map, filter, arraymap or filter_map)")
+			return "", nil
 		}
 		if v.Kind != yaml.ScalarNode || isNull(v) {
 			l.problem(p+"."+k.Value, "must be a jq expression")
-			continue
+			return "", nil
 		}
-		expr, _ := l.subst(p+"."+k.Value, v.Value)
-		steps = append(steps, step{o, expr, v.Value})
+		return kind, v
 	}
-	for _, o := range l.shared {
-		if transformKind(o) != "" && l.overridden(o) {
-			return
+	var uses, with *yaml.Node
+	for _, kv := range pairs {
+		switch kv[0].Value {
+		case "uses":
+			uses = kv[1]
+		case "with":
+			with = kv[1]
+		default:
+			l.problem(p, transformsHelp)
+			return "", nil
 		}
 	}
-	for _, s := range steps {
-		// Errors and dead letters show the expression as written, with
-		// its secret references, never their values.
-		l.fs.Lookup(s.o.flag).Value.(*transformValue).setWritten(s.expr, s.written)
+	if uses == nil {
+		l.problem(p, transformsHelp)
+		return "", nil
 	}
+	name, ok := l.scalarString(p+".uses", uses)
+	if !ok {
+		return "", nil
+	}
+	kind := usesKind(name)
+	if kind == "" {
+		l.problem(p+".uses", "%s is not a transform Culvert can run: Culvert runs jq, as uses: map, filter, arraymap or filter_map with with: {expr: EXPR}", name)
+		return "", nil
+	}
+	if with == nil || with.Kind != yaml.MappingNode {
+		l.problem(p+".with", "must be {expr: EXPR}, the jq expression of %s", kind)
+		return "", nil
+	}
+	var expr *yaml.Node
+	for _, kv := range l.pairs(p+".with.", with) {
+		if kv[0].Value != "expr" {
+			l.problem(p+".with."+kv[0].Value, "unknown key (want expr)")
+			return "", nil
+		}
+		expr = kv[1]
+	}
+	if expr == nil || expr.Kind != yaml.ScalarNode || isNull(expr) {
+		l.problem(p+".with.expr", "must be a jq expression")
+		return "", nil
+	}
+	return kind, expr
+}
+
+// usesKind returns the transform kind a uses: names: map, filter, arraymap
+// or filter_map, optionally as culvert/NAME and with an @version.
+func usesKind(name string) transform.Kind {
+	name, _, _ = strings.Cut(name, "@")
+	name = strings.TrimPrefix(name, "culvert/")
+	if k := transformKind(name); k != "" && (name == string(k) || name == strings.ReplaceAll(string(k), "_", "-")) {
+		return k
+	}
+	return ""
 }
 
 // defaultGroup makes meta.name a sink's consumer group when nothing else
 // sets the group.
 func (l *loader) defaultGroup() {
-	o := l.option(l.shared, "group")
-	if l.app.direction != DirectionSink || l.c.name == "" || o == nil || l.fromFile[o.name] || l.overridden(o) {
+	o := l.option("group", true)
+	if l.st.app.direction != DirectionSink || l.st.cfg.name == "" || o == nil || l.fromFile[o.name] != "" || l.overridden(o) {
 		return
 	}
-	if err := setFrom(l.fs.Lookup(o.flag), []string{l.c.name}); err != nil {
+	if err := setFrom(l.st.fs.Lookup(o.flag), []string{l.st.cfg.name}); err != nil {
 		l.problem("meta.name", "%v", err)
+		return
 	}
-}
-
-// effectiveConfig returns the options' values as one indented JSON object,
-// own options first, with secret options and secret values redacted.
-func (c *configState) effectiveConfig(opts []*option) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString("{\n")
-	for i, o := range opts {
-		var v any
-		switch x := o.field.Interface().(type) {
-		case string:
-			v = c.red.redact(x)
-			if strings.Contains(x, "://") { // a URL: --bus, an endpoint, a broker
-				v = redact.URL(c.red.redact(x))
-			}
-		case []string:
-			vals := make([]string, len(x))
-			for j, s := range x {
-				vals[j] = c.red.redact(s)
-			}
-			v = vals
-		default:
-			v = x
-		}
-		if o.prop.WriteOnly && !o.field.IsZero() {
-			v = Redacted
-		}
-		val, err := marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("option %s: %w", o.name, err)
-		}
-		key, _ := marshal(o.name)
-		fmt.Fprintf(&buf, "  %s: %s", key, val)
-		if i < len(opts)-1 {
-			buf.WriteByte(',')
-		}
-		buf.WriteByte('\n')
-	}
-	buf.WriteString("}\n")
-	return buf.Bytes(), nil
-}
-
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// configCommands returns the validate and config subcommands. They take
-// the same options as a run: their arguments are parsed by root's flags.
-func (a *App) configCommands(root *cobra.Command, c *configState, own, shared any, ownOpts, sharedOpts []*option, steps *[]transform.Step) []*cobra.Command {
-	opts := append(append([]*option(nil), ownOpts...), sharedOpts...)
-	prepare := func(cmd *cobra.Command, args []string) (bool, error) {
-		fs := root.Flags()
-		if err := root.ParseFlags(args); err != nil {
-			if errors.Is(err, pflag.ErrHelp) {
-				return false, cmd.Help()
-			}
-			return false, &usageError{err.Error()}
-		}
-		if rest := fs.Args(); len(rest) > 0 {
-			return false, usageErrorf("unexpected argument %q (options are given as --name value)", rest[0])
-		}
-		if err := a.loadConfig(fs, c, ownOpts, sharedOpts, os.LookupEnv); err != nil {
-			return false, err
-		}
-		_, err := a.check(fs, own, shared, opts, *steps)
-		return err == nil, err
-	}
-	return []*cobra.Command{{
-		Use:                "validate [options]",
-		Short:              "Check the options, config file, secrets and transforms without connecting; print valid, or each problem (exit 2)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ok, err := prepare(cmd, args)
-			if ok {
-				fmt.Fprintln(cmd.OutOrStdout(), "valid")
-			}
-			return err
-		},
-	}, {
-		Use:                "config [options]",
-		Short:              "Print the effective options (defaults, config file, environment, flags) as JSON, secrets redacted",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ok, err := prepare(cmd, args)
-			if !ok {
-				return err
-			}
-			b, err := c.effectiveConfig(opts)
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(b)
-			return err
-		},
-	}}
+	o.origin = "meta.name"
 }
 
 // resolveAliases replaces YAML aliases (*name) by the nodes they name, so
-// that anchors work like copies; depth guards against aliases in a cycle.
-func resolveAliases(n *yaml.Node, depth int) {
-	if depth > 64 {
+// that anchors work like copies. Each node is visited once: aliases that
+// name each other many times over (billion laughs) or in a cycle cost no
+// more than the document's size.
+func resolveAliases(n *yaml.Node, seen map[*yaml.Node]bool) {
+	if seen[n] {
 		return
 	}
+	seen[n] = true
 	for i, c := range n.Content {
 		if c.Kind == yaml.AliasNode && c.Alias != nil {
 			n.Content[i] = c.Alias
 		}
-		resolveAliases(n.Content[i], depth+1)
+		resolveAliases(n.Content[i], seen)
 	}
 }

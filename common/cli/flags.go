@@ -12,52 +12,30 @@ import (
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
-// EnvPrefix starts the environment variable of every option.
-const EnvPrefix = "CULVERT_"
-
 // option is one field of an options struct, with its flag.
 type option struct {
-	name  string // json name: batch_size
-	flag  string // flag name: batch-size
-	env   string // CULVERT_BATCH_SIZE
-	field reflect.Value
-	prop  *jsonschema.Schema
-	isArr bool
+	name   string // json name: batch_size
+	flag   string // flag name: batch-size
+	env    string // CULVERT_BATCH_SIZE, or CULVERT_FILE_SOURCE_PATH for a connector's own
+	shared bool   // one of the options every connector has
+	field  reflect.Value
+	prop   *jsonschema.Schema
+	isArr  bool
+	kind   transform.Kind // a transform flag's kind, else ""
+	// origin names where the value came from, for errors: the flag, the
+	// environment variable or the config file's path.
+	origin string
+	// fileFailed says the config file gave a value that was rejected: the
+	// option's other problems would only repeat it.
+	fileFailed bool
 }
 
 // FlagName returns the flag of an option's json name.
 func FlagName(name string) string { return strings.ReplaceAll(name, "_", "-") }
 
-// EnvName returns the environment variable of an option's json name.
-func EnvName(name string) string { return EnvPrefix + strings.ToUpper(name) }
-
-// transformValue is a repeatable jq flag that also records its place among
-// all transform flags, so that transforms apply in command-line order.
-type transformValue struct {
-	kind  transform.Kind
-	field *[]string
-	steps *[]transform.Step
-}
-
-func (v *transformValue) String() string { return strings.Join(*v.field, " ") }
-func (v *transformValue) Type() string   { return "jq" }
-func (v *transformValue) Set(s string) error {
-	*v.field = append(*v.field, s)
-	*v.steps = append(*v.steps, transform.Step{Kind: v.kind, Expr: s})
-	return nil
-}
-
-// setWritten is Set for a transform whose secrets were resolved: expr is
-// evaluated, written (with its ${{ secrets.NAME }} references) is what
-// errors and dead letters show.
-func (v *transformValue) setWritten(expr, written string) {
-	*v.field = append(*v.field, expr)
-	*v.steps = append(*v.steps, transform.Step{Kind: v.kind, Expr: expr, Written: written})
-}
-
-// bindOptions registers a flag for each option field of the struct that ptr
-// points to, after setting each field to its schema default.
-func bindOptions(fs *pflag.FlagSet, ptr any, s *jsonschema.Schema, steps *[]transform.Step) ([]*option, error) {
+// bindOptions registers a flag for each option field of the struct v, after
+// setting each field to its schema default. Transform flags append to ts.
+func bindOptions(fs *pflag.FlagSet, v reflect.Value, s *jsonschema.Schema, env func(name string) string, ts *transformList) ([]*option, error) {
 	var opts []*option
 	var walk func(v reflect.Value) error
 	walk = func(v reflect.Value) error {
@@ -78,30 +56,36 @@ func bindOptions(fs *pflag.FlagSet, ptr any, s *jsonschema.Schema, steps *[]tran
 			if !ok {
 				return fmt.Errorf("option %s has no schema", name)
 			}
-			o := &option{name: name, flag: FlagName(name), env: EnvName(name), field: v.Field(i), prop: prop}
-			if err := o.register(fs, f, steps); err != nil {
+			o := &option{name: name, flag: FlagName(name), env: env(name), field: v.Field(i), prop: prop}
+			o.origin = "--" + o.flag
+			if err := o.register(fs, f, ts); err != nil {
 				return fmt.Errorf("option %s: %w", name, err)
 			}
 			opts = append(opts, o)
 		}
 		return nil
 	}
-	return opts, walk(reflect.ValueOf(ptr).Elem())
+	return opts, walk(v)
+}
+
+// enum returns the option's allowed values, from its schema.
+func (o *option) enum() []string {
+	var vals []string
+	for _, e := range o.prop.Enum {
+		vals = append(vals, fmt.Sprint(e))
+	}
+	return vals
 }
 
 func (o *option) usage() string {
 	u := o.prop.Description
-	if len(o.prop.Enum) > 0 {
-		var vals []string
-		for _, e := range o.prop.Enum {
-			vals = append(vals, fmt.Sprint(e))
-		}
+	if vals := o.enum(); len(vals) > 0 {
 		u += " One of: " + strings.Join(vals, ", ") + "."
 	}
 	return u + " [env " + o.env + "]"
 }
 
-func (o *option) register(fs *pflag.FlagSet, f reflect.StructField, steps *[]transform.Step) error {
+func (o *option) register(fs *pflag.FlagSet, f reflect.StructField, ts *transformList) error {
 	p := o.field.Addr().Interface()
 	if o.prop.Default != nil {
 		if err := setValue(p, fmt.Sprint(o.prop.Default)); err != nil {
@@ -122,7 +106,8 @@ func (o *option) register(fs *pflag.FlagSet, f reflect.StructField, steps *[]tra
 	case *[]string:
 		o.isArr = true
 		if f.Tag.Get("culvert") == "transform" {
-			fs.Var(&transformValue{kind: transform.Kind(o.name), field: p, steps: steps}, o.flag, o.usage())
+			o.kind = transform.Kind(o.name)
+			fs.Var(&transformFlag{kind: o.kind, list: ts}, o.flag, o.usage())
 		} else {
 			fs.StringArrayVar(p, o.flag, *p, o.usage())
 		}
@@ -157,29 +142,6 @@ func setValue(p any, s string) error {
 	return fs.Lookup("v").Value.Set(s) // the value's own message, naming no flag
 }
 
-// applyEnv sets each option whose flag was not given from its environment
-// variable, if set. A repeatable option takes one value per line.
-func applyEnv(fs *pflag.FlagSet, opts []*option, lookup func(string) (string, bool)) error {
-	for _, o := range opts {
-		fl := fs.Lookup(o.flag)
-		if fl.Changed {
-			continue
-		}
-		val, ok := lookup(o.env)
-		if !ok {
-			continue
-		}
-		vals := []string{val}
-		if o.isArr {
-			vals = strings.Split(strings.TrimRight(val, "\n"), "\n")
-		}
-		if err := setFrom(fl, vals); err != nil {
-			return usageErrorf("%s (from %s): %v", "--"+o.flag, o.env, err)
-		}
-	}
-	return nil
-}
-
 // setFrom sets an option whose flag was not given as if the flag had been
 // given each of vals: the environment and the config file both use it.
 func setFrom(fl *pflag.Flag, vals []string) error {
@@ -191,31 +153,17 @@ func setFrom(fl *pflag.Flag, vals []string) error {
 	return nil
 }
 
-// orderedSteps returns the transforms: those from flags in command-line
-// order, and those from the environment in the order of transform.Kinds.
-func orderedSteps(fromFlags []transform.Step, c *Common) []transform.Step {
-	seen := map[transform.Kind]int{}
-	for _, s := range fromFlags {
-		seen[s.Kind]++
+// newLike returns a pointer to a new zero value of o's type, to check a
+// value on without setting o.
+func newLike(o *option) any { return reflect.New(o.field.Type()).Interface() }
+
+// fieldStrings returns an option's values as strings.
+func fieldStrings(o *option) []string {
+	switch v := o.field.Interface().(type) {
+	case string:
+		return []string{v}
+	case []string:
+		return v
 	}
-	steps := append([]transform.Step(nil), fromFlags...)
-	for _, k := range transform.Kinds {
-		var exprs []string
-		switch k {
-		case transform.Map:
-			exprs = c.Map
-		case transform.Filter:
-			exprs = c.Filter
-		case transform.ArrayMap:
-			exprs = c.ArrayMap
-		case transform.FilterMap:
-			exprs = c.FilterMap
-		}
-		if seen[k] == 0 {
-			for _, e := range exprs {
-				steps = append(steps, transform.Step{Kind: k, Expr: e})
-			}
-		}
-	}
-	return steps
+	return []string{fmt.Sprint(o.field.Interface())}
 }

@@ -2,12 +2,18 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
-	"reflect"
+	"net/url"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/culvert-dev/culvert/common/redact"
 )
 
 // redactor replaces secret values, as written raw, JSON-escaped or
@@ -85,6 +91,79 @@ func (rw *redactWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newLike returns a pointer to a new zero value of o's type, to check a
-// value on without setting o.
-func newLike(o *option) any { return reflect.New(o.field.Type()).Interface() }
+// readSecrets reads a file of NAME=value lines; # starts a comment line.
+// Errors name the line, never its content.
+func readSecrets(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--secrets: %w", err)
+	}
+	out := map[string]string{}
+	var bad []string
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !secretName.MatchString(name) {
+			bad = append(bad, fmt.Sprintf("%s:%d: want NAME=value", path, i+1))
+			continue
+		}
+		out[name] = val
+	}
+	if len(bad) > 0 {
+		return out, errors.New(strings.Join(bad, "\n  "))
+	}
+	return out, nil
+}
+
+// headerLine matches "Name: value", an HTTP header as a list option of
+// headers gives it.
+var headerLine = regexp.MustCompile(`^([!#$%&'*+.^_|~0-9A-Za-z-]+):[ \t]*(.*)$`)
+
+// secretParts returns the parts of a secret option's value that are
+// secret: a URL's password and credential-like query parameters (redact
+// shows the rest), a header's value in a list of headers, else the whole
+// value. What config prints keeps the value's shape, so that it is still
+// valid input.
+func secretParts(v string, list bool) []string {
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			return []string{v}
+		}
+		var parts []string
+		if p, ok := u.User.Password(); ok {
+			parts = append(parts, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+		for name, vals := range u.Query() {
+			if redact.SecretName(name) {
+				for _, qv := range vals {
+					parts = append(parts, qv, url.QueryEscape(qv))
+				}
+			}
+		}
+		return parts
+	}
+	if m := headerLine.FindStringSubmatch(v); list && m != nil {
+		return []string{m[2]}
+	}
+	return []string{v}
+}
+
+// shownSecret returns what config prints for a secret option's value: a URL
+// with its credentials hidden, a header's name, else Redacted.
+func shownSecret(v string, list bool) string {
+	if v == "" {
+		return ""
+	}
+	if strings.Contains(v, "://") {
+		return redact.URL(v)
+	}
+	if m := headerLine.FindStringSubmatch(v); list && m != nil {
+		return m[1] + ": " + Redacted
+	}
+	return Redacted
+}

@@ -45,7 +45,8 @@ func sharedOptions(dir cli.Direction) []string {
 // with -update to rewrite it), checks that the metadata subcommand prints the
 // same bytes with no flags and that the metadata has the connector's name,
 // direction, version, every shared option and topic among the required
-// ones, and returns it decoded for the connector's own checks.
+// ones, checks the config round trip of its examples (ConfigRoundTrip), and
+// returns the metadata decoded for the connector's own checks.
 func Golden(t *testing.T, app *cli.App, path, name string, dir cli.Direction) Metadata {
 	t.Helper()
 	got, err := app.Metadata()
@@ -87,6 +88,7 @@ func Golden(t *testing.T, app *cli.App, path, name string, dir cli.Direction) Me
 	if !slices.Contains(md.Schema.Required, "topic") {
 		t.Errorf("required = %v, want topic among them", md.Schema.Required)
 	}
+	ConfigRoundTrip(t, app) // every connector's config output is valid --config input
 	return md
 }
 

@@ -209,7 +209,7 @@ func TestRunUnwritablePathFails(t *testing.T) {
 }
 
 func TestRunHelpAndVersion(t *testing.T) {
-	connectortest.Help(t, app(), "Examples:", "--path", "--output", "--fsync", "--group", "--from", "--stop-at-end", "CULVERT_OUTPUT")
+	connectortest.Help(t, app(), "Examples:", "--path", "--output", "--fsync", "--group", "--from", "--stop-at-end", "CULVERT_FILE_SINK_OUTPUT")
 	code, stdout, _ := connectortest.Run(t, context.Background(), app(), "version")
 	if code != 0 || !strings.HasPrefix(stdout, "file-sink "+cli.Version+" ") {
 		t.Fatalf("version: exit %d, %q", code, stdout)

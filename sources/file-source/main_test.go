@@ -164,7 +164,7 @@ func TestRunEnvironment(t *testing.T) {
 	writeFile(t, path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n")
 	t.Setenv("CULVERT_TOPIC", "fromenv")
 	t.Setenv("CULVERT_BUS", busDir)
-	t.Setenv("CULVERT_PATH", path)
+	t.Setenv("CULVERT_FILE_SOURCE_PATH", path)
 	t.Setenv("CULVERT_FILTER", ".a >= 2")
 	connectortest.MustRun(t, app())
 	connectortest.Equal(t, "from the environment", connectortest.TopicValues(t, busDir, "fromenv"), []string{`{"a":2}`, `{"a":3}`})
@@ -200,7 +200,7 @@ func TestRunMissingFileFails(t *testing.T) {
 }
 
 func TestRunHelpAndVersion(t *testing.T) {
-	connectortest.Help(t, app(), "Examples:", "--path", "--delimiter", "--follow", "--poll-interval", "--read-size", "--batch-size", "--topic", "CULVERT_PATH")
+	connectortest.Help(t, app(), "Examples:", "--path", "--delimiter", "--follow", "--poll-interval", "--read-size", "--batch-size", "--topic", "CULVERT_FILE_SOURCE_PATH")
 	code, stdout, _ := connectortest.Run(t, context.Background(), app(), "version")
 	if code != 0 || !strings.HasPrefix(stdout, "file-source "+cli.Version+" ") {
 		t.Fatalf("version: exit %d, %q", code, stdout)

@@ -69,5 +69,5 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	connectortest.Help(t, app(), "Examples:", "--endpoint", "--stream", "--listen", "--next-url", "--hmac-secret", "CULVERT_ENDPOINT")
+	connectortest.Help(t, app(), "Examples:", "--endpoint", "--stream", "--listen", "--next-url", "--hmac-secret", "CULVERT_HTTP_SOURCE_ENDPOINT")
 }

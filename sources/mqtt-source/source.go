@@ -26,7 +26,7 @@ var info = cli.Info{
 mqtt-source --topic readings --url tcp://127.0.0.1:1883 --mqtt-topic 'sensors/+/temperature'
 
 # Two filters, over TLS with a private CA and a password from the environment
-CULVERT_PASSWORD=s3cret mqtt-source --topic events --url ssl://broker:8883 --tls-ca ca.pem \
+CULVERT_MQTT_SOURCE_PASSWORD=s3cret mqtt-source --topic events --url ssl://broker:8883 --tls-ca ca.pem \
     --username culvert --mqtt-topic 'plant/#' --mqtt-topic 'alerts/#'
 
 # Keep only hot readings; messages that are not JSON go to readings.dlq

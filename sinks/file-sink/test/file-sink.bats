@@ -44,7 +44,7 @@ setup() {
 
 @test "--help shows examples and every option" {
 	assert_help "$SNK" Examples: --path --output --fsync --group --from --stop-at-end --topic --bus --map --filter --on-error \
-		CULVERT_OUTPUT "Exit status"
+		CULVERT_FILE_SINK_OUTPUT "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {

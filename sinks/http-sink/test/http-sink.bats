@@ -49,7 +49,7 @@ delivered() {
 
 @test "version, help and metadata" {
 	assert_version "$HSNK" http-sink
-	assert_help "$HSNK" Examples: --endpoint --header --batch-size --batch-format --max-in-flight --ordered --rate-limit --max-retries --tls-ca CULVERT_ENDPOINT
+	assert_help "$HSNK" Examples: --endpoint --header --batch-size --batch-format --max-in-flight --ordered --rate-limit --max-retries --tls-ca CULVERT_HTTP_SINK_ENDPOINT
 	run --separate-stderr env -i "$HSNK" metadata
 	[ "$status" -eq 0 ]
 	echo "$output" | jq -e '.name == "http-sink" and .direction == "sink" and (.schema.required | index("endpoint") != null) and .schema.properties.header.writeOnly == true'
@@ -180,7 +180,7 @@ delivered() {
 	[[ "$output" != *s3cr3t-value* ]]
 	[[ "$output" != *pa55w0rd* ]]
 	[[ "$output" != *t0k3n* ]]
-	echo "$output" | jq -e '.header == "*****" and (.endpoint | contains("user:*****@"))'
+	echo "$output" | jq -e '.http.header == ["Authorization: *****"] and (.http.endpoint | contains("user:*****@"))'
 }
 
 @test "SIGTERM stops cleanly after delivering what was read" {

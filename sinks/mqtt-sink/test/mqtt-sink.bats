@@ -47,7 +47,7 @@ subscribe() {
 	echo "$output" | jq -e '.name == "mqtt-sink" and .direction == "sink"'
 	echo "$output" | jq -e '.schema.properties.qos.default == 1 and .schema.properties.password.writeOnly == true and .schema.properties.url.writeOnly == true'
 	assert_version "$MQK" mqtt-sink
-	assert_help "$MQK" Examples: --url --mqtt-topic --mqtt-topic-from-key --qos --retain --tls-ca --group --stop-at-end CULVERT_URL
+	assert_help "$MQK" Examples: --url --mqtt-topic --mqtt-topic-from-key --qos --retain --tls-ca --group --stop-at-end CULVERT_MQTT_SINK_URL
 }
 
 @test "bad options exit 2 naming the option" {

@@ -39,7 +39,7 @@ teardown() {
 		and .schema.properties.client_buffer.default == 1024 and .schema.properties.header.writeOnly == true'
 	assert_version "$WSK" websocket-sink
 	assert_help "$WSK" Examples: --listen --path --url --client-buffer --slow-client --wait-for-clients --tls-cert --tls-key --tls-ca \
-		--header --max-retries CULVERT_LISTEN "Exit status"
+		--header --max-retries CULVERT_WEBSOCKET_SINK_LISTEN "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {

@@ -35,13 +35,13 @@ setup() {
 @test "precedence: a flag beats the environment, which beats the file, which beats the default" {
 	run --separate-stderr "$SRC" config --config "$T/c.yaml"
 	[ "$status" -eq 0 ]
-	echo "$output" | jq -e '.topic == "from-file" and .batch_size == 100 and .read_size == 4096 and .linger == "5ms"'
+	echo "$output" | jq -e '.meta.topic == "from-file" and .meta.batch_size == 100 and .file.read_size == 4096 and .meta.linger == "5ms"'
 	CULVERT_BATCH_SIZE=200 CULVERT_TOPIC=from-env run --separate-stderr "$SRC" config --config "$T/c.yaml"
 	[ "$status" -eq 0 ]
-	echo "$output" | jq -e '.topic == "from-env" and .batch_size == 200 and .read_size == 4096'
+	echo "$output" | jq -e '.meta.topic == "from-env" and .meta.batch_size == 200 and .file.read_size == 4096'
 	CULVERT_BATCH_SIZE=200 CULVERT_TOPIC=from-env run --separate-stderr "$SRC" config --config "$T/c.yaml" --topic from-flag
 	[ "$status" -eq 0 ]
-	echo "$output" | jq -e '.topic == "from-flag" and .batch_size == 200'
+	echo "$output" | jq -e '.meta.topic == "from-flag" and .meta.batch_size == 200'
 	# A real run publishes to the flag's topic.
 	CULVERT_TOPIC=from-env run --separate-stderr "$SRC" --config "$T/c.yaml" --bus "$BUS" --topic from-flag
 	[ "$status" -eq 0 ]
@@ -101,19 +101,70 @@ setup() {
 	[[ "$stderr" != *"s3cr3t-9a8b"* ]]
 	# The records do carry it: secrets are redacted from output, not from data.
 	[ "$(read_topic s | jq -r .token | sort -u)" = s3cr3t-9a8b ]
-	# A transform that fails logs its step, with the secret redacted.
+	# A transform that fails logs its step as written, with the reference.
 	sed 's/map: .*/map: '"'"'.amount.x = "${{ secrets.FILE_SECRET }}"'"'"'/' "$T/s.yaml" >"$T/s2.yaml"
 	grep -q 'amount.x = "${{ secrets.FILE_SECRET }}"' "$T/s2.yaml"
 	run --separate-stderr "$SRC" --config "$T/s2.yaml" --secrets "$T/secrets.env" --bus "$BUS" --topic s2 --log-level debug
 	[ "$status" -eq 0 ]
-	[[ "$stderr" == *'amount.x = \"*****\"'* ]]
+	[[ "$stderr" == *'amount.x = \"${{ secrets.FILE_SECRET }}\"'* ]]
 	[[ "$stderr" != *"s3cr3t-9a8b"* ]]
 	run --separate-stderr "$SRC" config --config "$T/s.yaml" --secrets "$T/secrets.env"
 	[ "$status" -eq 0 ]
 	[[ "$output" != *"s3cr3t-9a8b"* ]]
-	echo "$output" | jq -e '.map == [".token = \"*****\""]'
+	echo "$output" | jq -e '.transforms == [{"map": ".token = \"${{ secrets.FILE_SECRET }}\""}] and .meta.secrets == [{"name": "FILE_SECRET"}]'
 	# A declared secret that is nowhere is named, and exits 2.
 	run --separate-stderr "$SRC" validate --config "$T/s.yaml"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"FILE_SECRET is declared but set neither"* ]]
+}
+
+@test "config prints a config file that --config reads back, transforms in the order they run" {
+	CULVERT_MAP='.late = 1' run --separate-stderr "$SRC" config --config "$T/c.yaml" --map '.x = 1' --filter '.amount > 60'
+	[ "$status" -eq 0 ]
+	echo "$output" | jq -e '.transforms == [{"map": ".x = 1"}, {"filter": ".amount > 60"}]'
+	echo "$output" >"$T/round.yaml"
+	run --separate-stderr "$SRC" validate --config "$T/round.yaml"
+	[ "$status" -eq 0 ]
+	[ "$output" = valid ]
+	run --separate-stderr "$SRC" --config "$T/round.yaml" --bus "$BUS"
+	[ "$status" -eq 0 ]
+	[ "$(read_topic from-file | jq -c -s .)" = '[{"amount":70,"x":1}]' ]
+}
+
+@test "Fluvio's apiVersion 0.2.0 layout is read; a SmartModule Culvert cannot run exits 2" {
+	cat >"$T/f.yaml" <<-YAML
+		apiVersion: 0.2.0
+		meta:
+		  version: 0.1.0
+		  name: orders-from-file
+		  type: file-source
+		  topic:
+		    meta:
+		      name: fluvio-topic
+		  producer:
+		    linger: 10ms
+		file:
+		  path: $T/orders.jsonl
+		transforms:
+		  - uses: filter
+		    with:
+		      expr: '.amount > 65'
+	YAML
+	run --separate-stderr "$SRC" --config "$T/f.yaml" --bus "$BUS"
+	[ "$status" -eq 0 ]
+	[ "$(read_topic fluvio-topic | jq -c -s .)" = '[{"amount":70}]' ]
+	printf '  - uses: infinyon/jq@0.1.0\n    with: {jq_filter: .a}\n' >>"$T/f.yaml"
+	run --separate-stderr "$SRC" validate --config "$T/f.yaml"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"transforms[1].uses: infinyon/jq@0.1.0 is not a transform Culvert can run"* ]]
+}
+
+@test "another connector's variables are not read; an unknown CULVERT_ variable is reported" {
+	CULVERT_FILE_SINK_PATH=/nonexistent CULVERT_FILE_SOURCE_PATH="$T/orders.jsonl" run --separate-stderr "$SRC" --topic e --bus "$BUS"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" != *warning* ]]
+	[ "$(read_topic e | wc -l)" -eq 3 ]
+	CULVERT_PATH="$T/orders.jsonl" run --separate-stderr "$SRC" validate --topic e
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"CULVERT_PATH is no option of file-source; did you mean CULVERT_FILE_SOURCE_PATH?"* ]]
 }

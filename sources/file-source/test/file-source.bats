@@ -55,7 +55,7 @@ gen_orders() {
 
 @test "--help shows examples and every option" {
 	assert_help "$SRC" Examples: --path --delimiter --follow --poll-interval --read-size --topic --bus --map --filter --arraymap \
-		--filter-map --on-error --batch-size --linger CULVERT_PATH "Exit status"
+		--filter-map --on-error --batch-size --linger CULVERT_FILE_SOURCE_PATH "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {

@@ -44,7 +44,7 @@ code() {
 @test "version and --help" {
 	assert_version "$HS" http-source
 	assert_help "$HS" Examples: --endpoint --interval --next-url --stream --delimiter --max-retries --listen --auth-token \
-		--hmac-secret --max-body-size --tls-cert --batch-size --linger CULVERT_ENDPOINT "Exit status"
+		--hmac-secret --max-body-size --tls-cert --batch-size --linger CULVERT_HTTP_SOURCE_ENDPOINT "Exit status"
 }
 
 @test "bad flags exit 2 and name the option" {

@@ -55,7 +55,7 @@ wait_count() {
 	echo "$output" | jq -e '.schema.required | index("url") != null and index("mqtt_topic") != null and index("topic") != null'
 	echo "$output" | jq -e '.schema.properties.qos.default == 1 and .schema.properties.password.writeOnly == true'
 	assert_version "$MQS" mqtt-source
-	assert_help "$MQS" Examples: --url --mqtt-topic --qos --client-id --clean-session --key-from --tls-ca CULVERT_PASSWORD
+	assert_help "$MQS" Examples: --url --mqtt-topic --qos --client-id --clean-session --key-from --tls-ca CULVERT_MQTT_SOURCE_PASSWORD
 }
 
 @test "bad options exit 2 naming the option" {
@@ -71,7 +71,7 @@ wait_count() {
 }
 
 @test "the password is never shown" {
-	run --separate-stderr env CULVERT_PASSWORD=s3cret "$MQS" config --topic in --url tcp://u@127.0.0.1:1 --mqtt-topic a
+	run --separate-stderr env CULVERT_MQTT_SOURCE_PASSWORD=s3cret "$MQS" config --topic in --url tcp://u@127.0.0.1:1 --mqtt-topic a
 	[ "$status" -eq 0 ]
 	[[ "$output" != *s3cret* ]]
 	run --separate-stderr "$MQS" --topic in --bus "$BUS" --url tcp://u:s3cret@127.0.0.1:1 --mqtt-topic a --log-level debug --connect-timeout 2s

@@ -41,7 +41,7 @@ server() {
 	echo "$output" | jq -e '.name == "websocket-source" and .direction == "source" and (.schema.required | index("url") != null)'
 	echo "$output" | jq -e '.schema.properties.header.writeOnly == true and .schema.properties.ping_interval.default == "30s" and .schema.properties.max_retries.default == 0'
 	assert_version "$WS" websocket-source
-	assert_help "$WS" Examples: --url --header --subscribe --ping-interval --max-retries --read-limit --tls-ca CULVERT_URL "Exit status"
+	assert_help "$WS" Examples: --url --header --subscribe --ping-interval --max-retries --read-limit --tls-ca CULVERT_WEBSOCKET_SOURCE_URL "Exit status"
 }
 
 @test "bad flags and values exit 2 and name the option" {
