@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/culvert-dev/culvert/common/cli"
@@ -12,7 +13,8 @@ import (
 )
 
 // FuzzConfig feeds the config loader any file: validate must not panic,
-// and whatever it refuses is a usage error (exit 2), never a failure.
+// whatever it refuses is a usage error (exit 2), never a failure, and what
+// it accepts config prints as a file that it accepts too.
 func FuzzConfig(f *testing.F) {
 	for _, seed := range []string{
 		baseYAML,
@@ -35,8 +37,24 @@ func FuzzConfig(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, app := range []*cli.App{source, sink} {
-			if code := app.Main(context.Background(), []string{"validate", "--config", path}, io.Discard, io.Discard); code != cli.ExitOK && code != cli.ExitUsage {
+			code := app.Main(context.Background(), []string{"validate", "--config", path}, io.Discard, io.Discard)
+			if code != cli.ExitOK && code != cli.ExitUsage {
 				t.Fatalf("validate exit %d for\n%s", code, file)
+			}
+			if code != cli.ExitOK {
+				continue
+			}
+			// What validate accepts, config prints as a file that validate accepts.
+			var out, errOut strings.Builder
+			if code := app.Main(context.Background(), []string{"config", "--config", path}, &out, &errOut); code != cli.ExitOK {
+				t.Fatalf("config exit %d for a file validate accepts: %s\n%s", code, errOut.String(), file)
+			}
+			again := filepath.Join(dir, "again.yaml")
+			if err := os.WriteFile(again, []byte(out.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if code := app.Main(context.Background(), []string{"validate", "--config", again}, io.Discard, &errOut); code != cli.ExitOK {
+				t.Fatalf("validate refuses what config printed (exit %d): %s\nfrom\n%s\nprinted\n%s", code, errOut.String(), file, out.String())
 			}
 		}
 	})
