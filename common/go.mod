@@ -3,9 +3,9 @@ module github.com/culvert-dev/culvert/common
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/goccy/go-json v0.12.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/invopop/jsonschema v0.14.0
 	github.com/itchyny/gojq v0.12.20
 	github.com/nats-io/nats.go v1.55.0

@@ -2,15 +2,12 @@ package connector
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"strconv"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Source reads an outside system.
@@ -83,24 +80,12 @@ func (r *Rejected) Error() string {
 	return strconv.Itoa(len(r.Records)) + " records rejected"
 }
 
-type transient struct{ err error }
-
-func (t transient) Error() string { return t.err.Error() }
-func (t transient) Unwrap() error { return t.err }
-
-// Transient marks err as worth retrying (a lost connection, an HTTP 503).
-func Transient(err error) error {
-	if err == nil {
-		return nil
-	}
-	return transient{err}
-}
+// Transient marks err as worth retrying (a lost connection, an HTTP 503):
+// retry.Transient, named here for Sink.Write's contract.
+func Transient(err error) error { return retry.Transient(err) }
 
 // IsTransient reports whether err was marked with Transient.
-func IsTransient(err error) bool {
-	var t transient
-	return errors.As(err, &t)
-}
+func IsTransient(err error) bool { return retry.IsTransient(err) }
 
 // Env is what a connector's constructor gets from the runtime.
 type Env struct {
@@ -123,59 +108,4 @@ type Env struct {
 	// from pieces (lines of a file, of a stream) holds no more of one than
 	// this: it skips the rest and reports it in Batch.Rejected with TooLarge.
 	MaxRecordBytes int
-}
-
-// Backoff is a bounded exponential backoff with jitter.
-type Backoff struct {
-	// Initial is the first wait; Max caps every wait.
-	Initial, Max time.Duration
-	// Attempts is the number of tries before giving up; 0 means forever.
-	Attempts int
-}
-
-// DefaultBackoff is used for bus writes and transient sink errors.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: 10}
-
-// Wait returns how long to wait before try number attempt (from 1), with
-// jitter: a random duration between half and all of the exponential step.
-func (b Backoff) Wait(attempt int) time.Duration {
-	d := b.Initial
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
-}
-
-// Retry calls f until it succeeds, returns an error not marked Transient, or
-// the attempts run out; it waits with backoff between tries and logs each
-// retry. It returns the last error.
-func (b Backoff) Retry(ctx context.Context, log zerolog.Logger, what string, f func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := f()
-		if err == nil || !IsTransient(err) {
-			return err
-		}
-		if b.Attempts > 0 && attempt >= b.Attempts {
-			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
-		}
-		wait := b.Wait(attempt)
-		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg(what + " failed, retrying")
-		if Sleep(ctx, wait) != nil {
-			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		}
-	}
-}
-
-// Sleep waits d, or until ctx is done: then it returns ctx's error.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

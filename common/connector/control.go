@@ -8,6 +8,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/telemetry"
 )
 
@@ -122,7 +123,7 @@ func (c *Config) control(ctx context.Context) (*Control, func()) {
 	}
 }
 
-// retry runs f with DefaultBackoff, counting failed attempts as errors of
+// retry runs f with retry.Default, counting failed attempts as errors of
 // stage, retries, and marking the connector as reconnecting while a
 // transient error lasts. It also records how long it took as a batch write
 // when observe is set.
@@ -130,7 +131,7 @@ func (c *Config) retry(ctx context.Context, stage, what string, observe bool, f 
 	m := c.Control.Metrics
 	attempts := 0
 	start := time.Now()
-	err := DefaultBackoff.Retry(ctx, c.Log, what, func() error {
+	err := retry.Default.Retry(ctx, c.Log, what, func() error {
 		attempts++
 		err := f()
 		var rej *Rejected

@@ -343,30 +343,6 @@ func TestRunSinkFailureCommitsNothing(t *testing.T) {
 	}
 }
 
-func TestBackoffIsBoundedWithJitter(t *testing.T) {
-	b := connector.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Attempts: 3}
-	for attempt := 1; attempt < 10; attempt++ {
-		w := b.Wait(attempt)
-		step := min(b.Initial<<(attempt-1), b.Max)
-		if w < step/2 || w > step {
-			t.Fatalf("attempt %d waits %v, want between %v and %v", attempt, w, step/2, step)
-		}
-	}
-	calls := 0
-	err := connector.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 3}.Retry(context.Background(), zerolog.Nop(), "x", func() error {
-		calls++
-		return connector.Transient(errors.New("down"))
-	})
-	if calls != 3 || err == nil || !strings.Contains(err.Error(), "3 attempts") {
-		t.Fatalf("calls %d, err %v", calls, err)
-	}
-	calls = 0
-	connector.DefaultBackoff.Retry(context.Background(), zerolog.Nop(), "x", func() error { calls++; return errors.New("permanent") })
-	if calls != 1 {
-		t.Fatalf("a permanent error was retried %d times", calls)
-	}
-}
-
 // flakyBus fails the first calls of every subscription method, as a
 // distributed bus does while its server restarts.
 type flakyBus struct {
@@ -552,16 +528,5 @@ func TestRunSinkLingerGathersPolls(t *testing.T) {
 		if linger == 0 && len(snk.writes) < 2 {
 			t.Fatalf("no linger: writes of %v records, want one per poll", snk.writes)
 		}
-	}
-}
-
-func TestSleep(t *testing.T) {
-	if err := connector.Sleep(context.Background(), time.Millisecond); err != nil {
-		t.Errorf("Sleep = %v, want nil", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := connector.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Errorf("Sleep with ctx done = %v, want context.Canceled", err)
 	}
 }

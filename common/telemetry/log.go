@@ -10,6 +10,11 @@ import (
 	"golang.org/x/term"
 )
 
+// Every duration in the logs carries its unit: a zerolog Dur field is
+// written as Go prints a duration ("retry_in":"6.25s"), never as a bare
+// number of milliseconds. It is set once here, for every logger.
+func init() { zerolog.DurationFieldFormat = zerolog.DurationFormatString }
+
 // LogFormats are the accepted values of --log-format.
 var LogFormats = []string{"auto", "console", "json"}
 

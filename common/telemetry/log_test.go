@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoggerJSONScopedAndLevelled(t *testing.T) {
@@ -33,5 +34,22 @@ func TestLoggerJSONScopedAndLevelled(t *testing.T) {
 	}
 	if _, err := NewLogger(&buf, "x", "info", "xml"); err == nil {
 		t.Fatal("bad format accepted")
+	}
+}
+
+// A duration in the logs says its unit: "6.25s", not 6250 (milliseconds).
+func TestLoggedDurationsCarryTheirUnit(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := NewLogger(&buf, "x", "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Warn().Dur("retry_in", 6250*time.Millisecond).Msg("retrying")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["retry_in"] != "6.25s" {
+		t.Fatalf("retry_in logged as %#v, want \"6.25s\"", line["retry_in"])
 	}
 }

@@ -52,10 +52,7 @@ type Options struct {
 	MaxRetries        int     `json:"max_retries" jsonschema:"minimum=0,default=10" jsonschema_description:"Retries of a request that failed with a connection error, a timeout, 408, 429 or 5xx, with exponential backoff and jitter (at least the Retry-After the server asked for); then the sink exits 1 without committing. 0 retries forever."`
 	HeadersFromRecord bool    `json:"headers_from_record,omitempty" jsonschema_description:"Send each record's headers as HTTP headers of its request (one request per record only); headers that are not valid HTTP headers are left out."`
 
-	TLSCA                 string `json:"tls_ca,omitempty" jsonschema_description:"PEM file of CA certificates to trust instead of the system's."`
-	TLSCert               string `json:"tls_cert,omitempty" jsonschema_description:"PEM client certificate (mutual TLS), with --tls-key."`
-	TLSKey                string `json:"tls_key,omitempty" jsonschema_description:"PEM key of --tls-cert."`
-	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Do not verify the server's certificate. For tests only: a warning is logged at every start."`
+	tlsfiles.Options
 }
 
 // batching reports whether records are grouped into batch bodies.

@@ -23,6 +23,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Dead-letter headers added to records the endpoint refused.
@@ -41,7 +42,7 @@ const maxBodyShown = 1024
 const maxDrain = 256 << 10
 
 // retryBackoff spaces the retries of one request; Retry-After can lengthen a wait.
-var retryBackoff = connector.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second}
+var retryBackoff = retry.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second}
 
 // hopHeaders are record headers never sent: they would change the framing
 // of the request or its target.
@@ -360,7 +361,7 @@ func (s *sink) send(ctx context.Context, r *request) ([]connector.RejectedRecord
 		s.log.Warn().Str("endpoint", s.shown).Str("error", why).Int("attempt", attempt).Int("records", len(r.recs)).
 			Int64("offset", r.recs[0].Offset).Dur("retry_in", wait).Msg("request failed, retrying")
 		s.metrics(func(m metrics) { m.AddRetries(1) })
-		if connector.Sleep(ctx, wait) != nil {
+		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("sending to %s: %w (last error: %s)", s.shown, context.Cause(ctx), why)
 		}
 	}

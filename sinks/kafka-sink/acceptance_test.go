@@ -15,6 +15,7 @@ import (
 
 	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
@@ -25,18 +26,18 @@ import (
 // wanting TLS and SASL SCRAM-SHA-512 for TLS), writing to a topic of one
 // partition, so that all its records have one order.
 func TestAcceptance(t *testing.T) {
-	base := []string{"--topic", "t", "--kafka-topic", "k", "--sasl-password", "s3cret"}
+	base := []string{"--topic", "t", "--kafka-topic", "k", "--password", "s3cret"}
 	connectortest.RunSinkSuite(t, connectortest.Driver{
 		App:   app,
 		Start: startKafka,
 		BadOptions: []connectortest.BadArgs{
 			{Args: []string{"--brokers", "h"}, Option: "kafka-topic"},
-			{Args: append(base, "--sasl-username", "u"), Option: "brokers"},
-			{Args: append(base, "--brokers", "h"), Option: "sasl-username"},
-			{Args: append(base, "--brokers", "h", "--sasl-username", "u", "--sasl-mechanism", "gssapi"), Option: "sasl-mechanism"},
-			{Args: append(base, "--brokers", "h", "--sasl-username", "u", "--compression", "brotli"), Option: "compression"},
-			{Args: append(base, "--brokers", "h", "--sasl-username", "u", "--tls-cert", "c.pem"), Option: "tls-cert"},
-			{Args: append(base, "--brokers", "h", "--sasl-username", "u", "--batch-max-bytes", "10"), Option: "batch-max-bytes"},
+			{Args: append(base, "--username", "u"), Option: "brokers"},
+			{Args: append(base, "--brokers", "h"), Option: "username"},
+			{Args: append(base, "--brokers", "h", "--username", "u", "--sasl-mechanism", "gssapi"), Option: "sasl-mechanism"},
+			{Args: append(base, "--brokers", "h", "--username", "u", "--compression", "brotli"), Option: "compression"},
+			{Args: append(base, "--brokers", "h", "--username", "u", "--tls-cert", "c.pem"), Option: "tls-cert"},
+			{Args: append(base, "--brokers", "h", "--username", "u", "--batch-max-bytes", "10"), Option: "batch-max-bytes"},
 		},
 	})
 }
@@ -57,8 +58,8 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 		caFile, serverTLS := kafkatest.Certs(t, t.TempDir())
 		_, port, _ := net.SplitHostPort(kafkatest.Start(t, kfake.TLS(serverTLS), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "culvert", "pa55word")))
 		addr = "localhost:" + port
-		args = []string{"--tls-ca", caFile, "--sasl-mechanism", "scram-sha-512", "--sasl-username", "culvert", "--sasl-password", "pa55word"}
-		cfg := (&kafkaclient.Options{Brokers: []string{addr}, TLSCA: caFile, SASLMechanism: "scram-sha-512", SASLUsername: "culvert", SASLPassword: "pa55word"}).Config("")
+		args = []string{"--tls-ca", caFile, "--sasl-mechanism", "scram-sha-512", "--username", "culvert", "--password", "pa55word"}
+		cfg := (&kafkaclient.Options{Brokers: []string{addr}, Options: tlsfiles.Options{TLSCA: caFile}, SASLMechanism: "scram-sha-512", Username: "culvert", Password: "pa55word"}).Config("")
 		cl, err := kafkaclient.NewClient(kafkatest.Ctx(t), cfg, "check", kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +100,7 @@ func startKafka(t *testing.T, need connectortest.Need) *connectortest.System {
 				busDir := t.TempDir()
 				connectortest.Publish(t, busDir, "orders", order(0))
 				stderr := connectortest.Exits(t, app(), 1, addr, "--bus", busDir, "--topic", "orders", "--group", "other", "--brokers", addr,
-					"--kafka-topic", "out", "--tls-ca", args[1], "--sasl-mechanism", "scram-sha-512", "--sasl-username", "culvert", "--sasl-password", "wr0ng-pa55")
+					"--kafka-topic", "out", "--tls-ca", args[1], "--sasl-mechanism", "scram-sha-512", "--username", "culvert", "--password", "wr0ng-pa55")
 				if strings.Contains(stderr, "wr0ng-pa55") {
 					t.Errorf("the wrong password shows: %s", stderr)
 				}

@@ -24,14 +24,14 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "kafka-sink", cli.DirectionSink)
-	md.HasProperties(t, "brokers", "kafka_topic", "sasl_mechanism", "sasl_username", "sasl_password", "tls", "tls_ca", "tls_cert", "tls_key", "compression", "linger", "batch_max_bytes")
+	md.HasProperties(t, "brokers", "kafka_topic", "sasl_mechanism", "username", "password", "tls", "tls_ca", "tls_cert", "tls_key", "compression", "linger", "batch_max_bytes")
 	for _, p := range []string{"brokers", "kafka_topic"} {
 		if !slices.Contains(md.Schema.Required, p) {
 			t.Errorf("required = %v, want %s among them", md.Schema.Required, p)
 		}
 	}
-	if md.Schema.Properties["sasl_password"]["writeOnly"] != true {
-		t.Errorf("sasl_password is not writeOnly: %v", md.Schema.Properties["sasl_password"])
+	if md.Schema.Properties["password"]["writeOnly"] != true {
+		t.Errorf("password is not writeOnly: %v", md.Schema.Properties["password"])
 	}
 }
 
@@ -137,9 +137,9 @@ func checkRecords(t testing.TB, got []*kgo.Record, partitions int) {
 // TestConfigHidesPassword: config shows the SASL password's key, never
 // its value (the acceptance suite checks bad options).
 func TestConfigHidesPassword(t *testing.T) {
-	code, stdout, _ := connectortest.Run(t, kafkatest.Ctx(t), app(), "--topic", "t", "--kafka-topic", "k", "--sasl-password", "s3cret",
-		"--brokers", "h", "--sasl-username", "u", "config")
-	if code != 0 || strings.Contains(stdout, "s3cret") || !strings.Contains(stdout, "sasl_password") {
+	code, stdout, _ := connectortest.Run(t, kafkatest.Ctx(t), app(), "--topic", "t", "--kafka-topic", "k", "--password", "s3cret",
+		"--brokers", "h", "--username", "u", "config")
+	if code != 0 || strings.Contains(stdout, "s3cret") || !strings.Contains(stdout, "password") {
 		t.Errorf("config: exit %d, %s", code, stdout)
 	}
 }
@@ -154,7 +154,7 @@ func TestUnreachableBroker(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	code, _, stderr := connectortest.Run(t, kafkatest.Ctx(t), app(), "--bus", t.TempDir(), "--topic", "t", "--brokers", addr,
-		"--kafka-topic", "k", "--sasl-username", "u", "--sasl-password", "s3cret")
+		"--kafka-topic", "k", "--username", "u", "--password", "s3cret", "--max-retries", "1")
 	if code != 1 || !strings.Contains(stderr, addr) || strings.Contains(stderr, "s3cret") {
 		t.Fatalf("exit %d, stderr %s", code, stderr)
 	}

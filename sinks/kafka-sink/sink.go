@@ -27,7 +27,7 @@ kafka-sink --topic orders --brokers 127.0.0.1:9092 --kafka-topic orders --from b
 
 # SASL SCRAM over TLS with a private CA, zstd compression
 kafka-sink --topic orders --brokers kafka1:9093,kafka2:9093 --kafka-topic orders \
-    --sasl-mechanism scram-sha-512 --sasl-username culvert --sasl-password "$KAFKA_PASSWORD" \
+    --sasl-mechanism scram-sha-512 --username culvert --password "$KAFKA_PASSWORD" \
     --tls-ca ca.pem --compression zstd
 
 # Larger batches for throughput: wait up to 20ms, up to 1 MiB per batch
@@ -80,29 +80,38 @@ type sink struct {
 
 	mu           sync.Mutex
 	reconnecting bool
+
+	// lost is cancelled, with the error to exit with, when --max-retries
+	// connection attempts in a row failed.
+	lost   context.Context
+	giveUp context.CancelCauseFunc
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
-	return &sink{opts: *opts, env: env, cfg: opts.Config("culvert-" + env.Name)}, nil
+	lost, giveUp := context.WithCancelCause(context.Background())
+	return &sink{opts: *opts, env: env, cfg: opts.Config("culvert-" + env.Name), lost: lost, giveUp: giveUp}, nil
 }
 
 // Open connects, checks that a broker answers, and creates the Kafka topic
 // when it is missing.
 func (s *sink) Open(ctx context.Context) error {
-	cl, err := kafkaclient.NewClient(ctx, s.cfg, "culvert-kafka-sink",
+	s.opts.Warn(s.env.Log)
+	b := s.opts.Limit.Backoff()
+	cl, err := kafkaclient.Connect(ctx, s.cfg, "culvert-kafka-sink", kafkaclient.Hooks{
+		Backoff: &b,
+		Log:     s.env.Log,
+		Down: func(err error) {
+			s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
+			s.setReconnecting(true)
+		},
+		GaveUp: s.giveUp,
+	},
 		kgo.DefaultProduceTopic(s.opts.KafkaTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent by default
 		kgo.ProducerBatchCompression(codec(s.opts.Compression)),
 		kgo.ProducerLinger(time.Duration(s.opts.Linger)),
 		kgo.ProducerBatchMaxBytes(int32(s.opts.BatchMaxBytes)),
 		kgo.MaxBufferedRecords(1<<17),
-		kgo.WithHooks(kafkaclient.ConnectionHook(
-			func(err error) {
-				s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
-				s.setReconnecting(true)
-			},
-			func(error) {},
-		)),
 	)
 	if err != nil {
 		return err
@@ -168,6 +177,9 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	// error (kgo's own delivery timeout counts from the record's time, which
 	// may be old). Records already sent are retried until Kafka answers,
 	// since an idempotent producer cannot give them up safely.
+	if err := context.Cause(s.lost); err != nil {
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(s.opts.DeliveryTimeout))
 	defer cancel()
 	var wg sync.WaitGroup

@@ -100,7 +100,8 @@ func (s *sink) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o := s.opts.Options()
+	s.opts.Warn(s.log)
+	o := s.opts.ConnectOptions()
 	if o.ClientID == "" {
 		// Unique per process: sinks of one group must not take over each
 		// other's session. Within the process, reconnections resume it.

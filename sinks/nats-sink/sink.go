@@ -35,7 +35,7 @@ nats-sink --topic metrics --url 'tls://nats.example.com:4222?tls_ca=/etc/ssl/ca.
 
 // Options are nats-sink's own options.
 type Options struct {
-	URL            string          `json:"url" culvert:"secret" jsonschema:"default=nats://127.0.0.1:4222" jsonschema_description:"NATS server URL: nats://host:4222, several seeds as nats://h1:4222,h2:4222, user:password@ or token@ before the host, or ?token=; tls:// or ?tls_ca=ca.pem (&tls_cert=&tls_key= for a client certificate) for TLS. Secrets in it are never shown."`
+	natsclient.ConnOptions
 	Subject        string          `json:"subject,omitempty" jsonschema_description:"Subject every message is published to (no wildcards)."`
 	SubjectFromKey bool            `json:"subject_from_key,omitempty" jsonschema_description:"Publish each record to the subject named by its key, instead of --subject; a record without a valid subject as key goes to the dead-letter topic."`
 	JetStream      bool            `json:"jetstream,omitempty" jsonschema_description:"Publish to JetStream and wait for its acknowledgement of every message (stored in a stream) before committing. A subject no stream listens on, or a message the stream refuses, goes to the dead-letter topic. Without it, core NATS: a batch counts as written once the server received it."`
@@ -45,8 +45,8 @@ type Options struct {
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := natsclient.ParseURL(o.URL); err != nil {
-		return schema.Invalid("url", "%v", err)
+	if err := o.ConnOptions.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case o.Subject == "" && !o.SubjectFromKey:
@@ -89,15 +89,24 @@ type sink struct {
 	log  zerolog.Logger
 	nc   *natsgo.Conn
 	js   jetstream.JetStream
+	// gaveUp says why the connection is gone for good: its reconnection
+	// ran out of --max-retries.
+	gaveUp chan error
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
-	return &sink{opts: *opts, env: env, log: env.Log}, nil
+	return &sink{opts: *opts, env: env, log: env.Log, gaveUp: make(chan error, 1)}, nil
 }
 
 // Open connects.
 func (s *sink) Open(ctx context.Context) error {
-	nc, err := natsclient.Connect(ctx, s.opts.URL, natsclient.Options{Name: s.env.Name, Log: s.log})
+	s.opts.Warn(s.log)
+	nc, err := s.opts.Connect(ctx, natsclient.Options{Name: s.env.Name, Log: s.log, GaveUp: func(err error) {
+		select {
+		case s.gaveUp <- err:
+		default:
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -146,6 +155,11 @@ func truncate(s string) string {
 // Write publishes recs and returns once the server confirmed them: every
 // JetStream ack with --jetstream, else a flush (the server received them).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
+	select {
+	case err := <-s.gaveUp:
+		return err
+	default:
+	}
 	if !s.nc.IsConnected() {
 		return connector.Transient(fmt.Errorf("not connected to nats (%s)", strings.ToLower(s.nc.Status().String())))
 	}

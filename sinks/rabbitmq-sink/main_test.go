@@ -19,7 +19,7 @@ func app() *cli.App { return cli.NewSink(info, newSink) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "rabbitmq-sink", cli.DirectionSink)
-	md.HasProperties(t, "url", "exchange", "exchange_type", "passive", "routing_key", "routing_key_from_key", "mandatory", "reconnect_attempts")
+	md.HasProperties(t, "url", "exchange", "exchange_type", "passive", "routing_key", "routing_key_from_key", "mandatory", "max_retries", "username", "password", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify")
 	if !slices.Contains(md.Schema.Required, "url") {
 		t.Errorf("required = %v, want url among them", md.Schema.Required)
 	}
@@ -73,7 +73,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:5672/"}, "check the user and password"},
 		{[]string{"--url", rabbitmqtest.URL, "--exchange", rabbitmqtest.Name("missing"), "--passive"}, "NOT_FOUND"},
 		{[]string{"--url", rabbitmqtest.URL, "--exchange", "amq.topic", "--exchange-type", "direct"}, "PRECONDITION_FAILED"},
-		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--reconnect-attempts", "2"}, "giving up after 2 attempts"},
+		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--max-retries", "1"}, "giving up after 2 failed attempts (--max-retries 1)"},
 	} {
 		connectortest.Exits(t, app(), 1, tc.want, append([]string{"--topic", "t", "--bus", busDir, "--from", "beginning", "--stop-at-end", "--routing-key", "q"}, tc.args...)...)
 	}

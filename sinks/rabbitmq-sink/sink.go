@@ -38,20 +38,19 @@ rabbitmq-sink --topic orders --passive --exchange shop --routing-key orders.new 
 
 // Options are rabbitmq-sink's own options.
 type Options struct {
-	URL               string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"RabbitMQ URL: amqp://user:password@host:5672/vhost, or amqps:// for TLS; tls_ca, tls_cert, tls_key, heartbeat and name query parameters (see the README). The password is never shown."`
+	rabbitmq.ConnOptions
 	Exchange          string `json:"exchange" jsonschema:"default=" jsonschema_description:"Exchange to publish to; '' (the default) is the default exchange, which routes each message to the queue named by its routing key."`
 	ExchangeType      string `json:"exchange_type" jsonschema:"enum=direct,enum=topic,enum=fanout,enum=headers,default=direct" jsonschema_description:"Type of the exchange declared (durable) when it is missing, unless --passive."`
 	Passive           bool   `json:"passive,omitempty" jsonschema_description:"Declare nothing: the exchange must exist; a missing one is an error."`
 	RoutingKey        string `json:"routing_key,omitempty" jsonschema_description:"Routing key of every message (with the default exchange: the queue's name)."`
 	RoutingKeyFromKey bool   `json:"routing_key_from_key,omitempty" jsonschema_description:"Use each record's key as its routing key instead of --routing-key."`
 	Mandatory         bool   `json:"mandatory,omitempty" jsonschema_description:"Publish as mandatory: a message no queue takes is returned by RabbitMQ and its record goes to the dead-letter topic with the reply code and text in its headers, instead of being dropped by RabbitMQ."`
-	ReconnectAttempts int    `json:"reconnect_attempts,omitempty" jsonschema:"minimum=0" jsonschema_description:"Attempts in a row to reach RabbitMQ again after the connection is lost (100ms doubling to 10s apart) before exiting 1; 0 tries forever."`
 }
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := rabbitmq.ParseURL(o.URL); err != nil {
-		return schema.Invalid("url", "%v", err)
+	if err := o.ConnOptions.Validate(); err != nil {
+		return err
 	}
 	if o.RoutingKeyFromKey && o.RoutingKey != "" {
 		return schema.Invalid("routing_key_from_key", "give either --routing-key or --routing-key-from-key, not both")
@@ -83,6 +82,7 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 // Open connects and declares the exchange. A broker that cannot be reached
 // is waited for like a lost one.
 func (s *sink) Open(ctx context.Context) error {
+	s.opts.Warn(s.log)
 	return s.connect(ctx)
 }
 
@@ -91,7 +91,7 @@ func (s *sink) connect(ctx context.Context) error {
 		return nil
 	}
 	var ch *amqp.Channel
-	conn, err := rabbitmq.Reconnect(ctx, s.opts.URL, s.env, s.opts.ReconnectAttempts, s.down, func(conn *amqp.Connection) error {
+	conn, err := s.opts.Reconnect(ctx, rabbitmq.Options{Name: s.env.Name, Log: s.log, Reconnecting: s.env.Reconnecting, Reconnected: s.env.Reconnected}, s.down, func(conn *amqp.Connection) error {
 		var err error
 		ch, err = s.setup(conn)
 		return err

@@ -30,12 +30,12 @@ type remote struct {
 
 func newRemote(opts Options, env connector.Env) (*remote, error) {
 	ep, err := ws.New(string(opts.URL), opts.Header,
-		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure})
+		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecureSkipVerify})
 	if err != nil {
 		return nil, err
 	}
 	return &remote{opts: opts, env: env, log: env.Log, ep: ep, shown: ep.Shown,
-		retry: &ws.Retry{Endpoint: ep, MaxRetries: opts.MaxRetries, Env: env}}, nil
+		retry: &ws.Retry{Endpoint: ep, MaxRetries: opts.MaxRetries, Log: env.Log, Reconnecting: env.Reconnecting, Reconnected: env.Reconnected}}, nil
 }
 
 // scrub hides the URL's secrets in an error's text.
@@ -43,7 +43,7 @@ func (r *remote) scrub(err error) string { return r.ep.Scrub(err) }
 
 // Open connects, retrying with backoff.
 func (r *remote) Open(ctx context.Context) error {
-	if r.opts.TLSInsecure {
+	if r.opts.TLSInsecureSkipVerify {
 		r.log.Warn().Msg("--tls-insecure-skip-verify is set: the server's certificate is NOT verified")
 	}
 	r.signal = ctx

@@ -17,6 +17,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -54,11 +55,8 @@ type Options struct {
 	Subprotocol     []string        `json:"subprotocol,omitempty" jsonschema_description:"Subprotocol to offer (with --url) or to accept (with --listen), repeatable."`
 	ConfirmWrites   bool            `json:"confirm_writes" jsonschema:"default=true" jsonschema_description:"With --url, send a ping after every 256 messages and after the last of a batch, and commit only once its pong came back: the server has then read every message of the batch, and after a reconnect only unconfirmed messages are sent again. --confirm-writes=false commits once the messages are written to the socket."`
 	ConnectTimeout  schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"With --url, longest wait for the connection and the opening handshake."`
-	MaxRetries      int             `json:"max_retries" jsonschema:"minimum=0,default=0" jsonschema_description:"With --url, consecutive failed connection attempts retried (with exponential backoff and jitter) before giving up with exit status 1; 0 retries forever."`
-	TLSCert         string          `json:"tls_cert,omitempty" jsonschema_description:"PEM certificate: with --listen the server's (serves wss://), with --url a client certificate (mutual TLS). Needs --tls-key."`
-	TLSKey          string          `json:"tls_key,omitempty" jsonschema_description:"PEM key of --tls-cert."`
-	TLSCA           string          `json:"tls_ca,omitempty" jsonschema_description:"With --url, a PEM file of CA certificates to trust instead of the system's."`
-	TLSInsecure     bool            `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"With --url, do not verify the server's certificate (tests only; a warning is logged at every start)."`
+	retry.Limit
+	tlsfiles.Options
 }
 
 // Validate checks what the schema cannot.
@@ -113,7 +111,7 @@ func (o *Options) set(name string) bool {
 	case "tls_ca":
 		return o.TLSCA != ""
 	case "tls_insecure_skip_verify":
-		return o.TLSInsecure
+		return o.TLSInsecureSkipVerify
 	case "header":
 		return len(o.Header) > 0
 	}

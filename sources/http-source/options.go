@@ -64,10 +64,7 @@ type Options struct {
 	IdleTimeout schema.Duration `json:"idle_timeout" jsonschema:"default=0s" jsonschema_description:"Stream mode: reconnect when nothing (not even an SSE comment) arrived for this long; 0 turns it off (TCP keep-alive still finds a dead peer, in minutes)."`
 	MaxRetries  int             `json:"max_retries" jsonschema:"minimum=0,default=10" jsonschema_description:"Poll and stream modes: retries after a failed request or a lost stream (connection errors, 5xx, 408, 429) before exiting with status 1; 0 retries forever. The count restarts after a success."`
 	// TLS.
-	TLSCA                 string `json:"tls_ca,omitempty" jsonschema_description:"PEM file of the CA certificates to trust instead of the system's; with --listen, client certificates signed by them are required (mutual TLS)."`
-	TLSCert               string `json:"tls_cert,omitempty" jsonschema_description:"PEM certificate: the client certificate (poll, stream) or the server's (webhook, turns HTTPS on). Needs --tls-key."`
-	TLSKey                string `json:"tls_key,omitempty" jsonschema_description:"PEM private key of --tls-cert."`
-	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Poll and stream modes: do not verify the server's certificate (testing only; logged as a warning)."`
+	tlsfiles.Options
 	// Webhook mode.
 	Listen      string          `json:"listen,omitempty" jsonschema_description:"Webhook mode: HOST:PORT to serve on. Each request's body becomes a record, answered 2xx only once durable on the bus; an empty body (with --split-lines: no non-empty line) is answered 400 and publishes nothing. Concurrent requests are written to the bus together, at once (--linger does not apply)."`
 	Path        string          `json:"path" jsonschema:"default=/" jsonschema_description:"Webhook mode: path that receives requests; one ending in / also takes the paths below it. Others get 404."`

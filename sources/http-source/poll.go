@@ -17,6 +17,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // pollPosition is what poll mode saves with each response's records: the
@@ -79,7 +80,7 @@ func (p *poller) Open(_ context.Context, resume []byte) error {
 // the source with an error.
 func (p *poller) Read(ctx context.Context) (connector.Batch, error) {
 	for {
-		if connector.Sleep(ctx, time.Until(p.due)) != nil {
+		if retry.Sleep(ctx, time.Until(p.due)) != nil {
 			return connector.Batch{}, ctx.Err()
 		}
 		batch, ok, err := p.poll(ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // newSource returns the source of the mode the options choose.
@@ -33,7 +34,7 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 // retryBackoff is the wait between failed polls and between reconnects of
 // a stream; --max-retries bounds the attempts. An SSE stream's retry: field
 // replaces Initial.
-var retryBackoff = connector.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
+var retryBackoff = retry.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 
 // client is what poll and stream modes share: the HTTP client and the
 // request they make.

@@ -14,6 +14,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -183,7 +184,7 @@ func (s *streamer) run(ctx context.Context) {
 		retried(s.env)
 		wait := max(backoff.Wait(failures), retryAfter)
 		s.env.Log.Warn().Err(err).Int("attempt", failures).Dur("retry_in", wait).Msg("stream lost, reconnecting")
-		if connector.Sleep(ctx, wait) != nil {
+		if retry.Sleep(ctx, wait) != nil {
 			return
 		}
 	}
@@ -191,7 +192,7 @@ func (s *streamer) run(ctx context.Context) {
 
 // connect makes the request and reads the response to its end. connected
 // says whether the server answered 2xx, n how many records it brought.
-func (s *streamer) connect(ctx context.Context, backoff *connector.Backoff) (connected bool, n int, err error) {
+func (s *streamer) connect(ctx context.Context, backoff *retry.Backoff) (connected bool, n int, err error) {
 	what := describe(s.opts.Method, s.endpoint)
 	// The connection's own context: cancelled when nothing arrived for
 	// --idle-timeout, so that a silently dead stream is reconnected.
@@ -315,7 +316,7 @@ func (s *streamer) readDelimited(ctx context.Context, body io.Reader, base []rec
 // the value is the event's data (data lines joined by newlines), headers
 // sse.event (the event type, "message" when not given) and sse.id (the last
 // event id, when there is one). A retry: field sets the reconnection wait.
-func (s *streamer) readEvents(ctx context.Context, body io.Reader, base []record.Header, backoff *connector.Backoff) (int, error) {
+func (s *streamer) readEvents(ctx context.Context, body io.Reader, base []record.Header, backoff *retry.Backoff) (int, error) {
 	p := newSSEParser(body, s.lastID, s.opts.MaxBodySize)
 	defer func() {
 		s.lastID = p.lastID

@@ -28,12 +28,12 @@ func TestAcceptance(t *testing.T) {
 		App:   app,
 		Start: startKafka,
 		BadOptions: []connectortest.BadArgs{
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--brokers", "h"}, Option: "kafka-topic"},
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--brokers", "h", "--kafka-topic", "a", "--kafka-topic-regex", "b"}, Option: "kafka-topic-regex"},
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--brokers", "h", "--kafka-topic-regex", "("}, Option: "kafka-topic-regex"},
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--kafka-topic", "a"}, Option: "brokers"},
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--brokers", "h", "--kafka-topic", "a", "--start-offset", "middle"}, Option: "start-offset"},
-			{Args: []string{"--sasl-password", "s3cret", "--sasl-username", "u", "--brokers", "h", "--kafka-topic", "a", "--sasl-mechanism", "gssapi"}, Option: "sasl-mechanism"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--brokers", "h"}, Option: "kafka-topic"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--brokers", "h", "--kafka-topic", "a", "--kafka-topic-regex", "b"}, Option: "kafka-topic-regex"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--brokers", "h", "--kafka-topic-regex", "("}, Option: "kafka-topic-regex"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--kafka-topic", "a"}, Option: "brokers"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--brokers", "h", "--kafka-topic", "a", "--start-offset", "middle"}, Option: "start-offset"},
+			{Args: []string{"--password", "s3cret", "--username", "u", "--brokers", "h", "--kafka-topic", "a", "--sasl-mechanism", "gssapi"}, Option: "sasl-mechanism"},
 		},
 	})
 }

@@ -23,15 +23,15 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "kafka-source", cli.DirectionSource)
-	md.HasProperties(t, "brokers", "kafka_topic", "kafka_topic_regex", "kafka_group", "start_offset", "sasl_mechanism", "sasl_username", "sasl_password", "tls", "tls_ca", "tls_cert", "tls_key")
+	md.HasProperties(t, "brokers", "kafka_topic", "kafka_topic_regex", "kafka_group", "start_offset", "sasl_mechanism", "username", "password", "tls", "tls_ca", "tls_cert", "tls_key")
 	if !slices.Contains(md.Schema.Required, "brokers") {
 		t.Errorf("required = %v, want brokers among them", md.Schema.Required)
 	}
 	if d := md.Schema.Properties["start_offset"]["default"]; d != "earliest" {
 		t.Errorf("start_offset default %v", d)
 	}
-	if md.Schema.Properties["sasl_password"]["writeOnly"] != true {
-		t.Errorf("sasl_password is not writeOnly")
+	if md.Schema.Properties["password"]["writeOnly"] != true {
+		t.Errorf("password is not writeOnly")
 	}
 }
 

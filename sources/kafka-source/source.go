@@ -31,7 +31,7 @@ kafka-source --topic clicks --brokers 127.0.0.1:9092 --kafka-topic-regex '^click
 
 # SASL SCRAM over TLS; run it twice with the same group to share the partitions
 kafka-source --topic orders --brokers kafka1:9093,kafka2:9093 --kafka-topic orders \
-    --sasl-mechanism scram-sha-512 --sasl-username culvert --sasl-password "$KAFKA_PASSWORD" --tls-ca ca.pem`,
+    --sasl-mechanism scram-sha-512 --username culvert --password "$KAFKA_PASSWORD" --tls-ca ca.pem`,
 }
 
 // Header names of the Kafka coordinates of a record.
@@ -93,13 +93,20 @@ type source struct {
 	wg    sync.WaitGroup
 
 	closeOnce sync.Once
+
+	// lost is cancelled, with the error to exit with, when --max-retries
+	// connection attempts in a row failed.
+	lost   context.Context
+	giveUp context.CancelCauseFunc
 }
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
+	lost, giveUp := context.WithCancelCause(context.Background())
 	return &source{
 		opts: *opts, env: env, cfg: opts.Config(""),
 		owned: map[string]map[int32]bool{}, acked: map[string]map[int32]kgo.EpochOffset{},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}),
+		lost: lost, giveUp: giveUp,
 	}, nil
 }
 
@@ -119,23 +126,27 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.assign(m) }),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) { s.revoke(ctx, m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { s.lose(m) }),
-		kgo.WithHooks(kafkaclient.ConnectionHook(
-			func(err error) {
-				s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
-				s.env.Reconnecting()
-			},
-			func(error) {
-				s.env.Log.Info().Msg("kafka broker reachable again")
-				s.env.Reconnected()
-			},
-		)),
 	}
 	if s.opts.KafkaTopicRegex != "" {
 		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(s.opts.KafkaTopicRegex))
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(s.opts.KafkaTopic...))
 	}
-	cl, err := kafkaclient.NewClient(ctx, s.cfg, "culvert-kafka-source", opts...)
+	s.opts.Warn(s.env.Log)
+	b := s.opts.Limit.Backoff()
+	cl, err := kafkaclient.Connect(ctx, s.cfg, "culvert-kafka-source", kafkaclient.Hooks{
+		Backoff: &b,
+		Log:     s.env.Log,
+		Down: func(err error) {
+			s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
+			s.env.Reconnecting()
+		},
+		Up: func(error) {
+			s.env.Log.Info().Msg("kafka broker reachable again")
+			s.env.Reconnected()
+		},
+		GaveUp: s.giveUp,
+	}, opts...)
 	if err != nil {
 		return err
 	}
@@ -249,8 +260,15 @@ func fatal(err error) bool {
 // kafka.offset headers. The batch's Ack marks them for commit.
 func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	for {
-		fs := s.cl.PollRecords(ctx, s.opts.MaxPollRecords)
+		pctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(s.lost, cancel)
+		fs := s.cl.PollRecords(pctx, s.opts.MaxPollRecords)
+		stop()
+		cancel()
 		if err := ctx.Err(); err != nil {
+			return connector.Batch{}, err
+		}
+		if err := context.Cause(s.lost); err != nil {
 			return connector.Batch{}, err
 		}
 		if fs.IsClientClosed() {

@@ -126,7 +126,7 @@ func TestOfflineMessagesDelivered(t *testing.T) {
 func TestUnreachableBrokerFails(t *testing.T) {
 	port := mqtttest.FreePort(t)
 	code, _, stderr := connectortest.Run(t, context.Background(), app(), "--topic", "t", "--bus", filepath.Join(t.TempDir(), "bus"),
-		"--url", fmt.Sprintf("tcp://u:s3cret@127.0.0.1:%d", port), "--mqtt-topic", "a", "--connect-timeout", "2s")
+		"--url", fmt.Sprintf("tcp://u:s3cret@127.0.0.1:%d", port), "--mqtt-topic", "a", "--connect-timeout", "2s", "--max-retries", "1")
 	if code != 1 || !strings.Contains(stderr, "connecting to MQTT broker") || strings.Contains(stderr, "s3cret") {
 		t.Fatalf("exit %d, stderr %q; want 1 with a clear error and no password", code, stderr)
 	}

@@ -120,7 +120,8 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 	if err != nil {
 		return err
 	}
-	o := s.opts.Options()
+	s.opts.Warn(s.log)
+	o := s.opts.ConnectOptions()
 	o.ClientID = s.clientID
 	o.CleanStart = s.opts.CleanSession
 	o.SessionExpiry = s.opts.SessionExpiry.D()

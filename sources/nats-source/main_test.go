@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/cli"
+	natsclient "github.com/culvert-dev/culvert/common/client/nats"
 	"github.com/culvert-dev/culvert/common/client/nats/natstest"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/connectortest"
@@ -164,7 +165,7 @@ func TestCoreSlowConsumerIsCountedAndLogged(t *testing.T) {
 	subj := natstest.Unique("slow.")
 	var logs natstest.Buffer
 	ctl := connector.NewControl("nats-source", nil)
-	src, err := newSource(&Options{URL: url, Subject: []string{subj}, Buffer: 10, AckWait: 1}, connector.Env{Name: "nats-source", Topic: "t", Log: zerolog.New(&logs), Control: ctl})
+	src, err := newSource(&Options{ConnOptions: natsclient.ConnOptions{URL: url}, Subject: []string{subj}, Buffer: 10, AckWait: 1}, connector.Env{Name: "nats-source", Topic: "t", Log: zerolog.New(&logs), Control: ctl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ nats-source --topic metrics --subject 'metrics.*.cpu' --subject 'metrics.*.mem' 
 
 // Options are nats-source's own options.
 type Options struct {
-	URL           string          `json:"url" culvert:"secret" jsonschema:"default=nats://127.0.0.1:4222" jsonschema_description:"NATS server URL: nats://host:4222, several seeds as nats://h1:4222,h2:4222, user:password@ or token@ before the host, or ?token=; tls:// or ?tls_ca=ca.pem (&tls_cert=&tls_key= for a client certificate) for TLS. Secrets in it are never shown."`
+	natsclient.ConnOptions
 	Subject       []string        `json:"subject,omitempty" jsonschema_description:"Subject to read, wildcards * and > allowed. Repeatable. Core NATS without --stream (at-most-once: what is published while the connector is down or disconnected is not seen); with --stream, filters the stream's subjects."`
 	QueueGroup    string          `json:"queue_group,omitempty" jsonschema_description:"Core NATS: join this queue group, so that the processes in it share the messages."`
 	Buffer        int             `json:"buffer" jsonschema:"minimum=1,default=65536" jsonschema_description:"Core NATS: messages held between the server and the bus. When it is full, NATS drops messages (a slow consumer): each drop is counted (errors metric, stage slow_consumer) and logged as an error."`
@@ -51,8 +51,8 @@ type Options struct {
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := natsclient.ParseURL(o.URL); err != nil {
-		return schema.Invalid("url", "%v", err)
+	if err := o.ConnOptions.Validate(); err != nil {
+		return err
 	}
 	if len(o.Subject) == 0 && o.Stream == "" {
 		return schema.Invalid("subject", "give --subject (core NATS) or --stream (JetStream)")
@@ -150,7 +150,15 @@ func durableName(topic string) string {
 
 // Open connects and subscribes (core NATS) or binds the durable consumer (JetStream).
 func (s *source) Open(ctx context.Context, _ []byte) error {
-	nc, err := natsclient.Connect(ctx, s.opts.URL, natsclient.Options{Name: s.env.Name, Log: s.log})
+	s.opts.Warn(s.log)
+	s.fatal = make(chan error, 1)
+	fatal := s.fatal
+	nc, err := s.opts.Connect(ctx, natsclient.Options{Name: s.env.Name, Log: s.log, GaveUp: func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -220,7 +228,6 @@ func (s *source) openJetStream(ctx context.Context) error {
 	pull := min(s.opts.MaxAckPending, 5000)
 	s.js = make(chan jetstream.Msg, pull)
 	s.done = make(chan struct{})
-	s.fatal = make(chan error, 1)
 	done := s.done
 	s.consume, err = cons.Consume(func(m jetstream.Msg) {
 		select {
@@ -273,6 +280,8 @@ func (s *source) readCore(ctx context.Context) (connector.Batch, error) {
 	select {
 	case m := <-s.core:
 		recs = append(recs, coreRecord(m))
+	case err := <-s.fatal:
+		return connector.Batch{}, err
 	case <-ctx.Done():
 		// Stop receiving, and hand over what was received: it is published
 		// before the connector exits.

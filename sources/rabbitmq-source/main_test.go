@@ -19,7 +19,7 @@ func app() *cli.App { return cli.NewSource(info, newSource) }
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "rabbitmq-source", cli.DirectionSource)
-	md.HasProperties(t, "url", "queue", "queue_type", "exchange", "exchange_type", "binding_key", "passive", "prefetch", "consumer_tag", "reconnect_attempts")
+	md.HasProperties(t, "url", "queue", "queue_type", "exchange", "exchange_type", "binding_key", "passive", "prefetch", "consumer_tag", "max_retries", "username", "password", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify")
 	if !slices.Contains(md.Schema.Required, "url") || !slices.Contains(md.Schema.Required, "queue") {
 		t.Errorf("required = %v, want url and queue among them", md.Schema.Required)
 	}
@@ -127,7 +127,7 @@ func TestRuntimeErrors(t *testing.T) {
 	}{
 		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:5672/", "--queue", "q"}, "check the user and password"},
 		{[]string{"--url", "amqp://guest:guest@127.0.0.1:5672/", "--queue", rabbitmqtest.Name("missing"), "--passive"}, "NOT_FOUND"},
-		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--queue", "q", "--reconnect-attempts", "2"}, "giving up after 2 attempts"},
+		{[]string{"--url", "amqp://guest:s3cret@127.0.0.1:1/", "--queue", "q", "--max-retries", "1"}, "giving up after 2 failed attempts (--max-retries 1)"},
 	} {
 		connectortest.Exits(t, app(), 1, tc.want, append([]string{"--topic", "t", "--bus", t.TempDir()}, tc.args...)...)
 	}

@@ -40,22 +40,21 @@ rabbitmq-source --topic orders --url "$RABBITMQ_URL" --queue orders --passive`,
 
 // Options are rabbitmq-source's own options.
 type Options struct {
-	URL               string   `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"RabbitMQ URL: amqp://user:password@host:5672/vhost, or amqps:// for TLS; tls_ca, tls_cert, tls_key, heartbeat and name query parameters (see the README). The password is never shown."`
-	Queue             string   `json:"queue" jsonschema:"required" jsonschema_description:"Queue to consume. Declared durable if missing, unless --passive."`
-	QueueType         string   `json:"queue_type,omitempty" jsonschema:"enum=classic,enum=quorum" jsonschema_description:"x-queue-type of the declared queue (default: the server's default, classic)."`
-	Exchange          string   `json:"exchange,omitempty" jsonschema_description:"Exchange to bind the queue to with each --binding-key; declared (of type --exchange-type, durable) unless --passive."`
-	ExchangeType      string   `json:"exchange_type" jsonschema:"enum=direct,enum=topic,enum=fanout,enum=headers,default=topic" jsonschema_description:"Type of the exchange declared for --exchange."`
-	BindingKey        []string `json:"binding_key,omitempty" jsonschema_description:"Routing key or pattern binding --queue to --exchange. Repeatable; none binds with the empty key."`
-	Passive           bool     `json:"passive,omitempty" jsonschema_description:"Declare nothing: the queue (and exchange) must exist; a missing one is an error."`
-	Prefetch          int      `json:"prefetch" jsonschema:"minimum=1,maximum=65535,default=10000" jsonschema_description:"Most unacknowledged messages RabbitMQ sends at once (basic.qos). Messages are acknowledged once durable on the bus, so this bounds what is in flight: keep it at about twice --batch-size so that one batch is read while the one before is written."`
-	ConsumerTag       string   `json:"consumer_tag,omitempty" jsonschema_description:"Consumer tag the management UI shows (default: the connector's name and a random suffix)."`
-	ReconnectAttempts int      `json:"reconnect_attempts,omitempty" jsonschema:"minimum=0" jsonschema_description:"Attempts in a row to reach RabbitMQ again after the connection is lost (100ms doubling to 10s apart) before exiting 1; 0 tries forever."`
+	rabbitmq.ConnOptions
+	Queue        string   `json:"queue" jsonschema:"required" jsonschema_description:"Queue to consume. Declared durable if missing, unless --passive."`
+	QueueType    string   `json:"queue_type,omitempty" jsonschema:"enum=classic,enum=quorum" jsonschema_description:"x-queue-type of the declared queue (default: the server's default, classic)."`
+	Exchange     string   `json:"exchange,omitempty" jsonschema_description:"Exchange to bind the queue to with each --binding-key; declared (of type --exchange-type, durable) unless --passive."`
+	ExchangeType string   `json:"exchange_type" jsonschema:"enum=direct,enum=topic,enum=fanout,enum=headers,default=topic" jsonschema_description:"Type of the exchange declared for --exchange."`
+	BindingKey   []string `json:"binding_key,omitempty" jsonschema_description:"Routing key or pattern binding --queue to --exchange. Repeatable; none binds with the empty key."`
+	Passive      bool     `json:"passive,omitempty" jsonschema_description:"Declare nothing: the queue (and exchange) must exist; a missing one is an error."`
+	Prefetch     int      `json:"prefetch" jsonschema:"minimum=1,maximum=65535,default=10000" jsonschema_description:"Most unacknowledged messages RabbitMQ sends at once (basic.qos). Messages are acknowledged once durable on the bus, so this bounds what is in flight: keep it at about twice --batch-size so that one batch is read while the one before is written."`
+	ConsumerTag  string   `json:"consumer_tag,omitempty" jsonschema_description:"Consumer tag the management UI shows (default: the connector's name and a random suffix)."`
 }
 
 // Validate checks what the schema cannot.
 func (o *Options) Validate() error {
-	if _, err := rabbitmq.ParseURL(o.URL); err != nil {
-		return schema.Invalid("url", "%v", err)
+	if err := o.ConnOptions.Validate(); err != nil {
+		return err
 	}
 	if len(o.BindingKey) > 0 && o.Exchange == "" {
 		return schema.Invalid("binding_key", "needs --exchange")
@@ -94,6 +93,7 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 // Open connects, declares and starts consuming. A broker that cannot be
 // reached is waited for like a lost one.
 func (s *source) Open(ctx context.Context, _ []byte) error {
+	s.opts.Warn(s.log)
 	return s.connect(ctx)
 }
 
@@ -104,7 +104,7 @@ func (s *source) connect(ctx context.Context) error {
 	s.mu.Lock()
 	down := s.down
 	s.mu.Unlock()
-	conn, err := rabbitmq.Reconnect(ctx, s.opts.URL, s.env, s.opts.ReconnectAttempts, down, func(conn *amqp.Connection) error {
+	conn, err := s.opts.Reconnect(ctx, rabbitmq.Options{Name: s.env.Name, Log: s.log, Reconnecting: s.env.Reconnecting, Reconnected: s.env.Reconnected}, down, func(conn *amqp.Connection) error {
 		var err error
 		ch, deliveries, err = s.setup(conn)
 		return err

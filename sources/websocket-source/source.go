@@ -16,6 +16,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -44,12 +45,9 @@ type Options struct {
 	Subprotocol    []string        `json:"subprotocol,omitempty" jsonschema_description:"WebSocket subprotocol to offer in the handshake (repeatable, in order of preference)."`
 	PingInterval   schema.Duration `json:"ping_interval" jsonschema:"default=30s" jsonschema_description:"How often to ping the server. When neither the pong nor any message arrives within the interval, the connection is closed and the source reconnects. 0 turns pings off."`
 	ConnectTimeout schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"Longest wait for the connection and the opening handshake."`
-	MaxRetries     int             `json:"max_retries" jsonschema:"minimum=0,default=0" jsonschema_description:"Consecutive failed connection attempts retried (with exponential backoff and jitter) before giving up with exit status 1; 0 retries forever. A handshake refused with a 4xx status (other than 408 and 429) is not retried."`
-	ReadLimit      int64           `json:"read_limit" jsonschema:"minimum=1,default=1048576" jsonschema_description:"Largest message accepted, in bytes. A larger message is not published: it is logged as an error, the connection is closed with status 1009 (message too big) and the source reconnects."`
-	TLSCA          string          `json:"tls_ca,omitempty" jsonschema_description:"PEM file of CA certificates to trust for wss:// instead of the system's."`
-	TLSCert        string          `json:"tls_cert,omitempty" jsonschema_description:"PEM client certificate for wss:// (mutual TLS); needs --tls-key."`
-	TLSKey         string          `json:"tls_key,omitempty" jsonschema_description:"PEM key of --tls-cert."`
-	TLSInsecure    bool            `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Do not verify the server's certificate (tests only; a warning is logged at every start)."`
+	retry.Limit
+	ReadLimit int64 `json:"read_limit" jsonschema:"minimum=1,default=1048576" jsonschema_description:"Largest message accepted, in bytes. A larger message is not published: it is logged as an error, the connection is closed with status 1009 (message too big) and the source reconnects."`
+	tlsfiles.Options
 }
 
 // Validate checks what the schema cannot.
@@ -108,7 +106,7 @@ type source struct {
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 	ep, err := ws.New(string(opts.URL), opts.Header,
-		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecure})
+		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecureSkipVerify})
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +122,7 @@ func (s *source) scrub(err error) string { return s.ep.Scrub(err) }
 // Open starts the connection goroutine: it connects, subscribes, reads and
 // reconnects until Close, ctx is done, or it gives up.
 func (s *source) Open(ctx context.Context, _ []byte) error {
-	if s.opts.TLSInsecure {
+	if s.opts.TLSInsecureSkipVerify {
 		s.log.Warn().Msg("--tls-insecure-skip-verify is set: the server's certificate is NOT verified")
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
@@ -136,7 +134,7 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 // run is the connection goroutine.
 func (s *source) run(ctx context.Context) {
 	defer close(s.done)
-	retry := &ws.Retry{Endpoint: s.ep, MaxRetries: s.opts.MaxRetries, Env: s.env}
+	retry := &ws.Retry{Endpoint: s.ep, MaxRetries: s.opts.MaxRetries, Log: s.env.Log, Reconnecting: s.env.Reconnecting, Reconnected: s.env.Reconnected}
 	// failed reports whether to go on after err.
 	failed := func(err error) bool {
 		if err := retry.Failed(ctx, err); err != nil {

@@ -102,7 +102,7 @@ func Open(ctx context.Context, u *url.URL) (*Bus, error) {
 
 // dial opens a new connection.
 func (b *Bus) dial(ctx context.Context, name string) (*amqp.Connection, error) {
-	return rabbitmq.DialURL(ctx, b.u, rabbitmq.Options{Name: name})
+	return rabbitmq.ConnectURL(ctx, b.u, rabbitmq.Options{Name: name})
 }
 
 // connLocked returns the bus's connection, dialling again when it was lost.

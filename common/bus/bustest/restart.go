@@ -130,7 +130,7 @@ func RunRestart(t *testing.T, spec string, restart func(t *testing.T)) {
 }
 
 // retry calls f until it succeeds, for up to a minute, waiting a little
-// between tries (the runner uses connector.Backoff; the test cannot import it).
+// between tries (the runner uses retry.Backoff).
 func retry(ctx context.Context, what string, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {

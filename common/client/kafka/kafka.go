@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,10 +22,11 @@ import (
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/redact"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Params are the URL query parameters that this package interprets.
-var Params = []string{"sasl", "tls", "tls_ca", "tls_cert", "tls_key", "client_id"}
+var Params = []string{"sasl", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify", "client_id"}
 
 // SASL mechanisms, as they are written in URLs and flags.
 const (
@@ -49,6 +51,9 @@ type Config struct {
 	// turns it on too). Without CAFile the system's roots are trusted.
 	TLS                       bool
 	CAFile, CertFile, KeyFile string
+	// InsecureSkipVerify turns off the check of the brokers' certificates
+	// (and turns TLS on).
+	InsecureSkipVerify bool
 	// ClientID is the client id the brokers see; "" means the caller's default.
 	ClientID string
 }
@@ -73,6 +78,13 @@ func FromURL(u *url.URL) (Config, error) {
 	c.SASLMechanism = strings.ToLower(q.Get("sasl"))
 	c.CAFile, c.CertFile, c.KeyFile = q.Get("tls_ca"), q.Get("tls_cert"), q.Get("tls_key")
 	c.ClientID = q.Get("client_id")
+	if v := q.Get("tls_insecure_skip_verify"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("%s: tls_insecure_skip_verify=%q: must be true or false", shown, v)
+		}
+		c.InsecureSkipVerify = on
+	}
 	if v := q.Get("tls"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -126,11 +138,11 @@ func (c Config) Validate() error {
 	switch strings.ToLower(c.SASLMechanism) {
 	case "":
 		if c.Password != "" && c.User == "" {
-			return errors.New("sasl_username: a password is set without a user")
+			return errors.New("username: a password is set without a user")
 		}
 	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
 		if c.User == "" {
-			return fmt.Errorf("sasl_username: SASL %s needs a user", c.SASLMechanism)
+			return fmt.Errorf("username: SASL %s needs a user", c.SASLMechanism)
 		}
 	default:
 		return fmt.Errorf("sasl_mechanism: must be plain, scram-sha-256 or scram-sha-512, not %q", c.SASLMechanism)
@@ -146,7 +158,7 @@ func (c Config) normalized() Config {
 	if c.SASLMechanism == "" && c.User != "" {
 		c.SASLMechanism = SASLPlain
 	}
-	if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" {
+	if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.InsecureSkipVerify {
 		c.TLS = true
 	}
 	return c
@@ -216,7 +228,12 @@ func (c Config) mechanism() sasl.Mechanism {
 // TLSConfig builds the TLS configuration: the CA file's roots (else the
 // system's) and the client certificate, if any.
 func (c Config) TLSConfig() (*tls.Config, error) {
-	return tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
+	tc, err := tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tc.InsecureSkipVerify = c.InsecureSkipVerify
+	return tc, nil
 }
 
 // NewClient creates a franz-go client from the config plus extra options and
@@ -224,25 +241,77 @@ func (c Config) TLSConfig() (*tls.Config, error) {
 // so that an unreachable cluster or refused credentials are reported at
 // once. Its errors never contain the password.
 func NewClient(ctx context.Context, c Config, defaultClientID string, extra ...kgo.Opt) (*kgo.Client, error) {
+	return Connect(ctx, c, defaultClientID, Hooks{}, extra...)
+}
+
+// Hooks tune Connect and report outages through plain callbacks.
+type Hooks struct {
+	// Backoff spaces the attempts to reach a broker, at start and after a
+	// lost connection, and bounds how many fail in a row (--max-retries).
+	// Nil means one attempt at start (a bus backend reports an
+	// unreachable cluster at once) and franz-go's own retries forever.
+	Backoff *retry.Backoff
+	// Log receives each retry at start (retry.Backoff.Failed's fields).
+	Log zerolog.Logger
+	// Down and Up, if set, are called when a connection to a broker fails
+	// and when one succeeds again after a failure (ConnectionHook).
+	Down, Up func(err error)
+	// GaveUp, if set, is called once when --max-retries connection
+	// attempts in a row failed after the start, with the error to exit with.
+	GaveUp func(err error)
+}
+
+// Connect creates a franz-go client from the config plus extra options and
+// checks that a broker answers (within 10s per attempt, or ctx's
+// deadline if sooner), retrying with hooks.Backoff unless the brokers
+// refused the credentials or the certificate. Its errors never contain
+// the password.
+func Connect(ctx context.Context, c Config, defaultClientID string, hooks Hooks, extra ...kgo.Opt) (*kgo.Client, error) {
 	opts, err := c.Opts(defaultClientID)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(opts, extra...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka %s: %s", c, c.Scrub(err.Error()))
+	if hooks.Down != nil || hooks.Up != nil || hooks.GaveUp != nil {
+		extra = append(extra, kgo.WithHooks(&connHook{hooks: hooks, c: c}))
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := cl.Ping(pctx); err != nil {
+	if b := hooks.Backoff; b != nil {
+		extra = append(extra, kgo.RetryBackoffFn(b.Wait))
+	}
+	for attempt := 1; ; attempt++ {
+		cl, err := kgo.NewClient(append(opts, extra...)...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka %s: %s", c, c.Scrub(err.Error()))
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = cl.Ping(pctx)
+		cancel()
+		if err == nil {
+			return cl, nil
+		}
 		cl.Close()
 		hint := ""
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			hint = " (the broker closed the connection: check that it expects this TLS setting, SASL mechanism and credentials)"
 		}
-		return nil, fmt.Errorf("connecting to kafka %s: %s%s", c, c.Scrub(err.Error()), hint)
+		failed := fmt.Errorf("connecting to kafka %s: %s%s", c, c.Scrub(err.Error()), hint)
+		if hooks.Backoff == nil || refused(err) || ctx.Err() != nil {
+			return nil, failed
+		}
+		if err := hooks.Backoff.Failed(ctx, hooks.Log, "connecting to kafka", attempt, failed, nil); err != nil {
+			return nil, err
+		}
 	}
-	return cl, nil
+}
+
+// refused reports errors that retrying cannot fix: refused SASL
+// credentials or mechanism, a certificate that does not verify, a broker
+// that closes the connection during the handshake (what a TLS, SASL or
+// credentials mismatch looks like; a broker that is down refuses the
+// connection instead).
+func refused(err error) bool {
+	return errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.UnsupportedSaslMechanism) ||
+		errors.Is(err, kerr.IllegalSaslState) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		tlsfiles.Refused(err)
 }
 
 // Scrub removes the config's password from a message, in case a library

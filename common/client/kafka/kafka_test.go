@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 func TestParseURL(t *testing.T) {
@@ -86,13 +89,20 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 		want string
 	}{
 		{Options{}, "brokers"},
-		{Options{Brokers: []string{"h"}, SASLMechanism: "scram-sha-256"}, "sasl_username"},
-		{Options{Brokers: []string{"h"}, SASLMechanism: "gssapi", SASLUsername: "u"}, "sasl_mechanism"},
-		{Options{Brokers: []string{"h"}, SASLPassword: "s3cret"}, "sasl_username"},
-		{Options{Brokers: []string{"h"}, TLSCert: "c.pem"}, "tls_cert"},
+		{Options{Brokers: []string{"h"}, SASLMechanism: "scram-sha-256"}, "username"},
+		{Options{Brokers: []string{"h"}, SASLMechanism: "gssapi", Username: "u"}, "sasl_mechanism"},
+		{Options{Brokers: []string{"h"}, Password: "s3cret"}, "username"},
+		{Options{Brokers: []string{"h"}, Options: tlsfiles.Options{TLSCert: "c.pem"}}, "tls_key"},
+		{Options{Brokers: []string{"h"}, Limit: retry.Limit{MaxRetries: 2}}, ""},
 	}
 	for _, c := range cases {
 		err := c.o.Validate()
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", c.o, err)
+			}
+			continue
+		}
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want one naming %s", c.o, err, c.want)
 		}
@@ -100,9 +110,9 @@ func TestOptionsValidateNamesTheOption(t *testing.T) {
 			t.Errorf("error shows the password: %v", err)
 		}
 	}
-	o := Options{Brokers: []string{"a:1,b", "c:3"}, SASLUsername: "u", SASLPassword: "p", TLSCA: "ca.pem"}
+	o := Options{Brokers: []string{"a:1,b", "c:3"}, Username: "u", Password: "p", Options: tlsfiles.Options{TLSCA: "ca.pem", TLSInsecureSkipVerify: true}}
 	c := o.Config("id")
-	want := Config{Brokers: []string{"a:1", "b:9092", "c:3"}, SASLMechanism: "plain", User: "u", Password: "p", TLS: true, CAFile: "ca.pem", ClientID: "id"}
+	want := Config{Brokers: []string{"a:1", "b:9092", "c:3"}, SASLMechanism: "plain", User: "u", Password: "p", TLS: true, CAFile: "ca.pem", InsecureSkipVerify: true, ClientID: "id"}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Config: got %+v, want %+v", c, want)
 	}
@@ -177,5 +187,33 @@ func TestTLSAgainstKfake(t *testing.T) {
 	}
 	if _, err := (Config{Brokers: []string{"h:1"}, CAFile: filepath.Join(dir, "none.pem")}).Opts(""); err == nil || !strings.HasPrefix(err.Error(), "tls_ca") {
 		t.Fatalf("missing CA file: %v", err)
+	}
+}
+
+// With a Backoff, Connect retries an unreachable cluster, then gives up
+// with one error naming the option; refused credentials are not retried.
+func TestConnectRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var logs strings.Builder
+	b := retry.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Retries: 1, Option: "--max-retries"}
+	c := Config{Brokers: []string{addr}, User: "u", Password: "s3cret", SASLMechanism: SASLPlain}
+	_, err = Connect(ctx(t), c, "test", Hooks{Backoff: &b, Log: zerolog.New(&logs)})
+	if err == nil || !strings.Contains(err.Error(), "giving up after 2 failed attempts (--max-retries 1): connecting to kafka") || strings.Contains(err.Error()+logs.String(), "s3cret") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := strings.Count(logs.String(), "connecting to kafka failed, retrying"); n != 1 {
+		t.Errorf("%d retries logged, want 1:\n%s", n, logs.String())
+	}
+
+	sasl := kafkatest.Start(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "plainuser", "plainpass"))
+	b.Retries = 5
+	_, err = Connect(ctx(t), Config{Brokers: []string{sasl}, User: "plainuser", Password: "s3cret", SASLMechanism: SASLPlain}, "test", Hooks{Backoff: &b})
+	if err == nil || strings.Contains(err.Error(), "giving up") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("refused credentials: %v, want an error at the first attempt", err)
 	}
 }

@@ -4,35 +4,38 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // Options are the connection options of the Kafka connectors, embedded in
-// each one's options struct: --brokers, --sasl-mechanism, --sasl-username,
-// --sasl-password (secret), --tls, --tls-ca, --tls-cert, --tls-key. They
-// map onto the same Config as a kafka:// URL.
+// each one's options struct: --brokers, --sasl-mechanism, --username,
+// --password (secret), --tls, the --tls-* options (tlsfiles.Options) and
+// --max-retries (retry.Limit). They map onto the same Config as a
+// kafka:// URL.
 type Options struct {
 	Brokers       []string `json:"brokers" jsonschema:"required,minItems=1" jsonschema_description:"Seed brokers, host:port (repeatable, or comma-separated); a broker without a port gets 9092."`
 	SASLMechanism string   `json:"sasl_mechanism,omitempty" jsonschema:"enum=plain,enum=scram-sha-256,enum=scram-sha-512" jsonschema_description:"SASL mechanism: plain, scram-sha-256 or scram-sha-512; plain when only a user is given, none without a user."`
-	SASLUsername  string   `json:"sasl_username,omitempty" jsonschema_description:"SASL user."`
-	SASLPassword  string   `json:"sasl_password,omitempty" culvert:"secret" jsonschema_description:"SASL password (a secret: never shown)."`
+	Username      string   `json:"username,omitempty" jsonschema_description:"SASL user."`
+	Password      string   `json:"password,omitempty" culvert:"secret" jsonschema_description:"SASL password (a secret: never shown)."`
 	TLS           bool     `json:"tls,omitempty" jsonschema_description:"Connect with TLS, trusting the system's roots unless --tls-ca is given (any --tls-* option turns TLS on)."`
-	TLSCA         string   `json:"tls_ca,omitempty" jsonschema_description:"PEM file of the CA that signed the brokers' certificates."`
-	TLSCert       string   `json:"tls_cert,omitempty" jsonschema_description:"PEM file of a client certificate (mutual TLS); needs --tls-key."`
-	TLSKey        string   `json:"tls_key,omitempty" jsonschema_description:"PEM file of the client certificate's private key."`
+	tlsfiles.Options
+	retry.Limit
 }
 
 // Config returns the connection config the options describe.
 func (o *Options) Config(clientID string) Config {
 	c := Config{
-		SASLMechanism: o.SASLMechanism,
-		User:          o.SASLUsername,
-		Password:      o.SASLPassword,
-		TLS:           o.TLS,
-		CAFile:        o.TLSCA,
-		CertFile:      o.TLSCert,
-		KeyFile:       o.TLSKey,
-		ClientID:      clientID,
+		SASLMechanism:      o.SASLMechanism,
+		User:               o.Username,
+		Password:           o.Password,
+		TLS:                o.TLS,
+		CAFile:             o.TLSCA,
+		CertFile:           o.TLSCert,
+		KeyFile:            o.TLSKey,
+		InsecureSkipVerify: o.TLSInsecureSkipVerify,
+		ClientID:           clientID,
 	}
 	for _, b := range o.Brokers {
 		c.Brokers = append(c.Brokers, SplitBrokers(b)...)
@@ -42,6 +45,9 @@ func (o *Options) Config(clientID string) Config {
 
 // Validate checks the options; its error names the option (exit 2).
 func (o *Options) Validate() error {
+	if err := o.Options.Validate(); err != nil {
+		return err
+	}
 	err := o.Config("").Validate()
 	if err == nil {
 		return nil

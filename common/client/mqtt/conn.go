@@ -14,7 +14,8 @@ import (
 	"github.com/eclipse/paho.golang/paho/session/state"
 	"github.com/rs/zerolog"
 
-	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Options tunes Connect.
@@ -51,13 +52,15 @@ type Options struct {
 	// OnConnect runs after every connection, before the connection is
 	// handed out: subscribe here.
 	OnConnect func(ctx context.Context, cli *paho.Client) error
-	// Backoff spaces reconnection attempts; the zero value means 100ms
-	// doubling up to 10s, forever.
-	Backoff connector.Backoff
+	// Backoff spaces connection attempts, at start and after a lost
+	// connection, and bounds how many fail in a row (--max-retries); the
+	// zero value means 100ms doubling up to 10s, forever.
+	Backoff retry.Backoff
 	// Log receives connection events. The zero value logs nothing.
 	Log zerolog.Logger
 	// Reconnecting and Reconnected, if set, are called when the connection
-	// is lost and when it is back (connector.Env's methods).
+	// is lost and when it is back (a connector passes env.Reconnecting and
+	// env.Reconnected).
 	Reconnecting, Reconnected func()
 }
 
@@ -84,10 +87,11 @@ type Conn struct {
 	failed chan struct{} // closed when err is set
 }
 
-// Connect makes the first connection, then keeps it up in the background
-// until Close. Its errors never contain the password.
+// Connect makes the first connection, retrying it with opts.Backoff unless
+// the broker refused it for good (Permanent), then keeps it up in the
+// background until Close. Its errors never contain the password.
 func Connect(ctx context.Context, cfg Config, opts Options) (*Conn, error) {
-	if err := cfg.Check(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.KeepAlive <= 0 {
@@ -99,12 +103,6 @@ func Connect(ctx context.Context, cfg Config, opts Options) (*Conn, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
 	}
-	if opts.Backoff.Initial <= 0 {
-		opts.Backoff.Initial = 100 * time.Millisecond
-	}
-	if opts.Backoff.Max <= 0 {
-		opts.Backoff.Max = 10 * time.Second
-	}
 	c := &Conn{cfg: cfg, opts: opts, up: make(chan struct{}), failed: make(chan struct{}), done: make(chan struct{})}
 	if cfg.TLS() {
 		tc, err := cfg.TLSConfig()
@@ -114,18 +112,30 @@ func Connect(ctx context.Context, cfg Config, opts Options) (*Conn, error) {
 		c.tc = tc
 	}
 	c.sess = &trackingSession{State: state.NewInMemory()}
-	if opts.CleanStart {
-		cli, err := c.connect(ctx, true)
-		if err != nil {
+	first := func() (*paho.Client, error) {
+		if opts.CleanStart {
+			cli, err := c.connect(ctx, true)
+			if err != nil {
+				return nil, err
+			}
+			c.disconnect(cli, true)
+		}
+		return c.connect(ctx, false)
+	}
+	var cli *paho.Client
+	for attempt := 1; ; attempt++ {
+		var err error
+		if cli, err = first(); err == nil {
+			break
+		}
+		if Permanent(err) {
 			c.sess.Close()
 			return nil, err
 		}
-		c.disconnect(cli, true)
-	}
-	cli, err := c.connect(ctx, false)
-	if err != nil {
-		c.sess.Close()
-		return nil, err
+		if err := opts.Backoff.Failed(ctx, opts.Log, "connecting to mqtt", attempt, err, nil); err != nil {
+			c.sess.Close()
+			return nil, err
+		}
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.cli = cli
@@ -140,7 +150,11 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 	defer cancel()
 	nc, err := Dial(ctx, c.cfg, c.tc)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))
+		msg := fmt.Sprintf("connecting to MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))
+		if tlsfiles.Refused(err) {
+			return nil, permanentError{msg}
+		}
+		return nil, errors.New(msg)
 	}
 	log := c.opts.Log
 	conn := newPacketConn(nc, c.opts.QuickAck)
@@ -186,12 +200,16 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 		if ca != nil && ca.Properties != nil && ca.Properties.ReasonString != "" {
 			msg += " (" + ca.Properties.ReasonString + ")"
 		}
-		return nil, fmt.Errorf("connecting to MQTT broker %s: %s", c.cfg, msg)
+		msg = fmt.Sprintf("connecting to MQTT broker %s: %s", c.cfg, msg)
+		if ca != nil && refused(ca.ReasonCode) || tlsfiles.Refused(err) {
+			return nil, permanentError{msg}
+		}
+		return nil, errors.New(msg)
 	}
 	if c.opts.OnConnect != nil {
 		if err := c.opts.OnConnect(ctx, cli); err != nil {
 			c.disconnect(cli, false)
-			return nil, fmt.Errorf("MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))
+			return nil, permanentError{fmt.Sprintf("MQTT broker %s: %s", c.cfg, scrub(err, c.cfg))}
 		}
 	}
 	return cli, nil
@@ -238,16 +256,14 @@ func (c *Conn) keepUp(cli *paho.Client) {
 			if c.ctx.Err() != nil {
 				return
 			}
-			if c.opts.Backoff.Attempts > 0 && attempt >= c.opts.Backoff.Attempts {
+			if c.opts.Backoff.Exhausted(attempt) {
 				c.mu.Lock()
-				c.err = fmt.Errorf("giving up after %d reconnection attempts: %w", attempt, err)
+				c.err = fmt.Errorf("reconnecting to mqtt: %w", c.opts.Backoff.GiveUp(attempt, err))
 				close(c.failed)
 				c.mu.Unlock()
 				return
 			}
-			wait := c.opts.Backoff.Wait(attempt)
-			log.Warn().Str("error", err.Error()).Int("attempt", attempt).Dur("retry_in", wait).Msg("mqtt reconnection failed, retrying")
-			if connector.Sleep(c.ctx, wait) != nil {
+			if c.opts.Backoff.Failed(c.ctx, log, "reconnecting to mqtt", attempt, err, nil) != nil {
 				return
 			}
 		}
@@ -355,4 +371,29 @@ func (s *trackingSession) AddToSession(ctx context.Context, p session.Packet, re
 		resp = ch
 	}
 	return s.State.AddToSession(ctx, p, resp)
+}
+
+// permanentError is a connection refused for good: its message is free of
+// secrets.
+type permanentError struct{ msg string }
+
+func (e permanentError) Error() string { return e.msg }
+
+// Permanent reports errors that retrying a connection cannot fix: the
+// broker refused the credentials, the client id or the subscriptions, or
+// its certificate does not verify.
+func Permanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// refused reports the CONNACK reason codes that refuse a connection for
+// good; the others (server unavailable, busy, quota or rate exceeded, and
+// the like) are worth retrying.
+func refused(code byte) bool {
+	switch code {
+	case 0x88, 0x89, 0x97, 0x9F: // server unavailable, server busy, quota exceeded, connection rate exceeded
+		return false
+	}
+	return code >= 0x80
 }

@@ -12,12 +12,15 @@
 //	tcp://user:pass@host:1883                    username and password
 //	ssl://host:8883?tls_ca=ca.pem&tls_cert=c.pem&tls_key=k.pem   private CA, client certificate
 //
-// Conn keeps one session: after the first connection it reconnects by
-// itself with bounded exponential backoff and jitter (connector.Backoff),
-// resuming the same session (clean start false) so that unacknowledged
-// messages are redelivered in both directions. The first connection is not
-// retried: an unreachable broker or refused credentials are reported at
-// once, as a clear error.
+// Conn keeps one session: it connects, and after a lost connection
+// reconnects by itself, with bounded exponential backoff and jitter
+// (retry.Backoff, bounded by --max-retries), resuming the same session
+// (clean start false) so that unacknowledged messages are redelivered in
+// both directions. A connection the broker refuses for good (bad
+// credentials, a client id or subscription it does not allow, a
+// certificate that does not verify: Permanent) is not retried, and is
+// reported at once as a clear error. WebSocket URLs use
+// github.com/coder/websocket, the one WebSocket library of Culvert.
 //
 // Secrets never appear in errors or logs: every URL shown goes through
 // Redact, and library errors are scrubbed of the password.

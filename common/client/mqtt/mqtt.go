@@ -3,16 +3,13 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/coder/websocket"
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/redact"
@@ -99,11 +96,11 @@ func ParseURL(raw string) (Config, error) {
 			return c, fmt.Errorf("%s: unknown parameter %q (known: tls_ca, tls_cert, tls_key)", shown, k)
 		}
 	}
-	return c, c.Check()
+	return c, c.Validate()
 }
 
-// Check reports contradictions in c, such as a certificate without its key.
-func (c Config) Check() error {
+// Validate reports contradictions in c, such as a certificate without its key.
+func (c Config) Validate() error {
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return fmt.Errorf("%s: a client certificate and its key must be given together", c)
 	}
@@ -139,68 +136,45 @@ func Dial(ctx context.Context, c Config, tc *tls.Config) (net.Conn, error) {
 		d := tls.Dialer{Config: tc}
 		return d.DialContext(ctx, "tcp", c.Host)
 	case "ws", "wss":
-		d := *websocket.DefaultDialer
-		d.TLSClientConfig = tc
-		d.Subprotocols = []string{"mqtt"}
-		u := url.URL{Scheme: c.Scheme, Host: c.Host, Path: c.Path}
-		ws, resp, err := d.DialContext(ctx, u.String(), nil)
-		if resp != nil && resp.Body != nil {
-			resp.Body.Close()
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &wsConn{Conn: ws}, nil
+		return dialWebSocket(ctx, url.URL{Scheme: c.Scheme, Host: c.Host, Path: c.Path}, tc)
 	}
 	return nil, fmt.Errorf("unknown scheme %q", c.Scheme)
 }
 
-// wsConn carries MQTT packets in binary WebSocket messages as a net.Conn.
+// dialWebSocket opens a WebSocket connection (github.com/coder/websocket)
+// that carries MQTT packets in binary messages, as a net.Conn.
+func dialWebSocket(ctx context.Context, u url.URL, tc *tls.Config) (net.Conn, error) {
+	var tcp net.Conn // the connection under the WebSocket, for quickAckReader
+	tr := &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: tc,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			tcp = c
+			return c, err
+		},
+	}
+	ws, resp, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, Subprotocols: []string{"mqtt"}})
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Packets of any size; the connection lives until it is closed, not
+	// until ctx (which bounds only the dial) is done.
+	return &wsConn{Conn: websocket.NetConn(context.Background(), ws, websocket.MessageBinary), tcp: tcp}, nil
+}
+
+// wsConn is a WebSocket connection as a net.Conn, which knows the TCP
+// connection under it.
 type wsConn struct {
-	*websocket.Conn
-	rmu sync.Mutex
-	r   io.Reader
-	wmu sync.Mutex
+	net.Conn
+	tcp net.Conn
 }
 
-func (c *wsConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	for {
-		if c.r == nil {
-			_, r, err := c.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
-}
+// NetConn returns the TCP connection under the WebSocket.
+func (c *wsConn) NetConn() net.Conn { return c.tcp }
 
 // Redact returns raw with its secrets hidden (package redact).
 func Redact(raw string) string { return redact.URL(raw) }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/culvert-dev/culvert/common/client/mqtt"
 	"github.com/culvert-dev/culvert/common/client/mqtt/mqtttest"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 func TestParseURL(t *testing.T) {
@@ -70,8 +72,9 @@ func TestRedact(t *testing.T) {
 func TestConnectErrorsAreClear(t *testing.T) {
 	port := mqtttest.FreePort(t)
 	c, _ := mqtt.ParseURL("tcp://u:s3cret@127.0.0.1:" + strconv.Itoa(port))
-	_, err := mqtt.Connect(context.Background(), c, mqtt.Options{ClientID: "x", ConnectTimeout: 2 * time.Second})
-	if err == nil || !strings.Contains(err.Error(), "connecting to MQTT broker") || strings.Contains(err.Error(), "s3cret") {
+	_, err := mqtt.Connect(context.Background(), c, mqtt.Options{ClientID: "x", ConnectTimeout: 2 * time.Second,
+		Backoff: retry.Backoff{Initial: time.Millisecond, Retries: 1, Option: "--max-retries"}})
+	if err == nil || !strings.Contains(err.Error(), "giving up after 2 failed attempts (--max-retries 1): connecting to MQTT broker") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -87,7 +90,7 @@ func TestTLSAndReconnect(t *testing.T) {
 	topic := mqtttest.Topic(t)
 	got := make(chan string, 10)
 	var reconnects, reconnected atomic.Int32
-	o := mqtt.ConnOptions{URL: b.TLSURL(), TLSCA: b.CA, TLSCert: b.ClientCert, TLSKey: b.ClientKey, ConnectTimeout: 5e9}
+	o := mqtt.ConnOptions{URL: b.TLSURL(), Options: tlsfiles.Options{TLSCA: b.CA, TLSCert: b.ClientCert, TLSKey: b.ClientKey}, ConnectTimeout: 5e9}
 	cfg, err := o.Config()
 	if err != nil {
 		t.Fatal(err)
@@ -115,8 +118,8 @@ func TestTLSAndReconnect(t *testing.T) {
 	o2 := o
 	o2.TLSCert, o2.TLSKey = "", ""
 	cfg2, _ := o2.Config()
-	if _, err := mqtt.Connect(ctx, cfg2, mqtt.Options{ClientID: "no-cert", ConnectTimeout: 5 * time.Second}); err == nil {
-		t.Fatal("connected without a client certificate")
+	if _, err := mqtt.Connect(ctx, cfg2, mqtt.Options{ClientID: "no-cert", ConnectTimeout: 5 * time.Second, Backoff: retry.Backoff{Retries: 1}}); err == nil || !mqtt.Permanent(err) {
+		t.Fatalf("without a client certificate: %v, want a refusal that is not retried", err)
 	}
 
 	b.Stop()

@@ -1,26 +1,24 @@
 package mqtt
 
 import (
-	"time"
-
-	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // ConnOptions are the connection options mqtt-source and mqtt-sink share;
-// they embed it in their Options so the flags are defined once.
+// they embed it in their Options so the flags are defined once: --url,
+// --username, --password, the --tls-* options (tlsfiles.Options) and
+// --max-retries (retry.Limit), besides MQTT's own.
 type ConnOptions struct {
-	URL                   string          `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"Broker URL: tcp://host:1883 (also mqtt://), ssl://host:8883 (also tls://, mqtts://), ws://host:port/path or wss://host:port/path. May carry user:password@ and tls_ca, tls_cert, tls_key parameters. Secrets in it are never shown."`
-	Username              string          `json:"username,omitempty" jsonschema_description:"Username (beats one in the URL)."`
-	Password              string          `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never logged."`
-	TLSCA                 string          `json:"tls_ca,omitempty" jsonschema_description:"PEM file of the CA that signed the broker's certificate (default: the system's roots). Needs an ssl:// or wss:// URL."`
-	TLSCert               string          `json:"tls_cert,omitempty" jsonschema_description:"PEM client certificate, for brokers that require one (with --tls-key)."`
-	TLSKey                string          `json:"tls_key,omitempty" jsonschema_description:"PEM private key of --tls-cert."`
-	TLSInsecureSkipVerify bool            `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Do not check the broker's certificate (tests only: anyone in the middle can read and change the traffic)."`
-	ClientID              string          `json:"client_id,omitempty" jsonschema:"maxLength=65535" jsonschema_description:"MQTT client id, which names the session on the broker (default: see the connector's README)."`
-	KeepAlive             schema.Duration `json:"keep_alive" jsonschema:"default=30s" jsonschema_description:"MQTT keep-alive: how often the connection is checked when idle."`
-	ConnectTimeout        schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"Time limit of each connection attempt."`
-	ReconnectAttempts     int             `json:"reconnect_attempts" jsonschema:"minimum=0,default=0" jsonschema_description:"After a lost connection, how many reconnection attempts (with exponential backoff from 100ms up to 10s, with jitter) before exiting with status 1; 0 means forever."`
+	URL      string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"Broker URL: tcp://host:1883 (also mqtt://), ssl://host:8883 (also tls://, mqtts://), ws://host:port/path or wss://host:port/path. May carry user:password@ and tls_ca, tls_cert, tls_key parameters. Secrets in it are never shown."`
+	Username string `json:"username,omitempty" jsonschema_description:"Username (beats one in the URL)."`
+	Password string `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never logged."`
+	tlsfiles.Options
+	ClientID       string          `json:"client_id,omitempty" jsonschema:"maxLength=65535" jsonschema_description:"MQTT client id, which names the session on the broker (default: see the connector's README)."`
+	KeepAlive      schema.Duration `json:"keep_alive" jsonschema:"default=30s" jsonschema_description:"MQTT keep-alive: how often the connection is checked when idle."`
+	ConnectTimeout schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"Time limit of each connection attempt."`
+	retry.Limit
 }
 
 // Validate checks the options, naming the option at fault.
@@ -52,6 +50,9 @@ func (o *ConnOptions) Config() (Config, error) {
 		c.KeyFile = o.TLSKey
 	}
 	c.InsecureSkipVerify = o.TLSInsecureSkipVerify
+	if err := o.Options.Validate(); err != nil {
+		return c, err
+	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return c, schema.Invalid("tls_cert", "--tls-cert and --tls-key must be given together")
 	}
@@ -70,12 +71,12 @@ func (o *ConnOptions) Config() (Config, error) {
 	return c, nil
 }
 
-// Options returns the Conn options these connection options set.
-func (o *ConnOptions) Options() Options {
+// ConnectOptions returns the Connect options these connection options set.
+func (o *ConnOptions) ConnectOptions() Options {
 	return Options{
 		ClientID:       o.ClientID,
 		KeepAlive:      o.KeepAlive.D(),
 		ConnectTimeout: o.ConnectTimeout.D(),
-		Backoff:        connector.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second, Attempts: o.ReconnectAttempts},
+		Backoff:        o.Limit.Backoff(),
 	}
 }

@@ -1,28 +1,30 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/gorilla/websocket"
+	"github.com/coder/websocket"
 )
 
 // quickAckReader finds the TCP connection under plain, TLS and WebSocket
 // connections, and leaves TCP_QUICKACK on after a read.
 func TestQuickAckReader(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
 		}
-		defer ws.Close()
-		ws.WriteMessage(websocket.BinaryMessage, []byte("hello"))
-		ws.ReadMessage() // until the client closes
+		defer ws.CloseNow()
+		ws.Write(r.Context(), websocket.MessageBinary, []byte("hello"))
+		ws.Read(r.Context()) // until the client closes
 	}))
 	defer srv.Close()
 
@@ -41,12 +43,11 @@ func TestQuickAckReader(t *testing.T) {
 		t.Error("a Unix socket has no TCP connection")
 	}
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	wc, err := dialWebSocket(context.Background(), url.URL{Scheme: "ws", Host: strings.TrimPrefix(srv.URL, "http://")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.Close()
-	wc := &wsConn{Conn: ws}
+	defer wc.Close()
 	under := tcpConn(wc)
 	if under == nil {
 		t.Fatal("WebSocket: the TCP connection under it was not found")

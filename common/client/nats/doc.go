@@ -19,11 +19,15 @@
 // Query parameters this package does not know are left to the caller (a bus
 // backend has its own, such as replicas=); Params lists the ones it owns.
 //
-// Once connected, the connection reconnects forever, with exponential
-// backoff (from 100ms up to 10s, with jitter) between rounds of attempts;
-// messages published while disconnected are buffered by nats.go. The first
-// connection is not retried: an unreachable server is reported at once, as
-// a clear error.
+// A connector embeds ConnOptions (--url, --username, --password, the
+// --tls-* options and --max-retries) and connects with ConnOptions.Connect:
+// the first connection is retried, and a lost one reconnected, with
+// retry.Backoff (from 100ms up to 10s, with jitter) until --max-retries
+// attempts in a row failed (0: forever); then Options.GaveUp is told.
+// Refused credentials and certificates are never retried. Without a
+// Backoff (a bus backend) the first connection is tried once, so that an
+// unreachable server is reported at once, and a lost one is reconnected
+// forever. Messages published while disconnected are buffered by nats.go.
 //
 // Secrets never appear in errors or logs: every URL shown goes through
 // Redact, which hides a password, a token in the user part and a token=

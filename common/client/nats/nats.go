@@ -3,8 +3,8 @@ package nats
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,10 +15,11 @@ import (
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/redact"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Params are the URL query parameters that this package interprets.
-var Params = []string{"token", "tls", "tls_ca", "tls_cert", "tls_key", "name"}
+var Params = []string{"token", "tls", "tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify", "name"}
 
 // Options tunes Connect.
 type Options struct {
@@ -28,9 +29,18 @@ type Options struct {
 	// Log receives connection events (disconnected, reconnected, errors).
 	// The zero value logs nothing.
 	Log zerolog.Logger
-	// ConnectTimeout bounds the first connection; 0 means 10s (or the
+	// ConnectTimeout bounds each connection attempt; 0 means 10s (or the
 	// context's deadline, if sooner).
 	ConnectTimeout time.Duration
+	// Backoff spaces the connection attempts, at start and after a lost
+	// connection, and bounds how many fail in a row (--max-retries). Nil
+	// means one attempt at start (a bus backend reports an unreachable
+	// server at once) and reconnections forever, with retry.Reconnect.
+	Backoff *retry.Backoff
+	// GaveUp, if set, is called (on a goroutine of nats.go) when the
+	// connection is closed because its reconnection ran out of retries,
+	// with the error that says so.
+	GaveUp func(error)
 }
 
 // Config is what a URL says about a connection, parsed by ParseURL.
@@ -45,6 +55,9 @@ type Config struct {
 	TLS bool
 	// CAFile, CertFile and KeyFile are the tls_ca, tls_cert and tls_key parameters.
 	CAFile, CertFile, KeyFile string
+	// InsecureSkipVerify, the tls_insecure_skip_verify parameter, turns off
+	// the check of the server's certificate.
+	InsecureSkipVerify bool
 	// Name is the name= parameter.
 	Name string
 }
@@ -72,7 +85,14 @@ func parse(u *url.URL) (Config, error) {
 	q := u.Query()
 	c.TLS = scheme == "tls"
 	c.CAFile, c.CertFile, c.KeyFile = q.Get("tls_ca"), q.Get("tls_cert"), q.Get("tls_key")
-	if q.Has("tls_ca") || q.Has("tls_cert") || q.Has("tls_key") {
+	if v := q.Get("tls_insecure_skip_verify"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("%s: tls_insecure_skip_verify=%q: must be true or false", RedactURL(u), v)
+		}
+		c.InsecureSkipVerify = on
+	}
+	if q.Has("tls_ca") || q.Has("tls_cert") || q.Has("tls_key") || c.InsecureSkipVerify {
 		c.TLS = true
 	}
 	if v := q.Get("tls"); v != "" {
@@ -119,7 +139,9 @@ func parse(u *url.URL) (Config, error) {
 }
 
 // Connect connects to the NATS server(s) named by raw (see the package
-// documentation). Its errors never contain secrets.
+// documentation), retrying with opts.Backoff unless the server refused
+// the connection for good (credentials, certificate). Its errors never
+// contain secrets.
 func Connect(ctx context.Context, raw string, opts Options) (*natsgo.Conn, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -148,18 +170,31 @@ func ConnectURL(ctx context.Context, u *url.URL, opts Options) (*natsgo.Conn, er
 			timeout = left
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", shown, err)
-	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", shown, context.DeadlineExceeded)
-	}
 	no = append(no, natsgo.Timeout(timeout))
-	nc, err := natsgo.Connect(strings.Join(c.Servers, ","), no...)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %s", shown, scrub(err.Error(), c))
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("connecting to NATS at %s: %w", shown, err)
+		}
+		nc, err := natsgo.Connect(strings.Join(c.Servers, ","), no...)
+		if err == nil {
+			return nc, nil
+		}
+		failed := fmt.Errorf("connecting to NATS at %s: %s", shown, scrub(err.Error(), c))
+		if refused(err) || opts.Backoff == nil {
+			return nil, failed
+		}
+		if err := opts.Backoff.Failed(ctx, opts.Log, "connecting to nats", attempt, failed, nil); err != nil {
+			return nil, err
+		}
 	}
-	return nc, nil
+}
+
+// refused reports errors that retrying a connection cannot fix: refused
+// credentials, a certificate that does not verify.
+func refused(err error) bool {
+	return errors.Is(err, natsgo.ErrAuthorization) || errors.Is(err, natsgo.ErrAuthExpired) ||
+		errors.Is(err, natsgo.ErrAuthRevoked) || errors.Is(err, natsgo.ErrAccountAuthExpired) ||
+		strings.Contains(strings.ToLower(err.Error()), "authorization violation") || tlsfiles.Refused(err)
 }
 
 // natsOptions turns the config into nats.go options.
@@ -172,10 +207,27 @@ func (c Config) natsOptions(opts Options, shown string) ([]natsgo.Option, error)
 		name = "culvert"
 	}
 	log := opts.Log
+	b := retry.Reconnect
+	if opts.Backoff != nil {
+		b = *opts.Backoff
+	}
+	maxReconnects := -1
+	if b.Retries > 0 {
+		maxReconnects = b.Retries
+	}
 	no := []natsgo.Option{
 		natsgo.Name(name),
-		natsgo.MaxReconnects(-1),
-		natsgo.CustomReconnectDelay(backoff),
+		natsgo.MaxReconnects(maxReconnects),
+		natsgo.CustomReconnectDelay(func(attempts int) time.Duration {
+			wait := b.Wait(attempts).Round(time.Millisecond)
+			b.Log(log, "reconnecting to nats", attempts, errors.New("no server answered"), wait)
+			return wait
+		}),
+		natsgo.ClosedHandler(func(nc *natsgo.Conn) {
+			if errors.Is(nc.LastError(), natsgo.ErrNoServers) && opts.GaveUp != nil {
+				opts.GaveUp(fmt.Errorf("reconnecting to NATS at %s: %w", shown, b.GiveUp(max(b.Retries, 1)+1, nc.LastError())))
+			}
+		}),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 			if err != nil {
 				log.Warn().Str("server", shown).Str("error", scrub(err.Error(), c)).Msg("disconnected from nats")
@@ -205,18 +257,12 @@ func (c Config) natsOptions(opts Options, shown string) ([]natsgo.Option, error)
 }
 
 func (c Config) tlsConfig() (*tls.Config, error) {
-	return tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
-}
-
-// backoff is the delay before each round of reconnect attempts: 100ms
-// doubling up to 10s, with up to 20% jitter.
-func backoff(attempts int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < attempts && d < 10*time.Second; i++ {
-		d *= 2
+	tc, err := tlsfiles.Client(c.CAFile, c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, err
 	}
-	d = min(d, 10*time.Second)
-	return d + time.Duration(rand.Int64N(int64(d/5)+1))
+	tc.InsecureSkipVerify = c.InsecureSkipVerify
+	return tc, nil
 }
 
 // scrub removes the config's secrets from a message, in case a library

@@ -2,11 +2,16 @@ package nats
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 func TestParseURL(t *testing.T) {
@@ -112,11 +117,25 @@ func TestTLSFilesAreChecked(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	if d := backoff(1); d < 100*time.Millisecond || d > 120*time.Millisecond {
-		t.Fatalf("first delay %v", d)
+// With a Backoff, Connect retries an unreachable server, then gives up
+// with one error naming the option; without one it tries once.
+func TestConnectRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d := backoff(1000); d < 10*time.Second || d > 12*time.Second {
-		t.Fatalf("capped delay %v", d)
+	addr := ln.Addr().String()
+	ln.Close()
+	var logs strings.Builder
+	b := retry.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Retries: 2, Option: "--max-retries"}
+	_, err = Connect(context.Background(), "nats://me:s3cret@"+addr, Options{Backoff: &b, Log: zerolog.New(&logs)})
+	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts (--max-retries 2): connecting to NATS at nats://me:*****@"+addr) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := strings.Count(logs.String(), "connecting to nats failed, retrying"); n != 2 || strings.Contains(logs.String(), "s3cret") {
+		t.Errorf("%d retries logged, want 2:\n%s", n, logs.String())
+	}
+	if _, err := Connect(context.Background(), "nats://"+addr, Options{}); err == nil || strings.Contains(err.Error(), "giving up") {
+		t.Errorf("without a Backoff: %v", err)
 	}
 }

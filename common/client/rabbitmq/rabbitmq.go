@@ -3,12 +3,10 @@ package rabbitmq
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +20,7 @@ import (
 
 // Params are the URL query parameters that this package interprets.
 var Params = []string{
-	"tls", "tls_ca", "tls_cert", "tls_key", "tls_server_name",
+	"tls", "tls_ca", "tls_cert", "tls_key", "tls_server_name", "tls_insecure_skip_verify",
 	"cacertfile", "certfile", "keyfile", "server_name_indication",
 	"heartbeat", "connection_timeout", "name",
 }
@@ -33,14 +31,18 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 )
 
-// Options tunes Dial.
+// Options tunes Connect, Redial and Reconnect.
 type Options struct {
 	// Name is the connection name the server shows, unless the URL has a
 	// name= parameter; "" means "culvert".
 	Name string
 	// Log receives connection events (blocked, unblocked, closed by the
-	// server). The zero value logs nothing.
+	// server, retries). The zero value logs nothing.
 	Log zerolog.Logger
+	// Reconnecting and Reconnected, if set, are called by Reconnect when
+	// the server cannot be reached and when it is reached again (a
+	// connector passes env.Reconnecting and env.Reconnected).
+	Reconnecting, Reconnected func()
 }
 
 // Config is what a URL says about a connection, parsed by ParseURL.
@@ -57,6 +59,9 @@ type Config struct {
 	// CAFile, CertFile and KeyFile are the tls_ca, tls_cert and tls_key
 	// parameters; ServerName is tls_server_name.
 	CAFile, CertFile, KeyFile, ServerName string
+	// InsecureSkipVerify, the tls_insecure_skip_verify parameter, turns
+	// off the check of the server's certificate.
+	InsecureSkipVerify bool
 	// Heartbeat is the heartbeat= parameter (DefaultHeartbeat when absent;
 	// 0 turns heartbeats off).
 	Heartbeat time.Duration
@@ -110,7 +115,14 @@ func parse(u *url.URL) (Config, error) {
 	}
 	c.CAFile, c.CertFile, c.KeyFile = get("tls_ca", "cacertfile"), get("tls_cert", "certfile"), get("tls_key", "keyfile")
 	c.ServerName = get("tls_server_name", "server_name_indication")
-	if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" {
+	if v := q.Get("tls_insecure_skip_verify"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("%s: tls_insecure_skip_verify=%q: must be true or false", shown, v)
+		}
+		c.InsecureSkipVerify = on
+	}
+	if c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != "" || c.InsecureSkipVerify {
 		c.TLS = true
 	}
 	if v := q.Get("tls"); v != "" {
@@ -164,19 +176,20 @@ func duration(v string, unit time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// Dial connects to the RabbitMQ server named by raw (see the package
-// documentation). ctx bounds the TCP, TLS and AMQP handshake; it does not
-// close the connection afterwards. Its errors never contain secrets.
-func Dial(ctx context.Context, raw string, opts Options) (*amqp.Connection, error) {
+// Connect connects once to the RabbitMQ server named by raw (see the
+// package documentation). ctx bounds the TCP, TLS and AMQP handshake; it
+// does not close the connection afterwards. Its errors never contain
+// secrets.
+func Connect(ctx context.Context, raw string, opts Options) (*amqp.Connection, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("not a valid AMQP URL: %s", Redact(raw))
 	}
-	return DialURL(ctx, u, opts)
+	return ConnectURL(ctx, u, opts)
 }
 
-// DialURL is Dial for an already parsed URL.
-func DialURL(ctx context.Context, u *url.URL, opts Options) (*amqp.Connection, error) {
+// ConnectURL is Connect for an already parsed URL.
+func ConnectURL(ctx context.Context, u *url.URL, opts Options) (*amqp.Connection, error) {
 	c, err := parse(u)
 	if err != nil {
 		return nil, err
@@ -289,6 +302,7 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		return nil, err
 	}
 	tc.ServerName = c.ServerName
+	tc.InsecureSkipVerify = c.InsecureSkipVerify
 	if tc.ServerName == "" {
 		tc.ServerName = c.Host
 	}
@@ -331,19 +345,11 @@ func Permanent(err error) bool {
 		}
 		return false
 	}
-	var (
-		unknownCA *x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		pathErr   *os.PathError
-	)
 	return errors.Is(err, amqp.ErrSASL) || errors.Is(err, amqp.ErrCredentials) || errors.Is(err, amqp.ErrVhost) ||
-		errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
-		errors.As(err, &verify) || errors.As(err, &pathErr)
+		tlsfiles.Refused(err)
 }
 
-// dialError is a Dial error: a message free of secrets that still wraps
+// dialError is a Connect error: a message free of secrets that still wraps
 // the library's error, so that Permanent can classify it.
 type dialError struct {
 	msg string

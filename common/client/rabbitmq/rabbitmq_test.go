@@ -9,7 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // server is the RabbitMQ that scripts/services.sh runs.
@@ -94,10 +94,10 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestDial(t *testing.T) {
+func TestConnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := Dial(ctx, server+"?name=client-test&heartbeat=5", Options{})
+	conn, err := Connect(ctx, server+"?name=client-test&heartbeat=5", Options{})
 	if err != nil {
 		t.Fatalf("RabbitMQ must run at 127.0.0.1:5672 (make services): %v", err)
 	}
@@ -115,7 +115,7 @@ func TestDial(t *testing.T) {
 	ch.Close()
 }
 
-func TestDialErrors(t *testing.T) {
+func TestConnectErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	closed := freePort(t)
@@ -131,7 +131,7 @@ func TestDialErrors(t *testing.T) {
 		{"amqps://guest:s3cret@127.0.0.1:5672/?tls_ca=/no/such/ca.pem", "tls_ca", true},
 	}
 	for _, c := range cases {
-		conn, err := Dial(ctx, c.url, Options{})
+		conn, err := Connect(ctx, c.url, Options{})
 		if err == nil {
 			conn.Close()
 			t.Errorf("%s: connected", c.url)
@@ -150,7 +150,7 @@ func TestDialErrors(t *testing.T) {
 	}
 }
 
-func TestDialHonoursContext(t *testing.T) {
+func TestConnectHonoursContext(t *testing.T) {
 	// A listener that accepts and never answers: only ctx ends the handshake.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -169,24 +169,24 @@ func TestDialHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = Dial(ctx, "amqp://"+ln.Addr().String(), Options{})
+	_, err = Connect(ctx, "amqp://"+ln.Addr().String(), Options{})
 	if err == nil {
 		t.Fatal("connected to a silent server")
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("Dial took %v despite a 300ms context", d)
+		t.Errorf("Connect took %v despite a 300ms context", d)
 	}
 }
 
 func TestRedial(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	b := connector.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, Attempts: 3}
+	b := retry.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond, Retries: 2}
 
 	// A server that never comes: gives up after 3 attempts, reporting 2 retries.
 	retries := 0
 	_, err := Redial(ctx, "amqp://"+freePort(t), Options{}, b, nil, func(int, time.Duration, error) { retries++ })
-	if err == nil || !strings.Contains(err.Error(), "giving up after 3 attempts") || retries != 2 {
+	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts") || retries != 2 {
 		t.Errorf("unreachable server: err %v, %d retries", err, retries)
 	}
 

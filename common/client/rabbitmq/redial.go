@@ -8,23 +8,18 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
-// ReconnectBackoff is the backoff the connectors use between attempts to
-// reach RabbitMQ again: 100ms doubling to 10s, with jitter, forever (0
-// attempts) unless the caller bounds it.
-var ReconnectBackoff = connector.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
-
-// Redial dials raw and calls setup on the new connection (open channels,
-// declare, consume) until both succeed, waiting with b between attempts. An
-// error that Permanent recognizes, a bad URL, ctx being done or b's
-// attempts running out ends it with that error; a connection whose setup
-// failed is closed before the next attempt. onRetry, if not nil, is called
-// before each wait with the attempt number (from 1), the wait and the
-// error, for the caller to report (for example with env.Reconnecting).
-// Redial itself logs each retry on opts.Log.
-func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
+// Redial connects to raw and calls setup on the new connection (open
+// channels, declare, consume) until both succeed, waiting with b between
+// attempts. An error that Permanent recognizes, a bad URL, ctx being done
+// or b's retries running out ends it with that error; a connection whose
+// setup failed is closed before the next attempt. onRetry, if not nil, is
+// called before each wait with the attempt number (from 1), the wait and
+// the error, for the caller to report. Redial itself logs each retry on
+// opts.Log (see retry.Backoff.Failed).
+func Redial(ctx context.Context, raw string, opts Options, b retry.Backoff,
 	setup func(*amqp.Connection) error, onRetry func(attempt int, wait time.Duration, err error)) (*amqp.Connection, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -34,7 +29,7 @@ func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		conn, err := DialURL(ctx, u, opts)
+		conn, err := ConnectURL(ctx, u, opts)
 		if err == nil && setup != nil {
 			if err = setup(conn); err != nil {
 				conn.Close()
@@ -49,36 +44,31 @@ func Redial(ctx context.Context, raw string, opts Options, b connector.Backoff,
 		if Permanent(err) {
 			return nil, err
 		}
-		if b.Attempts > 0 && attempt >= b.Attempts {
-			return nil, fmt.Errorf("giving up after %d attempts: %w", attempt, err)
-		}
-		wait := b.Wait(attempt)
-		opts.Log.Warn().Str("error", err.Error()).Int("attempt", attempt).Dur("retry_in", wait).Msg("cannot reach rabbitmq, retrying")
-		if onRetry != nil {
-			onRetry(attempt, wait, err)
-		}
-		if connector.Sleep(ctx, wait) != nil {
-			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		if err := b.Failed(ctx, opts.Log, "connecting to rabbitmq", attempt, err, func(wait time.Duration) {
+			if onRetry != nil {
+				onRetry(attempt, wait, err)
+			}
+		}); err != nil {
+			return nil, err
 		}
 	}
 }
 
-// Reconnect is Redial for a connector: ReconnectBackoff with attempts (0
-// means forever), and env told of the outage: Reconnecting at the first
-// failed attempt, unless down says the caller already reported the lost
-// connection, and Reconnected once connected after either.
-func Reconnect(ctx context.Context, raw string, env connector.Env, attempts int, down bool, setup func(*amqp.Connection) error) (*amqp.Connection, error) {
-	b := ReconnectBackoff
-	b.Attempts = attempts
+// Reconnect is Redial for a connector: opts.Reconnecting is called at the
+// first failed attempt, unless down says the caller already reported the
+// lost connection, and opts.Reconnected once connected after either.
+func Reconnect(ctx context.Context, raw string, opts Options, b retry.Backoff, down bool, setup func(*amqp.Connection) error) (*amqp.Connection, error) {
 	reconnecting := down
-	conn, err := Redial(ctx, raw, Options{Name: env.Name, Log: env.Log}, b, setup, func(int, time.Duration, error) {
+	conn, err := Redial(ctx, raw, opts, b, setup, func(int, time.Duration, error) {
 		if !reconnecting {
 			reconnecting = true
-			env.Reconnecting()
+			if opts.Reconnecting != nil {
+				opts.Reconnecting()
+			}
 		}
 	})
-	if err == nil && reconnecting {
-		env.Reconnected()
+	if err == nil && reconnecting && opts.Reconnected != nil {
+		opts.Reconnected()
 	}
 	return conn, err
 }

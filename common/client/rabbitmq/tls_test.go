@@ -10,14 +10,14 @@ import (
 	"github.com/culvert-dev/culvert/common/client/rabbitmq/rabbitmqtest"
 )
 
-// TestDialTLS checks amqps:// against the real RabbitMQ behind a TLS
+// TestConnectTLS checks amqps:// against the real RabbitMQ behind a TLS
 // terminator that requires a client certificate.
-func TestDialTLS(t *testing.T) {
+func TestConnectTLS(t *testing.T) {
 	addr, caFile, q := rabbitmqtest.TLS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	conn, err := rabbitmq.Dial(ctx, "amqps://guest:guest@"+addr+"/?"+q, rabbitmq.Options{})
+	conn, err := rabbitmq.Connect(ctx, "amqps://guest:guest@"+addr+"/?"+q, rabbitmq.Options{})
 	if err != nil {
 		t.Fatalf("mutual TLS: %v", err)
 	}
@@ -32,7 +32,7 @@ func TestDialTLS(t *testing.T) {
 	conn.Close()
 
 	// The tls_* parameters turn TLS on for amqp:// too.
-	conn, err = rabbitmq.Dial(ctx, "amqp://guest:guest@"+addr+"/?"+q, rabbitmq.Options{})
+	conn, err = rabbitmq.Connect(ctx, "amqp://guest:guest@"+addr+"/?"+q, rabbitmq.Options{})
 	if err != nil {
 		t.Fatalf("amqp:// with tls_*: %v", err)
 	}
@@ -46,7 +46,7 @@ func TestDialTLS(t *testing.T) {
 		// The certificate is for 127.0.0.1, not for another name.
 		{"amqps://guest:s3cret@" + addr + "/?tls_server_name=rabbit.example&" + q, "certificate"},
 	} {
-		conn, err := rabbitmq.Dial(ctx, c.url, rabbitmq.Options{})
+		conn, err := rabbitmq.Connect(ctx, c.url, rabbitmq.Options{})
 		if err == nil {
 			conn.Close()
 			t.Errorf("%s: connected", c.url)
@@ -56,7 +56,7 @@ func TestDialTLS(t *testing.T) {
 			t.Errorf("%s: error %v", c.url, err)
 		}
 	}
-	if _, err := rabbitmq.Dial(ctx, "amqps://guest:guest@"+addr+"/", rabbitmq.Options{}); !rabbitmq.Permanent(err) {
+	if _, err := rabbitmq.Connect(ctx, "amqps://guest:guest@"+addr+"/", rabbitmq.Options{}); !rabbitmq.Permanent(err) {
 		t.Errorf("an unknown CA is not permanent: %v", err)
 	}
 }

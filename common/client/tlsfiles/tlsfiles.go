@@ -2,6 +2,9 @@
 // CA file, a client certificate and its key) into a *tls.Config, once for
 // all of them: the HTTP, WebSocket, Kafka, NATS, RabbitMQ, MQTT and Redis
 // clients. Errors name the option (tls_ca, tls_cert/tls_key) and the file.
+//
+// Options is the one set of TLS options (--tls-ca, --tls-cert, --tls-key,
+// --tls-insecure-skip-verify) that every connector speaking TLS embeds.
 package tlsfiles
 
 import (
@@ -9,7 +12,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+
+	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -83,4 +89,68 @@ func CheckPair(certFile, keyFile string) error {
 		return schema.Invalid("tls_cert", "is needed with --tls-key")
 	}
 	return nil
+}
+
+// Options are the TLS options of every connector that speaks TLS, embedded
+// in its options struct so that they have the same names, meaning and
+// checks everywhere: --tls-ca, --tls-cert, --tls-key and
+// --tls-insecure-skip-verify.
+type Options struct {
+	TLSCA                 string `json:"tls_ca,omitempty" jsonschema_description:"PEM file of the CA certificates that the server's certificate must be signed by, instead of the system's roots (a connector serving with --listen requires client certificates signed by them, where it supports that)."`
+	TLSCert               string `json:"tls_cert,omitempty" jsonschema_description:"PEM file of a client certificate, for servers that require one (mutual TLS), or of the server's certificate for a connector serving with --listen (HTTPS, wss://); needs --tls-key."`
+	TLSKey                string `json:"tls_key,omitempty" jsonschema_description:"PEM file of the private key of --tls-cert."`
+	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,omitempty" jsonschema_description:"Do not verify the server's certificate (tests only: anyone in the middle can read and change the traffic; a warning is logged)."`
+}
+
+// Set reports whether any TLS option is given.
+func (o Options) Set() bool {
+	return o.TLSCA != "" || o.TLSCert != "" || o.TLSKey != "" || o.TLSInsecureSkipVerify
+}
+
+// Validate checks the options without reading the files; its error names
+// the option at fault.
+func (o Options) Validate() error { return CheckPair(o.TLSCert, o.TLSKey) }
+
+// Config returns the client TLS configuration the options describe
+// (Client, plus InsecureSkipVerify). It reads the files.
+func (o Options) Config() (*tls.Config, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := Client(o.TLSCA, o.TLSCert, o.TLSKey)
+	if err != nil {
+		return nil, err
+	}
+	tc.InsecureSkipVerify = o.TLSInsecureSkipVerify
+	return tc, nil
+}
+
+// InsecureWarning is the warning logged at every start of a client whose
+// certificate verification is off.
+const InsecureWarning = "TLS CERTIFICATE VERIFICATION IS OFF (--tls-insecure-skip-verify): anyone on the network path can read and change this traffic; use it for tests only"
+
+// Warn logs InsecureWarning on log when --tls-insecure-skip-verify is set.
+func (o Options) Warn(log zerolog.Logger) {
+	if o.TLSInsecureSkipVerify {
+		log.Warn().Msg(InsecureWarning)
+	}
+}
+
+// Refused reports whether err is a certificate that does not verify (an
+// unknown authority, a wrong host name, an expired certificate), a TLS
+// alert from the server (such as its refusal of the client certificate)
+// or a TLS file that cannot be read: errors that retrying cannot fix.
+func Refused(err error) bool {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		alert     tls.AlertError
+		remote    *net.OpError
+		pathErr   *os.PathError
+	)
+	return errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &pathErr) ||
+		errors.As(err, &remote) && remote.Op == "remote error" // crypto/tls's alert from the server
 }

@@ -1,7 +1,9 @@
 package tlsfiles
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,5 +47,33 @@ func TestCheckPair(t *testing.T) {
 		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && !strings.Contains(got, c.want)) {
 			t.Errorf("CheckPair(%q, %q) = %v, want %q", c.cert, c.key, err, c.want)
 		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	if (Options{}).Set() || !(Options{TLSInsecureSkipVerify: true}).Set() {
+		t.Error("Set")
+	}
+	if err := (Options{TLSCert: "c.pem"}).Validate(); err == nil || !strings.Contains(err.Error(), "tls_key") {
+		t.Errorf("a certificate without its key: %v", err)
+	}
+	if _, err := (Options{TLSKey: "k.pem"}).Config(); err == nil || !strings.Contains(err.Error(), "tls_cert") {
+		t.Errorf("a key without its certificate: %v", err)
+	}
+	tc, err := Options{TLSInsecureSkipVerify: true}.Config()
+	if err != nil || !tc.InsecureSkipVerify || tc.MinVersion == 0 {
+		t.Errorf("skip verify: %+v, %v", tc, err)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	if !Refused(fmt.Errorf("connecting: %w", &net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")})) {
+		t.Error("a TLS alert from the server is worth retrying")
+	}
+	if _, err := Client("/no/such/ca.pem", "", ""); !Refused(err) {
+		t.Errorf("a missing TLS file is worth retrying: %v", err)
+	}
+	if Refused(&net.OpError{Op: "dial", Err: errors.New("connection refused")}) {
+		t.Error("a refused connection is not worth retrying")
 	}
 }

@@ -5,26 +5,30 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // Retry is the reconnection policy of the WebSocket connectors: after a
-// failed connection attempt it waits an exponential backoff with jitter
-// (100ms doubling up to 10s) and tries again, unless the handshake was
-// refused for good or MaxRetries consecutive attempts failed.
+// failed connection attempt it waits retry.Reconnect's backoff (100ms
+// doubling up to 10s, with jitter) and tries again, unless the handshake
+// was refused for good or MaxRetries retries in a row failed.
 type Retry struct {
 	Endpoint *Endpoint
-	// MaxRetries is how many consecutive failed attempts are retried; 0
-	// means forever (--max-retries).
+	// MaxRetries is how many retries of a failed attempt are made in a row;
+	// 0 means forever (--max-retries).
 	MaxRetries int
-	// Env is told of lost and regained connections, and logs.
-	Env connector.Env
+	// Log receives each retry, with retry.Backoff.Failed's fields.
+	Log zerolog.Logger
+	// Reconnecting and Reconnected, if set, are called when the connection
+	// is lost and when it is back (a connector passes env.Reconnecting and
+	// env.Reconnected).
+	Reconnecting, Reconnected func()
 
 	failures int  // consecutive failed attempts
 	ever     bool // connected at least once
 }
-
-var retryBackoff = connector.Backoff{Initial: connector.DefaultBackoff.Initial, Max: connector.DefaultBackoff.Max}
 
 // Failed counts the failed attempt err. It returns the error to give up
 // with (naming the URL, without its secrets) when the handshake was refused
@@ -41,23 +45,29 @@ func (r *Retry) Failed(ctx context.Context, err error) error {
 	if errors.As(err, &perm) {
 		return fmt.Errorf("websocket %s: %s", shown, reason)
 	}
-	if r.MaxRetries > 0 && r.failures > r.MaxRetries {
+	b := retry.Limit{MaxRetries: r.MaxRetries}.Backoff()
+	if b.Exhausted(r.failures) {
 		return fmt.Errorf("websocket %s: giving up after %d failed connection attempts (--max-retries %d): %s",
 			shown, r.failures, r.MaxRetries, reason)
 	}
-	r.Env.Reconnecting()
-	wait := retryBackoff.Wait(r.failures)
-	r.Env.Log.Warn().Str("url", shown).Str("error", reason).Int("attempt", r.failures).Dur("retry_in", wait).Msg("connection failed, retrying")
-	return connector.Sleep(ctx, wait)
+	if r.Reconnecting != nil {
+		r.Reconnecting()
+	}
+	if err := b.Failed(ctx, r.Log.With().Str("url", shown).Logger(), "connection", r.failures, errors.New(reason), nil); err != nil {
+		return ctx.Err()
+	}
+	return nil
 }
 
-// Connected notes a connection made: after the first one it tells Env the
-// connection is back. It returns what to log: "connected" or "reconnected".
+// Connected notes a connection made: after the first one it calls
+// Reconnected. It returns what to log: "connected" or "reconnected".
 func (r *Retry) Connected() string {
 	again := r.ever
 	r.ever = true
 	if again {
-		r.Env.Reconnected()
+		if r.Reconnected != nil {
+			r.Reconnected()
+		}
 		return "reconnected"
 	}
 	return "connected"

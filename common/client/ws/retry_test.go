@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/culvert-dev/culvert/common/client/httpc"
-	"github.com/culvert-dev/culvert/common/connector"
 )
 
 func TestRetry(t *testing.T) {
@@ -19,7 +18,7 @@ func TestRetry(t *testing.T) {
 	ctx := context.Background()
 	fail := errors.New("dial tcp ws://user:s3cret@127.0.0.1:1/feed: connection refused")
 
-	r := &Retry{Endpoint: ep, MaxRetries: 1, Env: connector.Env{}}
+	r := &Retry{Endpoint: ep, MaxRetries: 1}
 	if msg := r.Connected(); msg != "connected" {
 		t.Errorf("first Connected = %q", msg)
 	}
@@ -39,13 +38,13 @@ func TestRetry(t *testing.T) {
 	}
 
 	perm := Handshake(&http.Response{StatusCode: 403, Status: "403 Forbidden"}, errors.New("x"))
-	if err := (&Retry{Endpoint: ep, Env: connector.Env{}}).Failed(ctx, perm); err == nil || !strings.Contains(err.Error(), "handshake refused: 403 Forbidden") {
+	if err := (&Retry{Endpoint: ep}).Failed(ctx, perm); err == nil || !strings.Contains(err.Error(), "handshake refused: 403 Forbidden") {
 		t.Errorf("a permanent refusal is not retried: %v", err)
 	}
 
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := (&Retry{Endpoint: ep, Env: connector.Env{}}).Failed(done, fail); !errors.Is(err, context.Canceled) {
+	if err := (&Retry{Endpoint: ep}).Failed(done, fail); !errors.Is(err, context.Canceled) {
 		t.Errorf("with ctx done: %v", err)
 	}
 }

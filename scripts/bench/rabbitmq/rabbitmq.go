@@ -82,7 +82,7 @@ func run(ctx context.Context, bin string, n, prefetch int, url string, out, stde
 		return err
 	}
 	defer func() { done(err) }()
-	conn, err := rabbitmq.Dial(ctx, url, rabbitmq.Options{Name: "bench-rabbitmq"})
+	conn, err := rabbitmq.Connect(ctx, url, rabbitmq.Options{Name: "bench-rabbitmq"})
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ consume() {
 @test "version and --help" {
 	assert_version "$RK" rabbitmq-sink
 	assert_help "$RK" Examples: --url --exchange --exchange-type --passive --routing-key --routing-key-from-key --mandatory \
-		--reconnect-attempts --topic --group CULVERT_RABBITMQ_SINK_URL "Exit status"
+		--max-retries --username --password --tls-ca --tls-insecure-skip-verify --topic --group CULVERT_RABBITMQ_SINK_URL "Exit status"
 }
 
 @test "bad flags exit 2, name the option and never show the password" {

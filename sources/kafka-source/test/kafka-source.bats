@@ -41,18 +41,18 @@ to_kafka() {
 	[ "$status" -eq 0 ]
 	echo "$output" | jq -e '.name == "kafka-source" and .direction == "source"'
 	echo "$output" | jq -e '.schema.properties | has("brokers") and has("kafka_topic") and has("kafka_topic_regex") and has("kafka_group")
-		and has("start_offset") and has("sasl_mechanism") and has("sasl_password") and has("tls") and has("tls_cert")'
+		and has("start_offset") and has("sasl_mechanism") and has("password") and has("tls") and has("tls_cert")'
 	echo "$output" | jq -e '.schema.properties.start_offset.enum == ["earliest", "latest"]'
-	echo "$output" | jq -e '.schema.properties.sasl_password.writeOnly == true'
+	echo "$output" | jq -e '.schema.properties.password.writeOnly == true'
 }
 
 @test "version and --help" {
 	assert_version "$KSRC" kafka-source
-	assert_help "$KSRC" Examples: --brokers --kafka-topic --kafka-topic-regex --kafka-group --start-offset --sasl-password --tls "Exit status"
+	assert_help "$KSRC" Examples: --brokers --kafka-topic --kafka-topic-regex --kafka-group --start-offset --password --tls "Exit status"
 }
 
 @test "bad flags exit 2 and name the option; the password never shows" {
-	check() { assert_bad_option "$1" "$KSRC" --topic t --bus "$BUS" --sasl-username u --sasl-password s3cret "${@:2}"; }
+	check() { assert_bad_option "$1" "$KSRC" --topic t --bus "$BUS" --username u --password s3cret "${@:2}"; }
 	check --kafka-topic --brokers h
 	check --kafka-topic-regex --brokers h --kafka-topic-regex '('
 	check --brokers --kafka-topic k

@@ -74,7 +74,7 @@ wait_count() {
 	run --separate-stderr env CULVERT_MQTT_SOURCE_PASSWORD=s3cret "$MQS" config --topic in --url tcp://u@127.0.0.1:1 --mqtt-topic a
 	[ "$status" -eq 0 ]
 	[[ "$output" != *s3cret* ]]
-	run --separate-stderr "$MQS" --topic in --bus "$BUS" --url tcp://u:s3cret@127.0.0.1:1 --mqtt-topic a --log-level debug --connect-timeout 2s
+	run --separate-stderr "$MQS" --topic in --bus "$BUS" --url tcp://u:s3cret@127.0.0.1:1 --mqtt-topic a --log-level debug --connect-timeout 2s --max-retries 1
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"connecting to MQTT broker"* ]] && [[ "$stderr" != *s3cret* ]]
 }

@@ -40,7 +40,7 @@ topic() { read_topic "$1" | grep -v '^$'; }
 @test "version and --help" {
 	assert_version "$RS" rabbitmq-source
 	assert_help "$RS" Examples: --url --queue --queue-type --exchange --exchange-type --binding-key --passive --prefetch \
-		--reconnect-attempts --topic CULVERT_RABBITMQ_SOURCE_URL "Exit status"
+		--max-retries --username --password --tls-ca --tls-insecure-skip-verify --topic CULVERT_RABBITMQ_SOURCE_URL "Exit status"
 }
 
 @test "bad flags exit 2, name the option and never show the password" {

@@ -29,6 +29,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/culvert-dev/culvert/common/client/rabbitmq"
+	"github.com/culvert-dev/culvert/common/retry"
 )
 
 // URL is the test server.
@@ -39,7 +40,7 @@ func Dial(t testing.TB) *amqp.Connection {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := rabbitmq.Redial(ctx, URL, rabbitmq.Options{Name: "culvert-test"}, rabbitmq.ReconnectBackoff, nil, nil)
+	conn, err := rabbitmq.Redial(ctx, URL, rabbitmq.Options{Name: "culvert-test"}, retry.Reconnect, nil, nil)
 	if err != nil {
 		t.Fatalf("RabbitMQ must run at 127.0.0.1:5672 (make services): %v", err)
 	}
@@ -78,7 +79,7 @@ func Queue(t testing.TB, prefix string, args amqp.Table) string {
 // DeleteAfter deletes the queue when the test ends.
 func DeleteAfter(t testing.TB, queue string) {
 	t.Cleanup(func() {
-		conn, err := rabbitmq.Dial(context.Background(), URL, rabbitmq.Options{})
+		conn, err := rabbitmq.Connect(context.Background(), URL, rabbitmq.Options{})
 		if err != nil {
 			return
 		}

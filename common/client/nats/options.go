@@ -1,0 +1,86 @@
+package nats
+
+import (
+	"context"
+	"net/url"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/retry"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+// ConnOptions are the connection options nats-source and nats-sink share,
+// embedded in each one's options: --url, --username, --password, the
+// --tls-* options and --max-retries. The options beat what the URL says.
+type ConnOptions struct {
+	URL      string `json:"url" culvert:"secret" jsonschema:"default=nats://127.0.0.1:4222" jsonschema_description:"NATS server URL: nats://host:4222, several seeds as nats://h1:4222,h2:4222, user:password@ or token@ before the host, or ?token=; tls:// or ?tls_ca=ca.pem (&tls_cert=&tls_key= for a client certificate) for TLS. Secrets in it are never shown."`
+	Username string `json:"username,omitempty" jsonschema_description:"User (beats one in the URL)."`
+	Password string `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never shown."`
+	tlsfiles.Options
+	retry.Limit
+}
+
+// Validate checks the options without touching the network or files;
+// its errors name the option at fault and never contain a secret.
+func (o *ConnOptions) Validate() error {
+	_, err := o.EffectiveURL()
+	return err
+}
+
+// EffectiveURL returns the URL to connect to: --url with the options that
+// beat it applied (credentials in its user part, TLS files as its tls_*
+// parameters, which turn TLS on).
+func (o *ConnOptions) EffectiveURL() (string, error) {
+	if err := o.Options.Validate(); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return "", schema.Invalid("url", "not a valid NATS URL: %s", Redact(o.URL))
+	}
+	if o.Password != "" && o.Username == "" && (u.User == nil || u.User.Username() == "") {
+		return "", schema.Invalid("username", "a password needs a username")
+	}
+	if o.Username != "" || o.Password != "" {
+		user, pass := "", ""
+		if u.User != nil {
+			user = u.User.Username()
+			pass, _ = u.User.Password()
+		}
+		if o.Username != "" {
+			user = o.Username
+		}
+		if o.Password != "" {
+			pass = o.Password
+		}
+		u.User = url.UserPassword(user, pass)
+	}
+	q := u.Query()
+	for _, p := range []struct{ name, value string }{{"tls_ca", o.TLSCA}, {"tls_cert", o.TLSCert}, {"tls_key", o.TLSKey}} {
+		if p.value != "" {
+			q.Set(p.name, p.value)
+		}
+	}
+	if o.TLSInsecureSkipVerify {
+		q.Set("tls_insecure_skip_verify", "true")
+	}
+	u.RawQuery = q.Encode()
+	if _, err := parse(u); err != nil {
+		return "", schema.Invalid("url", "%v", err)
+	}
+	return u.String(), nil
+}
+
+// Connect is the package's Connect with these options: EffectiveURL's URL
+// and --max-retries, at start and after a lost connection.
+func (o *ConnOptions) Connect(ctx context.Context, opts Options) (*natsgo.Conn, error) {
+	raw, err := o.EffectiveURL()
+	if err != nil {
+		return nil, err
+	}
+	b := o.Limit.Backoff()
+	opts.Backoff = &b
+	return Connect(ctx, raw, opts)
+}
