@@ -98,7 +98,7 @@ func (s *sink) Open(ctx context.Context) error {
 	c, err := httpc.NewClient(httpc.Options{
 		Timeout:     s.opts.Timeout.D(),
 		Concurrency: s.opts.MaxInFlight,
-		TLS:         httpc.TLS{CAFile: s.opts.TLSCA, CertFile: s.opts.TLSCert, KeyFile: s.opts.TLSKey, InsecureSkipVerify: s.opts.TLSInsecureSkipVerify},
+		TLS:         s.opts.Options,
 		Log:         s.log,
 	})
 	if err != nil {

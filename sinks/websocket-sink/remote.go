@@ -7,7 +7,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
-	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/client/ws"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
@@ -30,7 +29,7 @@ type remote struct {
 
 func newRemote(opts Options, env connector.Env) (*remote, error) {
 	ep, err := ws.New(string(opts.URL), opts.Header,
-		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecureSkipVerify})
+		opts.Options)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func newClient(opts *Options, env connector.Env, timeout, headerTimeout time.Dur
 	hc, err := httpc.NewClient(httpc.Options{
 		Timeout:               timeout,
 		ResponseHeaderTimeout: headerTimeout,
-		TLS:                   httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecureSkipVerify},
+		TLS:                   opts.Options,
 		Log:                   env.Log,
 	})
 	if err != nil {

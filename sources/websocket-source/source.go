@@ -106,7 +106,7 @@ type source struct {
 
 func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 	ep, err := ws.New(string(opts.URL), opts.Header,
-		httpc.TLS{CAFile: opts.TLSCA, CertFile: opts.TLSCert, KeyFile: opts.TLSKey, InsecureSkipVerify: opts.TLSInsecureSkipVerify})
+		opts.Options)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package httpc
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
@@ -11,33 +10,6 @@ import (
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/rs/zerolog"
 )
-
-// TLS holds the TLS options of an HTTP client.
-type TLS struct {
-	// CAFile is a PEM file of CA certificates to trust instead of the
-	// system's roots.
-	CAFile string
-	// CertFile and KeyFile are a PEM client certificate and its key (mutual
-	// TLS); both or neither.
-	CertFile, KeyFile string
-	// InsecureSkipVerify turns off the verification of the server's
-	// certificate. For tests only: NewClient warns loudly when it is set.
-	InsecureSkipVerify bool
-}
-
-// IsZero reports whether no TLS option is set.
-func (t TLS) IsZero() bool { return t == TLS{} }
-
-// Config returns the *tls.Config for t (TLS 1.2 or later). Its errors name
-// the file that could not be used.
-func (t TLS) Config() (*tls.Config, error) {
-	tc, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	tc.InsecureSkipVerify = t.InsecureSkipVerify //nolint:gosec // opt-in, warned about
-	return tc, nil
-}
 
 // Options tunes NewClient. The zero value is a usable client.
 type Options struct {
@@ -57,7 +29,7 @@ type Options struct {
 	// requests wait for one to be free.
 	MaxConnsPerHost int
 	// TLS configures https:// connections.
-	TLS TLS
+	TLS tlsfiles.Options
 	// Log receives the warning about InsecureSkipVerify.
 	Log zerolog.Logger
 }
@@ -78,9 +50,7 @@ func NewTransport(opts Options) (*http.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.TLS.InsecureSkipVerify {
-		opts.Log.Warn().Msg("TLS CERTIFICATE VERIFICATION IS OFF (--tls-insecure-skip-verify): anyone on the network path can read and change this traffic; use it for tests only")
-	}
+	opts.TLS.Warn(opts.Log)
 	dial := opts.DialTimeout
 	if dial <= 0 {
 		dial = 10 * time.Second

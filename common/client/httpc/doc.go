@@ -15,9 +15,9 @@
 //     header's value, since values are often credentials
 //     ("Authorization: Bearer ..."). ValidHeader applies the same rules to
 //     one header, such as a record's header about to be sent.
-//   - TLS.Config builds a *tls.Config (TLS 1.2 or later) from a CA file, a
-//     client certificate and key, and InsecureSkipVerify; NewClient logs a
-//     warning at every start when verification is off.
+//   - Options.TLS is the connector's --tls-* options (tlsfiles.Options,
+//     which builds the *tls.Config); NewClient logs a warning at every
+//     start when verification is off.
 //   - NewClient returns an *http.Client whose Transport is tuned for a
 //     connector: bounded dial and TLS handshake (and, when asked, the whole
 //     request and the wait for response headers), TCP and HTTP keep-alive, MaxIdleConnsPerHost (and MaxConnsPerHost when asked) equal

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 func TestParseHeaders(t *testing.T) {
@@ -230,21 +232,21 @@ func TestClientTLS(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
-	full := TLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "client.key")}
+	full := tlsfiles.Options{TLSCA: filepath.Join(dir, "ca.pem"), TLSCert: filepath.Join(dir, "client.pem"), TLSKey: filepath.Join(dir, "client.key")}
 	if body, err := get(Options{TLS: full, Timeout: 5 * time.Second}); err != nil || body != "leaf" {
 		t.Fatalf("mutual TLS: %q %v", body, err)
 	}
 	// Without the CA the server is not trusted.
-	if _, err := get(Options{TLS: TLS{CertFile: full.CertFile, KeyFile: full.KeyFile}, Timeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := get(Options{TLS: tlsfiles.Options{TLSCert: full.TLSCert, TLSKey: full.TLSKey}, Timeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("unknown CA: %v", err)
 	}
 	// Without a client certificate the server refuses.
-	if _, err := get(Options{TLS: TLS{CAFile: full.CAFile}, Timeout: 5 * time.Second}); err == nil {
+	if _, err := get(Options{TLS: tlsfiles.Options{TLSCA: full.TLSCA}, Timeout: 5 * time.Second}); err == nil {
 		t.Fatal("no client certificate: the server accepted")
 	}
 	// InsecureSkipVerify connects and warns.
 	var logs bytes.Buffer
-	insecure := TLS{CertFile: full.CertFile, KeyFile: full.KeyFile, InsecureSkipVerify: true}
+	insecure := tlsfiles.Options{TLSCert: full.TLSCert, TLSKey: full.TLSKey, TLSInsecureSkipVerify: true}
 	if body, err := get(Options{TLS: insecure, Log: zerolog.New(&logs), Timeout: 5 * time.Second}); err != nil || body != "leaf" {
 		t.Fatalf("insecure: %q %v", body, err)
 	}
@@ -256,20 +258,20 @@ func TestClientTLS(t *testing.T) {
 func TestTLSConfigErrors(t *testing.T) {
 	dir, _, _ := writeCerts(t)
 	for _, tc := range []struct {
-		tls  TLS
+		tls  tlsfiles.Options
 		want string
 	}{
-		{TLS{CAFile: filepath.Join(dir, "missing.pem")}, "missing.pem"},
-		{TLS{CAFile: filepath.Join(dir, "client.key")}, "no PEM certificate"},
-		{TLS{CertFile: filepath.Join(dir, "client.pem")}, "together"},
-		{TLS{CertFile: filepath.Join(dir, "client.pem"), KeyFile: filepath.Join(dir, "ca.pem")}, "client certificate"},
+		{tlsfiles.Options{TLSCA: filepath.Join(dir, "missing.pem")}, "missing.pem"},
+		{tlsfiles.Options{TLSCA: filepath.Join(dir, "client.key")}, "no PEM certificate"},
+		{tlsfiles.Options{TLSCert: filepath.Join(dir, "client.pem")}, "tls_key"},
+		{tlsfiles.Options{TLSCert: filepath.Join(dir, "client.pem"), TLSKey: filepath.Join(dir, "ca.pem")}, "client certificate"},
 	} {
 		if _, err := NewClient(Options{TLS: tc.tls}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.tls, err, tc.want)
 		}
 	}
-	if !(TLS{}).IsZero() || (TLS{InsecureSkipVerify: true}).IsZero() {
-		t.Error("IsZero")
+	if (tlsfiles.Options{}).Set() || !(tlsfiles.Options{TLSInsecureSkipVerify: true}).Set() {
+		t.Error("Set")
 	}
 }
 

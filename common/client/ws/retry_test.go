@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 )
 
 func TestRetry(t *testing.T) {
-	ep, err := New("ws://user:s3cret@127.0.0.1:1/feed", nil, httpc.TLS{})
+	ep, err := New("ws://user:s3cret@127.0.0.1:1/feed", nil, tlsfiles.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

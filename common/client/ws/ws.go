@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -64,7 +65,7 @@ type Endpoint struct {
 // New checks the options of a client and loads its TLS files (for wss://
 // only). Its errors are schema.Invalid naming the option: url, header,
 // tls_ca or tls_cert.
-func New(rawURL string, header []string, t httpc.TLS) (*Endpoint, error) {
+func New(rawURL string, header []string, t tlsfiles.Options) (*Endpoint, error) {
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, schema.Invalid("url", "%v", err)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/culvert-dev/culvert/common/client/httpc"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -50,7 +50,7 @@ func TestValidateNamesTheOption(t *testing.T) {
 }
 
 func TestNewAndScrub(t *testing.T) {
-	e, err := New("ws://user:p%40ss@h/x?token=t0k&q=1", []string{"A: b"}, httpc.TLS{CAFile: "/nonexistent"})
+	e, err := New("ws://user:p%40ss@h/x?token=t0k&q=1", []string{"A: b"}, tlsfiles.Options{TLSCA: "/nonexistent"})
 	if err != nil {
 		t.Fatal(err) // ws:// reads no TLS file
 	}
@@ -65,7 +65,7 @@ func TestNewAndScrub(t *testing.T) {
 		t.Errorf("scrubbed: %s", msg)
 	}
 
-	e, err = New("wss://h/", nil, httpc.TLS{})
+	e, err = New("wss://h/", nil, tlsfiles.Options{})
 	if err != nil || e.TLS == nil || e.HTTPClient() == nil {
 		t.Errorf("wss:// with system roots: %v", err)
 	}
@@ -91,11 +91,11 @@ func TestHandshake(t *testing.T) {
 func TestTLSErrorsNameTheOption(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
-		tls    httpc.TLS
+		tls    tlsfiles.Options
 		option string
 	}{
-		{httpc.TLS{CAFile: filepath.Join(dir, "missing-ca.pem")}, "tls_ca"},
-		{httpc.TLS{CertFile: filepath.Join(dir, "missing-cert.pem"), KeyFile: filepath.Join(dir, "k.pem")}, "tls_cert"},
+		{tlsfiles.Options{TLSCA: filepath.Join(dir, "missing-ca.pem")}, "tls_ca"},
+		{tlsfiles.Options{TLSCert: filepath.Join(dir, "missing-cert.pem"), TLSKey: filepath.Join(dir, "k.pem")}, "tls_cert"},
 	} {
 		_, err := New("wss://h/", nil, c.tls)
 		var inv *schema.FieldError
