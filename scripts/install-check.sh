@@ -69,5 +69,6 @@ module="$(cd "$tmp/src" && go list -m)"
 (cd "$tmp" && GOBIN="$tmp/bin" go install -trimpath "$module@v$VERSION") ||
 	die "go install $module@v$VERSION failed (see above)"
 out="$("$tmp/bin/$NAME" version)"
+case "$out" in "$NAME $VERSION "*) ;; *) die "the installed $NAME says \"$out\", not version $VERSION" ;; esac
 echo "install-check: go install $module@v$VERSION with GOWORK=off: $out"
 "$tmp/bin/$NAME" metadata | grep -q "\"name\": \"$NAME\"" || die "the installed $NAME does not print its metadata"

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"strings"
 
 	"github.com/invopop/jsonschema"
 
@@ -18,7 +20,24 @@ import (
 
 // Version is the connectors' version, set at build time with
 // -ldflags "-X github.com/culvert-dev/culvert/common/cli.Version=1.2.3".
+// Without it, a binary made by `go install MODULE@v1.2.3` says 1.2.3: the
+// version the go command recorded for its main module (see moduleVersion).
 var Version = "dev"
+
+// -X sets only a variable initialised to a constant, so the fallback is here.
+func init() { Version = moduleVersion(Version, debug.ReadBuildInfo) }
+
+// moduleVersion returns ldflags when it was set at build time, else the main
+// module's version from the build information, without its "v", else ldflags.
+func moduleVersion(ldflags string, read func() (*debug.BuildInfo, bool)) string {
+	if ldflags != "dev" {
+		return ldflags
+	}
+	if bi, ok := read(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return strings.TrimPrefix(bi.Main.Version, "v")
+	}
+	return ldflags
+}
 
 // Exit statuses.
 const (
