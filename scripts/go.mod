@@ -3,7 +3,7 @@ module github.com/culvert-dev/culvert/scripts
 go 1.26.8
 
 require (
-	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rabbitmq/amqp091-go v1.16.0
@@ -43,5 +43,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
-
-replace github.com/culvert-dev/culvert/common => ../common

@@ -3,7 +3,7 @@ module github.com/culvert-dev/culvert/sinks/file-sink
 go 1.26.8
 
 require (
-	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/rs/zerolog v1.35.1
 )
 
@@ -54,5 +54,3 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
-
-replace github.com/culvert-dev/culvert/common => ../../common

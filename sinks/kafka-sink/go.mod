@@ -2,10 +2,8 @@ module github.com/culvert-dev/culvert/sinks/kafka-sink
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
-	github.com/culvert-dev/culvert/common v0.0.0-00010101000000-000000000000
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c

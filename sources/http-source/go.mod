@@ -2,10 +2,8 @@ module github.com/culvert-dev/culvert/sources/http-source
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
-	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/itchyny/gojq v0.12.20
 	golang.org/x/net v0.59.0
 )

@@ -2,10 +2,8 @@ module github.com/culvert-dev/culvert/sources/mqtt-source
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
-	github.com/culvert-dev/culvert/common v0.0.0-00010101000000-000000000000
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/rs/zerolog v1.35.1
 )

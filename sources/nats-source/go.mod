@@ -2,10 +2,8 @@ module github.com/culvert-dev/culvert/sources/nats-source
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
-	github.com/culvert-dev/culvert/common v0.0.0-00010101000000-000000000000
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/rs/zerolog v1.35.1
 )

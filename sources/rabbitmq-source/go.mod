@@ -2,10 +2,8 @@ module github.com/culvert-dev/culvert/sources/rabbitmq-source
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
-	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/rs/zerolog v1.35.1
 )

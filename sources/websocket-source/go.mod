@@ -2,11 +2,9 @@ module github.com/culvert-dev/culvert/sources/websocket-source
 
 go 1.26.8
 
-replace github.com/culvert-dev/culvert/common => ../../common
-
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/culvert-dev/culvert/common v0.0.0
+	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/rs/zerolog v1.35.1
 )
 
