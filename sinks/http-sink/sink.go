@@ -359,7 +359,7 @@ func (s *sink) send(ctx context.Context, r *request) ([]connector.RejectedRecord
 		}
 		wait := httpc.RetryDelay(resp, time.Now(), retryBackoff.Wait(attempt))
 		s.log.Warn().Str("endpoint", s.shown).Str("error", why).Int("attempt", attempt).Int("records", len(r.recs)).
-			Int64("offset", r.recs[0].Offset).Dur("retry_in", wait).Msg("request failed, retrying")
+			Int64("offset", r.recs[0].Offset).Int("max_retries", s.opts.MaxRetries).Dur("retry_in", wait).Msg("request failed, retrying")
 		s.metrics(func(m metrics) { m.AddRetries(1) })
 		if retry.Sleep(ctx, wait) != nil {
 			return nil, fmt.Errorf("sending to %s: %w (last error: %s)", s.shown, context.Cause(ctx), why)

@@ -115,7 +115,7 @@ func (p *poller) Read(ctx context.Context) (connector.Batch, error) {
 		}
 		retried(p.env)
 		wait := max(retryBackoff.Wait(p.failures), retryAfter)
-		p.env.Log.Warn().Err(err).Int("attempt", p.failures).Dur("retry_in", wait).Msg("poll failed, retrying")
+		p.env.Log.Warn().Err(err).Int("attempt", p.failures).Int("max_retries", p.opts.MaxRetries).Dur("retry_in", wait).Msg("poll failed, retrying")
 		p.due = time.Now().Add(wait)
 	}
 }

@@ -183,7 +183,7 @@ func (s *streamer) run(ctx context.Context) {
 		}
 		retried(s.env)
 		wait := max(backoff.Wait(failures), retryAfter)
-		s.env.Log.Warn().Err(err).Int("attempt", failures).Dur("retry_in", wait).Msg("stream lost, reconnecting")
+		s.env.Log.Warn().Err(err).Int("attempt", failures).Int("max_retries", s.opts.MaxRetries).Dur("retry_in", wait).Msg("stream lost, reconnecting")
 		if retry.Sleep(ctx, wait) != nil {
 			return
 		}
