@@ -16,6 +16,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -482,7 +483,7 @@ func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
 				return nil, err
 			}
 			if !ok {
-				if err := sleep(ctx, s.b.lease/5); err != nil {
+				if err := retry.Sleep(ctx, s.b.lease/5); err != nil {
 					return nil, err
 				}
 				continue
@@ -501,21 +502,10 @@ func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
 			s.mu.Unlock()
 			return msgs, nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		wait = min(wait*2, 50*time.Millisecond)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
