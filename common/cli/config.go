@@ -322,25 +322,27 @@ func (l *loader) readTopic(path string, n *yaml.Node) []setting {
 		case "version":
 			// informative only, as meta.version
 		case "meta":
-			mp, ok := l.mapping(p, kv[1], "with name")
-			for _, m := range mp {
-				if m[0].Value == "name" {
-					out = append(out, l.give(p+".name", "topic", true, m[1])...)
-				} else if ok {
-					l.unsupported(p + "." + m[0].Value)
-				}
-			}
+			out = append(out, l.readOne(p, kv[1], "name", "topic")...)
 		case "partition":
-			mp, _ := l.mapping(p, kv[1], "with count")
-			for _, m := range mp {
-				if m[0].Value == "count" {
-					out = append(out, l.give(p+".count", "bus_partitions", true, m[1])...)
-				} else {
-					l.unsupported(p + "." + m[0].Value)
-				}
-			}
+			out = append(out, l.readOne(p, kv[1], "count", "bus_partitions")...)
 		default:
 			l.unsupported(p)
+		}
+	}
+	return out
+}
+
+// readOne reads the Fluvio mapping n at path, whose one key, key, gives
+// the shared option name; its other keys are settings Culvert does not
+// support.
+func (l *loader) readOne(path string, n *yaml.Node, key, name string) []setting {
+	pairs, _ := l.mapping(path, n, "with "+key)
+	var out []setting
+	for _, kv := range pairs {
+		if kv[0].Value == key {
+			out = append(out, l.give(path+"."+key, name, true, kv[1])...)
+		} else {
+			l.unsupported(path + "." + kv[0].Value)
 		}
 	}
 	return out
@@ -361,14 +363,7 @@ func (l *loader) readConsumer(path string, n *yaml.Node) []setting {
 		case "id":
 			out = append(out, l.give(p, "group", true, kv[1])...)
 		case "offset":
-			mp, _ := l.mapping(p, kv[1], "with start")
-			for _, m := range mp {
-				if m[0].Value == "start" && m[1].Kind == yaml.ScalarNode {
-					out = append(out, l.give(p+".start", "from", true, m[1])...)
-				} else {
-					l.unsupported(p + "." + m[0].Value)
-				}
-			}
+			out = append(out, l.readOne(p, kv[1], "start", "from")...)
 		default:
 			l.unsupported(p)
 		}
