@@ -3,14 +3,12 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/culvert-dev/culvert/common/bus"
-	"github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/bus/embedded/embeddedtest"
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
@@ -55,33 +53,12 @@ func runApp(a *cli.App, args ...string) (code int, stdout, stderr string) {
 // records on topic t.
 func busWithRecords(t *testing.T) string {
 	dir := t.TempDir()
-	b, err := embedded.Open(context.Background(), dir, embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs := make([]record.Record, 200)
 	for i := range recs {
 		recs[i].Value = []byte("stored-value-" + strings.Repeat("x", 20))
 	}
-	if err := bus.Publish(context.Background(), b, "t", recs...); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	embeddedtest.Fill(t, dir, "t", recs...)
 	return dir
-}
-
-func batchRows(t *testing.T, dir string) int {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "bus.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM batches`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 func TestCheckBusOnAnIntactStore(t *testing.T) {
@@ -106,18 +83,7 @@ func TestCorruptStoreExitsOneAtOnceAndIsNotAppendedTo(t *testing.T) {
 		do   func(t *testing.T, path string)
 	}{
 		{"flipped bytes in a batch", func(t *testing.T, path string) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			i := bytes.Index(data, []byte("stored-value-"))
-			if i < 0 {
-				t.Fatal("stored batch not found in the file")
-			}
-			data[i+3] ^= 0x20
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			embeddedtest.FlipByte(t, filepath.Dir(path), "stored-value-", 3)
 		}},
 		{"truncated", func(t *testing.T, path string) {
 			fi, err := os.Stat(path)
@@ -131,7 +97,7 @@ func TestCorruptStoreExitsOneAtOnceAndIsNotAppendedTo(t *testing.T) {
 	} {
 		t.Run(damage.name, func(t *testing.T) {
 			dir := busWithRecords(t)
-			path := filepath.Join(dir, "bus.db")
+			path := embeddedtest.File(dir)
 			damage.do(t, path)
 			src, snk := checkApps()
 			wantCorrupt := func(what string, code int, errs string) {
@@ -147,8 +113,8 @@ func TestCorruptStoreExitsOneAtOnceAndIsNotAppendedTo(t *testing.T) {
 			wantCorrupt("source", code, errs)
 			code, out, errs := runApp(src, "check-bus", "--bus", dir)
 			wantCorrupt("check-bus", code, out+errs)
-			if damage.name != "truncated" && batchRows(t, dir) != 1 {
-				t.Fatalf("%d batches in the store, want the 1 written before the damage", batchRows(t, dir))
+			if damage.name != "truncated" && embeddedtest.BatchRows(t, dir) != 1 {
+				t.Fatalf("%d batches in the store, want the 1 written before the damage", embeddedtest.BatchRows(t, dir))
 			}
 			if data, _ := os.ReadFile(path); bytes.Contains(data, []byte("appended")) {
 				t.Fatal("the source appended to a corrupt store")

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/bus/embedded/embeddedtest"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
 )
@@ -234,37 +234,19 @@ func TestSourceStopsWhenItLosesItsLease(t *testing.T) {
 // and a source refuses to append to it.
 func TestCorruptStoreStopsSinkAndSourceAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	b, err := embedded.Open(context.Background(), dir, embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	recs := make([]record.Record, 50)
 	for i := range recs {
 		recs[i].Value = []byte(fmt.Sprintf("value-%03d", i))
 	}
-	if err := bus.Publish(context.Background(), b, "t", recs...); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	path := filepath.Join(dir, "bus.db")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(data, []byte("value-025"))
-	if i < 0 {
-		t.Fatal("stored batch not found in the file")
-	}
-	data[i+7] = 'X'
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	src := open(t, dir)
-	snkBus := open(t, dir)
+	embeddedtest.Fill(t, dir, "t", recs...)
+	embeddedtest.FlipByte(t, dir, "value-025", 7)
+	path := embeddedtest.File(dir)
+	src := embeddedtest.Open(t, dir, embedded.Options{})
+	snkBus := embeddedtest.Open(t, dir, embedded.Options{})
 	log := newLogWatch("retrying")
 	cfg := connector.SinkConfig{Config: connector.Config{Env: connector.Env{Name: "test-sink", Topic: "t", Log: zerolog.New(log)}},
 		Group: "g", Start: bus.StartBeginning}
-	_, err = connector.RunSink(context.Background(), snkBus, &fakeSink{}, cfg)
+	_, err := connector.RunSink(context.Background(), snkBus, &fakeSink{}, cfg)
 	if !errors.Is(err, bus.ErrCorrupt) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("sink: %v; want a corrupt store naming %s", err, path)
 	}
@@ -282,14 +264,4 @@ func TestCorruptStoreStopsSinkAndSourceAtOnce(t *testing.T) {
 	if strings.Contains(log.String(), "retrying") {
 		t.Fatalf("the source retried a corrupt store:\n%s", log.String())
 	}
-}
-
-func open(t *testing.T, dir string) *embedded.Bus {
-	t.Helper()
-	b, err := embedded.Open(context.Background(), dir, embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }

@@ -3,7 +3,6 @@ package embedded_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"io"
 	"os"
@@ -15,18 +14,9 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/bus/embedded/embeddedtest"
 	"github.com/culvert-dev/culvert/common/record"
 )
-
-func open(t *testing.T, dir string, opts embedded.Options) *embedded.Bus {
-	t.Helper()
-	b, err := embedded.Open(context.Background(), dir, opts)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
 
 func values(prefix string, n, size int) []record.Record {
 	recs := make([]record.Record, n)
@@ -36,22 +26,6 @@ func values(prefix string, n, size int) []record.Record {
 		recs[i].Value = v
 	}
 	return recs
-}
-
-// storedBatches counts the rows of the batches table, read with SQLite
-// directly (the bus refuses a store marked corrupt).
-func storedBatches(t *testing.T, dir string) int {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "bus.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM batches`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 func wantCorrupt(t *testing.T, what string, err error, dir string) {
@@ -67,7 +41,7 @@ func wantCorrupt(t *testing.T, what string, err error, dir string) {
 func TestFlippedBytesInABatchStopTheReaderAndEveryWriter(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b := open(t, dir, embedded.Options{})
+	b := embeddedtest.Open(t, dir, embedded.Options{})
 	if err := bus.Publish(ctx, b, "t", values("first", 100, 100)...); err != nil {
 		t.Fatal(err)
 	}
@@ -77,23 +51,11 @@ func TestFlippedBytesInABatchStopTheReaderAndEveryWriter(t *testing.T) {
 	b.Close()
 	// Flip one byte of a value in the file: SQLite's own structure stays
 	// intact, only the batch's checksum can tell.
-	path := filepath.Join(dir, "bus.db")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(data, []byte("second"))
-	if i < 0 {
-		t.Fatal("the stored batch is not in the database file")
-	}
-	data[i+10] ^= 0x01
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	embeddedtest.FlipByte(t, dir, "second", 10)
 
 	// A writer that opened the store before anyone noticed.
-	writer := open(t, dir, embedded.Options{})
-	reader := open(t, dir, embedded.Options{})
+	writer := embeddedtest.Open(t, dir, embedded.Options{})
+	reader := embeddedtest.Open(t, dir, embedded.Options{})
 	sub, err := reader.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Start: bus.StartBeginning})
 	if err != nil {
 		t.Fatal(err)
@@ -111,12 +73,12 @@ func TestFlippedBytesInABatchStopTheReaderAndEveryWriter(t *testing.T) {
 			t.Fatalf("read %d records past a corrupt batch", polled)
 		}
 	}
-	before := storedBatches(t, dir)
+	before := embeddedtest.BatchRows(t, dir)
 	err = writer.Publish(ctx, bus.Batch{Writes: []bus.Write{{Topic: "t", Records: values("third", 1, 10)}},
 		Position: &bus.Position{Key: "k", Value: []byte("p")}})
 	wantCorrupt(t, "publish after the check failed", err, dir)
 	wantCorrupt(t, "saving a position after the check failed", writer.Positions().Put(ctx, "k", []byte("p")), dir)
-	if after := storedBatches(t, dir); after != before {
+	if after := embeddedtest.BatchRows(t, dir); after != before {
 		t.Fatalf("%d batches were appended to a corrupt store", after-before)
 	}
 	_, err = embedded.Open(ctx, dir, embedded.Options{})
@@ -131,7 +93,7 @@ func TestFlippedBytesInABatchStopTheReaderAndEveryWriter(t *testing.T) {
 func TestTruncatedStoreIsRefused(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b := open(t, dir, embedded.Options{})
+	b := embeddedtest.Open(t, dir, embedded.Options{})
 	for i := 0; i < 20; i++ {
 		if err := bus.Publish(ctx, b, "t", values("v", 1000, 50)...); err != nil {
 			t.Fatal(err)
@@ -158,7 +120,7 @@ func TestTruncatedStoreIsRefused(t *testing.T) {
 func TestCheckPassesAndClearsTheMark(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	b := open(t, dir, embedded.Options{})
+	b := embeddedtest.Open(t, dir, embedded.Options{})
 	if err := bus.Publish(ctx, b, "t", values("v", 5000, 10)...); err != nil {
 		t.Fatal(err)
 	}
@@ -179,14 +141,14 @@ func TestCheckPassesAndClearsTheMark(t *testing.T) {
 	if rep.Topics != 2 || rep.Records != 5003 || rep.Batches != 3 {
 		t.Fatalf("report %+v", rep)
 	}
-	open(t, dir, embedded.Options{})
+	embeddedtest.Open(t, dir, embedded.Options{})
 }
 
 func TestPositionLeaseFencesOtherWriters(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	holder := open(t, dir, embedded.Options{})
-	other := open(t, dir, embedded.Options{})
+	holder := embeddedtest.Open(t, dir, embedded.Options{})
+	other := embeddedtest.Open(t, dir, embedded.Options{})
 	l, err := holder.Positions().Lease(ctx, "k", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +189,7 @@ func TestFullDiskStillDrains(t *testing.T) {
 	defer cancel()
 	dir := mountTmpfs(t, "16m")
 	opts := embedded.Options{Reserve: 2 << 20}
-	pub := open(t, dir, opts)
+	pub := embeddedtest.Open(t, dir, opts)
 	// Another program's file, deleted at the end to free space.
 	if err := os.WriteFile(filepath.Join(dir, "ballast"), make([]byte, 6<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -259,7 +221,7 @@ func TestFullDiskStillDrains(t *testing.T) {
 	fill.Close()
 	// A new sink group, in a new connection, still reads everything,
 	// commits, and leaves; source positions still take their lease.
-	sink := open(t, dir, opts)
+	sink := embeddedtest.Open(t, dir, opts)
 	sub, err := sink.Subscribe(ctx, "t", "new-group", bus.SubscribeOptions{Start: bus.StartBeginning})
 	if err != nil {
 		t.Fatalf("subscribing on a full disk: %v", err)
@@ -289,7 +251,7 @@ func TestFullDiskStillDrains(t *testing.T) {
 		t.Fatalf("releasing a position lease on a full disk: %v", err)
 	}
 	// Publishers do not eat the space that draining uses.
-	pub = open(t, dir, opts)
+	pub = embeddedtest.Open(t, dir, opts)
 	if err := bus.Publish(ctx, pub, "t", values("v", 1, 10)...); err == nil || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("publish while the reserve is in use: %v", err)
 	}
@@ -328,7 +290,7 @@ func TestLeaseOfAKilledProcessIsTakenAtOnce(t *testing.T) {
 	if _, err := io.ReadFull(out, line); err != nil || string(line) != "held\n" {
 		t.Fatalf("helper printed %q, %v", line, err)
 	}
-	b := open(t, dir, embedded.Options{Lease: time.Hour})
+	b := embeddedtest.Open(t, dir, embedded.Options{Lease: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	waited := make(chan struct{})
 	go func() {
