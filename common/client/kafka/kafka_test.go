@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/retry"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 func TestParseURL(t *testing.T) {
@@ -193,16 +195,11 @@ func TestTLSAgainstKfake(t *testing.T) {
 // With a Backoff, Connect retries an unreachable cluster, then gives up
 // with one error naming the option; refused credentials are not retried.
 func TestConnectRetries(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(testserver.FreePort(t))
 	var logs strings.Builder
 	b := retry.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Retries: 1, Option: "--max-retries"}
 	c := Config{Brokers: []string{addr}, User: "u", Password: "s3cret", SASLMechanism: SASLPlain}
-	_, err = Connect(ctx(t), c, "test", Hooks{Backoff: &b, Log: zerolog.New(&logs)})
+	_, err := Connect(ctx(t), c, "test", Hooks{Backoff: &b, Log: zerolog.New(&logs)})
 	if err == nil || !strings.Contains(err.Error(), "giving up after 2 failed attempts (--max-retries 1): connecting to kafka") || strings.Contains(err.Error()+logs.String(), "s3cret") {
 		t.Fatalf("err = %v", err)
 	}

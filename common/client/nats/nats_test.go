@@ -2,9 +2,9 @@ package nats
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/retry"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 func TestParseURL(t *testing.T) {
@@ -120,15 +121,10 @@ func TestTLSFilesAreChecked(t *testing.T) {
 // With a Backoff, Connect retries an unreachable server, then gives up
 // with one error naming the option; without one it tries once.
 func TestConnectRetries(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(testserver.FreePort(t))
 	var logs strings.Builder
 	b := retry.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Retries: 2, Option: "--max-retries"}
-	_, err = Connect(context.Background(), "nats://me:s3cret@"+addr, Options{Backoff: &b, Log: zerolog.New(&logs)})
+	_, err := Connect(context.Background(), "nats://me:s3cret@"+addr, Options{Backoff: &b, Log: zerolog.New(&logs)})
 	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts (--max-retries 2): connecting to NATS at nats://me:*****@"+addr) || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("err = %v", err)
 	}
