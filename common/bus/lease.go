@@ -56,50 +56,76 @@ func RenewedLease(ctx context.Context, ops LeaseOps, waiting func()) (Lease, err
 		case <-t.C:
 		}
 	}
-	l := &renewedLease{ops: ops, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go l.renew()
+	l := NewLeaseLoop(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ops.Release(ctx); err != nil {
+			return fmt.Errorf("releasing lease: %w", err)
+		}
+		return nil
+	})
+	go renew(l, ops)
 	return l, nil
 }
 
-type renewedLease struct {
-	ops        LeaseOps
-	lost, stop chan struct{}
-	done       chan struct{}
-	once       sync.Once
-	err        error
-}
-
-func (l *renewedLease) renew() {
-	defer close(l.done)
-	t := time.NewTicker(l.ops.TTL / 3)
+// renew renews the lease every third of its TTL until it is released or
+// found lost.
+func renew(l *LeaseLoop, ops LeaseOps) {
+	defer l.End()
+	t := time.NewTicker(ops.TTL / 3)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.Stopped():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.ops.TTL/3)
-		ok, err := l.ops.Take(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), ops.TTL/3)
+		ok, err := ops.Take(ctx)
 		cancel()
 		if err == nil && !ok {
-			close(l.lost)
+			l.SetLost()
 			return
 		}
 	}
 }
 
-func (l *renewedLease) Lost() <-chan struct{} { return l.lost }
+// LeaseLoop is a Lease kept by a background loop, what the backends'
+// leases share: the loop runs until Stopped is closed, calls SetLost (once)
+// when it finds that another holder has the lease, and End when it returns.
+// Release stops the loop, waits for its End and then gives the lease up.
+type LeaseLoop struct {
+	lost, stop, done chan struct{}
+	release          func() error
+	once             sync.Once
+	err              error
+}
 
-func (l *renewedLease) Release() error {
+// NewLeaseLoop returns a LeaseLoop whose Release calls release (once) after
+// the loop ended.
+func NewLeaseLoop(release func() error) *LeaseLoop {
+	return &LeaseLoop{lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), release: release}
+}
+
+// Stopped is closed when the loop is to stop: the lease is being released.
+func (l *LeaseLoop) Stopped() <-chan struct{} { return l.stop }
+
+// SetLost says that the lease was lost; the loop calls it once at most.
+func (l *LeaseLoop) SetLost() { close(l.lost) }
+
+// End says that the loop returned; it calls it once.
+func (l *LeaseLoop) End() { close(l.done) }
+
+// Lost is closed when the lease was lost (see Lease).
+func (l *LeaseLoop) Lost() <-chan struct{} { return l.lost }
+
+// Release stops the loop, waits until it ended and gives the lease up (see
+// Lease). It is idempotent.
+func (l *LeaseLoop) Release() error {
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := l.ops.Release(ctx); err != nil {
-			l.err = fmt.Errorf("releasing lease: %w", err)
-		}
+		l.err = l.release()
 	})
 	return l.err
 }

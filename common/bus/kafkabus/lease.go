@@ -42,8 +42,11 @@ func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.
 			}
 		}
 	}
-	l := &groupLease{b: b, group: group, topic: topic,
-		held: make(chan struct{}), lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &groupLease{b: b, group: group, topic: topic, held: make(chan struct{})}
+	l.LeaseLoop = bus.NewLeaseLoop(func() error {
+		l.cl.Close() // leaves the group: a standby is assigned the partition at once
+		return nil
+	})
 	hb := min(3*time.Second, b.opts.SessionTimeout/3)
 	cl, err := kafkaclient.NewClient(ctx, b.cfg, "culvert-bus",
 		kgo.ConsumerGroup(group),
@@ -75,9 +78,9 @@ func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.
 	// Polling keeps the member's fetches moving; what it fetches (other
 	// processes' positions) is not needed.
 	go func() {
-		defer close(l.done)
+		defer l.End()
 		pctx, cancel := context.WithCancel(context.Background())
-		go func() { <-l.stop; cancel() }()
+		go func() { <-l.Stopped(); cancel() }()
 		for pctx.Err() == nil {
 			cl.PollFetches(pctx)
 		}
@@ -92,15 +95,14 @@ func (p *positions) Lease(ctx context.Context, key string, waiting func()) (bus.
 }
 
 type groupLease struct {
-	b                *Bus
-	group, topic     string
-	checking         bool
-	cl               *kgo.Client
-	mu               sync.Mutex
-	holds, everHeld  bool
-	held, lost, stop chan struct{}
-	done             chan struct{}
-	once             sync.Once
+	*bus.LeaseLoop
+	b               *Bus
+	group, topic    string
+	checking        bool
+	cl              *kgo.Client
+	mu              sync.Mutex
+	holds, everHeld bool
+	held            chan struct{}
 }
 
 // set records that the member was assigned the partition or lost it.
@@ -130,7 +132,7 @@ func (l *groupLease) check() {
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-l.Stopped():
 			return
 		case <-t.C:
 		}
@@ -152,22 +154,11 @@ func (l *groupLease) check() {
 			if c, ok := m.Assigned.AsConsumer(); ok && m.MemberID != me {
 				for _, t := range c.Topics {
 					if t.Topic == l.topic && len(t.Partitions) > 0 {
-						close(l.lost)
+						l.SetLost()
 						return
 					}
 				}
 			}
 		}
 	}
-}
-
-func (l *groupLease) Lost() <-chan struct{} { return l.lost }
-
-func (l *groupLease) Release() error {
-	l.once.Do(func() {
-		close(l.stop)
-		<-l.done
-		l.cl.Close() // leaves the group: a standby is assigned the partition at once
-	})
-	return nil
 }
