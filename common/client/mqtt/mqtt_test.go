@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/culvert-dev/culvert/common/client/auth"
 	"github.com/culvert-dev/culvert/common/client/mqtt"
 	"github.com/culvert-dev/culvert/common/client/mqtt/mqtttest"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
@@ -90,7 +91,7 @@ func TestTLSAndReconnect(t *testing.T) {
 	topic := mqtttest.Topic(t)
 	got := make(chan string, 10)
 	var reconnects, reconnected atomic.Int32
-	o := mqtt.ConnOptions{URL: b.TLSURL(), Options: tlsfiles.Options{TLSCA: b.CA, TLSCert: b.ClientCert, TLSKey: b.ClientKey}, ConnectTimeout: 5e9}
+	o := mqtt.ConnOptions{URL: b.TLSURL(), Options: auth.Options{Options: tlsfiles.Options{TLSCA: b.CA, TLSCert: b.ClientCert, TLSKey: b.ClientKey}}, ConnectTimeout: 5e9}
 	cfg, err := o.Config()
 	if err != nil {
 		t.Fatal(err)

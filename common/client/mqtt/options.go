@@ -1,20 +1,18 @@
 package mqtt
 
 import (
-	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/client/auth"
 	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // ConnOptions are the connection options mqtt-source and mqtt-sink share;
 // they embed it in their Options so the flags are defined once: --url,
-// --username, --password, the --tls-* options (tlsfiles.Options) and
+// --username, --password and the --tls-* options (auth.Options) and
 // --max-retries (retry.Limit), besides MQTT's own.
 type ConnOptions struct {
-	URL      string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"Broker URL: tcp://host:1883 (also mqtt://), ssl://host:8883 (also tls://, mqtts://), ws://host:port/path or wss://host:port/path. May carry user:password@ and tls_ca, tls_cert, tls_key parameters. Secrets in it are never shown."`
-	Username string `json:"username,omitempty" jsonschema_description:"Username (beats one in the URL)."`
-	Password string `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never logged."`
-	tlsfiles.Options
+	URL string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"Broker URL: tcp://host:1883 (also mqtt://), ssl://host:8883 (also tls://, mqtts://), ws://host:port/path or wss://host:port/path. May carry user:password@ and tls_ca, tls_cert, tls_key parameters. Secrets in it are never shown."`
+	auth.Options
 	ClientID       string          `json:"client_id,omitempty" jsonschema:"maxLength=65535" jsonschema_description:"MQTT client id, which names the session on the broker (default: see the connector's README)."`
 	KeepAlive      schema.Duration `json:"keep_alive" jsonschema:"default=30s" jsonschema_description:"MQTT keep-alive: how often the connection is checked when idle."`
 	ConnectTimeout schema.Duration `json:"connect_timeout" jsonschema:"default=10s" jsonschema_description:"Time limit of each connection attempt."`

@@ -6,7 +6,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
-	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/client/auth"
 	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -15,10 +15,8 @@ import (
 // embedded in each one's options: --url, --username, --password, the
 // --tls-* options and --max-retries. The options beat what the URL says.
 type ConnOptions struct {
-	URL      string `json:"url" culvert:"secret" jsonschema:"default=nats://127.0.0.1:4222" jsonschema_description:"NATS server URL: nats://host:4222, several seeds as nats://h1:4222,h2:4222, user:password@ or token@ before the host, or ?token=; tls:// or ?tls_ca=ca.pem (&tls_cert=&tls_key= for a client certificate) for TLS. Secrets in it are never shown."`
-	Username string `json:"username,omitempty" jsonschema_description:"User (beats one in the URL)."`
-	Password string `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never shown."`
-	tlsfiles.Options
+	URL string `json:"url" culvert:"secret" jsonschema:"default=nats://127.0.0.1:4222" jsonschema_description:"NATS server URL: nats://host:4222, several seeds as nats://h1:4222,h2:4222, user:password@ or token@ before the host, or ?token=; tls:// or ?tls_ca=ca.pem (&tls_cert=&tls_key= for a client certificate) for TLS. Secrets in it are never shown."`
+	auth.Options
 	retry.Limit
 }
 
@@ -43,30 +41,7 @@ func (o *ConnOptions) EffectiveURL() (string, error) {
 	if o.Password != "" && o.Username == "" && (u.User == nil || u.User.Username() == "") {
 		return "", schema.Invalid("username", "a password needs a username")
 	}
-	if o.Username != "" || o.Password != "" {
-		user, pass := "", ""
-		if u.User != nil {
-			user = u.User.Username()
-			pass, _ = u.User.Password()
-		}
-		if o.Username != "" {
-			user = o.Username
-		}
-		if o.Password != "" {
-			pass = o.Password
-		}
-		u.User = url.UserPassword(user, pass)
-	}
-	q := u.Query()
-	for _, p := range []struct{ name, value string }{{"tls_ca", o.TLSCA}, {"tls_cert", o.TLSCert}, {"tls_key", o.TLSKey}} {
-		if p.value != "" {
-			q.Set(p.name, p.value)
-		}
-	}
-	if o.TLSInsecureSkipVerify {
-		q.Set("tls_insecure_skip_verify", "true")
-	}
-	u.RawQuery = q.Encode()
+	o.ApplyToURL(u, "")
 	if _, err := parse(u); err != nil {
 		return "", schema.Invalid("url", "%v", err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/client/auth"
 	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -16,10 +16,8 @@ import (
 // the --tls-* options and --max-retries. The options beat what the URL
 // says.
 type ConnOptions struct {
-	URL      string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"RabbitMQ URL: amqp://user:password@host:5672/vhost, or amqps:// for TLS; tls_ca, tls_cert, tls_key, heartbeat and name query parameters (see the README). The password is never shown."`
-	Username string `json:"username,omitempty" jsonschema_description:"User (beats one in the URL; default guest)."`
-	Password string `json:"password,omitempty" culvert:"secret" jsonschema_description:"Password (beats one in the URL); never shown."`
-	tlsfiles.Options
+	URL string `json:"url" culvert:"secret" jsonschema:"required" jsonschema_description:"RabbitMQ URL: amqp://user:password@host:5672/vhost, or amqps:// for TLS; tls_ca, tls_cert, tls_key, heartbeat and name query parameters (see the README). The password is never shown."`
+	auth.Options
 	retry.Limit
 }
 
@@ -41,30 +39,7 @@ func (o *ConnOptions) EffectiveURL() (string, error) {
 	if err != nil {
 		return "", schema.Invalid("url", "not a valid AMQP URL: %s", Redact(o.URL))
 	}
-	if o.Username != "" || o.Password != "" {
-		user, pass := "guest", ""
-		if u.User != nil {
-			user = u.User.Username()
-			pass, _ = u.User.Password()
-		}
-		if o.Username != "" {
-			user = o.Username
-		}
-		if o.Password != "" {
-			pass = o.Password
-		}
-		u.User = url.UserPassword(user, pass)
-	}
-	q := u.Query()
-	for _, p := range []struct{ name, value string }{{"tls_ca", o.TLSCA}, {"tls_cert", o.TLSCert}, {"tls_key", o.TLSKey}} {
-		if p.value != "" {
-			q.Set(p.name, p.value)
-		}
-	}
-	if o.TLSInsecureSkipVerify {
-		q.Set("tls_insecure_skip_verify", "true")
-	}
-	u.RawQuery = q.Encode()
+	o.ApplyToURL(u, "guest")
 	if _, err := parse(u); err != nil {
 		return "", schema.Invalid("url", "%v", err)
 	}
