@@ -95,15 +95,9 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 // Open connects, checks that a broker answers, and creates the Kafka topic
 // when it is missing.
 func (s *sink) Open(ctx context.Context) error {
-	s.opts.Warn(s.env.Log)
-	b := s.opts.Limit.Backoff()
-	cl, err := kafkaclient.Connect(ctx, s.cfg, "culvert-kafka-sink", kafkaclient.Hooks{
-		Backoff: &b,
-		Log:     s.env.Log,
-		Down: func(err error) {
-			s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
-			s.setReconnecting(true)
-		},
+	cl, err := s.opts.Connect(ctx, s.cfg, "culvert-kafka-sink", kafkaclient.Hooks{
+		Log:    s.env.Log,
+		Down:   func(error) { s.setReconnecting(true) },
 		GaveUp: s.giveUp,
 	},
 		kgo.DefaultProduceTopic(s.opts.KafkaTopic),

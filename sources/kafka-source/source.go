@@ -132,15 +132,9 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(s.opts.KafkaTopic...))
 	}
-	s.opts.Warn(s.env.Log)
-	b := s.opts.Limit.Backoff()
-	cl, err := kafkaclient.Connect(ctx, s.cfg, "culvert-kafka-source", kafkaclient.Hooks{
-		Backoff: &b,
-		Log:     s.env.Log,
-		Down: func(err error) {
-			s.env.Log.Warn().Str("error", s.cfg.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
-			s.env.Reconnecting()
-		},
+	cl, err := s.opts.Connect(ctx, s.cfg, "culvert-kafka-source", kafkaclient.Hooks{
+		Log:  s.env.Log,
+		Down: func(error) { s.env.Reconnecting() },
 		Up: func(error) {
 			s.env.Log.Info().Msg("kafka broker reachable again")
 			s.env.Reconnected()

@@ -1,8 +1,11 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/retry"
@@ -58,4 +61,22 @@ func (o *Options) Validate() error {
 		return errors.New(msg)
 	}
 	return schema.Invalid(field, "%s", rest)
+}
+
+// Connect is the package's Connect for a connector with these options: it
+// warns (on hooks.Log) when certificate verification is off, retries with
+// --max-retries, and logs each lost broker ("kafka broker unreachable,
+// retrying", the error without the password) before calling hooks.Down.
+func (o *Options) Connect(ctx context.Context, c Config, defaultClientID string, hooks Hooks, extra ...kgo.Opt) (*kgo.Client, error) {
+	o.Warn(hooks.Log)
+	b := o.Limit.Backoff()
+	hooks.Backoff = &b
+	log, down := hooks.Log, hooks.Down
+	hooks.Down = func(err error) {
+		log.Warn().Str("error", c.Scrub(err.Error())).Msg("kafka broker unreachable, retrying")
+		if down != nil {
+			down(err)
+		}
+	}
+	return Connect(ctx, c, defaultClientID, hooks, extra...)
 }
