@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // Options are --username, --password and the --tls-* options
@@ -48,4 +49,20 @@ func (o *Options) ApplyToURL(u *url.URL, defaultUser string) {
 		q.Set("tls_insecure_skip_verify", "true")
 	}
 	u.RawQuery = q.Encode()
+}
+
+// ParseURL checks the TLS options, parses raw (a --url) and applies the
+// options to it (ApplyToURL with defaultUser). A URL that does not parse
+// is an error naming the url option, kind (such as "NATS") and raw with
+// redact's masking, so that it never shows a secret.
+func (o *Options) ParseURL(raw, kind, defaultUser string, redact func(string) string) (*url.URL, error) {
+	if err := o.Options.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, schema.Invalid("url", "not a valid %s URL: %s", kind, redact(raw))
+	}
+	o.ApplyToURL(u, defaultUser)
+	return u, nil
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
@@ -31,5 +32,23 @@ func TestApplyToURL(t *testing.T) {
 		if u.String() != c.want {
 			t.Errorf("%s with %+v: %s, want %s", c.url, c.o, u, c.want)
 		}
+	}
+}
+
+// TestParseURL: a bad URL or a lone --tls-cert is an error naming the
+// option, without the URL's secret.
+func TestParseURL(t *testing.T) {
+	hide := func(string) string { return "amqp://u:*****@h" }
+	o := Options{Password: "pw"}
+	if u, err := o.ParseURL("amqp://h/", "AMQP", "guest", hide); err != nil || u.String() != "amqp://guest:pw@h/" {
+		t.Errorf("ParseURL = %v, %v", u, err)
+	}
+	if _, err := o.ParseURL("amqp://u:s3cret@h:bad port", "AMQP", "guest", hide); err == nil ||
+		!strings.Contains(err.Error(), "url") || !strings.Contains(err.Error(), "not a valid AMQP URL") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad URL: %v", err)
+	}
+	o.TLSCert = "c.pem"
+	if _, err := o.ParseURL("amqp://h/", "AMQP", "guest", hide); err == nil || !strings.Contains(err.Error(), "tls_key") {
+		t.Errorf("--tls-cert alone: %v", err)
 	}
 }

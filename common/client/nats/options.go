@@ -2,7 +2,6 @@ package nats
 
 import (
 	"context"
-	"net/url"
 
 	natsgo "github.com/nats-io/nats.go"
 
@@ -31,17 +30,13 @@ func (o *ConnOptions) Validate() error {
 // beat it applied (credentials in its user part, TLS files as its tls_*
 // parameters, which turn TLS on).
 func (o *ConnOptions) EffectiveURL() (string, error) {
-	if err := o.Options.Validate(); err != nil {
+	u, err := o.ParseURL(o.URL, "NATS", "", Redact)
+	if err != nil {
 		return "", err
 	}
-	u, err := url.Parse(o.URL)
-	if err != nil {
-		return "", schema.Invalid("url", "not a valid NATS URL: %s", Redact(o.URL))
-	}
-	if o.Password != "" && o.Username == "" && (u.User == nil || u.User.Username() == "") {
+	if o.Password != "" && u.User.Username() == "" { // ParseURL set u.User
 		return "", schema.Invalid("username", "a password needs a username")
 	}
-	o.ApplyToURL(u, "")
 	if _, err := parse(u); err != nil {
 		return "", schema.Invalid("url", "%v", err)
 	}

@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"net/url"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -32,14 +31,10 @@ func (o *ConnOptions) Validate() error {
 // beat it applied (credentials in its user part, TLS files as its tls_*
 // parameters, which turn TLS on).
 func (o *ConnOptions) EffectiveURL() (string, error) {
-	if err := o.Options.Validate(); err != nil {
+	u, err := o.ParseURL(o.URL, "AMQP", "guest", Redact)
+	if err != nil {
 		return "", err
 	}
-	u, err := url.Parse(o.URL)
-	if err != nil {
-		return "", schema.Invalid("url", "not a valid AMQP URL: %s", Redact(o.URL))
-	}
-	o.ApplyToURL(u, "guest")
 	if _, err := parse(u); err != nil {
 		return "", schema.Invalid("url", "%v", err)
 	}
