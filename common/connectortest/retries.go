@@ -30,3 +30,16 @@ func MaxRetries(t *testing.T, app func() *cli.App, client string, n int, want st
 	}
 	return stderr
 }
+
+// ConnectionOptions checks the options that every connector talking to a
+// server shares, with args as MaxRetries takes them (the connector's
+// options pointing at a server that is down): --tls-cert without
+// --tls-key, and --tls-key without --tls-cert, exit 2 naming the missing
+// one; then MaxRetries. It returns MaxRetries' standard error.
+func ConnectionOptions(t *testing.T, app func() *cli.App, client string, n int, want string, args ...string) string {
+	t.Helper()
+	with := func(extra ...string) []string { return append(append([]string(nil), args...), extra...) }
+	BadOption(t, app(), "tls-key", with("--tls-cert", "c.pem")...)
+	BadOption(t, app(), "tls-cert", with("--tls-key", "k.pem")...)
+	return MaxRetries(t, app, client, n, want, args...)
+}

@@ -17,12 +17,8 @@ func TestConnectionOptions(t *testing.T) {
 	busDir := t.TempDir()
 	base := []string{"--topic", "t", "--bus", busDir, "--kafka-topic", "k"}
 
-	t.Run("bad values exit 2 naming the option", func(t *testing.T) {
-		connectortest.BadOption(t, app(), "tls-cert", append(base, "--brokers", "h", "--tls-key", "k.pem", "--password", "s3cret", "--username", "u")...)
-	})
-
-	t.Run("--max-retries", func(t *testing.T) {
-		connectortest.MaxRetries(t, app, "kafka", 2, ": connecting to kafka", append(base, "--brokers", connectortest.FreeAddr(t), "--username", "u", "--password", "s3cret")...)
+	t.Run("bad values exit 2 naming the option, --max-retries", func(t *testing.T) {
+		connectortest.ConnectionOptions(t, app, "kafka", 2, ": connecting to kafka", append(base, "--brokers", connectortest.FreeAddr(t), "--username", "u", "--password", "s3cret")...)
 	})
 
 	t.Run("--username, --password and --tls-insecure-skip-verify", func(t *testing.T) {

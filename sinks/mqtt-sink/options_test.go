@@ -7,8 +7,9 @@ import (
 )
 
 // TestMaxRetries: --max-retries bounds the failed connection attempts in a
-// row, at start too; a bad value exits 2 naming it.
+// row, at start too; a bad value, and --tls-cert or --tls-key alone, exit 2
+// naming the option.
 func TestMaxRetries(t *testing.T) {
 	base := []string{"--topic", "t", "--bus", t.TempDir(), "--mqtt-topic", "a"}
-	connectortest.MaxRetries(t, app, "mqtt", 2, ": connecting to MQTT broker", append(base, "--url", "tcp://u:s3cret@"+connectortest.FreeAddr(t))...)
+	connectortest.ConnectionOptions(t, app, "mqtt", 2, ": connecting to MQTT broker", append(base, "--url", "tcp://u:s3cret@"+connectortest.FreeAddr(t))...)
 }

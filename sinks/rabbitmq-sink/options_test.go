@@ -15,12 +15,8 @@ func TestConnectionOptions(t *testing.T) {
 	busDir := t.TempDir()
 	base := []string{"--topic", "orders", "--bus", busDir, "--routing-key", "q"}
 
-	t.Run("bad values exit 2 naming the option", func(t *testing.T) {
-		connectortest.BadOption(t, app(), "tls-cert", append(base, "--url", rabbitmqtest.URL, "--tls-key", "k.pem", "--password", "s3cret")...)
-	})
-
-	t.Run("--max-retries", func(t *testing.T) {
-		connectortest.MaxRetries(t, app, "rabbitmq", 2, "", append(base, "--url", "amqp://guest:s3cret@"+connectortest.FreeAddr(t)+"/")...)
+	t.Run("bad values exit 2 naming the option, --max-retries", func(t *testing.T) {
+		connectortest.ConnectionOptions(t, app, "rabbitmq", 2, "", append(base, "--url", "amqp://guest:s3cret@"+connectortest.FreeAddr(t)+"/")...)
 	})
 
 	t.Run("--username and --password", func(t *testing.T) {

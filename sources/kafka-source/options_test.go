@@ -7,9 +7,9 @@ import (
 )
 
 // TestMaxRetries: --max-retries bounds the failed connection attempts in a
-// row, at start too; a bad value exits 2 naming it.
+// row, at start too; a bad value, and --tls-cert or --tls-key alone, exit 2
+// naming the option.
 func TestMaxRetries(t *testing.T) {
 	base := []string{"--topic", "t", "--bus", t.TempDir(), "--kafka-topic", "k"}
-	connectortest.BadOption(t, app(), "tls-key", append(base, "--brokers", "h", "--tls-cert", "c.pem")...)
-	connectortest.MaxRetries(t, app, "kafka", 1, ": connecting to kafka", append(base, "--brokers", connectortest.FreeAddr(t))...)
+	connectortest.ConnectionOptions(t, app, "kafka", 1, ": connecting to kafka", append(base, "--brokers", connectortest.FreeAddr(t))...)
 }

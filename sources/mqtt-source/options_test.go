@@ -15,12 +15,8 @@ func TestConnectionOptions(t *testing.T) {
 	busDir := t.TempDir()
 	base := []string{"--topic", "in", "--bus", busDir, "--mqtt-topic", "a"}
 
-	t.Run("bad values exit 2 naming the option", func(t *testing.T) {
-		connectortest.BadOption(t, app(), "tls-key", append(base, "--url", "ssl://127.0.0.1:8883", "--tls-cert", "c.pem", "--password", "s3cret", "--username", "u")...)
-	})
-
-	t.Run("--max-retries", func(t *testing.T) {
-		connectortest.MaxRetries(t, app, "mqtt", 2, ": connecting to MQTT broker", append(base, "--url", "tcp://u:s3cret@"+connectortest.FreeAddr(t))...)
+	t.Run("bad values exit 2 naming the option, --max-retries", func(t *testing.T) {
+		connectortest.ConnectionOptions(t, app, "mqtt", 2, ": connecting to MQTT broker", append(base, "--url", "tcp://u:s3cret@"+connectortest.FreeAddr(t))...)
 	})
 
 	t.Run("--tls-insecure-skip-verify", func(t *testing.T) {

@@ -22,12 +22,11 @@ func TestConnectionOptions(t *testing.T) {
 	base := []string{"--topic", "t", "--bus", busDir, "--subject", "a"}
 
 	t.Run("bad values exit 2 naming the option", func(t *testing.T) {
-		connectortest.BadOption(t, app(), "tls-key", append(base, "--tls-cert", "c.pem", "--password", "s3cret", "--username", "u")...)
 		connectortest.BadOption(t, app(), "username", append(base, "--password", "s3cret")...)
 	})
 
-	t.Run("--max-retries", func(t *testing.T) {
-		connectortest.MaxRetries(t, app, "nats", 2, ": connecting to NATS at nats://u:*****@", append(base, "--url", "nats://u:s3cret@"+connectortest.FreeAddr(t))...)
+	t.Run("--tls-cert/--tls-key pair, --max-retries", func(t *testing.T) {
+		connectortest.ConnectionOptions(t, app, "nats", 2, ": connecting to NATS at nats://u:*****@", append(base, "--url", "nats://u:s3cret@"+connectortest.FreeAddr(t))...)
 	})
 
 	// roundTrip reads 3 messages of a new stream through the source run
