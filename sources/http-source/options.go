@@ -41,46 +41,61 @@ http-source --topic hooks --listen 0.0.0.0:8080 --path /github \
 http-source --topic logs --listen :8443 --tls-cert cert.pem --tls-key key.pem --auth-token "$TOKEN" --split-lines`,
 }
 
-// Options are http-source's own options. Poll mode is the default;
-// --stream selects stream mode and --listen webhook mode.
+// Options are http-source's own options, one struct per mode. Poll mode is
+// the default; --stream selects stream mode and --listen webhook mode.
+// Their flags are flat (--interval, not --poll-interval): the structs are
+// embedded.
 type Options struct {
-	// Poll and stream modes: the request.
-	Endpoint  string          `json:"endpoint,omitempty" jsonschema_description:"URL to poll, or with --stream to follow (http or https). Required unless --listen is given."`
-	Method    string          `json:"method" jsonschema:"default=GET" jsonschema_description:"HTTP method of the requests."`
-	Header    []string        `json:"header,omitempty" culvert:"secret" jsonschema_description:"Request header as 'Name: value'. Repeatable. Values are secret: they are never logged."`
-	Body      string          `json:"body,omitempty" jsonschema_description:"Request body."`
-	Interval  schema.Duration `json:"interval" jsonschema:"default=10s" jsonschema_description:"Poll mode: time between polls (the next page of --next-url is fetched at once)."`
-	Timeout   schema.Duration `json:"timeout" jsonschema:"default=30s" jsonschema_description:"Poll mode: limit on a whole request; stream mode: limit on connecting and receiving the response headers. 0 means none."`
-	UserAgent string          `json:"user_agent" jsonschema:"default=culvert-http-source" jsonschema_description:"User-Agent header of the requests."`
-	// Output.
-	OutputParts    string   `json:"output_parts" jsonschema:"enum=body,enum=full,default=body" jsonschema_description:"Poll mode: body publishes the response body; full publishes a JSON object with status, headers and body."`
-	OutputType     string   `json:"output_type" jsonschema:"enum=text,enum=json,default=text" jsonschema_description:"Poll mode: how the body is taken: text keeps it as it is (a JSON string inside --output-parts full); json parses it (a JSON value inside full); a body that is not JSON is then published as text with a warning."`
+	RequestOptions
+	PollOptions
+	StreamOptions
 	HeaderToRecord []string `json:"header_to_record,omitempty" jsonschema_description:"HTTP header copied into each record's headers under its lower-case name: of the response (poll, stream) or of the request (webhook). Repeatable."`
-	// Pagination.
-	NextURL string `json:"next_url,omitempty" jsonschema_description:"Poll mode: jq expression computing the next URL from the response: . is the body (parsed JSON, else a string), $headers the response headers (lower-case names), $url the URL just fetched. A string (absolute, or relative to $url) is fetched at once unless it equals $url (then after --interval); null or no output ends the pages and the next poll starts again at --endpoint. The URL to fetch next is saved, so a restart resumes there."`
-	// Stream mode.
+	tlsfiles.Options
+	WebhookOptions
+}
+
+// RequestOptions are the request of poll and stream modes.
+type RequestOptions struct {
+	Endpoint   string          `json:"endpoint,omitempty" jsonschema_description:"URL to poll, or with --stream to follow (http or https). Required unless --listen is given."`
+	Method     string          `json:"method" jsonschema:"default=GET" jsonschema_description:"HTTP method of the requests."`
+	Header     []string        `json:"header,omitempty" culvert:"secret" jsonschema_description:"Request header as 'Name: value'. Repeatable. Values are secret: they are never logged."`
+	Body       string          `json:"body,omitempty" jsonschema_description:"Request body."`
+	Timeout    schema.Duration `json:"timeout" jsonschema:"default=30s" jsonschema_description:"Poll mode: limit on a whole request; stream mode: limit on connecting and receiving the response headers. 0 means none."`
+	UserAgent  string          `json:"user_agent" jsonschema:"default=culvert-http-source" jsonschema_description:"User-Agent header of the requests."`
+	MaxRetries int             `json:"max_retries" jsonschema:"minimum=0,default=10" jsonschema_description:"Poll and stream modes: retries after a failed request or a lost stream (connection errors, 5xx, 408, 429) before exiting with status 1; 0 retries forever. The count restarts after a success."`
+}
+
+// PollOptions are poll mode's: when to poll, what to publish, which page next.
+type PollOptions struct {
+	Interval    schema.Duration `json:"interval" jsonschema:"default=10s" jsonschema_description:"Poll mode: time between polls (the next page of --next-url is fetched at once)."`
+	OutputParts string          `json:"output_parts" jsonschema:"enum=body,enum=full,default=body" jsonschema_description:"Poll mode: body publishes the response body; full publishes a JSON object with status, headers and body."`
+	OutputType  string          `json:"output_type" jsonschema:"enum=text,enum=json,default=text" jsonschema_description:"Poll mode: how the body is taken: text keeps it as it is (a JSON string inside --output-parts full); json parses it (a JSON value inside full); a body that is not JSON is then published as text with a warning."`
+	NextURL     string          `json:"next_url,omitempty" jsonschema_description:"Poll mode: jq expression computing the next URL from the response: . is the body (parsed JSON, else a string), $headers the response headers (lower-case names), $url the URL just fetched. A string (absolute, or relative to $url) is fetched at once unless it equals $url (then after --interval); null or no output ends the pages and the next poll starts again at --endpoint. The URL to fetch next is saved, so a restart resumes there."`
+}
+
+// StreamOptions are stream mode's: one long response, split into records.
+type StreamOptions struct {
 	Stream      bool            `json:"stream,omitempty" jsonschema_description:"Keep one long response open and publish its parts: one record per Server-Sent Event when the response is text/event-stream, else one per --delimiter. Reconnects with backoff."`
 	Delimiter   string          `json:"delimiter" jsonschema:"default=\\n,minLength=1" jsonschema_description:"Stream mode: what separates records; escapes such as \\n, \\r\\n, \\t and \\0 are understood. Empty records are skipped."`
 	IdleTimeout schema.Duration `json:"idle_timeout" jsonschema:"default=0s" jsonschema_description:"Stream mode: reconnect when nothing (not even an SSE comment) arrived for this long; 0 turns it off (TCP keep-alive still finds a dead peer, in minutes)."`
-	MaxRetries  int             `json:"max_retries" jsonschema:"minimum=0,default=10" jsonschema_description:"Poll and stream modes: retries after a failed request or a lost stream (connection errors, 5xx, 408, 429) before exiting with status 1; 0 retries forever. The count restarts after a success."`
-	// TLS.
-	tlsfiles.Options
-	// Webhook mode.
-	Listen      string          `json:"listen,omitempty" jsonschema_description:"Webhook mode: HOST:PORT to serve on. Each request's body becomes a record, answered 2xx only once durable on the bus; an empty body (with --split-lines: no non-empty line) is answered 400 and publishes nothing. Concurrent requests are written to the bus together, at once (--linger does not apply)."`
-	Path        string          `json:"path" jsonschema:"default=/" jsonschema_description:"Webhook mode: path that receives requests; one ending in / also takes the paths below it. Others get 404."`
-	SplitLines  bool            `json:"split_lines,omitempty" jsonschema_description:"Webhook mode: one record per non-empty line of the body (also done for Content-Type application/x-ndjson), at most --max-records-per-request."`
-	MaxBodySize int64           `json:"max_body_size" jsonschema:"minimum=1,default=10485760" jsonschema_description:"Largest request body accepted, in bytes (larger: 413); in stream mode, the largest record."`
-	QueueSize   int             `json:"queue_size" jsonschema:"minimum=1,default=4096" jsonschema_description:"Webhook mode: requests waiting to be written to the bus; when full, requests are answered 503 with Retry-After."`
-	QueueBytes  int64           `json:"queue_bytes" jsonschema:"minimum=1,default=67108864" jsonschema_description:"Webhook mode: memory budget, in bytes, shared by all requests in flight, from the first byte of their body read until they are answered: the body as it is read, plus 256 bytes for each record made from it. A request that would go beyond it is answered 503 with Retry-After (a request alone in flight is always taken, up to --max-body-size)."`
-	AckTimeout  schema.Duration `json:"ack_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: how long a request waits for its records to be durable before it is answered 503 (they may still be written: the sender retries, at least once)."`
-	AuthToken   string          `json:"auth_token,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry Authorization: Bearer <token> (else 401); compared in constant time."`
-	HMACSecret  string          `json:"hmac_secret,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry the HMAC-SHA256 of their body with this secret in --hmac-header, as sha256=<hex> (else 401); compared in constant time."`
-	HMACHeader  string          `json:"hmac_header" jsonschema:"default=X-Hub-Signature-256" jsonschema_description:"Webhook mode: header holding the HMAC signature."`
-	HMACMaxAge  schema.Duration `json:"hmac_max_age" jsonschema:"default=0s" jsonschema_description:"Webhook mode, with --hmac-secret: refuse replayed requests. Requests must then carry X-Timestamp: <Unix seconds> no further than this from the connector's clock (either way), and the signature covers '<timestamp>.<body>' (as Stripe signs), else 401. 0 turns it off: the signature covers the body alone."`
-	ReadTimeout schema.Duration `json:"read_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: limit on reading a request's body, from the end of its headers; a slower body is answered 408 and its connection closed. 0 means none (headers always have 10s)."`
-	// MaxConnections and MaxRecordsPerRequest bound what senders can hold.
-	MaxConnections       int `json:"max_connections" jsonschema:"minimum=1,default=1024" jsonschema_description:"Webhook mode: connections served at once; more wait to be accepted. Near the limit, idle keep-alive connections are closed."`
-	MaxRecordsPerRequest int `json:"max_records_per_request" jsonschema:"minimum=1,default=100000" jsonschema_description:"Webhook mode: most records one request may make (--split-lines, NDJSON); a request with more is answered 413 and publishes nothing."`
+}
+
+// WebhookOptions are webhook mode's: the server, its limits and its auth.
+type WebhookOptions struct {
+	Listen               string          `json:"listen,omitempty" jsonschema_description:"Webhook mode: HOST:PORT to serve on. Each request's body becomes a record, answered 2xx only once durable on the bus; an empty body (with --split-lines: no non-empty line) is answered 400 and publishes nothing. Concurrent requests are written to the bus together, at once (--linger does not apply)."`
+	Path                 string          `json:"path" jsonschema:"default=/" jsonschema_description:"Webhook mode: path that receives requests; one ending in / also takes the paths below it. Others get 404."`
+	SplitLines           bool            `json:"split_lines,omitempty" jsonschema_description:"Webhook mode: one record per non-empty line of the body (also done for Content-Type application/x-ndjson), at most --max-records-per-request."`
+	MaxBodySize          int64           `json:"max_body_size" jsonschema:"minimum=1,default=10485760" jsonschema_description:"Largest request body accepted, in bytes (larger: 413); in stream mode, the largest record."`
+	QueueSize            int             `json:"queue_size" jsonschema:"minimum=1,default=4096" jsonschema_description:"Webhook mode: requests waiting to be written to the bus; when full, requests are answered 503 with Retry-After."`
+	QueueBytes           int64           `json:"queue_bytes" jsonschema:"minimum=1,default=67108864" jsonschema_description:"Webhook mode: memory budget, in bytes, shared by all requests in flight, from the first byte of their body read until they are answered: the body as it is read, plus 256 bytes for each record made from it. A request that would go beyond it is answered 503 with Retry-After (a request alone in flight is always taken, up to --max-body-size)."`
+	AckTimeout           schema.Duration `json:"ack_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: how long a request waits for its records to be durable before it is answered 503 (they may still be written: the sender retries, at least once)."`
+	AuthToken            string          `json:"auth_token,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry Authorization: Bearer <token> (else 401); compared in constant time."`
+	HMACSecret           string          `json:"hmac_secret,omitempty" culvert:"secret" jsonschema_description:"Webhook mode: requests must carry the HMAC-SHA256 of their body with this secret in --hmac-header, as sha256=<hex> (else 401); compared in constant time."`
+	HMACHeader           string          `json:"hmac_header" jsonschema:"default=X-Hub-Signature-256" jsonschema_description:"Webhook mode: header holding the HMAC signature."`
+	HMACMaxAge           schema.Duration `json:"hmac_max_age" jsonschema:"default=0s" jsonschema_description:"Webhook mode, with --hmac-secret: refuse replayed requests. Requests must then carry X-Timestamp: <Unix seconds> no further than this from the connector's clock (either way), and the signature covers '<timestamp>.<body>' (as Stripe signs), else 401. 0 turns it off: the signature covers the body alone."`
+	ReadTimeout          schema.Duration `json:"read_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: limit on reading a request's body, from the end of its headers; a slower body is answered 408 and its connection closed. 0 means none (headers always have 10s)."`
+	MaxConnections       int             `json:"max_connections" jsonschema:"minimum=1,default=1024" jsonschema_description:"Webhook mode: connections served at once; more wait to be accepted. Near the limit, idle keep-alive connections are closed."`
+	MaxRecordsPerRequest int             `json:"max_records_per_request" jsonschema:"minimum=1,default=100000" jsonschema_description:"Webhook mode: most records one request may make (--split-lines, NDJSON); a request with more is answered 413 and publishes nothing."`
 }
 
 // Modes.

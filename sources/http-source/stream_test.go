@@ -179,7 +179,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 // mark, CR LF line ends, a field without a colon, multi-line data, an event
 // without data (not dispatched), an id with a NUL (ignored) and retry.
 func TestReadEventsParsing(t *testing.T) {
-	s := &streamer{client: &client{opts: &Options{MaxBodySize: 1 << 20}}, items: make(chan item, 10)}
+	s := &streamer{client: &client{opts: &Options{WebhookOptions: WebhookOptions{MaxBodySize: 1 << 20}}}, items: make(chan item, 10)}
 	body := "\xef\xbb\xbfdata: a\r\n\r\nevent: x\nid: 7\n\ndata\ndata:  b\nid: 8\x00\nretry: 250\n\n: tail\n"
 	backoff := retryBackoff
 	n, err := s.readEvents(t.Context(), strings.NewReader(body), nil, &backoff)
