@@ -17,6 +17,7 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
 	"github.com/culvert-dev/culvert/common/split"
 )
@@ -190,7 +191,7 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 		if !s.opts.Follow || !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		if err := s.sleep(ctx); err != nil {
+		if err := retry.Sleep(ctx, s.opts.PollInterval.D()); err != nil {
 			return nil, err
 		}
 	}
@@ -236,17 +237,6 @@ func (s *source) readInto(ctx context.Context, buf []byte) (int, error) {
 	}
 }
 
-func (s *source) sleep(ctx context.Context) error {
-	t := time.NewTimer(s.opts.PollInterval.D())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Read returns the next whole records, waiting for more with --follow.
 func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	for {
@@ -287,7 +277,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			}
 			continue
 		}
-		if err := s.sleep(ctx); err != nil {
+		if err := retry.Sleep(ctx, s.opts.PollInterval.D()); err != nil {
 			return connector.Batch{}, err
 		}
 	}
