@@ -17,7 +17,7 @@ TEST_FUZZTIME ?= 5000x
 export CGO_ENABLED = 0
 export PATH := $(TOOLS)/bin:$(PATH)
 
-.PHONY: all build tools services test fuzz lint catalog catalog-check bench demo clean modules modules-json images images-push dockerfiles dist install-check set-version
+.PHONY: all build tools services test fuzz lint catalog catalog-check bench demo chaos clean modules modules-json images images-push dockerfiles dist install-check set-version
 
 all: build
 
@@ -76,6 +76,11 @@ bench: build ## throughput and memory figures (see README, Performance)
 
 demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)
+
+CHAOS_FLAGS ?= -n 500000 -kills 20
+
+chaos: build ## kill -9, a full disk and a bus server restart under a running pipeline, then 0 lost (root; scripts/chaos.sh, CHAOS_FLAGS)
+	@$(ROOT)/scripts/chaos.sh -bin $(BIN) $(CHAOS_FLAGS)
 
 IMAGE_PREFIX ?= culvert
 IMAGES_ENV   := VERSION=$(VERSION) BIN=$(BIN) DIST=$(DIST) IMAGE_PREFIX=$(IMAGE_PREFIX)
