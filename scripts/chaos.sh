@@ -294,14 +294,14 @@ phase() {
 	distinct=$(sort -u "$OUT" | wc -l)
 	garbled=$(comm -13 <(sort -u "$IN") <(sort -u "$OUT") | wc -l)
 	if [ "$lost" -gt 0 ]; then
-		comm -23 <(sort -u "$IN") <(sort -u "$OUT") | head -n 5 | sed 's/^/  lost: /'
+		{ comm -23 <(sort -u "$IN") <(sort -u "$OUT") | head -n 5 | sed 's/^/  lost: /'; } || true # head closes the pipe early (pipefail)
 		fail "$PHASE: $lost of $N records lost (not in the sink's output)"
 	fi
 	say "$PHASE: 0 lost: all $N records in the sink's output"
 	say "$PHASE: sink output: $total lines, $((total - distinct)) duplicates (at-least-once)"
 	if [ "$garbled" -gt 0 ]; then
 		say "$PHASE: FINDING: $garbled lines of the sink's output are no input record (a write cut by kill -9?):"
-		comm -13 <(sort -u "$IN") <(sort -u "$OUT") | head -n 3 | cut -c1-100 | sed 's/^/  /'
+		{ comm -13 <(sort -u "$IN") <(sort -u "$OUT") | head -n 3 | cut -c1-100 | sed 's/^/  /'; } || true # head closes the pipe early (pipefail)
 	fi
 	# 0 duplicated in the topic: a fresh group reads exactly the input.
 	timeout 300 "$BIN/file-sink" --bus "$URL" --topic chaos --group "verify-$RANDOM" --from beginning \
@@ -311,7 +311,7 @@ phase() {
 		local tl td
 		tl=$(wc -l <"$W/$PHASE.topic")
 		td=$(sort -u "$W/$PHASE.topic" | wc -l)
-		diff "$IN" "$W/$PHASE.topic" | head -n 6 | sed 's/^/  /'
+		{ diff "$IN" "$W/$PHASE.topic" | head -n 6 | sed 's/^/  /'; } || true # head closes the pipe early (pipefail)
 		fail "$PHASE: the topic does not hold each record once and in order: $tl records, $td distinct, $((tl - td)) duplicated, want $N"
 	fi
 	say "$PHASE: 0 duplicated: the topic holds each of the $N records once, in order"
