@@ -77,7 +77,7 @@ bench: build ## throughput and memory figures (see README, Performance)
 demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)
 
-CHAOS_FLAGS ?= -n 500000 -kills 20
+CHAOS_FLAGS ?= -n 500000 -kills 20 -size 64m
 
 chaos: build ## kill -9, a full disk and a bus server restart under a running pipeline, then 0 lost (root; scripts/chaos.sh, CHAOS_FLAGS)
 	@$(ROOT)/scripts/chaos.sh -bin $(BIN) $(CHAOS_FLAGS)

@@ -8,7 +8,8 @@
 # the script appends to an input file in 100 chunks while file-source
 # --follow publishes them and file-sink (--group chaos) writes them out:
 #
-#   embedded  the embedded bus on a small tmpfs (-size, 32m) mounted for the
+#   embedded  the embedded bus on a small tmpfs (-size, 32m; about 40 bytes
+#             a record plus the bus's 8 MiB reserve must fit) mounted for the
 #             run; file-source and file-sink are each killed with kill -9 K
 #             times at random moments (seeded with -seed) and restarted; a
 #             third of the way in, a filler file fills the tmpfs and is
@@ -327,6 +328,7 @@ say "seed $SEED, $N records, $KILLS kills of each connector, run directory $W"
 mkdir -p "$MNT" "$W/redis"
 mount -t tmpfs -o "size=$SIZE" tmpfs "$MNT"
 phase embedded "$MNT/bus" fill_disk
+say "embedded: the tmpfs holds $(du -sh "$MNT" | cut -f1) at the end, of $SIZE (the bus keeps a reserve: see README)"
 umount "$MNT"
 
 REDIS_PORT=$(free_port)
