@@ -49,7 +49,12 @@ const closeTimeout = 5 * time.Second
 
 // Bus is a bus on a Redis server, its topics kept as streams.
 type Bus struct {
-	rdb       *goredis.Client
+	rdb *goredis.Client
+	// txc sends Publish's MULTI/EXEC and never resends it by itself: after a
+	// connection lost during EXEC the transaction may have run, and sending
+	// it again would store the records twice. Publish finds out instead
+	// (see applied).
+	txc       *goredis.Client
 	prefix    string
 	claimIdle time.Duration
 	waitAOF   bool
@@ -98,11 +103,15 @@ func Open(ctx context.Context, u *url.URL) (*Bus, error) {
 		return nil, err
 	}
 	b.rdb = rdb
+	txo := *rdb.Options()
+	txo.MaxRetries = -1
+	b.txc = goredis.NewClient(&txo)
 	if b.waitAOF {
 		// On a connection that wrote nothing, WAITAOF returns at once where
 		// it is supported and appendonly is on, and fails otherwise.
 		if err := rdb.WaitAOF(ctx, 1, 0, waitAOFTimeout).Err(); err != nil {
 			rdb.Close()
+			b.txc.Close()
 			return nil, fmt.Errorf("wait_aof: redis %s cannot wait for fsync (it needs Redis 7.2 or later with appendonly yes): %w", b.redacted, err)
 		}
 	}
@@ -118,6 +127,11 @@ func (b *Bus) StreamKey(topic string) string { return b.prefix + ":topic:" + top
 // PositionsKey returns the key of the hash that holds source positions.
 func (b *Bus) PositionsKey() string { return b.prefix + ":positions" }
 
+// PublishedKey returns the key of the hash that holds, for each position
+// key, the id of the last publish that saved it: how Publish tells whether
+// a transaction whose answer was lost ran.
+func (b *Bus) PublishedKey() string { return b.prefix + ":published" }
+
 // Close closes the bus's subscriptions, then its connections. It is idempotent.
 func (b *Bus) Close() error {
 	b.mu.Lock()
@@ -130,7 +144,7 @@ func (b *Bus) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
-	return b.rdb.Close()
+	return errors.Join(b.rdb.Close(), b.txc.Close())
 }
 
 // wrap turns the error of a Redis call into the bus's error.
@@ -150,11 +164,12 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	if batch.Len() == 0 && batch.Position == nil {
 		return nil
 	}
-	var tx func(context.Context, func(goredis.Pipeliner) error) ([]goredis.Cmder, error) = b.rdb.TxPipelined
+	id := publishID()
+	var tx func(context.Context, func(goredis.Pipeliner) error) ([]goredis.Cmder, error) = b.txc.TxPipelined
 	var conn *goredis.Conn
 	if b.waitAOF {
 		// WAITAOF waits for the writes of its own connection.
-		conn = b.rdb.Conn()
+		conn = b.txc.Conn()
 		defer conn.Close()
 		tx = conn.TxPipelined
 	}
@@ -167,9 +182,17 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		}
 		if pos := batch.Position; pos != nil {
 			p.HSet(ctx, b.PositionsKey(), pos.Key, pos.Value)
+			p.HSet(ctx, b.PublishedKey(), pos.Key, id)
 		}
 		return nil
 	})
+	if err != nil && batch.Position != nil && b.applied(ctx, batch.Position.Key, id) {
+		// The answer was lost, not the transaction: sending it again would
+		// store its records twice (the chaos test saw 17,809 records twice
+		// after a server restart, when the client still resent it).
+		err = nil
+		conn = nil // its writes were on the lost connection: nothing to wait for
+	}
 	if err != nil {
 		topic := ""
 		if len(batch.Writes) > 0 {
@@ -187,6 +210,35 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		}
 	}
 	return nil
+}
+
+// publishID returns a new random id for one Publish.
+func publishID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// applied reports whether the publish id is the last one recorded for the
+// position key: its transaction ran, though its answer was lost. While the
+// server is unreachable it keeps asking, as long as ctx allows: resending
+// without knowing could store the records twice. When ctx ends first it says
+// no; the source then resumes from the position the bus holds, so a
+// transaction that did run is not repeated.
+func (b *Bus) applied(ctx context.Context, key, id string) bool {
+	wait := 100 * time.Millisecond
+	for {
+		got, err := b.rdb.HGet(ctx, b.PublishedKey(), key).Result()
+		if err == nil || errors.Is(err, goredis.Nil) {
+			return got == id
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // Positions returns the position store, the hash PositionsKey.
