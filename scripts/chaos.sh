@@ -199,8 +199,14 @@ free_disk() {
 	fi
 }
 
+# free_port: a port nothing listens on, below Linux's ephemeral range
+# (32768-60999), so that no client connection takes it while Redis restarts.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
 }
 
 start_redis() {

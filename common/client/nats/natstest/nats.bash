@@ -62,11 +62,14 @@ stop_server() {
 	wait "$SPID" || true
 }
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on, below Linux's
+# ephemeral range (32768-60999): a port there can be the local end of some
+# client's connection, which no listener sees but which makes a server's
+# bind fail ("address already in use", seen in CI).
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % 12000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
