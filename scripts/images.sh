@@ -211,7 +211,7 @@ build() {
 	if multi && [ "$ENGINE" = docker ] && [ "${PUSH:-0}" != 1 ]; then
 		die "docker keeps a multi-arch image only in a registry: use make images-push (or podman, or one platform)"
 	fi
-	local d name ctx img p platforms
+	local d name ctx img p platforms src
 	platforms="$(echo "$PLATFORMS" | tr ' ' ',')"
 	for d in "$@"; do
 		name="$(basename "$d")"
@@ -219,8 +219,9 @@ build() {
 		# shellcheck disable=SC2064
 		trap "rm -rf '$ctx'" EXIT
 		for p in $PLATFORMS; do
+			src="$(binary "$p" "$name")" # exits here, after binary's message, when it is missing
 			mkdir -p "$ctx/${p%/*}_${p#*/}"
-			cp "$(binary "$p" "$name")" "$ctx/${p%/*}_${p#*/}/$name"
+			cp "$src" "$ctx/${p%/*}_${p#*/}/$name"
 		done
 		cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
 		mkdir "$ctx/data"
