@@ -163,7 +163,7 @@ func (c *Conn) connect(ctx context.Context, cleanStart bool) (*paho.Client, erro
 		Conn:                       conn,
 		Session:                    c.sess,
 		EnableManualAcknowledgment: c.opts.ManualAcks,
-		SendAcksInterval:           5 * time.Millisecond,
+		SendAcksInterval:           sendAcksInterval,
 		OnClientError: func(err error) {
 			log.Debug().Str("broker", c.cfg.String()).Str("error", scrub(err, c.cfg)).Msg("mqtt connection error")
 		},
@@ -351,12 +351,28 @@ func (c *Conn) Close() error {
 		select {
 		case <-cli.Done():
 		default:
+			if c.opts.ManualAcks {
+				// paho sends manual acknowledgements from a ticker and
+				// drops the unsent ones when the connection closes: give it
+				// time to send those of messages acknowledged just before
+				// Close, or the broker sends them again on the next
+				// connection (seen: 433 of 500 after a clean stop).
+				time.Sleep(ackFlushWait)
+			}
 			c.disconnect(cli, c.opts.EndSession)
 		}
 		err = c.sess.Close()
 	})
 	return err
 }
+
+// sendAcksInterval is how often paho sends manual acknowledgements;
+// ackFlushWait, how long Close leaves it before disconnecting (many
+// intervals, for a loaded machine).
+const (
+	sendAcksInterval = 5 * time.Millisecond
+	ackFlushWait     = 20 * sendAcksInterval
+)
 
 type respKey struct{}
 
