@@ -373,7 +373,7 @@ func (b *Bus) getRegister(ctx context.Context, q string) ([]byte, error) {
 			return nil, err
 		}
 	}
-	_, value, err := probeConn(ctx, conn, q)
+	_, value, err := b.probe(ctx, q)
 	return value, err
 }
 
@@ -428,13 +428,7 @@ func (b *Bus) lastOffset(ctx context.Context, topic string) (int64, error) {
 	if err != nil {
 		return 0, b.describe(err)
 	}
-	b.mu.Lock()
-	conn, err := b.connLocked(ctx)
-	b.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	off, _, err := probeConn(ctx, conn, q)
+	off, _, err := b.probe(ctx, q)
 	return off, b.describe(err)
 }
 
@@ -444,11 +438,18 @@ const (
 	probeNext  = 100 * time.Millisecond
 )
 
-// probeConn returns the offset and the body of the last message of the
-// stream queue q, -1 and nil when it is empty: it consumes the stream's last
-// chunk on a channel of its own until the deliveries stop.
-func probeConn(ctx context.Context, conn *amqp.Connection, q string) (last int64, body []byte, err error) {
+// probe returns the offset and the body of the last message of the stream
+// queue q, -1 and nil when it is empty: it consumes the stream's last chunk
+// on a channel of its own, on the bus's connection, until the deliveries
+// stop.
+func (b *Bus) probe(ctx context.Context, q string) (last int64, body []byte, err error) {
 	err = whileStarting(ctx, func() error {
+		b.mu.Lock()
+		conn, err := b.connLocked(ctx) // a new one when a refusal closed it
+		b.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		last, body, err = probeOnce(ctx, conn, q)
 		return err
 	})
@@ -462,14 +463,14 @@ const startWait = 10 * time.Second
 // whileStarting calls f again, for up to startWait, while it fails because
 // the stream queue is still starting: a consumer attached right after the
 // declaration can be refused ("does not have a replica on the local node",
-// stream_not_found) while the stream's process comes up.
+// stream_not_found) while the stream's process comes up. The refusal can
+// be a connection error (541), which closes the connection: f must not try
+// again on a connection that is closed.
 func whileStarting(ctx context.Context, f func() error) error {
 	deadline := time.Now().Add(startWait)
 	for {
 		err := f()
-		var ae *amqp.Error
-		if err == nil || !errors.As(err, &ae) || time.Now().After(deadline) ||
-			!(ae.Code == amqp.InternalError || (ae.Code == amqp.PreconditionFailed && strings.Contains(ae.Reason, "replica"))) {
+		if err == nil || time.Now().After(deadline) || !streamStarting(err) {
 			return err
 		}
 		select {
@@ -478,6 +479,14 @@ func whileStarting(ctx context.Context, f func() error) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// streamStarting reports whether err is a refusal of a stream queue that is
+// still starting.
+func streamStarting(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) &&
+		(ae.Code == amqp.InternalError || (ae.Code == amqp.PreconditionFailed && strings.Contains(ae.Reason, "replica")))
 }
 
 func probeOnce(ctx context.Context, conn *amqp.Connection, q string) (int64, []byte, error) {

@@ -145,3 +145,39 @@ func TestTopicIsAStreamQueue(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	bustest.RunRestart(t, newSpec(t), func(t *testing.T) { rabbitmqtest.RestartBroker(t, time.Second) })
 }
+
+// TestMembersJoinANewTopicAtOnce: three processes' members joining the
+// group of a topic nobody declared yet, at the same moment. A stream that
+// was just declared can refuse a consumer with a connection error (541)
+// while it starts: a member's join must ride that out, never fail
+// (a scale-out run saw one of three sinks exit with 504 "channel/connection
+// is not open" 113 ms after it started).
+func TestMembersJoinANewTopicAtOnce(t *testing.T) {
+	for round := range 8 {
+		spec := newSpec(t)
+		topic := fmt.Sprintf("join-%d", round)
+		errs := make(chan error, 3)
+		for range 3 {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				b, err := bus.Open(ctx, spec)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer b.Close()
+				s, err := b.Subscribe(ctx, topic, "g", bus.SubscribeOptions{Start: bus.StartBeginning})
+				if err == nil {
+					s.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: joining: %v", round, err)
+			}
+		}
+	}
+}

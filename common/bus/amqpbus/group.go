@@ -38,6 +38,11 @@ type subscription struct {
 	closed     bool
 }
 
+// errJoinAgain: the member's connection, and with it the group's lock, was
+// closed as it joined, by RabbitMQ refusing a consumer of a stream that was
+// still starting with a connection error (541).
+var errJoinAgain = errors.New("the connection was closed as the member joined")
+
 // pollLinger is how long Poll waits for more records after the first.
 const pollLinger = 5 * time.Millisecond
 
@@ -58,6 +63,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	s.endAtStart = end
 	s.mu.Lock()
 	err = s.ensure(ctx)
+	if errors.Is(err, errJoinAgain) {
+		err = nil // Poll joins again
+	}
 	s.mu.Unlock()
 	if err != nil {
 		s.Close()
@@ -126,7 +134,7 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 	var committed int64
 	if reg == nil { // a new group
 		if s.start == bus.StartEnd {
-			last, _, err := probeConn(ctx, s.conn, s.queue)
+			last, _, err := s.b.probe(ctx, s.queue)
 			if err != nil {
 				return err
 			}
@@ -154,6 +162,9 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 			return err
 		}
 		ds, err = cch.ConsumeWithContext(context.WithoutCancel(ctx), s.queue, "", false, false, false, false, amqp.Table{headerOffset: s.next})
+		if err != nil && s.conn.IsClosed() {
+			return fmt.Errorf("%w (%v)", errJoinAgain, err)
+		}
 		return err
 	})
 	if err != nil {
