@@ -54,22 +54,45 @@ type Options struct {
 	// not stop reading, committing and leases; 0 means DefaultReserve, a
 	// negative value none.
 	Reserve int64
+	// RetentionAge and RetentionBytes are the retention of a topic that
+	// is made by publishing or subscribing to it (not by CreateTopic with
+	// its own); 0 means DefaultRetentionAge and unlimited bytes, a
+	// negative value unlimited.
+	RetentionAge   time.Duration
+	RetentionBytes int64
+	// RetentionInterval is how often retention is enforced; 0 means
+	// DefaultRetentionInterval.
+	RetentionInterval time.Duration
 }
+
+// DefaultRetentionAge is a topic's retention by age unless set otherwise,
+// as Kafka's: 7 days.
+const DefaultRetentionAge = 7 * 24 * time.Hour
+
+// DefaultRetentionInterval is how often retention is checked.
+const DefaultRetentionInterval = time.Second
 
 // maxRowRecords caps the records stored in one row so that a consumer never
 // has to decode a huge row to read a few records.
 const maxRowRecords = 4096
 
+// The schema. Columns added since the first release (retention, bytes,
+// appended_ms) are added to older files by migrate, so that a file made
+// by any version opens.
 const schemaSQL = `
 CREATE TABLE IF NOT EXISTS topics(
 	id INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE,
-	next_offset INTEGER NOT NULL DEFAULT 0);
+	next_offset INTEGER NOT NULL DEFAULT 0,
+	retention_age_ms INTEGER NOT NULL DEFAULT 604800000,
+	retention_bytes INTEGER NOT NULL DEFAULT -1,
+	bytes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS batches(
 	topic_id INTEGER NOT NULL,
 	base INTEGER NOT NULL,
 	last INTEGER NOT NULL,
-	data BLOB NOT NULL);
+	data BLOB NOT NULL,
+	appended_ms INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS batches_by_last ON batches(topic_id, last);
 CREATE TABLE IF NOT EXISTS group_offsets(
 	topic_id INTEGER NOT NULL,
@@ -85,7 +108,20 @@ CREATE TABLE IF NOT EXISTS leases(
 CREATE TABLE IF NOT EXISTS positions(
 	key TEXT PRIMARY KEY,
 	value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bus_meta(
+	key TEXT PRIMARY KEY,
+	value INTEGER NOT NULL);
 `
+
+// migrations add the columns that files made before them lack; each runs
+// once, in the transaction that checks for the column.
+var migrations = []struct{ table, column, add, fill string }{
+	{"topics", "retention_age_ms", `ALTER TABLE topics ADD COLUMN retention_age_ms INTEGER NOT NULL DEFAULT 604800000`, ""},
+	{"topics", "retention_bytes", `ALTER TABLE topics ADD COLUMN retention_bytes INTEGER NOT NULL DEFAULT -1`, ""},
+	{"topics", "bytes", `ALTER TABLE topics ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE topics SET bytes=(SELECT coalesce(sum(length(data)), 0) FROM batches WHERE topic_id=topics.id)`},
+	{"batches", "appended_ms", `ALTER TABLE batches ADD COLUMN appended_ms INTEGER`, ""},
+}
 
 // Bus is the embedded bus.
 type Bus struct {
@@ -96,6 +132,11 @@ type Bus struct {
 
 	reserve   int64
 	reserveMu sync.Mutex
+
+	// Retention of topics made implicitly (milliseconds and bytes,
+	// negative: unlimited), and how often it is enforced.
+	retentionAgeMS, retentionBytes int64
+	retentionEvery                 time.Duration
 
 	mu     sync.Mutex
 	topics map[string]int64
@@ -112,6 +153,15 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	}
 	if opts.Reserve == 0 {
 		opts.Reserve = DefaultReserve
+	}
+	if opts.RetentionAge == 0 {
+		opts.RetentionAge = DefaultRetentionAge
+	}
+	if opts.RetentionBytes == 0 {
+		opts.RetentionBytes = -1
+	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = DefaultRetentionInterval
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening embedded bus: %w", err)
@@ -152,16 +202,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	}
 	meta.SetMaxOpenConns(2)
 	b := &Bus{db: db, meta: meta, lease: opts.Lease, dir: dir, reserve: opts.Reserve,
-		topics: map[string]int64{}, held: map[string]string{}, stop: make(chan struct{})}
+		retentionAgeMS: ageMS(opts.RetentionAge), retentionBytes: max(opts.RetentionBytes, -1),
+		retentionEvery: opts.RetentionInterval,
+		topics:         map[string]int64{}, held: map[string]string{}, stop: make(chan struct{})}
 	b.ensureReserve()
 	b.wg.Add(1)
 	go b.checkpoints()
 	return b, nil
 }
 
-// initDB creates the database with 32 KiB pages (batches are large rows) in
-// WAL mode, and its tables. Both settings persist in the file; the page size
-// must be set before WAL mode, which the driver's DSN pragmas do not allow.
+// initDB creates the database with 32 KiB pages (batches are large rows),
+// incremental auto-vacuum (so that retention can give space back) and in WAL
+// mode, and its tables; it adds the columns an older file lacks. The three
+// settings persist in the file; page size and auto-vacuum must be set before
+// the first table and WAL mode, which the driver's DSN pragmas do not
+// allow. (A file made before auto-vacuum keeps reusing the pages that
+// retention frees, but does not shrink: see the package documentation.)
 func initDB(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)")
 	if err != nil {
@@ -169,9 +225,50 @@ func initDB(ctx context.Context, path string) error {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range []string{`PRAGMA page_size=32768`, `PRAGMA journal_mode=WAL`, schemaSQL} {
+	for _, q := range []string{`PRAGMA auto_vacuum=INCREMENTAL`, `PRAGMA page_size=32768`, `PRAGMA journal_mode=WAL`} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
+		}
+	}
+	// Several processes may open a file at once: the schema and the
+	// migrations run in one write transaction, so that a second opener
+	// finds what the first one did.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return err
+	}
+	if err := migrate(ctx, conn); err != nil {
+		conn.ExecContext(context.Background(), `ROLLBACK`)
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `COMMIT`)
+	return err
+}
+
+// migrate creates the tables and adds the missing columns.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, schemaSQL); err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		var n int
+		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, m.table, m.column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, m.add); err != nil {
+			return fmt.Errorf("adding column %s.%s: %w", m.table, m.column, err)
+		}
+		if m.fill != "" {
+			if _, err := conn.ExecContext(ctx, m.fill); err != nil {
+				return fmt.Errorf("filling column %s.%s: %w", m.table, m.column, err)
+			}
 		}
 	}
 	return nil
@@ -216,7 +313,11 @@ func (b *Bus) isClosed() bool {
 	return b.closed
 }
 
-// topicID returns the id of topic, creating the topic in tx when needed.
+// topicID returns the id of topic, creating the topic in q when needed,
+// with the bus's default retention. Ids are never used twice: a new topic
+// gets one past both the largest id in use and the largest of a deleted
+// topic, so that a process that still knows a deleted topic's id (in its
+// cache, in a subscription) never reaches another topic through it.
 func (b *Bus) topicID(ctx context.Context, q queryer, topic string) (int64, error) {
 	b.mu.Lock()
 	id, ok := b.topics[topic]
@@ -224,7 +325,7 @@ func (b *Bus) topicID(ctx context.Context, q queryer, topic string) (int64, erro
 	if ok {
 		return id, nil
 	}
-	if _, err := q.ExecContext(ctx, `INSERT OR IGNORE INTO topics(name) VALUES(?)`, topic); err != nil {
+	if err := createTopic(ctx, q, topic, b.retentionAgeMS, b.retentionBytes, true); err != nil {
 		return 0, err
 	}
 	if err := q.QueryRowContext(ctx, `SELECT id FROM topics WHERE name=?`, topic).Scan(&id); err != nil {
@@ -234,6 +335,50 @@ func (b *Bus) topicID(ctx context.Context, q queryer, topic string) (int64, erro
 	b.topics[topic] = id
 	b.mu.Unlock()
 	return id, nil
+}
+
+// createTopic inserts topic; when ignore is set, an existing one is left
+// as it is.
+func createTopic(ctx context.Context, q queryer, topic string, ageMS, bytes int64, ignore bool) error {
+	verb := "INSERT"
+	if ignore {
+		verb = "INSERT OR IGNORE"
+	}
+	_, err := q.ExecContext(ctx, verb+` INTO topics(id, name, retention_age_ms, retention_bytes) VALUES(
+		max(coalesce((SELECT max(id) FROM topics), 0), coalesce((SELECT value FROM bus_meta WHERE key='last_deleted_topic'), 0)) + 1,
+		?, ?, ?)`, topic, ageMS, bytes)
+	return err
+}
+
+// forget drops topic from the cache of ids: another process deleted it.
+func (b *Bus) forget(topic string) {
+	b.mu.Lock()
+	delete(b.topics, topic)
+	b.mu.Unlock()
+}
+
+// topicEnd returns the id and next offset of topic, creating it when
+// needed; a cached id of a topic deleted since is looked up again.
+func (b *Bus) topicEnd(ctx context.Context, q queryer, topic string) (id, next int64, err error) {
+	for try := 0; ; try++ {
+		if id, err = b.topicID(ctx, q, topic); err != nil {
+			return 0, 0, err
+		}
+		err = q.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) && try == 0 {
+			b.forget(topic)
+			continue
+		}
+		return id, next, err
+	}
+}
+
+// ageMS turns a retention age into the milliseconds stored (-1: unlimited).
+func ageMS(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return max(d.Milliseconds(), 1)
 }
 
 type queryer interface {
@@ -272,24 +417,23 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			if w.Topic == "" {
 				return errors.New("empty topic name")
 			}
-			id, err := b.topicID(ctx, tx, w.Topic)
+			id, next, err := b.topicEnd(ctx, tx, w.Topic)
 			if err != nil {
 				return err
 			}
-			var next int64
-			if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&next); err != nil {
-				return err
-			}
+			now, bytes := nowMS(), 0
 			for recs := w.Records; len(recs) > 0; {
 				n := min(len(recs), maxRowRecords)
-				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data) VALUES(?,?,?,?)`,
-					id, next, next+int64(n)-1, encodeBatch(recs[:n])); err != nil {
+				data := encodeBatch(recs[:n])
+				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data, appended_ms) VALUES(?,?,?,?,?)`,
+					id, next, next+int64(n)-1, data, now); err != nil {
 					return err
 				}
+				bytes += len(data)
 				next += int64(n)
 				recs = recs[n:]
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE topics SET next_offset=? WHERE id=?`, next, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=?`, next, bytes, id); err != nil {
 				return err
 			}
 		}
@@ -369,17 +513,17 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), done: make(chan struct{})}
 	err := b.drain(func() error {
 		return b.tx(ctx, func(tx *sql.Tx) error {
-			id, err := b.topicID(ctx, tx, topic)
+			id, end, err := b.topicEnd(ctx, tx, topic)
 			if err != nil {
 				return err
 			}
-			s.topicID = id
-			if err := tx.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&s.endAtStart); err != nil {
-				return err
-			}
-			start := int64(0)
-			if opts.Start == bus.StartEnd {
-				start = s.endAtStart
+			s.topicID, s.endAtStart = id, end
+			start := end
+			if opts.Start == bus.StartBeginning {
+				// The first record kept: a new group has missed nothing.
+				if start, err = firstOffset(ctx, tx, id, end); err != nil {
+					return err
+				}
 			}
 			_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_offsets(topic_id, grp, next_offset) VALUES(?,?,?)`, id, group, start)
 			return err

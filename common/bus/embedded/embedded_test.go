@@ -52,3 +52,9 @@ func TestStandbyMemberReportsTheGroupsLag(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmin(t *testing.T) {
+	bustest.RunAdmin(t, func(t *testing.T) string {
+		return "file://" + t.TempDir() + "?lease=1s"
+	})
+}
