@@ -79,4 +79,34 @@
 // (negative acknowledgement) and keeps the durable consumer; closing it
 // twice, or closing the bus twice, does nothing; anything else after Close
 // returns bus.ErrClosed.
+//
+// # Administration (bus.Admin)
+//
+// The topics are the streams of the bus's namespace whose subject is the
+// topic's; a topic's groups are the stream's durable consumers whose names
+// are escaped group names. A topic's retention is its stream's MaxAge and
+// MaxBytes (0 and -1, no limit, by default): CreateTopic sets them and
+// AlterTopic changes them with UpdateStream (shortening the duplicate
+// window to MaxAge when it is longer). Offsets are stream sequences: First
+// is the stream's first sequence, End its last + 1; Records and Bytes are
+// the stream's. A group's committed offset is its ack floor + 1 (before
+// its first acknowledgement: the first record delivered and not
+// acknowledged, else the next one to deliver).
+//
+// JetStream does not tell which clients read a pull consumer, so each
+// member says that it is there in the key/value bucket culvert_members
+// (culvert_members_<namespace>): an entry per member holding its expiry
+// and name, written by Subscribe, renewed with the keepalive, deleted by
+// Close. A group is active while one of its entries has not expired; a
+// member that died stays active for the ack wait, as long as its records
+// stay with it. The bucket drops entries an hour after their last write.
+//
+// JetStream cannot move a consumer: ResetGroup deletes the group's
+// consumer and makes it again with the same configuration, delivering from
+// the sequence asked for (an offset before the first record starts at the
+// first) or, for a time, from the first record the server stored at or
+// after it (JetStream's start time: the server's receive time). A forced
+// reset leaves a live member reading the new consumer. DeleteTopic deletes
+// the stream, and with it its consumers. A bus whose topic was deleted
+// elsewhere makes it again at its next Publish or Subscribe.
 package natsbus

@@ -3,6 +3,7 @@ package natsbus
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -75,4 +76,71 @@ func bucketName(ns string) string {
 // key in unpadded base64url, so that any string (even "") is allowed.
 func positionKey(key string) string {
 	return "p" + base64.RawURLEncoding.EncodeToString([]byte(key))
+}
+
+// unescape is the inverse of escape; ok is false when s is not what escape
+// returns for any string.
+func unescape(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		case c == '_' && i+1 < len(s) && s[i+1] == '_':
+			b.WriteByte('_')
+			i++
+		case c == '_' && i+2 < len(s):
+			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return "", false
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		default:
+			return "", false
+		}
+	}
+	out := b.String()
+	if escape(out) != s { // "_41", say: escape writes "A" for it
+		return "", false
+	}
+	return out, true
+}
+
+// topicOf returns the topic held by the stream name in namespace ns; ok is
+// false when the name is not one of a topic's streams.
+func topicOf(ns, stream string) (string, bool) {
+	rest, ok := strings.CutPrefix(stream, streamPrefix(ns))
+	if !ok || rest == "" {
+		return "", false
+	}
+	return unescape(rest)
+}
+
+// membersBucketName is the key/value bucket where live members of groups
+// say that they are there.
+func membersBucketName(ns string) string {
+	if ns == "" {
+		return "culvert_members"
+	}
+	return "culvert_members_" + ns
+}
+
+// memberKey is the key of one member of group on topic in the members
+// bucket (membersPattern matches them).
+func memberKey(topic, group, member string) string {
+	return escape(topic) + "." + escape(group) + "." + member
+}
+
+// membersPattern matches the member keys of topic ("": every topic), and
+// of its group when group is not "".
+func membersPattern(topic, group string) string {
+	switch {
+	case topic == "":
+		return ">"
+	case group == "":
+		return escape(topic) + ".>"
+	}
+	return escape(topic) + "." + escape(group) + ".*"
 }

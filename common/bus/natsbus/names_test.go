@@ -18,6 +18,17 @@ func TestEscapeIsSafeAndInjective(t *testing.T) {
 			t.Fatalf("escape(%q) = escape(%q) = %q", s, prev, e)
 		}
 		seen[e] = s
+		if back, ok := unescape(e); !ok || back != s {
+			t.Fatalf("unescape(escape(%q)) = %q, %v", s, back, ok)
+		}
+	}
+	for _, bad := range []string{"a.b", "a_", "a_4", "a_41", "a_zz", "a_2e"} {
+		if s, ok := unescape(bad); ok {
+			t.Fatalf("unescape(%q) = %q, want not ok", bad, s)
+		}
+	}
+	if topic, ok := topicOf("ns1", "CULVERT_ns1_orders_2Edlq"); !ok || topic != "orders.dlq" {
+		t.Fatalf("topicOf: %q, %v", topic, ok)
 	}
 	if got := streamName("", "orders.dlq"); got != "CULVERT_orders_2Edlq" {
 		t.Fatalf("stream name %q", got)

@@ -99,7 +99,8 @@ type Bus struct {
 	mu      sync.Mutex
 	closed  bool
 	streams map[string]jetstream.Stream // by topic
-	kv      jetstream.KeyValue
+	kv      jetstream.KeyValue          // positions
+	members jetstream.KeyValue          // live members of groups
 }
 
 // OpenURL connects to the server(s) in u (see package client/nats for the
@@ -174,6 +175,21 @@ func (b *Bus) closedErr(err error) error {
 	return err
 }
 
+// streamConfig is the configuration of a new stream for topic: no limits
+// (see TopicConfig for retention).
+func (b *Bus) streamConfig(topic string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        streamName(b.opts.Namespace, topic),
+		Description: "culvert topic " + strconv.Quote(topic),
+		Subjects:    []string{subjectName(b.opts.Namespace, topic)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+		MaxBytes:    -1,
+	}
+}
+
 // stream returns the stream of topic, creating it when it is missing.
 func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error) {
 	b.mu.Lock()
@@ -182,18 +198,10 @@ func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error
 	if ok {
 		return s, nil
 	}
-	name, subject := streamName(b.opts.Namespace, topic), subjectName(b.opts.Namespace, topic)
+	name := streamName(b.opts.Namespace, topic)
 	s, err := b.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:        name,
-			Description: "culvert topic " + strconv.Quote(topic),
-			Subjects:    []string{subject},
-			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardOld,
-			Storage:     jetstream.FileStorage,
-			Replicas:    b.opts.Replicas,
-		})
+		s, err = b.js.CreateStream(ctx, b.streamConfig(topic))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = b.js.Stream(ctx, name) // created by someone else meanwhile
 		}
@@ -201,13 +209,32 @@ func (b *Bus) stream(ctx context.Context, topic string) (jetstream.Stream, error
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s of topic %q: %w", name, topic, b.closedErr(err))
 	}
-	if subs := s.CachedInfo().Config.Subjects; !slices.Equal(subs, []string{subject}) {
-		return nil, fmt.Errorf("stream %s exists with subjects %v, not %s: it does not hold topic %q", name, subs, subject, topic)
+	if err := b.checkSubjects(topic, s.CachedInfo()); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
 	b.streams[topic] = s
 	b.mu.Unlock()
 	return s, nil
+}
+
+// checkSubjects checks that the stream named after topic holds topic's
+// subject.
+func (b *Bus) checkSubjects(topic string, info *jetstream.StreamInfo) error {
+	subject := subjectName(b.opts.Namespace, topic)
+	if subs := info.Config.Subjects; !slices.Equal(subs, []string{subject}) {
+		return fmt.Errorf("stream %s exists with subjects %v, not %s: it does not hold topic %q", info.Config.Name, subs, subject, topic)
+	}
+	return nil
+}
+
+// forget drops the stream of topic from the cache, after it was deleted
+// (here or, as an error found, by another process): the next use creates
+// it again.
+func (b *Bus) forget(topic string) {
+	b.mu.Lock()
+	delete(b.streams, topic)
+	b.mu.Unlock()
 }
 
 // Publish publishes every record asynchronously and returns once the server
@@ -227,7 +254,18 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		}
 		subject := subjectName(b.opts.Namespace, w.Topic)
 		for i := 0; i < len(w.Records); i += publishChunk {
-			if err := b.publishChunk(ctx, subject, w.Records[i:min(i+publishChunk, len(w.Records))]); err != nil {
+			chunk := w.Records[i:min(i+publishChunk, len(w.Records))]
+			err := b.publishChunk(ctx, subject, chunk)
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				// No stream listens: the topic was deleted (culvert topics
+				// delete) since this bus opened it. Make it again, and
+				// publish the chunk again (at-least-once).
+				b.forget(w.Topic)
+				if _, err = b.stream(ctx, w.Topic); err == nil {
+					err = b.publishChunk(ctx, subject, chunk)
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("publishing to %q: %w", w.Topic, b.closedErr(err))
 			}
 		}
@@ -272,9 +310,22 @@ func (b *Bus) Positions() bus.PositionStore { return positions{b} }
 
 type positions struct{ b *Bus }
 
+// bucket returns the position bucket, creating it when it is missing.
 func (b *Bus) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	return b.openBucket(ctx, &b.kv, jetstream.KeyValueConfig{
+		Bucket:      bucketName(b.opts.Namespace),
+		Description: "culvert source positions",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.opts.Replicas,
+	})
+}
+
+// openBucket returns *cache, else opens the bucket cfg names (creating it
+// when it is missing) and keeps it in *cache.
+func (b *Bus) openBucket(ctx context.Context, cache *jetstream.KeyValue, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	b.mu.Lock()
-	kv, closed := b.kv, b.closed
+	kv, closed := *cache, b.closed
 	b.mu.Unlock()
 	if closed {
 		return nil, bus.ErrClosed
@@ -282,25 +333,18 @@ func (b *Bus) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if kv != nil {
 		return kv, nil
 	}
-	name := bucketName(b.opts.Namespace)
-	kv, err := b.js.KeyValue(ctx, name)
+	kv, err := b.js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      name,
-			Description: "culvert source positions",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    b.opts.Replicas,
-		})
+		kv, err = b.js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = b.js.KeyValue(ctx, name)
+			kv, err = b.js.KeyValue(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening position bucket %s: %w", name, b.closedErr(err))
+		return nil, fmt.Errorf("opening bucket %s: %w", cfg.Bucket, b.closedErr(err))
 	}
 	b.mu.Lock()
-	b.kv = kv
+	*cache = kv
 	b.mu.Unlock()
 	return kv, nil
 }
@@ -352,6 +396,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	}
 	// The end of the topic now: Caught waits for the group to commit it.
 	info, err := s.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Deleted by another process since this bus opened it.
+		b.forget(topic)
+		if s, err = b.stream(ctx, topic); err != nil {
+			return nil, fmt.Errorf("subscribing to %q: %w", topic, err)
+		}
+		info, err = s.Info(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to %q: %w", topic, b.closedErr(err))
 	}
@@ -360,17 +412,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 		end = 0
 	}
 	name := consumerName(group)
-	cfg := jetstream.ConsumerConfig{
-		Durable:       name,
-		Description:   "culvert group " + strconv.Quote(group),
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       b.opts.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: maxAckPending,
-		ReplayPolicy:  jetstream.ReplayInstantPolicy,
-		Replicas:      0, // as the stream
-	}
+	cfg := b.groupConfig(group)
 	if opts.Start == bus.StartBeginning {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
@@ -396,9 +438,28 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 		maxRecords = DefaultMaxRecords
 	}
 	sub := &subscription{b: b, stream: s, cons: cons, topic: topic, group: group, max: maxRecords, end: end,
-		pending: map[uint64]jetstream.Msg{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	go sub.keepalive(b.opts.AckWait / 3)
+		member: memberName(), pending: map[uint64]jetstream.Msg{}, done: make(chan struct{}), stopped: make(chan struct{})}
+	if err := sub.present(ctx); err != nil {
+		return nil, fmt.Errorf("joining group %q of topic %q: %w", group, topic, err)
+	}
+	go sub.keepalive(min(b.opts.AckWait/3, memberRenewMax))
 	return sub, nil
+}
+
+// groupConfig is the configuration of a new durable consumer for group,
+// starting after the end of the stream.
+func (b *Bus) groupConfig(group string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(group),
+		Description:   "culvert group " + strconv.Quote(group),
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.opts.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: maxAckPending,
+		ReplayPolicy:  jetstream.ReplayInstantPolicy,
+		Replicas:      0, // as the stream
+	}
 }
 
 // subscription is one member of a group.
@@ -409,6 +470,7 @@ type subscription struct {
 	topic, group string
 	max          int
 	end          uint64 // the stream's last sequence at subscribe time, 0 if empty
+	member       string // this member's name in the members bucket
 
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when keepalive returns
@@ -436,6 +498,9 @@ func (s *subscription) keepalive(interval time.Duration) {
 		if s.b.isClosed() {
 			return
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.present(ctx) // a failure is tried again next time; the entry outlives two
+		cancel()
 		s.mu.Lock()
 		held := make([]jetstream.Msg, 0, len(s.pending))
 		for _, m := range s.pending {
@@ -642,7 +707,11 @@ func (s *subscription) Close() error {
 	s.mu.Unlock()
 	close(s.done)
 	<-s.stopped
-	if len(naks) == 0 || s.b.isClosed() {
+	if s.b.isClosed() {
+		return nil
+	}
+	s.absent()
+	if len(naks) == 0 {
 		return nil
 	}
 	for _, m := range naks {

@@ -75,7 +75,7 @@ func cleanup(t *testing.T, ns string) {
 	names := js.StreamNames(ctx)
 	var del []string
 	for n := range names.Name() {
-		if strings.HasPrefix(n, "CULVERT_"+ns+"_") || n == "KV_culvert_positions_"+ns {
+		if strings.HasPrefix(n, "CULVERT_"+ns+"_") || n == "KV_culvert_positions_"+ns || n == "KV_culvert_members_"+ns {
 			del = append(del, n)
 		}
 	}
@@ -185,3 +185,5 @@ func TestServerRestart(t *testing.T) {
 		}
 	})
 }
+
+func TestAdmin(t *testing.T) { bustest.RunAdmin(t, newSpec) }
