@@ -112,6 +112,16 @@ type SubscribeOptions struct {
 	Start Start
 	// MaxRecords caps the records returned by one Poll; 0 means a backend default.
 	MaxRecords int
+	// OnExpired, when not nil, is called by Poll with the number of
+	// records that retention deleted before the group read them: the
+	// group's next offset was below the first record the topic still
+	// keeps, and Poll goes on from that record. The gap is reported, never
+	// skipped silently; since Poll does not commit it, a member that stops
+	// before its next Commit leaves it to be reported again by the next.
+	// It is called from Poll, before Poll returns. Backends that cannot
+	// tell (where the engine moves a group past deleted records by itself)
+	// never call it.
+	OnExpired func(n int64)
 }
 
 // Message is a record consumed from a topic.

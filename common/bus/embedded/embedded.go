@@ -41,6 +41,27 @@ func init() {
 				opts.Reserve = -1
 			}
 		}
+		if s := u.Query().Get("retention_age"); s != "" {
+			d, err := bus.ParseRetentionAge(s)
+			if err != nil {
+				return nil, fmt.Errorf("bus: retention_age: %w", err)
+			}
+			opts.RetentionAge = d
+		}
+		if s := u.Query().Get("retention_bytes"); s != "" {
+			n, err := bus.ParseRetentionBytes(s)
+			if err != nil {
+				return nil, fmt.Errorf("bus: retention_bytes: %w", err)
+			}
+			opts.RetentionBytes = n
+		}
+		if s := u.Query().Get("retention_interval"); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("bus: retention_interval=%q: must be a duration like 1s", s)
+			}
+			opts.RetentionInterval = d
+		}
 		return Open(ctx, u.Path, opts)
 	})
 }
@@ -206,8 +227,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		retentionEvery: opts.RetentionInterval,
 		topics:         map[string]int64{}, held: map[string]string{}, stop: make(chan struct{})}
 	b.ensureReserve()
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.checkpoints()
+	go b.retention()
 	return b, nil
 }
 
@@ -510,7 +532,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = 8192
 	}
-	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), done: make(chan struct{})}
+	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), onExpired: opts.OnExpired, done: make(chan struct{})}
 	err := b.drain(func() error {
 		return b.tx(ctx, func(tx *sql.Tx) error {
 			id, end, err := b.topicEnd(ctx, tx, topic)
@@ -549,11 +571,14 @@ type subscription struct {
 	owner      string
 	max        int
 	endAtStart int64
+	onExpired  func(int64)
 
 	mu        sync.Mutex
 	owned     bool
 	next      int64 // next offset to deliver
 	committed int64
+	skipFrom  int64      // where the last gap of expired records that a poll moved past began,
+	skipped   int64      // and where it ended (see Caught)
 	cached    *storedRow // a row a poll took only part of
 	closed    bool
 	done      chan struct{}
@@ -634,9 +659,12 @@ func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
 			}
 			continue
 		}
-		msgs, err := s.fetch(ctx, from)
+		msgs, gap, err := s.fetch(ctx, from)
 		if err != nil {
 			return nil, err
+		}
+		if gap > 0 {
+			s.expired(from, gap, len(msgs) == 0)
 		}
 		if len(msgs) > 0 {
 			s.mu.Lock()
@@ -653,11 +681,32 @@ func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
 	}
 }
 
+// expired reports that gap records from offset from on were deleted by
+// retention before the group read them. When nothing was read after them,
+// the subscription moves past them; Caught counts them as done (they will
+// never be read), but they are not committed: the group's offset moves
+// with its next commit.
+func (s *subscription) expired(from, gap int64, moveOn bool) {
+	s.mu.Lock()
+	if s.next != from {
+		s.mu.Unlock()
+		return // taken over meanwhile: the new view starts elsewhere
+	}
+	if moveOn {
+		s.next = from + gap
+		s.skipFrom, s.skipped = from, from+gap
+	}
+	s.mu.Unlock()
+	if s.onExpired != nil {
+		s.onExpired(gap)
+	}
+}
+
 // fetch reads up to s.max records from offset from on. A row holds up to
 // maxRowRecords records; when a poll takes only part of one, the row is
-// kept for the next poll.
-func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, error) {
-	var msgs []bus.Message
+// kept for the next poll. gap counts the records that retention deleted
+// before they were read (from the first offset fetch looked for on).
+func (s *subscription) fetch(ctx context.Context, from int64) (msgs []bus.Message, gap int64, err error) {
 	add := func(r *record.Record) bool {
 		if msgs == nil {
 			msgs = make([]bus.Message, 0, s.max)
@@ -667,37 +716,74 @@ func (s *subscription) fetch(ctx context.Context, from int64) ([]bus.Message, er
 	}
 	if c := s.cached; c != nil && c.base <= from && from <= c.last {
 		if err := decodeBatch(c.data, c.base, int(c.last-c.base+1), from, add); err != nil {
-			return nil, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", c.base, c.last, err))
+			return nil, 0, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", c.base, c.last, err))
 		}
 		if len(msgs) == s.max {
-			return msgs, nil
+			return msgs, 0, nil
 		}
 		from = c.last + 1
 	}
 	s.cached = nil
+	first, err := s.fetchRows(ctx, from, &msgs, add)
+	if err != nil {
+		return nil, 0, err
+	}
+	if first < 0 {
+		// Nothing stored from from on: either nothing was published since,
+		// or retention deleted it. The end, read after the rows, tells:
+		// what it counts was committed before a second look at the rows.
+		var end int64
+		if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, s.topicID).Scan(&end); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return msgs, 0, nil // the topic was deleted
+			}
+			return nil, 0, fmt.Errorf("reading topic end: %w", s.b.check(err))
+		}
+		if end <= from {
+			return msgs, 0, nil
+		}
+		if first, err = s.fetchRows(ctx, from, &msgs, add); err != nil {
+			return nil, 0, err
+		}
+		if first < 0 {
+			first = end
+		}
+	}
+	return msgs, first - from, nil
+}
+
+// fetchRows decodes the stored rows from offset from on into msgs through
+// add; it returns the first offset it found stored at or after from (more
+// than from when retention deleted what lay between), -1 when there is no
+// row.
+func (s *subscription) fetchRows(ctx context.Context, from int64, msgs *[]bus.Message, add func(*record.Record) bool) (int64, error) {
 	rows, err := s.b.db.QueryContext(ctx,
 		`SELECT base, last, data FROM batches WHERE topic_id=? AND last>=? ORDER BY last LIMIT ?`,
 		s.topicID, from, s.max/maxRowRecords+2)
 	if err != nil {
-		return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
+		return -1, fmt.Errorf("reading topic: %w", s.b.check(err))
 	}
 	defer rows.Close()
-	for len(msgs) < s.max && rows.Next() {
+	first := int64(-1)
+	for len(*msgs) < s.max && rows.Next() {
 		var row storedRow
 		if err := rows.Scan(&row.base, &row.last, &row.data); err != nil {
-			return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
+			return -1, fmt.Errorf("reading topic: %w", s.b.check(err))
+		}
+		if first < 0 {
+			first = max(row.base, from)
 		}
 		if err := decodeBatch(row.data, row.base, int(row.last-row.base+1), from, add); err != nil {
-			return nil, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", row.base, row.last, err))
+			return -1, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", row.base, row.last, err))
 		}
-		if len(msgs) == s.max && msgs[len(msgs)-1].Offset < row.last {
+		if m := *msgs; len(m) == s.max && m[len(m)-1].Offset < row.last {
 			s.cached = &row
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading topic: %w", s.b.check(err))
+		return -1, fmt.Errorf("reading topic: %w", s.b.check(err))
 	}
-	return msgs, nil
+	return first, nil
 }
 
 // storedRow is one row of the batches table.
@@ -732,22 +818,27 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 }
 
 // Caught reports whether the group has committed everything that was in the
-// topic when the subscription started.
+// topic when the subscription started. Records that retention deleted
+// before they were read count as done once a poll reported them and what
+// was read before them is committed.
 func (s *subscription) Caught(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.owned {
 		return false, nil
 	}
-	return s.committed >= s.endAtStart, nil
+	return s.committed >= s.endAtStart || s.skipped >= s.endAtStart && s.committed >= s.skipFrom, nil
 }
 
-// Lag returns how many records of the topic the group has not committed.
-// A member waiting for another's lease reads the group's commit from the
-// database: its own view is not loaded until it takes over.
+// Lag returns how many records of the topic the group has not committed
+// (and retention has not deleted). A member waiting for another's lease
+// reads the group's commit from the database: its own view is not loaded
+// until it takes over.
 func (s *subscription) Lag(ctx context.Context) (int64, error) {
 	var end int64
-	if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, s.topicID).Scan(&end); err != nil {
+	var first sql.NullInt64
+	if err := s.b.db.QueryRowContext(ctx, `SELECT next_offset, (SELECT base FROM batches WHERE topic_id=?1 ORDER BY last LIMIT 1)
+		FROM topics WHERE id=?1`, s.topicID).Scan(&end, &first); err != nil {
 		return 0, fmt.Errorf("reading topic end: %w", err)
 	}
 	s.mu.Lock()
@@ -758,6 +849,11 @@ func (s *subscription) Lag(ctx context.Context) (int64, error) {
 			s.topicID, s.group).Scan(&committed); err != nil {
 			return 0, fmt.Errorf("reading group offset: %w", err)
 		}
+	}
+	if first.Valid {
+		committed = max(committed, first.Int64)
+	} else {
+		committed = max(committed, end) // every record deleted
 	}
 	return max(0, end-committed), nil
 }

@@ -38,32 +38,18 @@ func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.L
 	l, err := bus.RenewedLease(ctx, bus.LeaseOps{
 		TTL: b.lease,
 		Take: func(ctx context.Context) (bool, error) {
-			var holder string
-			err := b.db.QueryRowContext(ctx, `SELECT owner FROM leases WHERE topic_id=0 AND grp=?`, grp).Scan(&holder)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return false, b.check(err)
-			}
-			dead := "" // the owner if it is a process that no longer exists
-			if holder != owner && !processAlive(holder) {
-				dead = holder
-			}
-			now := nowMS()
-			res, err := b.drainExec(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(0,?,?,?)
-				ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
-				WHERE leases.owner=excluded.owner OR leases.expires_ms < ? OR leases.owner=?`,
-				grp, owner, now+b.lease.Milliseconds(), now, dead)
+			ok, err := b.takeLease(ctx, grp, owner)
 			if err != nil {
 				return false, err
 			}
-			n, _ := res.RowsAffected()
 			b.mu.Lock()
-			if n > 0 {
+			if ok {
 				b.held[key] = owner
 			} else if b.held[key] == owner {
 				delete(b.held, key)
 			}
 			b.mu.Unlock()
-			return n > 0, nil
+			return ok, nil
 		},
 		Release: func(ctx context.Context) error {
 			b.mu.Lock()
@@ -82,6 +68,30 @@ func (p positions) Lease(ctx context.Context, key string, waiting func()) (bus.L
 		return nil, fmt.Errorf("position %q: %w", key, err)
 	}
 	return l, nil
+}
+
+// takeLease takes or renews the lease row of topic 0 named grp for owner
+// (hostID/pid-random); it reports whether owner holds it.
+func (b *Bus) takeLease(ctx context.Context, grp, owner string) (bool, error) {
+	var holder string
+	err := b.db.QueryRowContext(ctx, `SELECT owner FROM leases WHERE topic_id=0 AND grp=?`, grp).Scan(&holder)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, b.check(err)
+	}
+	dead := "" // the owner if it is a process that no longer exists
+	if holder != owner && !processAlive(holder) {
+		dead = holder
+	}
+	now := nowMS()
+	res, err := b.drainExec(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(0,?,?,?)
+		ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
+		WHERE leases.owner=excluded.owner OR leases.expires_ms < ? OR leases.owner=?`,
+		grp, owner, now+b.lease.Milliseconds(), now, dead)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // fence returns bus.ErrFenced when another live holder has the lease on
