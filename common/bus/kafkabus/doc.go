@@ -74,6 +74,30 @@
 // killed holder is replaced after session_timeout and a released one at
 // once.
 //
+// # Administration (bus.Admin)
+//
+// The bus implements bus.Admin with Kafka's admin requests (franz-go's
+// kadm). Topics lists the cluster's topics but Kafka's internal ones and
+// the positions topic. A topic's bytes are its partitions' log sizes
+// (DescribeLogDirs, the largest replica; -1 when the cluster refuses it),
+// its retention its retention.ms and retention.bytes configs (-1:
+// unlimited); CreateTopic and AlterTopic set those two
+// (IncrementalAlterConfigs). A topic's groups are the consumer groups with
+// committed offsets on it; a group is active while it has members
+// (DescribeGroups). DeleteTopic first deletes the offsets of the topic's
+// groups without members (OffsetDelete); Kafka drops those of the others
+// with the topic. ResetTime uses ListOffsets by timestamp (the records'
+// Kafka timestamps). An offset below a partition's first kept record is
+// reset to that record.
+//
+// Kafka refuses offset commits from outside a group that has members, so a
+// forced ResetGroup of an active group joins the group for the time of the
+// commit and then leaves it: its members keep reading from where they were
+// (cooperative rebalancing keeps their partitions) and may commit over the
+// reset; restarted, they read from the reset offsets. Kafka also refuses to
+// delete the offsets of a group subscribed to the topic: a forced
+// DeleteGroup of an active group returns bus.ErrUnsupported.
+//
 // # Outages
 //
 // franz-go reconnects by itself. Publish waits (retrying) until the records

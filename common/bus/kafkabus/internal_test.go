@@ -2,6 +2,7 @@ package kafkabus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -213,5 +214,48 @@ func TestSASLURL(t *testing.T) {
 	_, err = bus.Open(ctx, "kafka://culvert:wr0ng@"+addr+"?sasl=scram-sha-256")
 	if err == nil || strings.Contains(err.Error(), "wr0ng") {
 		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// TestForcedResetOfActiveGroup checks that a forced reset of a group with a
+// member (which Kafka refuses from outside the group: the bus joins it for
+// the commit) moves the group's committed offset.
+func TestForcedResetOfActiveGroup(t *testing.T) {
+	b := openSpec(t, "kafka://"+kafkatest.Start(t)+"?session_timeout=2s")
+	ctx := testCtx(t)
+	if err := b.Publish(ctx, bus.Batch{Writes: []bus.Write{{Topic: "forced", Records: keyed(5)}}}); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscribe(ctx, "forced", "g", bus.SubscribeOptions{Start: bus.StartBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var msgs []bus.Message
+	for len(msgs) < 5 {
+		m, err := sub.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m...)
+	}
+	if err := sub.Commit(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ResetGroup(ctx, "forced", "g", bus.ResetOptions{To: bus.ResetOffset, Offset: 2}); !errors.Is(err, bus.ErrActive) {
+		t.Fatalf("an unforced reset of an active group: %v", err)
+	}
+	if err := b.ResetGroup(ctx, "forced", "g", bus.ResetOptions{To: bus.ResetOffset, Offset: 2, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := b.Groups(ctx, "forced")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 1 || !gs[0].Active || gs[0].Partitions[0].Committed != 2 || gs[0].Lag != 3 {
+		t.Fatalf("after a forced reset to 2 of a group at 5: %+v", gs)
+	}
+	if err := b.DeleteGroup(ctx, "forced", "g", true); !errors.Is(err, bus.ErrUnsupported) {
+		t.Fatalf("a forced delete of an active group: %v, want ErrUnsupported", err)
 	}
 }

@@ -273,6 +273,16 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	}
 	if len(recs) > 0 {
 		if err := b.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+				// Deleted meanwhile (culvert topics delete): the
+				// next Publish creates it again.
+				b.mu.Lock()
+				for _, w := range batch.Writes {
+					delete(b.topics, w.Topic)
+					b.cl.PurgeTopicsFromProducing(w.Topic)
+				}
+				b.mu.Unlock()
+			}
 			return b.wrap(err, "publishing %d records to %q", len(recs), recs[0].Topic)
 		}
 	}

@@ -10,12 +10,17 @@ import (
 
 func TestMain(m *testing.M) { bustest.Main(m) }
 
-func TestConformance(t *testing.T) {
-	// kfake, in this process; the suite's child processes reach it over TCP.
-	addr := kafkatest.Start(t)
-	bustest.Run(t, func(t *testing.T) string {
-		// A short session timeout, so that a killed member's partition is
-		// taken over within a few seconds.
-		return "kafka://" + addr + "?session_timeout=2s"
-	})
+// newSpec starts a kfake cluster, in this process, for the test; the
+// suite's child processes reach it over TCP. Topics get one partition (the
+// default) and group members a short session timeout, so that a killed
+// member's partition is taken over within a few seconds.
+func newSpec(t *testing.T) string {
+	return "kafka://" + kafkatest.Start(t) + "?session_timeout=2s"
 }
+
+func TestConformance(t *testing.T) {
+	addr := kafkatest.Start(t)
+	bustest.Run(t, func(*testing.T) string { return "kafka://" + addr + "?session_timeout=2s" })
+}
+
+func TestAdmin(t *testing.T) { bustest.RunAdmin(t, newSpec) }
