@@ -394,7 +394,12 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		return ctl.Metrics.Totals(), fmt.Errorf("opening sink: %w", err)
 	}
 	defer snk.Close()
-	sub, err := b.Subscribe(ctx, cfg.Topic, cfg.Group, bus.SubscribeOptions{Start: cfg.Start, MaxRecords: cfg.MaxRecords})
+	sub, err := b.Subscribe(ctx, cfg.Topic, cfg.Group, bus.SubscribeOptions{Start: cfg.Start, MaxRecords: cfg.MaxRecords,
+		OnExpired: func(n int64) {
+			ctl.Metrics.AddExpired(n)
+			cfg.Log.Warn().Str("topic", cfg.Topic).Str("group", cfg.Group).Int64("records", n).
+				Msg("records expired before the group read them: the bus's retention deleted them")
+		}})
 	if err != nil {
 		return ctl.Metrics.Totals(), err
 	}

@@ -74,6 +74,7 @@ type Metrics struct {
 
 	recordsIn, recordsOut, bytesInC, bytesOutC prometheus.Counter
 	deadC, filteredC, retries, reconnects      prometheus.Counter
+	expiredC                                   prometheus.Counter
 	errors                                     *prometheus.CounterVec
 	writeLatency                               prometheus.Observer
 }
@@ -97,6 +98,7 @@ func NewMetrics(l Labels) *Metrics {
 	m.bytesOutC = counter("bytes_sent_total", "Bytes of key and value published to the topic (sources) or written (sinks).")
 	m.deadC = counter("records_dead_lettered_total", "Records sent to the dead-letter topic.")
 	m.filteredC = counter("records_filtered_total", "Records dropped by --filter or --filter-map.")
+	m.expiredC = counter("records_expired_total", "Sinks: records the bus's retention deleted before the consumer group read them.")
 	m.retries = counter("retries_total", "Retries of a failed bus publish, sink write or commit.")
 	m.reconnects = counter("reconnects_total", "Connections re-established to the outside system or the bus.")
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "culvert", Name: "errors_total",
@@ -168,6 +170,14 @@ func (m *Metrics) AddFiltered(records int) {
 	if records > 0 {
 		m.filtered.Add(int64(records))
 		m.filteredC.Add(float64(records))
+	}
+}
+
+// AddExpired counts records that retention deleted before a sink's group
+// read them.
+func (m *Metrics) AddExpired(n int64) {
+	if n > 0 {
+		m.expiredC.Add(float64(n))
 	}
 }
 

@@ -63,6 +63,7 @@ func TestServerEndpoints(t *testing.T) {
 	m.AddOut(7, 70)
 	m.AddDead(2)
 	m.AddFiltered(1)
+	m.AddExpired(5)
 	m.AddErrors("transform", 2)
 	m.AddRetries(3)
 	m.ObserveWrite(3 * time.Millisecond)
@@ -80,6 +81,7 @@ func TestServerEndpoints(t *testing.T) {
 		"culvert_bytes_sent_total" + l + " 70",
 		"culvert_records_dead_lettered_total" + l + " 2",
 		"culvert_records_filtered_total" + l + " 1",
+		"culvert_records_expired_total" + l + " 5",
 		`culvert_errors_total{connector="file-sink",instance="file-sink",stage="transform"} 2`,
 		`culvert_errors_total{connector="file-sink",instance="file-sink",stage="publish"} 0`,
 		"culvert_retries_total" + l + " 3",

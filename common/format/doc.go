@@ -1,0 +1,57 @@
+// Package format owns the formats of record values: the one place where what
+// an outside system carries (JSON, opaque bytes, CSV rows; later Avro,
+// Protobuf and CloudEvents) is turned into the value jq reads, and back. A
+// connector never decodes or encodes a format itself: it says where its
+// bytes and attributes (headers, properties) come from and go to, and the
+// runner (package connector) applies the format chosen with the shared
+// option --format.
+//
+// The pipeline:
+//
+//	source:  outside system → Source.Read → Decoder.Decode → transforms → bus
+//	sink:    bus → transforms → Encoder.Encode → Sink.Write → outside system
+//
+// A Decoder serves one stream in delivery order (a file, a subscription):
+// it may keep state across records, such as a CSV header row, which it
+// gives out with State so that the runner stores it beside the source's
+// position (in the same bus write as the records) and hands it back with
+// Restore after a restart, even after kill -9. A source that reads streams
+// with a beginning (file-source: a file, a rotated or truncated file) marks
+// where one begins (connector.Batch.Start), and the decoder starts over
+// there (Start). An Encoder serves one output; one whose files begin with
+// a header (CSV's header row) also implements Headed, which a sink writing
+// files uses to write that header once per file.
+//
+// A record that does not decode or encode is a Failure, with the record as
+// it was delivered (its raw bytes) and a precise error: the runner sends it
+// to the dead-letter topic and the connector keeps running. Nothing here
+// panics or stops a connector on bad data.
+//
+// How the later formats fit without a new design:
+//
+//   - Avro and Protobuf behind a schema registry (Confluent wire format: a
+//     magic byte and a schema id before the payload): a Decoder reads the
+//     schema id from each value, looks the schema up (once, then from a
+//     cache) and turns the payload into JSON; an Encoder registers or looks
+//     up the subject's schema and prefixes the id. A registry that is down
+//     is not a bad record: those formats will return it as a transient
+//     batch error, which the runner retries with backoff like a bus outage,
+//     rather than a Failure. Avro object container files (.avro) for
+//     file-source and file-sink are a Headed encoder (the container header
+//     with the schema, written once per file) and a stateful decoder (the
+//     writer schema read from the file's header, kept with the position as
+//     the CSV header row is).
+//   - CloudEvents: Decode and Encode work on the whole record, value and
+//     headers, so binary mode moves attributes between the value and the
+//     headers (ce_id → header, data → value) and structured mode between
+//     the value and a JSON envelope. The per-protocol spelling of attribute
+//     headers (HTTP ce-, Kafka ce_, AMQP cloudEvents_, MQTT 5 user
+//     properties) is a binding the connector names, passed to New the way
+//     Options are.
+//   - Typed streams (--schema): a validation step after Decode (and before
+//     Encode) that turns a value not matching the schema into a Failure
+//     naming the failing path.
+//
+// The formats of this version are json (the default: today's behaviour,
+// values pass untouched), bytes (opaque values) and csv; see Names.
+package format

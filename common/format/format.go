@@ -1,0 +1,212 @@
+package format
+
+import (
+	"encoding/csv"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+// The formats --format accepts.
+const (
+	// JSON is the default: values pass as they are; jq reads them as JSON.
+	JSON = "json"
+	// Bytes keeps values opaque: they pass byte for byte, and jq reads each
+	// as a JSON string (see Opaque).
+	Bytes = "bytes"
+	// CSV is one CSV row (RFC 4180) per record, a JSON object for jq.
+	CSV = "csv"
+)
+
+// Names lists the formats of this version, as --format's enum does.
+var Names = []string{JSON, Bytes, CSV}
+
+// Options are the format options every source and sink has (embedded in
+// cli.Common, so their flags are flat: --format, --csv-columns, ...).
+type Options struct {
+	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats."`
+	CSVColumns   string `json:"csv_columns,omitempty" jsonschema_description:"With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record."`
+	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
+}
+
+// Validate checks the options: a known format, and CSV options only with
+// --format csv. The error is a *schema.FieldError naming the option.
+func (o *Options) Validate() error {
+	_, err := New(*o)
+	return err
+}
+
+// Format is a --format and its options, checked. Its zero value, and nil,
+// is JSON.
+type Format struct {
+	name    string
+	columns []string // --csv-columns, nil when not given
+	comma   rune
+}
+
+// New checks o and returns its format.
+func New(o Options) (*Format, error) {
+	f := &Format{name: o.Format, comma: ','}
+	if f.name == "" {
+		f.name = JSON
+	}
+	if !slices.Contains(Names, f.name) {
+		return nil, schema.Invalid("format", "unknown format %q (one of: %s)", o.Format, strings.Join(Names, ", "))
+	}
+	if o.CSVDelimiter != "" && o.CSVDelimiter != "," {
+		if f.name != CSV {
+			return nil, schema.Invalid("csv_delimiter", "applies only with --format csv")
+		}
+		d, err := schema.Unescape(o.CSVDelimiter)
+		if err != nil {
+			return nil, schema.Invalid("csv_delimiter", "%v", err)
+		}
+		r, size := utf8.DecodeRune(d)
+		if size != len(d) || r == utf8.RuneError {
+			return nil, schema.Invalid("csv_delimiter", "must be one character, got %q", d)
+		}
+		if r == '"' || r == '\r' || r == '\n' {
+			return nil, schema.Invalid("csv_delimiter", "must not be a quote or a line break")
+		}
+		f.comma = r
+	}
+	if o.CSVColumns != "" {
+		if f.name != CSV {
+			return nil, schema.Invalid("csv_columns", "applies only with --format csv")
+		}
+		rd := csv.NewReader(strings.NewReader(o.CSVColumns))
+		cols, err := rd.Read()
+		if err != nil {
+			return nil, schema.Invalid("csv_columns", "not a comma-separated list of names: %v", err)
+		}
+		if _, err := rd.Read(); err == nil {
+			return nil, schema.Invalid("csv_columns", "must be one line")
+		}
+		if err := checkColumns(cols); err != nil {
+			return nil, schema.Invalid("csv_columns", "%v", err)
+		}
+		f.columns = cols
+	}
+	return f, nil
+}
+
+// checkColumns refuses empty and repeated column names: each is a key of
+// the JSON object a row becomes.
+func checkColumns(cols []string) error {
+	seen := make(map[string]bool, len(cols))
+	for i, c := range cols {
+		if c == "" {
+			return fmt.Errorf("column %d has no name", i+1)
+		}
+		if seen[c] {
+			return fmt.Errorf("column %q appears twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
+// Name returns the format's name, such as "csv".
+func (f *Format) Name() string {
+	if f == nil || f.name == "" {
+		return JSON
+	}
+	return f.name
+}
+
+// Opaque reports whether values stay as delivered on the bus and reach jq
+// as JSON strings (bytes): the runner quotes them before the transforms
+// and unquotes what comes out (see ToJQ and FromJQ).
+func (f *Format) Opaque() bool { return f.Name() == Bytes }
+
+// Failure is a record that did not decode or encode: the record as it was
+// given (a source's delivered bytes, a sink's transformed value) and why.
+type Failure struct {
+	Record record.Record
+	Err    error
+}
+
+// Decoder turns what an outside system delivered into the records a
+// source publishes. One Decoder serves one stream, in delivery order, on
+// one goroutine.
+type Decoder interface {
+	// Decode decodes recs in place and returns those to publish (recs
+	// itself, shorter when the format consumed a record, such as a CSV
+	// header row) and those that did not decode, as delivered.
+	Decode(recs []record.Record) (ok []record.Record, failed []Failure)
+	// Start says that the next record begins a new stream (a file read
+	// from its start): per-stream state, such as a CSV header row, starts
+	// over.
+	Start()
+	// State returns what decoding the rest of the stream after a restart
+	// needs (CSV: the header row and the row count), to be stored with the
+	// source's position; nil when the decoder keeps nothing.
+	State() []byte
+	// Restore sets the state saved with the position a source resumes
+	// from. An error means the state is unreadable; the decoder then
+	// starts as at the beginning of a stream.
+	Restore(state []byte) error
+	// NeedsStreamStart reports whether the decoder keeps per-stream state
+	// that only a source marking where its streams begin can use: CSV
+	// without --csv-columns reads a header row at the start of each.
+	NeedsStreamStart() bool
+}
+
+// Encoder turns transformed values into what a sink writes. One Encoder
+// serves one output, on one goroutine.
+type Encoder interface {
+	// Encode encodes the values of recs in place and returns those that
+	// encoded and those that did not, with the value they had.
+	Encode(recs []record.Record) (ok []record.Record, failed []Failure)
+}
+
+// Headed is implemented by the encoders of formats whose files begin with
+// a header: CSV's header row. A sink that writes files writes Header once
+// at the top of each new file, and calls Adopt with the first line of a
+// file it appends to.
+type Headed interface {
+	// Header returns the header line, without a line break, once the
+	// columns are known (from --csv-columns, or from the first record
+	// encoded); nil before.
+	Header() []byte
+	// Adopt takes the columns from the header line of a file being
+	// appended to, so that the rows that follow match it. It fails when
+	// --csv-columns names other columns, or the line is not a header.
+	Adopt(header []byte) error
+}
+
+// NewDecoder returns a decoder for one stream.
+func (f *Format) NewDecoder() Decoder {
+	if f.Name() == CSV {
+		return newCSVDecoder(f)
+	}
+	return passDecoder{}
+}
+
+// NewEncoder returns an encoder for one output.
+func (f *Format) NewEncoder() Encoder {
+	if f.Name() == CSV {
+		return newCSVEncoder(f)
+	}
+	return passEncoder{}
+}
+
+// passDecoder is json's and bytes's: values are published as delivered
+// (json's non-JSON values too, as before formats existed: only a
+// transform needs them to be JSON).
+type passDecoder struct{}
+
+func (passDecoder) Decode(recs []record.Record) ([]record.Record, []Failure) { return recs, nil }
+func (passDecoder) Start()                                                   {}
+func (passDecoder) State() []byte                                            { return nil }
+func (passDecoder) Restore([]byte) error                                     { return nil }
+func (passDecoder) NeedsStreamStart() bool                                   { return false }
+
+// passEncoder is json's and bytes's: values are written as they are.
+type passEncoder struct{}
+
+func (passEncoder) Encode(recs []record.Record) ([]record.Record, []Failure) { return recs, nil }
