@@ -73,6 +73,9 @@ func (st *state) check() (*transform.Chain, []string) {
 		if err := st.inv.validateOwn(); err != nil {
 			add(st.errorProblem(err))
 		}
+		if err := c.Options.Validate(); err != nil {
+			add(st.errorProblem(err))
+		}
 	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {

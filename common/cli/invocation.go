@@ -6,6 +6,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
@@ -48,12 +49,16 @@ func (s *sourceInvocation[O]) validateOwn() error { return validate(&s.own) }
 func (s *sourceInvocation[O]) run(ctx context.Context, env connector.Env, b bus.Bus, chain *transform.Chain) (connector.Stats, error) {
 	so := &s.shared
 	env.MaxRecordBytes = so.MaxRecordBytes
+	f, err := format.New(so.Options) // checked by prepare
+	if err != nil {
+		return connector.Stats{}, err
+	}
 	src, err := s.newSource(&s.own, env)
 	if err != nil {
 		return connector.Stats{}, err
 	}
 	return connector.RunSource(ctx, b, src, connector.SourceConfig{
-		Config:    runnerConfig(env, &so.Common, chain),
+		Config:    runnerConfig(env, &so.Common, chain, f),
 		BatchSize: so.BatchSize,
 		Linger:    so.Linger.D(),
 	})
@@ -76,6 +81,13 @@ func (s *sinkInvocation[O]) validateOwn() error { return validate(&s.own) }
 
 func (s *sinkInvocation[O]) run(ctx context.Context, env connector.Env, b bus.Bus, chain *transform.Chain) (connector.Stats, error) {
 	so := &s.shared
+	f, err := format.New(so.Options) // checked by prepare
+	if err != nil {
+		return connector.Stats{}, err
+	}
+	// The sink and the runner share the encoder: a sink writing files
+	// asks it for the header row of the columns it is encoding.
+	env.Encoder = f.NewEncoder()
 	snk, err := s.newSink(&s.own, env)
 	if err != nil {
 		return connector.Stats{}, err
@@ -86,7 +98,7 @@ func (s *sinkInvocation[O]) run(ctx context.Context, env connector.Env, b bus.Bu
 		group = env.Name
 	}
 	return connector.RunSink(ctx, b, snk, connector.SinkConfig{
-		Config:    runnerConfig(env, &so.Common, chain),
+		Config:    runnerConfig(env, &so.Common, chain, f),
 		Group:     group,
 		Start:     start,
 		StopAtEnd: so.StopAtEnd,
@@ -104,6 +116,6 @@ func validate[O any](o *O) error {
 
 // runnerConfig is the part of the runner's configuration that sources and
 // sinks share.
-func runnerConfig(env connector.Env, c *Common, chain *transform.Chain) connector.Config {
-	return connector.Config{Env: env, Chain: chain, OnError: c.OnError, DLQTopic: c.DLQTopic, ShutdownTimeout: c.ShutdownTimeout.D()}
+func runnerConfig(env connector.Env, c *Common, chain *transform.Chain, f *format.Format) connector.Config {
+	return connector.Config{Env: env, Chain: chain, OnError: c.OnError, DLQTopic: c.DLQTopic, ShutdownTimeout: c.ShutdownTimeout.D(), Format: f}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -34,6 +35,10 @@ type Common struct {
 	MaxOutputs int `json:"max_outputs" jsonschema:"minimum=1,default=10000" jsonschema_description:"Most records that one record may become through the transforms (--arraymap); a record that would become more goes to the dead-letter topic, found at the first output too many."`
 	// TransformTimeout bounds the transforms' time on one record (transform.Timeout).
 	TransformTimeout schema.Duration `json:"transform_timeout" jsonschema:"default=1s" jsonschema_description:"Longest the transforms may take over one record; a record that takes longer goes to the dead-letter topic. 0 means no limit (a stop signal still ends them after --shutdown-timeout)."`
+
+	// Options are --format and its options: how a source decodes values
+	// before the transforms, and a sink encodes them after.
+	format.Options
 }
 
 // SourceOptions are the options every source has.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/retry"
 )
@@ -46,6 +47,14 @@ type Batch struct {
 	// already gathered everything that was waiting (a webhook's requests,
 	// each waiting for its answer).
 	Flush bool
+	// Start says that the batch's first record begins a new stream: a
+	// file read from its beginning (at first, after a rotation or a
+	// truncation). A format with per-stream state (a CSV header row)
+	// starts over there. A source that sets it implements StreamMarker.
+	Start bool
+
+	// undecoded are the records that did not decode (--format).
+	undecoded []RejectedRecord
 }
 
 // Sink writes to an outside system.
@@ -108,4 +117,9 @@ type Env struct {
 	// from pieces (lines of a file, of a stream) holds no more of one than
 	// this: it skips the rest and reports it in Batch.Rejected with TooLarge.
 	MaxRecordBytes int
+	// Encoder is a sink's --format encoder, which the runner applies to
+	// the values before Write; a sink that writes files writes the header
+	// of a format.Headed encoder once at the top of each file. Nil is
+	// json's: values are written as they are.
+	Encoder format.Encoder
 }

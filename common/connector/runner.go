@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 	"github.com/culvert-dev/culvert/common/telemetry"
@@ -31,6 +32,10 @@ type Config struct {
 	// ShutdownTimeout bounds the flush after a stop signal; 0 means 30s.
 	// Transforms still running then are stopped too.
 	ShutdownTimeout time.Duration
+	// Format is --format: a source decodes what it read with it before
+	// the transforms, a sink encodes after them (with Env.Encoder when
+	// set). Nil is json.
+	Format *format.Format
 }
 
 func (c *Config) deadLetters() *deadLetters {
@@ -107,6 +112,8 @@ type group struct {
 	done    chan struct{} // closed once res is set
 	// rejected are the records the source could not read whole.
 	rejected []RejectedRecord
+	// undecoded are the records that did not decode (--format).
+	undecoded []RejectedRecord
 }
 
 func (g *group) ack(err error) {
@@ -141,6 +148,10 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	if p, ok := src.(Positioned); ok && p.PositionKey() != "" {
 		key = "source/" + cfg.Name + "/" + cfg.Topic + "/" + p.PositionKey()
 	}
+	dec := cfg.Format.NewDecoder()
+	if err := checkStreams(dec, src); err != nil {
+		return ctl.Metrics.Totals(), err
+	}
 	var resume []byte
 	if key != "" {
 		var release func()
@@ -154,6 +165,12 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		defer release()
 		if resume, err = b.Positions().Get(ctx, key); err != nil {
 			return ctl.Metrics.Totals(), err
+		}
+		var state []byte
+		if state, resume = splitPosition(resume); state != nil {
+			if err := dec.Restore(state); err != nil {
+				cfg.Log.Warn().Err(err).Msg("ignoring the saved format state")
+			}
 		}
 	}
 	if err := src.Open(ctx, resume); err != nil {
@@ -177,13 +194,13 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				return
 			}
 			batch, err := src.Read(readCtx)
-			batch = limitRecords(batch, cfg.RecordLimit())
+			batch = decode(dec, limitRecords(batch, cfg.RecordLimit()))
 			if len(batch.Records) > 0 {
 				// A pause that came while Read waited holds what it read;
 				// a stop hands it over all the same, to be published.
 				ctl.wait(readCtx)
 			}
-			if len(batch.Records) > 0 || len(batch.Rejected) > 0 || batch.Position != nil || err != nil {
+			if len(batch.Records) > 0 || len(batch.Rejected) > 0 || len(batch.undecoded) > 0 || batch.Position != nil || err != nil {
 				// What was read is handed over even after a stop signal:
 				// the main loop publishes it before returning.
 				select {
@@ -210,7 +227,9 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		go func() {
 			defer workWG.Done()
 			for g := range todo {
-				g.res = cfg.Chain.ApplyBatch(work, g.in)
+				var unread []RejectedRecord
+				g.res, unread = applyChain(work, cfg.Chain, cfg.Format, g.in, false)
+				g.undecoded = append(g.undecoded, unread...)
 				close(g.done)
 			}
 		}()
@@ -260,6 +279,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				g.in = append(g.in, bt.Records...)
 			}
 			g.rejected = append(g.rejected, bt.Rejected...)
+			g.undecoded = append(g.undecoded, bt.undecoded...)
 			if bt.Position != nil && key != "" {
 				g.pos = &bus.Position{Key: key, Value: bt.Position}
 			}
@@ -291,7 +311,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			if !ok {
 				return finish(nil)
 			}
-			if len(r.batch.Records) > 0 || len(r.batch.Rejected) > 0 || r.batch.Position != nil {
+			if len(r.batch.Records) > 0 || len(r.batch.Rejected) > 0 || len(r.batch.undecoded) > 0 || r.batch.Position != nil {
 				pending = append(pending, r.batch)
 				count += len(r.batch.Records)
 			}
@@ -333,6 +353,11 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 		return err
 	}
 	dead = append(dead, unread...)
+	undecoded, err := dl.handle("decode", nil, g.undecoded)
+	if err != nil {
+		return err
+	}
+	dead = append(dead, undecoded...)
 	write := bus.Batch{Position: g.pos}
 	if len(g.res.Out) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.res.Out})
@@ -350,6 +375,7 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	m.AddIn(len(g.in), recordsBytes(g.in))
 	m.AddOut(len(g.res.Out), recordsBytes(g.res.Out))
 	m.AddErrors("transform", len(g.res.Failed))
+	m.AddErrors("decode", len(g.undecoded))
 	m.AddDead(len(dead))
 	m.AddFiltered(g.res.Dropped)
 	return nil
@@ -405,6 +431,10 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	}
 	defer sub.Close()
 	dl := cfg.deadLetters()
+	enc := cfg.Encoder
+	if enc == nil {
+		enc = cfg.Format.NewEncoder()
+	}
 	ctl.Metrics.SetLagFunc(sub.Lag)
 	defer ctl.Metrics.Lag(work) // the lag after the last commit stays visible
 	ctl.Metrics.Running()
@@ -507,7 +537,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		if cfg.Linger > 0 {
 			r.msgs, carry, closed = gather(polls, r.msgs, cfg.Linger)
 		}
-		if err := handleMessages(work, b, snk, &cfg, dl, r.msgs); err != nil {
+		if err := handleMessages(work, b, snk, enc, &cfg, dl, r.msgs); err != nil {
 			return ctl.Metrics.Totals(), err
 		}
 		uncommitted = lastPerPartition(uncommitted, r.msgs)
@@ -588,26 +618,40 @@ func lastPerPartition(done, msgs []bus.Message) []bus.Message {
 // commitInterval is the longest a sink waits to commit what it wrote.
 const commitInterval = 100 * time.Millisecond
 
-func handleMessages(ctx context.Context, b bus.Bus, snk Sink, cfg *SinkConfig, dl *deadLetters, msgs []bus.Message) error {
+func handleMessages(ctx context.Context, b bus.Bus, snk Sink, enc format.Encoder, cfg *SinkConfig, dl *deadLetters, msgs []bus.Message) error {
 	in := make([]record.Record, len(msgs))
 	for i := range msgs {
 		in[i] = msgs[i].Record
 	}
 	m := cfg.Control.Metrics
 	m.AddIn(len(in), messagesBytes(msgs))
-	res := cfg.Chain.ApplyParallel(ctx, in)
+	res, undecoded := applyChain(ctx, cfg.Chain, cfg.Format, in, true)
 	if res.Err != nil {
 		return res.Err // stopped: nothing of the batch is written or committed
 	}
 	out, failed := res.Out, res.Failed
 	m.AddFiltered(res.Dropped)
 	m.AddErrors("transform", len(failed))
-	// Records that failed a transform are handled first, so that with
-	// --on-error fail nothing of the batch is written.
+	// Records that failed a transform or the format are handled first, so
+	// that with --on-error fail nothing of the batch is written.
 	dead, err := dl.handle("transform", failed, nil)
 	if err != nil {
 		return err
 	}
+	m.AddErrors("decode", len(undecoded))
+	more, err := dl.handle("decode", nil, undecoded)
+	if err != nil {
+		return err
+	}
+	dead = append(dead, more...)
+	var unencoded []format.Failure
+	out, unencoded = enc.Encode(out)
+	m.AddErrors("encode", len(unencoded))
+	more, err = dl.handle("encode", nil, rejectFailures(unencoded))
+	if err != nil {
+		return err
+	}
+	dead = append(dead, more...)
 	var rejected []RejectedRecord
 	if len(out) > 0 {
 		err := cfg.retry(ctx, "write", "writing to the sink", true, func() error {

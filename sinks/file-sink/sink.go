@@ -2,13 +2,18 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
@@ -22,7 +27,10 @@ file-sink --topic orders --path - --from beginning --stop-at-end
 file-sink --topic orders --path orders-out.jsonl --fsync
 
 # Export key, value, headers and time of each record as JSON
-file-sink --topic orders --path - --output full --from beginning --stop-at-end | jq .`,
+file-sink --topic orders --path - --output full --from beginning --stop-at-end | jq .
+
+# Write the orders as a CSV file: a header row once, then one row per record
+file-sink --topic orders --path orders.csv --format csv --csv-columns order_id,amount,priority`,
 }
 
 // Options are file-sink's own options.
@@ -36,19 +44,65 @@ type sink struct {
 	opts Options
 	f    *os.File
 	w    *bufio.Writer
+	// headed is the --format encoder when its files begin with a header
+	// (csv), else nil; needHeader says the file has none yet.
+	headed     format.Headed
+	needHeader bool
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
-	return &sink{opts: *opts}, nil
+	s := &sink{opts: *opts}
+	s.headed, _ = env.Encoder.(format.Headed)
+	if s.headed != nil && opts.Output == "full" {
+		return nil, schema.Invalid("output", "full writes one JSON object per record; it does not go with --format csv, whose file is rows under a header row")
+	}
+	return s, nil
+}
+
+// maxHeaderBytes bounds the first line read from a file appended to.
+const maxHeaderBytes = 1 << 20
+
+// adoptHeader reads the header row of a file being appended to, or notes
+// that an empty one needs one: a header is written once per file, never
+// again after a restart.
+func (s *sink) adoptHeader(f *os.File) error {
+	if s.headed == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() == 0 || !fi.Mode().IsRegular() {
+		s.needHeader = true
+		return nil
+	}
+	first, err := bufio.NewReaderSize(io.NewSectionReader(f, 0, maxHeaderBytes), 64<<10).ReadSlice('\n')
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return fmt.Errorf("reading the header row of %s: %w", s.opts.Path, err)
+	}
+	if err := s.headed.Adopt(bytes.TrimRight(first, "\r\n")); err != nil {
+		return fmt.Errorf("appending to %s: %w", s.opts.Path, err)
+	}
+	return nil
 }
 
 // Open opens the file for appending, or takes standard output.
 func (s *sink) Open(ctx context.Context) error {
 	if s.opts.Path == "-" {
 		s.f = os.Stdout
+		s.needHeader = s.headed != nil
 	} else {
-		f, err := os.OpenFile(s.opts.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		mode := os.O_WRONLY
+		if s.headed != nil {
+			mode = os.O_RDWR // to read the header row of a file appended to
+		}
+		f, err := os.OpenFile(s.opts.Path, mode|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
+			return err
+		}
+		if err := s.adoptHeader(f); err != nil {
+			f.Close()
 			return err
 		}
 		s.f = f
@@ -59,6 +113,14 @@ func (s *sink) Open(ctx context.Context) error {
 
 // Write writes recs and returns once they are flushed (and synced with --fsync).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
+	if s.needHeader && len(recs) > 0 {
+		// The values are encoded: the encoder knows its columns now.
+		if h := s.headed.Header(); h != nil {
+			s.w.Write(h)
+			s.w.WriteByte('\n')
+			s.needHeader = false
+		}
+	}
 	for i := range recs {
 		r := &recs[i]
 		if s.opts.Output == "full" {

@@ -81,6 +81,10 @@ type source struct {
 	// the next byte after the last whole record.
 	splitter *split.Splitter
 	eof      bool
+	// fresh says that the next record read is the first of a file (at its
+	// start, after a rotation or a truncation): the batch that holds it
+	// says so (Batch.Start), and a CSV header row is read again.
+	fresh bool
 
 	// chunks, for standard input and other streams (pipes, terminals),
 	// carries what a goroutine read: a read from a stream blocks and
@@ -102,9 +106,13 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 		return nil, schema.Invalid("delimiter", "%v", err)
 	}
 	limit := env.RecordLimit()
-	return &source{opts: *opts, limit: limit, log: env.Log,
+	return &source{opts: *opts, limit: limit, log: env.Log, fresh: true,
 		splitter: split.New(delim, int64(limit), connector.DeadLetterHeadBytes)}, nil
 }
+
+// MarksStreamStarts: each file begins a stream (connector.StreamMarker),
+// so that --format csv reads the header row of each file.
+func (s *source) MarksStreamStarts() {}
 
 // PositionKey names the input by its absolute path; standard input keeps no position.
 func (s *source) PositionKey() string {
@@ -164,6 +172,7 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 			return fmt.Errorf("seeking %s to %d: %w", s.opts.Path, saved.Offset, err)
 		}
 		s.splitter.Reset(saved.Offset)
+		s.fresh = saved.Offset == 0
 		s.log.Info().Int64("offset", saved.Offset).Msg("resuming")
 	}
 	return nil
@@ -186,6 +195,7 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 			s.pos = position{}
 			s.pos.Dev, s.pos.Inode = fileID(fi)
 			s.splitter.Reset(0)
+			s.fresh = true
 			return f, nil
 		}
 		if !s.opts.Follow || !errors.Is(err, os.ErrNotExist) {
@@ -287,7 +297,10 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 // than --max-record-bytes.
 func (s *source) batch(parts []split.Part) connector.Batch {
 	now := time.Now()
-	b := connector.Batch{Records: make([]record.Record, 0, len(parts)), Position: s.position()}
+	b := connector.Batch{Records: make([]record.Record, 0, len(parts)), Position: s.position(), Start: s.fresh && len(parts) > 0}
+	if len(parts) > 0 {
+		s.fresh = false
+	}
 	for _, p := range parts {
 		r := record.Record{Value: p.Value, Time: now, Offset: p.Offset}
 		if p.Oversized {
@@ -361,6 +374,7 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 			return connector.Batch{}, false, err
 		}
 		s.splitter.Reset(0)
+		s.fresh = true
 		if b.Records != nil || b.Rejected != nil {
 			b.Position = s.position()
 		}

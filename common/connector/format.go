@@ -1,0 +1,113 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/culvert-dev/culvert/common/format"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+	"github.com/culvert-dev/culvert/common/transform"
+)
+
+// StreamMarker is implemented by sources that mark in Batch.Start where
+// each of their streams (a file, a rotated or truncated file) begins. A
+// format with per-stream state, such as CSV whose first row is the
+// header, needs it: with a source that does not mark streams, a restart
+// could not tell a header row from a data row.
+type StreamMarker interface {
+	MarksStreamStarts()
+}
+
+// stateMagic begins a saved position that carries a decoder's state
+// beside the source's own position; no source position begins with it.
+var stateMagic = []byte("\x00culvert-format-state\x00")
+
+// joinPosition returns the position a source gave with the decoder's
+// state before it, as the runner saves it: in the same bus write as the
+// records, so the two always agree.
+func joinPosition(state, pos []byte) []byte {
+	b := append(append([]byte(nil), stateMagic...), record.AppendBytes(nil, state)...)
+	return append(b, pos...)
+}
+
+// splitPosition undoes joinPosition: the decoder's state (nil when none
+// was saved, as by a version without formats or with a stateless format)
+// and the source's position.
+func splitPosition(saved []byte) (state, pos []byte) {
+	if !bytes.HasPrefix(saved, stateMagic) {
+		return nil, saved
+	}
+	st, n, err := record.ReadBytes(saved[len(stateMagic):])
+	if err != nil {
+		return nil, saved
+	}
+	return st, saved[len(stateMagic)+n:]
+}
+
+// checkStreams refuses a decoder that needs stream starts with a source
+// that does not mark them; the error names csv_columns (exit 2).
+func checkStreams(dec format.Decoder, src Source) error {
+	if !dec.NeedsStreamStart() {
+		return nil
+	}
+	if _, ok := src.(StreamMarker); ok {
+		return nil
+	}
+	return schema.Invalid("csv_columns", "is required with this source: a header row is read at the start of a file, and this source reads no files (give the columns, and every row is data)")
+}
+
+// decode runs the decoder over what the source read, in order: the
+// records that did not decode go to b.undecoded (dead letters of stage
+// "decode"), and a position is saved with the decoder's state.
+func decode(dec format.Decoder, b Batch) Batch {
+	if b.Start {
+		dec.Start()
+	}
+	var failed []format.Failure
+	if len(b.Records) > 0 {
+		b.Records, failed = dec.Decode(b.Records)
+	}
+	b.undecoded = rejectFailures(failed)
+	if b.Position != nil {
+		if st := dec.State(); st != nil {
+			b.Position = joinPosition(st, b.Position)
+		}
+	}
+	return b
+}
+
+// rejectFailures turns format failures into dead letters.
+func rejectFailures(failed []format.Failure) []RejectedRecord {
+	if len(failed) == 0 {
+		return nil
+	}
+	out := make([]RejectedRecord, len(failed))
+	for i, f := range failed {
+		out[i] = RejectedRecord{Record: f.Record, Reason: f.Err.Error()}
+	}
+	return out
+}
+
+// applyChain runs the transforms over recs, in this goroutine or on every
+// CPU. With an opaque format (bytes), jq reads each value as a JSON
+// string and what it returns as a string is bytes again: values that are
+// not UTF-8 text come back in undecoded.
+func applyChain(ctx context.Context, chain *transform.Chain, f *format.Format, recs []record.Record, parallel bool) (res transform.Result, undecoded []RejectedRecord) {
+	apply := chain.ApplyBatch
+	if parallel {
+		apply = chain.ApplyParallel
+	}
+	if chain.Empty() || !f.Opaque() {
+		return apply(ctx, recs), nil
+	}
+	quoted, failed := format.ToJQ(append([]record.Record(nil), recs...))
+	res = apply(ctx, quoted)
+	format.FromJQ(res.Out)
+	for i := range res.Failed {
+		one := []record.Record{res.Failed[i].Record}
+		format.FromJQ(one)
+		res.Failed[i].Record = one[0]
+	}
+	return res, rejectFailures(failed)
+}

@@ -1,0 +1,147 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
+	"github.com/culvert-dev/culvert/common/schema"
+	"github.com/culvert-dev/culvert/common/transform"
+)
+
+// fileLike is a fake source that reads files: its first batch starts a
+// stream, and it marks stream starts.
+type fileLike struct {
+	fakeSource
+	started bool
+}
+
+func (s *fileLike) MarksStreamStarts() {}
+func (s *fileLike) Read(ctx context.Context) (connector.Batch, error) {
+	b, err := s.fakeSource.Read(ctx)
+	if !s.started && len(b.Records) > 0 {
+		b.Start, s.started = true, true
+	}
+	return b, err
+}
+
+func csvFormat(t *testing.T, o format.Options) *format.Format {
+	t.Helper()
+	o.Format = format.CSV
+	f, err := format.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// A CSV source: the header row is consumed, a bad row is a dead letter
+// of stage decode with its raw bytes, the transforms read the rows as
+// objects, and a restart from the saved position goes on with the header
+// saved beside it.
+func TestRunSourceDecodesCSVAndResumesWithTheHeader(t *testing.T) {
+	b := openBus(t)
+	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: ".amount > 50"}))
+	cfg.Format = csvFormat(t, format.Options{})
+	src := &fileLike{fakeSource: fakeSource{batches: [][]string{{"id,amount", "1,60", "2,x,y"}, {"3,10", "4,70"}}}}
+	st, err := connector.RunSource(context.Background(), b, src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != `{"id":1,"amount":60},{"id":4,"amount":70}` {
+		t.Fatalf("topic has %s", got)
+	}
+	dead := readAll(t, b, "t.dlq")
+	if values(dead) != "2,x,y" {
+		t.Fatalf("dead letters %s", values(dead))
+	}
+	stage, _ := dead[0].Header(connector.HeaderStage)
+	reason, _ := dead[0].Header(connector.HeaderError)
+	if string(stage) != "decode" || string(reason) != "row 3: expected 2 fields (id,amount), got 3" {
+		t.Fatalf("dead letter stage %q error %q", stage, reason)
+	}
+	if st.In != 3 || st.Out != 2 || st.Dead != 1 || st.Filtered != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The restart: the source gets its own position back, the decoder its
+	// header, and the next row is data.
+	again := &fileLike{fakeSource: fakeSource{batches: [][]string{{"5,99"}}}, started: true}
+	if _, err := connector.RunSource(context.Background(), b, again, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if string(again.resume) != "after-4,70" {
+		t.Fatalf("the source resumed from %q", again.resume)
+	}
+	if got := values(readAll(t, b, "t")); !strings.HasSuffix(got, `,{"id":5,"amount":99}`) {
+		t.Fatalf("after the restart the topic has %s", got)
+	}
+}
+
+// Without --csv-columns, a source that does not mark where its streams
+// begin cannot tell a header row: exit 2 naming csv_columns.
+func TestRunSourceCSVHeaderNeedsStreamStarts(t *testing.T) {
+	cfg := sourceConfig(nil)
+	cfg.Format = csvFormat(t, format.Options{})
+	_, err := connector.RunSource(context.Background(), openBus(t), &fakeSource{batches: [][]string{{"a"}}}, cfg)
+	var fe *schema.FieldError
+	if !errors.As(err, &fe) || fe.Field != "csv_columns" {
+		t.Fatalf("got %v, want an error naming csv_columns", err)
+	}
+	cfg.Format = csvFormat(t, format.Options{CSVColumns: "a"})
+	b := openBus(t)
+	if _, err := connector.RunSource(context.Background(), b, &fakeSource{batches: [][]string{{"x"}}}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != `{"a":"x"}` {
+		t.Fatalf("topic has %s", got)
+	}
+}
+
+// With --format bytes, values stay as delivered; jq reads them as strings.
+func TestRunSourceBytes(t *testing.T) {
+	b := openBus(t)
+	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: `test("ERROR")`}))
+	cfg.Format, _ = format.New(format.Options{Format: format.Bytes})
+	src := &fakeSource{batches: [][]string{{"ERROR one", "ok", `ERROR "quoted" {not json`, "ERROR \xff"}}}
+	if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != `ERROR one,ERROR "quoted" {not json` {
+		t.Fatalf("topic has %s", got)
+	}
+	dead := readAll(t, b, "t.dlq")
+	if values(dead) != "ERROR \xff" {
+		t.Fatalf("dead letters %q", values(dead))
+	}
+}
+
+// A CSV sink: values that are not flat objects are dead letters of stage
+// encode; the others are written as rows.
+func TestRunSinkEncodesCSV(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, `{"a":1,"b":"x"}`, `{"a":{"deep":1}}`, `{"b":"y, z"}`, `[1]`)
+	snk := &fakeSink{}
+	cfg := sinkConfig(nil)
+	cfg.Format = csvFormat(t, format.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := connector.RunSink(ctx, b, snk, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, "|"); got != `1,x|,"y, z"` {
+		t.Fatalf("written %s", got)
+	}
+	dead := readAll(t, b, "t.dlq")
+	if values(dead) != `{"a":{"deep":1}},[1]` {
+		t.Fatalf("dead letters %s", values(dead))
+	}
+	stage, _ := dead[0].Header(connector.HeaderStage)
+	if string(stage) != "encode" || st.Dead != 2 || st.Out != 2 {
+		t.Fatalf("stage %q, stats %+v", stage, st)
+	}
+}
