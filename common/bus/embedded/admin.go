@@ -454,22 +454,22 @@ func (b *Bus) offsetAt(ctx context.Context, topic string, at time.Time) (int64, 
 			return err
 		}
 		found = t.end
-		rows, err := tx.QueryContext(ctx, `SELECT base, last, data, coalesce(appended_ms, 0) FROM batches WHERE topic_id=? ORDER BY last`, t.id)
+		rows, err := tx.QueryContext(ctx, `SELECT base, last, data, coalesce(stored_ms, 0) FROM batches WHERE topic_id=? ORDER BY last`, t.id)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var row storedRow
-			var appended int64
-			if err := rows.Scan(&row.base, &row.last, &row.data, &appended); err != nil {
+			var stored int64
+			if err := rows.Scan(&row.base, &row.last, &row.data, &stored); err != nil {
 				return err
 			}
 			hit := false
 			err := decodeBatch(row.data, row.base, int(row.last-row.base+1), row.base, func(r *record.Record) bool {
 				rt := r.Time
-				if rt.IsZero() && appended > 0 {
-					rt = time.UnixMilli(appended)
+				if rt.IsZero() && stored > 0 {
+					rt = time.UnixMilli(stored)
 				}
 				if !rt.IsZero() && !rt.Before(at) {
 					found, hit = r.Offset, true

@@ -98,7 +98,7 @@ const DefaultRetentionInterval = time.Second
 const maxRowRecords = 4096
 
 // The schema. Columns added since the first release (retention, bytes,
-// appended_ms) are added to older files by migrate, so that a file made
+// stored_ms) are added to older files by migrate, so that a file made
 // by any version opens.
 const schemaSQL = `
 CREATE TABLE IF NOT EXISTS topics(
@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS batches(
 	base INTEGER NOT NULL,
 	last INTEGER NOT NULL,
 	data BLOB NOT NULL,
-	appended_ms INTEGER);
+	stored_ms INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS batches_by_last ON batches(topic_id, last);
 CREATE TABLE IF NOT EXISTS group_offsets(
 	topic_id INTEGER NOT NULL,
@@ -141,7 +141,7 @@ var migrations = []struct{ table, column, add, fill string }{
 	{"topics", "retention_bytes", `ALTER TABLE topics ADD COLUMN retention_bytes INTEGER NOT NULL DEFAULT -1`, ""},
 	{"topics", "bytes", `ALTER TABLE topics ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0`,
 		`UPDATE topics SET bytes=(SELECT coalesce(sum(length(data)), 0) FROM batches WHERE topic_id=topics.id)`},
-	{"batches", "appended_ms", `ALTER TABLE batches ADD COLUMN appended_ms INTEGER`, ""},
+	{"batches", "stored_ms", `ALTER TABLE batches ADD COLUMN stored_ms INTEGER`, ""},
 }
 
 // Bus is the embedded bus.
@@ -447,7 +447,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			for recs := w.Records; len(recs) > 0; {
 				n := min(len(recs), maxRowRecords)
 				data := encodeBatch(recs[:n])
-				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data, appended_ms) VALUES(?,?,?,?,?)`,
+				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data, stored_ms) VALUES(?,?,?,?,?)`,
 					id, next, next+int64(n)-1, data, now); err != nil {
 					return err
 				}

@@ -193,7 +193,7 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 		return 0, false, err
 	}
 	now := nowMS()
-	rows, err := tx.QueryContext(ctx, `SELECT base, last, length(data), appended_ms, CASE WHEN appended_ms IS NULL THEN data END
+	rows, err := tx.QueryContext(ctx, `SELECT base, last, length(data), stored_ms, CASE WHEN stored_ms IS NULL THEN data END
 		FROM batches WHERE topic_id=? ORDER BY last LIMIT ?`, id, deleteChunk)
 	if err != nil {
 		return 0, false, err
@@ -203,16 +203,16 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 	for rows.Next() {
 		read++
 		var base, last, size int64
-		var appended sql.NullInt64
+		var stored sql.NullInt64
 		var data []byte
-		if err := rows.Scan(&base, &last, &size, &appended, &data); err != nil {
+		if err := rows.Scan(&base, &last, &size, &stored, &data); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
 		old := false
 		if ageMS >= 0 {
-			at := appended.Int64
-			if !appended.Valid {
+			at := stored.Int64
+			if !stored.Valid {
 				at = latestTime(data, base, last)
 			}
 			old = at > 0 && at < now-ageMS
