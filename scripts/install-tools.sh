@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need when it is missing, from
 # Debian's packages: bats (bats-core), jq, gcc (for the race detector), curl,
-# wrk (HTTP load), amqp-tools (amqp-publish, amqp-consume) and
-# mosquitto-clients (mosquitto_pub, mosquitto_sub).
+# wrk (HTTP load), amqp-tools (amqp-publish, amqp-consume),
+# mosquitto-clients (mosquitto_pub, mosquitto_sub) and miller (mlr, the
+# independent CSV tool of scripts/test/formats.bats and bench csv).
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
@@ -12,6 +13,7 @@ command -v curl >/dev/null || missing+=(curl)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v amqp-publish >/dev/null || missing+=(amqp-tools)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+command -v mlr >/dev/null || missing+=(miller)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} with apt-get"
 sudo=""
