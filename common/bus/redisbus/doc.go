@@ -77,8 +77,48 @@
 // a holder that lost its lease; the runner stops the source when it hears
 // of the loss.
 //
-// Streams are never trimmed by the bus: retention (XTRIM, MAXLEN) is the
-// operator's, and entries a group has not read must not be trimmed.
+// # Retention
+//
+// A stream has no retention setting in Redis: a topic's retention
+// (bus.TopicConfig, JSON) is the field <topic> of the hash
+// "<prefix>:retention", set by CreateTopic and AlterTopic; a topic made by
+// a first Publish has none (no limit). Publish applies it in its
+// transaction: XTRIM MINID ~ (now - age, on the publisher's clock) and
+// XTRIM MAXLEN ~ (bytes / the average entry size, MEMORY USAGE over XLEN,
+// read again every 10 s), and AlterTopic applies it at once. Both are
+// approximate, as Kafka's are: Redis trims whole nodes of the stream (100
+// entries by default), MEMORY USAGE samples, and a topic nobody publishes
+// to keeps its records until the next Publish. Trimming deletes records
+// whether or not the groups have read them. Retention in bytes needs
+// MEMORY USAGE; where the server refuses it, CreateTopic and AlterTopic
+// return bus.ErrUnsupported.
+//
+// # Administration (bus.Admin)
+//
+// The topics are the streams "<prefix>:topic:*" (SCAN); Records is the
+// stream's length, Bytes its MEMORY USAGE. Offsets are those above:
+// First is the first entry's, End the last generated ID's + 1. They are
+// not consecutive (they jump at every millisecond), so Records is not End
+// - First, and a reset to an offset between two entries starts at the
+// next one. A group is a Redis consumer group; its committed offset is its
+// oldest pending entry's, else the first entry's after its last delivered
+// ID (End when there is none); its lag counts the entries from there to
+// the end.
+//
+// A live member says so in the sorted set "<prefix>:members:<topic>"
+// (group and consumer name, scored with an expiry): Subscribe adds it,
+// the member renews it every third of claim_idle and Close removes it. A
+// group is active while one of its members has not expired; a member that
+// died stays active for claim_idle, as long as its pending entries stay
+// with it.
+//
+// ResetGroup destroys and makes the group again in one transaction, with
+// its last delivered ID just before the offset asked for, so that entries
+// pending with it are not delivered again. A reset to a time uses stream
+// IDs as times: the group starts at the first entry whose ID's
+// milliseconds, the Redis server's clock when it was added, are at or after
+// the time (not the record's own time). DeleteTopic deletes the stream
+// (and with it its groups), its retention and its members set.
 //
 // URL: redis://[user:password@]host:6379[/db]?prefix=culvert&claim_idle=30s&wait_aof=0
 // plus the connection options of package client/redis.

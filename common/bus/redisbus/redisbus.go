@@ -63,6 +63,9 @@ type Bus struct {
 	closed atomic.Bool
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
+
+	retMu     sync.Mutex
+	retention map[string]topicRetention // by topic, see retentionOf
 }
 
 // Open connects to the Redis named by u (redis:// or rediss://). Besides the
@@ -75,7 +78,7 @@ type Bus struct {
 func Open(ctx context.Context, u *url.URL) (*Bus, error) {
 	c := *u
 	q := c.Query()
-	b := &Bus{prefix: DefaultPrefix, claimIdle: DefaultClaimIdle, subs: map[*subscription]struct{}{}}
+	b := &Bus{prefix: DefaultPrefix, claimIdle: DefaultClaimIdle, subs: map[*subscription]struct{}{}, retention: map[string]topicRetention{}}
 	if p := q.Get("prefix"); p != "" {
 		b.prefix = p
 	}
@@ -165,6 +168,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		return nil
 	}
 	id := publishID()
+	trims := b.trims(ctx, batch)
 	var tx func(context.Context, func(goredis.Pipeliner) error) ([]goredis.Cmder, error) = b.txc.TxPipelined
 	var conn *goredis.Conn
 	if b.waitAOF {
@@ -179,6 +183,9 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			for i := range w.Records {
 				p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: entryFields(&w.Records[i])})
 			}
+		}
+		for topic, r := range trims {
+			r.trim(ctx, p, b.StreamKey(topic))
 		}
 		if pos := batch.Position; pos != nil {
 			p.HSet(ctx, b.PositionsKey(), pos.Key, pos.Value)
@@ -303,6 +310,10 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	s := &subscription{
 		b: b, topic: topic, key: key, group: group, consumer: consumerName(),
 		max: int64(max), end: end, claimCursor: "0-0",
+		stop: make(chan struct{}), beaten: make(chan struct{}),
+	}
+	if err := s.present(ctx); err != nil {
+		return nil, err
 	}
 	b.mu.Lock()
 	if b.closed.Load() {
@@ -311,6 +322,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	}
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
+	go s.heartbeat()
 	return s, nil
 }
 
@@ -336,6 +348,9 @@ type subscription struct {
 
 	heldMu sync.Mutex
 	held   []heldEntry // entries handed to this member and not yet committed, in order
+
+	stop   chan struct{} // closed by Close: heartbeat returns
+	beaten chan struct{} // closed when heartbeat returned
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -536,25 +551,38 @@ func (s *subscription) Lag(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	lag := g.Lag
-	if lag < 0 {
-		// Redis cannot tell (entries were deleted): count what follows the
-		// last delivered entry.
-		lag = 0
-		from := "(" + g.LastDeliveredID
-		for {
-			es, err := s.b.rdb.XRangeN(ctx, s.key, from, "+", 10000).Result()
-			if err != nil {
-				return 0, s.b.wrap(err, "counting records of topic %q", s.topic)
-			}
-			lag += int64(len(es))
-			if len(es) < 10000 {
-				break
-			}
-			from = "(" + es[len(es)-1].ID
-		}
+	lag, err := s.b.undelivered(ctx, s.topic, g)
+	if err != nil {
+		return 0, err
 	}
 	return lag + g.Pending, nil
+}
+
+// undelivered returns the number of entries of topic after the group's last
+// delivered one: XINFO GROUPS' lag, or when Redis cannot tell (entries were
+// deleted) a count.
+func (b *Bus) undelivered(ctx context.Context, topic string, g goredis.XInfoGroup) (int64, error) {
+	if g.Lag >= 0 {
+		return g.Lag, nil
+	}
+	return b.count(ctx, topic, "("+g.LastDeliveredID, "+")
+}
+
+// count returns the number of entries of topic from start to end (XRANGE
+// bounds).
+func (b *Bus) count(ctx context.Context, topic, start, end string) (int64, error) {
+	var n int64
+	for {
+		es, err := b.rdb.XRangeN(ctx, b.StreamKey(topic), start, end, 10000).Result()
+		if err != nil {
+			return 0, b.wrap(err, "counting records of topic %q", topic)
+		}
+		n += int64(len(es))
+		if len(es) < 10000 {
+			return n, nil
+		}
+		start = "(" + es[len(es)-1].ID
+	}
 }
 
 // Close leaves the group: entries this member has not acknowledged are
@@ -567,12 +595,14 @@ func (s *subscription) Close() error {
 		s.b.mu.Lock()
 		delete(s.b.subs, s)
 		s.b.mu.Unlock()
+		close(s.stop)
+		<-s.beaten
 		if s.b.closed.Load() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
-		err = s.leave(ctx)
+		err = errors.Join(s.leave(ctx), s.absent(ctx))
 	})
 	return err
 }
