@@ -90,8 +90,11 @@ type Options struct {
 // as Kafka's: 7 days.
 const DefaultRetentionAge = 7 * 24 * time.Hour
 
-// DefaultRetentionInterval is how often retention is checked.
-const DefaultRetentionInterval = time.Second
+// DefaultRetentionInterval is how often retention is checked (a check
+// that finds nothing to delete is one read). A publish that takes a topic
+// over its byte limit also starts a check at once when its process
+// enforces retention.
+const DefaultRetentionInterval = 100 * time.Millisecond
 
 // maxRowRecords caps the records stored in one row so that a consumer never
 // has to decode a huge row to read a few records.
@@ -164,6 +167,7 @@ type Bus struct {
 	held   map[string]string // position key -> owner of the lease this bus holds
 	closed bool
 	stop   chan struct{}
+	kick   chan struct{} // see kickRetention
 	wg     sync.WaitGroup
 }
 
@@ -225,7 +229,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 	b := &Bus{db: db, meta: meta, lease: opts.Lease, dir: dir, reserve: opts.Reserve,
 		retentionAgeMS: ageMS(opts.RetentionAge), retentionBytes: max(opts.RetentionBytes, -1),
 		retentionEvery: opts.RetentionInterval,
-		topics:         map[string]int64{}, held: map[string]string{}, stop: make(chan struct{})}
+		topics:         map[string]int64{}, held: map[string]string{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	b.ensureReserve()
 	b.wg.Add(2)
 	go b.checkpoints()
@@ -426,7 +430,9 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	if err := b.room(size); err != nil {
 		return fmt.Errorf("publishing to embedded bus %s: %w", b.dir, err)
 	}
+	over := false // a topic holds more bytes than its retention keeps
 	err := b.tx(ctx, func(tx *sql.Tx) error {
+		over = false
 		if p := batch.Position; p != nil {
 			if err := b.fence(ctx, tx, p.Key); err != nil {
 				return err
@@ -455,9 +461,12 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 				next += int64(n)
 				recs = recs[n:]
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=?`, next, bytes, id); err != nil {
+			var total, limit int64
+			if err := tx.QueryRowContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes`,
+				next, bytes, id).Scan(&total, &limit); err != nil {
 				return err
 			}
+			over = over || limit >= 0 && total > limit
 		}
 		if p := batch.Position; p != nil {
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, p.Key, p.Value); err != nil {
@@ -468,6 +477,9 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	})
 	if err != nil {
 		return fmt.Errorf("publishing to embedded bus: %w", b.check(err))
+	}
+	if over {
+		b.kickRetention()
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/bus/embedded"
@@ -31,6 +32,11 @@ func TestStoreMadeBeforeRetentionOpensInSeveralProcessesAtOnce(t *testing.T) {
 	// then its rows copied into a file of the old schema.
 	src := t.TempDir()
 	embeddedtest.Fill(t, src, "t", values("old", 50, 100)...)
+	dated := values("dated", 5, 100)
+	for i := range dated {
+		dated[i].Time = time.Now().Add(-30 * 24 * time.Hour)
+	}
+	embeddedtest.Fill(t, src, "dated", dated...)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "bus.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +50,7 @@ func TestStoreMadeBeforeRetentionOpensInSeveralProcessesAtOnce(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO topics SELECT id, name, next_offset FROM src.topics`,
 		`INSERT INTO batches SELECT topic_id, base, last, data FROM src.batches`,
-		`INSERT INTO group_offsets VALUES(1, 'g', 20)`,
+		`INSERT INTO group_offsets SELECT id, 'g', 20 FROM topics WHERE name='t'`,
 		`INSERT INTO positions VALUES('k', x'01')`,
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -52,7 +58,7 @@ func TestStoreMadeBeforeRetentionOpensInSeveralProcessesAtOnce(t *testing.T) {
 		}
 	}
 	var want int64
-	db.QueryRow(`SELECT sum(length(data)) FROM batches`).Scan(&want)
+	db.QueryRow(`SELECT sum(length(data)) FROM batches WHERE topic_id=(SELECT id FROM topics WHERE name='t')`).Scan(&want)
 	db.Close()
 
 	// Several openers at once: one migrates, the others find it done.
@@ -75,7 +81,11 @@ func TestStoreMadeBeforeRetentionOpensInSeveralProcessesAtOnce(t *testing.T) {
 			t.Fatalf("opening an old store: %v", err)
 		}
 	}
-	b := embeddedtest.Open(t, dir, embedded.Options{})
+	b := embeddedtest.Open(t, dir, embedded.Options{RetentionInterval: 10 * time.Millisecond})
+	// Batches stored before they had a time of their own expire by their
+	// records' time (30 days: beyond the default 7); those without one
+	// are kept.
+	waitFor(t, "the dated batch to expire", func() bool { return topicInfo(t, b, "dated").Records == 0 })
 	ti, err := b.Topic(ctx, "t")
 	if err != nil {
 		t.Fatal(err)

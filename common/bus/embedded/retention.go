@@ -49,14 +49,15 @@ func (b *Bus) retention() {
 		cancel()
 	}()
 	owner := hostID() + "/" + newOwnerID()
-	t := time.NewTicker(b.retentionEvery)
+	t := time.NewTicker(min(b.retentionEvery, b.lease/3))
 	defer t.Stop()
 	var (
-		held    bool
-		renewed time.Time
-		orphans bool // the batches of deleted topics were looked for
+		held             bool
+		renewed, checked time.Time
+		orphans          bool // the batches of deleted topics were looked for
 	)
 	for {
+		kicked := false
 		select {
 		case <-b.stop:
 			if held {
@@ -66,19 +67,32 @@ func (b *Bus) retention() {
 			}
 			return
 		case <-t.C:
+		case <-b.kick:
+			kicked = true
 		}
 		if time.Since(renewed) >= b.lease/3 {
 			ok, err := b.takeLease(ctx, retentionLease, owner)
 			held = ok && err == nil
 			renewed = time.Now()
 		}
-		if !held {
+		if !held || !kicked && time.Since(checked) < b.retentionEvery {
 			continue
 		}
+		checked = time.Now()
 		if !orphans {
 			orphans = b.deleteAllOrphans(ctx) == nil
 		}
 		b.enforce(ctx)
+	}
+}
+
+// kickRetention asks this process's retention loop to check at once (a
+// publish took a topic over its byte limit); the loop does when it holds
+// the retention lease.
+func (b *Bus) kickRetention() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -114,10 +128,15 @@ func (b *Bus) deleteAllOrphans(ctx context.Context) error {
 }
 
 // enforce deletes what the topics' retention no longer keeps; it returns
-// the number of batches deleted.
+// the number of batches deleted. Finding the topics that have something
+// to delete is one read (their byte count, the time of their oldest
+// batch): a check that finds none takes no write lock.
 func (b *Bus) enforce(ctx context.Context) (int64, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT id FROM topics
-		WHERE retention_age_ms >= 0 OR (retention_bytes >= 0 AND bytes > retention_bytes)`)
+	rows, err := b.db.QueryContext(ctx, `SELECT t.id FROM topics t
+		WHERE (t.retention_bytes >= 0 AND t.bytes > t.retention_bytes)
+		OR (t.retention_age_ms >= 0 AND
+			(SELECT coalesce(b.stored_ms, 0) FROM batches b WHERE b.topic_id=t.id ORDER BY b.last LIMIT 1) < ?-t.retention_age_ms)`,
+		nowMS())
 	if err != nil {
 		return 0, b.check(err)
 	}
@@ -209,15 +228,26 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 			rows.Close()
 			return 0, false, err
 		}
-		old := false
+		old, at := false, stored.Int64
+		if !stored.Valid {
+			at = latestTime(data, base, last)
+		}
 		if ageMS >= 0 {
-			at := stored.Int64
-			if !stored.Valid {
-				at = latestTime(data, base, last)
-			}
 			old = at > 0 && at < now-ageMS
 		}
 		if !old && !(limit >= 0 && bytes-freed > limit) {
+			if !stored.Valid {
+				// A batch stored before batches had a time: it gets its
+				// records' latest time (now when they have none), so that
+				// the next check need not decode it again.
+				if at == 0 {
+					at = now
+				}
+				if _, err := tx.ExecContext(ctx, `UPDATE batches SET stored_ms=? WHERE topic_id=? AND last=?`, at, id, last); err != nil {
+					rows.Close()
+					return 0, false, err
+				}
+			}
 			more = false
 			break
 		}
