@@ -72,10 +72,10 @@
 // second at a time for the first. Commit acknowledges every record delivered
 // to this member up to the last of the given messages; the last
 // acknowledgement waits for the server's confirmation, so Caught and Lag see
-// the commit as soon as Commit returned. Caught is true once the group's ack
-// floor reached the stream's last sequence at subscribe time (at once when
-// the topic was empty). Lag is the stream's last sequence minus the group's
-// ack floor. Close hands this member's uncommitted records back at once
+// the commit as soon as Commit returned. Caught is true once the group's
+// committed offset (see Administration) is past the stream's last sequence
+// at subscribe time (at once when the topic was empty). Lag is the stream's
+// last sequence + 1 minus the group's committed offset. Close hands this member's uncommitted records back at once
 // (negative acknowledgement) and keeps the durable consumer; closing it
 // twice, or closing the bus twice, does nothing; anything else after Close
 // returns bus.ErrClosed.

@@ -648,8 +648,8 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 }
 
 // Caught reports whether the group has committed every record that was in
-// the topic when this member subscribed (the consumer's ack floor reached
-// the stream's last sequence then).
+// the topic when this member subscribed (its committed offset, see
+// committedOf, is past the stream's last sequence then).
 func (s *subscription) Caught(ctx context.Context) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
@@ -661,11 +661,12 @@ func (s *subscription) Caught(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading group %q of %q: %w", s.group, s.topic, s.b.closedErr(err))
 	}
-	return info.AckFloor.Stream >= s.end, nil
+	return committedOf(info) > int64(s.end), nil
 }
 
-// Lag returns the stream's last sequence minus the group's ack floor: the
-// records the group has not committed (delivered or not).
+// Lag returns the records from the group's committed offset (see
+// committedOf) to the end of the stream: those it has not committed,
+// delivered or not.
 func (s *subscription) Lag(ctx context.Context) (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
@@ -678,10 +679,7 @@ func (s *subscription) Lag(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading topic %q: %w", s.topic, s.b.closedErr(err))
 	}
-	if sinfo.State.LastSeq <= cinfo.AckFloor.Stream {
-		return 0, nil
-	}
-	return int64(sinfo.State.LastSeq - cinfo.AckFloor.Stream), nil
+	return max(int64(sinfo.State.LastSeq)+1-committedOf(cinfo), 0), nil
 }
 
 // Close leaves the group: records delivered to this member and not

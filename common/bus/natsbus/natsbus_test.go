@@ -187,3 +187,33 @@ func TestServerRestart(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) { bustest.RunAdmin(t, newSpec) }
+
+// TestGroupMadeAtTheEndIsCaught: a group that starts after the end (a
+// reset to the latest offset, or a new group at the end) has nothing to
+// read, though it never acknowledged anything (nats-server 2.9 reports its
+// ack floor as 0 then).
+func TestGroupMadeAtTheEndIsCaught(t *testing.T) {
+	b := bustest.Open(t, newSpec(t))
+	a := bustest.AdminOf(t, b)
+	ctx := context.Background()
+	if err := bus.Publish(ctx, b, "t", record.Record{Value: []byte("0")}, record.Record{Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ResetGroup(ctx, "t", "reset", bus.ResetOptions{To: bus.ResetLatest}); err != nil {
+		t.Fatal(err)
+	}
+	for _, group := range []string{"reset", "new"} {
+		sub, err := b.Subscribe(ctx, "t", group, bus.SubscribeOptions{Start: bus.StartEnd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		caught, err := sub.Caught(ctx)
+		if err != nil || !caught {
+			t.Fatalf("group %s at the end: caught %v, %v", group, caught, err)
+		}
+		if lag, err := sub.Lag(ctx); err != nil || lag != 0 {
+			t.Fatalf("group %s at the end: lag %d, %v", group, lag, err)
+		}
+		sub.Close()
+	}
+}
