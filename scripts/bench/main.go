@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench bus|http-sink|http-source|kafka|mqtt|nats|rabbitmq [flags]
+//	bench bus|csv|http-sink|http-source|kafka|mqtt|nats|rabbitmq [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -19,6 +19,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/all"
 	"github.com/culvert-dev/culvert/scripts/bench/bus"
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
+	"github.com/culvert-dev/culvert/scripts/bench/csvbench"
 	"github.com/culvert-dev/culvert/scripts/bench/httpsink"
 	"github.com/culvert-dev/culvert/scripts/bench/httpsource"
 	"github.com/culvert-dev/culvert/scripts/bench/kafka"
@@ -37,6 +38,7 @@ type subcommand struct {
 var subcommands = []subcommand{
 	{all.Name, all.Summary, all.Main, false},
 	{bus.Name, bus.Summary, bus.Main, false},
+	{csvbench.Name, csvbench.Summary, csvbench.Main, false},
 	{httpsink.Name, httpsink.Summary, httpsink.Main, false},
 	{httpsource.Name, httpsource.Summary, httpsource.Main, false},
 	{kafka.Name, kafka.Summary, kafka.Main, false},

@@ -1,0 +1,249 @@
+// Package csvbench is `bench csv`: CSV orders through Culvert next to
+// Miller doing the same work on the same file, in one run:
+//
+//	mlr                        mlr --icsv --ojsonl filter '$amount > 50' then put '$priority = ...'
+//	file-source --format csv   the orders filter and priority map (benchkit.Filter, benchkit.Map) into a fresh embedded bus
+//	file-sink (JSON lines)     out of that bus, --stop-at-end
+//	end to end                 the two one after the other: CSV file in, JSON lines out
+//
+// The orders are scripts/internal/orders' (the same generator as bench
+// all), written as CSV with a header row (order_id,customer_id,amount,
+// product). Both outputs must hold the same records: the count of orders
+// passing the filter, and the first 1,000 records equal as JSON. The ratio
+// printed is Culvert's end to end against mlr (target >= 3x).
+//
+// Usage:
+//
+//	bench csv [-bin bin] [-n 1000000] [-seed 1] [-work dir]
+package csvbench
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
+	"github.com/culvert-dev/culvert/scripts/internal/orders"
+)
+
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "csv"
+	Summary = "CSV orders: file-source --format csv with the orders filter and map -> file-sink JSON lines, next to mlr (target >= 3x)"
+)
+
+// mlrVerbs are Miller's filter and put doing what benchkit.Filter and
+// benchkit.Map do.
+var mlrVerbs = []string{
+	"filter", "$amount > 50",
+	"then", "put", `$priority = $amount > 1000 ? "HIGH" : ($amount > 100 ? "MEDIUM" : "LOW")`,
+}
+
+type config struct {
+	bin, work string
+	n         int
+	seed      uint64
+}
+
+// Main runs `bench csv` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	var c config
+	fl.StringVar(&c.bin, "bin", "bin", "directory with the built binaries (file-source, file-sink)")
+	fl.IntVar(&c.n, "n", 1_000_000, "number of orders")
+	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
+	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	if fl.NArg() > 0 || c.n <= 0 {
+		fmt.Fprintln(stderr, "bench csv: -n must be > 0 and no arguments are accepted")
+		return 2
+	}
+	return benchkit.Main("bench csv", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
+}
+
+// step is one row of the table.
+type step struct {
+	name    string
+	seconds float64
+	rssKiB  int64
+}
+
+func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+	binDir, err := benchkit.Bins(c.bin, "file-source", "file-sink")
+	if err != nil {
+		return err
+	}
+	mlr, err := exec.LookPath("mlr")
+	if err != nil {
+		return errors.New("mlr not found in PATH (Debian package miller; make tools installs it)")
+	}
+	say := benchkit.Sayer(stderr, "bench csv")
+	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-csv-", say)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
+	p := func(name string) string { return filepath.Join(work, name) }
+	for _, stale := range []string{"bus", "mlr.jsonl", "culvert.jsonl"} {
+		if err := os.RemoveAll(p(stale)); err != nil {
+			return err
+		}
+	}
+
+	say("generating %d orders as CSV (seed %d) in %s", c.n, c.seed, work)
+	k, err := writeCSV(p("orders.csv"), c.n, c.seed)
+	if err != nil {
+		return err
+	}
+
+	say("running mlr")
+	mlrStep := step{name: "mlr (filter then put)"}
+	if mlrStep.seconds, mlrStep.rssKiB, err = run(ctx, p("mlr.log"), p("mlr.jsonl"), mlr,
+		append([]string{"--icsv", "--ojsonl"}, append(mlrVerbs, p("orders.csv"))...)...); err != nil {
+		return err
+	}
+
+	say("running file-source --format csv")
+	src := step{name: "file-source --format csv -> bus (filter+map)"}
+	if src.seconds, src.rssKiB, err = run(ctx, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
+		"--bus", p("bus"), "--topic", "orders", "--path", p("orders.csv"), "--format", "csv",
+		"--filter", benchkit.Filter, "--map", benchkit.Map, "--log-level", "warn"); err != nil {
+		return err
+	}
+	say("running file-sink")
+	snk := step{name: "bus -> file-sink (JSON lines)"}
+	if snk.seconds, snk.rssKiB, err = run(ctx, p("file-sink.log"), "", filepath.Join(binDir, "file-sink"),
+		"--bus", p("bus"), "--topic", "orders", "--path", p("culvert.jsonl"),
+		"--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
+		return err
+	}
+	if err := sameRecords(p("mlr.jsonl"), p("culvert.jsonl"), k); err != nil {
+		return err
+	}
+	e2e := step{name: "end to end (source, then sink)", seconds: src.seconds + snk.seconds, rssKiB: max(src.rssKiB, snk.rssKiB)}
+
+	fmt.Fprintf(stdout, "\n%s\nCSV orders: %d, passing the filter: %d\n\n", benchkit.Machine(), c.n, k)
+	t := benchkit.NewTable("lrrrr", "step", "records/s", "seconds", "peak RSS MB", "vs mlr")
+	for _, s := range []step{mlrStep, src, snk, e2e} {
+		vs := "-"
+		if s != mlrStep {
+			vs = benchkit.Ratio(mlrStep.seconds, s.seconds)
+		}
+		t.Row(s.name, benchkit.Int(float64(c.n)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
+	}
+	t.Text(stdout)
+	ratio := mlrStep.seconds / e2e.seconds
+	verdict := "meets"
+	if ratio < 3 {
+		verdict = "BELOW"
+	}
+	fmt.Fprintf(stdout, "\nend to end vs mlr: %.2fx (%s the target of 3x)\n", ratio, verdict)
+	return nil
+}
+
+// writeCSV writes n orders as CSV with a header row and returns how many
+// pass the filter.
+func writeCSV(path string, n int, seed uint64) (passing int64, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := csv.NewWriter(bw)
+	w.Write([]string{"order_id", "customer_id", "amount", "product"})
+	g := orders.NewGenerator(seed)
+	for range n {
+		o := g.Next()
+		if benchkit.Passes(o) {
+			passing++
+		}
+		w.Write([]string{"o-" + strconv.Itoa(o.Seq), "c-" + strconv.Itoa(o.Customer), strconv.FormatFloat(o.Amount, 'f', -1, 64), o.Product})
+	}
+	if w.Flush(); w.Error() != nil {
+		return 0, w.Error()
+	}
+	return passing, bw.Flush()
+}
+
+// run runs a process to its end, its stdout to the file out (else to the
+// log) and its stderr to the log, and returns its wall time and peak RSS.
+func run(ctx context.Context, logPath, out, path string, args ...string) (float64, int64, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if out != "" {
+		o, err := os.Create(out)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer o.Close()
+		cmd.Stdout = o
+	}
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w\ncommand: %s\n%s", filepath.Base(path), err, cmd, benchkit.Tail(logPath, 10))
+	}
+	return time.Since(t0).Seconds(), benchkit.PeakRSSKiB(cmd.ProcessState), nil
+}
+
+// sameRecords checks that both outputs hold k records and that their
+// first 1,000 are equal as JSON.
+func sameRecords(mlrOut, culvertOut string, k int64) error {
+	for _, path := range []string{mlrOut, culvertOut} {
+		if got, err := benchkit.CountLines(path); err != nil || got != k {
+			return fmt.Errorf("%s has %d lines, want %d (%v)", path, got, k, err)
+		}
+	}
+	a, err := firstRecords(mlrOut, 1000)
+	if err != nil {
+		return err
+	}
+	b, err := firstRecords(culvertOut, 1000)
+	if err != nil {
+		return err
+	}
+	for i := range a {
+		if !reflect.DeepEqual(a[i], b[i]) {
+			return fmt.Errorf("record %d: mlr wrote %v, Culvert %v", i+1, a[i], b[i])
+		}
+	}
+	return nil
+}
+
+func firstRecords(path string, n int) ([]map[string]any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.UseNumber()
+	var out []map[string]any
+	for len(out) < n {
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
