@@ -143,6 +143,10 @@ func openPub(conn *amqp.Connection) (*pubChannel, error) {
 	return &pubChannel{ch, ch.NotifyReturn(make(chan amqp.Return, sendWindow))}, nil
 }
 
+// errNacked: RabbitMQ refused a message (a stream that is still starting
+// can).
+var errNacked = errors.New("RabbitMQ refused a record (negative acknowledgement)")
+
 // send publishes msgs to the queue q and returns once RabbitMQ confirmed
 // every one. Messages are mandatory: while a queue is unavailable (RabbitMQ
 // restarting) RabbitMQ returns them and confirms them anyway, and send
@@ -164,7 +168,7 @@ func (c *pubChannel) send(ctx context.Context, q string, msgs []amqp.Publishing)
 				return err
 			}
 			if !ok {
-				return errors.New("RabbitMQ refused a record (negative acknowledgement)")
+				return errNacked
 			}
 		}
 		// A return arrives before the confirm of its message.
@@ -257,6 +261,57 @@ func (b *Bus) declare(ch *amqp.Channel, queue string, args amqp.Table) error {
 	return nil
 }
 
+// declareTopic declares the topic's stream queue with args unless it is
+// known to be declared or exists (an existing stream is used as it is,
+// whatever its arguments), and reports whether it created it; a topic it
+// created is added to the registry (see Topics).
+func (b *Bus) declareTopic(ctx context.Context, topic string, args amqp.Table) (created bool, err error) {
+	q := b.topicQueue(topic)
+	b.declareMu.Lock()
+	b.mu.Lock()
+	done := b.declared[q]
+	conn, err := b.connLocked(ctx)
+	b.mu.Unlock()
+	if done || err != nil {
+		b.declareMu.Unlock()
+		return false, err
+	}
+	exists, err := queueExists(conn, q)
+	if err == nil && !exists {
+		err = declareOn(conn, q, args)
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+			err = nil // made meanwhile by another process, with other arguments
+		} else {
+			created = err == nil
+		}
+	}
+	b.declareMu.Unlock()
+	if err != nil {
+		return false, fmt.Errorf("declaring the stream queue %q: %w", q, err)
+	}
+	if created {
+		if err := b.register(ctx, topicEntry(topic, args)); err != nil {
+			return true, err
+		}
+	}
+	b.mu.Lock()
+	b.declared[q] = true
+	b.mu.Unlock()
+	return created, nil
+}
+
+// declareOn declares the durable queue q with args on a channel of its own.
+func declareOn(conn *amqp.Connection, q string, args amqp.Table) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	_, err = ch.QueueDeclare(q, true, false, false, false, args)
+	return err
+}
+
 // encode turns a record into a message.
 func encode(r *record.Record) amqp.Publishing {
 	p := amqp.Publishing{Body: r.Value, DeliveryMode: amqp.Persistent}
@@ -322,7 +377,7 @@ func (b *Bus) publish(ctx context.Context, ch *pubChannel, batch bus.Batch) erro
 			continue
 		}
 		q := b.topicQueue(w.Topic)
-		if err := b.declare(ch.Channel, q, b.stream); err != nil {
+		if _, err := b.declareTopic(ctx, w.Topic, b.stream); err != nil {
 			return err
 		}
 		msgs := make([]amqp.Publishing, len(w.Records))
@@ -330,6 +385,7 @@ func (b *Bus) publish(ctx context.Context, ch *pubChannel, batch bus.Batch) erro
 			msgs[i] = encode(&w.Records[i])
 		}
 		if err := ch.send(ctx, q, msgs); err != nil {
+			b.forget(q) // deleted meanwhile? the next Publish declares it again
 			return err
 		}
 	}
@@ -352,7 +408,11 @@ func (b *Bus) putRegister(ctx context.Context, ch *pubChannel, q string, value [
 	if value == nil {
 		value = []byte{}
 	}
-	return ch.send(ctx, q, []amqp.Publishing{{Body: value, DeliveryMode: amqp.Persistent}})
+	if err := ch.send(ctx, q, []amqp.Publishing{{Body: value, DeliveryMode: amqp.Persistent}}); err != nil {
+		b.forget(q) // deleted meanwhile? the next write declares it again
+		return err
+	}
+	return nil
 }
 
 // getRegister returns the value of the register queue q, nil when it has
@@ -374,6 +434,11 @@ func (b *Bus) getRegister(ctx context.Context, q string) ([]byte, error) {
 		}
 	}
 	_, value, err := b.probe(ctx, q)
+	var ae *amqp.Error
+	if known && errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		b.forget(q) // deleted (culvert groups delete): it has no value
+		return nil, nil
+	}
 	return value, err
 }
 
@@ -419,13 +484,7 @@ func (p positions) Put(ctx context.Context, key string, value []byte) error {
 // -1 when it is empty.
 func (b *Bus) lastOffset(ctx context.Context, topic string) (int64, error) {
 	q := b.topicQueue(topic)
-	ch, err := b.channel(ctx)
-	if err != nil {
-		return 0, err
-	}
-	err = b.declare(ch.Channel, q, b.stream)
-	b.release(ch, err != nil)
-	if err != nil {
+	if _, err := b.declareTopic(ctx, topic, b.stream); err != nil {
 		return 0, b.describe(err)
 	}
 	off, _, err := b.probe(ctx, q)

@@ -83,6 +83,8 @@ func TestConformance(t *testing.T) {
 	bustest.Run(t, newSpec)
 }
 
+func TestAdmin(t *testing.T) { bustest.RunAdmin(t, newSpec) }
+
 // TestRecordExact: an empty value stays empty, the time keeps its
 // nanoseconds, and RabbitMQ stream offsets start at 0.
 func TestRecordExact(t *testing.T) { bustest.RunRecordExact(t, newSpec(t), 0) }
@@ -179,5 +181,52 @@ func TestMembersJoinANewTopicAtOnce(t *testing.T) {
 				t.Fatalf("round %d: joining: %v", round, err)
 			}
 		}
+	}
+}
+
+// TestRegistryIsShared: a topic one bus made is listed by another bus
+// (another process) with the retention it was declared with; deleted by
+// that other bus, it is made again by the first one's next publishes.
+func TestRegistryIsShared(t *testing.T) {
+	spec := newSpec(t)
+	b := bustest.Open(t, spec+"&max_age=2D")
+	a := bustest.AdminOf(t, bustest.Open(t, spec))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	publish := func() error { return bus.Publish(ctx, b, "shared", record.Record{Value: []byte("v")}) }
+	listed := func() (bus.TopicInfo, bool) {
+		t.Helper()
+		all, err := a.Topics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ti := range all {
+			if ti.Name == "shared" {
+				return ti, true
+			}
+		}
+		return bus.TopicInfo{}, false
+	}
+	if err := publish(); err != nil {
+		t.Fatal(err)
+	}
+	ti, ok := listed()
+	if want := (bus.TopicConfig{RetentionAge: 48 * time.Hour, RetentionBytes: -1}); !ok || ti.Records != 1 || ti.Retention != want {
+		t.Fatalf("the other bus lists %+v (listed: %v), want 1 record and retention %+v", ti, ok, want)
+	}
+	if err := a.DeleteTopic(ctx, "shared", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := listed(); ok {
+		t.Fatal("a deleted topic is listed")
+	}
+	if err := publish(); err != nil {
+		t.Logf("the publish that met the deletion: %v", err)
+	}
+	if err := publish(); err != nil {
+		t.Fatalf("publishing again: %v", err)
+	}
+	if ti, ok := listed(); !ok || ti.Records < 1 || ti.Records > 2 {
+		t.Fatalf("made again: %+v (listed: %v)", ti, ok)
 	}
 }

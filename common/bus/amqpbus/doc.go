@@ -16,7 +16,8 @@
 // # Topics
 //
 // A topic is a durable stream queue (x-queue-type: stream) named
-// <prefix><topic>, declared when first used. A record is one AMQP message, so
+// <prefix><topic>, declared when first used (max_bytes and max_age apply to
+// the topics the bus creates; an existing stream is used as it is). A record is one AMQP message, so
 // any AMQP or stream client can read a topic: the body is the value, the
 // timestamp property the time (in seconds), and the headers culvert-key (the
 // key, bytes), culvert-time (the time in Unix nanoseconds) and
@@ -37,12 +38,12 @@
 //
 // AMQP 0.9.1 cannot store a consumer's offset on the server (only RabbitMQ's
 // stream protocol can), so Culvert keeps offsets and source positions in
-// registers: a register is a durable classic queue declared with
-// x-max-length 1 and x-overflow drop-head, holding one persistent message.
-// Writing a register publishes the new value with a publisher confirm, and
-// the queue drops the old one; reading it takes every message with basic.get
-// and hands them back (the last one is the value). Source positions live in
-// <prefix>pos.<key>, consumer-group offsets in <prefix>offset.<group>.<topic>
+// registers: a register is a small stream queue (x-max-length-bytes 1 MiB)
+// whose value is its last message. Writing a register publishes the new
+// value with a publisher confirm; reading it consumes the stream's last
+// chunk and keeps the last message. Source positions live in
+// <prefix>pos.<key>, consumer-group offsets in
+// <prefix>offset.<length of group>.<group>.<topic>
 // (names longer than RabbitMQ's 255 bytes become a SHA-256). A batch's
 // position is written after its records are confirmed, not atomically with
 // them: a crash in between makes the restarted source publish those records
@@ -75,6 +76,43 @@
 // the bus reads it by consuming from x-stream-offset "last" (the stream's
 // last chunk) until the deliveries stop for a moment. This takes tens of
 // milliseconds, and up to about a second on an empty stream.
+//
+// # Administration (bus.Admin)
+//
+// AMQP cannot list queues, and the management plugin may be missing, so
+// the bus keeps a registry: the stream queue <prefix>registry, to which it
+// appends a JSON record for every topic it creates ({"topic", "max_age",
+// "max_bytes"}: the stream's retention arguments) and every consumer group
+// it creates (a group's first member, or ResetGroup: {"topic", "group"}).
+// The registry names candidates; whether a topic or a group exists is asked
+// of RabbitMQ each time (a passive declaration of its queue), so a queue
+// deleted by other means is not listed. Topics and groups made by other
+// clients, or by a bus older than the registry, are not listed (Topic
+// still describes such a topic by name, its retention zero: unknown). A
+// topic's retention is what the registry recorded when the bus created it
+// (-1: no x-max-age or x-max-length-bytes); a RabbitMQ policy's limits are
+// not seen. Bytes are not reported by AMQP (-1).
+//
+// A topic's first and end offsets are read from the stream (consuming from
+// "first", and the last chunk as for Lag): describing a topic takes tens of
+// milliseconds, about a second for an empty one. A group is active while a
+// member holds its lock queue (a passive declaration answers 405
+// RESOURCE_LOCKED); AMQP does not tell who, so Members is empty.
+//
+// CreateTopic declares the stream with x-max-age (in seconds) and
+// x-max-length-bytes. AlterTopic returns bus.ErrUnsupported: a stream keeps
+// the arguments it was declared with (a RabbitMQ policy can change them).
+// DeleteTopic deletes the stream and its groups' offset registers;
+// DeleteGroup deletes the group's register. ResetGroup writes the group's
+// register; forced while a member is active, the member goes on from where
+// it was and may commit over it. A reset to a time starts at the first
+// chunk RabbitMQ wrote at or after that time in whole seconds
+// (x-stream-offset with a timestamp), skipping the records of that chunk
+// whose time is earlier. An offset below the first kept record is reset to
+// that record.
+//
+// A Publish or a Commit whose queue was deleted meanwhile fails (RabbitMQ
+// cannot route it); the next one declares the queue again.
 //
 // # Reconnection
 //

@@ -53,9 +53,8 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	if max <= 0 {
 		max = DefaultMaxRecords
 	}
-	id := strconv.Itoa(len(group)) + "." + group + "." + topic
-	s := &subscription{b: b, topic: topic, group: group, queue: b.topicQueue(topic),
-		lockQ: b.queueName("lock.", id), offsetQ: b.queueName("offset.", id), start: opts.Start, max: max}
+	s := &subscription{b: b, topic: topic, group: group, queue: b.topicQueue(topic), start: opts.Start, max: max}
+	s.lockQ, s.offsetQ = b.groupQueues(topic, group)
 	end, err := b.lastOffset(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -124,7 +123,7 @@ func (s *subscription) ensure(ctx context.Context) error {
 // activate (s.mu held, the lock held on ch's connection) reads or creates
 // the group's offset and starts consuming.
 func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
-	if err := s.b.declare(ch.Channel, s.queue, s.b.stream); err != nil {
+	if _, err := s.b.declareTopic(ctx, s.topic, s.b.stream); err != nil {
 		return err
 	}
 	reg, err := s.b.getRegister(ctx, s.offsetQ)
@@ -141,6 +140,9 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 			committed = last + 1
 		}
 		if err := s.b.putRegister(ctx, ch, s.offsetQ, []byte(strconv.FormatInt(committed, 10))); err != nil {
+			return err
+		}
+		if err := s.b.register(ctx, entry{Topic: s.topic, Group: s.group}); err != nil {
 			return err
 		}
 	} else if committed, err = strconv.ParseInt(string(reg), 10, 64); err != nil || committed < 0 {
@@ -164,6 +166,10 @@ func (s *subscription) activate(ctx context.Context, ch *pubChannel) error {
 		ds, err = cch.ConsumeWithContext(context.WithoutCancel(ctx), s.queue, "", false, false, false, false, amqp.Table{headerOffset: s.next})
 		if err != nil && s.conn.IsClosed() {
 			return fmt.Errorf("%w (%v)", errJoinAgain, err)
+		}
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			s.b.forget(s.queue) // deleted meanwhile: the next try declares it again
 		}
 		return err
 	})
