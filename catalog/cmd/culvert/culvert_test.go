@@ -223,8 +223,8 @@ func TestDLQListAndReplayOnce(t *testing.T) {
 	b := openBus(t, dir)
 	ctx := context.Background()
 	if err := bus.Publish(ctx, b, "orders.dlq",
-		deadLetter(`{"amount":"12"}`, "orders", "--map .amount + 1", "cannot add"),
 		deadLetter(`not json`, "orders", "decode", "value is not JSON"),
+		deadLetter(`{"amount":"12"}`, "orders", "--map .amount + 1", "cannot add"),
 		deadLetter(`{"amount":"7"}`, "orders", "--map .amount + 1", "cannot add"),
 	); err != nil {
 		t.Fatal(err)
@@ -233,8 +233,8 @@ func TestDLQListAndReplayOnce(t *testing.T) {
 	if err := json.Unmarshal([]byte(ok(t, dir, "", "dlq", "list", "-o", "json")), &sums); err != nil {
 		t.Fatal(err)
 	}
-	if len(sums) != 2 || sums[0].Count != 2 || sums[0].Step != "--map .amount + 1" || sums[0].LastOffset != 2 ||
-		sums[1].Count != 1 || sums[1].Error != "value is not JSON" || sums[1].Topic != "orders" {
+	if len(sums) != 2 || sums[0].Count != 1 || sums[0].Error != "value is not JSON" || sums[0].Topic != "orders" ||
+		sums[1].Count != 2 || sums[1].Step != "--map .amount + 1" || sums[1].FirstOffset != 1 || sums[1].LastOffset != 2 {
 		t.Fatalf("dlq list: %+v", sums)
 	}
 	// --where leaves the value that is not JSON out; --map fixes the others.
@@ -247,7 +247,7 @@ func TestDLQListAndReplayOnce(t *testing.T) {
 	}
 	out := ok(t, dir, "", "consume", "orders", "-o", "json")
 	if !strings.Contains(out, `"value":{"amount":12}`) || !strings.Contains(out, `"value":{"amount":7}`) ||
-		!strings.Contains(out, `{"key":"culvert.replayed","value":"orders.dlq@0"}`) || !strings.Contains(out, `{"key":"trace","value":"t1"}`) ||
+		!strings.Contains(out, `{"key":"culvert.replayed","value":"orders.dlq@1"}`) || !strings.Contains(out, `{"key":"trace","value":"t1"}`) ||
 		strings.Contains(out, "culvert.error") {
 		t.Fatalf("the replayed records:\n%s", out)
 	}

@@ -96,7 +96,8 @@ ends in .dlq is read.`,
 									Stage: header(r, connector.HeaderStage), Step: header(r, connector.HeaderStep), Error: header(r, connector.HeaderError)}
 								s := byKind[k]
 								if s == nil {
-									s = &k
+									s = new(dlqSummary)
+									*s = k
 									s.FirstOffset = r.Offset
 									byKind[k] = s
 									sums = append(sums, s)
