@@ -26,12 +26,16 @@ func TestRunSinkReportsRecordsThatExpiredBeforeItReadThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The group g is at offset 0 of a topic whose retention keeps no byte.
-	if err := a.CreateTopic(ctx, "t", bus.TopicConfig{RetentionAge: -1, RetentionBytes: 1}); err != nil {
+	// The group g is at offset 0 of a topic whose retention then keeps no
+	// byte.
+	if err := a.CreateTopic(ctx, "t", bus.TopicConfig{RetentionAge: -1, RetentionBytes: -1}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, b, `{"n":1}`, `{"n":2}`, `{"n":3}`)
 	if err := a.ResetGroup(ctx, "t", "g", bus.ResetOptions{To: bus.ResetEarliest}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AlterTopic(ctx, "t", bus.TopicConfig{RetentionBytes: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for {

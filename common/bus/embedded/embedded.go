@@ -430,7 +430,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	if err := b.room(size); err != nil {
 		return fmt.Errorf("publishing to embedded bus %s: %w", b.dir, err)
 	}
-	over := false // a topic holds more bytes than its retention keeps
+	over := false // a topic has more to delete than the publish did
 	err := b.tx(ctx, func(tx *sql.Tx) error {
 		over = false
 		if p := batch.Position; p != nil {
@@ -449,7 +449,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			if err != nil {
 				return err
 			}
-			now, bytes := nowMS(), 0
+			now, bytes, rows := nowMS(), 0, 0
 			for recs := w.Records; len(recs) > 0; {
 				n := min(len(recs), maxRowRecords)
 				data := encodeBatch(recs[:n])
@@ -458,15 +458,20 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 					return err
 				}
 				bytes += len(data)
+				rows++
 				next += int64(n)
 				recs = recs[n:]
 			}
-			var total, limit int64
-			if err := tx.QueryRowContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes`,
-				next, bytes, id).Scan(&total, &limit); err != nil {
+			var total, limit, ageMS int64
+			if err := tx.QueryRowContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes, retention_age_ms`,
+				next, bytes, id).Scan(&total, &limit, &ageMS); err != nil {
 				return err
 			}
-			over = over || limit >= 0 && total > limit
+			more, err := trimOnPublish(ctx, tx, id, total, limit, ageMS, now, rows)
+			if err != nil {
+				return err
+			}
+			over = over || more
 		}
 		if p := batch.Position; p != nil {
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, p.Key, p.Value); err != nil {

@@ -203,6 +203,16 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 		return 0, false, err
 	}
 	defer tx.Rollback()
+	if n, more, err = trim(ctx, tx, id, deleteChunk); err != nil {
+		return 0, false, err
+	}
+	return n, more, tx.Commit()
+}
+
+// trim deletes, in tx, up to maxRows (and about chunkBytes) of the oldest
+// batches of topic id that its retention no longer keeps; more says that
+// there may be more.
+func trim(ctx context.Context, tx *sql.Tx, id int64, maxRows int) (n int64, more bool, err error) {
 	var ageMS, limit, bytes int64
 	err = tx.QueryRowContext(ctx, `SELECT retention_age_ms, retention_bytes, bytes FROM topics WHERE id=?`, id).Scan(&ageMS, &limit, &bytes)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -213,7 +223,7 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 	}
 	now := nowMS()
 	rows, err := tx.QueryContext(ctx, `SELECT base, last, length(data), stored_ms, CASE WHEN stored_ms IS NULL THEN data END
-		FROM batches WHERE topic_id=? ORDER BY last LIMIT ?`, id, deleteChunk)
+		FROM batches WHERE topic_id=? ORDER BY last LIMIT ?`, id, maxRows)
 	if err != nil {
 		return 0, false, err
 	}
@@ -260,7 +270,7 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 	if err := rows.Err(); err != nil {
 		return 0, false, err
 	}
-	if read < deleteChunk && freed < chunkBytes {
+	if read < maxRows && freed < chunkBytes {
 		more = false
 	}
 	if upto < 0 {
@@ -272,7 +282,31 @@ func (b *Bus) expireChunk(ctx context.Context, id int64) (n int64, more bool, er
 	if _, err := tx.ExecContext(ctx, `UPDATE topics SET bytes=max(bytes-?, 0) WHERE id=?`, freed, id); err != nil {
 		return 0, false, err
 	}
-	return n, more, tx.Commit()
+	return n, more, nil
+}
+
+// trimOnPublish is the retention a publish does in its own transaction: a
+// topic it took over its byte limit, or whose oldest batch is past its
+// age, loses its oldest batches, at most twice as many as the publish
+// wrote (and at least 8), so that the publisher pays for what it adds and
+// a topic written faster than the background loop gets the write lock
+// still keeps its limit. It reports whether there is more for the
+// background to delete.
+func trimOnPublish(ctx context.Context, tx *sql.Tx, id, bytes, limit, ageMS, now int64, wrote int) (bool, error) {
+	due := limit >= 0 && bytes > limit
+	if !due && ageMS >= 0 {
+		var oldest int64
+		err := tx.QueryRowContext(ctx, `SELECT coalesce(stored_ms, 0) FROM batches WHERE topic_id=? ORDER BY last LIMIT 1`, id).Scan(&oldest)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, err
+		}
+		due = err == nil && oldest < now-ageMS
+	}
+	if !due {
+		return false, nil
+	}
+	_, more, err := trim(ctx, tx, id, max(2*wrote, 8))
+	return more, err
 }
 
 // latestTime returns the latest record time (Unix milliseconds) of a batch

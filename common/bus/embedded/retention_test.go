@@ -160,16 +160,19 @@ func TestRetentionByAgeReportsTheGapAndKeepsOffsetsAndPositions(t *testing.T) {
 func TestGapBeforeKeptRecordsIsReportedOnce(t *testing.T) {
 	ctx := context.Background()
 	b := openSpec(t, "file://"+t.TempDir()+"?lease=1s&retention_interval=20ms")
-	if err := b.CreateTopic(ctx, "t", bus.TopicConfig{RetentionAge: -1, RetentionBytes: 1}); err != nil {
+	if err := b.CreateTopic(ctx, "t", bus.TopicConfig{RetentionAge: -1, RetentionBytes: -1}); err != nil {
 		t.Fatal(err)
 	}
-	// Three stored batches; a byte limit of 1 keeps none of them.
+	// Three stored batches, then a byte limit of 1, which keeps none.
 	for i := 0; i < 3; i++ {
 		if err := bus.Publish(ctx, b, "t", values("x", 10, 100)...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := b.ResetGroup(ctx, "t", "g", bus.ResetOptions{To: bus.ResetOffset, Offset: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AlterTopic(ctx, "t", bus.TopicConfig{RetentionBytes: 1}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "retention to delete by bytes", func() bool { return topicInfo(t, b, "t").Records == 0 })
