@@ -736,6 +736,24 @@ func (b *Bus) DeleteGroup(ctx context.Context, topic, group string, force bool) 
 		return err
 	}
 	if _, ok := g.offsets[topic]; !ok || topic == b.opts.PositionsTopic {
+		if len(g.offsets) == 0 && g.empty && topic != b.opts.PositionsTopic {
+			// A group whose members read without committing: Kafka
+			// keeps it, without offsets nor members, until it
+			// expires. Nothing is lost by deleting it.
+			err := retry(ctx, func() error {
+				r, err := b.adm.DeleteGroup(ctx, group)
+				if err == nil {
+					err = r.Err
+				}
+				return err
+			})
+			switch {
+			case err == nil:
+				return nil
+			case !errors.Is(err, kerr.GroupIDNotFound) && !errors.Is(err, kerr.NonEmptyGroup):
+				return b.wrap(err, "deleting group %q", group)
+			}
+		}
 		return fmt.Errorf("group %q on kafka topic %q: %w", group, topic, bus.ErrNotFound)
 	}
 	if len(g.members) > 0 {

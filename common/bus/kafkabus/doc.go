@@ -96,7 +96,9 @@
 // (cooperative rebalancing keeps their partitions) and may commit over the
 // reset; restarted, they read from the reset offsets. Kafka also refuses to
 // delete the offsets of a group subscribed to the topic: a forced
-// DeleteGroup of an active group returns bus.ErrUnsupported.
+// DeleteGroup of an active group returns bus.ErrUnsupported. A group whose
+// members read without committing has no offsets, so it is not listed;
+// Kafka keeps it (Empty) until it expires, and DeleteGroup deletes it.
 //
 // # Outages
 //
