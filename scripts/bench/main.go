@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench bus|csv|http-sink|http-source|kafka|mqtt|nats|rabbitmq [flags]
+//	bench bus|csv|http-sink|http-source|kafka|mqtt|nats|rabbitmq|retention [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -26,6 +26,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/mqtt"
 	"github.com/culvert-dev/culvert/scripts/bench/nats"
 	"github.com/culvert-dev/culvert/scripts/bench/rabbitmq"
+	"github.com/culvert-dev/culvert/scripts/bench/retention"
 )
 
 // subcommand is one benchmark: Main takes its flags and returns the exit code.
@@ -45,6 +46,7 @@ var subcommands = []subcommand{
 	{mqtt.Name, mqtt.Summary, mqtt.Main, false},
 	{nats.Name, nats.Summary, nats.Main, false},
 	{rabbitmq.Name, rabbitmq.Summary, rabbitmq.Main, false},
+	{retention.Name, retention.Summary, retention.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 }
 

@@ -1,0 +1,266 @@
+// Package retention is `bench retention`: what the embedded bus's
+// retention costs, and what it holds the file to (`make bench` runs it):
+//
+//	rates  the orders published (-batch records a publish) while a consumer
+//	       keeps up (Poll, then Commit, in a goroutine of its own; the
+//	       publisher waits while it is more than 4 batches behind), on a
+//	       topic without retention and on one keeping -limit bytes, so that
+//	       retention deletes all the while; the runs alternate (off, on, on,
+//	       off) so that the shared machine's changing load weighs on both
+//	       alike. It prints the records per second of each and the ratio
+//	       with retention to without (the target: at least 0.90).
+//	soak   -soak times the limit written with a consumer keeping up, bus.db's
+//	       size sampled every 20ms: its largest and its final size as a
+//	       multiple of the limit (the target: at most 1.30).
+//
+// Each run uses a store of its own in the work directory, with the default
+// retention interval.
+//
+// Usage:
+//
+//	bench retention [-n 400000] [-batch 5000] [-limit 16MiB] [-soak 5] [-soak-limit 64MiB] [-md]
+package retention
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/bus"
+	_ "github.com/culvert-dev/culvert/common/bus/embedded"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
+)
+
+// Name is the subcommand; Summary is its line in `bench help`.
+const (
+	Name    = "retention"
+	Summary = "the embedded bus's publish and consume rates with retention deleting all the while next to without it, and bus.db's size over a soak of 5 times the limit"
+)
+
+// lagBatches is how far, in batches, the consumer may fall behind.
+const lagBatches = 4
+
+// Targets of issue 14.
+const (
+	minRatio = 0.90
+	maxFile  = 1.30
+)
+
+type config struct {
+	n, batch         int
+	soak             float64
+	limit, soakLimit int64
+	work             string
+	md               bool
+}
+
+// Main runs `bench retention` with args (its flags) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fl := benchkit.FlagSet(Name, Summary, stderr)
+	c := config{}
+	var limit, soakLimit string
+	fl.IntVar(&c.n, "n", 400_000, "orders per rates run")
+	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
+	fl.StringVar(&limit, "limit", "16MiB", "retention bytes of the topic of the rates runs with retention")
+	fl.Float64Var(&c.soak, "soak", 5, "the soak writes this many times -soak-limit")
+	fl.StringVar(&soakLimit, "soak-limit", "64MiB", "retention bytes of the soak's topic")
+	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
+	fl.BoolVar(&c.md, "md", false, "print the table as Markdown")
+	if code, ok := benchkit.Parse(fl, args); !ok {
+		return code
+	}
+	var err error
+	if c.limit, err = bus.ParseRetentionBytes(limit); err == nil {
+		c.soakLimit, err = bus.ParseRetentionBytes(soakLimit)
+	}
+	if err != nil || c.limit <= 0 || c.soakLimit <= 0 || fl.NArg() > 0 || c.n <= 0 || c.batch <= 0 || c.soak <= 0 {
+		fmt.Fprintln(stderr, "bench retention: -n, -batch, -soak, -limit and -soak-limit must be > 0 and no arguments are accepted")
+		return 2
+	}
+	return benchkit.Main("bench retention", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
+}
+
+// result is what one run measured.
+type result struct {
+	records          int
+	publish, consume time.Duration
+	expired          int64
+	biggest, final   int64 // bus.db's size, sampled and after Close
+}
+
+func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+	say := benchkit.Sayer(stderr, "bench retention")
+	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-retention-", say)
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
+	values := benchkit.Orders(c.n, 1)
+
+	var off, on result
+	for i, with := range []bool{false, true, true, false} {
+		cfg := bus.TopicConfig{RetentionAge: -1, RetentionBytes: -1}
+		if with {
+			cfg.RetentionBytes = c.limit
+		}
+		say("rates run %d of 4: retention %v", i+1, with)
+		r, err := run(ctx, filepath.Join(work, fmt.Sprintf("rates-%d", i)), cfg, values, c.n, c.batch)
+		if err != nil {
+			return err
+		}
+		sum := &off
+		if with {
+			sum = &on
+		}
+		sum.records += r.records
+		sum.publish += r.publish
+		sum.consume += r.consume
+		sum.expired += r.expired
+	}
+
+	// The soak: -soak times the limit, in orders.
+	size := 0
+	for _, v := range values {
+		size += len(v)
+	}
+	soakN := int(c.soak * float64(c.soakLimit) / (float64(size) / float64(len(values))))
+	say("soak: %d orders, about %.0f MiB, into a topic keeping %d MiB", soakN, c.soak*float64(c.soakLimit)/(1<<20), c.soakLimit>>20)
+	soak, err := run(ctx, filepath.Join(work, "soak"), bus.TopicConfig{RetentionAge: -1, RetentionBytes: c.soakLimit}, values, soakN, c.batch)
+	if err != nil {
+		return err
+	}
+
+	rate := func(r result, d time.Duration) float64 { return float64(r.records) / d.Seconds() }
+	t := benchkit.NewTable("lrrrr", "embedded bus, consumer keeping up", "publish rec/s", "consume rec/s", "expired before read", "bus.db (× limit)")
+	t.Row("without retention", benchkit.Int(rate(off, off.publish)), benchkit.Int(rate(off, off.consume)), benchkit.Int(float64(off.expired)), "")
+	t.Row(fmt.Sprintf("retention.bytes %d MiB", c.limit>>20), benchkit.Int(rate(on, on.publish)), benchkit.Int(rate(on, on.consume)), benchkit.Int(float64(on.expired)), "")
+	pubRatio, conRatio := rate(on, on.publish)/rate(off, off.publish), rate(on, on.consume)/rate(off, off.consume)
+	t.Row(fmt.Sprintf("with / without (target ≥ %.2f)", minRatio), fmt.Sprintf("%.2f×", pubRatio), fmt.Sprintf("%.2f×", conRatio), "", "")
+	limitF := float64(c.soakLimit)
+	t.Row(fmt.Sprintf("soak: %.0f MiB into %d MiB (target ≤ %.2f×)", c.soak*limitF/(1<<20), c.soakLimit>>20, maxFile),
+		benchkit.Int(rate(soak, soak.publish)), benchkit.Int(rate(soak, soak.consume)), benchkit.Int(float64(soak.expired)),
+		fmt.Sprintf("%.2f× at most, %.2f× at the end", float64(soak.biggest)/limitF, float64(soak.final)/limitF))
+	fmt.Fprintf(stdout, "bench retention, %s: %d orders a run, 2 runs each, alternating; the consumer stays within %d batches of the publisher\n\n",
+		benchkit.Machine(), c.n, lagBatches)
+	if c.md {
+		t.Markdown(stdout)
+	} else {
+		t.Text(stdout)
+	}
+	fmt.Fprintln(stdout)
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT MET"
+	}
+	fmt.Fprintf(stdout, "rates with retention: publish %.2f×, consume %.2f× of without (≥ %.2f: %s)\n",
+		pubRatio, conRatio, minRatio, met(pubRatio >= minRatio && conRatio >= minRatio))
+	fmt.Fprintf(stdout, "soak: bus.db at most %.2f× the limit (≤ %.2f: %s)\n",
+		max(float64(soak.biggest), float64(soak.final))/limitF, maxFile, met(max(soak.biggest, soak.final) <= int64(maxFile*limitF)))
+	return nil
+}
+
+// run publishes n of values (cycling through them) to a new topic with
+// cfg in a new store in dir, while a consumer reads and commits them.
+func run(ctx context.Context, dir string, cfg bus.TopicConfig, values [][]byte, n, batch int) (result, error) {
+	r := result{records: n}
+	b, err := bus.Open(ctx, dir)
+	if err != nil {
+		return r, err
+	}
+	defer b.Close()
+	a, err := bus.AdminOf(b)
+	if err != nil {
+		return r, err
+	}
+	const topic = "orders"
+	if err := a.CreateTopic(ctx, topic, cfg); err != nil {
+		return r, err
+	}
+	file := filepath.Join(dir, "bus.db")
+	var biggest atomic.Int64
+	sampling, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if fi, err := os.Stat(file); err == nil && fi.Size() > biggest.Load() {
+				biggest.Store(fi.Size())
+			}
+			select {
+			case <-sampling.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	var read atomic.Int64 // records read or expired: the publisher waits for the consumer
+	sub, err := b.Subscribe(ctx, topic, "bench", bus.SubscribeOptions{Start: bus.StartBeginning, MaxRecords: batch,
+		OnExpired: func(n int64) { r.expired += n; read.Add(n) }})
+	if err != nil {
+		stopSampling()
+		return r, err
+	}
+	defer sub.Close()
+	start := time.Now()
+	consumed := make(chan error, 1)
+	go func() {
+		got := int64(0)
+		for got < int64(n) {
+			msgs, err := sub.Poll(ctx)
+			if err != nil {
+				consumed <- err
+				return
+			}
+			if err := sub.Commit(ctx, msgs); err != nil {
+				consumed <- err
+				return
+			}
+			got += int64(len(msgs))
+			read.Add(int64(len(msgs)))
+			if got+r.expired >= int64(n) { // Poll calls OnExpired in this goroutine
+				break
+			}
+		}
+		consumed <- nil
+	}()
+	recs := make([]record.Record, 0, batch)
+	now := time.Now()
+	for i := 0; i < n; i++ {
+		recs = append(recs, record.Record{Value: values[i%len(values)], Time: now})
+		if len(recs) == batch || i == n-1 {
+			for int64(i+1-len(recs))-read.Load() > int64(lagBatches*batch) {
+				time.Sleep(100 * time.Microsecond) // a consumer keeping up
+			}
+			if err := bus.Publish(ctx, b, topic, recs...); err != nil {
+				stopSampling()
+				return r, err
+			}
+			recs = recs[:0]
+		}
+	}
+	r.publish = time.Since(start)
+	err = <-consumed
+	r.consume = time.Since(start)
+	stopSampling()
+	<-sampled
+	if err != nil {
+		return r, err
+	}
+	sub.Close()
+	b.Close()
+	r.biggest = biggest.Load()
+	if fi, err := os.Stat(file); err == nil {
+		r.final = fi.Size()
+	}
+	return r, nil
+}
