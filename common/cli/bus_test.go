@@ -26,6 +26,12 @@ func TestBusSpecFoldsBusOptionsIntoTheURL(t *testing.T) {
 		{in: Common{Bus: "kafka://k:9092?partitions=3", BusPartitions: 4}, err: "--bus-partitions"},
 		{in: Common{Bus: "amqp://u:p@r/", BusPassword: "s3cret"}, err: "credentials already"},
 		{in: Common{Bus: "/data", BusTLSCA: "/ca.pem"}, err: "embedded store"},
+		{in: Common{Bus: "/data", BusRetentionAge: "7d", BusRetentionBytes: "512MiB"},
+			want: "file:///data?retention_age=7d&retention_bytes=512MiB"},
+		{in: Common{Bus: "file:///data?retention_age=1h&lease=5s", BusRetentionAge: "2h"}, err: "--bus-retention-age"},
+		{in: Common{Bus: "/data", BusRetentionAge: "soon"}, err: "bus_retention_age"},
+		{in: Common{Bus: "/data", BusRetentionBytes: "0"}, err: "bus_retention_bytes"},
+		{in: Common{Bus: "kafka://k:9092", BusRetentionAge: "7d"}, err: "embedded store"},
 	} {
 		got, err := busSpec(&c.in)
 		if c.err != "" {
