@@ -27,8 +27,8 @@ modules: ## print the modules found in go.work
 modules-json: ## the modules as a JSON array (for the CI matrix)
 	@printf '%s\n' $(MODULES) | sed 's/.*/"&"/' | paste -sd, | sed 's/.*/[&]/'
 
-build: ## static binaries of every connector in bin/
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CONNECTORS))
+build: ## static binaries of every connector and of culvert in bin/
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CONNECTORS)) ./catalog/cmd/culvert
 
 tools: ## what the tests need: bats and jq (installed with apt when missing)
 	@$(ROOT)/scripts/install-tools.sh
@@ -64,7 +64,7 @@ catalog-check: build ## fail when the committed catalog is stale
 
 # The subcommands of scripts/bench that make bench runs after `bench all`
 # (scripts/bench's tests check that this names every one).
-BENCHES := bus csv http-sink http-source kafka mqtt nats rabbitmq retention
+BENCHES := bus csv culvert http-sink http-source kafka mqtt nats rabbitmq retention
 
 bench: build ## throughput and memory figures (see README, Performance)
 	$(GO) run ./scripts/bench all -bin $(BIN) -md

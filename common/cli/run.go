@@ -33,7 +33,7 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("--log-level/--log-format: %v", err)
 	}
-	tuneGC()
+	TuneGC()
 	if path := os.Getenv("CULVERT_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -87,10 +87,10 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 	return err
 }
 
-// tuneGC trades some memory for speed unless the user set GOGC or
-// GOMEMLIMIT: connectors allocate many short-lived values per record. The
-// soft limit keeps a process near 120 MiB at most.
-func tuneGC() {
+// TuneGC trades some memory for speed unless the user set GOGC or
+// GOMEMLIMIT: connectors (and culvert consume) allocate many short-lived
+// values per record. The soft limit keeps a process near 120 MiB at most.
+func TuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(300)
 	}

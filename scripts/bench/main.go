@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench bus|csv|http-sink|http-source|kafka|mqtt|nats|rabbitmq|retention [flags]
+//	bench bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|rabbitmq|retention [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -20,6 +20,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/bus"
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
 	"github.com/culvert-dev/culvert/scripts/bench/csvbench"
+	"github.com/culvert-dev/culvert/scripts/bench/culvertbench"
 	"github.com/culvert-dev/culvert/scripts/bench/httpsink"
 	"github.com/culvert-dev/culvert/scripts/bench/httpsource"
 	"github.com/culvert-dev/culvert/scripts/bench/kafka"
@@ -40,6 +41,7 @@ var subcommands = []subcommand{
 	{all.Name, all.Summary, all.Main, false},
 	{bus.Name, bus.Summary, bus.Main, false},
 	{csvbench.Name, csvbench.Summary, csvbench.Main, false},
+	{culvertbench.Name, culvertbench.Summary, culvertbench.Main, false},
 	{httpsink.Name, httpsink.Summary, httpsink.Main, false},
 	{httpsource.Name, httpsource.Summary, httpsource.Main, false},
 	{kafka.Name, kafka.Summary, kafka.Main, false},

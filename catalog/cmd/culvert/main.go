@@ -26,6 +26,7 @@ func main() {
 	// A closed pipe (culvert consume | head) is an error of the write, not
 	// a signal that kills the process before it removes its group.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	cli.TuneGC()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
