@@ -159,6 +159,7 @@ func TestREADME(t *testing.T) {
 		"| connector | direction | description |\n|---|---|---|\n" +
 			"| [alpha-sink](#alpha-sink) | sink | Writes records to a file. |\n" +
 			"| [zeta-source](#zeta-source) | source | Reads <things> & more \\| pipes. |\n",
+		"| [zeta-source](#zeta-source) | source | Reads <things> & more \\| pipes. |\n\n| tool | what it does |\n|---|---|\n| [culvert](../README.md#operating-topics) | Operates the bus",
 		"\n## alpha-sink\n\nWrites records to a file.\n",
 		"\n## zeta-source\n\nReads <things> & more | pipes.\n",
 		"| option | flag | type | default | required | description |\n|---|---|---|---|---|---|\n",

@@ -198,6 +198,15 @@ func renderJSON(conns []connector) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// toolsSection lists, after the connectors, the commands that are not
+// connectors: culvert (catalog/cmd/culvert), which make build puts beside
+// them. It has no metadata to generate from: its subcommands are named here.
+const toolsSection = `
+| tool | what it does |
+|---|---|
+| [culvert](../README.md#operating-topics) | Operates the bus the connectors share, on every backend: ` + "`topics list\\|describe\\|create\\|alter\\|delete`, `groups list\\|describe\\|reset\\|delete`, `consume`, `produce`, `dlq list\\|replay`" + ` (built with the connectors by ` + "`make build`" + `). |
+`
+
 // renderREADME writes the Markdown catalog.
 func renderREADME(conns []connector) []byte {
 	var b strings.Builder
@@ -210,6 +219,7 @@ func renderREADME(conns []connector) []byte {
 		// Names match ^[a-z0-9-]+$ before the suffix, so the heading anchor is the name.
 		fmt.Fprintf(&b, "| [%s](#%s) | %s | %s |\n", c.meta.Name, c.meta.Name, c.meta.Direction, cell(c.meta.Description))
 	}
+	b.WriteString(toolsSection)
 
 	for _, c := range conns {
 		fmt.Fprintf(&b, "\n## %s\n\n", c.meta.Name)
