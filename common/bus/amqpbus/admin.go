@@ -400,6 +400,9 @@ func (b *Bus) topic(ctx context.Context, name string, k known) (bus.TopicInfo, e
 // CreateTopic declares the topic's stream queue with the bus's arguments
 // and cfg's retention (x-max-age in seconds, x-max-length-bytes).
 func (b *Bus) CreateTopic(ctx context.Context, name string, cfg bus.TopicConfig) error {
+	if name == "" {
+		return errors.New("rabbitmq bus: a topic needs a name")
+	}
 	args := maps.Clone(b.stream)
 	switch {
 	case cfg.RetentionAge < 0:
