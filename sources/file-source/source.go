@@ -31,6 +31,10 @@ file-source --topic orders --path orders.jsonl \
     --filter '.amount > 50' \
     --map '.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)'
 
+# Publish a CSV file with a header row, each row as a JSON object of its columns
+# (rows that do not fit the header go to the dead-letter topic orders.dlq)
+file-source --topic orders --path orders.csv --format csv --filter '.amount > 50'
+
 # Follow a log file that grows and rotates, one record per line
 file-source --topic logs --path /var/log/app.log --follow
 
