@@ -110,7 +110,8 @@ func offsets(t *testing.T, b bus.Bus, a bus.Admin, topic string, recs []record.R
 	for _, m := range msgs {
 		offs = append(offs, m.Offset)
 	}
-	if err := a.DeleteGroup(ctxT(t), topic, reader, true); err != nil {
+	// A group that committed nothing may have no offsets to delete.
+	if err := a.DeleteGroup(ctxT(t), topic, reader, true); err != nil && !errors.Is(err, bus.ErrNotFound) {
 		t.Fatalf("deleting the reader group: %v", err)
 	}
 	return offs[len(offs)-len(recs):]
