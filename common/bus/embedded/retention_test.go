@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"slices"
@@ -311,4 +312,35 @@ func TestDeletedTopicsSpaceIsGivenBack(t *testing.T) {
 	if fi.Size() > 2<<20 {
 		t.Fatalf("bus.db is %d bytes after its 10 MB topic was deleted", fi.Size())
 	}
+}
+
+func TestRetentionIsTakenOverWhenItsProcessCloses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	spec := "file://" + dir + "?lease=1s&retention_interval=10ms"
+	first := openSpec(t, spec)
+	// The first holds the retention lease before the second opens.
+	db, err := sql.Open("sqlite", "file:"+embeddedtest.File(dir)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	waitFor(t, "the first to take the retention lease", func() bool {
+		var n int
+		return db.QueryRow(`SELECT count(*) FROM leases WHERE topic_id=0 AND grp='retention'`).Scan(&n) == nil && n == 1
+	})
+	second := openSpec(t, spec)
+	if err := second.CreateTopic(ctx, "t", bus.TopicConfig{RetentionAge: -1, RetentionBytes: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(ctx, second, "t", values("x", 10, 100)...); err != nil {
+		t.Fatal(err)
+	}
+	// The first closes: the second must take over and enforce a limit set
+	// afterwards, with nobody publishing.
+	first.Close()
+	if err := second.AlterTopic(ctx, "t", bus.TopicConfig{RetentionBytes: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the process left to enforce retention", func() bool { return topicInfo(t, second, "t").Records == 0 })
 }
