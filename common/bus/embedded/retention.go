@@ -83,6 +83,7 @@ func (b *Bus) retention() {
 			orphans = b.deleteAllOrphans(ctx) == nil
 		}
 		b.enforce(ctx)
+		b.vacuum(ctx) // also what a DeleteTopic cut short left, or deletes by publishers freed
 	}
 }
 
@@ -121,9 +122,6 @@ func (b *Bus) deleteAllOrphans(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(ids) > 0 {
-		b.vacuum(ctx)
-	}
 	return nil
 }
 
@@ -160,9 +158,6 @@ func (b *Bus) enforce(ctx context.Context) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-	}
-	if total > 0 {
-		b.vacuum(ctx)
 	}
 	return total, nil
 }
