@@ -18,7 +18,7 @@
 //
 // Usage:
 //
-//	bench retention [-n 400000] [-batch 5000] [-limit 16MiB] [-soak 5] [-soak-limit 64MiB] [-md]
+//	bench retention [-n 400000] [-batch 5000] [-limit 16MiB] [-soak 5] [-soak-limit 64MiB] [-md] [-work dir]
 package retention
 
 import (
@@ -71,6 +71,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fl.StringVar(&soakLimit, "soak-limit", "64MiB", "retention bytes of the soak's topic")
 	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
 	fl.BoolVar(&c.md, "md", false, "print the table as Markdown")
+	fl.String("bin", "bin", "unused (make bench gives every subcommand the directory of the built binaries; this one runs the bus in process)")
 	if code, ok := benchkit.Parse(fl, args); !ok {
 		return code
 	}
