@@ -178,9 +178,10 @@ time and original headers; the dead-letter headers (culvert.*) are removed and
 culvert.replayed names the dead letter ("orders.dlq@17").
 
 --where EXPR (jq, on the value, as a connector's --filter) replays only the dead
-letters it keeps; --map EXPR (jq, as --map) fixes each value first. A dead
-letter the expressions fail on stops the replay there (exit 1): what came
-before it is replayed, and the next replay starts at it.
+letters it keeps (a value that is not JSON is left out); --map EXPR (jq, as
+--map) fixes each value first. A dead letter that --map (or an error of --where)
+fails on stops the replay there (exit 1): what came before it is replayed, and
+the next replay starts at it.
 
 The replay reads as the consumer group --group (default culvert-replay) and
 stores how far it got with the records it publishes (in the same transaction
@@ -392,7 +393,8 @@ func compileStep(kind transform.Kind, expr, flag string) (*transform.Chain, erro
 	}
 	c, err := transform.Compile(steps)
 	if err != nil {
-		return nil, usagef("%s: %v", flag, err)
+		// The error names the step by its connector flag (--filter).
+		return nil, usagef("%s", strings.Replace(err.Error(), kind.Flag(), flag, 1))
 	}
 	return c, nil
 }
