@@ -384,13 +384,16 @@ func (b *Bus) forget(topic string) {
 }
 
 // topicEnd returns the id and next offset of topic, creating it when
-// needed; a cached id of a topic deleted since is looked up again.
+// needed; a cached id that is no longer topic's (deleted since) is looked
+// up again.
 func (b *Bus) topicEnd(ctx context.Context, q queryer, topic string) (id, next int64, err error) {
 	for try := 0; ; try++ {
 		if id, err = b.topicID(ctx, q, topic); err != nil {
 			return 0, 0, err
 		}
-		err = q.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=?`, id).Scan(&next)
+		// By id and name: a cached id can be a topic's whose creation rolled
+		// back, which another topic may have since.
+		err = q.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=? AND name=?`, id, topic).Scan(&next)
 		if errors.Is(err, sql.ErrNoRows) && try == 0 {
 			b.forget(topic)
 			continue
