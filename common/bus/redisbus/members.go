@@ -81,8 +81,9 @@ func (s *subscription) absent(ctx context.Context) error {
 // liveMembers returns the consumer names of the live members of topic's
 // groups, by group, in consumer order.
 func (b *Bus) liveMembers(ctx context.Context, topic string) (map[string][]string, error) {
-	ms, err := b.rdb.ZRangeByScore(ctx, b.MembersKey(topic), &goredis.ZRangeBy{
-		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf",
+	ms, err := b.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: b.MembersKey(topic), ByScore: true,
+		Start: strconv.FormatInt(time.Now().UnixMilli(), 10), Stop: "+inf",
 	}).Result()
 	if err != nil {
 		return nil, b.wrap(err, "reading the members of the groups of topic %q", topic)
