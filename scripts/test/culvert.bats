@@ -157,6 +157,11 @@ check_produce_consume() {
 	done
 	[ "$(cat "$T/follow.out")" = $'x\ny' ]
 	stop_cleanly "$pid" "$T/follow.err"
+	# A closed pipe (head) ends consume with 0.
+	seq 1 100000 | c "$b" produce big
+	run bash -c '"$0" --bus "$1" consume big | head -1; exit "${PIPESTATUS[0]}"' "$C" "$b"
+	[ "$status" -eq 0 ]
+	[ "$output" = 1 ]
 	# consume's own groups are gone.
 	[ "$(c "$b" groups list -o json)" = "[]" ]
 	refused '"nope"' --bus "$b" consume nope
