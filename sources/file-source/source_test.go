@@ -683,3 +683,58 @@ func TestFollowTruncation(t *testing.T) {
 		t.Fatalf("position after truncation %d, want 4", last.Offset)
 	}
 }
+
+// starts returns, for each batch with records, whether it said it starts a
+// stream (Batch.Start), and its first value.
+func starts(batches []connector.Batch) []string {
+	var out []string
+	for _, b := range batches {
+		if len(b.Records) > 0 {
+			out = append(out, fmt.Sprintf("%s:%v", b.Records[0].Value, b.Start))
+		}
+	}
+	return out
+}
+
+// The batch that holds the first line of a file says it starts a stream,
+// so that --format csv reads that file's header row: at first, for a file
+// replaced or truncated since the saved position, and on truncation while
+// following; a resume mid-file does not.
+func TestBatchStartMarksTheFirstLineOfEachFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in")
+	writeFile(t, path, "h1\na\n")
+	ctx := testContext(t, 10*time.Second)
+	opts := testOptions(path)
+	res := readToEOF(t, ctx, openSource(t, ctx, opts, nil))
+	connectortest.Equal(t, "first run", starts(res.batches), []string{"h1:true"})
+	saved := res.batches[len(res.batches)-1].Position
+
+	appendFile(t, path, "b\n")
+	again := readToEOF(t, ctx, openSource(t, ctx, opts, saved))
+	connectortest.Equal(t, "resumed mid-file", starts(again.batches), []string{"b:false"})
+
+	writeFile(t, path, "h2\n") // truncated: shorter than the saved position
+	again = readToEOF(t, ctx, openSource(t, ctx, opts, again.batches[len(again.batches)-1].Position))
+	connectortest.Equal(t, "truncated since", starts(again.batches), []string{"h2:true"})
+
+	// Following: lines, then a truncation to fewer bytes and new lines.
+	writeFile(t, path, "h2\nlonger line\n")
+	opts.Follow = true
+	s := openSource(t, ctx, opts, nil)
+	var got []connector.Batch
+	read := func(n int) {
+		for have := 0; have < n; {
+			b, err := s.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			have += len(b.Records)
+			got = append(got, b)
+		}
+	}
+	read(2)
+	writeFile(t, path, "h3\n")
+	read(1)
+	connectortest.Equal(t, "following a truncation", starts(got), []string{"h2:true", "h3:true"})
+}
