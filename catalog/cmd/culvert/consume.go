@@ -155,18 +155,23 @@ const produceBatch = 4096
 func (a *app) produceCommand() *cobra.Command {
 	var key string
 	var hdrs []string
+	var out output
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC",
 		Short: "Publish each line of standard input as a record of a topic",
 		Long: `Publish each line of standard input (without its newline) as a record of a
 topic, created if missing. Lines that arrive together are published together;
 each publish returns once the bus has the records durably. --key gives every
-record that key, --header adds headers.`,
+record that key, --header adds headers. It prints nothing, or with -o json
+{"topic", "records"}.`,
 		Example: `  echo '{"order_id":"o-1"}' | culvert produce orders --key o-1
   culvert produce orders < orders.jsonl`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, topic := cmd.Context(), args[0]
+			if err := out.check(); err != nil {
+				return err
+			}
 			if err := checkTopicName(topic); err != nil {
 				return err
 			}
@@ -187,12 +192,19 @@ record that key, --header adds headers.`,
 				if err != nil {
 					return fmt.Errorf("producing to %q after %d records: %w", topic, n, err)
 				}
+				if out.json() {
+					return writeJSON(a.stdout, struct {
+						Topic   string `json:"topic"`
+						Records int64  `json:"records"`
+					}{topic, n})
+				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the key of every record (default: none)")
 	cmd.Flags().StringArrayVar(&hdrs, "header", nil, "a header NAME=VALUE of every record (repeatable)")
+	out.flag(cmd)
 	return cmd
 }
 

@@ -67,7 +67,9 @@ func groupsJSON(t *testing.T, dir string, args ...string) []bus.GroupInfo {
 
 func TestProduceAndConsume(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bus")
-	ok(t, dir, "{\"n\":1}\nplain text\n{\"n\":3}\n", "produce", "orders", "--key", "k1", "--header", "h=v")
+	if got := ok(t, dir, "{\"n\":1}\nplain text\n{\"n\":3}\n", "produce", "orders", "--key", "k1", "--header", "h=v", "-o", "json"); got != "{\n  \"topic\": \"orders\",\n  \"records\": 3\n}\n" {
+		t.Fatalf("produce -o json: %q", got)
+	}
 	if got := ok(t, dir, "", "consume", "orders"); got != "{\"n\":1}\nplain text\n{\"n\":3}\n" {
 		t.Fatalf("consume: %q", got)
 	}
@@ -127,7 +129,9 @@ func TestConsumeFromTime(t *testing.T) {
 
 func TestTopics(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bus")
-	ok(t, dir, "", "topics", "create", "t1", "--retention-age", "2d", "--retention-bytes", "64MiB")
+	if got := ok(t, dir, "", "topics", "create", "t1", "--retention-age", "2d", "--retention-bytes", "64MiB", "-o", "json"); !strings.Contains(got, `"name": "t1"`) {
+		t.Fatalf("topics create -o json: %s", got)
+	}
 	refused(t, dir, "exists", "topics", "create", "t1")
 	ok(t, dir, "a\nb\n", "produce", "t1")
 	var d topicDescription
@@ -137,8 +141,7 @@ func TestTopics(t *testing.T) {
 	if d.Name != "t1" || d.Records != 2 || d.Retention != (bus.TopicConfig{RetentionAge: 48 * time.Hour, RetentionBytes: 64 << 20}) {
 		t.Fatalf("describe: %+v", d)
 	}
-	ok(t, dir, "", "topics", "alter", "t1", "--retention-bytes", "unlimited")
-	if err := json.Unmarshal([]byte(ok(t, dir, "", "topics", "describe", "t1", "-o", "json")), &d); err != nil {
+	if err := json.Unmarshal([]byte(ok(t, dir, "", "topics", "alter", "t1", "--retention-bytes", "unlimited", "-o", "json")), &d); err != nil {
 		t.Fatal(err)
 	}
 	if d.Retention != (bus.TopicConfig{RetentionAge: 48 * time.Hour, RetentionBytes: -1}) {
@@ -152,7 +155,9 @@ func TestTopics(t *testing.T) {
 	refused(t, dir, "--retention-age", "topics", "alter", "t1", "--retention-age", "soon")
 	refused(t, dir, `"nope"`, "topics", "describe", "nope")
 	refused(t, dir, `"nope"`, "topics", "delete", "nope")
-	ok(t, dir, "", "topics", "delete", "t1")
+	if got := ok(t, dir, "", "topics", "delete", "t1", "-o", "json"); !strings.Contains(got, `"deleted": true`) {
+		t.Fatalf("topics delete -o json: %s", got)
+	}
 	var all []bus.TopicInfo
 	if err := json.Unmarshal([]byte(ok(t, dir, "", "topics", "list", "-o", "json")), &all); err != nil || len(all) != 0 {
 		t.Fatalf("after delete: %s (%v)", ok(t, dir, "", "topics", "list", "-o", "json"), err)
@@ -201,7 +206,9 @@ func TestGroupsResetAndActiveMembers(t *testing.T) {
 	if gs = groupsJSON(t, dir, "groups", "list", "--topic", "t"); len(gs) != 1 || gs[0].Partitions[0].Committed != 0 {
 		t.Fatalf("after --to-earliest: %+v", gs)
 	}
-	ok(t, dir, "", "groups", "delete", "g", "--topic", "t")
+	if got := ok(t, dir, "", "groups", "delete", "g", "--topic", "t", "-o", "json"); !strings.Contains(got, `"group": "g"`) {
+		t.Fatalf("groups delete -o json: %s", got)
+	}
 	refused(t, dir, `"g"`, "groups", "describe", "g")
 }
 

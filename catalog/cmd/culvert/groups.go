@@ -259,11 +259,15 @@ func (a *app) groupsReset() *cobra.Command {
 func (a *app) groupsDelete() *cobra.Command {
 	var topic string
 	var force bool
+	var out output
 	cmd := &cobra.Command{
 		Use:   "delete GROUP --topic TOPIC",
 		Short: "Forget a group's offsets on a topic (refused while the group has an active member, unless --force)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			if topic == "" {
 				return usagef("--topic: required (a group's offsets are per topic)")
 			}
@@ -278,6 +282,9 @@ func (a *app) groupsDelete() *cobra.Command {
 					}
 					return groupErr(topic, group, err)
 				}
+				if out.json() {
+					return writeJSON(a.stdout, deletion{Topic: topic, Group: group, Deleted: true})
+				}
 				_, err := fmt.Fprintf(a.stdout, "deleted group %s on topic %s\n", group, topic)
 				return err
 			})
@@ -285,5 +292,6 @@ func (a *app) groupsDelete() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "the topic whose offsets are forgotten (required)")
 	cmd.Flags().BoolVar(&force, "force", false, "delete even while the group has an active member")
+	out.flag(cmd)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -153,11 +154,15 @@ func (r *retentionFlags) config() (bus.TopicConfig, error) {
 
 func (a *app) topicsCreate() *cobra.Command {
 	var ret retentionFlags
+	var out output
 	cmd := &cobra.Command{
 		Use:   "create TOPIC",
 		Short: "Create a topic (retention: the bus's default unless given)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			cfg, err := ret.config()
 			if err != nil {
 				return err
@@ -165,9 +170,13 @@ func (a *app) topicsCreate() *cobra.Command {
 			if err := checkTopicName(args[0]); err != nil {
 				return err
 			}
-			return a.withBus(cmd.Context(), func(_ bus.Bus, adm bus.Admin) error {
-				if err := adm.CreateTopic(cmd.Context(), args[0], cfg); err != nil {
+			ctx := cmd.Context()
+			return a.withBus(ctx, func(_ bus.Bus, adm bus.Admin) error {
+				if err := adm.CreateTopic(ctx, args[0], cfg); err != nil {
 					return topicErr(args[0], err)
+				}
+				if out.json() {
+					return a.topicJSON(ctx, adm, args[0])
 				}
 				_, err := fmt.Fprintf(a.stdout, "created topic %s\n", args[0])
 				return err
@@ -175,7 +184,27 @@ func (a *app) topicsCreate() *cobra.Command {
 		},
 	}
 	ret.bind(cmd)
+	out.flag(cmd)
 	return cmd
+}
+
+// topicJSON prints what adm says of topic, for -o json.
+func (a *app) topicJSON(ctx context.Context, adm bus.Admin, topic string) error {
+	ti, err := adm.Topic(ctx, topic)
+	if err != nil {
+		return topicErr(topic, err)
+	}
+	if ti.Groups == nil {
+		ti.Groups = []string{}
+	}
+	return writeJSON(a.stdout, ti)
+}
+
+// deletion is what a delete prints with -o json.
+type deletion struct {
+	Topic   string `json:"topic"`
+	Group   string `json:"group,omitempty"`
+	Deleted bool   `json:"deleted"`
 }
 
 // checkTopicName refuses a name no backend can hold.
@@ -188,11 +217,15 @@ func checkTopicName(name string) error {
 
 func (a *app) topicsAlter() *cobra.Command {
 	var ret retentionFlags
+	var out output
 	cmd := &cobra.Command{
 		Use:   "alter TOPIC --retention-age D | --retention-bytes N",
 		Short: "Change a topic's retention (what is not given stays)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			cfg, err := ret.config()
 			if err != nil {
 				return err
@@ -205,6 +238,9 @@ func (a *app) topicsAlter() *cobra.Command {
 				if err := adm.AlterTopic(ctx, args[0], cfg); err != nil {
 					return topicErr(args[0], err)
 				}
+				if out.json() {
+					return a.topicJSON(ctx, adm, args[0])
+				}
 				ti, err := adm.Topic(ctx, args[0])
 				if err != nil {
 					return topicErr(args[0], err)
@@ -215,16 +251,21 @@ func (a *app) topicsAlter() *cobra.Command {
 		},
 	}
 	ret.bind(cmd)
+	out.flag(cmd)
 	return cmd
 }
 
 func (a *app) topicsDelete() *cobra.Command {
 	var force bool
+	var out output
 	cmd := &cobra.Command{
 		Use:   "delete TOPIC",
 		Short: "Delete a topic, its records and its groups' offsets (refused while a group has an active member, unless --force)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			ctx, topic := cmd.Context(), args[0]
 			return a.withBus(ctx, func(_ bus.Bus, adm bus.Admin) error {
 				if err := adm.DeleteTopic(ctx, topic, force); err != nil {
@@ -233,11 +274,15 @@ func (a *app) topicsDelete() *cobra.Command {
 					}
 					return topicErr(topic, err)
 				}
+				if out.json() {
+					return writeJSON(a.stdout, deletion{Topic: topic, Deleted: true})
+				}
 				_, err := fmt.Fprintf(a.stdout, "deleted topic %s\n", topic)
 				return err
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "delete even while a group has an active member")
+	out.flag(cmd)
 	return cmd
 }
