@@ -33,7 +33,7 @@ func (s State) String() string {
 }
 
 // ErrorStages are the stages culvert_errors_total counts errors of.
-var ErrorStages = []string{"read", "transform", "publish", "poll", "write", "sink", "commit"}
+var ErrorStages = []string{"read", "decode", "transform", "encode", "publish", "poll", "write", "sink", "commit"}
 
 // Labels identify a connector in every metric. They never carry option
 // values, so no secret reaches /metrics.
@@ -102,7 +102,7 @@ func NewMetrics(l Labels) *Metrics {
 	m.retries = counter("retries_total", "Retries of a failed bus publish, sink write or commit.")
 	m.reconnects = counter("reconnects_total", "Connections re-established to the outside system or the bus.")
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "culvert", Name: "errors_total",
-		Help: "Errors by stage: failed records (transform, sink) and failed attempts (read, publish, write, commit).", ConstLabels: constLabels}, []string{"stage"})
+		Help: "Errors by stage: failed records (decode, transform, encode, sink) and failed attempts (read, publish, write, commit).", ConstLabels: constLabels}, []string{"stage"})
 	m.reg.MustRegister(m.errors)
 	for _, stage := range ErrorStages {
 		m.errors.WithLabelValues(stage)
