@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("catalog", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	binDir := fset.String("bin", "bin", "directory holding the built connector binaries (*-source, *-sink)")
-	outDir := fset.String("out", "catalog", "directory to write catalog.json and README.md into")
+	outDir := fset.String("out", "catalog", "directory to write catalog.json, README.md and the static site (site/) into")
 	check := fset.Bool("check", false, "write nothing; exit 1 if the files in -out are not what would be generated")
 	fset.Usage = func() {
 		fmt.Fprintf(fset.Output(), "usage: catalog [-bin dir] [-out dir] [-check]\n")
@@ -122,13 +122,17 @@ func checkFiles(dir string, files []file) ([]string, error) {
 	return stale, nil
 }
 
-// writeFiles writes the generated files into dir, creating it if needed.
+// writeFiles writes the generated files into dir, creating it (and the
+// directories of files such as site/index.html) if needed.
 func writeFiles(dir string, files []file) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating output directory: %w", err)
 	}
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("creating directory of %s: %w", path, err)
+		}
 		if err := os.WriteFile(path, f.content, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
+
+	"github.com/culvert-dev/culvert/catalog/serve/ui"
 )
 
 // file is one generated file: its name inside the output directory and its
@@ -166,17 +169,30 @@ func (d defs) typeName(raw json.RawMessage, depth int) string {
 	return name + " (" + enum + ")"
 }
 
-// render generates catalog.json and README.md for conns, which are sorted by
-// name.
+// siteDir is the directory, inside the output directory, of the static
+// catalog site.
+const siteDir = "site"
+
+// render generates catalog.json, README.md and the static site (site/, the
+// web console's catalog pages reading catalog.json) for conns, which are
+// sorted by name.
 func render(conns []connector) ([]file, error) {
 	cat, err := renderJSON(conns)
 	if err != nil {
 		return nil, err
 	}
-	return []file{
+	site, err := ui.Site(cat)
+	if err != nil {
+		return nil, fmt.Errorf("building the static site: %w", err)
+	}
+	files := []file{
 		{name: "catalog.json", content: cat},
 		{name: "README.md", content: renderREADME(conns)},
-	}, nil
+	}
+	for _, f := range site {
+		files = append(files, file{name: path.Join(siteDir, f.Name), content: f.Content})
+	}
+	return files, nil
 }
 
 // renderJSON encodes {"connectors": [...]} with two-space indentation. Each

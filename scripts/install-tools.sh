@@ -2,8 +2,9 @@
 # Installs what the tests and benchmarks need when it is missing, from
 # Debian's packages: bats (bats-core), jq, gcc (for the race detector), curl,
 # wrk (HTTP load), amqp-tools (amqp-publish, amqp-consume),
-# mosquitto-clients (mosquitto_pub, mosquitto_sub) and miller (mlr, the
-# independent CSV tool of scripts/test/formats.bats and bench csv).
+# mosquitto-clients (mosquitto_pub, mosquitto_sub), miller (mlr, the
+# independent CSV tool of scripts/test/formats.bats and bench csv) and
+# chromium (the headless browser of the web console's tests, catalog/serve/ui).
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
@@ -14,6 +15,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v amqp-publish >/dev/null || missing+=(amqp-tools)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
+command -v chromium >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} with apt-get"
 sudo=""

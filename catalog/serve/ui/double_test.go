@@ -1,0 +1,238 @@
+package ui
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// apiDouble is a small stand-in for culvert serve's REST API, in Kafka
+// Connect's shapes, over the committed catalog: instances are entries in a
+// map whose state the actions set. It checks the console's side of the
+// protocol without processes; TestConsoleAgainstCulvertServe runs the same
+// scenario against the real supervisor.
+type apiDouble struct {
+	mu        sync.Mutex
+	plugins   []map[string]any
+	instances map[string]*doubleInstance
+}
+
+type doubleInstance struct {
+	config map[string]string
+	state  string
+}
+
+func newAPIDouble(t *testing.T) *httptest.Server {
+	var cat struct {
+		Connectors []map[string]any `json:"connectors"`
+	}
+	if err := json.Unmarshal(catalogJSON(t), &cat); err != nil {
+		t.Fatal(err)
+	}
+	d := &apiDouble{plugins: cat.Connectors, instances: map[string]*doubleInstance{}}
+	mux := http.NewServeMux()
+	mux.Handle(Prefix, Handler())
+	mux.HandleFunc("GET /connector-plugins", d.listPlugins)
+	mux.HandleFunc("PUT /connector-plugins/{class}/config/validate", d.validate)
+	mux.HandleFunc("GET /connectors", d.list)
+	mux.HandleFunc("POST /connectors", d.create)
+	mux.HandleFunc("GET /connectors/{name}", d.info)
+	mux.HandleFunc("GET /connectors/{name}/status", d.status)
+	mux.HandleFunc("PUT /connectors/{name}/pause", d.setState("PAUSED"))
+	mux.HandleFunc("PUT /connectors/{name}/resume", d.setState("RUNNING"))
+	mux.HandleFunc("POST /connectors/{name}/restart", d.setState("RUNNING"))
+	mux.HandleFunc("DELETE /connectors/{name}", d.delete)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func replyError(w http.ResponseWriter, code int, msg string) {
+	reply(w, code, map[string]any{"error_code": code, "message": msg})
+}
+
+func (d *apiDouble) plugin(class string) map[string]any {
+	for _, p := range d.plugins {
+		if p["name"] == class {
+			return p
+		}
+	}
+	return nil
+}
+
+// listPlugins answers Kafka Connect's class, type and version, plus the
+// metadata the console needs.
+func (d *apiDouble) listPlugins(w http.ResponseWriter, r *http.Request) {
+	var out []map[string]any
+	for _, p := range d.plugins {
+		out = append(out, map[string]any{"class": p["name"], "type": p["direction"], "version": p["version"],
+			"description": p["description"], "schema": p["schema"]})
+	}
+	reply(w, http.StatusOK, out)
+}
+
+// problems checks the required options and that the options exist.
+func (d *apiDouble) problems(config map[string]string) map[string]string {
+	p := d.plugin(config["connector.class"])
+	if p == nil {
+		return map[string]string{"connector.class": "unknown connector"}
+	}
+	schema := p["schema"].(map[string]any)
+	props := schema["properties"].(map[string]any)
+	out := map[string]string{}
+	for _, r := range schema["required"].([]any) {
+		if config[r.(string)] == "" {
+			out[r.(string)] = "required"
+		}
+	}
+	for k := range config {
+		if _, ok := props[k]; !ok && k != "connector.class" && k != "name" {
+			out[k] = "unknown option"
+		}
+	}
+	return out
+}
+
+func (d *apiDouble) validate(w http.ResponseWriter, r *http.Request) {
+	var config map[string]string
+	if err := json.NewDecoder(r.Body).Decode(&config); err != nil {
+		replyError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	probs := d.problems(config)
+	var configs []any
+	for k, v := range config {
+		errs := []string{}
+		if msg, ok := probs[k]; ok {
+			errs = append(errs, msg)
+		}
+		configs = append(configs, map[string]any{"definition": map[string]any{"name": k},
+			"value": map[string]any{"name": k, "value": v, "errors": errs, "visible": true}})
+	}
+	reply(w, http.StatusOK, map[string]any{"name": r.PathValue("class"), "error_count": len(probs), "groups": []string{}, "configs": configs})
+}
+
+func (d *apiDouble) create(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name   string            `json:"name"`
+		Config map[string]string `json:"config"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		replyError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.instances[req.Name]; ok {
+		replyError(w, http.StatusConflict, "Connector "+req.Name+" already exists")
+		return
+	}
+	for k, msg := range d.problems(req.Config) {
+		replyError(w, http.StatusBadRequest, k+": "+msg)
+		return
+	}
+	d.instances[req.Name] = &doubleInstance{config: req.Config, state: "RUNNING"}
+	reply(w, http.StatusCreated, map[string]any{"name": req.Name, "config": req.Config, "tasks": []any{}})
+}
+
+func (d *apiDouble) statusOf(name string, in *doubleInstance) map[string]any {
+	p := d.plugin(in.config["connector.class"])
+	return map[string]any{
+		"name":      name,
+		"connector": map[string]any{"state": in.state, "worker_id": "127.0.0.1:8083"},
+		"tasks":     []any{map[string]any{"id": 0, "state": in.state, "worker_id": "127.0.0.1:8083", "trace": "line 1\nline 2"}},
+		"type":      p["direction"],
+	}
+}
+
+func (d *apiDouble) list(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	expand := r.URL.Query()["expand"]
+	if len(expand) == 0 {
+		var names []string
+		for n := range d.instances {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		reply(w, http.StatusOK, names)
+		return
+	}
+	out := map[string]any{}
+	for n, in := range d.instances {
+		e := map[string]any{}
+		if slices.Contains(expand, "status") {
+			e["status"] = d.statusOf(n, in)
+		}
+		if slices.Contains(expand, "info") {
+			e["info"] = map[string]any{"name": n, "config": in.config, "tasks": []any{}, "type": d.plugin(in.config["connector.class"])["direction"]}
+		}
+		out[n] = e
+	}
+	reply(w, http.StatusOK, out)
+}
+
+func (d *apiDouble) find(w http.ResponseWriter, r *http.Request) (string, *doubleInstance) {
+	name := r.PathValue("name")
+	in := d.instances[name]
+	if in == nil {
+		replyError(w, http.StatusNotFound, "Connector "+name+" not found")
+	}
+	return name, in
+}
+
+func (d *apiDouble) info(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name, in := d.find(w, r); in != nil {
+		reply(w, http.StatusOK, map[string]any{"name": name, "config": in.config, "tasks": []any{}})
+	}
+}
+
+func (d *apiDouble) status(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name, in := d.find(w, r); in != nil {
+		reply(w, http.StatusOK, d.statusOf(name, in))
+	}
+}
+
+func (d *apiDouble) setState(state string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if _, in := d.find(w, r); in != nil {
+			in.state = state
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}
+}
+
+func (d *apiDouble) delete(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name, in := d.find(w, r); in != nil {
+		delete(d.instances, name)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// TestConsoleAgainstAPIDouble runs the browser scenario against apiDouble,
+// a stand-in for the REST API (no connector processes).
+func TestConsoleAgainstAPIDouble(t *testing.T) {
+	srv := newAPIDouble(t)
+	consoleScenario(t, srv.URL, t.TempDir())
+	if strings.TrimSpace(srv.URL) == "" {
+		t.Fatal("no server")
+	}
+}
