@@ -45,9 +45,7 @@ func consoleScenario(t *testing.T, base, dataDir string) {
 	b.waitText(`#err-topic`, "required")
 	b.screenshot("form-required")
 
-	// An option the API refuses (read_size below its minimum is caught in
-	// the page; an unknown on_error value cannot be chosen; the API's own
-	// check is seen with a duration it does not read).
+	// A value out of the schema's bounds is refused in the page.
 	b.run("filling the form", chromedp.SendKeys(chromedp.CSS(`#opt-path`), input),
 		chromedp.SendKeys(chromedp.CSS(`#opt-topic`), "ui-orders"),
 		chromedp.Click(chromedp.CSS(`#opt-follow`)),
@@ -57,17 +55,33 @@ func consoleScenario(t *testing.T, base, dataDir string) {
 	if s := b.text(`#err-path`); s != "" {
 		t.Errorf("path still has an error: %q", s)
 	}
+	// One only the connector can judge (a jq filter that does not compile)
+	// comes back from the validate endpoint, next to its field.
 	b.setValue(`#opt-read_size`, "")
+	b.run("opening the shared options", chromedp.Click(chromedp.CSS(`#shared-options summary`)),
+		chromedp.SendKeys(chromedp.CSS(`#opt-filter`), ".["),
+		chromedp.Click(chromedp.CSS(`#create-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#err-filter div`)))
+	if s := b.text(`#err-read_size`); s != "" {
+		t.Errorf("read_size still has an error: %q", s)
+	}
+	b.screenshot("form-invalid-filter")
+	b.setValue(`#opt-filter`, ".n > 0")
 	b.run("submitting", chromedp.Click(chromedp.CSS(`#create-submit`)))
 
 	// Created: the instance's page shows it RUNNING.
 	b.waitText(`#instance-state`, "RUNNING")
+	// Its figures (from the connector's /status) and its last log lines.
+	b.waitText(`#figures [data-figure="records in"]`, "2")
+	b.waitText(`#figures [data-figure="dead letters"]`, "0")
+	b.run("waiting for log lines", chromedp.Poll[chromedp.Void](`(() => { const t = document.querySelector('#instance-log').textContent; return t !== '' && t !== '(no log lines)'; })()`))
 	b.screenshot("instance-running")
 
 	// The list, refreshed live.
 	row := `tr[data-instance="ui-orders"]`
 	b.run("opening the list", chromedp.Navigate(base+"/ui/#/instances"), chromedp.WaitVisible(chromedp.CSS(row)))
 	b.waitText(row+` .state`, "RUNNING")
+	b.waitText(row+` .dead`, "0")
 	b.run("pausing", chromedp.Click(chromedp.CSS(row+` [data-action=pause]`)))
 	b.waitText(row+` .state`, "PAUSED")
 	b.screenshot("instances-paused")

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -28,32 +29,87 @@ var files = func() fs.FS {
 	return sub
 }()
 
+// CatalogFunc returns the metadata of every connector the supervisor can
+// run, each as `<connector> metadata` prints it (name, direction, version,
+// description, schema).
+type CatalogFunc func(ctx context.Context) ([]json.RawMessage, error)
+
+// Option configures Handler.
+type Option func(*handler)
+
+// WithCatalog makes Handler serve GET /ui/catalog.json, {"connectors": [...]}
+// as catalog/catalog.json has it, from f. The console reads the catalog
+// from it: Kafka Connect's GET /connector-plugins names the plugins only, and
+// its config definitions lack the connectors' descriptions and the options'
+// enums, bounds and order. Without it the console makes do with those.
+func WithCatalog(f CatalogFunc) Option {
+	return func(h *handler) { h.catalog = f }
+}
+
+type handler struct {
+	files   http.Handler
+	catalog CatalogFunc
+}
+
 // Handler serves the console under Prefix: GET /ui/ is the page, /ui/app.js
-// and /ui/style.css what it loads. /ui is redirected to /ui/. Mount it on the
-// supervisor's mux with mux.Handle(ui.Prefix, ui.Handler()) (and "/ui" for
-// the redirect). The files hold no secret: they need no token.
-func Handler() http.Handler {
-	fileServer := http.StripPrefix(Prefix, http.FileServerFS(files))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+// and /ui/style.css what it loads, and /ui/catalog.json the catalog when
+// WithCatalog is given. /ui is redirected to /ui/. Mount it on the
+// supervisor's mux with mux.Handle(ui.Prefix, ui.Handler(...)). The files
+// hold no secret; catalog.json holds what GET /connector-plugins/{type}/config
+// gives.
+func Handler(opts ...Option) http.Handler {
+	h := &handler{files: http.StripPrefix(Prefix, http.FileServerFS(files))}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == strings.TrimSuffix(Prefix, "/") {
+		http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, Prefix) {
+		http.NotFound(w, r)
+		return
+	}
+	// The page is small and changes with the binary: no stale copies.
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
+	if r.URL.Path == Prefix+"catalog.json" && h.catalog != nil {
+		h.serveCatalog(w, r)
+		return
+	}
+	h.files.ServeHTTP(w, r)
+}
+
+// serveCatalog answers {"connectors": [...]} with the metadata CatalogFunc
+// gives, in Kafka Connect's error shape when it fails.
+func (h *handler) serveCatalog(w http.ResponseWriter, r *http.Request) {
+	metas, err := h.catalog(r.Context())
+	if err == nil {
+		var b []byte
+		if metas == nil {
+			metas = []json.RawMessage{}
+		}
+		b, err = json.Marshal(map[string][]json.RawMessage{"connectors": metas})
+		if err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(b)
 			return
 		}
-		if r.URL.Path == strings.TrimSuffix(Prefix, "/") {
-			http.Redirect(w, r, Prefix, http.StatusMovedPermanently)
-			return
-		}
-		if !strings.HasPrefix(r.URL.Path, Prefix) {
-			http.NotFound(w, r)
-			return
-		}
-		// The page is small and changes with the binary: no stale copies.
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
-		fileServer.ServeHTTP(w, r)
-	})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusInternalServerError)
+	json.NewEncoder(w).Encode(map[string]any{"error_code": http.StatusInternalServerError, "message": "reading the connectors' metadata: " + err.Error()})
 }
 
 // contentSecurityPolicy lets the page load only its own files and talk only

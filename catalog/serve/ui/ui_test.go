@@ -2,7 +2,9 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -127,4 +129,26 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestHandlerServesTheCatalog(t *testing.T) {
+	metas := []json.RawMessage{json.RawMessage(`{"name":"b-sink","direction":"sink","version":"1","description":"B.","schema":{"type":"object","properties":{"z":{"type":"string"},"a":{"type":"string"}}}}`)}
+	h := Handler(WithCatalog(func(ctx context.Context) ([]json.RawMessage, error) { return metas, nil }))
+	res := get(t, h, http.MethodGet, "/ui/catalog.json")
+	body, _ := io.ReadAll(res.Body)
+	want := `{"connectors":[` + string(metas[0]) + `]}`
+	if res.StatusCode != http.StatusOK || string(body) != want || res.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("GET /ui/catalog.json: %d %q\n%s\nwant %s", res.StatusCode, res.Header.Get("Content-Type"), body, want)
+	}
+
+	h = Handler(WithCatalog(func(ctx context.Context) ([]json.RawMessage, error) { return nil, errors.New("no binaries") }))
+	res = get(t, h, http.MethodGet, "/ui/catalog.json")
+	body, _ = io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `"message":"reading the connectors' metadata: no binaries"`) {
+		t.Errorf("failing catalog: %d %s", res.StatusCode, body)
+	}
+	// Without WithCatalog there is none: the page falls back on the plugins' config.
+	if res := get(t, Handler(), http.MethodGet, "/ui/catalog.json"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /ui/catalog.json without a catalog: %d, want 404", res.StatusCode)
+	}
 }

@@ -120,30 +120,31 @@
     return catalogPromise;
   }
 
-  // pluginsCatalog reads GET /connector-plugins. A plugin that does not carry
-  // its JSON Schema (Kafka Connect's list has only class, type and version)
-  // gets it from GET /connector-plugins/{class}/config, Kafka Connect's list
-  // of config definitions.
+  // pluginsCatalog reads the connectors' metadata from catalog.json beside
+  // the page (culvert serve's ui.WithCatalog). Without it, it reads Kafka
+  // Connect's GET /connector-plugins and, for a plugin that does not carry
+  // its JSON Schema there, GET /connector-plugins/{class}/config, the config
+  // definitions.
   async function pluginsCatalog() {
+    try {
+      const cat = await api('GET', 'catalog.json');
+      if (cat && Array.isArray(cat.connectors)) return cat.connectors;
+    } catch (e) {
+      if (e.status !== 404) throw e;
+    }
     const plugins = await api('GET', '/connector-plugins');
-    const list = Array.isArray(plugins) ? plugins : (plugins && (plugins.connectors || plugins.plugins)) || [];
+    const list = Array.isArray(plugins) ? plugins : [];
     const out = await Promise.all(list.map(async (p) => {
-      const meta = p.metadata || {};
       const c = {
-        name: p.name || meta.name || p.class,
-        direction: p.direction || meta.direction || p.type,
-        version: p.version || meta.version || '',
-        description: p.description || meta.description || '',
-        schema: p.schema || meta.schema || null,
+        name: p.name || p.class,
+        direction: p.direction || p.type,
+        version: p.version || '',
+        description: p.description || '',
+        schema: p.schema || null,
       };
       if (!c.schema) {
-        try {
-          c.schema = configDefsSchema(await api('GET', '/connector-plugins/' + encodeURIComponent(c.name) + '/config'));
-        } catch (e) {
-          c.schema = { type: 'object', properties: {} };
-        }
+        c.schema = configDefsSchema(await api('GET', '/connector-plugins/' + encodeURIComponent(c.name) + '/config'));
       }
-      if (!c.description) c.description = c.schema.description || '';
       return c;
     }));
     out.sort((a, b) => a.name.localeCompare(b.name));
@@ -157,6 +158,7 @@
     const schema = { type: 'object', properties: {}, required: [] };
     for (const d of Array.isArray(defs) ? defs : []) {
       const def = d.definition || d;
+      if (def.name === 'connector.class' || def.name === 'name') continue; // the form has its own
       const t = String(def.type || '').toUpperCase();
       const p = { type: types[t] || (t === 'LIST' ? 'array' : 'string'), description: def.documentation || '' };
       if (p.type === 'array') p.items = { type: 'string' };
@@ -470,14 +472,24 @@
     return n > 0;
   }
 
-  // blame puts a 400's message next to the option it names: messages start
-  // with the option ("topic: required") or quote it.
+  // blame puts the lines of a 400's message next to the options they name:
+  // "Connector configuration is invalid and contains the following 2
+  // error(s):\ntopic: required\n..." (or one "option: problem" line).
   function blame(msg, fields, fail) {
-    const names = fields.map((f) => f.option.name).sort((a, b) => b.length - a.length);
-    const lead = /^\s*(?:invalid config(?:uration)?:\s*)?([A-Za-z0-9_.-]+):/i.exec(msg);
-    let key = lead && (names.includes(lead[1]) || lead[1] === 'name') ? lead[1] : '';
-    if (!key) key = names.find((n) => new RegExp('(^|[^A-Za-z0-9_])(--)?' + n.replace(/[.]/g, '\\.').replace(/_/g, '[_-]') + '([^A-Za-z0-9_]|$)').test(msg)) || '';
-    fail(key, msg);
+    const names = new Set(fields.map((f) => f.option.name).concat(['name']));
+    const key = (k) => k.replace(/[.-]/g, '_');
+    const rest = [];
+    let placed = 0;
+    for (const line of String(msg).split('\n')) {
+      const m = /^\s*([A-Za-z0-9_.-]+):\s*(.+)$/.exec(line);
+      if (m && names.has(key(m[1]))) {
+        fail(key(m[1]), m[2]);
+        placed++;
+      } else if (line.trim()) {
+        rest.push(line.trim());
+      }
+    }
+    if (!placed || rest.length > 1) fail('', rest.join(' '));
   }
 
   // ---- pages: instances --------------------------------------------------
@@ -676,7 +688,7 @@
       const items = [['connector', v.cls], ['records in', fmt(v.m.recIn)], ['records out', fmt(v.m.recOut)],
         ['in/s', fmt(v.m.inRate, 1)], ['out/s', fmt(v.m.outRate, 1)], ['lag', fmt(v.m.lag)], ['dead letters', fmt(v.m.dead)]];
       figures.replaceChildren(...items.flatMap(([k, val]) => [h('dt', null, k), h('dd', { dataset: { figure: k } }, val)]));
-      trace.textContent = v.trace || '(no log lines)';
+      trace.textContent = (await logLines(name)) || v.trace || '(no log lines)';
       if (!configShown && entry.info && entry.info.config) {
         configShown = true;
         config.replaceChildren(h('tbody', null, Object.entries(entry.info.config).map(([k, val]) => h('tr', null, h('td', null, code(k)), h('td', null, val)))));
@@ -684,6 +696,23 @@
       updated.textContent = 'updated ' + new Date().toLocaleTimeString();
     };
     startPolling(refresh);
+  }
+
+  // logLines reads the instance's last log lines from culvert serve's
+  // GET /connectors/{name}/logs; a server without it has only the status
+  // trace (given when the instance failed).
+  let noLogs = false;
+  async function logLines(name) {
+    if (noLogs) return '';
+    try {
+      const res = await api('GET', '/connectors/' + encodeURIComponent(name) + '/logs?lines=50');
+      return ((res && res.lines) || []).join('\n');
+    } catch (e) {
+      // A 404 about the instance is the status's to report; another is a
+      // server without the endpoint.
+      if (e.status === 404 && !/^Connector /.test(e.message)) noLogs = true;
+      return '';
+    }
   }
 
   // ---- polling -----------------------------------------------------------
