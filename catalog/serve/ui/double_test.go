@@ -164,7 +164,7 @@ func (d *apiDouble) statusOf(name string, in *doubleInstance) map[string]any {
 		"tasks": []any{map[string]any{"id": 0, "state": in.state, "worker_id": "127.0.0.1:8083",
 			"metrics": map[string]any{"state": strings.ToLower(in.state), "uptime_s": 1.5,
 				"totals": map[string]any{"in": 2, "out": 2, "dead": 0}, "rates": map[string]any{"in_per_s": 1.3, "out_per_s": 1.3}}}},
-		"type":      p["direction"],
+		"type": p["direction"],
 	}
 }
 
