@@ -3,6 +3,7 @@ package connector
 import (
 	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
@@ -59,22 +60,53 @@ func checkStreams(dec format.Decoder, src Source) error {
 
 // decode runs the decoder over what the source read, in order: the
 // records that did not decode go to b.undecoded (dead letters of stage
-// "decode"), and a position is saved with the decoder's state.
-func decode(dec format.Decoder, b Batch) Batch {
+// "decode"), and a position is saved with the decoder's state. A batch
+// error of the decoder marked Transient is retried with backoff; another
+// is returned, and then nothing of b may be published.
+func (c *Config) decode(ctx context.Context, dec format.Decoder, b Batch) (Batch, error) {
 	if b.Start {
 		dec.Start()
 	}
-	var failed []format.Failure
 	if len(b.Records) > 0 {
-		b.Records, failed = dec.Decode(b.Records)
+		var ok []record.Record
+		var failed []format.Failure
+		err := c.retry(ctx, "decode", "decoding with --format "+c.Format.Name(), false, func() error {
+			var err error
+			ok, failed, err = dec.Decode(ctx, b.Records)
+			return err
+		})
+		if err != nil {
+			return b, fmt.Errorf("decoding with --format %s: %w", c.Format.Name(), err)
+		}
+		b.Records = ok
+		b.undecoded = rejectFailures(failed)
 	}
-	b.undecoded = rejectFailures(failed)
 	if b.Position != nil {
 		if st := dec.State(); st != nil {
 			b.Position = joinPosition(st, b.Position)
 		}
 	}
-	return b
+	return b, nil
+}
+
+// encode runs the sink's encoder over the transformed records: those that
+// did not encode are returned as dead letters (stage "encode"). A batch
+// error is as decode's.
+func (c *Config) encode(ctx context.Context, enc format.Encoder, recs []record.Record) ([]record.Record, []RejectedRecord, error) {
+	if len(recs) == 0 {
+		return recs, nil, nil
+	}
+	var ok []record.Record
+	var failed []format.Failure
+	err := c.retry(ctx, "encode", "encoding with --format "+c.Format.Name(), false, func() error {
+		var err error
+		ok, failed, err = enc.Encode(ctx, recs)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding with --format %s: %w", c.Format.Name(), err)
+	}
+	return ok, rejectFailures(failed), nil
 }
 
 // rejectFailures turns format failures into dead letters.

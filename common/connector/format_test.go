@@ -9,6 +9,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/format"
+	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 	"github.com/culvert-dev/culvert/common/transform"
 )
@@ -143,5 +144,86 @@ func TestRunSinkEncodesCSV(t *testing.T) {
 	stage, _ := dead[0].Header(connector.HeaderStage)
 	if string(stage) != "encode" || st.Dead != 2 || st.Out != 2 {
 		t.Fatalf("stage %q, stats %+v", stage, st)
+	}
+}
+
+// failing is a decoder and encoder that fails whole batches: transient
+// times with a transient error, then with err if set; else it passes.
+type failing struct {
+	transient int
+	err       error
+	calls     int
+}
+
+func (f *failing) fail() error {
+	f.calls++
+	if f.transient > 0 {
+		f.transient--
+		return connector.Transient(errors.New("registry unreachable"))
+	}
+	return f.err
+}
+func (f *failing) Decode(_ context.Context, recs []record.Record) ([]record.Record, []format.Failure, error) {
+	if err := f.fail(); err != nil {
+		return nil, nil, err
+	}
+	return recs, nil, nil
+}
+func (f *failing) Encode(ctx context.Context, recs []record.Record) ([]record.Record, []format.Failure, error) {
+	return f.Decode(ctx, recs)
+}
+func (f *failing) Start()                 {}
+func (f *failing) State() []byte          { return nil }
+func (f *failing) Restore([]byte) error   { return nil }
+func (f *failing) NeedsStreamStart() bool { return false }
+
+// A batch error of a format (a schema registry that does not answer) is
+// retried when transient; any other stops the connector, and nothing of
+// the batch is published, written or committed.
+func TestFormatBatchErrors(t *testing.T) {
+	b := openBus(t)
+	cfg := sourceConfig(nil)
+	dec := &failing{transient: 2}
+	cfg.Decoder = dec
+	if _, err := connector.RunSource(context.Background(), b, &fakeSource{batches: [][]string{{"1", "2"}}}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "1,2" || dec.calls != 3 {
+		t.Fatalf("after transient errors: topic has %s, %d calls", got, dec.calls)
+	}
+	cfg.Decoder = &failing{err: errors.New("unknown schema id 7")}
+	src := &fakeSource{batches: [][]string{{"3"}}}
+	_, err := connector.RunSource(context.Background(), b, src, cfg)
+	if err == nil || !strings.Contains(err.Error(), "decoding with --format json: unknown schema id 7") {
+		t.Fatalf("RunSource: %v", err)
+	}
+	if got := values(readAll(t, b, "t")); got != "1,2" || len(src.acks) != 1 || src.acks[0] == nil {
+		t.Fatalf("after a permanent error: topic has %s, acks %v", got, src.acks)
+	}
+
+	scfg := sinkConfig(nil)
+	enc := &failing{transient: 1}
+	scfg.Encoder = enc
+	snk := &fakeSink{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := connector.RunSink(ctx, b, snk, scfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, ","); got != "1,2" || enc.calls != 2 {
+		t.Fatalf("sink wrote %s, %d calls", got, enc.calls)
+	}
+	scfg.Group = "other"
+	scfg.Encoder = &failing{err: errors.New("subject orders-value not found")}
+	snk = &fakeSink{}
+	if _, err := connector.RunSink(ctx, b, snk, scfg); err == nil || !strings.Contains(err.Error(), "subject orders-value not found") {
+		t.Fatalf("RunSink: %v", err)
+	}
+	scfg.Encoder = nil
+	if _, err := connector.RunSink(ctx, b, snk, scfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(snk.written, ","); got != "1,2" {
+		t.Fatalf("after the failed run, group other wrote %s: its offset moved past records never written", got)
 	}
 }

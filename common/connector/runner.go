@@ -92,6 +92,8 @@ type SourceConfig struct {
 	// Linger is how long to wait for more records before a write that is
 	// not full.
 	Linger time.Duration
+	// Decoder decodes what the source read; nil is Format's.
+	Decoder format.Decoder
 }
 
 // Stats are a runner's totals: the counters its metrics keep.
@@ -148,7 +150,10 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	if p, ok := src.(Positioned); ok && p.PositionKey() != "" {
 		key = "source/" + cfg.Name + "/" + cfg.Topic + "/" + p.PositionKey()
 	}
-	dec := cfg.Format.NewDecoder()
+	dec := cfg.Decoder
+	if dec == nil {
+		dec = cfg.Format.NewDecoder()
+	}
 	if err := checkStreams(dec, src); err != nil {
 		return ctl.Metrics.Totals(), err
 	}
@@ -194,7 +199,17 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				return
 			}
 			batch, err := src.Read(readCtx)
-			batch = decode(dec, limitRecords(batch, cfg.RecordLimit()))
+			batch, derr := cfg.decode(readCtx, dec, limitRecords(batch, cfg.RecordLimit()))
+			if derr != nil {
+				// Nothing of a batch that did not decode is published.
+				if batch.Ack != nil {
+					batch.Ack(derr)
+				}
+				if err == nil || errors.Is(err, io.EOF) {
+					err = derr
+				}
+				batch = Batch{}
+			}
 			if len(batch.Records) > 0 {
 				// A pause that came while Read waited holds what it read;
 				// a stop hands it over all the same, to be published.
@@ -644,10 +659,12 @@ func handleMessages(ctx context.Context, b bus.Bus, snk Sink, enc format.Encoder
 		return err
 	}
 	dead = append(dead, more...)
-	var unencoded []format.Failure
-	out, unencoded = enc.Encode(out)
+	out, unencoded, err := cfg.encode(ctx, enc, out)
+	if err != nil {
+		return err // nothing of the batch is written or committed
+	}
 	m.AddErrors("encode", len(unencoded))
-	more, err = dl.handle("encode", nil, rejectFailures(unencoded))
+	more, err = dl.handle("encode", nil, unencoded)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -108,7 +109,7 @@ func (d *csvDecoder) Restore(state []byte) error {
 
 // Decode turns each record's value, one CSV row, into a JSON object; the
 // header row is consumed.
-func (d *csvDecoder) Decode(recs []record.Record) ([]record.Record, []Failure) {
+func (d *csvDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
 	out := recs[:0]
 	var failed []Failure
 	for i := range recs {
@@ -147,7 +148,7 @@ func (d *csvDecoder) Decode(recs []record.Record) ([]record.Record, []Failure) {
 		r.Value = v
 		out = append(out, r)
 	}
-	return out, failed
+	return out, failed, nil
 }
 
 // read parses one value as exactly one CSV row.
@@ -359,7 +360,7 @@ func (e *csvEncoder) Adopt(header []byte) error {
 }
 
 // Encode turns each value into one CSV row.
-func (e *csvEncoder) Encode(recs []record.Record) ([]record.Record, []Failure) {
+func (e *csvEncoder) Encode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
 	out := recs[:0]
 	var failed []Failure
 	for i := range recs {
@@ -372,7 +373,7 @@ func (e *csvEncoder) Encode(recs []record.Record) ([]record.Record, []Failure) {
 		r.Value = v
 		out = append(out, r)
 	}
-	return out, failed
+	return out, failed, nil
 }
 
 // kind names a JSON value in errors.

@@ -33,10 +33,13 @@
 //     magic byte and a schema id before the payload): a Decoder reads the
 //     schema id from each value, looks the schema up (once, then from a
 //     cache) and turns the payload into JSON; an Encoder registers or looks
-//     up the subject's schema and prefixes the id. A registry that is down
-//     is not a bad record: those formats will return it as a transient
-//     batch error, which the runner retries with backoff like a bus outage,
-//     rather than a Failure. Avro object container files (.avro) for
+//     up the subject's schema and prefixes the id (Decode and Encode take
+//     a context for those calls). A registry that is down is not a bad
+//     record: it is the batch error Decode and Encode return, marked
+//     retry.Transient, which the runner retries with backoff on the same
+//     records, like a bus outage; an unknown schema id is a Failure of its
+//     record; a subject that is missing where it must exist is an error
+//     that stops the connector. Avro object container files (.avro) for
 //     file-source and file-sink are a Headed encoder (the container header
 //     with the schema, written once per file) and a stateful decoder (the
 //     writer schema read from the file's header, kept with the position as

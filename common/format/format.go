@@ -1,6 +1,7 @@
 package format
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"slices"
@@ -136,8 +137,13 @@ type Failure struct {
 type Decoder interface {
 	// Decode decodes recs in place and returns those to publish (recs
 	// itself, shorter when the format consumed a record, such as a CSV
-	// header row) and those that did not decode, as delivered.
-	Decode(recs []record.Record) (ok []record.Record, failed []Failure)
+	// header row) and those that did not decode, as delivered. err says
+	// that the batch cannot be decoded now (a schema registry that does
+	// not answer): recs and the decoder's state are then as they were, an
+	// error marked retry.Transient is retried with backoff, on the same
+	// records, and any other stops the source. No format of this version
+	// returns one.
+	Decode(ctx context.Context, recs []record.Record) (ok []record.Record, failed []Failure, err error)
 	// Start says that the next record begins a new stream (a file read
 	// from its start): per-stream state, such as a CSV header row, starts
 	// over.
@@ -160,8 +166,10 @@ type Decoder interface {
 // serves one output, on one goroutine.
 type Encoder interface {
 	// Encode encodes the values of recs in place and returns those that
-	// encoded and those that did not, with the value they had.
-	Encode(recs []record.Record) (ok []record.Record, failed []Failure)
+	// encoded and those that did not, with the value they had. err is as
+	// Decoder.Decode's (a registry that refuses a schema, or does not
+	// answer); recs are then as they were.
+	Encode(ctx context.Context, recs []record.Record) (ok []record.Record, failed []Failure, err error)
 }
 
 // Headed is implemented by the encoders of formats whose files begin with
@@ -200,13 +208,17 @@ func (f *Format) NewEncoder() Encoder {
 // transform needs them to be JSON).
 type passDecoder struct{}
 
-func (passDecoder) Decode(recs []record.Record) ([]record.Record, []Failure) { return recs, nil }
-func (passDecoder) Start()                                                   {}
-func (passDecoder) State() []byte                                            { return nil }
-func (passDecoder) Restore([]byte) error                                     { return nil }
-func (passDecoder) NeedsStreamStart() bool                                   { return false }
+func (passDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
+	return recs, nil, nil
+}
+func (passDecoder) Start()                 {}
+func (passDecoder) State() []byte          { return nil }
+func (passDecoder) Restore([]byte) error   { return nil }
+func (passDecoder) NeedsStreamStart() bool { return false }
 
 // passEncoder is json's and bytes's: values are written as they are.
 type passEncoder struct{}
 
-func (passEncoder) Encode(recs []record.Record) ([]record.Record, []Failure) { return recs, nil }
+func (passEncoder) Encode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
+	return recs, nil, nil
+}

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -16,6 +17,24 @@ func recs(vals ...string) []record.Record {
 		out[i] = record.Record{Value: []byte(v), Offset: int64(i)}
 	}
 	return out
+}
+
+// decodeAll and encodeAll call Decode and Encode, which return no batch
+// error in this version.
+func decodeAll(d Decoder, rs []record.Record) ([]record.Record, []Failure) {
+	ok, failed, err := d.Decode(context.Background(), rs)
+	if err != nil {
+		panic(err)
+	}
+	return ok, failed
+}
+
+func encodeAll(e Encoder, rs []record.Record) ([]record.Record, []Failure) {
+	ok, failed, err := e.Encode(context.Background(), rs)
+	if err != nil {
+		panic(err)
+	}
+	return ok, failed
 }
 
 func mustNew(t *testing.T, o Options) *Format {
@@ -69,7 +88,7 @@ func TestCSVDecodeEdgeCases(t *testing.T) {
 	if !dec.NeedsStreamStart() {
 		t.Fatal("a CSV decoder reading a header row must need stream starts")
 	}
-	got := outcomes(dec.Decode(recs(in...)))
+	got := outcomes(decodeAll(dec, recs(in...)))
 	for i, c := range cases {
 		if got[int64(i)] != c.want {
 			t.Errorf("row %d %q:\n got %s\nwant %s", i+1, c.in, got[int64(i)], c.want)
@@ -84,7 +103,7 @@ func TestCSVDecodeEdgeCases(t *testing.T) {
 // dead-letter topic.
 func TestCSVFailureKeepsRawBytes(t *testing.T) {
 	dec := mustNew(t, Options{Format: CSV, CSVColumns: "a,b"}).NewDecoder()
-	ok, failed := dec.Decode(recs("1,2", "x,y,z", "3,4"))
+	ok, failed := decodeAll(dec, recs("1,2", "x,y,z", "3,4"))
 	if len(ok) != 2 || len(failed) != 1 || string(failed[0].Record.Value) != "x,y,z" || failed[0].Record.Offset != 1 {
 		t.Fatalf("ok %v failed %+v", ok, failed)
 	}
@@ -103,7 +122,7 @@ func TestCSVDelimiters(t *testing.T) {
 		if dec.NeedsStreamStart() {
 			t.Fatal("with --csv-columns there is no header row")
 		}
-		if got := outcomes(dec.Decode(recs(c.in)))[0]; got != c.want {
+		if got := outcomes(decodeAll(dec, recs(c.in)))[0]; got != c.want {
 			t.Errorf("%q with %q: got %s, want %s", c.in, c.delim, got, c.want)
 		}
 	}
@@ -114,10 +133,10 @@ func TestCSVDelimiters(t *testing.T) {
 func TestCSVStreamStartAndRestore(t *testing.T) {
 	f := mustNew(t, Options{Format: CSV})
 	dec := f.NewDecoder()
-	ok, _ := dec.Decode(recs("a,b", "1,2"))
+	ok, _ := decodeAll(dec, recs("a,b", "1,2"))
 	state := dec.State()
 	dec.Start()
-	ok2, _ := dec.Decode(recs("b,a", "1,2"))
+	ok2, _ := decodeAll(dec, recs("b,a", "1,2"))
 	if string(ok[0].Value) != `{"a":1,"b":2}` || string(ok2[0].Value) != `{"b":1,"a":2}` {
 		t.Fatalf("got %s and %s", ok[0].Value, ok2[0].Value)
 	}
@@ -125,8 +144,8 @@ func TestCSVStreamStartAndRestore(t *testing.T) {
 	if err := again.Restore(state); err != nil {
 		t.Fatal(err)
 	}
-	_, failed := again.Decode(recs("3,4", "5"))
-	ok3, _ := again.Decode(recs("6,7"))
+	_, failed := decodeAll(again, recs("3,4", "5"))
+	ok3, _ := decodeAll(again, recs("6,7"))
 	if len(failed) != 1 || failed[0].Err.Error() != "row 4: expected 2 fields (a,b), got 1" || string(ok3[0].Value) != `{"a":6,"b":7}` {
 		t.Fatalf("after Restore: failed %+v, ok %s", failed, ok3[0].Value)
 	}
@@ -139,13 +158,13 @@ func TestCSVStreamStartAndRestore(t *testing.T) {
 // until the next stream: none is read with made-up columns.
 func TestCSVBadHeader(t *testing.T) {
 	dec := mustNew(t, Options{Format: CSV}).NewDecoder()
-	got := outcomes(dec.Decode(recs("a,b,a", "1,2,3")))
+	got := outcomes(decodeAll(dec, recs("a,b,a", "1,2,3")))
 	if got[0] != `ERR row 1, the header row: column "a" appears twice` ||
 		got[1] != `ERR row 2: no columns to read it with: row 1, the header row: column "a" appears twice` {
 		t.Fatalf("got %v", got)
 	}
 	dec.Start()
-	if got := outcomes(dec.Decode(recs("a,,b"))); got[0] != "ERR row 1, the header row: column 2 has no name" {
+	if got := outcomes(decodeAll(dec, recs("a,,b"))); got[0] != "ERR row 1, the header row: column 2 has no name" {
 		t.Fatalf("got %v", got)
 	}
 }
@@ -173,7 +192,7 @@ func TestCSVEncode(t *testing.T) {
 	for _, c := range cases {
 		in = append(in, c.in)
 	}
-	got := outcomes(enc.Encode(recs(in...)))
+	got := outcomes(encodeAll(enc, recs(in...)))
 	for i, c := range cases {
 		if got[int64(i)] != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.in, got[int64(i)], c.want)
@@ -195,12 +214,12 @@ func TestCSVRoundTrip(t *testing.T) {
 			`{"id":2,"text":"quote \" and\nbreak","n":0,"ok":true,"none":null}`,
 			`{"id":3,"text":"ü 日本 😀 \\","n":12345678901234567890,"ok":true,"none":null}`,
 		}
-		out, failed := enc.Encode(recs(vals...))
+		out, failed := encodeAll(enc, recs(vals...))
 		if len(failed) > 0 {
 			t.Fatal(failed[0].Err)
 		}
 		rows := append([]record.Record{{Value: enc.(Headed).Header()}}, out...)
-		back, failed := dec.Decode(rows)
+		back, failed := decodeAll(dec, rows)
 		if len(failed) > 0 || len(back) != len(vals) {
 			t.Fatalf("%q: decoded %d, failed %+v", delim, len(back), failed)
 		}
@@ -218,7 +237,7 @@ func TestCSVEncoderAdopt(t *testing.T) {
 	if err := enc.(Headed).Adopt([]byte(`x,"y z"`)); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := enc.Encode(recs(`{"y z":2,"x":1}`))
+	out, _ := encodeAll(enc, recs(`{"y z":2,"x":1}`))
 	if string(out[0].Value) != "1,2" {
 		t.Fatalf("row %q after adopting the header", out[0].Value)
 	}
@@ -267,8 +286,8 @@ func TestJSONAndBytesPassThrough(t *testing.T) {
 	for _, name := range []string{"", JSON, Bytes} {
 		f := mustNew(t, Options{Format: name})
 		in := recs("not json", "\xff\x00", `{"a":1}`)
-		ok, failed := f.NewDecoder().Decode(in)
-		ok2, failed2 := f.NewEncoder().Encode(recs("not json", "\xff\x00", `{"a":1}`))
+		ok, failed := decodeAll(f.NewDecoder(), in)
+		ok2, failed2 := encodeAll(f.NewEncoder(), recs("not json", "\xff\x00", `{"a":1}`))
 		if len(ok) != 3 || len(failed) != 0 || len(ok2) != 3 || len(failed2) != 0 || string(ok[1].Value) != "\xff\x00" || string(ok2[0].Value) != "not json" {
 			t.Fatalf("%q: %v %v", name, ok, ok2)
 		}

@@ -36,9 +36,9 @@ func csvSink(t *testing.T, path, columns string) (write func(vals ...string), cl
 			for _, v := range vals {
 				recs = append(recs, record.Record{Value: []byte(v)})
 			}
-			ok, failed := enc.Encode(recs)
-			if len(failed) > 0 {
-				t.Fatal(failed[0].Err)
+			ok, failed, err := enc.Encode(context.Background(), recs)
+			if err != nil || len(failed) > 0 {
+				t.Fatal(err, failed)
 			}
 			if err := snk.Write(context.Background(), ok); err != nil {
 				t.Fatal(err)
