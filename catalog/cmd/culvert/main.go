@@ -160,6 +160,7 @@ func (a *app) command() *cobra.Command {
 		a.consumeCommand(),
 		a.produceCommand(),
 		a.dlqCommand(),
+		a.serveCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

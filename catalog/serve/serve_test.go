@@ -1,0 +1,487 @@
+package serve
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The environment of a supervisor process that a test starts (this test
+// binary again, as TestMain reads it).
+const (
+	envState = "SERVE_TEST_STATE"
+	envBin   = "SERVE_TEST_BIN"
+	envBus   = "SERVE_TEST_BUS"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envState); dir != "" {
+		os.Exit(supervisorMain(dir))
+	}
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// supervisorMain is a supervisor process: it prints its address and
+// serves until SIGTERM.
+func supervisorMain(dir string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	srv, err := Listen(ctx, "127.0.0.1:0", "", nil, Options{StateDir: dir, BinDir: os.Getenv(envBin), Bus: os.Getenv(envBus)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("addr=%s\n", srv.Addr())
+	if err := srv.Wait(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// binDir returns a directory holding file-source and file-sink:
+// $CULVERT_BIN when it has them, else one built once for this run.
+func binDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("CULVERT_BIN"); dir != "" {
+		_, err1 := os.Stat(filepath.Join(dir, "file-source"))
+		_, err2 := os.Stat(filepath.Join(dir, "file-sink"))
+		if err1 == nil && err2 == nil {
+			return dir
+		}
+		t.Logf("file-source or file-sink not in CULVERT_BIN=%s; building them", dir)
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "culvert-serve-test-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir+string(os.PathSeparator),
+			"github.com/culvert-dev/culvert/sources/file-source", "github.com/culvert-dev/culvert/sinks/file-sink")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildDir
+}
+
+// testBus returns an embedded bus in a fresh directory whose leases are
+// short: a member killed with its supervisor is replaced within a second.
+func testBus(t *testing.T) string {
+	return "file://" + filepath.Join(t.TempDir(), "bus") + "?lease=1s"
+}
+
+// waitFor polls cond until it holds, failing the test after 30 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after 30s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func newSupervisor(t *testing.T, opts Options) *Supervisor {
+	t.Helper()
+	if opts.StateDir == "" {
+		opts.StateDir = t.TempDir()
+	}
+	opts.BinDir = binDir(t)
+	opts.Log = io.Discard
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func flat(kv ...string) *Config {
+	c := &Config{Flat: map[string]string{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		c.Flat[kv[i]] = kv[i+1]
+	}
+	return c
+}
+
+func state(t *testing.T, s *Supervisor, name string) *Status {
+	t.Helper()
+	st, err := s.Status(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCrashLoopFails(t *testing.T) {
+	dir := t.TempDir()
+	s := newSupervisor(t, Options{Bus: testBus(t), MaxFailures: 3, FailureWindow: time.Minute, BackoffBase: 20 * time.Millisecond})
+	in := filepath.Join(dir, "missing.jsonl")
+	// Without --follow, a missing file is an error of each run (exit 1).
+	if _, err := s.Put(context.Background(), "crash", flat("connector.class", "file-source", "path", in, "topic", "t"), true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "FAILED", func() bool { return state(t, s, "crash").Connector.State == StateFailed })
+	st := state(t, s, "crash")
+	task := st.Tasks[0]
+	if task.State != StateFailed || task.Starts != 3 {
+		t.Errorf("task %+v, want FAILED after 3 starts", task)
+	}
+	for _, want := range []string{"exited with status 1", "3 failures", "no such file or directory"} {
+		if !strings.Contains(task.Trace, want) {
+			t.Errorf("trace lacks %q:\n%s", want, task.Trace)
+		}
+	}
+	// A restart runs it again: FAILED once more while the file is missing.
+	if err := s.Restart("crash"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "FAILED after a restart", func() bool {
+		return state(t, s, "crash").Tasks[0].Starts == 6 && state(t, s, "crash").Connector.State == StateFailed
+	})
+	// A new config (the file followed once it exists) runs it again.
+	if _, err := s.Put(context.Background(), "crash", flat("connector.class", "file-source", "path", in, "topic", "t", "follow", "true"), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, []byte("{\"a\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "RUNNING after a new config", func() bool { return state(t, s, "crash").Connector.State == StateRunning })
+}
+
+func TestExit2FailsAtOnce(t *testing.T) {
+	stateDir := t.TempDir()
+	// A config edited by hand that the connector refuses: exit 2.
+	spec := `{"name":"bad","target":"running","config":{"meta":{"type":"file-source","topic":"t"},"file":{"path":"x","follow":"maybe"}}}`
+	if err := os.MkdirAll(filepath.Join(stateDir, "connectors"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, "connectors", "bad.json"), []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSupervisor(t, Options{StateDir: stateDir, Bus: testBus(t), MaxFailures: 5, BackoffBase: 10 * time.Millisecond})
+	waitFor(t, "FAILED", func() bool { return state(t, s, "bad").Connector.State == StateFailed })
+	task := state(t, s, "bad").Tasks[0]
+	if task.Starts != 1 {
+		t.Errorf("started %d times, want 1 (exit 2 is FAILED at once)", task.Starts)
+	}
+	for _, want := range []string{"status 2 (bad config)", "file.follow: must be true or false"} {
+		if !strings.Contains(task.Trace, want) {
+			t.Errorf("trace lacks %q:\n%s", want, task.Trace)
+		}
+	}
+}
+
+// supervisorProc is a supervisor in a process of its own.
+type supervisorProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func startSupervisor(t *testing.T, stateDir, bus string) *supervisorProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envState+"="+stateDir, envBin+"="+binDir(t), envBus+"="+bus)
+	sp := &supervisorProc{cmd: cmd, stderr: &syncBuffer{}}
+	cmd.Stderr = sp.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "addr=")
+	if err != nil || !ok {
+		t.Fatalf("supervisor printed %q (%v); stderr:\n%s", line, err, sp.stderr)
+	}
+	sp.addr = "http://" + addr
+	return sp
+}
+
+func call(t *testing.T, method, url string, body any) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func apiStatus(t *testing.T, base, name string) Status {
+	t.Helper()
+	code, b := call(t, "GET", base+"/connectors/"+name+"/status", nil)
+	var st Status
+	if code != 200 || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("status of %s: %d %s", name, code, b)
+	}
+	return st
+}
+
+// alive says whether pid is a live process (not gone, not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+func lines(path string) []string {
+	b, _ := os.ReadFile(path)
+	return strings.Fields(string(b))
+}
+
+// pipeline creates a file-source instance (following in) and a file-sink
+// instance (writing out) on topic t, and waits until both run.
+func pipeline(t *testing.T, base, in, out string) (srcPID, snkPID int) {
+	t.Helper()
+	for _, c := range []map[string]any{
+		{"name": "src", "config": map[string]string{"connector.class": "file-source", "path": in, "topic": "t", "follow": "true", "poll.interval": "20ms"}},
+		{"name": "snk", "config": map[string]string{"connector.class": "file-sink", "path": out, "topics": "t", "from": "beginning"}},
+	} {
+		if code, b := call(t, "POST", base+"/connectors", c); code != 201 {
+			t.Fatalf("POST /connectors %v: %d %s", c["name"], code, b)
+		}
+	}
+	return runningPIDs(t, base)
+}
+
+func runningPIDs(t *testing.T, base string) (int, int) {
+	t.Helper()
+	var pids [2]int
+	for i, n := range []string{"src", "snk"} {
+		waitFor(t, n+" RUNNING", func() bool { return apiStatus(t, base, n).Tasks[0].State == StateRunning })
+		pids[i] = apiStatus(t, base, n).Tasks[0].PID
+	}
+	return pids[0], pids[1]
+}
+
+func TestKill9RestartsInstances(t *testing.T) {
+	dir, stateDir, bus := t.TempDir(), t.TempDir(), testBus(t)
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(in, []byte("{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startSupervisor(t, stateDir, bus)
+	src, snk := pipeline(t, a.addr, in, out)
+	waitFor(t, "3 records in out", func() bool { return len(lines(out)) == 3 })
+
+	a.cmd.Process.Kill() // kill -9
+	a.cmd.Wait()
+	waitFor(t, "children gone with their supervisor", func() bool { return !alive(src) && !alive(snk) })
+
+	b := startSupervisor(t, stateDir, bus)
+	src2, snk2 := runningPIDs(t, b.addr)
+	if src2 == src || snk2 == snk {
+		t.Errorf("pids %d %d after the restart, before %d %d", src2, snk2, src, snk)
+	}
+	f, err := os.OpenFile(in, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("{\"n\":4}\n{\"n\":5}\n")
+	f.Close()
+	waitFor(t, "record 5 in out", func() bool { return slices.Contains(lines(out), `{"n":5}`) })
+	// Delivery is at-least-once: a record written but not yet committed
+	// when the sink was killed is written again; none is lost, and the
+	// order holds.
+	var distinct []string
+	for _, l := range lines(out) {
+		if !slices.Contains(distinct, l) {
+			distinct = append(distinct, l)
+		}
+	}
+	if got, want := strings.Join(distinct, " "), strings.Join(lines(in), " "); got != want {
+		t.Errorf("out has %s, want %s (nothing lost, in order)", got, want)
+	}
+	t.Logf("%d records written for 5 (at-least-once)", len(lines(out)))
+}
+
+func TestSIGTERMStopsChildrenGracefully(t *testing.T) {
+	dir, stateDir, bus := t.TempDir(), t.TempDir(), testBus(t)
+	in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(in, []byte("{\"n\":1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startSupervisor(t, stateDir, bus)
+	src, snk := pipeline(t, a.addr, in, out)
+	waitFor(t, "1 record in out", func() bool { return len(lines(out)) == 1 })
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Wait(); err != nil {
+		t.Fatalf("supervisor after SIGTERM: %v\n%s", err, a.stderr)
+	}
+	if alive(src) || alive(snk) {
+		t.Errorf("children %d %d still alive after their supervisor stopped", src, snk)
+	}
+	log := a.stderr.String()
+	for _, want := range []string{"src: stopped (exited with status 0)", "snk: stopped (exited with status 0)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("supervisor log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "killing it") {
+		t.Errorf("a child needed SIGKILL:\n%s", log)
+	}
+	// The desired state is kept: both still run after a restart.
+	b := startSupervisor(t, stateDir, bus)
+	runningPIDs(t, b.addr)
+}
+
+func TestAPIAuthErrorsAndSecrets(t *testing.T) {
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	if err := os.WriteFile(secrets, []byte("TOPIC=orders-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte("{\"a\":1}\n"), 0o644)
+	s := newSupervisor(t, Options{Bus: testBus(t), SecretsFile: secrets, WorkerID: "w1"})
+	ts := httptest.NewServer(Handler(s, "tok", nil))
+	defer ts.Close()
+	base := ts.URL
+
+	if code, b := call(t, "GET", base+"/connectors", nil); code != 401 || !strings.Contains(string(b), `"error_code":401`) {
+		t.Errorf("without a token: %d %s", code, b)
+	}
+	do := func(method, path string, body any) (int, string) {
+		var r io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			r = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, r)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	cfg := map[string]string{"connector.class": "file-source", "path": in, "topic": "${{ secrets.TOPIC }}", "follow": "true"}
+	if code, b := do("POST", "/connectors", map[string]any{"name": "sec", "config": cfg}); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	waitFor(t, "RUNNING", func() bool { return state(t, s, "sec").Connector.State == StateRunning })
+	for _, path := range []string{"/connectors/sec/config", "/connectors/sec", "/connectors?expand=info&expand=status"} {
+		code, b := do("GET", path, nil)
+		if code != 200 || strings.Contains(b, "s3cret") || !strings.Contains(b, "${{ secrets.TOPIC }}") {
+			t.Errorf("GET %s: %d %s", path, code, b)
+		}
+	}
+	if code, b := do("GET", "/connectors/sec/topics", nil); code != 200 || b != `{"sec":{"topics":["${{ secrets.TOPIC }}"]}}`+"\n" {
+		t.Errorf("topics: %d %s", code, b)
+	}
+	if code, b := do("POST", "/connectors", map[string]any{"name": "sec", "config": cfg}); code != 409 || !strings.Contains(b, `"error_code":409`) {
+		t.Errorf("a second sec: %d %s", code, b)
+	}
+	if code, b := do("GET", "/connectors/nope/status", nil); code != 404 || !strings.Contains(b, `"message":"Connector nope not found"`) {
+		t.Errorf("unknown: %d %s", code, b)
+	}
+	bad := map[string]string{"connector.class": "file-source", "path": in, "topic": "t", "batch.size": "many"}
+	if code, b := do("POST", "/connectors", map[string]any{"name": "bad", "config": bad}); code != 400 || !strings.Contains(b, "batch.size: must be an integer") {
+		t.Errorf("bad config: %d %s", code, b)
+	}
+	if code, b := do("DELETE", "/connectors/sec", nil); code != 204 {
+		t.Errorf("delete: %d %s", code, b)
+	}
+	if names := s.Names(); len(names) != 0 {
+		t.Errorf("after delete: %v", names)
+	}
+}
+
+func TestShownHidesSecretValues(t *testing.T) {
+	p, err := readMetadata(context.Background(), filepath.Join(binDir(t), "file-sink"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := flat("connector.class", "file-sink", "bus.password", "hunter2", "bus", "redis://u:pw@h:6379/", "bus_username", "${{ secrets.USER }}")
+	got := c.Shown(p).Flat
+	if got["bus.password"] != redacted || strings.Contains(got["bus"], "pw") || got["bus_username"] != "${{ secrets.USER }}" {
+		t.Errorf("shown: %v", got)
+	}
+	f, errs := buildFile(p, "x", flat("connector.class", "file-sink", "path", "o", "topics", "t", "filter", ".a > 1", "map", ".b = 1", "fsync", "true"), "/bus")
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	b, _ := json.Marshal(f.doc)
+	want := `{"apiVersion":"0.1.0","file":{"fsync":true,"path":"o"},"meta":{"bus":"/bus","name":"x","topic":"t","type":"file-sink"},"transforms":[{"map":".b = 1"},{"filter":".a \u003e 1"}]}`
+	if string(b) != want {
+		t.Errorf("config file\n got %s\nwant %s", b, want)
+	}
+}
