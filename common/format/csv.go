@@ -41,6 +41,7 @@ type csvDecoder struct {
 	bad   string   // why the stream's header row was refused, if it was
 	in    feed     // the value being read
 	rd    *csv.Reader
+	ends  []int // where each value of a batch ends in its buffer
 }
 
 // csvState is what a CSV decoder keeps with the position.
@@ -112,6 +113,19 @@ func (d *csvDecoder) Restore(state []byte) error {
 func (d *csvDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
 	out := recs[:0]
 	var failed []Failure
+	// The values of a batch share one buffer: one allocation for the
+	// batch, not one a row (as a JSON line's value is a slice of what
+	// file-source read).
+	keys := 0
+	for _, k := range d.keys {
+		keys += len(k) + 1
+	}
+	size := 0
+	for i := range recs {
+		size += 2*len(recs[i].Value) + keys + 16
+	}
+	buf := make([]byte, 0, size)
+	ends := d.ends[:0]
 	for i := range recs {
 		r := recs[i]
 		d.row++
@@ -140,14 +154,21 @@ func (d *csvDecoder) Decode(_ context.Context, recs []record.Record) ([]record.R
 				d.row, len(d.cols), strings.Join(d.cols, string(d.rd.Comma)), len(fields))})
 			continue
 		}
-		v, err := d.object(fields)
-		if err != nil {
+		start := len(buf)
+		if buf, err = d.appendObject(buf, fields); err != nil {
+			buf = buf[:start]
 			failed = append(failed, Failure{r, fmt.Errorf("row %d: %w", d.row, err)})
 			continue
 		}
-		r.Value = v
+		ends = append(ends, len(buf))
 		out = append(out, r)
 	}
+	start := 0
+	for j, end := range ends {
+		out[j].Value = buf[start:end:end]
+		start = end
+	}
+	d.ends = ends
 	return out, failed, nil
 }
 
@@ -182,13 +203,9 @@ func (d *csvDecoder) drain() {
 	}
 }
 
-// object returns fields as a JSON object of the columns, typed (see field).
-func (d *csvDecoder) object(fields []string) ([]byte, error) {
-	n := 2
-	for i, f := range fields {
-		n += len(d.keys[i]) + len(f) + 3
-	}
-	b := make([]byte, 0, n)
+// appendObject appends fields as a JSON object of the columns, typed (see
+// appendField).
+func (d *csvDecoder) appendObject(b []byte, fields []string) ([]byte, error) {
 	b = append(b, '{')
 	for i, f := range fields {
 		if i > 0 {
@@ -196,7 +213,7 @@ func (d *csvDecoder) object(fields []string) ([]byte, error) {
 		}
 		b = append(b, d.keys[i]...)
 		if !utf8.ValidString(f) {
-			return nil, fmt.Errorf("column %q is not UTF-8 text", d.cols[i])
+			return b, fmt.Errorf("column %q is not UTF-8 text", d.cols[i])
 		}
 		b = appendField(b, f)
 	}
