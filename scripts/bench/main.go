@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|rabbitmq|retention [flags]
+//	bench bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|rabbitmq|retention|serve [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -28,6 +28,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/nats"
 	"github.com/culvert-dev/culvert/scripts/bench/rabbitmq"
 	"github.com/culvert-dev/culvert/scripts/bench/retention"
+	"github.com/culvert-dev/culvert/scripts/bench/servebench"
 )
 
 // subcommand is one benchmark: Main takes its flags and returns the exit code.
@@ -49,6 +50,7 @@ var subcommands = []subcommand{
 	{nats.Name, nats.Summary, nats.Main, false},
 	{rabbitmq.Name, rabbitmq.Summary, rabbitmq.Main, false},
 	{retention.Name, retention.Summary, retention.Main, false},
+	{servebench.Name, servebench.Summary, servebench.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 }
 
