@@ -3,12 +3,15 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // apiDouble is a small stand-in for culvert serve's REST API, in Kafka
@@ -27,7 +30,10 @@ type doubleInstance struct {
 	state  string
 }
 
-func newAPIDouble(t *testing.T) *httptest.Server {
+// newAPIDouble starts the double; withCatalog serves the connectors'
+// metadata as /ui/catalog.json (ui.WithCatalog), else only Kafka Connect's
+// GET /connector-plugins/{type}/config gives their options.
+func newAPIDouble(t *testing.T, withCatalog bool) *httptest.Server {
 	var cat struct {
 		Connectors []map[string]any `json:"connectors"`
 	}
@@ -36,14 +42,19 @@ func newAPIDouble(t *testing.T) *httptest.Server {
 	}
 	d := &apiDouble{plugins: cat.Connectors, instances: map[string]*doubleInstance{}}
 	mux := http.NewServeMux()
-	mux.Handle(Prefix, Handler(WithCatalog(func(context.Context) ([]json.RawMessage, error) {
-		var out []json.RawMessage
-		for _, p := range d.plugins {
-			b, _ := json.Marshal(p)
-			out = append(out, b)
-		}
-		return out, nil
-	})))
+	if withCatalog {
+		mux.Handle(Prefix, Handler(WithCatalog(func(context.Context) ([]json.RawMessage, error) {
+			var out []json.RawMessage
+			for _, p := range d.plugins {
+				b, _ := json.Marshal(p)
+				out = append(out, b)
+			}
+			return out, nil
+		})))
+	} else {
+		mux.Handle(Prefix, Handler())
+	}
+	mux.HandleFunc("GET /connector-plugins/{class}/config", d.pluginConfig)
 	mux.HandleFunc("GET /connector-plugins", d.listPlugins)
 	mux.HandleFunc("PUT /connector-plugins/{class}/config/validate", d.validate)
 	mux.HandleFunc("GET /connectors", d.list)
@@ -86,6 +97,28 @@ func (d *apiDouble) listPlugins(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"class": p["name"], "type": p["direction"], "version": p["version"]})
 	}
 	reply(w, http.StatusOK, out)
+}
+
+// pluginConfig answers Kafka Connect's config definitions of a plugin.
+func (d *apiDouble) pluginConfig(w http.ResponseWriter, r *http.Request) {
+	p := d.plugin(r.PathValue("class"))
+	if p == nil {
+		replyError(w, http.StatusNotFound, "unknown plugin")
+		return
+	}
+	schema := p["schema"].(map[string]any)
+	kafka := map[string]string{"string": "STRING", "integer": "LONG", "number": "DOUBLE", "boolean": "BOOLEAN", "array": "LIST"}
+	defs := []any{map[string]any{"name": "connector.class", "type": "STRING", "required": true, "default_value": nil, "documentation": "The connector."}}
+	for name, raw := range schema["properties"].(map[string]any) {
+		prop := raw.(map[string]any)
+		def := map[string]any{"name": name, "type": kafka[prop["type"].(string)], "required": slices.Contains(schema["required"].([]any), any(name)),
+			"default_value": nil, "documentation": prop["description"]}
+		if v, ok := prop["default"]; ok {
+			def["default_value"] = fmt.Sprint(v)
+		}
+		defs = append(defs, def)
+	}
+	reply(w, http.StatusOK, defs)
 }
 
 // problems checks the required options, that the options exist, and that
@@ -251,6 +284,38 @@ func (d *apiDouble) delete(w http.ResponseWriter, r *http.Request) {
 // TestConsoleAgainstAPIDouble runs the browser scenario against apiDouble,
 // a stand-in for the REST API (no connector processes).
 func TestConsoleAgainstAPIDouble(t *testing.T) {
-	srv := newAPIDouble(t)
+	srv := newAPIDouble(t, true)
 	consoleScenario(t, srv.URL, t.TempDir())
+}
+
+// TestConsoleWithoutCatalogJSON: a server that does not serve
+// /ui/catalog.json still gives the catalog and the form, from Kafka
+// Connect's GET /connector-plugins and its config definitions.
+func TestConsoleWithoutCatalogJSON(t *testing.T) {
+	srv := newAPIDouble(t, false)
+	b := newBrowser(t)
+	b.run("opening the console", chromedp.Navigate(srv.URL+"/ui/#/connectors/file-source"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-option="read_size"]`)))
+	for sel, want := range map[string]string{
+		`tr[data-option="read_size"] td:nth-child(2)`: "integer",
+		`tr[data-option="read_size"] td:nth-child(3)`: "262144",
+		`tr[data-option="path"] td:nth-child(4)`:      "yes",
+		`tr[data-option="path"] td:nth-child(5)`:      "File to read, or - for standard input.",
+		`tr[data-option="map"] td:nth-child(2)`:       "array of string",
+	} {
+		if got := b.text(sel); got != want {
+			t.Errorf("%s = %q, want %q", sel, got, want)
+		}
+	}
+	if n := b.count(`tr[data-option="connector.class"]`); n != 0 {
+		t.Error("connector.class is listed as an option")
+	}
+	b.run("opening the form", chromedp.Click(chromedp.CSS(`#create-link`)), chromedp.WaitVisible(chromedp.CSS(`#create-form`)),
+		chromedp.SendKeys(chromedp.CSS(`#instance-name`), "plain"),
+		chromedp.SendKeys(chromedp.CSS(`#opt-path`), "/dev/null"),
+		chromedp.Click(chromedp.CSS(`#create-submit`)))
+	b.waitText(`#err-topic`, "required")
+	b.run("creating", chromedp.SendKeys(chromedp.CSS(`#opt-topic`), "plain"), chromedp.Click(chromedp.CSS(`#create-submit`)))
+	b.waitText(`#instance-state`, "RUNNING")
+	b.screenshot("created-without-catalog-json")
 }

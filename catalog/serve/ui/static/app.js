@@ -163,11 +163,26 @@
       const p = { type: types[t] || (t === 'LIST' ? 'array' : 'string'), description: def.documentation || '' };
       if (p.type === 'array') p.items = { type: 'string' };
       if (t === 'PASSWORD') p.writeOnly = true;
-      if (def.default_value !== undefined && def.default_value !== null && def.default_value !== '') p.default = def.default_value;
+      if (def.default_value !== undefined && def.default_value !== null && def.default_value !== '') p.default = typedDefault(p.type, def.default_value);
       schema.properties[def.name] = p;
       if (def.required) schema.required.push(def.name);
     }
     return schema;
+  }
+
+  // typedDefault reads a config definition's default (a string) as a value
+  // of the option's type.
+  function typedDefault(type, v) {
+    if (type === 'integer' || type === 'number') {
+      const n = Number(v);
+      return Number.isFinite(n) ? n : v;
+    }
+    if (type === 'boolean') return v === 'true';
+    if (type === 'array') {
+      try { const l = JSON.parse(v); if (Array.isArray(l)) return l; } catch (e) { /* a comma-separated list */ }
+      return String(v).split(',').map((x) => x.trim()).filter(Boolean);
+    }
+    return v;
   }
 
   // resolve follows a local $ref (#/$defs/x, #/definitions/x).
@@ -665,15 +680,15 @@
       trace,
       h('h2', null, 'Configuration'),
       config);
-    let configShown = false;
+    let info = null; // read once: the config does not change under the page
     const refresh = async () => {
       let entry;
       try {
-        const [status, info] = await Promise.all([
+        const [status, inf] = await Promise.all([
           api('GET', '/connectors/' + encodeURIComponent(name) + '/status'),
-          configShown ? Promise.resolve(null) : api('GET', '/connectors/' + encodeURIComponent(name)),
+          info ? Promise.resolve(info) : api('GET', '/connectors/' + encodeURIComponent(name)),
         ]);
-        entry = { status, info };
+        entry = { status, info: inf };
       } catch (e) {
         if (e.status === 404) {
           stopPolling();
@@ -687,10 +702,12 @@
       setActions(acts, v.state);
       const items = [['connector', v.cls], ['records in', fmt(v.m.recIn)], ['records out', fmt(v.m.recOut)],
         ['in/s', fmt(v.m.inRate, 1)], ['out/s', fmt(v.m.outRate, 1)], ['lag', fmt(v.m.lag)], ['dead letters', fmt(v.m.dead)]];
-      figures.replaceChildren(...items.flatMap(([k, val]) => [h('dt', null, k), h('dd', { dataset: { figure: k } }, val)]));
+      figures.replaceChildren(...items.map(([k, val]) => h('div', null, h('dt', null, k), h('dd', { dataset: { figure: k } }, val))));
+      const atEnd = trace.scrollTop + trace.clientHeight >= trace.scrollHeight - 4;
       trace.textContent = (await logLines(name)) || v.trace || '(no log lines)';
-      if (!configShown && entry.info && entry.info.config) {
-        configShown = true;
+      if (atEnd) trace.scrollTop = trace.scrollHeight; // follow the newest lines
+      if (!info && entry.info && entry.info.config) {
+        info = entry.info;
         config.replaceChildren(h('tbody', null, Object.entries(entry.info.config).map(([k, val]) => h('tr', null, h('td', null, code(k)), h('td', null, val)))));
       }
       updated.textContent = 'updated ' + new Date().toLocaleTimeString();
