@@ -71,6 +71,19 @@ func newAPIDouble(t *testing.T, withCatalog bool) *httptest.Server {
 	return srv
 }
 
+// withToken wraps the double's mux: every request but the console's files
+// needs "Authorization: Bearer token".
+func withToken(t *testing.T, srv *httptest.Server, token string) {
+	mux := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, Prefix) && r.URL.Path != Prefix+"catalog.json" || r.Header.Get("Authorization") == "Bearer "+token {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		replyError(w, http.StatusUnauthorized, "Unauthorized")
+	})
+}
+
 func reply(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -318,4 +331,25 @@ func TestConsoleWithoutCatalogJSON(t *testing.T) {
 	b.run("creating", chromedp.SendKeys(chromedp.CSS(`#opt-topic`), "plain"), chromedp.Click(chromedp.CSS(`#create-submit`)))
 	b.waitText(`#instance-state`, "RUNNING")
 	b.screenshot("created-without-catalog-json")
+}
+
+// TestConsoleAsksForTheToken: when the API answers 401, the page asks for
+// the bearer token, keeps it, and sends it from then on.
+func TestConsoleAsksForTheToken(t *testing.T) {
+	srv := newAPIDouble(t, true)
+	withToken(t, srv, "s3cret")
+	b := newBrowser(t)
+	b.run("opening the console", chromedp.Navigate(srv.URL+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`#token-input`)),
+		chromedp.WaitVisible(chromedp.CSS(`#page-error`)))
+	b.screenshot("token-asked")
+	b.run("giving the token", chromedp.SendKeys(chromedp.CSS(`#token-input`), "s3cret"),
+		chromedp.Click(chromedp.CSS(`#token-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`li[data-connector="file-source"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#token-form`)))
+	// Kept for the next visit.
+	b.run("reloading", chromedp.Navigate(srv.URL+"/ui/#/instances"), chromedp.WaitVisible(chromedp.CSS(`#no-instances`)))
+	if n := b.count(`#token-form:not([hidden])`); n != 0 {
+		t.Error("the token is asked again after a reload")
+	}
 }

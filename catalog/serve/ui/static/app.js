@@ -58,7 +58,7 @@
   }
 
   function token() {
-    try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
   }
 
   // api calls the supervisor on the page's origin and returns the decoded
@@ -99,7 +99,7 @@
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const v = document.getElementById('token-input').value.trim();
-      try { localStorage.setItem(TOKEN_KEY, v); } catch (e) { /* private mode: kept for this page only */ }
+      try { sessionStorage.setItem(TOKEN_KEY, v); } catch (e) { /* private mode: kept for this page only */ }
       form.hidden = true;
       catalogPromise = null;
       route();
