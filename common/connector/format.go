@@ -55,7 +55,7 @@ func checkStreams(dec format.Decoder, src Source) error {
 	if _, ok := src.(StreamMarker); ok {
 		return nil
 	}
-	return schema.Invalid("csv_columns", "is required with this source: a header row is read at the start of a file, and this source reads no files (give the columns, and every row is data)")
+	return schema.Invalid("csv_columns", "must be given with --format csv here: a header row is read only at the start of a file, and this source reads no files (with the columns, every row is data)")
 }
 
 // decode runs the decoder over what the source read, in order: the
