@@ -91,6 +91,11 @@ func consoleScenario(t *testing.T, base, dataDir string) {
 	b.screenshot("instances-paused")
 	b.run("resuming", chromedp.Click(chromedp.CSS(row+` [data-action=resume]`)))
 	b.waitText(row+` .state`, "RUNNING")
+	b.run("restarting", chromedp.Click(chromedp.CSS(row+` [data-action=restart]`)))
+	b.waitText(row+` .state`, "RUNNING")
+	if s := b.text(`#message`); s != "" {
+		t.Errorf("message after the actions: %q", s)
+	}
 
 	// A name that is taken is named next to the name field.
 	b.run("creating it again", chromedp.Navigate(base+"/ui/#/new/file-source"), chromedp.WaitVisible(chromedp.CSS(`#create-form`)),

@@ -622,7 +622,8 @@
       h('h1', null, 'Instances ', updated),
       messageEl,
       h('table', { class: 'instances' },
-        h('thead', null, h('tr', null, ['name', 'connector', 'state', 'in/s', 'out/s', 'lag', 'dead letters', ''].map((t) => h('th', null, t)))),
+        h('thead', null, h('tr', null, ['name', 'connector', 'state'].map((t) => h('th', null, t)),
+          ['in/s', 'out/s', 'lag', 'dead letters'].map((t) => h('th', { class: 'num' }, t)), h('th', null, ''))),
         tbody),
       empty);
 
