@@ -122,7 +122,9 @@ func (d *csvDecoder) Decode(_ context.Context, recs []record.Record) ([]record.R
 	}
 	size := 0
 	for i := range recs {
-		size += 2*len(recs[i].Value) + keys + 16
+		// Quotes around each field, null for an empty one: what most rows
+		// need; a row that needs more (escapes) grows the buffer.
+		size += len(recs[i].Value) + keys + 3*len(d.keys) + 2
 	}
 	buf := make([]byte, 0, size)
 	ends := d.ends[:0]
