@@ -37,7 +37,9 @@ const maxBody = 1 << 20
 //	PUT    /connector-plugins/{type}/config/validate
 //
 // With a token, every request needs "Authorization: Bearer TOKEN". ui, when
-// not nil, is served at /ui/ (the web console).
+// not nil, is served at /ui/ (the web console): its page, script and style
+// sheet hold no secret and are served without the token (the page asks for
+// it when the API answers 401); /ui/catalog.json needs it like the API.
 func Handler(s *Supervisor, token string, ui http.Handler) http.Handler {
 	a := &api{s: s}
 	mux := http.NewServeMux()
@@ -72,6 +74,10 @@ func Handler(s *Supervisor, token string, ui http.Handler) http.Handler {
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ui != nil && strings.HasPrefix(r.URL.Path, "/ui") && r.URL.Path != "/ui/catalog.json" {
+			ui.ServeHTTP(w, r)
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="culvert"`)
 			writeError(w, http.StatusUnauthorized, "Unauthorized: a bearer token (Authorization: Bearer TOKEN) is required")

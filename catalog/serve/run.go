@@ -32,8 +32,10 @@ type Server struct {
 	done       chan error
 }
 
-// Listen starts the supervisor's instances and serves the API on listen.
-func Listen(ctx context.Context, listen, token string, ui http.Handler, opts Options) (*Server, error) {
+// Listen starts the supervisor's instances and serves the API on listen;
+// ui, when not nil, makes the handler of the web console at /ui/ for the
+// supervisor.
+func Listen(ctx context.Context, listen, token string, ui func(*Supervisor) http.Handler, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
@@ -50,8 +52,12 @@ func Listen(ctx context.Context, listen, token string, ui http.Handler, opts Opt
 		ln.Close()
 		return nil, err
 	}
+	var console http.Handler
+	if ui != nil {
+		console = ui(s)
+	}
 	srv := &Server{Supervisor: s, ln: ln, done: make(chan error, 1),
-		srv: &http.Server{Handler: Handler(s, token, ui), ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: Handler(s, token, console), ReadHeaderTimeout: 10 * time.Second}}
 	go func() {
 		err := srv.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {

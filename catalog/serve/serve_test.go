@@ -410,12 +410,21 @@ func TestAPIAuthErrorsAndSecrets(t *testing.T) {
 	in := filepath.Join(dir, "in.jsonl")
 	os.WriteFile(in, []byte("{\"a\":1}\n"), 0o644)
 	s := newSupervisor(t, Options{Bus: testBus(t), SecretsFile: secrets, WorkerID: "w1"})
-	ts := httptest.NewServer(Handler(s, "tok", nil))
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "console "+r.URL.Path) })
+	ts := httptest.NewServer(Handler(s, "tok", console))
 	defer ts.Close()
 	base := ts.URL
 
 	if code, b := call(t, "GET", base+"/connectors", nil); code != 401 || !strings.Contains(string(b), `"error_code":401`) {
 		t.Errorf("without a token: %d %s", code, b)
+	}
+	// The console's page loads without the token (it asks for it on a 401);
+	// its catalog needs it.
+	if code, b := call(t, "GET", base+"/ui/", nil); code != 200 || string(b) != "console /ui/" {
+		t.Errorf("/ui/ without a token: %d %s", code, b)
+	}
+	if code, _ := call(t, "GET", base+"/ui/catalog.json", nil); code != 401 {
+		t.Errorf("/ui/catalog.json without a token: %d", code)
 	}
 	do := func(method, path string, body any) (int, string) {
 		var r io.Reader

@@ -306,25 +306,27 @@ func (s *Supervisor) Put(ctx context.Context, name string, cfg *Config, create b
 	return true, nil
 }
 
-// Delete stops instance name and forgets it.
+// Delete forgets instance name and returns once its process has stopped
+// (other changes need not wait for that).
 func (s *Supervisor) Delete(name string) error {
 	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	i, err := s.get(name)
-	if err != nil {
-		return err
+	if err == nil {
+		err = s.store.remove(name)
 	}
-	if err := s.store.remove(name); err != nil {
+	if err != nil {
+		s.writeMu.Unlock()
 		return err
 	}
 	i.mu.Lock()
 	i.removed = true
 	i.mu.Unlock()
-	i.kick()
-	<-i.done
 	s.mu.Lock()
 	delete(s.insts, name)
 	s.mu.Unlock()
+	s.writeMu.Unlock()
+	i.kick()
+	<-i.done
 	return nil
 }
 
@@ -384,6 +386,16 @@ func (s *Supervisor) Restart(name string) error {
 
 // Plugins returns the connector binaries found, with their metadata.
 func (s *Supervisor) Plugins(ctx context.Context) []*Plugin { return s.plugins.list(ctx) }
+
+// Catalog returns every connector binary's metadata as it printed it, for
+// the web console's catalog.
+func (s *Supervisor) Catalog(ctx context.Context) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for _, p := range s.plugins.list(ctx) {
+		out = append(out, p.Raw)
+	}
+	return out, nil
+}
 
 // Plugin returns the connector binary named class.
 func (s *Supervisor) Plugin(ctx context.Context, class string) (*Plugin, error) {

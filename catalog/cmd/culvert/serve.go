@@ -1,12 +1,14 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/culvert-dev/culvert/catalog/serve"
+	"github.com/culvert-dev/culvert/catalog/serve/ui"
 	"github.com/culvert-dev/culvert/common/bus"
 )
 
@@ -31,6 +33,8 @@ A child that exits non-zero is restarted with backoff, and FAILED (its last
 log lines as the status trace) after 5 failures within 5 minutes; exit 2
 (a bad config) is FAILED at once. SIGTERM or Ctrl-C stops every child
 gracefully; the children die with serve even when it is killed.
+
+The web console is at /ui/ (http://127.0.0.1:8083/ui/ by default).
 
 Listening beyond loopback needs --auth-token (requests then need
 "Authorization: Bearer TOKEN").`,
@@ -63,7 +67,8 @@ Listening beyond loopback needs --auth-token (requests then need
 			if stateDir == "" {
 				stateDir = filepath.Join(bus.DefaultPath(), "serve")
 			}
-			srv, err := serve.Listen(cmd.Context(), listen, token, nil, serve.Options{
+			console := func(s *serve.Supervisor) http.Handler { return ui.Handler(ui.WithCatalog(s.Catalog)) }
+			srv, err := serve.Listen(cmd.Context(), listen, token, console, serve.Options{
 				StateDir: stateDir, BinDir: binDir, Bus: a.busSpec, SecretsFile: secrets, Log: a.stderr,
 			})
 			if err != nil {
