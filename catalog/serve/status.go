@@ -66,7 +66,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (*Status, error) {
 func (i *instance) status(ctx context.Context) *Status {
 	w := i.s.opts.WorkerID
 	i.mu.Lock()
-	t := TaskState{ID: 0, WorkerID: w, Starts: i.restarts, LastExit: i.lastExit}
+	t := TaskState{ID: 0, WorkerID: w, Starts: i.starts, LastExit: i.lastExit}
 	typ := ""
 	if i.plugin != nil {
 		typ = i.plugin.Direction

@@ -421,18 +421,17 @@ type instance struct {
 	trace      string
 	failures   []time.Time
 	retryAt    time.Time
-	restarts   int
+	starts     int
 	lastExit   string
 }
 
 // child is one process of an instance.
 type child struct {
-	cmd      *exec.Cmd
-	addr     string // its --metrics-addr
-	exited   chan struct{}
-	code     int // once exited: the exit status, -1 when killed by a signal
-	paused   bool
-	stopping bool
+	cmd    *exec.Cmd
+	addr   string // its --metrics-addr
+	exited chan struct{}
+	code   int  // once exited: the exit status, -1 when killed by a signal
+	paused bool // set and read by the loop only
 }
 
 func (s *Supervisor) newInstance(sp *Spec) *instance {
@@ -576,7 +575,7 @@ func exitWords(code int) string {
 func (i *instance) start() (*child, error) {
 	i.mu.Lock()
 	p, f := i.plugin, i.file
-	i.restarts++
+	i.starts++
 	i.mu.Unlock()
 	if p == nil || f == nil {
 		return nil, errors.New("no connector to run")
@@ -618,7 +617,6 @@ func (i *instance) start() (*child, error) {
 // shutdown timeout (and a few seconds more).
 func (i *instance) stop(p *child) {
 	i.mu.Lock()
-	p.stopping = true
 	timeout := i.file.timeout + 5*time.Second
 	i.mu.Unlock()
 	p.cmd.Process.Signal(syscall.SIGTERM)
