@@ -345,6 +345,12 @@ func (e *csvEncoder) setColumns(cols []string) {
 
 // row writes fields as one CSV row, without the line break.
 func (e *csvEncoder) row(fields []string) []byte {
+	if len(fields) == 1 && fields[0] == "" {
+		// encoding/csv writes one empty field as an empty line, which
+		// readers skip: the row would be lost. A quoted empty field is
+		// the same row, and is read back.
+		return []byte(`""`)
+	}
 	e.buf.Reset()
 	e.w.Write(fields) // to a bytes.Buffer: no error
 	e.w.Flush()
