@@ -4,28 +4,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/redact"
 	"github.com/culvert-dev/culvert/common/transform"
 )
 
-// configAPIVersion is the config file layout the supervisor writes
-// (common/cli's ConfigAPIVersion: shared options under meta, own options
-// under the connector's section, transforms as a list).
-const configAPIVersion = "0.1.0"
-
 // redacted replaces a secret option's value in what the API returns (as
 // the connectors' own config command prints it).
 const redacted = "*****"
-
-// secretRef matches ${{ secrets.NAME }}, as a connector's config file
-// takes it (common/cli resolves it; the supervisor only declares the names).
-var secretRef = regexp.MustCompile(`\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
 // OptionError is a problem with one option of a config; Option is ""
 // for a problem with the config as a whole.
@@ -216,7 +207,7 @@ func secretNames(v any) []string {
 	walk = func(v any) {
 		switch v := v.(type) {
 		case string:
-			for _, m := range secretRef.FindAllStringSubmatch(v, -1) {
+			for _, m := range cli.SecretRef.FindAllStringSubmatch(v, -1) {
 				if !slices.Contains(out, m[1]) {
 					out = append(out, m[1])
 				}
@@ -285,7 +276,7 @@ func flatDoc(p *Plugin, name string, c *Config) (map[string]any, configErrors) {
 			meta[opt] = v
 		}
 	}
-	doc := map[string]any{"apiVersion": configAPIVersion, "meta": meta}
+	doc := map[string]any{"apiVersion": cli.ConfigAPIVersion, "meta": meta}
 	if len(own) > 0 {
 		doc[p.Section()] = own
 	}
@@ -327,7 +318,7 @@ func listValue(val string, split bool) []string {
 // schema pr. A secret reference stays a string (it may stand for any
 // value).
 func convert(pr *Prop, val string) (any, error) {
-	if secretRef.MatchString(val) && pr.Type != "array" {
+	if cli.SecretRef.MatchString(val) && pr.Type != "array" {
 		return val, nil
 	}
 	switch pr.Type {
@@ -374,7 +365,7 @@ func nestedDoc(p *Plugin, name string, c *Config) (map[string]any, configErrors)
 		errs = append(errs, OptionError{"meta.metrics_addr", "set by culvert serve (each instance gets a free loopback port)"})
 	}
 	if _, ok := doc["apiVersion"]; !ok {
-		doc["apiVersion"] = configAPIVersion
+		doc["apiVersion"] = cli.ConfigAPIVersion
 	}
 	return doc, errs
 }
@@ -395,7 +386,7 @@ func secretOption(p *Plugin, opt string) bool {
 // masked.
 func shown(p *Plugin, opt, v string) string {
 	switch {
-	case v == "" || secretRef.MatchString(v) && secretRef.ReplaceAllString(v, "") == "":
+	case v == "" || cli.SecretRef.MatchString(v) && cli.SecretRef.ReplaceAllString(v, "") == "":
 		return v
 	case secretOption(p, opt):
 		return redacted

@@ -59,8 +59,10 @@ func (a *App) section() string {
 	return strings.TrimSuffix(n, "-sink")
 }
 
-// secretRef matches ${{ secrets.NAME }} in a config file's string values.
-var secretRef = regexp.MustCompile(`\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
+// SecretRef matches ${{ secrets.NAME }} in a config file's string values;
+// its first group is NAME. culvert serve finds the references of an
+// instance's config with it.
+var SecretRef = regexp.MustCompile(`\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}`)
 
 var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -479,9 +481,9 @@ func (l *loader) resolveSecrets() {
 
 // subst replaces ${{ secrets.NAME }} in s; found says whether s had any.
 func (l *loader) subst(path, s string) (out string, found bool) {
-	out = secretRef.ReplaceAllStringFunc(s, func(ref string) string {
+	out = SecretRef.ReplaceAllStringFunc(s, func(ref string) string {
 		found = true
-		name := secretRef.FindStringSubmatch(ref)[1]
+		name := SecretRef.FindStringSubmatch(ref)[1]
 		if !l.declared[name] {
 			l.problem(path, "secret %s is not declared in meta.secrets", name)
 			return ""
