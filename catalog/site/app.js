@@ -633,6 +633,7 @@
       for (const [n, r] of rows) {
         if (!names.includes(n)) { r.tr.remove(); rows.delete(n); }
       }
+      let prev = null; // the row before this one, to keep name order
       for (const n of names) {
         const v = view(n, all[n]);
         let r = rows.get(n);
@@ -656,7 +657,11 @@
         r.cells.lag.textContent = fmt(v.m.lag);
         r.cells.dead.textContent = fmt(v.m.dead);
         setActions(r.cells.actions, v.state);
-        tbody.append(r.tr); // keeps name order
+        // Moved only when out of place: a row is never taken out of the
+        // page under the pointer.
+        const want = prev ? prev.nextSibling : tbody.firstChild;
+        if (want !== r.tr) tbody.insertBefore(r.tr, want);
+        prev = r.tr;
       }
       empty.hidden = names.length > 0;
       updated.textContent = 'updated ' + new Date().toLocaleTimeString();

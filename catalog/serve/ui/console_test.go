@@ -14,18 +14,25 @@ import (
 // consoleScenario drives the console at base (a server with the REST API and
 // the console under /ui/): it creates a file-source instance through the
 // form (after the form refused it without its required options), sees it
-// RUNNING, pauses it, sees PAUSED, resumes it, and deletes it. dataDir is
-// where the instance's input file goes.
-func consoleScenario(t *testing.T, base, dataDir string) {
+// RUNNING, pauses it, sees PAUSED, resumes and restarts it, and deletes it.
+// dataDir is where the instance's input file goes. With a token, the API
+// wants it: the page asks for it first.
+func consoleScenario(t *testing.T, base, dataDir, token string) {
 	input := filepath.Join(dataDir, "input.jsonl")
 	if err := os.WriteFile(input, []byte("{\"n\":1}\n{\"n\":2}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)
 
-	// The catalog, from GET /connector-plugins.
-	b.run("opening the console", chromedp.Navigate(base+"/ui/"),
-		chromedp.WaitVisible(chromedp.CSS(`li[data-connector="file-source"]`)))
+	if token != "" {
+		b.run("opening the console", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS(`#token-input`)))
+		b.screenshot("token-asked")
+		b.run("giving the token", chromedp.SendKeys(chromedp.CSS(`#token-input`), token), chromedp.Click(chromedp.CSS(`#token-form button`)))
+	} else {
+		b.run("opening the console", chromedp.Navigate(base+"/ui/"))
+	}
+	// The catalog, from the connectors' metadata.
+	b.run("waiting for the catalog", chromedp.WaitVisible(chromedp.CSS(`li[data-connector="file-source"]`)))
 	b.screenshot("catalog")
 	all := b.count(`#connector-list li`)
 	if all < 2 {
@@ -118,7 +125,11 @@ func consoleScenario(t *testing.T, base, dataDir string) {
 	b.run("waiting for the empty list", chromedp.WaitVisible(chromedp.CSS(`#no-instances`)))
 	b.screenshot("deleted")
 
-	res, err := http.Get(base + "/connectors/ui-orders")
+	req, _ := http.NewRequest(http.MethodGet, base+"/connectors/ui-orders", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -298,7 +298,7 @@ func (d *apiDouble) delete(w http.ResponseWriter, r *http.Request) {
 // a stand-in for the REST API (no connector processes).
 func TestConsoleAgainstAPIDouble(t *testing.T) {
 	srv := newAPIDouble(t, true)
-	consoleScenario(t, srv.URL, t.TempDir())
+	consoleScenario(t, srv.URL, t.TempDir(), "")
 }
 
 // TestConsoleWithoutCatalogJSON: a server that does not serve
