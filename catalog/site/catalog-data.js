@@ -4,7 +4,7 @@ window.CULVERT_CATALOG = {
     {
       "name": "file-sink",
       "direction": "sink",
-      "version": "dev",
+      "version": "0.1.0",
       "description": "Writes each record of a topic to a file (or standard output), one per line; the consumer offset is committed only after the write is flushed.",
       "schema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -254,7 +254,7 @@ window.CULVERT_CATALOG = {
     {
       "name": "file-source",
       "direction": "source",
-      "version": "dev",
+      "version": "0.1.0",
       "description": "Publishes each line of a file (or of standard input) as a record; with --follow, keeps reading a growing file like tail -F.",
       "schema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
