@@ -229,7 +229,9 @@ func activeOwners(ctx context.Context, q *sql.Tx, id int64, group string) ([]str
 		if err := rows.Scan(&o); err != nil {
 			return nil, err
 		}
-		owners = append(owners, o)
+		if processAlive(o) { // a member killed on this machine is not active
+			owners = append(owners, o)
+		}
 	}
 	return owners, rows.Err()
 }

@@ -552,7 +552,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, opts bus.Subsc
 	if opts.MaxRecords <= 0 {
 		opts.MaxRecords = 8192
 	}
-	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: newOwnerID(), onExpired: opts.OnExpired, done: make(chan struct{})}
+	s := &subscription{b: b, group: group, max: opts.MaxRecords, owner: hostID() + "/" + newOwnerID(), onExpired: opts.OnExpired, done: make(chan struct{})}
 	err := b.drain(func() error {
 		return b.tx(ctx, func(tx *sql.Tx) error {
 			id, end, err := b.topicEnd(ctx, tx, topic)
@@ -609,11 +609,27 @@ func nowMS() int64 { return time.Now().UnixMilli() }
 // renew takes or renews the group's lease. It reports whether this member
 // holds it; on taking it over it reloads the committed offset.
 func (s *subscription) renew(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	owned := s.owned
+	s.mu.Unlock()
+	// A standby takes over at once from a member that was killed on this
+	// machine (as a position lease is), not after the lease time.
+	dead := ""
+	if !owned {
+		var holder string
+		err := s.b.db.QueryRowContext(ctx, `SELECT owner FROM leases WHERE topic_id=? AND grp=?`, s.topicID, s.group).Scan(&holder)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("reading group lease: %w", s.b.check(err))
+		}
+		if holder != "" && holder != s.owner && !processAlive(holder) {
+			dead = holder
+		}
+	}
 	now := nowMS()
 	res, err := s.b.drainExec(ctx, `INSERT INTO leases(topic_id, grp, owner, expires_ms) VALUES(?,?,?,?)
 		ON CONFLICT(topic_id, grp) DO UPDATE SET owner=excluded.owner, expires_ms=excluded.expires_ms
-		WHERE leases.owner=excluded.owner OR leases.expires_ms < ?`,
-		s.topicID, s.group, s.owner, now+s.b.lease.Milliseconds(), now)
+		WHERE leases.owner=excluded.owner OR leases.expires_ms < ? OR leases.owner=?`,
+		s.topicID, s.group, s.owner, now+s.b.lease.Milliseconds(), now, dead)
 	if err != nil {
 		return false, fmt.Errorf("renewing group lease: %w", err)
 	}
@@ -672,7 +688,9 @@ func (s *subscription) Poll(ctx context.Context) ([]bus.Message, error) {
 				return nil, err
 			}
 			if !ok {
-				if err := retry.Sleep(ctx, s.b.lease/5); err != nil {
+				// A standby tries at least every second: a killed
+				// member's lease is taken over at once (see renew).
+				if err := retry.Sleep(ctx, min(s.b.lease/5, time.Second)); err != nil {
 					return nil, err
 				}
 				continue
