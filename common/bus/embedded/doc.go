@@ -11,7 +11,9 @@
 // A topic has one partition. A consumer group is served by one member at a
 // time: members hold a lease that they renew while alive; a member that
 // dies (or stops renewing) loses its lease after the lease time and a waiting
-// member of the same group takes over from the last commit.
+// member of the same group takes over from the last commit. A member killed
+// on this machine (same boot and PID namespace) is taken over at once: a
+// standby checks every second whether the holder's process still exists.
 //
 // A source's position key is leased the same way (rows of the leases table
 // with topic 0): one process at a time holds it, a second waits as a
