@@ -297,6 +297,7 @@ func (d *apiDouble) delete(w http.ResponseWriter, r *http.Request) {
 // TestConsoleAgainstAPIDouble runs the browser scenario against apiDouble,
 // a stand-in for the REST API (no connector processes).
 func TestConsoleAgainstAPIDouble(t *testing.T) {
+	t.Parallel() // each has its own browser and server
 	srv := newAPIDouble(t, true)
 	consoleScenario(t, srv.URL, t.TempDir(), "")
 }
@@ -305,6 +306,7 @@ func TestConsoleAgainstAPIDouble(t *testing.T) {
 // /ui/catalog.json still gives the catalog and the form, from Kafka
 // Connect's GET /connector-plugins and its config definitions.
 func TestConsoleWithoutCatalogJSON(t *testing.T) {
+	t.Parallel() // each has its own browser and server
 	srv := newAPIDouble(t, false)
 	b := newBrowser(t)
 	b.run("opening the console", chromedp.Navigate(srv.URL+"/ui/#/connectors/file-source"),
@@ -336,6 +338,7 @@ func TestConsoleWithoutCatalogJSON(t *testing.T) {
 // TestConsoleAsksForTheToken: when the API answers 401, the page asks for
 // the bearer token, keeps it, and sends it from then on.
 func TestConsoleAsksForTheToken(t *testing.T) {
+	t.Parallel() // each has its own browser and server
 	srv := newAPIDouble(t, true)
 	withToken(t, srv, "s3cret")
 	b := newBrowser(t)

@@ -139,6 +139,7 @@ func startServe(t *testing.T, bin, dir, token string) string {
 // `culvert serve` (with --auth-token), whose instances are file-source
 // processes on an embedded bus.
 func TestConsoleAgainstCulvertServe(t *testing.T) {
+	t.Parallel() // each has its own browser and server
 	bin := binaries(t)
 	dir := t.TempDir()
 	const token = "ui-test-token"

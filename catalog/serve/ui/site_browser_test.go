@@ -13,6 +13,7 @@ import (
 // TestStaticSiteInBrowser opens the static catalog site from disk (file://,
 // no server), searches it, and reads a connector's options.
 func TestStaticSiteInBrowser(t *testing.T) {
+	t.Parallel() // each has its own browser and server
 	cat := catalogJSON(t)
 	var parsed struct {
 		Connectors []struct {
