@@ -30,7 +30,7 @@ modules-json: ## the modules as a JSON array (for the CI matrix)
 build: ## static binaries of every connector and of culvert in bin/
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CONNECTORS)) ./catalog/cmd/culvert
 
-tools: ## what the tests need: bats and jq (installed with apt when missing)
+tools: ## what the tests need: bats, jq, chromium and the rest of scripts/install-tools.sh (installed with apt when missing)
 	@$(ROOT)/scripts/install-tools.sh
 
 services: ## the servers the broker connectors and bus backends test against (installed with apt and started when missing)
@@ -56,10 +56,10 @@ lint: ## gofmt, go vet, staticcheck and actionlint
 	@test -x $(TOOLS)/bin/actionlint || GOBIN=$(TOOLS)/bin $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 	actionlint
 
-catalog: build ## regenerate catalog/catalog.json and catalog/README.md
+catalog: build ## regenerate catalog/catalog.json, catalog/README.md and the static catalog site catalog/site/
 	$(GO) run ./catalog -bin $(BIN) -out catalog
 
-catalog-check: build ## fail when the committed catalog is stale
+catalog-check: build ## fail when the committed catalog (site included) is stale
 	$(GO) run ./catalog -bin $(BIN) -out catalog -check
 
 # The subcommands of scripts/bench that make bench runs after `bench all`

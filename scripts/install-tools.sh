@@ -15,7 +15,8 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v amqp-publish >/dev/null || missing+=(amqp-tools)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
-command -v chromium >/dev/null || missing+=(chromium)
+# (GitHub's Ubuntu runners have Google Chrome, which the tests take too.)
+command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} with apt-get"
 sudo=""

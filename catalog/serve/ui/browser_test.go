@@ -25,20 +25,18 @@ type browser struct {
 	shotSeen int
 }
 
-// chromiumPath is where the Debian package chromium (scripts/install-tools.sh)
-// puts the browser; CHROMIUM overrides it.
+// chromiumPath finds the browser: $CHROMIUM, else chromium (the Debian
+// package scripts/install-tools.sh installs), else Google Chrome (which
+// GitHub's Ubuntu runners have).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM"); p != "" {
 		return p
 	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
 	}
 	t.Fatal("no chromium: install it with `make tools` (Debian package chromium) or set CHROMIUM")
 	return ""
