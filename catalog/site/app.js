@@ -400,7 +400,8 @@
       general.textContent = '';
     };
     const fail = (key, msg) => {
-      const f = key === 'name' && !byName.has('name') ? nameField : (byName.get(key) || (key === 'name' ? nameField : null));
+      // "name" is the instance's name, as in Kafka Connect's config.
+      const f = key === 'name' ? nameField : byName.get(key);
       if (!f) {
         general.append(h('div', null, (key ? key + ': ' : '') + msg));
         return;
@@ -417,8 +418,10 @@
       const config = { 'connector.class': c.name };
       let bad = false;
       const instance = nameField.read();
-      const nameErr = check(nameField, instance);
-      if (nameErr) { fail('name', nameErr); bad = true; }
+      if (check(nameField, instance)) {
+        fail('name', instance === undefined ? 'required' : 'must be letters, digits, ".", "_" or "-", starting with a letter or digit');
+        bad = true;
+      }
       for (const f of fields) {
         const v = f.read();
         const err = check(f, v);

@@ -330,6 +330,10 @@ func TestConsoleWithoutCatalogJSON(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#opt-path`), "/dev/null"),
 		chromedp.Click(chromedp.CSS(`#create-submit`)))
 	b.waitText(`#err-topic`, "required")
+	b.setValue(`#instance-name`, "no spaces")
+	b.run("submitting a bad name", chromedp.Click(chromedp.CSS(`#create-submit`)))
+	b.waitText(`#err-instance-name`, `must be letters, digits, ".", "_" or "-", starting with a letter or digit`)
+	b.setValue(`#instance-name`, "plain")
 	b.run("creating", chromedp.SendKeys(chromedp.CSS(`#opt-topic`), "plain"), chromedp.Click(chromedp.CSS(`#create-submit`)))
 	b.waitText(`#instance-state`, "RUNNING")
 	b.screenshot("created-without-catalog-json")
