@@ -13,4 +13,11 @@
 // static site, whose catalog-data.js holds catalog.json) and from the API's
 // GET /connector-plugins otherwise. Site returns the static site's files for
 // a catalog.json, so the generator and the tests build it the same way.
+//
+// The tests drive headless Chromium (Debian's chromium, which `make tools`
+// installs; $CHROMIUM names another) with chromedp, against the real
+// `culvert serve` (binaries from $CULVERT_BIN, else built), a small double
+// of its API, and the static site opened from disk. Their screenshots go to
+// $CULVERT_UI_ARTIFACTS/<test> when it is set, else to a temporary
+// directory; the test log names each file.
 package ui

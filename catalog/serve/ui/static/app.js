@@ -525,6 +525,7 @@
     if (failedTask && state === 'RUNNING') state = 'FAILED';
     const m = metricsOf(st);
     const traces = [conn.trace].concat(tasks.map((t) => t.trace)).filter(Boolean);
+    const task = tasks[0] || {};
     return {
       name,
       cls: (info.config && info.config['connector.class']) || st.connector_class || st.type || info.type || '',
@@ -532,6 +533,8 @@
       state,
       m,
       trace: traces.join('\n'),
+      starts: num(task.starts),
+      lastExit: task.last_exit || '',
       config: info.config || null,
     };
   }
@@ -711,6 +714,8 @@
       setActions(acts, v.state);
       const items = [['connector', v.cls], ['records in', fmt(v.m.recIn)], ['records out', fmt(v.m.recOut)],
         ['in/s', fmt(v.m.inRate, 1)], ['out/s', fmt(v.m.outRate, 1)], ['lag', fmt(v.m.lag)], ['dead letters', fmt(v.m.dead)]];
+      if (v.starts !== null) items.push(['starts', fmt(v.starts)]);
+      if (v.lastExit) items.push(['last exit', v.lastExit]);
       figures.replaceChildren(...items.map(([k, val]) => h('div', null, h('dt', null, k), h('dd', { dataset: { figure: k } }, val))));
       const atEnd = trace.scrollTop + trace.clientHeight >= trace.scrollHeight - 4;
       trace.textContent = (await logLines(name)) || v.trace || '(no log lines)';
