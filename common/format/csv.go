@@ -34,12 +34,14 @@ func (f *feed) Read(p []byte) (int, error) {
 // csvDecoder reads one CSV row per record (encoding/csv, RFC 4180) into a
 // JSON object of the columns.
 type csvDecoder struct {
-	fixed bool     // the columns are --csv-columns: no header row
-	cols  []string // the columns in use; nil while a header row is awaited
-	keys  [][]byte // each column as a JSON object key and colon: "a":
-	row   int64    // records of the stream seen, the header row included
-	bad   string   // why the stream's header row was refused, if it was
-	in    feed     // the value being read
+	fixed bool               // the columns are --csv-columns: no header row
+	cols  []string           // the columns in use; nil while a header row is awaited
+	types []colType          // each column's types from --schema; 0 where inferred
+	typed map[string]colType // --schema's column types, nil without one
+	keys  [][]byte           // each column as a JSON object key and colon: "a":
+	row   int64              // records of the stream seen, the header row included
+	bad   string             // why the stream's header row was refused, if it was
+	in    feed               // the value being read
 	rd    *csv.Reader
 	ends  []int // where each value of a batch ends in its buffer
 }
@@ -53,6 +55,9 @@ type csvState struct {
 
 func newCSVDecoder(f *Format) *csvDecoder {
 	d := &csvDecoder{fixed: f.columns != nil}
+	if s := f.Schema(); s != nil {
+		d.typed = s.cols
+	}
 	d.rd = csv.NewReader(&d.in)
 	d.rd.Comma = f.comma
 	d.rd.FieldsPerRecord = -1 // counted here, for a precise error
@@ -69,6 +74,13 @@ func (d *csvDecoder) setColumns(cols []string) {
 	for i, c := range cols {
 		d.keys[i] = append(appendString(nil, c), ':')
 	}
+	d.types = nil
+	if d.typed != nil {
+		d.types = make([]colType, len(cols))
+		for i, c := range cols {
+			d.types[i] = d.typed[c]
+		}
+	}
 }
 
 // NeedsStreamStart: the header row is read at the start of each stream.
@@ -79,7 +91,7 @@ func (d *csvDecoder) NeedsStreamStart() bool { return !d.fixed }
 func (d *csvDecoder) Start() {
 	d.row, d.bad = 0, ""
 	if !d.fixed {
-		d.cols, d.keys = nil, nil
+		d.cols, d.keys, d.types = nil, nil, nil
 	}
 }
 
@@ -205,8 +217,8 @@ func (d *csvDecoder) drain() {
 	}
 }
 
-// appendObject appends fields as a JSON object of the columns, typed (see
-// appendField).
+// appendObject appends fields as a JSON object of the columns, typed as
+// --schema says (appendTyped) or else inferred (appendField).
 func (d *csvDecoder) appendObject(b []byte, fields []string) ([]byte, error) {
 	b = append(b, '{')
 	for i, f := range fields {
@@ -216,6 +228,13 @@ func (d *csvDecoder) appendObject(b []byte, fields []string) ([]byte, error) {
 		b = append(b, d.keys[i]...)
 		if !utf8.ValidString(f) {
 			return b, fmt.Errorf("column %q is not UTF-8 text", d.cols[i])
+		}
+		if d.types != nil && d.types[i] != 0 {
+			var err error
+			if b, err = appendTyped(b, f, d.types[i]); err != nil {
+				return b, fmt.Errorf("column %q: %w", d.cols[i], err)
+			}
+			continue
 		}
 		b = appendField(b, f)
 	}

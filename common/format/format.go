@@ -32,6 +32,8 @@ type Options struct {
 	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats."`
 	CSVColumns   string `json:"csv_columns,omitempty" jsonschema_description:"With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record."`
 	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
+	// Typed streams (schema.go).
+	Schema string `json:"schema,omitempty" jsonschema_description:"A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams."`
 }
 
 // Validate checks the options: a known format, and CSV options only with
@@ -47,6 +49,7 @@ type Format struct {
 	name    string
 	columns []string // --csv-columns, nil when not given
 	comma   rune
+	schema  *Schema // --schema, nil when not given
 }
 
 // New checks o and returns its format.
@@ -91,6 +94,16 @@ func New(o Options) (*Format, error) {
 			return nil, schema.Invalid("csv_columns", "%v", err)
 		}
 		f.columns = cols
+	}
+	if o.Schema != "" {
+		if f.name == Bytes {
+			return nil, schema.Invalid("schema", "does not apply with --format bytes: its values are opaque, not JSON")
+		}
+		s, err := LoadSchema(o.Schema)
+		if err != nil {
+			return nil, err
+		}
+		f.schema = s
 	}
 	return f, nil
 }
@@ -187,16 +200,20 @@ type Headed interface {
 	Adopt(header []byte) error
 }
 
-// NewDecoder returns a decoder for one stream.
-func (f *Format) NewDecoder() Decoder {
+// NewDecoder returns a decoder for one stream; with --schema, what it
+// decodes is checked against the schema.
+func (f *Format) NewDecoder() (dec Decoder) {
+	defer func() { dec = f.checkDecoded(dec) }()
 	if f.Name() == CSV {
 		return newCSVDecoder(f)
 	}
 	return passDecoder{}
 }
 
-// NewEncoder returns an encoder for one output.
-func (f *Format) NewEncoder() Encoder {
+// NewEncoder returns an encoder for one output; with --schema, each
+// value is checked against the schema before it is encoded.
+func (f *Format) NewEncoder() (enc Encoder) {
+	defer func() { enc = f.checkEncoded(enc) }()
 	if f.Name() == CSV {
 		return newCSVEncoder(f)
 	}
