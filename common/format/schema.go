@@ -66,7 +66,12 @@ func LoadSchema(path string) (*Schema, error) {
 	}
 	compiled, err := c.Compile(abs)
 	if err != nil {
-		return nil, schema.Invalid("schema", "%s is not a valid JSON Schema: %s", path, firstLine(err.Error()))
+		msg := firstLine(err.Error())
+		if sve := (*sjs.SchemaValidationError)(nil); errors.As(err, &sve) {
+			// Where the file breaks the meta-schema, as a value's paths.
+			msg = describe(sve.Err)
+		}
+		return nil, schema.Invalid("schema", "%s is not a valid JSON Schema: %s", path, msg)
 	}
 	return &Schema{path: path, check: compiled, cols: columnTypes(compiled)}, nil
 }
