@@ -24,14 +24,19 @@ const (
 )
 
 // Names lists the formats of this version, as --format's enum does.
-var Names = []string{JSON, Bytes, CSV}
+var Names = []string{JSON, Bytes, CSV, Protobuf}
 
 // Options are the format options every source and sink has (embedded in
 // cli.Common, so their flags are flat: --format, --csv-columns, ...).
 type Options struct {
-	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats."`
+	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,enum=protobuf,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. See the README, Formats."`
 	CSVColumns   string `json:"csv_columns,omitempty" jsonschema_description:"With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record."`
 	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
+	// Protobuf (protobuf.go).
+	ProtoFile          string `json:"proto_file,omitempty" jsonschema_description:"With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto)."`
+	ProtoPath          string `json:"proto_path,omitempty" jsonschema_description:"With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path)."`
+	ProtoDescriptorSet string `json:"proto_descriptor_set,omitempty" jsonschema_description:"With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types)."`
+	ProtoMessage       string `json:"proto_message,omitempty" jsonschema_description:"With --format protobuf, the full name of the message of every record, such as orders.Order."`
 	// Typed streams (schema.go).
 	Schema string `json:"schema,omitempty" jsonschema_description:"A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams."`
 }
@@ -49,7 +54,8 @@ type Format struct {
 	name    string
 	columns []string // --csv-columns, nil when not given
 	comma   rune
-	schema  *Schema // --schema, nil when not given
+	proto   *protoMessage // --format protobuf's message
+	schema  *Schema       // --schema, nil when not given
 }
 
 // New checks o and returns its format.
@@ -104,6 +110,10 @@ func New(o Options) (*Format, error) {
 			return nil, err
 		}
 		f.schema = s
+	}
+	var err error
+	if f.proto, err = newProtoMessage(o); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -204,8 +214,11 @@ type Headed interface {
 // decodes is checked against the schema.
 func (f *Format) NewDecoder() (dec Decoder) {
 	defer func() { dec = f.checkDecoded(dec) }()
-	if f.Name() == CSV {
+	switch f.Name() {
+	case CSV:
 		return newCSVDecoder(f)
+	case Protobuf:
+		return newProtoDecoder(f.proto)
 	}
 	return passDecoder{}
 }
@@ -214,8 +227,11 @@ func (f *Format) NewDecoder() (dec Decoder) {
 // value is checked against the schema before it is encoded.
 func (f *Format) NewEncoder() (enc Encoder) {
 	defer func() { enc = f.checkEncoded(enc) }()
-	if f.Name() == CSV {
+	switch f.Name() {
+	case CSV:
 		return newCSVEncoder(f)
+	case Protobuf:
+		return newProtoEncoder(f.proto)
 	}
 	return passEncoder{}
 }

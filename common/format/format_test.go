@@ -258,7 +258,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		o           Options
 		field, text string
 	}{
-		{Options{Format: "avro"}, "format", `unknown format "avro" (one of: json, bytes, csv)`},
+		{Options{Format: "xml"}, "format", `unknown format "xml" (one of: json, bytes, csv`},
 		{Options{Format: JSON, CSVColumns: "a"}, "csv_columns", "applies only with --format csv"},
 		{Options{Format: Bytes, CSVDelimiter: ";"}, "csv_delimiter", "applies only with --format csv"},
 		{Options{Format: CSV, CSVDelimiter: ";;"}, "csv_delimiter", `must be one character, got ";;"`},

@@ -1,0 +1,341 @@
+package format
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bufbuild/protocompile"
+	"github.com/bufbuild/protocompile/linker"
+	"github.com/bufbuild/protocompile/reporter"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	// The well-known types, for descriptor sets written without
+	// --include_imports (protoc -o leaves google/protobuf/*.proto out).
+	_ "google.golang.org/protobuf/types/known/anypb"
+	_ "google.golang.org/protobuf/types/known/durationpb"
+	_ "google.golang.org/protobuf/types/known/emptypb"
+	_ "google.golang.org/protobuf/types/known/fieldmaskpb"
+	_ "google.golang.org/protobuf/types/known/structpb"
+	_ "google.golang.org/protobuf/types/known/timestamppb"
+	_ "google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+// Protobuf is one Protobuf message per record (the binary wire format),
+// which jq reads as its protojson mapping.
+const Protobuf = "protobuf"
+
+// protoMessage is the message type of --format protobuf, from
+// --proto-file (compiled at start) or --proto-descriptor-set.
+type protoMessage struct {
+	desc  protoreflect.MessageDescriptor
+	types protoTypes // for google.protobuf.Any
+}
+
+// protoTypes finds the message types google.protobuf.Any names.
+type protoTypes interface {
+	protoregistry.MessageTypeResolver
+	protoregistry.ExtensionTypeResolver
+}
+
+// The protojson mapping (see the README, Formats, Protobuf): field names
+// as in the .proto file (order_id, not orderId; the encoder accepts both),
+// every field present, with its default when unset (so that jq's
+// .status == "PENDING" holds for an enum's zero value, and .amount is 0,
+// not null); 64-bit integers as JSON strings, enums as their names, bytes
+// as base64, well-known types in their JSON forms (Timestamp as an RFC
+// 3339 string, Duration as "1.5s", Struct as an object).
+func (m *protoMessage) marshalOptions() protojson.MarshalOptions {
+	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Resolver: m.types}
+}
+
+func (m *protoMessage) unmarshalOptions() protojson.UnmarshalOptions {
+	return protojson.UnmarshalOptions{Resolver: m.types}
+}
+
+// newProtoMessage checks the Protobuf options and finds the message type.
+// Its errors are *schema.FieldError naming the option.
+func newProtoMessage(o Options) (*protoMessage, error) {
+	protobuf := o.Format == Protobuf
+	for _, opt := range []struct{ name, value string }{
+		{"proto_file", o.ProtoFile}, {"proto_descriptor_set", o.ProtoDescriptorSet},
+		{"proto_message", o.ProtoMessage}, {"proto_path", o.ProtoPath},
+	} {
+		if opt.value != "" && !protobuf {
+			return nil, schema.Invalid(opt.name, "applies only with --format protobuf")
+		}
+	}
+	if !protobuf {
+		return nil, nil
+	}
+	switch {
+	case o.ProtoFile == "" && o.ProtoDescriptorSet == "":
+		return nil, schema.Invalid("proto_file", "--format protobuf needs --proto-file or --proto-descriptor-set")
+	case o.ProtoFile != "" && o.ProtoDescriptorSet != "":
+		return nil, schema.Invalid("proto_descriptor_set", "give --proto-file or --proto-descriptor-set, not both")
+	case o.ProtoPath != "" && o.ProtoFile == "":
+		return nil, schema.Invalid("proto_path", "applies only with --proto-file")
+	case o.ProtoMessage == "":
+		return nil, schema.Invalid("proto_message", "--format protobuf needs the message's full name, such as orders.Order")
+	}
+	var (
+		find   func(protoreflect.FullName) (protoreflect.Descriptor, error)
+		types  protoTypes
+		option string
+	)
+	if o.ProtoFile != "" {
+		res, err := compileProto(o.ProtoFile, o.ProtoPath)
+		if err != nil {
+			return nil, schema.Invalid("proto_file", "%v", err)
+		}
+		find, types, option = res.FindDescriptorByName, res, "proto_file"
+	} else {
+		files, err := readDescriptorSet(o.ProtoDescriptorSet)
+		if err != nil {
+			return nil, schema.Invalid("proto_descriptor_set", "%v", err)
+		}
+		find, types, option = files.FindDescriptorByName, dynamicpb.NewTypes(files), "proto_descriptor_set"
+	}
+	name := protoreflect.FullName(strings.TrimPrefix(o.ProtoMessage, "."))
+	if !name.IsValid() {
+		return nil, schema.Invalid("proto_message", "%q is not a message name (package.Message)", o.ProtoMessage)
+	}
+	d, err := find(name)
+	if err != nil {
+		return nil, schema.Invalid("proto_message", "no message %s in --%s", name, strings.ReplaceAll(option, "_", "-"))
+	}
+	md, ok := d.(protoreflect.MessageDescriptor)
+	if !ok {
+		return nil, schema.Invalid("proto_message", "%s is not a message", name)
+	}
+	return &protoMessage{desc: md, types: types}, nil
+}
+
+// compileProto compiles a .proto file; its imports are looked up in its
+// own directory, then in the --proto-path directories (separated by the
+// system's list separator, : on Unix, as protoc's --proto_path), then among
+// the well-known types (google/protobuf/*.proto).
+func compileProto(file, protoPath string) (linker.Resolver, error) {
+	if _, err := os.Stat(file); err != nil {
+		return nil, err
+	}
+	dirs := []string{filepath.Dir(file)}
+	if protoPath != "" {
+		dirs = append(dirs, filepath.SplitList(protoPath)...)
+	}
+	var errs []error
+	c := protocompile.Compiler{
+		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: dirs}),
+		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
+			errs = append(errs, err)
+			return nil // report every error, not only the first
+		}, nil),
+	}
+	files, err := c.Compile(context.Background(), filepath.Base(file))
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return linker.ResolverFromFile(files[0]), nil
+}
+
+// readDescriptorSet reads a FileDescriptorSet as protoc -o writes it.
+// Files it imports but does not hold (protoc without --include_imports)
+// are found among the well-known types.
+func readDescriptorSet(path string) (*protoregistry.Files, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var set descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("not a FileDescriptorSet (as protoc -o writes): %v", err)
+	}
+	if len(set.File) == 0 {
+		return nil, errors.New("the descriptor set holds no file")
+	}
+	files := new(protoregistry.Files)
+	res := setResolver{files}
+	for _, fdp := range set.File {
+		f, err := protodesc.NewFile(fdp, res)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (write the set with protoc --include_imports)", fdp.GetName(), err)
+		}
+		if err := files.RegisterFile(f); err != nil {
+			return nil, fmt.Errorf("%s: %v", fdp.GetName(), err)
+		}
+	}
+	return files, nil
+}
+
+// setResolver resolves a descriptor set's files, then the well-known types
+// linked into this program.
+type setResolver struct{ files *protoregistry.Files }
+
+func (r setResolver) FindFileByPath(p string) (protoreflect.FileDescriptor, error) {
+	f, err := r.files.FindFileByPath(p)
+	if errors.Is(err, protoregistry.NotFound) && strings.HasPrefix(p, "google/protobuf/") {
+		return protoregistry.GlobalFiles.FindFileByPath(p)
+	}
+	return f, err
+}
+
+func (r setResolver) FindDescriptorByName(n protoreflect.FullName) (protoreflect.Descriptor, error) {
+	d, err := r.files.FindDescriptorByName(n)
+	if errors.Is(err, protoregistry.NotFound) && strings.HasPrefix(string(n), "google.protobuf.") {
+		return protoregistry.GlobalFiles.FindDescriptorByName(n)
+	}
+	return d, err
+}
+
+// protoDecoder turns each value, one binary Protobuf message, into its
+// protojson mapping.
+type protoDecoder struct {
+	m    *protoMessage
+	opts protojson.MarshalOptions
+	msg  *dynamicpb.Message
+}
+
+func newProtoDecoder(m *protoMessage) *protoDecoder {
+	return &protoDecoder{m: m, opts: m.marshalOptions(), msg: dynamicpb.NewMessage(m.desc)}
+}
+
+func (d *protoDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
+	out := recs[:0]
+	var failed []Failure
+	for _, r := range recs {
+		v, err := d.decode(r.Value)
+		if err != nil {
+			failed = append(failed, Failure{r, err})
+			continue
+		}
+		r.Value = v
+		out = append(out, r)
+	}
+	return out, failed, nil
+}
+
+func (d *protoDecoder) decode(v []byte) ([]byte, error) {
+	d.msg.Reset()
+	// Unmarshal fails on a truncated field (a length, varint or fixed
+	// value cut short), a bad wire type and a missing proto2 required
+	// field. A message cut exactly between two fields is a shorter valid
+	// message: the wire format cannot tell.
+	if err := proto.Unmarshal(v, d.msg); err != nil {
+		msg := trimProtoErr(err)
+		if where := wireError(d.m.desc, v, 0, ""); where != "" {
+			msg = where
+		}
+		return nil, fmt.Errorf("not a %s Protobuf message (%d bytes): %s", d.m.desc.FullName(), len(v), msg)
+	}
+	b, err := d.opts.Marshal(d.msg)
+	if err != nil {
+		return nil, fmt.Errorf("%s to JSON: %v", d.m.desc.FullName(), trimProtoErr(err))
+	}
+	return b, nil
+}
+
+// wireError walks b's fields to say where a message that does not parse
+// goes wrong: "at byte 290, field extra (12): unexpected EOF". It goes
+// into the fields of nested messages; "" when the field structure is
+// sound (the library's error, such as a bad UTF-8 string, then says why).
+func wireError(md protoreflect.MessageDescriptor, b []byte, base int, path string) string {
+	for off := 0; off < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[off:])
+		if n < 0 {
+			return fmt.Sprintf("at byte %d%s: bad field tag: %v", base+off, inField(path), protowire.ParseError(n))
+		}
+		name := fmt.Sprintf("%d", num)
+		fd := md.Fields().ByNumber(num)
+		if fd != nil {
+			name = fmt.Sprintf("%s (%d)", fd.Name(), num)
+		}
+		if path != "" {
+			name = path + "." + name
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[off+n:])
+		if m < 0 {
+			return fmt.Sprintf("at byte %d, field %s: %v", base+off, name, protowire.ParseError(m))
+		}
+		if fd != nil && typ == protowire.BytesType && (fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind) && !fd.IsMap() {
+			inner, k := protowire.ConsumeBytes(b[off+n:])
+			if where := wireError(fd.Message(), inner, base+off+n+k-len(inner), name); where != "" {
+				return where
+			}
+		}
+		off += n + m
+	}
+	return ""
+}
+
+func inField(path string) string {
+	if path == "" {
+		return ""
+	}
+	return ", in field " + path
+}
+
+// trimProtoErr drops the "proto: " the library puts before its messages.
+func trimProtoErr(err error) string {
+	s := err.Error()
+	for _, p := range []string{"proto: ", "proto:\u00a0"} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+func (*protoDecoder) Start()                 {}
+func (*protoDecoder) State() []byte          { return nil }
+func (*protoDecoder) Restore([]byte) error   { return nil }
+func (*protoDecoder) NeedsStreamStart() bool { return false }
+
+// protoEncoder turns each value, JSON in the protojson mapping, into a
+// binary Protobuf message.
+type protoEncoder struct {
+	m    *protoMessage
+	opts protojson.UnmarshalOptions
+	msg  *dynamicpb.Message
+}
+
+func newProtoEncoder(m *protoMessage) *protoEncoder {
+	return &protoEncoder{m: m, opts: m.unmarshalOptions(), msg: dynamicpb.NewMessage(m.desc)}
+}
+
+func (e *protoEncoder) Encode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
+	out := recs[:0]
+	var failed []Failure
+	for _, r := range recs {
+		e.msg.Reset()
+		if err := e.opts.Unmarshal(r.Value, e.msg); err != nil {
+			failed = append(failed, Failure{r, fmt.Errorf("not the JSON of a %s message: %v", e.m.desc.FullName(), trimProtoErr(err))})
+			continue
+		}
+		v, err := deterministic.Marshal(e.msg)
+		if err != nil {
+			failed = append(failed, Failure{r, fmt.Errorf("encoding %s: %v", e.m.desc.FullName(), trimProtoErr(err))})
+			continue
+		}
+		r.Value = v
+		out = append(out, r)
+	}
+	return out, failed, nil
+}
+
+// deterministic writes map entries in key order, so that a record
+// redelivered is encoded to the same bytes.
+var deterministic = proto.MarshalOptions{Deterministic: true}
