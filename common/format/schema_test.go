@@ -279,3 +279,26 @@ func values(rs []record.Record) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// A $ref to a file beside the schema is read; format is asserted.
+func TestSchemaRefToFileAndFormats(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "line.json"), []byte(`{"type": "object", "properties": {"qty": {"type": "integer"}}}`), 0o644)
+	p := filepath.Join(dir, "order.json")
+	os.WriteFile(p, []byte(`{"properties": {"line": {"$ref": "line.json"}, "id": {"format": "uuid"}, "mail": {"format": "email"}}}`), 0o644)
+	s, err := LoadSchema(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for value, want := range map[string]string{
+		`{"line": {"qty": 1}, "id": "0b6e4a6e-8c4e-4bd5-a8b4-4e4f7f6d2a10", "mail": "a@b.c"}`: "",
+		`{"line": {"qty": "1"}}`: "/line/qty: expected integer, got string",
+		`{"id": "x"}`:            "/id: 'x' is not valid uuid",
+		`{"mail": "x"}`:          "/mail: 'x' is not valid email",
+	} {
+		err := s.Validate([]byte(value))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want %q", value, err, want)
+		}
+	}
+}
