@@ -51,9 +51,16 @@
 //     headers (HTTP ce-, Kafka ce_, AMQP cloudEvents_, MQTT 5 user
 //     properties) is a binding the connector names, passed to New the way
 //     Options are.
-//   - Typed streams (--schema): a validation step after Decode (and before
-//     Encode) that turns a value not matching the schema into a Failure
-//     naming the failing path.
+//   - Typed streams (--schema, schema.go): a check after Decode (and
+//     before Encode) that turns a value not matching the schema into a
+//     Failure naming the failing paths; NewDecoder and NewEncoder wrap
+//     every format's decoder and encoder with it, so a new format needs
+//     nothing for it. Its failures are the format's (stage decode or
+//     encode), with the value as decoded, which the paths point into. A
+//     format that reads untyped text (CSV) asks the schema for its
+//     columns' types. The schema is JSON Schema; an Avro or Protobuf
+//     schema would be another kind of file LoadSchema recognizes,
+//     compiled to the same check and column types.
 //
 // The formats of this version are json (the default: today's behaviour,
 // values pass untouched), bytes (opaque values) and csv; see Names.
