@@ -107,6 +107,11 @@ func (st *stream) eval(ctx context.Context, v any, max int) ([]any, bool) {
 // run applies step s (number i of the chain) to v, streamed when it can,
 // appending its outputs to out, which may hold no more than max values.
 func (sc *scratch) run(i int, s *step, out []any, v any, max int) ([]any, error) {
+	if s.fast != nil {
+		if out, ok, err := s.runFast(out, v, max); ok {
+			return out, err
+		}
+	}
 	if i < len(sc.streams) && sc.streams[i] != nil {
 		limit := 1
 		if s.Kind == ArrayMap {
@@ -134,4 +139,26 @@ func (sc *scratch) run(i int, s *step, out []any, v any, max int) ([]any, error)
 		}
 	}
 	return s.run(sc.ctx, out, v, max)
+}
+
+// runFast applies step s to v with its fast path, appending its outputs to
+// out, which may hold no more than max values. It returns false when gojq
+// must evaluate v: on an error (for its message), on a bail, and when a
+// --map has no output.
+func (s *step) runFast(out []any, v any, max int) ([]any, bool, error) {
+	x, st := s.fast(v)
+	switch {
+	case st == fastOK && s.Kind == Filter:
+		if truthy(x) {
+			out, err := add(out, v, max)
+			return out, true, err
+		}
+		return out, true, nil
+	case st == fastOK:
+		out, err := add(out, x, max)
+		return out, true, err
+	case st == fastEmpty && s.Kind != Map:
+		return out, true, nil
+	}
+	return out, false, nil
 }

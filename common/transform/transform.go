@@ -70,6 +70,7 @@ func (s Step) written() string {
 type step struct {
 	Step
 	code *gojq.Code
+	fast fastFn // the fast path (fast.go), nil when gojq evaluates every value
 }
 
 // Chain is a compiled list of steps. It is safe for concurrent use.
@@ -131,7 +132,11 @@ func Compile(steps []Step, opts ...Option) (*Chain, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.written(), err)
 		}
-		c.steps = append(c.steps, step{Step: s, code: code})
+		var fast fastFn
+		if fastPathEnabled {
+			fast = compileFast(q)
+		}
+		c.steps = append(c.steps, step{Step: s, code: code, fast: fast})
 	}
 	return c, nil
 }
