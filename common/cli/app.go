@@ -15,6 +15,7 @@ import (
 
 	_ "github.com/culvert-dev/culvert/common/bus/all" // every bus backend
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
@@ -54,6 +55,11 @@ type Info struct {
 	Description string
 	// Examples are shown in --help: command lines, each after a "# what it does" line.
 	Examples string
+	// Binding is how the connector's protocol carries CloudEvents
+	// attributes in binary mode (format.BindingHTTP, ...), spelled as its
+	// record headers; the zero Binding is a protocol without headers,
+	// where --format cloudevents is structured only.
+	Binding format.Binding
 }
 
 // Direction says whether a connector is a source or a sink.
@@ -83,14 +89,14 @@ type App struct {
 // NewSource returns the command line of a source whose options are O.
 func NewSource[O any](info Info, newSource func(opts *O, env connector.Env) (connector.Source, error)) *App {
 	return &App{info: info, direction: DirectionSource, newInvocation: func() invocation {
-		return &sourceInvocation[O]{newSource: newSource}
+		return &sourceInvocation[O]{newSource: newSource, bind: info.Binding}
 	}}
 }
 
 // NewSink returns the command line of a sink whose options are O.
 func NewSink[O any](info Info, newSink func(opts *O, env connector.Env) (connector.Sink, error)) *App {
 	return &App{info: info, direction: DirectionSink, newInvocation: func() invocation {
-		return &sinkInvocation[O]{newSink: newSink}
+		return &sinkInvocation[O]{newSink: newSink, bind: info.Binding}
 	}}
 }
 

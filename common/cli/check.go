@@ -75,6 +75,8 @@ func (st *state) check() (*transform.Chain, []string) {
 		}
 		if err := c.Options.Validate(); err != nil {
 			add(st.errorProblem(err))
+		} else if err := c.Options.CheckBinding(st.inv.binding()); err != nil {
+			add(st.errorProblem(err))
 		}
 	}
 	if c.MetricsAddr != "" {

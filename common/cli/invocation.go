@@ -53,6 +53,9 @@ func (s *sourceInvocation[O]) run(ctx context.Context, env connector.Env, b bus.
 	if err != nil {
 		return connector.Stats{}, err
 	}
+	if err := f.Open(ctx, env.Name, env.Topic, false); err != nil {
+		return connector.Stats{}, err
+	}
 	src, err := s.newSource(&s.own, env)
 	if err != nil {
 		return connector.Stats{}, err
@@ -83,6 +86,9 @@ func (s *sinkInvocation[O]) run(ctx context.Context, env connector.Env, b bus.Bu
 	so := &s.shared
 	f, err := format.New(so.Options) // checked by prepare
 	if err != nil {
+		return connector.Stats{}, err
+	}
+	if err := f.Open(ctx, env.Name, env.Topic, true); err != nil {
 		return connector.Stats{}, err
 	}
 	// The sink and the runner share the encoder: a sink writing files

@@ -122,4 +122,9 @@ type Env struct {
 	// of a format.Headed encoder once at the top of each file. Nil is
 	// json's: values are written as they are.
 	Encoder format.Encoder
+	// Format is --format, bound to the connector's protocol: a source
+	// that keeps only some protocol headers keeps those the format needs
+	// too (Format.WantsHeader), a sink that sends only some record headers
+	// sends those the format made (Format.CarriesHeader). Nil is json.
+	Format *format.Format
 }

@@ -24,14 +24,22 @@ const (
 )
 
 // Names lists the formats of this version, as --format's enum does.
-var Names = []string{JSON, Bytes, CSV, Protobuf}
+var Names = []string{JSON, Bytes, CSV, Protobuf, Avro}
 
 // Options are the format options every source and sink has (embedded in
 // cli.Common, so their flags are flat: --format, --csv-columns, ...).
 type Options struct {
-	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,enum=protobuf,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. See the README, Formats."`
+	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,enum=avro,enum=protobuf,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats."`
 	CSVColumns   string `json:"csv_columns,omitempty" jsonschema_description:"With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record."`
 	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
+	// Avro and the schema registry (avro.go).
+	AvroSchema             string `json:"avro_schema,omitempty" jsonschema_description:"With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry)."`
+	SchemaRegistry         string `json:"schema_registry,omitempty" jsonschema_description:"With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried."`
+	SchemaRegistryUsername string `json:"schema_registry_username,omitempty" jsonschema_description:"Username for the schema registry (HTTP basic auth)."`
+	SchemaRegistryPassword string `json:"schema_registry_password,omitempty" culvert:"secret" jsonschema_description:"Password for the schema registry (HTTP basic auth); never shown."`
+	SchemaRegistryCA       string `json:"schema_registry_ca,omitempty" jsonschema_description:"PEM file of the CA certificates of an https schema registry, when not the system's."`
+	SubjectStrategy        string `json:"subject_strategy,omitempty" jsonschema:"enum=topic-name,enum=record-name,default=topic-name" jsonschema_description:"A sink's registry subject: topic-name is <topic>-value (the --topic); record-name is the full name of --avro-schema's record."`
+	SchemaAutoRegister     bool   `json:"schema_auto_register,omitempty" jsonschema_description:"A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2)."`
 	// Protobuf (protobuf.go).
 	ProtoFile          string `json:"proto_file,omitempty" jsonschema_description:"With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto)."`
 	ProtoPath          string `json:"proto_path,omitempty" jsonschema_description:"With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path)."`
@@ -54,6 +62,7 @@ type Format struct {
 	name    string
 	columns []string // --csv-columns, nil when not given
 	comma   rune
+	avro    *avroFormat   // --format avro's options, nil for another
 	proto   *protoMessage // --format protobuf's message
 	schema  *Schema       // --schema, nil when not given
 }
@@ -115,6 +124,11 @@ func New(o Options) (*Format, error) {
 	if f.proto, err = newProtoMessage(o); err != nil {
 		return nil, err
 	}
+	a, err := newAvro(f.name, o)
+	if err != nil {
+		return nil, err
+	}
+	f.avro = a
 	return f, nil
 }
 
@@ -217,6 +231,8 @@ func (f *Format) NewDecoder() (dec Decoder) {
 	switch f.Name() {
 	case CSV:
 		return newCSVDecoder(f)
+	case Avro:
+		return newAvroDecoder(f.avro)
 	case Protobuf:
 		return newProtoDecoder(f.proto)
 	}
@@ -230,6 +246,8 @@ func (f *Format) NewEncoder() (enc Encoder) {
 	switch f.Name() {
 	case CSV:
 		return newCSVEncoder(f)
+	case Avro:
+		return newAvroEncoder(f.avro)
 	case Protobuf:
 		return newProtoEncoder(f.proto)
 	}

@@ -8,11 +8,13 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "http-sink",
+	Binding:     format.BindingHTTP,
 	Description: "Sends each record of a topic (or batches of them) to an HTTP endpoint; only a 2xx answer counts as delivered and is committed, 5xx/408/429 and connection errors are retried with backoff honouring Retry-After, other 4xx go to the dead-letter topic.",
 	Examples: `
 # POST each new record's value to a webhook, with a bearer token

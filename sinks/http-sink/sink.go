@@ -22,8 +22,10 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/retry"
+	"github.com/culvert-dev/culvert/common/schema"
 )
 
 // Dead-letter headers added to records the endpoint refused.
@@ -79,6 +81,19 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 	h, err := httpc.ParseHeaders(opts.Header)
 	if err != nil {
 		return nil, fmt.Errorf("--header: %w", err)
+	}
+	if env.Format.Name() == format.CloudEvents && opts.batching() {
+		// A batch of CloudEvents is a JSON array of structured events.
+		batchType := env.Format.BatchContentType()
+		switch {
+		case batchType == "":
+			return nil, schema.Invalid("ce_mode", "must be structured to send batches (--batch-size, --batch-bytes) with --format cloudevents: a batch is a JSON array of structured events")
+		case opts.BatchFormat != "json-array":
+			return nil, schema.Invalid("batch_format", "must be json-array with --format cloudevents: a batch is a JSON array of structured events (%s)", batchType)
+		}
+		if opts.ContentType == "" && h.Get("Content-Type") == "" {
+			h.Set("Content-Type", batchType)
+		}
 	}
 	h.Set("Content-Type", opts.contentType(h))
 	if h.Get("User-Agent") == "" {
@@ -306,14 +321,23 @@ func (s *sink) batch(rs []record.Record) (reqs []*request, rejected []connector.
 // recordHeader returns the record's headers to send with
 // --headers-from-record: valid HTTP headers that --header does not set and
 // that do not change the request's framing.
+//
+// With --format cloudevents, the headers the format made (binary mode's
+// ce-* headers and each event's Content-Type) are sent in any case, and
+// win over --header.
 func (s *sink) recordHeader(r *record.Record) http.Header {
-	if !s.opts.HeadersFromRecord || len(r.Headers) == 0 {
+	carry := s.env.Format.Name() == format.CloudEvents
+	if (!s.opts.HeadersFromRecord && !carry) || len(r.Headers) == 0 {
 		return nil
 	}
 	h := http.Header{}
 	for _, rh := range r.Headers {
 		name := http.CanonicalHeaderKey(rh.Key)
-		if hopHeaders[name] || s.header[name] != nil || !httpc.ValidHeader(rh.Key, string(rh.Value)) {
+		carried := carry && s.env.Format.CarriesHeader(rh.Key)
+		if !carried && !s.opts.HeadersFromRecord {
+			continue
+		}
+		if hopHeaders[name] || (!carried && s.header[name] != nil) || !httpc.ValidHeader(rh.Key, string(rh.Value)) {
 			continue
 		}
 		h.Add(name, string(rh.Value))

@@ -14,12 +14,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "kafka-sink",
+	Binding:     format.BindingKafka,
 	Description: "Produces each record of a topic to a Kafka topic (idempotent producer, acks=all); the consumer offset is committed only after Kafka acknowledged the records.",
 	Examples: `
 # Copy the orders topic to the Kafka topic orders, keyed as on the bus

@@ -17,12 +17,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	mqttc "github.com/culvert-dev/culvert/common/client/mqtt"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "mqtt-sink",
+	Binding:     format.BindingMQTT,
 	Description: "Publishes each record of a topic to an MQTT broker (MQTT 5) at QoS 0, 1 or 2; the consumer offset is committed only after the broker acknowledged every message (PUBACK or PUBCOMP).",
 	Examples: `
 # Publish every order to one MQTT topic at QoS 1

@@ -14,12 +14,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	natsclient "github.com/culvert-dev/culvert/common/client/nats"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
-	Name: "nats-sink",
+	Name:    "nats-sink",
+	Binding: format.BindingNATS,
 	Description: "Publishes each record of a topic as a NATS message, to a fixed subject or to the record's key; " +
 		"with --jetstream, the offset is committed only after JetStream acknowledged every message as stored.",
 	Examples: `

@@ -14,12 +14,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/rabbitmq"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "rabbitmq-sink",
+	Binding:     format.BindingAMQP,
 	Description: "Publishes each record of a topic to a RabbitMQ exchange as a persistent message with publisher confirms; the topic's offset is committed only once RabbitMQ confirmed every message, and unroutable messages (with --mandatory) go to the dead-letter topic.",
 	Examples: `
 # Send each record straight to the queue "orders" through the default exchange;

@@ -13,11 +13,13 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/client/tlsfiles"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
-	Name: "http-source",
+	Name:    "http-source",
+	Binding: format.BindingHTTP,
 	Description: "Publishes what HTTP gives: polls a URL (conditional requests, pagination), follows a long response " +
 		"(delimited stream or Server-Sent Events), or serves a webhook that answers 2xx only once the records are durable.",
 	Examples: `

@@ -208,7 +208,7 @@ func (p *poller) records(resp *http.Response, body []byte, now time.Time) []reco
 		}
 		value = body
 	}
-	return []record.Record{{Value: value, Headers: copyHeaders(nil, resp.Header, p.keep), Time: now}}
+	return []record.Record{{Value: value, Headers: formatHeaders(copyHeaders(nil, resp.Header, p.keep), resp.Header, p.env.Format, p.keep), Time: now}}
 }
 
 // fullResponse is the JSON object of --output-parts full: status, headers

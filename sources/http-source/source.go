@@ -9,12 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/httpc"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/retry"
 )
@@ -154,6 +156,24 @@ func canonical(names []string) []string {
 func copyHeaders(hs []record.Header, h http.Header, keep []string) []record.Header {
 	for _, name := range keep {
 		for _, v := range h[name] {
+			hs = append(hs, record.Header{Key: strings.ToLower(name), Value: []byte(v)})
+		}
+	}
+	return hs
+}
+
+// formatHeaders appends to hs, under their lower-case names, the headers
+// of h that the format needs and keep does not name: with --format
+// cloudevents, the binding's ce-* headers and Content-Type.
+func formatHeaders(hs []record.Header, h http.Header, f *format.Format, keep []string) []record.Header {
+	if f.Name() != format.CloudEvents {
+		return hs
+	}
+	for name, vs := range h {
+		if !f.WantsHeader(name) || slices.Contains(keep, name) {
+			continue
+		}
+		for _, v := range vs {
 			hs = append(hs, record.Header{Key: strings.ToLower(name), Value: []byte(v)})
 		}
 	}

@@ -429,6 +429,7 @@ func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, *refus
 	hs[0] = record.Header{Key: "http.method", Value: method}
 	hs[1] = record.Header{Key: "http.path", Value: []byte(r.URL.Path)}
 	hs = copyHeaders(hs, r.Header, w.keep)
+	hs = formatHeaders(hs, r.Header, w.env.Format, w.keep)
 	now := time.Now()
 	if !w.opts.SplitLines && !isNDJSON(r.Header.Get("Content-Type")) {
 		if len(body) == 0 {

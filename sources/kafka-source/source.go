@@ -15,12 +15,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	kafkaclient "github.com/culvert-dev/culvert/common/client/kafka"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "kafka-source",
+	Binding:     format.BindingKafka,
 	Description: "Publishes the records of Kafka topics (key, value, headers, time, with kafka.topic, kafka.partition and kafka.offset headers) to a topic, as a member of a Kafka consumer group; Kafka offsets are committed only once the records are durable on the bus.",
 	Examples: `
 # Copy the Kafka topic orders to the topic orders, from its first record

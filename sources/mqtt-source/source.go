@@ -14,12 +14,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	mqttc "github.com/culvert-dev/culvert/common/client/mqtt"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "mqtt-source",
+	Binding:     format.BindingMQTT,
 	Description: "Subscribes to MQTT topic filters (MQTT 5) and publishes each message as a record; QoS 1 and 2 messages are acknowledged to the broker only once durable on the bus, and a persistent session keeps what arrives while the source is down.",
 	Examples: `
 # Every sensor reading, keyed by its MQTT topic, at QoS 1

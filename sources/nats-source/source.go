@@ -16,12 +16,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	natsclient "github.com/culvert-dev/culvert/common/client/nats"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
-	Name: "nats-source",
+	Name:    "nats-source",
+	Binding: format.BindingNATS,
 	Description: "Publishes the messages of NATS subjects (core NATS, at-most-once) or of a JetStream stream " +
 		"(durable pull consumer, acknowledged only once the records are durable on the bus) as records; the subject becomes the record key.",
 	Examples: `

@@ -15,12 +15,14 @@ import (
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/client/rabbitmq"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
 
 var info = cli.Info{
 	Name:        "rabbitmq-source",
+	Binding:     format.BindingAMQP,
 	Description: "Consumes a RabbitMQ queue and publishes each message as a record; a message is acknowledged to RabbitMQ only once it is durable on the bus, so none is lost across crashes, broker restarts or reconnects (at-least-once).",
 	Examples: `
 # Consume the durable queue "orders" (declared if missing) into the topic orders

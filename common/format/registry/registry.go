@@ -1,0 +1,201 @@
+// Package registry is the Confluent schema registry client of the formats
+// (Avro now; Protobuf may share it): franz-go's pkg/sr over the
+// registry's REST API, with a cache of the schemas read by id, so that a
+// stream of records costs one request per schema, not one per record.
+//
+// The calls it makes, and which a registry (or the small one in the
+// tests) must answer, are the documented Confluent REST endpoints:
+//
+//	GET  /subjects                            (Check: is the registry there)
+//	GET  /schemas/ids/{id}                    (SchemaByID: a source's writer schema)
+//	GET  /subjects/{subject}/versions/latest  (Latest: a sink without a schema file)
+//	POST /subjects/{subject}                  (Lookup: the id of a sink's schema)
+//	POST /subjects/{subject}/versions         (Register: --schema-auto-register)
+//
+// Errors: NotFound tells an answer "no such schema or subject" (error
+// codes 40401, 40402, 40403) from an outage; Incompatible a schema the
+// registry refused (HTTP 409, 422) with the registry's message. Any other
+// failure (no answer, HTTP 5xx) is an outage, which callers retry.
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Config is how to reach a registry.
+type Config struct {
+	// URL is the registry's base URL (http or https), without credentials.
+	URL string
+	// Username and Password are for HTTP basic auth, when Username is set.
+	Username, Password string
+	// CAFile is a PEM file of the CAs that sign an https registry's
+	// certificate, when not the system's.
+	CAFile string
+}
+
+// CheckURL refuses what is not a registry base URL: not http(s), no host,
+// or credentials in it (they would be printed in errors; the username
+// and password options carry them).
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("not a URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("must be an http:// or https:// URL")
+	case u.Host == "":
+		return fmt.Errorf("has no host")
+	case u.User != nil:
+		return fmt.Errorf("must not carry credentials: give them with --schema-registry-username and --schema-registry-password")
+	}
+	return nil
+}
+
+// Client is a registry client with a cache of schemas by id. It is safe
+// for concurrent use.
+type Client struct {
+	cl   *sr.Client
+	mu   sync.Mutex
+	byID map[int]string
+}
+
+// New returns a client of cfg; it does not connect.
+func New(cfg Config) (*Client, error) {
+	if err := CheckURL(cfg.URL); err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", cfg.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	opts := []sr.ClientOpt{
+		sr.URLs(cfg.URL),
+		sr.HTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
+		sr.UserAgent("culvert"),
+	}
+	if cfg.Username != "" {
+		opts = append(opts, sr.BasicAuth(cfg.Username, cfg.Password))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cl: cl, byID: map[int]string{}}, nil
+}
+
+// Check asks the registry for its subjects: whether it answers, and
+// accepts the credentials.
+func (c *Client) Check(ctx context.Context) error {
+	_, err := c.cl.Subjects(ctx)
+	return err
+}
+
+// SchemaByID returns the schema text of id, from the cache after the
+// first time.
+func (c *Client) SchemaByID(ctx context.Context, id int) (string, error) {
+	c.mu.Lock()
+	s, ok := c.byID[id]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	sc, err := c.cl.SchemaByID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if sc.Type != sr.TypeAvro {
+		return "", fmt.Errorf("schema id %d is a %s schema, not Avro", id, sc.Type)
+	}
+	c.mu.Lock()
+	c.byID[id] = sc.Schema
+	c.mu.Unlock()
+	return sc.Schema, nil
+}
+
+// Latest returns the id and text of the subject's latest schema.
+func (c *Client) Latest(ctx context.Context, subject string) (int, string, error) {
+	ss, err := c.cl.SchemaByVersion(ctx, subject, -1)
+	if err != nil {
+		return 0, "", err
+	}
+	c.remember(ss.ID, ss.Schema.Schema)
+	return ss.ID, ss.Schema.Schema, nil
+}
+
+// Lookup returns the id of schema under subject.
+func (c *Client) Lookup(ctx context.Context, subject, schema string) (int, error) {
+	ss, err := c.cl.LookupSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	if err != nil {
+		return 0, err
+	}
+	c.remember(ss.ID, schema)
+	return ss.ID, nil
+}
+
+// Register registers schema under subject (or finds it registered) and
+// returns its id.
+func (c *Client) Register(ctx context.Context, subject, schema string) (int, error) {
+	id, err := c.cl.RegisterSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
+	if err != nil {
+		return 0, err
+	}
+	c.remember(id, schema)
+	return id, nil
+}
+
+func (c *Client) remember(id int, schema string) {
+	c.mu.Lock()
+	c.byID[id] = schema
+	c.mu.Unlock()
+}
+
+// NotFound reports whether err is the registry's answer that a subject,
+// version or schema does not exist.
+func NotFound(err error) bool {
+	var re *sr.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.ErrorCode {
+	case 40401, 40402, 40403:
+		return true
+	}
+	return re.StatusCode == http.StatusNotFound
+}
+
+// Incompatible reports whether err is the registry refusing a schema
+// (incompatible with the subject's, or invalid): its message says why.
+func Incompatible(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity)
+}
+
+// Refused reports whether err is an answer of the registry that asking
+// again will not change: not found, incompatible, unauthorized or
+// forbidden. Anything else (no answer, HTTP 5xx, 429) is an outage.
+func Refused(err error) bool {
+	var re *sr.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	return re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests && re.StatusCode != http.StatusRequestTimeout
+}
