@@ -22,6 +22,8 @@ type invocation interface {
 	common() *Common
 	// validateOwn runs the connector's own Validate, if it has one.
 	validateOwn() error
+	// binding is the connector's CloudEvents binding (Info.Binding).
+	binding() format.Binding
 	// run builds the connector and runs it until its input ends, it fails
 	// or ctx is done.
 	run(ctx context.Context, env connector.Env, b bus.Bus, chain *transform.Chain) (connector.Stats, error)
@@ -36,7 +38,10 @@ type sourceInvocation[O any] struct {
 	own       O
 	shared    SourceOptions
 	newSource func(opts *O, env connector.Env) (connector.Source, error)
+	bind      format.Binding
 }
+
+func (s *sourceInvocation[O]) binding() format.Binding { return s.bind }
 
 func (s *sourceInvocation[O]) structs() (reflect.Value, reflect.Value) {
 	return reflect.ValueOf(&s.own).Elem(), reflect.ValueOf(&s.shared).Elem()
@@ -56,6 +61,8 @@ func (s *sourceInvocation[O]) run(ctx context.Context, env connector.Env, b bus.
 	if err := f.Open(ctx, env.Name, env.Topic, false); err != nil {
 		return connector.Stats{}, err
 	}
+	f = f.Bind(s.bind, env.Topic)
+	env.Format = f
 	src, err := s.newSource(&s.own, env)
 	if err != nil {
 		return connector.Stats{}, err
@@ -72,7 +79,10 @@ type sinkInvocation[O any] struct {
 	own     O
 	shared  SinkOptions
 	newSink func(opts *O, env connector.Env) (connector.Sink, error)
+	bind    format.Binding
 }
+
+func (s *sinkInvocation[O]) binding() format.Binding { return s.bind }
 
 func (s *sinkInvocation[O]) structs() (reflect.Value, reflect.Value) {
 	return reflect.ValueOf(&s.own).Elem(), reflect.ValueOf(&s.shared).Elem()
@@ -91,6 +101,8 @@ func (s *sinkInvocation[O]) run(ctx context.Context, env connector.Env, b bus.Bu
 	if err := f.Open(ctx, env.Name, env.Topic, true); err != nil {
 		return connector.Stats{}, err
 	}
+	f = f.Bind(s.bind, env.Topic)
+	env.Format = f
 	// The sink and the runner share the encoder: a sink writing files
 	// asks it for the header row of the columns it is encoding.
 	env.Encoder = f.NewEncoder()
