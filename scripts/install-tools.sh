@@ -3,8 +3,10 @@
 # Debian's packages: bats (bats-core), jq, gcc (for the race detector), curl,
 # wrk (HTTP load), amqp-tools (amqp-publish, amqp-consume),
 # mosquitto-clients (mosquitto_pub, mosquitto_sub), miller (mlr, the
-# independent CSV tool of scripts/test/formats.bats and bench csv) and
-# chromium (the headless browser of the web console's tests, catalog/serve/ui).
+# independent CSV tool of scripts/test/formats.bats and bench csv),
+# protobuf-compiler (protoc, the independent Protobuf tool of
+# scripts/test/protobuf.bats) and chromium (the headless browser of the web
+# console's tests, catalog/serve/ui).
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
@@ -15,6 +17,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v amqp-publish >/dev/null || missing+=(amqp-tools)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
+command -v protoc >/dev/null || missing+=(protobuf-compiler) # protoc --decode/--encode: scripts/test/protobuf.bats
 # (GitHub's Ubuntu runners have Google Chrome, which the tests take too.)
 command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
