@@ -24,12 +24,12 @@ const (
 )
 
 // Names lists the formats of this version, as --format's enum does.
-var Names = []string{JSON, Bytes, CSV, Protobuf, Avro}
+var Names = []string{JSON, Bytes, CSV, Protobuf, CloudEvents, Avro}
 
 // Options are the format options every source and sink has (embedded in
 // cli.Common, so their flags are flat: --format, --csv-columns, ...).
 type Options struct {
-	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,enum=avro,enum=protobuf,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats."`
+	Format       string `json:"format" jsonschema:"enum=json,enum=bytes,enum=csv,enum=avro,enum=protobuf,enum=cloudevents,default=json" jsonschema_description:"How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_<attribute>. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats."`
 	CSVColumns   string `json:"csv_columns,omitempty" jsonschema_description:"With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record."`
 	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
 	// Avro and the schema registry (avro.go).
@@ -40,13 +40,17 @@ type Options struct {
 	SchemaRegistryCA       string `json:"schema_registry_ca,omitempty" jsonschema_description:"PEM file of the CA certificates of an https schema registry, when not the system's."`
 	SubjectStrategy        string `json:"subject_strategy,omitempty" jsonschema:"enum=topic-name,enum=record-name,default=topic-name" jsonschema_description:"A sink's registry subject: topic-name is <topic>-value (the --topic); record-name is the full name of --avro-schema's record."`
 	SchemaAutoRegister     bool   `json:"schema_auto_register,omitempty" jsonschema_description:"A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2)."`
+	// Typed streams (schema.go).
+	Schema string `json:"schema,omitempty" jsonschema_description:"A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams."`
 	// Protobuf (protobuf.go).
 	ProtoFile          string `json:"proto_file,omitempty" jsonschema_description:"With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto)."`
 	ProtoPath          string `json:"proto_path,omitempty" jsonschema_description:"With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path)."`
 	ProtoDescriptorSet string `json:"proto_descriptor_set,omitempty" jsonschema_description:"With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types)."`
 	ProtoMessage       string `json:"proto_message,omitempty" jsonschema_description:"With --format protobuf, the full name of the message of every record, such as orders.Order."`
-	// Typed streams (schema.go).
-	Schema string `json:"schema,omitempty" jsonschema_description:"A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams."`
+	// CloudEvents (cloudevents.go).
+	CEMode   string `json:"ce_mode,omitempty" jsonschema:"enum=binary,enum=structured" jsonschema_description:"With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events."`
+	CESource string `json:"ce_source,omitempty" jsonschema_description:"With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header."`
+	CEType   string `json:"ce_type,omitempty" jsonschema_description:"With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header."`
 }
 
 // Validate checks the options: a known format, and CSV options only with
@@ -63,8 +67,9 @@ type Format struct {
 	columns []string // --csv-columns, nil when not given
 	comma   rune
 	avro    *avroFormat   // --format avro's options, nil for another
-	proto   *protoMessage // --format protobuf's message
 	schema  *Schema       // --schema, nil when not given
+	proto   *protoMessage // --format protobuf's message
+	ce      ceOptions     // --format cloudevents's options
 }
 
 // New checks o and returns its format.
@@ -122,6 +127,9 @@ func New(o Options) (*Format, error) {
 	}
 	var err error
 	if f.proto, err = newProtoMessage(o); err != nil {
+		return nil, err
+	}
+	if err := f.ce.set(f.name, o); err != nil {
 		return nil, err
 	}
 	a, err := newAvro(f.name, o)
@@ -235,6 +243,8 @@ func (f *Format) NewDecoder() (dec Decoder) {
 		return newAvroDecoder(f.avro)
 	case Protobuf:
 		return newProtoDecoder(f.proto)
+	case CloudEvents:
+		return &ceDecoder{f: f}
 	}
 	return passDecoder{}
 }
@@ -250,6 +260,8 @@ func (f *Format) NewEncoder() (enc Encoder) {
 		return newAvroEncoder(f.avro)
 	case Protobuf:
 		return newProtoEncoder(f.proto)
+	case CloudEvents:
+		return &ceEncoder{f: f}
 	}
 	return passEncoder{}
 }
