@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/culvert-dev/culvert/common/connectortest"
+)
+
+// TestWebhookCloudEventsFromSDK: the CloudEvents Go SDK's HTTP client
+// sends events in binary and structured mode to the webhook with
+// --format cloudevents; each is a record of its data with its attributes
+// in ce_* headers. A batch (application/cloudevents-batch+json) is one
+// record per event, and an event without an id goes to the dead-letter
+// topic saying so.
+func TestWebhookCloudEventsFromSDK(t *testing.T) {
+	addr := connectortest.FreeAddr(t)
+	busDir := filepath.Join(t.TempDir(), "bus")
+	r := start(t, "--topic", "events", "--bus", busDir, "--listen", addr, "--format", "cloudevents")
+	waitListening(t, r, addr)
+	url := "http://" + addr + "/"
+
+	c, err := cloudevents.NewClientHTTP(cloudevents.WithTarget(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bin := cloudevents.NewEvent()
+	bin.SetID("b-1")
+	bin.SetSource("/sdk/binary")
+	bin.SetType("com.example.order.created")
+	bin.SetSubject("café 100%") // percent-encoded in the ce-subject header
+	bin.SetExtension("traceid", "abc")
+	if err := bin.SetData(cloudevents.ApplicationJSON, map[string]any{"order": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.Send(ctx, bin); !cloudevents.IsACK(res) {
+		t.Fatalf("binary: %v", res)
+	}
+	st := cloudevents.NewEvent()
+	st.SetID("s-1")
+	st.SetSource("/sdk/structured")
+	st.SetType("com.example.note")
+	if err := st.SetData(cloudevents.TextPlain, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if res := c.Send(binding.WithForceStructured(ctx), st); !cloudevents.IsACK(res) {
+		t.Fatalf("structured: %v", res)
+	}
+
+	code, body := post(t, http.DefaultClient, url,
+		`[{"specversion":"1.0","id":"a-1","source":"/batch","type":"t","data":{"n":1}},{"specversion":"1.0","id":"a-2","source":"/batch","type":"t","data":{"n":2}}]`,
+		"Content-Type", "application/cloudevents-batch+json")
+	if code != 200 {
+		t.Fatalf("batch: status %d %s", code, body)
+	}
+	code, body = post(t, http.DefaultClient, url, `{"specversion":"1.0","source":"/bad","type":"t","data":1}`, "Content-Type", "application/cloudevents+json")
+	if code != 200 {
+		t.Fatalf("no id: status %d %s", code, body)
+	}
+
+	recs := connectortest.WaitTopic(t, busDir, "events", 4, r)
+	connectortest.Equal(t, "values", connectortest.Values(recs), []string{`{"order":1}`, "hello", `{"n":1}`, `{"n":2}`})
+	want := []map[string]string{
+		{"ce_specversion": "1.0", "ce_id": "b-1", "ce_source": "/sdk/binary", "ce_type": "com.example.order.created",
+			"ce_subject": "café 100%", "ce_traceid": "abc", "ce_datacontenttype": "application/json", "http.method": "POST"},
+		{"ce_specversion": "1.0", "ce_id": "s-1", "ce_source": "/sdk/structured", "ce_type": "com.example.note", "ce_datacontenttype": "text/plain"},
+		{"ce_id": "a-1", "ce_source": "/batch"},
+		{"ce_id": "a-2"},
+	}
+	for i, w := range want {
+		for k, v := range w {
+			if got := connectortest.Header(t, recs[i], k); got != v {
+				t.Fatalf("record %d: header %s = %q, want %q (all: %v)", i, k, got, v, recs[i].Headers)
+			}
+		}
+		if _, ok := recs[i].Header("ce-id"); ok {
+			t.Fatalf("record %d keeps the HTTP binding's header ce-id: %v", i, recs[i].Headers)
+		}
+	}
+
+	dead := connectortest.WaitTopic(t, busDir, "events.dlq", 1, r)
+	if why := connectortest.Header(t, dead[0], "culvert.error"); !strings.Contains(why, "missing required attribute id") {
+		t.Fatalf("dead letter says %q", why)
+	}
+	if code, stderr := r.Stop(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
