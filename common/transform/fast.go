@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"maps"
 	"math"
 	"math/big"
 	"os"
@@ -1096,9 +1097,11 @@ func setPath(v any, path []any, x any) (any, fastStatus) {
 			if st != fastOK {
 				return nil, st
 			}
-			w := make(map[string]any, len(m0)+1)
-			for kk, vv := range m0 {
-				w[kk] = vv
+			var w map[string]any
+			if m0 == nil {
+				w = make(map[string]any, 1)
+			} else {
+				w = maps.Clone(m0)
 			}
 			w[k] = u
 			return w, fastOK

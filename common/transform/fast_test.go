@@ -1,7 +1,10 @@
 package transform
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -323,6 +326,14 @@ func FuzzFastPath(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := checkEncode(v); err != nil {
+			t.Fatal(err)
+		}
+		if x, st := fast(v); st == fastOK {
+			if err := checkEncode(x); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if st == fastBail {
 			return // gojq alone evaluates it
 		}
@@ -354,5 +365,51 @@ func BenchmarkFastPath(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// checkEncode returns an error when appendJSON and gojq.Marshal encode v
+// differently.
+func checkEncode(v any) error {
+	var keys []string
+	got := appendJSON([]byte("prefix"), v, &keys)
+	want, _ := gojq.Marshal(v)
+	if string(got) != "prefix"+string(want) || len(keys) != 0 {
+		return fmt.Errorf("appendJSON wrote %s, gojq.Marshal %s", got[len("prefix"):], want)
+	}
+	return nil
+}
+
+func TestAppendJSON(t *testing.T) {
+	vals := []any{
+		nil, true, false, 0, -1, math.MaxInt, math.MinInt, 0.0, math.Copysign(0, -1), 1.5, 1e-6, 1e-7, 9.99e-7, 1e20, 1e21, 123456789e15,
+		-1e-300, 5e-324, math.MaxFloat64, math.Inf(1), math.Inf(-1), math.NaN(), big.NewInt(0).Lsh(big.NewInt(1), 100),
+		json.Number("12345678901234567890"), json.Number("-0"),
+		"", "plain", "\"\\/\b\f\n\r\t\x00\x1f\x7f", "<>&\u2028\u2029", "é\U0001F600", "bad \xff\xfe utf8 \xed\xa0\x80",
+		[]any{}, []any{1, "a", nil, []any{map[string]any{}}},
+		map[string]any{"b": 1, "a": map[string]any{"z": 1, "y": []any{map[string]any{"d": 1, "c": 2}}}, "é": 1, "A": 2, "": 3, "aa": 4},
+	}
+	for _, d := range fastDocs {
+		v, _ := decode([]byte(d))
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		if err := checkEncode(v); err != nil {
+			t.Error(err)
+		}
+	}
+	// Encoded values share memory, but none writes over another.
+	sc := &scratch{}
+	var outs [][]byte
+	for i := range 5000 {
+		outs = append(outs, sc.encode(map[string]any{"i": i, "s": strings.Repeat("x", i%300)}))
+	}
+	for i, b := range outs {
+		if want := fmt.Sprintf(`{"i":%d,"s":"%s"}`, i, strings.Repeat("x", i%300)); string(b) != want {
+			t.Fatalf("value %d is %s, want %s", i, b, want)
+		}
+		if len(b) != cap(b) {
+			t.Fatalf("value %d may be appended to over the next one", i)
+		}
 	}
 }

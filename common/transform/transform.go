@@ -179,6 +179,33 @@ type scratch struct {
 	cur, next []any
 	streams   []*stream
 	ctx       context.Context // what the current record is evaluated with
+	buf       []byte          // a value being encoded
+	keys      []string        // appendJSON's
+	chunk     []byte          // where encoded values go, shared by many records
+}
+
+// encodeChunk is the size of the memory that the encoded values of many
+// records share: one allocation for them instead of one each.
+const encodeChunk = 32 << 10
+
+// encode returns the JSON of v as gojq.Marshal writes it, in memory of its
+// own that nothing else writes to.
+func (sc *scratch) encode(v any) []byte {
+	sc.buf = appendJSON(sc.buf[:0], v, &sc.keys)
+	n := len(sc.buf)
+	if n > encodeChunk/4 {
+		b := append([]byte(nil), sc.buf...)
+		if cap(sc.buf) > 1<<20 {
+			sc.buf = nil // not kept for the values to come
+		}
+		return b
+	}
+	if cap(sc.chunk)-len(sc.chunk) < n {
+		sc.chunk = make([]byte, 0, encodeChunk)
+	}
+	start := len(sc.chunk)
+	sc.chunk = append(sc.chunk, sc.buf...)
+	return sc.chunk[start : start+n : start+n]
 }
 
 // getScratch returns a scratch with streams for c's steps, fresh for a batch.
@@ -231,12 +258,8 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 		return append(out, r), nil
 	}
 	for _, v := range vals {
-		b, err := gojq.Marshal(v)
-		if err != nil {
-			return out, &Error{Step: "encode", Err: err}
-		}
 		o := r
-		o.Value = b
+		o.Value = sc.encode(v)
 		out = append(out, o)
 	}
 	clear(sc.cur) // let the values be collected
