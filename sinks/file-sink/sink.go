@@ -30,7 +30,10 @@ file-sink --topic orders --path orders-out.jsonl --fsync
 file-sink --topic orders --path - --output full --from beginning --stop-at-end | jq .
 
 # Write the orders as a CSV file: a header row once, then one row per record
-file-sink --topic orders --path orders.csv --format csv --csv-columns order_id,amount,priority`,
+file-sink --topic orders --path orders.csv --format csv --csv-columns order_id,amount,priority
+
+# Write the orders as an Avro object container file (one block per batch)
+file-sink --topic orders --path orders.avro --format avro --avro-schema order.avsc`,
 }
 
 // Options are file-sink's own options.
@@ -48,11 +51,19 @@ type sink struct {
 	// (csv), else nil; needHeader says the file has none yet.
 	headed     format.Headed
 	needHeader bool
+	// container is the --format encoder when its files are a binary
+	// container (avro: an object container file), else nil: the file
+	// begins with its header and each batch is one block, no lines.
+	container format.Container
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 	s := &sink{opts: *opts}
 	s.headed, _ = env.Encoder.(format.Headed)
+	s.container, _ = env.Encoder.(format.Container)
+	if s.container != nil && opts.Output == "full" {
+		return nil, schema.Invalid("output", "full writes one JSON object per record; it does not go with --format avro, whose file is an Avro object container file")
+	}
 	if s.headed != nil && opts.Output == "full" {
 		return nil, schema.Invalid("output", "full writes one JSON object per record; it does not go with --format csv, whose file is rows under a header row")
 	}
@@ -66,7 +77,7 @@ const maxHeaderBytes = 1 << 20
 // that an empty one needs one: a header is written once per file, never
 // again after a restart.
 func (s *sink) adoptHeader(f *os.File) error {
-	if s.headed == nil {
+	if s.headed == nil && s.container == nil {
 		return nil
 	}
 	fi, err := f.Stat()
@@ -75,6 +86,12 @@ func (s *sink) adoptHeader(f *os.File) error {
 	}
 	if fi.Size() == 0 || !fi.Mode().IsRegular() {
 		s.needHeader = true
+		return nil
+	}
+	if s.container != nil {
+		if err := s.container.AdoptFile(io.NewSectionReader(f, 0, fi.Size())); err != nil {
+			return fmt.Errorf("appending to %s: %w", s.opts.Path, err)
+		}
 		return nil
 	}
 	first, err := bufio.NewReaderSize(io.NewSectionReader(f, 0, maxHeaderBytes), 64<<10).ReadSlice('\n')
@@ -91,10 +108,10 @@ func (s *sink) adoptHeader(f *os.File) error {
 func (s *sink) Open(ctx context.Context) error {
 	if s.opts.Path == "-" {
 		s.f = os.Stdout
-		s.needHeader = s.headed != nil
+		s.needHeader = s.headed != nil || s.container != nil
 	} else {
 		mode := os.O_WRONLY
-		if s.headed != nil {
+		if s.headed != nil || s.container != nil {
 			mode = os.O_RDWR // to read the header row of a file appended to
 		}
 		f, err := os.OpenFile(s.opts.Path, mode|os.O_CREATE|os.O_APPEND, 0o644)
@@ -113,6 +130,17 @@ func (s *sink) Open(ctx context.Context) error {
 
 // Write writes recs and returns once they are flushed (and synced with --fsync).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
+	if s.container != nil {
+		if len(recs) == 0 {
+			return nil
+		}
+		if s.needHeader {
+			s.w.Write(s.container.FileHeader())
+			s.needHeader = false
+		}
+		s.w.Write(s.container.Block(recs))
+		return s.flush()
+	}
 	if s.needHeader && len(recs) > 0 {
 		// The values are encoded: the encoder knows its columns now.
 		if h := s.headed.Header(); h != nil {
@@ -136,6 +164,11 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 			return fmt.Errorf("writing %s: %w", s.opts.Path, err)
 		}
 	}
+	return s.flush()
+}
+
+// flush writes what is buffered, and syncs it with --fsync.
+func (s *sink) flush() error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("writing %s: %w", s.opts.Path, err)
 	}
