@@ -28,10 +28,11 @@ func envWord(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-"
 // Variables that are not options but that a connector reads or that its
 // tools set, so that they are never reported as unknown.
 var otherVariables = []string{
-	"CULVERT_CONFIG",     // --config
-	"CULVERT_SECRETS",    // --secrets
-	"CULVERT_CPUPROFILE", // a CPU profile of the run (runMain)
-	"CULVERT_BIN",        // the directory of the built connectors (Makefiles, bats tests)
+	"CULVERT_CONFIG",      // --config
+	"CULVERT_SECRETS",     // --secrets
+	"CULVERT_CPUPROFILE",  // a CPU profile of the run (runMain)
+	"CULVERT_JQ_FASTPATH", // off: gojq evaluates every transform (common/transform, fast.go)
+	"CULVERT_BIN",         // the directory of the built connectors (Makefiles, bats tests)
 }
 
 // otherConnector matches the variables of some connector's own options:
