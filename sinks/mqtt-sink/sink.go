@@ -85,6 +85,11 @@ func checkTopic(t string) error {
 	return nil
 }
 
+// headerContentType is the record header of the MQTT 5 Content Type
+// property (mqtt-source's name for it): the sink sends it as that
+// property, not as a user property.
+const headerContentType = "mqtt.content_type"
+
 type sink struct {
 	opts Options
 	log  zerolog.Logger
@@ -160,6 +165,12 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 		if len(r.Headers) > 0 {
 			p.Properties = &paho.PublishProperties{}
 			for _, h := range r.Headers {
+				if h.Key == headerContentType {
+					// The Content Type property, as mqtt-source reads it
+					// (and CloudEvents' MQTT binding sets it).
+					p.Properties.ContentType = string(h.Value)
+					continue
+				}
 				p.Properties.User = append(p.Properties.User, paho.UserProperty{Key: h.Key, Value: string(h.Value)})
 			}
 		}
