@@ -18,6 +18,7 @@ command -v amqp-publish >/dev/null || missing+=(amqp-tools)
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
 command -v protoc >/dev/null || missing+=(protobuf-compiler) # protoc --decode/--encode: scripts/test/protobuf.bats
+/usr/bin/python3 -c "import avro" 2>/dev/null || missing+=(python3-avro) # the independent Avro library of scripts/test/avro.bats
 # (GitHub's Ubuntu runners have Google Chrome, which the tests take too.)
 command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
