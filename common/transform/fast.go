@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"cmp"
 	"maps"
 	"math"
 	"math/big"
@@ -147,7 +148,7 @@ func fastQuery(q *gojq.Query) (fastFn, bool) {
 	case gojq.OpEq, gojq.OpNe, gojq.OpLt, gojq.OpLe, gojq.OpGt, gojq.OpGe:
 		op := q.Op
 		return fastBinary(l, r, func(x, y any) (any, fastStatus) {
-			c := gojq.Compare(x, y)
+			c := compare(x, y)
 			switch op {
 			case gojq.OpEq:
 				return c == 0, fastOK
@@ -168,6 +169,42 @@ func fastQuery(q *gojq.Query) (fastFn, bool) {
 		return fastBinary(l, r, op), true
 	}
 	return nil, false // , and anything else
+}
+
+// compare is gojq.Compare, with numbers and strings compared here.
+func compare(x, y any) int {
+	switch x := x.(type) {
+	case float64:
+		switch y := y.(type) {
+		case float64:
+			return compareFloats(x, y)
+		case int:
+			return compareFloats(x, float64(y))
+		}
+	case int:
+		switch y := y.(type) {
+		case int:
+			return cmp.Compare(x, y)
+		case float64:
+			return compareFloats(float64(x), y)
+		}
+	case string:
+		if y, ok := y.(string); ok {
+			return strings.Compare(x, y)
+		}
+	}
+	return gojq.Compare(x, y)
+}
+
+// compareFloats is gojq's order of floats: NaN below any number.
+func compareFloats(l, r float64) int {
+	switch {
+	case l < r || math.IsNaN(l):
+		return -1
+	case l == r:
+		return 0
+	}
+	return 1
 }
 
 // fastBinary evaluates both sides (gojq's order does not matter: an error
@@ -812,8 +849,10 @@ func has(v, k any) (any, fastStatus) {
 }
 
 var fastFuncs0 = map[string]fastFn{
-	"empty": func(any) (any, fastStatus) { return nil, fastEmpty },
-	"not":   func(v any) (any, fastStatus) { return !truthy(v), fastOK },
+	"empty":    func(any) (any, fastStatus) { return nil, fastEmpty },
+	"nan":      func(any) (any, fastStatus) { return math.NaN(), fastOK },
+	"infinite": func(any) (any, fastStatus) { return math.Inf(1), fastOK },
+	"not":      func(v any) (any, fastStatus) { return !truthy(v), fastOK },
 	"length": func(v any) (any, fastStatus) {
 		switch v := v.(type) {
 		case nil:

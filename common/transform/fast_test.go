@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/itchyny/gojq"
 
 	"github.com/culvert-dev/culvert/common/record"
@@ -43,6 +44,7 @@ var fastSupported = []string{
 	`true`, `false`, `null`, `1`, `1.5`, `1e3`, `1e1000`, `"s"`, `empty`,
 	`try .a`, `try (.a + 1)`, `.a | select(. != null) | . * 100 | tostring? // 0`,
 	`.ts / 1000`, `.n == -0`, `.big + 1`, `.id + 1`, `.id`, `.small * 1`, `.k + "é"`,
+	`. == .`, `. < .`, `.a < .b`, `.a == .b`, `.a >= .b`, `[.a] < [.b]`, `{a} == {a: .b}`, `nan < .a`, `.a > nan`, `nan == nan`, `infinite`, `-infinite < .a`, `[nan] | tostring`,
 	`1 / 0`, `.a / 0`, `.a % 0`, `{(.a): 1}`, `.a.b.c = 1`, `.[0] = 1`, `.a |= empty`, `.a.[0]`,
 	`tostring | length`, `keys | length`, `.a | tostring | test("^\\d+$")`, `ascii_downcase | . == "école"`,
 }
@@ -318,6 +320,9 @@ func FuzzFastPath(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if err := checkDecode([]byte(doc)); err != nil {
+			t.Fatal(err)
+		}
 		v, err := decode([]byte(doc))
 		if err != nil {
 			return
@@ -347,19 +352,19 @@ func FuzzFastPath(f *testing.F) {
 }
 
 // BenchmarkFastPath compares the orders filter and map with the fast path
-// and with gojq alone: go test -bench FastPath ./transform
+// (fast decoding, evaluation and encoding) and without it (goccy, gojq,
+// gojq.Marshal; CULVERT_JQ_FASTPATH=off): go test -bench FastPath ./transform
 func BenchmarkFastPath(b *testing.B) {
 	recs := make([]record.Record, 5000)
 	for i := range recs {
 		recs[i] = rec(fmt.Sprintf(`{"order_id":"o-%d","customer_id":"c-77","amount":%d.5,"product":"widget"}`, i, i%2000))
 	}
 	steps := []Step{{Kind: Filter, Expr: ".amount > 50"}, {Kind: Map, Expr: `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`}}
+	defer func(on bool) { fastPathEnabled = on }(fastPathEnabled)
 	for _, on := range []bool{true, false} {
+		fastPathEnabled = on // CULVERT_JQ_FASTPATH=off when false
 		ch, _ := Compile(steps)
-		if !on {
-			withoutFast(ch)
-		}
-		b.Run(map[bool]string{true: "fast", false: "gojq"}[on], func(b *testing.B) {
+		b.Run(map[bool]string{true: "fast", false: "off"}[on], func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				ch.ApplyBatch(bg, recs)
 			}
@@ -410,6 +415,61 @@ func TestAppendJSON(t *testing.T) {
 		}
 		if len(b) != cap(b) {
 			t.Fatalf("value %d may be appended to over the next one", i)
+		}
+	}
+}
+
+// checkDecode returns an error when fastDecode takes b and gives other than
+// goccy/go-json does, or takes what goccy refuses.
+func checkDecode(b []byte) error {
+	v, ok := fastDecode(b)
+	if !ok {
+		return nil
+	}
+	var want any
+	if err := gojson.Unmarshal(b, &want); err != nil {
+		return fmt.Errorf("fastDecode took %q, which goccy refuses: %v", b, err)
+	}
+	if sig(v) != sig(want) {
+		return fmt.Errorf("fastDecode read %q as %s, goccy as %s", b, sig(v), sig(want))
+	}
+	if math.Signbit(toFloat(v)) != math.Signbit(toFloat(want)) {
+		return fmt.Errorf("fastDecode read %q with another sign than goccy", b)
+	}
+	return nil
+}
+
+func toFloat(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
+func TestFastDecode(t *testing.T) {
+	taken := []string{
+		`{}`, `[]`, `""`, `0`, `-0`, `-0.0`, `1.5`, `1e3`, `1E-7`, `-1.25e+300`, `123456789012345`, `0.1`, `5e-324`, `1.7976931348623157e308`,
+		` {"a" : [ 1 , 2 ] , "b":{"c":null}} `, `"é😀"`, `"a\"b\\c\/d\b\f\n\r\t\u00e9\u0000\u20ac"`, `[true,false,null]`,
+		`{"order_id":"o-1","customer_id":"c-7","amount":51,"product":"Widget"}`,
+	}
+	declined := []string{
+		``, ` `, `{`, `[1,]`, `{"a":1,}`, `{"a" 1}`, `{a:1}`, `01`, `1.`, `.5`, `+1`, `1e`, `-`, `1e400`, `NaN`, `tru`, `nul`, `"\x"`,
+		`"\ud83d\ude00"`, `"\ud800"`, "\"\xff\"", "\"a\tb\"", `{"a":1,"a":2}`, `1 2`, `"abc`, `"\u12"`, strings.Repeat("[", 300) + strings.Repeat("]", 300),
+	}
+	for _, s := range taken {
+		if _, ok := fastDecode([]byte(s)); !ok {
+			t.Errorf("fastDecode declined %s", s)
+		}
+		if err := checkDecode([]byte(s)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, s := range declined {
+		if _, ok := fastDecode([]byte(s)); ok {
+			t.Errorf("fastDecode took %q", s)
+		}
+	}
+	for _, d := range fastDocs {
+		if err := checkDecode([]byte(d)); err != nil {
+			t.Error(err)
 		}
 	}
 }

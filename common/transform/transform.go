@@ -191,6 +191,10 @@ const encodeChunk = 32 << 10
 // encode returns the JSON of v as gojq.Marshal writes it, in memory of its
 // own that nothing else writes to.
 func (sc *scratch) encode(v any) []byte {
+	if !fastPathEnabled {
+		b, _ := gojq.Marshal(v)
+		return b
+	}
 	sc.buf = appendJSON(sc.buf[:0], v, &sc.keys)
 	n := len(sc.buf)
 	if n > encodeChunk/4 {
@@ -275,6 +279,11 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 // value an error whatever else it holds; integers within it are exact.
 func decode(b []byte) (any, error) {
 	if !hasLongNumber(b) {
+		if fastPathEnabled {
+			if v, ok := fastDecode(b); ok {
+				return v, nil
+			}
+		}
 		var v any
 		if err := gojson.Unmarshal(b, &v); err == nil {
 			return v, nil
