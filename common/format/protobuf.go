@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/bufbuild/protocompile"
 	"github.com/bufbuild/protocompile/linker"
@@ -206,48 +209,117 @@ func (r setResolver) FindDescriptorByName(n protoreflect.FullName) (protoreflect
 // protoDecoder turns each value, one binary Protobuf message, into its
 // protojson mapping.
 type protoDecoder struct {
-	m    *protoMessage
-	opts protojson.MarshalOptions
-	msg  *dynamicpb.Message
+	m     *protoMessage
+	opts  protojson.MarshalOptions
+	batch protoBatch
 }
 
 func newProtoDecoder(m *protoMessage) *protoDecoder {
-	return &protoDecoder{m: m, opts: m.marshalOptions(), msg: dynamicpb.NewMessage(m.desc)}
+	return &protoDecoder{m: m, opts: m.marshalOptions(), batch: protoBatch{desc: m.desc}}
 }
 
 func (d *protoDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
-	out := recs[:0]
-	var failed []Failure
-	for _, r := range recs {
-		v, err := d.decode(r.Value)
-		if err != nil {
-			failed = append(failed, Failure{r, err})
-			continue
-		}
-		r.Value = v
-		out = append(out, r)
-	}
-	return out, failed, nil
+	ok, failed := d.batch.convert(recs, 4, d.decode)
+	return ok, failed, nil
 }
 
-func (d *protoDecoder) decode(v []byte) ([]byte, error) {
-	d.msg.Reset()
+func (d *protoDecoder) decode(msg *dynamicpb.Message, dst, v []byte) ([]byte, error) {
 	// Unmarshal fails on a truncated field (a length, varint or fixed
 	// value cut short), a bad wire type and a missing proto2 required
 	// field. A message cut exactly between two fields is a shorter valid
 	// message: the wire format cannot tell.
-	if err := proto.Unmarshal(v, d.msg); err != nil {
-		msg := trimProtoErr(err)
+	if err := proto.Unmarshal(v, msg); err != nil {
+		why := trimProtoErr(err)
 		if where := wireError(d.m.desc, v, 0, ""); where != "" {
-			msg = where
+			why = where
 		}
-		return nil, fmt.Errorf("not a %s Protobuf message (%d bytes): %s", d.m.desc.FullName(), len(v), msg)
+		return dst, fmt.Errorf("not a %s Protobuf message (%d bytes): %s", d.m.desc.FullName(), len(v), why)
 	}
-	b, err := d.opts.Marshal(d.msg)
+	b, err := d.opts.MarshalAppend(dst, msg)
 	if err != nil {
-		return nil, fmt.Errorf("%s to JSON: %v", d.m.desc.FullName(), trimProtoErr(err))
+		return dst, fmt.Errorf("%s to JSON: %v", d.m.desc.FullName(), trimProtoErr(err))
 	}
 	return b, nil
+}
+
+// protoBatch converts the values of a batch, in chunks on up to GOMAXPROCS
+// goroutines (protojson is the costly part of a connector reading or
+// writing Protobuf), each with a message of its own; the records keep
+// their order.
+type protoBatch struct {
+	desc    protoreflect.MessageDescriptor
+	workers []*protoWorker
+	errs    []error
+}
+
+type protoWorker struct {
+	msg  *dynamicpb.Message
+	ends []int
+}
+
+// protoChunk is the fewest records worth a goroutine.
+const protoChunk = 256
+
+// convert sets each record's value to what f appends for it to a buffer
+// (grow: the expected size of a value over its input's) and returns the
+// records converted and those that failed, as they were.
+func (b *protoBatch) convert(recs []record.Record, grow int, f func(msg *dynamicpb.Message, dst, v []byte) ([]byte, error)) ([]record.Record, []Failure) {
+	n := min(runtime.GOMAXPROCS(0), (len(recs)+protoChunk-1)/protoChunk)
+	n = max(n, 1)
+	for len(b.workers) < n {
+		b.workers = append(b.workers, &protoWorker{msg: dynamicpb.NewMessage(b.desc)})
+	}
+	b.errs = slices.Grow(b.errs[:0], len(recs))[:len(recs)]
+	chunk := (len(recs) + n - 1) / n
+	work := func(w *protoWorker, part []record.Record, errs []error) {
+		size := 0
+		for i := range part {
+			size += grow*len(part[i].Value) + 16
+		}
+		buf := make([]byte, 0, size)
+		w.ends = w.ends[:0]
+		for i := range part {
+			w.msg.Reset()
+			var err error
+			start := len(buf)
+			if buf, err = f(w.msg, buf, part[i].Value); err != nil {
+				buf = buf[:start]
+			}
+			errs[i] = err
+			w.ends = append(w.ends, len(buf))
+		}
+		start := 0
+		for i, end := range w.ends {
+			if errs[i] == nil {
+				part[i].Value = buf[start:end:end]
+			}
+			start = end
+		}
+	}
+	if n == 1 {
+		work(b.workers[0], recs, b.errs)
+	} else {
+		var wg sync.WaitGroup
+		for i := range n {
+			lo, hi := i*chunk, min((i+1)*chunk, len(recs))
+			if lo >= hi {
+				break
+			}
+			wg.Go(func() { work(b.workers[i], recs[lo:hi], b.errs[lo:hi]) })
+		}
+		wg.Wait()
+	}
+	out := recs[:0]
+	var failed []Failure
+	for i, r := range recs {
+		if err := b.errs[i]; err != nil {
+			failed = append(failed, Failure{r, err})
+			continue
+		}
+		out = append(out, r)
+	}
+	clear(b.errs)
+	return out, failed
 }
 
 // wireError walks b's fields to say where a message that does not parse
@@ -307,33 +379,29 @@ func (*protoDecoder) NeedsStreamStart() bool { return false }
 // protoEncoder turns each value, JSON in the protojson mapping, into a
 // binary Protobuf message.
 type protoEncoder struct {
-	m    *protoMessage
-	opts protojson.UnmarshalOptions
-	msg  *dynamicpb.Message
+	m     *protoMessage
+	opts  protojson.UnmarshalOptions
+	batch protoBatch
 }
 
 func newProtoEncoder(m *protoMessage) *protoEncoder {
-	return &protoEncoder{m: m, opts: m.unmarshalOptions(), msg: dynamicpb.NewMessage(m.desc)}
+	return &protoEncoder{m: m, opts: m.unmarshalOptions(), batch: protoBatch{desc: m.desc}}
 }
 
 func (e *protoEncoder) Encode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
-	out := recs[:0]
-	var failed []Failure
-	for _, r := range recs {
-		e.msg.Reset()
-		if err := e.opts.Unmarshal(r.Value, e.msg); err != nil {
-			failed = append(failed, Failure{r, fmt.Errorf("not the JSON of a %s message: %v", e.m.desc.FullName(), trimProtoErr(err))})
-			continue
-		}
-		v, err := deterministic.Marshal(e.msg)
-		if err != nil {
-			failed = append(failed, Failure{r, fmt.Errorf("encoding %s: %v", e.m.desc.FullName(), trimProtoErr(err))})
-			continue
-		}
-		r.Value = v
-		out = append(out, r)
+	ok, failed := e.batch.convert(recs, 1, e.encode)
+	return ok, failed, nil
+}
+
+func (e *protoEncoder) encode(msg *dynamicpb.Message, dst, v []byte) ([]byte, error) {
+	if err := e.opts.Unmarshal(v, msg); err != nil {
+		return dst, fmt.Errorf("not the JSON of a %s message: %v", e.m.desc.FullName(), trimProtoErr(err))
 	}
-	return out, failed, nil
+	b, err := deterministic.MarshalAppend(dst, msg)
+	if err != nil {
+		return dst, fmt.Errorf("encoding %s: %v", e.m.desc.FullName(), trimProtoErr(err))
+	}
+	return b, nil
 }
 
 // deterministic writes map entries in key order, so that a record

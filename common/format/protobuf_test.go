@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -231,4 +232,76 @@ func indent(t testing.TB, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestProtobufBatchInChunks: a batch large enough to be converted on
+// several goroutines keeps its order, and its failures are the bad
+// records, with their raw bytes.
+func TestProtobufBatchInChunks(t *testing.T) {
+	full, _ := os.ReadFile("testdata/protobuf/golden/full.bin")
+	pickup, _ := os.ReadFile("testdata/protobuf/golden/pickup.bin")
+	in := make([]record.Record, 600)
+	for i := range in {
+		switch {
+		case i%197 == 0:
+			in[i].Value = full[:100] // truncated
+		case i%2 == 0:
+			in[i].Value = bytes.Clone(full)
+		default:
+			in[i].Value = bytes.Clone(pickup)
+		}
+		in[i].Offset = int64(i)
+	}
+	f := protoFormat(t)
+	dec, enc := f.NewDecoder(), f.NewEncoder()
+	// What the encoder writes: the messages, deterministically marshalled.
+	canonical := func(b []byte) []byte {
+		m := dynamicpb.NewMessage(f.proto.desc)
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatal(err)
+		}
+		out, err := deterministic.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	wantFull, wantPickup := canonical(full), canonical(pickup)
+	for range 2 { // the decoder's state serves the next batch
+		batch := slices.Clone(in)
+		ok, failed := decodeAll(dec, batch)
+		if len(failed) != 4 || len(ok) != 596 {
+			t.Fatalf("ok %d, failed %d", len(ok), len(failed))
+		}
+		for _, fl := range failed {
+			if fl.Record.Offset%197 != 0 || len(fl.Record.Value) != 100 {
+				t.Fatalf("failure %d", fl.Record.Offset)
+			}
+		}
+		for i, r := range ok {
+			if i > 0 && r.Offset <= ok[i-1].Offset {
+				t.Fatalf("out of order at %d", i)
+			}
+			want := `"o-1001"`
+			if r.Offset%2 == 1 {
+				want = `"o-1002"`
+			}
+			if !bytes.Contains(r.Value, []byte(want)) {
+				t.Fatalf("record %d: %s", r.Offset, r.Value)
+			}
+		}
+		back, efailed := encodeAll(enc, ok)
+		if len(efailed) != 0 || len(back) != 596 {
+			t.Fatalf("encode: %d failed", len(efailed))
+		}
+		for _, r := range back {
+			want := wantFull
+			if r.Offset%2 == 1 {
+				want = wantPickup
+			}
+			if !bytes.Equal(r.Value, want) {
+				t.Fatalf("record %d encoded %x", r.Offset, r.Value)
+			}
+		}
+	}
 }
