@@ -10,4 +10,10 @@
 // that runs longer than Timeout fails, and the end of the caller's context
 // stops whatever runs. An expression with endless outputs, such as
 // repeat(.), thus fails one record instead of taking all memory.
+//
+// Before gojq, a fast path (fast.go) evaluates the expressions users write
+// most as Go closures compiled from gojq's AST, and gives way to gojq for
+// any expression, or any value, it does not know; differential tests and
+// FuzzFastPath hold it to gojq's outputs and errors. CULVERT_JQ_FASTPATH=off
+// turns it off.
 package transform

@@ -30,7 +30,13 @@ import (
 // or the error and its message. FuzzFastPath and TestFastPathCorpus hold
 // the fast path to that against gojq.
 //
-// CULVERT_JQ_FASTPATH=off turns the fast path off (benchmarks compare both).
+// The values are decoded by fastDecode and the outputs encoded by
+// appendJSON, each held to what it replaces (goccy/go-json, gojq.Marshal)
+// the same way.
+//
+// CULVERT_JQ_FASTPATH=off turns all three off: goccy decodes, gojq
+// evaluates and encodes every value, as before the fast path (benchmarks
+// compare both in one run: bench csv, go test -bench FastPath).
 
 // fastStatus is how a fast evaluation ended.
 type fastStatus uint8
@@ -53,7 +59,8 @@ const (
 // modifies v or anything v holds.
 type fastFn func(v any) (any, fastStatus)
 
-// fastPathEnabled is false when CULVERT_JQ_FASTPATH=off.
+// fastPathEnabled is false when CULVERT_JQ_FASTPATH=off: no fast
+// evaluation, decoding or encoding.
 var fastPathEnabled = os.Getenv("CULVERT_JQ_FASTPATH") != "off"
 
 // compileFast returns the fast evaluator of q, or nil when q is outside
