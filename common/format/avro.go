@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/culvert-dev/culvert/common/format/registry"
 	"github.com/culvert-dev/culvert/common/record"
@@ -139,10 +138,7 @@ func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error 
 		return nil
 	}
 	a := f.avro
-	a.container = strings.HasPrefix(name, "file-")
-	if a.container && !sink {
-		return schema.Invalid("format", "%s does not read Avro object container files yet (see the README, Formats: Avro)", name)
-	}
+	a.container = sink && name == "file-sink"
 	if a.reg.URL == "" {
 		return nil
 	}
@@ -197,8 +193,12 @@ func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error 
 }
 
 // avroDecoder decodes wire-format values (with a registry) or bare datums.
+// It reads no object container files yet: a stream (file-source's file)
+// that begins with a container's magic bytes fails with an error that
+// says so, not with a garbled datum.
 type avroDecoder struct {
 	a       *avroFormat
+	first   bool // the next record begins a stream
 	r       *avro.Reader
 	schemas map[uint32]avro.Schema // parsed writer schemas by id
 }
@@ -207,7 +207,7 @@ func newAvroDecoder(a *avroFormat) *avroDecoder {
 	return &avroDecoder{a: a, r: avro.NewReader(nil, 0, avro.WithReaderConfig(avroConfig)), schemas: map[uint32]avro.Schema{}}
 }
 
-func (d *avroDecoder) Start()                 {}
+func (d *avroDecoder) Start()                 { d.first = true }
 func (d *avroDecoder) State() []byte          { return nil }
 func (d *avroDecoder) Restore([]byte) error   { return nil }
 func (d *avroDecoder) NeedsStreamStart() bool { return false }
@@ -255,6 +255,13 @@ func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]recor
 	ends := make([]int, 0, len(recs))
 	for i := range recs {
 		r := recs[i]
+		if d.first {
+			d.first = false
+			if bytes.HasPrefix(r.Value, []byte("Obj\x01")) {
+				failed = append(failed, Failure{r, errors.New("this stream is an Avro object container file (.avro), which --format avro does not read yet: it reads one datum per record (see the README, Formats: Avro)")})
+				continue
+			}
+		}
 		s, data := d.a.schema, r.Value
 		if d.a.client != nil {
 			if len(data) < 5 || data[0] != 0 {

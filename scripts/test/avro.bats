@@ -126,6 +126,10 @@ orders() {
 	"$SRC" --bus "$BUS" --topic t2 --path "$T/in2.jsonl" --log-level warn
 	"$SNK" --bus "$BUS" --topic t2 --path "$T/out.avro" --format avro --avro-schema "$AVSC" --from beginning --stop-at-end --log-level warn
 	[ "$($PY "$T/readfile.py" "$T/out.avro" "$T" | wc -l)" -eq 4 ]
+	# file-source does not read container files yet: the first record says so (a dead letter).
+	"$SRC" --bus "$BUS" --topic back --path "$T/out.avro" --format avro --avro-schema "$AVSC" --log-level error
+	[ "$(read_topic back.dlq --output full | head -1 | jq -r '.headers | from_entries | ."culvert.error"')" = \
+		'this stream is an Avro object container file (.avro), which --format avro does not read yet: it reads one datum per record (see the README, Formats: Avro)' ]
 }
 
 @test "avro: round trip through RabbitMQ in the registry's wire format, decoded and encoded by python3-avro" {
@@ -177,6 +181,4 @@ orders() {
 	assert_bad_option avro-schema "$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key q --format avro --avro-schema "$AVSC" --schema-registry "$REG"
 	[[ "$stderr" == *'not registered under subject "t-value"'* ]]
 	assert_bad_option schema-registry "$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key q --format avro --schema-registry "http://u:s3cret@127.0.0.1:1"
-	assert_bad_option format "$SRC" --bus "$BUS" --topic t --path "$T/in" --format avro --avro-schema "$AVSC"
-	[[ "$stderr" == *"does not read Avro object container files yet"* ]]
 }
