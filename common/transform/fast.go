@@ -1186,3 +1186,48 @@ func setPath(v any, path []any, x any) (any, fastStatus) {
 	}
 	return nil, fastBail
 }
+
+// setKey is a map step .key = expr whose value is a top-level object that
+// nothing else holds: setting the key in place gives what setpath's copy
+// would, without the copy, when expr's output is a scalar (a container
+// might hold the object itself).
+type setKey struct {
+	key string
+	rhs fastFn
+}
+
+// compileSetKey returns q as a setKey, or nil when it is no .key = expr
+// that the fast path takes.
+func compileSetKey(q *gojq.Query) *setKey {
+	if q == nil || q.Op != gojq.OpAssign || q.Meta != nil || len(q.Imports) > 0 || len(q.FuncDefs) > 0 {
+		return nil
+	}
+	path, ok := constPath(q.Left)
+	if !ok || len(path) != 1 {
+		return nil
+	}
+	key, ok := path[0].(string)
+	if !ok {
+		return nil
+	}
+	rhs, ok := fastQuery(q.Right)
+	if !ok {
+		return nil
+	}
+	return &setKey{key: key, rhs: rhs}
+}
+
+// apply sets the key of m when expr gives m a scalar, and reports whether it
+// did; otherwise m is unchanged and the step runs the ordinary way.
+func (s *setKey) apply(m map[string]any) bool {
+	x, st := s.rhs(m)
+	if st != fastOK {
+		return false
+	}
+	switch x.(type) {
+	case nil, bool, int, float64, string:
+		m[s.key] = x
+		return true
+	}
+	return false
+}

@@ -256,6 +256,13 @@ func TestFastPathChains(t *testing.T) {
 		{{Kind: Filter, Expr: `.amount > 50`}, {Kind: Map, Expr: `.priority = (if .amount > 1000 then "HIGH" elif .amount > 100 then "MEDIUM" else "LOW" end)`}},
 		{{Kind: FilterMap, Expr: `.a // empty`}, {Kind: Map, Expr: `{v: ., t: type}`}, {Kind: Filter, Expr: `.t != "null"`}},
 		{{Kind: Map, Expr: `.a = 1`}, {Kind: Filter, Expr: `.a == 1`}, {Kind: Map, Expr: `.b = .a + 1`}},
+		// Set in place (setKey) only where the value is the decoded one and
+		// the new value a scalar.
+		{{Kind: Map, Expr: `.a = .`}, {Kind: Map, Expr: `.b = .a`}},
+		{{Kind: Map, Expr: `.a = [.]`}, {Kind: Map, Expr: `.c = {b: .}`}, {Kind: Map, Expr: `.d = "x"`}},
+		{{Kind: ArrayMap, Expr: `[., .][]`}, {Kind: Map, Expr: `.a = 1`}, {Kind: Map, Expr: `.n = 2`}},
+		{{Kind: FilterMap, Expr: `select(.a)`}, {Kind: Map, Expr: `.a = 1`}},
+		{{Kind: Map, Expr: `.a = error("x")`}, {Kind: Map, Expr: `.a = 2`}},
 	}
 	for _, steps := range pipelines {
 		if err := checkChains(steps, recs); err != nil {
@@ -470,6 +477,32 @@ func TestFastDecode(t *testing.T) {
 	for _, d := range fastDocs {
 		if err := checkDecode([]byte(d)); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestSetInPlace: a map .key = scalar changes the decoded value itself, and
+// an output shared by two records is never changed in place.
+func TestSetInPlace(t *testing.T) {
+	c, err := Compile([]Step{{Kind: Filter, Expr: `.amount > 50`}, {Kind: Map, Expr: `.priority = "HIGH"`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.steps[1].set == nil {
+		t.Fatal(".priority = ... is not set in place")
+	}
+	out, err := c.Apply(bg, rec(`{"amount":51}`))
+	if err != nil || values(out) != `{"amount":51,"priority":"HIGH"}` {
+		t.Fatalf("got %s, %v", values(out), err)
+	}
+	shared, _ := Compile([]Step{{Kind: ArrayMap, Expr: `{a: 1} as $x | [$x, $x][]`}, {Kind: Map, Expr: `.b = 2`}, {Kind: Map, Expr: `.a = 3`}})
+	out, err = shared.Apply(bg, rec(`null`))
+	if err != nil || values(out) != `{"a":3,"b":2} {"a":3,"b":2}` {
+		t.Fatalf("got %s, %v", values(out), err)
+	}
+	for _, expr := range []string{`.a.b = 1`, `.[0] = 1`, `.a |= 1`, `.a = (.b, .c)`, `.a += 1`} {
+		if c, _ := Compile([]Step{{Kind: Map, Expr: expr}}); c.steps[0].set != nil {
+			t.Errorf("%s is set in place", expr)
 		}
 	}
 }

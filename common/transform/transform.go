@@ -70,7 +70,8 @@ func (s Step) written() string {
 type step struct {
 	Step
 	code *gojq.Code
-	fast fastFn // the fast path (fast.go), nil when gojq evaluates every value
+	fast fastFn  // the fast path (fast.go), nil when gojq evaluates every value
+	set  *setKey // a --map .key = expr that may change a value in place, or nil
 }
 
 // Chain is a compiled list of steps. It is safe for concurrent use.
@@ -132,11 +133,14 @@ func Compile(steps []Step, opts ...Option) (*Chain, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %q: %w", s.Kind.Flag(), s.written(), err)
 		}
-		var fast fastFn
+		st := step{Step: s, code: code}
 		if fastPathEnabled {
-			fast = compileFast(q)
+			st.fast = compileFast(q)
+			if s.Kind == Map {
+				st.set = compileSetKey(q)
+			}
 		}
-		c.steps = append(c.steps, step{Step: s, code: code, fast: fast})
+		c.steps = append(c.steps, st)
 	}
 	return c, nil
 }
@@ -241,10 +245,22 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 	}
 	vals := append(sc.cur[:0], v)
 	changed := false // only filters ran: the value is the input's, bytes and all
+	// owned: the value is the one decoded above, which nothing else holds
+	// (filters pass it on), so a map step may set a key of it in place.
+	owned := true
 	for i := range c.steps {
 		s := &c.steps[i]
 		next := sc.next[:0]
+		inPlace := false
+		if owned && s.set != nil && len(vals) == 1 {
+			if m, ok := vals[0].(map[string]any); ok && s.set.apply(m) {
+				next, inPlace = append(next, m), true
+			}
+		}
 		for _, v := range vals {
+			if inPlace {
+				break
+			}
 			// The outputs of a record, over all its values, stay within
 			// maxOutputs: one more is an error.
 			if next, err = sc.run(i, s, next, v, c.maxOutputs); err != nil {
@@ -257,6 +273,7 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 			return out, nil
 		}
 		changed = changed || s.Kind != Filter
+		owned = owned && (s.Kind == Filter || inPlace)
 	}
 	if !changed {
 		return append(out, r), nil
