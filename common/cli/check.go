@@ -73,9 +73,11 @@ func (st *state) check() (*transform.Chain, []string) {
 		if err := st.inv.validateOwn(); err != nil {
 			add(st.errorProblem(err))
 		}
-		if err := c.Options.Validate(); err != nil {
-			add(st.errorProblem(err))
-		} else if err := c.Options.CheckBinding(st.inv.binding()); err != nil {
+		err := c.Options.Validate()
+		if err == nil {
+			err = c.Options.CheckBinding(st.inv.binding())
+		}
+		if err != nil {
 			add(st.errorProblem(err))
 		}
 	}

@@ -22,8 +22,9 @@ type invocation interface {
 	common() *Common
 	// validateOwn runs the connector's own Validate, if it has one.
 	validateOwn() error
-	// binding is the connector's CloudEvents binding (Info.Binding).
-	binding() format.Binding
+	// binding is the connector's CloudEvents binding (Info.Binding), and
+	// whether the connector is a sink.
+	binding() (b format.Binding, sink bool)
 	// run builds the connector and runs it until its input ends, it fails
 	// or ctx is done.
 	run(ctx context.Context, env connector.Env, b bus.Bus, chain *transform.Chain) (connector.Stats, error)
@@ -41,7 +42,7 @@ type sourceInvocation[O any] struct {
 	bind      format.Binding
 }
 
-func (s *sourceInvocation[O]) binding() format.Binding { return s.bind }
+func (s *sourceInvocation[O]) binding() (format.Binding, bool) { return s.bind, false }
 
 func (s *sourceInvocation[O]) structs() (reflect.Value, reflect.Value) {
 	return reflect.ValueOf(&s.own).Elem(), reflect.ValueOf(&s.shared).Elem()
@@ -82,7 +83,7 @@ type sinkInvocation[O any] struct {
 	bind    format.Binding
 }
 
-func (s *sinkInvocation[O]) binding() format.Binding { return s.bind }
+func (s *sinkInvocation[O]) binding() (format.Binding, bool) { return s.bind, true }
 
 func (s *sinkInvocation[O]) structs() (reflect.Value, reflect.Value) {
 	return reflect.ValueOf(&s.own).Elem(), reflect.ValueOf(&s.shared).Elem()

@@ -172,11 +172,24 @@ func (f *Format) Bind(b Binding, topic string) *Format {
 	return &g
 }
 
-// CheckBinding refuses --ce-mode binary with a connector whose protocol
-// has no headers (a *schema.FieldError naming ce_mode).
-func (o *Options) CheckBinding(b Binding) error {
-	if o.Format == CloudEvents && o.CEMode == ModeBinary && !b.Headers {
+// CheckBinding checks the CloudEvents options for a connector of binding
+// b, a sink or a source: --ce-mode binary needs a protocol with headers,
+// and --ce-source and --ce-type are a sink's (a *schema.FieldError naming
+// the option).
+func (o *Options) CheckBinding(b Binding, sink bool) error {
+	if o.Format != CloudEvents {
+		return nil
+	}
+	if o.CEMode == ModeBinary && !b.Headers {
 		return schema.Invalid("ce_mode", "binary mode needs a protocol with headers; this connector's has none: use structured")
+	}
+	if !sink {
+		if o.CESource != "" {
+			return schema.Invalid("ce_source", "applies to sinks only: a source keeps the source of each event it reads (header ce_source)")
+		}
+		if o.CEType != "" {
+			return schema.Invalid("ce_type", "applies to sinks only: a source keeps the type of each event it reads (header ce_type)")
+		}
 	}
 	return nil
 }

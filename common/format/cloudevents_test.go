@@ -253,10 +253,17 @@ func TestCloudEventsOptions(t *testing.T) {
 	}
 	o := Options{Format: CloudEvents, CEMode: ModeBinary}
 	var fe *schema.FieldError
-	if err := o.CheckBinding(Binding{}); !errors.As(err, &fe) || fe.Field != "ce_mode" {
+	if err := o.CheckBinding(Binding{}, true); !errors.As(err, &fe) || fe.Field != "ce_mode" {
 		t.Fatalf("binary without headers: %v", err)
 	}
-	if err := o.CheckBinding(BindingHTTP); err != nil {
+	if err := o.CheckBinding(BindingHTTP, true); err != nil {
+		t.Fatal(err)
+	}
+	o = Options{Format: CloudEvents, CEType: "t"}
+	if err := o.CheckBinding(BindingHTTP, false); !errors.As(err, &fe) || fe.Field != "ce_type" {
+		t.Fatalf("--ce-type on a source: %v", err)
+	}
+	if err := o.CheckBinding(BindingHTTP, true); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -92,3 +92,13 @@ func TestWebhookCloudEventsFromSDK(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 }
+
+// TestCloudEventsSourceOptions: --ce-type is a sink's option: a source
+// given it exits 2 naming it.
+func TestCloudEventsSourceOptions(t *testing.T) {
+	code, _, stderr := connectortest.Run(t, t.Context(), app(), "--topic", "events", "--bus", t.TempDir(), "--listen", "127.0.0.1:0",
+		"--format", "cloudevents", "--ce-type", "com.example")
+	if code != 2 || !strings.Contains(stderr, "--ce-type") || !strings.Contains(stderr, "sinks only") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
