@@ -777,6 +777,8 @@ func fastFunc(f *gojq.Func) (fastFn, bool) {
 			}, true
 		case "has":
 			return fastBinary(fastIdentity, args[0], has), true
+		case "startswith", "endswith", "ltrimstr", "rtrimstr", "split":
+			return fastBinary(fastIdentity, args[0], strings2[f.Name]), true
 		case "test":
 			re, ok := constString(f.Args[0])
 			if !ok {
@@ -855,7 +857,48 @@ func has(v, k any) (any, fastStatus) {
 	return nil, fastBail
 }
 
+// strings2 are the functions of a string and a string argument: anything
+// else is an error in gojq.
+var strings2 = map[string]func(v, x any) (any, fastStatus){
+	"startswith": stringFunc(func(s, t string) any { return strings.HasPrefix(s, t) }),
+	"endswith":   stringFunc(func(s, t string) any { return strings.HasSuffix(s, t) }),
+	"ltrimstr":   stringFunc(func(s, t string) any { return strings.TrimPrefix(s, t) }),
+	"rtrimstr":   stringFunc(func(s, t string) any { return strings.TrimSuffix(s, t) }),
+	"split": stringFunc(func(s, t string) any {
+		if s == "" {
+			return []any{}
+		}
+		ss := strings.Split(s, t)
+		xs := make([]any, len(ss))
+		for i, s := range ss {
+			xs[i] = s
+		}
+		return xs
+	}),
+}
+
+func stringFunc(f func(s, t string) any) func(v, x any) (any, fastStatus) {
+	return func(v, x any) (any, fastStatus) {
+		s, ok1 := v.(string)
+		t, ok2 := x.(string)
+		switch {
+		case ok1 && ok2:
+			return f(s, t), fastOK
+		case known(v) && known(x):
+			return nil, fastErr
+		}
+		return nil, fastBail
+	}
+}
+
 var fastFuncs0 = map[string]fastFn{
+	"tojson": func(v any) (any, fastStatus) {
+		if !known(v) {
+			return nil, fastBail
+		}
+		b, _ := gojq.Marshal(v)
+		return string(b), fastOK
+	},
 	"empty":    func(any) (any, fastStatus) { return nil, fastEmpty },
 	"nan":      func(any) (any, fastStatus) { return math.NaN(), fastOK },
 	"infinite": func(any) (any, fastStatus) { return math.Inf(1), fastOK },

@@ -46,6 +46,8 @@ var fastSupported = []string{
 	`.ts / 1000`, `.n == -0`, `.big + 1`, `.id + 1`, `.id`, `.small * 1`, `.k + "é"`,
 	`. == .`, `. < .`, `.a < .b`, `.a == .b`, `.a >= .b`, `[.a] < [.b]`, `{a} == {a: .b}`, `nan < .a`, `.a > nan`, `nan == nan`, `infinite`, `-infinite < .a`, `[nan] | tostring`,
 	`1 / 0`, `.a / 0`, `.a % 0`, `{(.a): 1}`, `.a.b.c = 1`, `.[0] = 1`, `.a |= empty`, `.a.[0]`,
+	`startswith("a")`, `.a | endswith("x")`, `.a | ltrimstr("A")`, `.msg | rtrimstr("full")`, `.msg | split(" ")`, `split("")`, `split(.a)`, `.a | startswith(.b)`,
+	`tojson`, `.a | tojson`, `.user | tojson | length`, `{j: tojson}`,
 	`tostring | length`, `keys | length`, `.a | tostring | test("^\\d+$")`, `ascii_downcase | . == "école"`,
 }
 
@@ -54,7 +56,7 @@ var fastUnsupported = []string{
 	`.[]`, `.a[]`, `map(.a)`, `.a, .b`, `reduce .[] as $x (0; . + $x)`, `def f: .; f`, `. as $x | $x`, `$ENV`, `env`,
 	`.[1:2]`, `.[.k]`, `try .a catch .`, `input`, `halt`, `limit(1; .a)`, `first(.a)`, `.. | numbers`, `@base64`,
 	`to_entries`, `path(.a)`, `del(.a)`, `.[] = 1`, `{a: (1,2)}`, `"\(1,2)"`, `123456789012345678901234567890`,
-	`test("a"; "x")`, `test(.re)`, `{$__loc__}`, `.a | test("[")`, `[.a, .b] | length`, `.a | floor`, `.a[1e1] = 1`,
+	`test("a"; "x")`, `test(.re)`, `{$__loc__}`, `.a | test("[")`, `[.a, .b] | length`, `.a | floor`, `split(", "; null)`, `trimstr("a")`, `join(",")`, `.a[1e1] = 1`,
 }
 
 var fastDocs = []string{
