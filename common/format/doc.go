@@ -44,13 +44,17 @@
 //     with the schema, written once per file) and a stateful decoder (the
 //     writer schema read from the file's header, kept with the position as
 //     the CSV header row is).
-//   - CloudEvents: Decode and Encode work on the whole record, value and
-//     headers, so binary mode moves attributes between the value and the
-//     headers (ce_id → header, data → value) and structured mode between
-//     the value and a JSON envelope. The per-protocol spelling of attribute
-//     headers (HTTP ce-, Kafka ce_, AMQP cloudEvents_, MQTT 5 user
-//     properties) is a binding the connector names, passed to New the way
-//     Options are.
+//   - CloudEvents (cloudevents.go): Decode and Encode work on the whole
+//     record, value and headers. On the bus an event is its data as the
+//     value and its attributes as the headers ce_<attribute>; binary mode
+//     moves attributes between those headers and the protocol's, and
+//     structured mode between them and a JSON envelope in the value. The
+//     per-protocol spelling (HTTP and NATS ce-, Kafka ce_, AMQP
+//     cloudEvents_, MQTT 5 user properties, and where the content type
+//     is) is a Binding the connector names in cli.Info; cli binds the
+//     Format to it and to the topic (Format.Bind), and gives it to the
+//     connector in connector.Env.Format, which a connector that keeps or
+//     sends only some headers asks (WantsHeader, CarriesHeader).
 //   - Typed streams (--schema, schema.go): a check after Decode (and
 //     before Encode) that turns a value not matching the schema into a
 //     Failure naming the failing paths; NewDecoder and NewEncoder wrap
@@ -63,5 +67,6 @@
 //     compiled to the same check and column types.
 //
 // The formats of this version are json (the default: today's behaviour,
-// values pass untouched), bytes (opaque values) and csv; see Names.
+// values pass untouched), bytes (opaque values), csv and the others of
+// Names.
 package format
