@@ -194,9 +194,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -211,6 +214,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -456,9 +544,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -473,6 +564,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -794,9 +970,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -811,6 +990,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -1244,9 +1508,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1261,6 +1528,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -1572,9 +1924,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1589,6 +1944,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -1910,9 +2350,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1927,6 +2370,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -2234,9 +2762,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -2251,6 +2782,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -2581,9 +3197,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -2598,6 +3217,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -2881,9 +3585,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -2898,6 +3605,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -3210,9 +4002,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -3227,6 +4022,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -3515,9 +4395,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -3532,6 +4415,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -3846,9 +4814,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -3863,6 +4834,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
@@ -4213,9 +5269,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -4230,6 +5289,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "group": {
             "type": "string",
@@ -4523,9 +5667,12 @@ window.CULVERT_CATALOG = {
             "enum": [
               "json",
               "bytes",
-              "csv"
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files in file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -4540,6 +5687,91 @@ window.CULVERT_CATALOG = {
             "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
             "default": ",",
             "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
           },
           "batch_size": {
             "type": "integer",
