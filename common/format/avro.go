@@ -330,46 +330,55 @@ func schemaName(s avro.Schema) string {
 // blocks (file-sink: see Container).
 type avroEncoder struct {
 	a      *avroFormat
-	w      *avro.Writer
-	buf    bytes.Buffer
+	w      *avro.Writer // writes to its own buffer (no io.Writer)
 	sync   [16]byte
 	header []byte
 }
 
 func newAvroEncoder(a *avroFormat) *avroEncoder {
 	e := &avroEncoder{a: a}
-	e.w = avro.NewWriter(&e.buf, 512, avro.WithWriterConfig(avroConfig))
+	e.w = avro.NewWriter(nil, 64<<10, avro.WithWriterConfig(avroConfig))
 	rand.Read(e.sync[:])
 	return e
 }
 
-// Encode turns each value into one datum.
+// Encode turns each value into one datum. The datums of a batch share
+// one buffer: one allocation for the batch, not one a record.
 func (e *avroEncoder) Encode(_ context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
 	out := recs[:0]
 	var failed []Failure
+	w := e.w
+	w.Reset(nil)
+	w.Error = nil
+	type span struct{ start, end int }
+	spans := make([]span, 0, len(recs))
 	for i := range recs {
 		r := recs[i]
+		start := w.Buffered()
 		v, err := parseJSONValue(r.Value)
 		if err == nil {
-			e.buf.Reset()
 			if e.a.client != nil && !e.a.container {
 				var hdr [5]byte
 				binary.BigEndian.PutUint32(hdr[1:], uint32(e.a.id))
-				e.buf.Write(hdr[:])
+				w.Write(hdr[:])
 			}
-			e.w.Reset(&e.buf)
-			e.w.Error = nil
-			err = writeAvro(e.w, e.a.schema, v, "$")
-			if err == nil {
-				err = e.w.Flush()
+			err = writeAvro(w, e.a.schema, v, "$")
+			if err == nil && w.Error != nil {
+				err = w.Error
 			}
 		}
 		if err != nil {
+			// What was written of it stays in the buffer, unused.
 			failed = append(failed, Failure{r, fmt.Errorf("not an Avro datum of schema %s: %w", schemaName(e.a.schema), err)})
+			w.Error = nil
 			continue
 		}
-		r.Value = bytes.Clone(e.buf.Bytes())
+		spans = append(spans, span{start, w.Buffered()})
 		out = append(out, r)
+	}
+	buf := bytes.Clone(w.Buffer())
+	for j, sp := range spans {
+		out[j].Value = buf[sp.start:sp.end:sp.end]
 	}
 	return out, failed, nil
 }

@@ -1,11 +1,11 @@
 package format
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/big"
 	"regexp"
@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/hamba/avro/v2"
 )
 
@@ -235,15 +236,16 @@ func unionName(s avro.Schema) string {
 	return string(s.Type())
 }
 
-// parseJSONValue reads a value as JSON, numbers kept exact.
+// parseJSONValue reads a value as JSON, numbers kept exact (goccy/go-json,
+// as package transform, with json.Number).
 func parseJSONValue(v []byte) (any, error) {
-	d := json.NewDecoder(strings.NewReader(string(v)))
+	d := gojson.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()
 	var x any
 	if err := d.Decode(&x); err != nil {
 		return nil, fmt.Errorf("the value is not JSON: %v", err)
 	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+	if len(bytes.TrimLeft(v[d.InputOffset():], " \t\r\n")) > 0 {
 		return nil, errors.New("the value is not one JSON value")
 	}
 	return x, nil
