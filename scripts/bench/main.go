@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve [flags]
+//	bench avro|bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/culvert-dev/culvert/scripts/bench/all"
+	"github.com/culvert-dev/culvert/scripts/bench/avrobench"
 	"github.com/culvert-dev/culvert/scripts/bench/bus"
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
 	"github.com/culvert-dev/culvert/scripts/bench/csvbench"
@@ -41,6 +42,7 @@ type subcommand struct {
 
 var subcommands = []subcommand{
 	{all.Name, all.Summary, all.Main, false},
+	{avrobench.Name, avrobench.Summary, avrobench.Main, false},
 	{bus.Name, bus.Summary, bus.Main, false},
 	{csvbench.Name, csvbench.Summary, csvbench.Main, false},
 	{culvertbench.Name, culvertbench.Summary, culvertbench.Main, false},
@@ -55,6 +57,7 @@ var subcommands = []subcommand{
 	{servebench.Name, servebench.Summary, servebench.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 	{protobench.RawName, protobench.RawSummary, protobench.Raw, true},
+	{avrobench.RawName, avrobench.RawSummary, avrobench.Raw, true},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
