@@ -1,5 +1,5 @@
 // Package format owns the formats of record values: the one place where what
-// an outside system carries (JSON, opaque bytes, CSV rows; later Avro,
+// an outside system carries (JSON, opaque bytes, CSV rows, Avro,
 // Protobuf and CloudEvents) is turned into the value jq reads, and back. A
 // connector never decodes or encodes a format itself: it says where its
 // bytes and attributes (headers, properties) come from and go to, and the
@@ -29,21 +29,31 @@
 //
 // How the later formats fit without a new design:
 //
-//   - Avro and Protobuf behind a schema registry (Confluent wire format: a
-//     magic byte and a schema id before the payload): a Decoder reads the
-//     schema id from each value, looks the schema up (once, then from a
-//     cache) and turns the payload into JSON; an Encoder registers or looks
-//     up the subject's schema and prefixes the id (Decode and Encode take
-//     a context for those calls). A registry that is down is not a bad
-//     record: it is the batch error Decode and Encode return, marked
+//   - Avro (avro.go, avro_codec.go) with the Confluent schema registry
+//     (package registry; wire format: byte 0 and a 4-byte schema id before
+//     the datum). Format.Open, which cli calls before the connector is
+//     built, reaches the registry (one that does not answer at start is
+//     an option error, exit 2) and, for a sink, finds or registers
+//     (--schema-auto-register) the subject's schema: a missing subject or
+//     a schema the registry refuses (with its message) is exit 2. A
+//     Decoder reads the schema id of each value and the writer schema by
+//     that id (once, then from a cache); an unknown id, a value not in
+//     the wire format and a truncated datum are Failures of their record;
+//     a registry that stops answering is the batch error, marked
 //     retry.Transient, which the runner retries with backoff on the same
-//     records, like a bus outage; an unknown schema id is a Failure of its
-//     record; a subject that is missing where it must exist is an error
-//     that stops the connector. Avro object container files (.avro) for
-//     file-source and file-sink are a Headed encoder (the container header
-//     with the schema, written once per file) and a stateful decoder (the
-//     writer schema read from the file's header, kept with the position as
-//     the CSV header row is).
+//     records, like a bus outage. Without a registry, values are bare
+//     datums of --avro-schema. file-sink writes Avro object container
+//     files (.avro): the encoder is a Container (its header once per
+//     file, one block per batch, an existing file's sync marker adopted),
+//     not Headed, whose header is a line. The JSON forms of Avro values
+//     (logical types as RFC 3339 timestamps, dates, exact decimal strings,
+//     UUIDs) are listed in avro_codec.go and the README. Not done yet:
+//     reading container files in file-source, which needs it to hand the
+//     decoder the file's bytes rather than lines (a stateful decoder
+//     keeping the writer schema from the file's header with the position,
+//     as the CSV header row is kept, and the block offset as position).
+//   - Protobuf (protobuf.go) shares package registry's client when it
+//     reads the wire format (not yet).
 //   - CloudEvents (cloudevents.go): Decode and Encode work on the whole
 //     record, value and headers. On the bus an event is its data as the
 //     value and its attributes as the headers ce_<attribute>; binary mode
