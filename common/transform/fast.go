@@ -1171,6 +1171,10 @@ func getPath(v any, path []any) (any, fastStatus) {
 	return v, fastOK
 }
 
+// maxFastGrowth is the most nulls an update of an array index beyond its
+// end adds on the fast path.
+const maxFastGrowth = 1 << 12
+
 // setPath is gojq's setpath(path; x) for a constant path: a copy of v with x
 // at the path, the maps and arrays along it copied, never modified.
 func setPath(v any, path []any, x any) (any, fastStatus) {
@@ -1210,6 +1214,9 @@ func setPath(v any, path []any, x any) (any, fastStatus) {
 			}
 			if i >= len(a0) && i >= 0x20000000 {
 				return nil, fastErr
+			}
+			if i >= len(a0)+maxFastGrowth {
+				return nil, fastBail // gojq, under --transform-timeout
 			}
 			var old any
 			if i < len(a0) {

@@ -45,7 +45,7 @@ var fastSupported = []string{
 	`try .a`, `try (.a + 1)`, `.a | select(. != null) | . * 100 | tostring? // 0`,
 	`.ts / 1000`, `.n == -0`, `.big + 1`, `.id + 1`, `.id`, `.small * 1`, `.k + "é"`,
 	`. == .`, `. < .`, `.a < .b`, `.a == .b`, `.a >= .b`, `[.a] < [.b]`, `{a} == {a: .b}`, `nan < .a`, `.a > nan`, `nan == nan`, `infinite`, `-infinite < .a`, `[nan] | tostring`,
-	`1 / 0`, `.a / 0`, `.a % 0`, `{(.a): 1}`, `.a.b.c = 1`, `.[0] = 1`, `.a |= empty`, `.a.[0]`,
+	`1 / 0`, `.a / 0`, `.a % 0`, `{(.a): 1}`, `.a.b.c = 1`, `.[0] = 1`, `.a |= empty`, `.a.[0]`, `.[5000] = 1`, `.a[4000] = 1`,
 	`startswith("a")`, `.a | endswith("x")`, `.a | ltrimstr("A")`, `.msg | rtrimstr("full")`, `.msg | split(" ")`, `split("")`, `split(.a)`, `.a | startswith(.b)`,
 	`tojson`, `.a | tojson`, `.user | tojson | length`, `{j: tojson}`,
 	`tostring | length`, `keys | length`, `.a | tostring | test("^\\d+$")`, `ascii_downcase | . == "école"`,
