@@ -2,7 +2,9 @@ package format
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -301,4 +303,54 @@ func TestSchemaRefToFileAndFormats(t *testing.T) {
 			t.Errorf("%s: %v, want %q", value, err, want)
 		}
 	}
+}
+
+// FuzzCSVSchema: whatever the rows, CSV typed by a schema never panics;
+// every value it publishes is JSON the schema accepts, with each typed
+// column of its type; a row that did not convert keeps its raw bytes, and
+// one the schema refused is the JSON it decoded to.
+func FuzzCSVSchema(f *testing.F) {
+	for _, seed := range []string{
+		"007,007,1.50,pen,TRUE,,x", "+,-,.,,,,", "1,a,1e999,b,false,n,", "-0,,0x1,c,True,\"\",1", "1,2,3", "9,9,-.5e-3,p,FALSE,x,y",
+	} {
+		f.Add(seed)
+	}
+	s, err := LoadSchema(orderSchema)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fm, err := New(Options{Format: CSV, CSVColumns: "order_id,code,amount,product,paid,note,extra", Schema: orderSchema})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, row string) {
+		rec := record.Record{Value: []byte(row)}
+		ok, failed, err := fm.NewDecoder().Decode(context.Background(), []record.Record{rec})
+		if err != nil || len(ok)+len(failed) != 1 {
+			t.Fatalf("ok %d failed %d err %v", len(ok), len(failed), err)
+		}
+		if len(failed) == 1 {
+			v := failed[0].Record.Value
+			if strings.HasPrefix(failed[0].Err.Error(), "does not match --schema") {
+				if s.Validate(v) == nil {
+					t.Fatalf("refused %s, which matches", v)
+				}
+			} else if string(v) != row {
+				t.Fatalf("failure lost its bytes: %q", v)
+			}
+			return
+		}
+		if err := s.Validate(ok[0].Value); err != nil {
+			t.Fatalf("published %s: %v", ok[0].Value, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(ok[0].Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		for col, want := range map[string]string{"order_id": "float64", "code": "string", "amount": "float64", "product": "string", "paid": "bool"} {
+			if got := fmt.Sprintf("%T", m[col]); m[col] != nil && got != want {
+				t.Fatalf("%s is %s in %s", col, got, ok[0].Value)
+			}
+		}
+	})
 }
