@@ -387,3 +387,21 @@ func TestAvroContainer(t *testing.T) {
 		t.Fatalf("decoding a container file: %v", failed)
 	}
 }
+
+// TestAvroContainerWithSchema: with --schema, the encoder file-sink gets
+// is still a Container (else it would write datums as lines).
+func TestAvroContainerWithSchema(t *testing.T) {
+	js, _ := os.CreateTemp(t.TempDir(), "*.json")
+	js.WriteString(`{"type":"object","required":["order_id"]}`)
+	js.Close()
+	f := newAvroFmt(t, Options{Schema: js.Name()})
+	openAvro(t, f, "file-sink", true)
+	enc := f.NewEncoder()
+	if _, ok := enc.(Container); !ok {
+		t.Fatalf("the avro encoder with --schema is a %T, not a Container", enc)
+	}
+	_, failed := encodeAll(enc, recs(`{"customer":"x"}`))
+	if len(failed) != 1 {
+		t.Fatalf("a value against --schema encoded: %v", failed)
+	}
+}

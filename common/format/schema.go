@@ -397,6 +397,11 @@ type headedSchemaEncoder struct {
 	Headed
 }
 
+type containerSchemaEncoder struct {
+	schemaEncoder
+	Container
+}
+
 // checkDecoded wraps dec with f's --schema, if any.
 func (f *Format) checkDecoded(dec Decoder) Decoder {
 	if f == nil || f.schema == nil {
@@ -406,7 +411,7 @@ func (f *Format) checkDecoded(dec Decoder) Decoder {
 }
 
 // checkEncoded wraps enc with f's --schema, if any; a Headed encoder
-// stays Headed.
+// stays Headed, a Container a Container.
 func (f *Format) checkEncoded(enc Encoder) Encoder {
 	if f == nil || f.schema == nil {
 		return enc
@@ -414,6 +419,9 @@ func (f *Format) checkEncoded(enc Encoder) Encoder {
 	e := schemaEncoder{enc, f.schema}
 	if h, ok := enc.(Headed); ok {
 		return headedSchemaEncoder{e, h}
+	}
+	if c, ok := enc.(Container); ok {
+		return containerSchemaEncoder{e, c}
 	}
 	return e
 }
