@@ -354,3 +354,27 @@ func FuzzCSVSchema(f *testing.F) {
 		}
 	})
 }
+
+// With --schema, every format's encoder is still what a sink asks it to
+// be: Headed (CSV's header row), a Container (Avro files), or neither.
+func TestSchemaKeepsEncoderInterfaces(t *testing.T) {
+	for _, c := range []struct {
+		o                 Options
+		headed, container bool
+	}{
+		{Options{Format: JSON}, false, false},
+		{Options{Format: CSV}, true, false},
+		{Options{Format: Avro, AvroSchema: "testdata/avro/order.avsc"}, false, true},
+	} {
+		plain := mustNew(t, c.o).NewEncoder()
+		c.o.Schema = orderSchema
+		checked := mustNew(t, c.o).NewEncoder()
+		for _, enc := range []Encoder{plain, checked} {
+			_, h := enc.(Headed)
+			_, k := enc.(Container)
+			if h != c.headed || k != c.container {
+				t.Errorf("--format %s (%T): Headed %v Container %v, want %v %v", c.o.Format, enc, h, k, c.headed, c.container)
+			}
+		}
+	}
+}
