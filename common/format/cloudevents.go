@@ -94,7 +94,9 @@ var (
 	// BindingMQTT: MQTT 5 user properties named as the attributes; the
 	// content type is the Content Type property (header mqtt.content_type).
 	BindingMQTT = Binding{Name: "mqtt", ContentType: "mqtt.content_type", Headers: true}
-	BindingNATS = Binding{Name: "nats", Prefix: "ce-", ContentType: "content-type", Headers: true}
+	// BindingNATS: header names are matched whatever their case, as HTTP's
+	// (NATS clients of other languages may canonicalize them).
+	BindingNATS = Binding{Name: "nats", Prefix: "ce-", ContentType: "content-type", Headers: true, FoldCase: true}
 )
 
 // ceOptions are the CloudEvents settings of a Format.
