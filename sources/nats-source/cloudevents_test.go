@@ -16,8 +16,7 @@ import (
 // TestCloudEventsNATSBinding: nats-source --format cloudevents reads the
 // NATS binding from a JetStream stream on the machine's NATS server: a
 // binary-mode message (ce-* headers, in any case, and content-type) and a
-// structured one
-// become records of the data with ce_* headers.
+// structured one become records of the data with ce_* headers.
 func TestCloudEventsNATSBinding(t *testing.T) {
 	url := natstest.Shared(t)
 	_, js := natstest.Connect(t, url)
