@@ -153,7 +153,7 @@ edge_csv() {
 }
 
 @test "formats: bad format options exit 2 naming the option" {
-	run --separate-stderr "$SRC" --topic t --path x --format avro
+	run --separate-stderr "$SRC" --topic t --path x --format xml
 	[ "$status" -eq 2 ] && [[ "$stderr" == *"--format: value must be one of 'json', 'bytes', 'csv'"* ]]
 	run --separate-stderr "$SNK" --topic t --path x --csv-columns a,b
 	[ "$status" -eq 2 ] && [[ "$stderr" == *"--csv-columns: applies only with --format csv"* ]]
