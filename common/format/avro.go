@@ -235,12 +235,25 @@ func (d *avroDecoder) writerSchema(ctx context.Context, id uint32) (s avro.Schem
 
 // Decode turns each value into its JSON form.
 func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
-	// Look every schema up first: an outage leaves recs as they were.
+	// Look every schema up first: an outage leaves recs as they were. An
+	// id the registry does not know is asked once a batch.
+	var unknown map[uint32]string
 	if d.a.client != nil {
 		for i := range recs {
 			if v := recs[i].Value; len(v) >= 5 && v[0] == 0 {
-				if _, _, err := d.writerSchema(ctx, binary.BigEndian.Uint32(v[1:5])); err != nil {
+				id := binary.BigEndian.Uint32(v[1:5])
+				if _, seen := unknown[id]; seen {
+					continue
+				}
+				_, bad, err := d.writerSchema(ctx, id)
+				if err != nil {
 					return recs, nil, err
+				}
+				if bad != "" {
+					if unknown == nil {
+						unknown = map[uint32]string{}
+					}
+					unknown[id] = bad
 				}
 			}
 		}
@@ -268,8 +281,11 @@ func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]recor
 				failed = append(failed, Failure{r, fmt.Errorf("not in the Confluent wire format: %s", wireProblem(data))})
 				continue
 			}
-			var bad string
-			s, bad, _ = d.writerSchema(ctx, binary.BigEndian.Uint32(data[1:5]))
+			id := binary.BigEndian.Uint32(data[1:5])
+			bad, ok := unknown[id]
+			if !ok {
+				s, bad, _ = d.writerSchema(ctx, id) // cached above
+			}
 			if bad != "" {
 				failed = append(failed, Failure{r, errors.New(bad)})
 				continue

@@ -261,7 +261,15 @@ func TestAvroRegistryWireFormat(t *testing.T) {
 	// Unknown schema id, not the wire format: failures of their records.
 	bad := bytes.Clone(v)
 	binary.BigEndian.PutUint32(bad[1:5], 999)
-	_, failed = decodeAll(dec, []record.Record{{Value: bad}, {Value: []byte{1, 0, 0, 0, 1, 2}}, {Value: []byte{0, 0}}})
+	before = reg.Requests()
+	_, failed = decodeAll(dec, []record.Record{{Value: bad}, {Value: []byte{1, 0, 0, 0, 1, 2}}, {Value: []byte{0, 0}}, {Value: bad}})
+	if n := reg.Requests() - before; n != 1 {
+		t.Fatalf("%d registry requests for one unknown id in a batch, want 1", n)
+	}
+	if len(failed) != 4 || failed[3].Err.Error() != failed[0].Err.Error() {
+		t.Fatalf("%d failures, want 4, the last as the first", len(failed))
+	}
+	failed = failed[:3]
 	want := []string{"unknown schema id 999: the registry says: Schema 999 not found", "not in the Confluent wire format: the first byte is 1, not the magic byte 0", "not in the Confluent wire format: 2 bytes, fewer than the 5 of the header"}
 	if len(failed) != 3 {
 		t.Fatalf("%d failures, want 3", len(failed))
