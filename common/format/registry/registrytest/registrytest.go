@@ -35,6 +35,14 @@ func New() *Server {
 	return s
 }
 
+// NewTLS starts a registry on https, its certificate signed by the
+// server's own CA (Certificate).
+func NewTLS() *Server {
+	s := &Server{subjects: map[string][]int{}, refuse: map[string]string{}}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	return s
+}
+
 // Add registers schema under subject and returns its id.
 func (s *Server) Add(subject, schema string) int {
 	s.mu.Lock()
