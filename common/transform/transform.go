@@ -257,13 +257,10 @@ func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]reco
 				next, inPlace = append(next, m), true
 			}
 		}
-		for _, v := range vals {
-			if inPlace {
-				break
-			}
+		for j := 0; j < len(vals) && !inPlace; j++ {
 			// The outputs of a record, over all its values, stay within
 			// maxOutputs: one more is an error.
-			if next, err = sc.run(i, s, next, v, c.maxOutputs); err != nil {
+			if next, err = sc.run(i, s, next, vals[j], c.maxOutputs); err != nil {
 				return out, &Error{Step: s.String(), Err: err}
 			}
 		}
