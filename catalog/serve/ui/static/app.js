@@ -244,8 +244,10 @@
   function matches(c, q) {
     if (!q) return true;
     const words = q.toLowerCase().split(/\s+/).filter(Boolean);
+    // The connector's own options only: the shared ones (--format, --bus,
+    // ...) are every connector's, and their texts name other connectors.
     const hay = [c.name, c.direction, c.description]
-      .concat(options(c).map((o) => o.name + ' ' + o.description))
+      .concat(options(c).filter((o) => own(c, o)).map((o) => o.name + ' ' + o.description))
       .join('\n').toLowerCase();
     return words.every((w) => hay.includes(w));
   }
