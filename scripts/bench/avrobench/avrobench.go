@@ -33,11 +33,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/hamba/avro/v2/ocf"
@@ -144,37 +142,37 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 
 	say("raw library: decoding")
 	rawDec := step{name: "hamba/avro decode (own process)"}
-	if rawDec.seconds, rawDec.rssKiB, err = run(ctx, p("raw-decode.log"), self, RawName, "decode", p("orders.avsc"), p("orders.bin"), p("raw.jsonl")); err != nil {
+	if rawDec.seconds, rawDec.rssKiB, err = benchkit.Measure(ctx, nil, p("raw-decode.log"), "", self, RawName, "decode", p("orders.avsc"), p("orders.bin"), p("raw.jsonl")); err != nil {
 		return err
 	}
 	say("file-source --format avro")
 	src := step{name: "file-source --format avro -> bus"}
-	if src.seconds, src.rssKiB, err = run(ctx, p("file-source.log"), filepath.Join(binDir, "file-source"),
+	if src.seconds, src.rssKiB, err = benchkit.Measure(ctx, nil, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
 		append([]string{"--bus", p("bus-decode"), "--topic", "orders", "--path", p("orders.bin"), "--delimiter", escaped}, format...)...); err != nil {
 		return err
 	}
 	say("checking what file-source published")
-	if _, _, err = run(ctx, p("check.log"), filepath.Join(binDir, "file-sink"), "--bus", p("bus-decode"), "--topic", "orders",
+	if _, _, err = benchkit.Measure(ctx, nil, p("check.log"), "", filepath.Join(binDir, "file-sink"), "--bus", p("bus-decode"), "--topic", "orders",
 		"--path", p("culvert.jsonl"), "--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
 		return err
 	}
-	if err := sameJSON(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
+	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
 		return err
 	}
 
 	say("raw library: encoding")
 	rawEnc := step{name: "hamba/avro encode (own process)"}
-	if rawEnc.seconds, rawEnc.rssKiB, err = run(ctx, p("raw-encode.log"), self, RawName, "encode", p("orders.avsc"), p("orders.jsonl"), p("raw.avro")); err != nil {
+	if rawEnc.seconds, rawEnc.rssKiB, err = benchkit.Measure(ctx, nil, p("raw-encode.log"), "", self, RawName, "encode", p("orders.avsc"), p("orders.jsonl"), p("raw.avro")); err != nil {
 		return err
 	}
 	say("loading the JSON orders into a bus for file-sink")
-	if _, _, err = run(ctx, p("load.log"), filepath.Join(binDir, "file-source"), "--bus", p("bus-encode"), "--topic", "orders",
+	if _, _, err = benchkit.Measure(ctx, nil, p("load.log"), "", filepath.Join(binDir, "file-source"), "--bus", p("bus-encode"), "--topic", "orders",
 		"--path", p("orders.jsonl"), "--log-level", "warn"); err != nil {
 		return err
 	}
 	say("file-sink --format avro")
 	snk := step{name: "bus -> file-sink --format avro"}
-	if snk.seconds, snk.rssKiB, err = run(ctx, p("file-sink.log"), filepath.Join(binDir, "file-sink"),
+	if snk.seconds, snk.rssKiB, err = benchkit.Measure(ctx, nil, p("file-sink.log"), "", filepath.Join(binDir, "file-sink"),
 		append([]string{"--bus", p("bus-encode"), "--topic", "orders", "--path", p("culvert.avro"), "--from", "beginning", "--stop-at-end"}, format...)...); err != nil {
 		return err
 	}
@@ -336,64 +334,6 @@ func raw(mode, schemaPath, in, out string) error {
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 	return w.Flush()
-}
-
-// run runs a process to its end, its output to a log, and returns its
-// wall time and peak RSS.
-func run(ctx context.Context, logPath, path string, args ...string) (float64, int64, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%s: %w\ncommand: %s\n%s", filepath.Base(path), err, cmd, benchkit.Tail(logPath, 10))
-	}
-	return time.Since(t0).Seconds(), benchkit.PeakRSSKiB(cmd.ProcessState), nil
-}
-
-// sameJSON checks that both files hold n lines and that their first 1,000
-// are equal as JSON.
-func sameJSON(a, b string, n int64) error {
-	for _, path := range []string{a, b} {
-		if got, err := benchkit.CountLines(path); err != nil || got != n {
-			return fmt.Errorf("%s has %d lines, want %d (%v)", path, got, n, err)
-		}
-	}
-	read := func(path string) ([]any, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		dec := json.NewDecoder(f)
-		var out []any
-		for len(out) < 1000 {
-			var v any
-			if err := dec.Decode(&v); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", path, err)
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	}
-	ra, err := read(a)
-	if err != nil {
-		return err
-	}
-	rb, err := read(b)
-	if err != nil {
-		return err
-	}
-	if !reflect.DeepEqual(ra, rb) {
-		return fmt.Errorf("the first records of %s and %s differ", a, b)
-	}
-	return nil
 }
 
 // sameContainers checks that both object container files hold n orders,

@@ -31,7 +31,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
-	"time"
 
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 	"github.com/culvert-dev/culvert/scripts/internal/orders"
@@ -111,7 +110,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 
 	say("running mlr")
 	mlrStep := step{name: "mlr (filter then put)"}
-	if mlrStep.seconds, mlrStep.rssKiB, err = run(ctx, nil, p("mlr.log"), p("mlr.jsonl"), mlr,
+	if mlrStep.seconds, mlrStep.rssKiB, err = benchkit.Measure(ctx, nil, p("mlr.log"), p("mlr.jsonl"), mlr,
 		append([]string{"--icsv", "--ojsonl"}, append(mlrVerbs, p("orders.csv"))...)...); err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	source := func(env []string, bus string) (step, error) {
 		var s step
 		var err error
-		s.seconds, s.rssKiB, err = run(ctx, env, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
+		s.seconds, s.rssKiB, err = benchkit.Measure(ctx, env, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
 			"--bus", p(bus), "--topic", "orders", "--path", p("orders.csv"), "--format", "csv",
 			"--filter", benchkit.Filter, "--map", benchkit.Map, "--log-level", "warn")
 		return s, err
@@ -140,7 +139,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	src.name = "file-source --format csv -> bus (filter+map)"
 	say("running file-sink")
 	snk := step{name: "bus -> file-sink (JSON lines)"}
-	if snk.seconds, snk.rssKiB, err = run(ctx, nil, p("file-sink.log"), "", filepath.Join(binDir, "file-sink"),
+	if snk.seconds, snk.rssKiB, err = benchkit.Measure(ctx, nil, p("file-sink.log"), "", filepath.Join(binDir, "file-sink"),
 		"--bus", p("bus"), "--topic", "orders", "--path", p("culvert.jsonl"),
 		"--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
 		return err
@@ -193,34 +192,6 @@ func writeCSV(path string, n int, seed uint64) (passing int64, err error) {
 		return 0, w.Error()
 	}
 	return passing, bw.Flush()
-}
-
-// run runs a process to its end, its stdout to the file out (else to the
-// log) and its stderr to the log, and returns its wall time and peak RSS.
-func run(ctx context.Context, env []string, logPath, out, path string, args ...string) (float64, int64, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	if out != "" {
-		o, err := os.Create(out)
-		if err != nil {
-			return 0, 0, err
-		}
-		defer o.Close()
-		cmd.Stdout = o
-	}
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%s: %w\ncommand: %s\n%s", filepath.Base(path), err, cmd, benchkit.Tail(logPath, 10))
-	}
-	return time.Since(t0).Seconds(), benchkit.PeakRSSKiB(cmd.ProcessState), nil
 }
 
 // sameRecords checks that both outputs hold k records and that their

@@ -29,16 +29,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -216,37 +212,37 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 
 	say("raw library: decoding")
 	rawDec := step{name: "raw library decode (own process)"}
-	if rawDec.seconds, rawDec.rssKiB, err = run(ctx, p("raw-decode.log"), self, RawName, "decode", p("orders.pb"), p("orders.bin"), p("raw.jsonl")); err != nil {
+	if rawDec.seconds, rawDec.rssKiB, err = benchkit.Measure(ctx, nil, p("raw-decode.log"), "", self, RawName, "decode", p("orders.pb"), p("orders.bin"), p("raw.jsonl")); err != nil {
 		return err
 	}
 	say("file-source --format protobuf")
 	src := step{name: "file-source --format protobuf -> bus"}
-	if src.seconds, src.rssKiB, err = run(ctx, p("file-source.log"), filepath.Join(binDir, "file-source"),
+	if src.seconds, src.rssKiB, err = benchkit.Measure(ctx, nil, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
 		append([]string{"--bus", p("bus-decode"), "--topic", "orders", "--path", p("orders.bin"), "--delimiter", escaped}, proto...)...); err != nil {
 		return err
 	}
 	say("checking what file-source published")
-	if _, _, err = run(ctx, p("check.log"), filepath.Join(binDir, "file-sink"), "--bus", p("bus-decode"), "--topic", "orders",
+	if _, _, err = benchkit.Measure(ctx, nil, p("check.log"), "", filepath.Join(binDir, "file-sink"), "--bus", p("bus-decode"), "--topic", "orders",
 		"--path", p("culvert.jsonl"), "--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
 		return err
 	}
-	if err := sameJSON(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
+	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
 		return err
 	}
 
 	say("raw library: encoding")
 	rawEnc := step{name: "raw library encode (own process)"}
-	if rawEnc.seconds, rawEnc.rssKiB, err = run(ctx, p("raw-encode.log"), self, RawName, "encode", p("orders.pb"), p("orders.jsonl"), p("raw.bin")); err != nil {
+	if rawEnc.seconds, rawEnc.rssKiB, err = benchkit.Measure(ctx, nil, p("raw-encode.log"), "", self, RawName, "encode", p("orders.pb"), p("orders.jsonl"), p("raw.bin")); err != nil {
 		return err
 	}
 	say("loading the JSON orders into a bus for file-sink")
-	if _, _, err = run(ctx, p("load.log"), filepath.Join(binDir, "file-source"), "--bus", p("bus-encode"), "--topic", "orders",
+	if _, _, err = benchkit.Measure(ctx, nil, p("load.log"), "", filepath.Join(binDir, "file-source"), "--bus", p("bus-encode"), "--topic", "orders",
 		"--path", p("orders.jsonl"), "--log-level", "warn"); err != nil {
 		return err
 	}
 	say("file-sink --format protobuf")
 	snk := step{name: "bus -> file-sink --format protobuf"}
-	if snk.seconds, snk.rssKiB, err = run(ctx, p("file-sink.log"), filepath.Join(binDir, "file-sink"),
+	if snk.seconds, snk.rssKiB, err = benchkit.Measure(ctx, nil, p("file-sink.log"), "", filepath.Join(binDir, "file-sink"),
 		append([]string{"--bus", p("bus-encode"), "--topic", "orders", "--path", p("culvert.bin"), "--from", "beginning", "--stop-at-end"}, proto...)...); err != nil {
 		return err
 	}
@@ -423,67 +419,6 @@ func raw(mode, setPath, in, out string) error {
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 	return w.Flush()
-}
-
-// run runs a process to its end, its output to a log, and returns its
-// wall time and peak RSS.
-func run(ctx context.Context, logPath, path string, args ...string) (float64, int64, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer logf.Close()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%s: %w\ncommand: %s\n%s", filepath.Base(path), err, cmd, benchkit.Tail(logPath, 10))
-	}
-	return time.Since(t0).Seconds(), benchkit.PeakRSSKiB(cmd.ProcessState), nil
-}
-
-// sameJSON checks that both files hold n lines and that their first 1,000
-// are equal as JSON.
-func sameJSON(a, b string, n int64) error {
-	for _, path := range []string{a, b} {
-		if got, err := benchkit.CountLines(path); err != nil || got != n {
-			return fmt.Errorf("%s has %d lines, want %d (%v)", path, got, n, err)
-		}
-	}
-	ra, err := first(a, 1000)
-	if err != nil {
-		return err
-	}
-	rb, err := first(b, 1000)
-	if err != nil {
-		return err
-	}
-	for i := range ra {
-		if !reflect.DeepEqual(ra[i], rb[i]) {
-			return fmt.Errorf("record %d: the raw library wrote %v, file-source %v", i+1, ra[i], rb[i])
-		}
-	}
-	return nil
-}
-
-func first(path string, n int) ([]any, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	var out []any
-	for len(out) < n {
-		var v any
-		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func sameFile(a, b string) error {
