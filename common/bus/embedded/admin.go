@@ -102,25 +102,30 @@ func describe(ctx context.Context, q *sql.Tx, t topicRow) (bus.TopicInfo, error)
 	return ti, rows.Err()
 }
 
+// allTopics returns every topic's row, sorted by name.
+func allTopics(ctx context.Context, tx *sql.Tx) ([]topicRow, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+topicCols+` FROM topics ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ts []topicRow
+	for rows.Next() {
+		t, err := scanTopic(rows)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, rows.Err()
+}
+
 // Topics returns every topic, sorted by name.
 func (b *Bus) Topics(ctx context.Context) ([]bus.TopicInfo, error) {
 	var all []bus.TopicInfo
 	err := b.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+topicCols+` FROM topics ORDER BY name`)
+		ts, err := allTopics(ctx, tx)
 		if err != nil {
-			return err
-		}
-		var ts []topicRow
-		for rows.Next() {
-			t, err := scanTopic(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			ts = append(ts, t)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, t := range ts {
@@ -317,20 +322,8 @@ func (b *Bus) Groups(ctx context.Context, topic string) ([]bus.GroupInfo, error)
 			}
 			ts = append(ts, t)
 		} else {
-			rows, err := tx.QueryContext(ctx, `SELECT `+topicCols+` FROM topics ORDER BY name`)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				t, err := scanTopic(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				ts = append(ts, t)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			var err error
+			if ts, err = allTopics(ctx, tx); err != nil {
 				return err
 			}
 		}
