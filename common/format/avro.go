@@ -56,6 +56,39 @@ func parseAvroSchema(text string) (avro.Schema, error) {
 	return avro.ParseWithCache(text, "", &avro.SchemaCache{})
 }
 
+// registryOptions checks the schema registry options, which avro and
+// protobuf share: cfg.URL is "" without --schema-registry.
+func registryOptions(o Options) (cfg registry.Config, strategy string, err error) {
+	strategy = o.SubjectStrategy
+	if strategy == "" {
+		strategy = TopicName
+	}
+	if strategy != TopicName && strategy != RecordName {
+		return cfg, "", schema.Invalid("subject_strategy", "unknown strategy %q (one of: %s, %s)", strategy, TopicName, RecordName)
+	}
+	if o.SchemaRegistry == "" {
+		for field, set := range map[string]bool{
+			"schema_registry_username": o.SchemaRegistryUsername != "",
+			"schema_registry_password": o.SchemaRegistryPassword != "",
+			"schema_registry_ca":       o.SchemaRegistryCA != "",
+			"schema_auto_register":     o.SchemaAutoRegister,
+			"subject_strategy":         o.SubjectStrategy != "" && o.SubjectStrategy != TopicName,
+		} {
+			if set {
+				return cfg, "", schema.Invalid(field, "applies only with --schema-registry")
+			}
+		}
+		return cfg, strategy, nil
+	}
+	if err := registry.CheckURL(o.SchemaRegistry); err != nil {
+		return cfg, "", schema.Invalid("schema_registry", "%v", err)
+	}
+	if o.SchemaRegistryPassword != "" && o.SchemaRegistryUsername == "" {
+		return cfg, "", schema.Invalid("schema_registry_password", "needs --schema-registry-username")
+	}
+	return registry.Config{URL: o.SchemaRegistry, Username: o.SchemaRegistryUsername, Password: o.SchemaRegistryPassword, CAFile: o.SchemaRegistryCA}, strategy, nil
+}
+
 // newAvro checks the Avro and registry options: nil without --format avro.
 func newAvro(name string, o Options) (*avroFormat, error) {
 	if name != Avro {
@@ -68,19 +101,20 @@ func newAvro(name string, o Options) (*avroFormat, error) {
 			"schema_auto_register":     o.SchemaAutoRegister,
 			"subject_strategy":         o.SubjectStrategy != "" && o.SubjectStrategy != TopicName,
 		} {
-			if set {
+			if set && field == "avro_schema" {
 				return nil, schema.Invalid(field, "applies only with --format avro")
+			}
+			if set && name != Protobuf { // protobuf checks them (protobuf_registry.go)
+				return nil, schema.Invalid(field, "applies only with --format avro or protobuf")
 			}
 		}
 		return nil, nil
 	}
-	a := &avroFormat{strategy: o.SubjectStrategy, register: o.SchemaAutoRegister}
-	if a.strategy == "" {
-		a.strategy = TopicName
+	cfg, strategy, err := registryOptions(o)
+	if err != nil {
+		return nil, err
 	}
-	if a.strategy != TopicName && a.strategy != RecordName {
-		return nil, schema.Invalid("subject_strategy", "unknown strategy %q (one of: %s, %s)", a.strategy, TopicName, RecordName)
-	}
+	a := &avroFormat{strategy: strategy, register: o.SchemaAutoRegister, reg: cfg}
 	if o.AvroSchema != "" {
 		text, err := os.ReadFile(o.AvroSchema)
 		if err != nil {
@@ -92,28 +126,11 @@ func newAvro(name string, o Options) (*avroFormat, error) {
 		}
 		a.schemaText, a.schema = s.String(), s
 	}
-	if o.SchemaRegistry == "" {
-		for field, set := range map[string]bool{
-			"schema_registry_username": o.SchemaRegistryUsername != "",
-			"schema_registry_password": o.SchemaRegistryPassword != "",
-			"schema_registry_ca":       o.SchemaRegistryCA != "",
-			"schema_auto_register":     o.SchemaAutoRegister,
-			"subject_strategy":         o.SubjectStrategy != "" && o.SubjectStrategy != TopicName,
-		} {
-			if set {
-				return nil, schema.Invalid(field, "applies only with --schema-registry")
-			}
-		}
+	if cfg.URL == "" {
 		if a.schema == nil {
 			return nil, schema.Invalid("avro_schema", "--format avro needs --avro-schema or --schema-registry")
 		}
 		return a, nil
-	}
-	if err := registry.CheckURL(o.SchemaRegistry); err != nil {
-		return nil, schema.Invalid("schema_registry", "%v", err)
-	}
-	if o.SchemaRegistryPassword != "" && o.SchemaRegistryUsername == "" {
-		return nil, schema.Invalid("schema_registry_password", "needs --schema-registry-username")
 	}
 	if o.SchemaAutoRegister && a.schema == nil {
 		return nil, schema.Invalid("schema_auto_register", "needs --avro-schema: the schema to register")
@@ -121,8 +138,20 @@ func newAvro(name string, o Options) (*avroFormat, error) {
 	if a.strategy == RecordName && a.schema != nil && a.schema.Type() != avro.Record {
 		return nil, schema.Invalid("subject_strategy", "record-name needs --avro-schema to be a record schema, not %s", a.schema.Type())
 	}
-	a.reg = registry.Config{URL: o.SchemaRegistry, Username: o.SchemaRegistryUsername, Password: o.SchemaRegistryPassword, CAFile: o.SchemaRegistryCA}
 	return a, nil
+}
+
+// openRegistry returns a client of cfg once the registry answered: its
+// errors are option errors of --schema-registry (exit 2).
+func openRegistry(ctx context.Context, cfg registry.Config) (*registry.Client, error) {
+	c, err := registry.New(cfg)
+	if err != nil {
+		return nil, schema.Invalid("schema_registry", "%v", err)
+	}
+	if err := c.Check(ctx); err != nil {
+		return nil, schema.Invalid("schema_registry", "the registry does not answer: %v", err)
+	}
+	return c, nil
 }
 
 // Open prepares a format for the connector name that reads or writes
@@ -132,8 +161,12 @@ func newAvro(name string, o Options) (*avroFormat, error) {
 // --schema-auto-register) the subject's schema. Its errors are option
 // errors naming the option (exit 2): a registry that does not answer at
 // start, a missing subject, a schema the registry refuses (with its
-// message). Other formats have nothing to open.
+// message). --format protobuf with --schema-registry is alike
+// (protobuf_registry.go). Other formats have nothing to open.
 func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error {
+	if f != nil && f.proto != nil && f.proto.reg.URL != "" {
+		return f.proto.open(ctx, topic, sink)
+	}
 	if f == nil || f.avro == nil {
 		return nil
 	}
@@ -142,12 +175,9 @@ func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error 
 	if a.reg.URL == "" {
 		return nil
 	}
-	c, err := registry.New(a.reg)
+	c, err := openRegistry(ctx, a.reg)
 	if err != nil {
-		return schema.Invalid("schema_registry", "%v", err)
-	}
-	if err := c.Check(ctx); err != nil {
-		return schema.Invalid("schema_registry", "the registry does not answer: %v", err)
+		return err
 	}
 	a.client = c
 	if !sink {

@@ -242,6 +242,9 @@ func (f *Format) NewDecoder() (dec Decoder) {
 	case Avro:
 		return newAvroDecoder(f.avro)
 	case Protobuf:
+		if f.proto.reg.URL != "" {
+			return newProtoRegistryDecoder(f.proto)
+		}
 		return newProtoDecoder(f.proto)
 	case CloudEvents:
 		return &ceDecoder{f: f}

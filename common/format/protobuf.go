@@ -44,8 +44,9 @@ const Protobuf = "protobuf"
 // protoMessage is the message type of --format protobuf, from
 // --proto-file (compiled at start) or --proto-descriptor-set.
 type protoMessage struct {
-	desc  protoreflect.MessageDescriptor
-	types protoTypes // for google.protobuf.Any
+	desc  protoreflect.MessageDescriptor // nil: a registry source's (protoRegistry)
+	types protoTypes                     // for google.protobuf.Any
+	protoRegistry
 }
 
 // protoTypes finds the message types google.protobuf.Any names.
@@ -84,6 +85,10 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 	if !protobuf {
 		return nil, nil
 	}
+	reg, err := newProtoRegistry(o)
+	if err != nil || (reg.reg.URL != "" && o.ProtoFile == "") {
+		return &protoMessage{protoRegistry: reg}, err
+	}
 	switch {
 	case o.ProtoFile == "" && o.ProtoDescriptorSet == "":
 		return nil, schema.Invalid("proto_file", "--format protobuf needs --proto-file or --proto-descriptor-set")
@@ -99,11 +104,12 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 		types  protoTypes
 		option string
 	)
+	var file linker.File
 	if o.ProtoFile != "" {
-		res, err := compileProto(o.ProtoFile, o.ProtoPath)
-		if err != nil {
+		if file, err = compileProto(o.ProtoFile, o.ProtoPath); err != nil {
 			return nil, schema.Invalid("proto_file", "%v", err)
 		}
+		res := linker.ResolverFromFile(file)
 		find, types, option = res.FindDescriptorByName, res, "proto_file"
 	} else {
 		files, err := readDescriptorSet(o.ProtoDescriptorSet)
@@ -124,14 +130,20 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 	if !ok {
 		return nil, schema.Invalid("proto_message", "%s is not a message", name)
 	}
-	return &protoMessage{desc: md, types: types}, nil
+	m := &protoMessage{desc: md, types: types, protoRegistry: reg}
+	if reg.reg.URL != "" {
+		if err := m.registryFile(o.ProtoFile, file); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // compileProto compiles a .proto file; its imports are looked up in its
 // own directory, then in the --proto-path directories (separated by the
 // system's list separator, : on Unix, as protoc's --proto_path), then among
 // the well-known types (google/protobuf/*.proto).
-func compileProto(file, protoPath string) (linker.Resolver, error) {
+func compileProto(file, protoPath string) (linker.File, error) {
 	if _, err := os.Stat(file); err != nil {
 		return nil, err
 	}
@@ -139,22 +151,28 @@ func compileProto(file, protoPath string) (linker.Resolver, error) {
 	if protoPath != "" {
 		dirs = append(dirs, filepath.SplitList(protoPath)...)
 	}
+	return compile(&protocompile.SourceResolver{ImportPaths: dirs}, filepath.Base(file))
+}
+
+// compile compiles the file name that res finds, its imports from res
+// or among the well-known types, and reports every error.
+func compile(res protocompile.Resolver, name string) (linker.File, error) {
 	var errs []error
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: dirs}),
+		Resolver: protocompile.WithStandardImports(res),
 		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
 			errs = append(errs, err)
 			return nil // report every error, not only the first
 		}, nil),
 	}
-	files, err := c.Compile(context.Background(), filepath.Base(file))
+	files, err := c.Compile(context.Background(), name)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return linker.ResolverFromFile(files[0]), nil
+	return files[0], nil
 }
 
 // readDescriptorSet reads a FileDescriptorSet as protoc -o writes it.
@@ -224,20 +242,25 @@ func (d *protoDecoder) Decode(_ context.Context, recs []record.Record) ([]record
 }
 
 func (d *protoDecoder) decode(msg *dynamicpb.Message, dst, v []byte) ([]byte, error) {
+	return decodeProto(d.m.desc, d.opts, msg, dst, v)
+}
+
+// decodeProto appends the protojson mapping of v, a binary message of md.
+func decodeProto(md protoreflect.MessageDescriptor, opts protojson.MarshalOptions, msg *dynamicpb.Message, dst, v []byte) ([]byte, error) {
 	// Unmarshal fails on a truncated field (a length, varint or fixed
 	// value cut short), a bad wire type and a missing proto2 required
 	// field. A message cut exactly between two fields is a shorter valid
 	// message: the wire format cannot tell.
 	if err := proto.Unmarshal(v, msg); err != nil {
 		why := trimProtoErr(err)
-		if where := wireError(d.m.desc, v, 0, ""); where != "" {
+		if where := wireError(md, v, 0, ""); where != "" {
 			why = where
 		}
-		return dst, fmt.Errorf("not a %s Protobuf message (%d bytes): %s", d.m.desc.FullName(), len(v), why)
+		return dst, fmt.Errorf("not a %s Protobuf message (%d bytes): %s", md.FullName(), len(v), why)
 	}
-	b, err := d.opts.MarshalAppend(dst, msg)
+	b, err := opts.MarshalAppend(dst, msg)
 	if err != nil {
-		return dst, fmt.Errorf("%s to JSON: %v", d.m.desc.FullName(), trimProtoErr(err))
+		return dst, fmt.Errorf("%s to JSON: %v", md.FullName(), trimProtoErr(err))
 	}
 	return b, nil
 }
@@ -397,7 +420,8 @@ func (e *protoEncoder) encode(msg *dynamicpb.Message, dst, v []byte) ([]byte, er
 	if err := e.opts.Unmarshal(v, msg); err != nil {
 		return dst, fmt.Errorf("not the JSON of a %s message: %v", e.m.desc.FullName(), trimProtoErr(err))
 	}
-	b, err := deterministic.MarshalAppend(dst, msg)
+	// With a registry: the wire format's header (set by Format.Open).
+	b, err := deterministic.MarshalAppend(append(dst, e.m.wire...), msg)
 	if err != nil {
 		return dst, fmt.Errorf("encoding %s: %v", e.m.desc.FullName(), trimProtoErr(err))
 	}

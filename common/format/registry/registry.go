@@ -1,5 +1,5 @@
 // Package registry is the Confluent schema registry client of the formats
-// (Avro now; Protobuf may share it): franz-go's pkg/sr over the
+// (Avro and Protobuf): franz-go's pkg/sr over the
 // registry's REST API, with a cache of the schemas read by id, so that a
 // stream of records costs one request per schema, not one per record.
 //
@@ -7,10 +7,14 @@
 // tests) must answer, are the documented Confluent REST endpoints:
 //
 //	GET  /subjects                            (Check: is the registry there)
-//	GET  /schemas/ids/{id}                    (SchemaByID: a source's writer schema)
+//	GET  /schemas/ids/{id}                    (SchemaByID[Of]: a source's writer schema)
 //	GET  /subjects/{subject}/versions/latest  (Latest: a sink without a schema file)
 //	POST /subjects/{subject}                  (Lookup: the id of a sink's schema)
 //	POST /subjects/{subject}/versions         (Register: --schema-auto-register)
+//
+// Avro schemas go without schemaType (the registry's default); Protobuf
+// ones with schemaType PROTOBUF (the methods named ...Of). Schemas with
+// references to other subjects are not read.
 //
 // Errors: NotFound tells an answer "no such schema or subject" (error
 // codes 40401, 40402, 40403) from an outage; Incompatible a schema the
@@ -67,8 +71,18 @@ func CheckURL(raw string) error {
 type Client struct {
 	cl   *sr.Client
 	mu   sync.Mutex
-	byID map[int]string
+	byID map[int]sr.Schema
 }
+
+// The schema types a client reads and registers (the registry's
+// schemaType): the methods without a type are Avro's.
+const (
+	Avro     = sr.TypeAvro
+	Protobuf = sr.TypeProtobuf
+)
+
+// Type is a schema type, Avro or Protobuf.
+type Type = sr.SchemaType
 
 // New returns a client of cfg; it does not connect.
 func New(cfg Config) (*Client, error) {
@@ -99,7 +113,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cl: cl, byID: map[int]string{}}, nil
+	return &Client{cl: cl, byID: map[int]sr.Schema{}}, nil
 }
 
 // Check asks the registry for its subjects: whether it answers, and
@@ -109,64 +123,98 @@ func (c *Client) Check(ctx context.Context) error {
 	return err
 }
 
-// SchemaByID returns the schema text of id, from the cache after the
-// first time.
+// SchemaByID returns the Avro schema text of id, from the cache after
+// the first time.
 func (c *Client) SchemaByID(ctx context.Context, id int) (string, error) {
+	return c.SchemaByIDOf(ctx, id, Avro)
+}
+
+// SchemaByIDOf returns the schema text of id, which must be a schema of
+// type typ, from the cache after the first time.
+func (c *Client) SchemaByIDOf(ctx context.Context, id int, typ Type) (string, error) {
 	c.mu.Lock()
-	s, ok := c.byID[id]
+	sc, ok := c.byID[id]
 	c.mu.Unlock()
-	if ok {
-		return s, nil
+	if !ok {
+		var err error
+		if sc, err = c.cl.SchemaByID(ctx, id); err != nil {
+			return "", err
+		}
+		c.remember(id, sc)
 	}
-	sc, err := c.cl.SchemaByID(ctx, id)
-	if err != nil {
-		return "", err
+	if sc.Type != typ {
+		return "", refusal{fmt.Sprintf("schema id %d is a %s schema, not %s", id, sc.Type, typ)}
 	}
-	if sc.Type != sr.TypeAvro {
-		return "", fmt.Errorf("schema id %d is a %s schema, not Avro", id, sc.Type)
+	if len(sc.References) > 0 {
+		return "", refusal{fmt.Sprintf("schema id %d has references to other schemas (%s first), which culvert does not read", id, sc.References[0].Name)}
 	}
-	c.mu.Lock()
-	c.byID[id] = sc.Schema
-	c.mu.Unlock()
 	return sc.Schema, nil
 }
 
-// Latest returns the id and text of the subject's latest schema.
+// Latest returns the id and text of the subject's latest Avro schema.
 func (c *Client) Latest(ctx context.Context, subject string) (int, string, error) {
+	return c.LatestOf(ctx, subject, Avro)
+}
+
+// LatestOf returns the id and text of the subject's latest schema, which
+// must be of type typ.
+func (c *Client) LatestOf(ctx context.Context, subject string, typ Type) (int, string, error) {
 	ss, err := c.cl.SchemaByVersion(ctx, subject, -1)
 	if err != nil {
 		return 0, "", err
 	}
-	c.remember(ss.ID, ss.Schema.Schema)
+	c.remember(ss.ID, ss.Schema)
+	if ss.Type != typ {
+		return 0, "", refusal{fmt.Sprintf("the latest schema of subject %q (id %d) is a %s schema, not %s", subject, ss.ID, ss.Type, typ)}
+	}
 	return ss.ID, ss.Schema.Schema, nil
 }
 
-// Lookup returns the id of schema under subject.
+// Lookup returns the id of the Avro schema under subject.
 func (c *Client) Lookup(ctx context.Context, subject, schema string) (int, error) {
-	ss, err := c.cl.LookupSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	return c.LookupOf(ctx, subject, schema, Avro)
+}
+
+// LookupOf returns the id of schema, of type typ, under subject.
+func (c *Client) LookupOf(ctx context.Context, subject, schema string, typ Type) (int, error) {
+	sc := sr.Schema{Schema: schema, Type: typ}
+	ss, err := c.cl.LookupSchema(ctx, subject, sc)
 	if err != nil {
 		return 0, err
 	}
-	c.remember(ss.ID, schema)
+	c.remember(ss.ID, sc)
 	return ss.ID, nil
 }
 
-// Register registers schema under subject (or finds it registered) and
-// returns its id.
+// Register registers the Avro schema under subject (or finds it
+// registered) and returns its id.
 func (c *Client) Register(ctx context.Context, subject, schema string) (int, error) {
-	id, err := c.cl.RegisterSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
+	return c.RegisterOf(ctx, subject, schema, Avro)
+}
+
+// RegisterOf registers schema, of type typ, under subject (or finds it
+// registered) and returns its id.
+func (c *Client) RegisterOf(ctx context.Context, subject, schema string, typ Type) (int, error) {
+	sc := sr.Schema{Schema: schema, Type: typ}
+	id, err := c.cl.RegisterSchema(ctx, subject, sc, -1, -1)
 	if err != nil {
 		return 0, err
 	}
-	c.remember(id, schema)
+	c.remember(id, sc)
 	return id, nil
 }
 
-func (c *Client) remember(id int, schema string) {
+func (c *Client) remember(id int, sc sr.Schema) {
 	c.mu.Lock()
-	c.byID[id] = schema
+	c.byID[id] = sc
 	c.mu.Unlock()
 }
+
+// refusal is a schema the client will not use (of another type, with
+// references): asking again will not change it.
+type refusal struct{ msg string }
+
+func (r refusal) Error() string { return r.msg }
 
 // NotFound reports whether err is the registry's answer that a subject,
 // version or schema does not exist.
@@ -194,6 +242,9 @@ func Incompatible(err error) bool {
 // forbidden. Anything else (no answer, HTTP 5xx, 429) is an outage.
 func Refused(err error) bool {
 	var re *sr.ResponseError
+	if errors.As(err, new(refusal)) {
+		return true
+	}
 	if !errors.As(err, &re) {
 		return false
 	}

@@ -22,6 +22,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	schemas  []string         // by id-1
+	types    []string         // schemaType by id-1, "" for Avro
 	subjects map[string][]int // subject → ids by version-1
 	refuse   map[string]string
 	down     bool
@@ -43,22 +44,32 @@ func NewTLS() *Server {
 	return s
 }
 
-// Add registers schema under subject and returns its id.
+// Add registers the Avro schema under subject and returns its id.
 func (s *Server) Add(subject, schema string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.add(subject, schema)
+	return s.AddType(subject, schema, "")
 }
 
-func (s *Server) add(subject, schema string) int {
+// AddType registers schema of schemaType typ ("PROTOBUF"; "" or "AVRO"
+// for Avro) under subject and returns its id.
+func (s *Server) AddType(subject, schema, typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.add(subject, schema, typ)
+}
+
+func (s *Server) add(subject, schema, typ string) int {
+	if typ == "AVRO" {
+		typ = ""
+	}
 	id := 0
 	for i, t := range s.schemas {
-		if t == schema {
+		if t == schema && s.types[i] == typ {
 			id = i + 1
 		}
 	}
 	if id == 0 {
 		s.schemas = append(s.schemas, schema)
+		s.types = append(s.types, typ)
 		id = len(s.schemas)
 	}
 	for _, v := range s.subjects[subject] {
@@ -110,6 +121,19 @@ func answer(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// body is the JSON of schema id, added to m: its text and, unless it is
+// Avro (the registry leaves it out then), its schemaType.
+func (s *Server) body(id int, m map[string]any) map[string]any {
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["schema"] = s.schemas[id-1]
+	if t := s.types[id-1]; t != "" {
+		m["schemaType"] = t
+	}
+	return m
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,7 +162,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusNotFound, 40403, "Schema "+parts[2]+" not found")
 			return
 		}
-		answer(w, map[string]any{"schema": s.schemas[id-1]})
+		answer(w, s.body(id, nil))
 	case r.Method == http.MethodGet && len(parts) == 4 && parts[0] == "subjects" && parts[2] == "versions":
 		ids := s.subjects[parts[1]]
 		if len(ids) == 0 {
@@ -155,7 +179,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			v = n
 		}
 		id := ids[v-1]
-		answer(w, map[string]any{"subject": parts[1], "version": v, "id": id, "schema": s.schemas[id-1]})
+		answer(w, s.body(id, map[string]any{"subject": parts[1], "version": v, "id": id}))
 	case r.Method == http.MethodPost && len(parts) >= 2 && parts[0] == "subjects":
 		var body struct {
 			Schema     string `json:"schema"`
@@ -165,10 +189,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			fail(w, http.StatusUnprocessableEntity, 42201, "Invalid schema")
 			return
 		}
+		if body.SchemaType == "AVRO" {
+			body.SchemaType = ""
+		}
 		subject := parts[1]
 		if len(parts) == 3 && parts[2] == "versions" {
 			for _, id := range s.subjects[subject] {
-				if s.schemas[id-1] == body.Schema {
+				if s.schemas[id-1] == body.Schema && s.types[id-1] == body.SchemaType {
 					answer(w, map[string]any{"id": id})
 					return
 				}
@@ -177,7 +204,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				fail(w, http.StatusConflict, 409, msg)
 				return
 			}
-			answer(w, map[string]any{"id": s.add(subject, body.Schema)})
+			answer(w, map[string]any{"id": s.add(subject, body.Schema, body.SchemaType)})
 			return
 		}
 		ids := s.subjects[subject]
@@ -186,8 +213,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for v, id := range ids {
-			if s.schemas[id-1] == body.Schema {
-				answer(w, map[string]any{"subject": subject, "version": v + 1, "id": id, "schema": body.Schema})
+			if s.schemas[id-1] == body.Schema && s.types[id-1] == body.SchemaType {
+				answer(w, s.body(id, map[string]any{"subject": subject, "version": v + 1, "id": id}))
 				return
 			}
 		}
