@@ -6,8 +6,12 @@
 # the binary messages, one message a record. The messages are the golden
 # cases of common/format/testdata/protobuf (orders.Order: nested messages,
 # repeated fields, a map, a oneof, an enum, bytes, int64, Timestamp,
-# Duration, Struct). Needs $CULVERT_BIN/file-source, file-sink,
-# rabbitmq-source and rabbitmq-sink (built when missing).
+# Duration, Struct). With --schema-registry, values are in the Confluent
+# wire format (byte 0, schema id, message indexes, message): the registry
+# is registryd, the small one of common/format/registry/registrytest (no
+# registry server installs here), and protoc decodes what follows the
+# header. Needs $CULVERT_BIN/file-source, file-sink, rabbitmq-source and
+# rabbitmq-sink (built when missing).
 
 bats_require_minimum_version 1.5.0
 
@@ -19,6 +23,9 @@ setup_file() {
 	for m in sources/file-source sinks/file-sink sources/rabbitmq-source sinks/rabbitmq-sink; do
 		[ -x "$CULVERT_BIN/$(basename $m)" ] || make -s -C "$ROOT/$m" build >&2
 	done
+	REGISTRYD="$BATS_FILE_TMPDIR/registryd"
+	export REGISTRYD
+	(cd "$ROOT/common" && go build -o "$REGISTRYD" ./format/registry/registrytest/registryd)
 }
 
 setup() {
@@ -40,12 +47,22 @@ setup() {
 
 teardown() {
 	[ -z "${PID:-}" ] || kill "$PID" 2>/dev/null || true
+	[ -z "${RPID:-}" ] || kill "$RPID" 2>/dev/null || true
 	amqp-delete-queue -u "$URL" -q "$Q" >/dev/null 2>&1 || true
 }
 
 # decode: protoc's text form of the orders.Order on standard input.
 decode() {
 	protoc -I"$PB" -I/usr/include --decode=orders.Order "$PB/orders.proto"
+}
+
+# registry: starts registryd, sets REG to its URL and RPID.
+registry() {
+	"$REGISTRYD" >"$T/registry.url" &
+	RPID=$!
+	for _ in $(seq 1 100); do [ -s "$T/registry.url" ] && break; sleep 0.05; done
+	REG=$(cat "$T/registry.url")
+	[ -n "$REG" ]
 }
 
 # golden NAME: the golden case NAME's JSON, one line, keys sorted.
@@ -139,4 +156,44 @@ CASES=(full pickup empty)
 	assert_bad_option proto-file "$SNK" --bus "$BUS" --topic t --path "$T/out" --format protobuf --proto-message orders.Order
 	assert_bad_option proto-message "$SRC" --bus "$BUS" --topic t --path "$T/in" --proto-message orders.Order
 	[[ "$stderr" == *"only with --format protobuf"* ]]
+}
+
+@test "protobuf: round trip through RabbitMQ with --schema-registry (Confluent wire format), the message after the header decoded by protoc" {
+	registry
+	SHOP=(--format protobuf --proto-file "$PB/shop.proto" --schema-registry "$REG")
+	printf '%s\n' '{"order_id":"o-1","customer_id":"9007199254740993","lines":[{"sku":"a","quantity":2}],"created_at":"2026-01-01T00:00:00.123Z"}' >"$T/in.jsonl"
+	"$SRC" --bus "$BUS" --topic t --path "$T/in.jsonl" --log-level warn
+	# Not registered, no --schema-auto-register: exit 2 naming --proto-file.
+	assert_bad_option proto-file "$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key "$Q" "${SHOP[@]}" --proto-message shop.Order
+	[[ "$stderr" == *'not registered under subject "t-value"'* ]]
+	"$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key "$Q" --from beginning --stop-at-end "${SHOP[@]}" --proto-message shop.Order --schema-auto-register --log-level warn
+	[ "$(curl -fsS "$REG/subjects/t-value/versions/latest" | jq -r '[.id, .schemaType] | @tsv')" = $'1\tPROTOBUF' ]
+	# The header (0, schema id 1, message indexes [0] as the byte 0), then what protoc decodes.
+	printf '#!/bin/sh\nf=$(mktemp); cat >"$f"; head -c 6 "$f" | od -An -tx1 | tr -d " \\n"; echo; tail -c +7 "$f" | protoc -I"%s" --decode=shop.Order "%s/shop.proto"; rm -f "$f"\n' "$PB" "$PB" >"$T/wire"
+	chmod +x "$T/wire"
+	timeout 30 amqp-consume -u "$URL" -q "$Q" -c 1 "$T/wire" >"$T/wire.out"
+	[ "$(head -1 "$T/wire.out")" = 000000000100 ]
+	grep -q '^customer_id: 9007199254740993$' "$T/wire.out"
+	grep -q '^  sku: "a"$' "$T/wire.out"
+	grep -q '^  nanos: 123000000$' "$T/wire.out"
+	# Back: the same message again, a shop.Refund protoc encoded (indexes [1]: bytes 2 2),
+	# and one with a schema id the registry does not know.
+	"$RSNK" --bus "$BUS" --topic t --group again --url "$URL" --routing-key "$Q" --from beginning --stop-at-end "${SHOP[@]}" --proto-message shop.Order --log-level warn
+	{ printf '\0\0\0\0\1\2\2'; printf 'order_id: "o-9"\ncents: -250\n' | protoc -I"$PB" --encode=shop.Refund "$PB/shop.proto"; } | amqp-publish -u "$URL" -r "$Q" -p
+	printf '\0\0\0\0\x2a\0\x0a\x01x' | amqp-publish -u "$URL" -r "$Q" -p
+	"$RSRC" --bus "$BUS" --topic back --url "$URL" --queue "$Q" --format protobuf --schema-registry "$REG" 2>"$T/err" &
+	PID=$!
+	wait_topic back 2 "$PID" "$T/err" >/dev/null
+	wait_topic back.dlq 1 "$PID" "$T/err" >/dev/null
+	stop_cleanly "$PID" "$T/err"
+	PID=
+	[ "$(read_topic back | jq -cS .)" = '{"created_at":"2026-01-01T00:00:00.123Z","customer_id":"9007199254740993","lines":[{"quantity":2,"sku":"a"}],"order_id":"o-1"}
+{"cents":"-250","order_id":"o-9"}' ]
+	read_topic back.dlq --output full >"$T/dlq.jsonl"
+	# The raw bytes (text, so in "value"): 0, schema id 42, index 0, a message.
+	[ "$(jq -c .value "$T/dlq.jsonl")" = '"\u0000\u0000\u0000\u0000*\u0000\n\u0001x"' ]
+	[ "$(jq -r '.headers | from_entries | ."culvert.error"' "$T/dlq.jsonl")" = "unknown schema id 42: the registry says: Schema 42 not found" ]
+	# Imports other than the well-known types would be schema references: exit 2.
+	assert_bad_option proto-file "$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key "$Q" "${PROTO[@]}" --schema-registry "$REG"
+	[[ "$stderr" == *"imports money.proto"* ]]
 }
