@@ -52,8 +52,14 @@
 //     decoder the file's bytes rather than lines (a stateful decoder
 //     keeping the writer schema from the file's header with the position,
 //     as the CSV header row is kept, and the block offset as position).
-//   - Protobuf (protobuf.go) shares package registry's client when it
-//     reads the wire format (not yet).
+//   - Protobuf (protobuf.go) with the registry (protobuf_registry.go)
+//     shares package registry's client (schemaType PROTOBUF) and Avro's
+//     ways: Format.Open at start, a sink's subject found or registered
+//     (the text of --proto-file), failures and transient errors as
+//     Avro's. Its wire format adds the message indexes after the schema
+//     id; a source compiles each schema by id in memory (cached) and
+//     finds the message by them. Schema references (imports other than
+//     the well-known types) are not supported.
 //   - CloudEvents (cloudevents.go): Decode and Encode work on the whole
 //     record, value and headers. On the bus an event is its data as the
 //     value and its attributes as the headers ce_<attribute>; binary mode
