@@ -222,25 +222,46 @@ func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error 
 	return nil
 }
 
-// avroDecoder decodes wire-format values (with a registry) or bare datums.
-// It reads no object container files yet: a stream (file-source's file)
-// that begins with a container's magic bytes fails with an error that
-// says so, not with a garbled datum.
+// avroDecoder decodes wire-format values (with a registry) or bare datums,
+// or the blocks of an object container file (file-source: see
+// avro_file.go), whose first record, at a stream start, is its header.
 type avroDecoder struct {
 	a       *avroFormat
 	first   bool // the next record begins a stream
 	r       *avro.Reader
 	schemas map[uint32]avro.Schema // parsed writer schemas by id
+	file    *avroFile              // the container being read, nil when none
 }
 
 func newAvroDecoder(a *avroFormat) *avroDecoder {
 	return &avroDecoder{a: a, r: avro.NewReader(nil, 0, avro.WithReaderConfig(avroConfig)), schemas: map[uint32]avro.Schema{}}
 }
 
-func (d *avroDecoder) Start()                 { d.first = true }
-func (d *avroDecoder) State() []byte          { return nil }
-func (d *avroDecoder) Restore([]byte) error   { return nil }
+func (d *avroDecoder) Start()                 { d.first, d.file = true, nil }
 func (d *avroDecoder) NeedsStreamStart() bool { return false }
+
+// State is the header of the container file being read (its writer
+// schema and codec), nil when not reading one.
+func (d *avroDecoder) State() []byte {
+	if d.file == nil || d.file.bad != nil {
+		return nil
+	}
+	return d.file.header
+}
+
+// Restore takes the header of the container file a source resumes in.
+func (d *avroDecoder) Restore(state []byte) error {
+	d.file = nil
+	if len(state) == 0 {
+		return nil
+	}
+	f, err := readAvroHeader(d.a, state)
+	if err != nil {
+		return err
+	}
+	d.file = f
+	return nil
+}
 
 // writerSchema returns the schema of id: from this decoder's cache, else
 // the registry's. A registry that does not answer is a batch error
@@ -265,6 +286,21 @@ func (d *avroDecoder) writerSchema(ctx context.Context, id uint32) (s avro.Schem
 
 // Decode turns each value into its JSON form.
 func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
+	var failed []Failure
+	if d.first && len(recs) > 0 && bytes.HasPrefix(recs[0].Value, avroMagic) {
+		// An object container file's header: its blocks follow.
+		d.first = false
+		f, err := readAvroHeader(d.a, recs[0].Value)
+		if err != nil {
+			failed = append(failed, Failure{recs[0], err})
+			f = &avroFile{bad: err}
+		}
+		d.file, recs = f, recs[1:]
+	}
+	if d.file != nil {
+		out, failed := d.decodeBlocks(recs, failed)
+		return out, failed, nil
+	}
 	// Look every schema up first: an outage leaves recs as they were. An
 	// id the registry does not know is asked once a batch.
 	var unknown map[uint32]string
@@ -289,7 +325,6 @@ func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]recor
 		}
 	}
 	out := recs[:0]
-	var failed []Failure
 	size := 0
 	for i := range recs {
 		size += 2 * len(recs[i].Value)
@@ -298,13 +333,7 @@ func (d *avroDecoder) Decode(ctx context.Context, recs []record.Record) ([]recor
 	ends := make([]int, 0, len(recs))
 	for i := range recs {
 		r := recs[i]
-		if d.first {
-			d.first = false
-			if bytes.HasPrefix(r.Value, []byte("Obj\x01")) {
-				failed = append(failed, Failure{r, errors.New("this stream is an Avro object container file (.avro), which --format avro does not read yet: it reads one datum per record (see the README, Formats: Avro)")})
-				continue
-			}
-		}
+		d.first = false
 		s, data := d.a.schema, r.Value
 		if d.a.client != nil {
 			if len(data) < 5 || data[0] != 0 {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,15 +386,76 @@ func TestAvroContainer(t *testing.T) {
 	if err := h.NewEncoder().(Container).AdoptFile(strings.NewReader("a,b\n1,2\n")); err == nil || !strings.Contains(err.Error(), "not an Avro object container file") {
 		t.Fatalf("adopting a CSV file: %v", err)
 	}
-	// file-source does not read containers yet: a file that is one fails
-	// its first record with an error that says so.
+	// file-source cuts the file at its sync marker (avro_file.go): the
+	// header, then each block, is one record; each block becomes one
+	// record per datum.
+	sync, isFile, err := AvroSyncMarker(bytes.NewReader(file.Bytes()))
+	if err != nil || !isFile || len(sync) != 16 {
+		t.Fatalf("the sync marker of a container file: %x %v %v", sync, isFile, err)
+	}
+	if _, isFile, err := AvroSyncMarker(strings.NewReader("{}\n")); isFile || err != nil {
+		t.Fatalf("a JSON file is a container (%v)", err)
+	}
+	if _, isFile, err := AvroSyncMarker(strings.NewReader("Obj\x01\x02")); !isFile || err == nil {
+		t.Fatalf("a container header that does not read: %v %v", isFile, err)
+	}
+	var pieces []record.Record
+	off := 0
+	for _, p := range bytes.Split(file.Bytes(), sync) {
+		if len(p) > 0 {
+			pieces = append(pieces, record.Record{Value: p, Offset: int64(off)})
+		}
+		off += len(p) + len(sync)
+	}
+	if len(pieces) != 4 {
+		t.Fatalf("%d pieces, want the header and 3 blocks", len(pieces))
+	}
 	src := newAvroFmt(t, Options{})
 	openAvro(t, src, "file-source", false)
 	dec := src.NewDecoder()
 	dec.Start()
-	_, failed := decodeAll(dec, []record.Record{{Value: file.Bytes()[:100]}})
-	if len(failed) != 1 || !strings.Contains(failed[0].Err.Error(), "is an Avro object container file (.avro), which --format avro does not read yet") {
-		t.Fatalf("decoding a container file: %v", failed)
+	// More records out than in: the header and two blocks are four datums.
+	out, failed := decodeAll(dec, slices.Clone(pieces[:3]))
+	if len(failed) != 0 || len(out) != 4 {
+		t.Fatalf("decoding the header and two blocks: %d records, failures %v", len(out), failed)
+	}
+	for i, r := range out {
+		if !strings.HasPrefix(string(r.Value), `{"order_id":9007199254740993,"customer":"Zoë \"Z\"",`) || r.Offset != pieces[1+i/2].Offset {
+			t.Fatalf("datum %d: %s at %d", i, r.Value, r.Offset)
+		}
+	}
+	// After a restart, the state saved with the position (the header)
+	// reads the blocks that follow; a damaged block (its last byte lost,
+	// as when a sync marker is damaged: its size is not what comes before
+	// the next one) fails whole, with its raw bytes; the next one reads.
+	state := dec.State()
+	if !bytes.Equal(state, pieces[0].Value) {
+		t.Fatalf("the state is %q, not the header", state)
+	}
+	dec2 := src.NewDecoder()
+	if err := dec2.Restore(state); err != nil {
+		t.Fatal(err)
+	}
+	bad := pieces[2]
+	bad.Value = bad.Value[:len(bad.Value)-1]
+	out, failed = decodeAll(dec2, []record.Record{bad, pieces[3]})
+	if len(out) != 1 || len(failed) != 1 || !bytes.Equal(failed[0].Record.Value, bad.Value) ||
+		failed[0].Err.Error() != fmt.Sprintf("corrupt Avro block at byte %d of the file: it says %d bytes of datums, but %d bytes come before the next sync marker (a damaged size or sync marker)", bad.Offset, len(bad.Value)-2, len(bad.Value)-3) {
+		t.Fatalf("a damaged block: %d ok, failures %v", len(out), failed)
+	}
+	// A new stream: a header that does not read fails, and so does each
+	// block of its file.
+	dec2.Start()
+	out, failed = decodeAll(dec2, []record.Record{{Value: pieces[0].Value[:40]}, pieces[1]})
+	if len(out) != 0 || len(failed) != 2 || !strings.Contains(failed[0].Err.Error(), "not the header of an Avro object container file") ||
+		!strings.Contains(failed[1].Err.Error(), "an Avro block of a file whose header did not read") || dec2.State() != nil {
+		t.Fatalf("a header that does not read: %d ok, failures %v", len(out), failed)
+	}
+	// A file of another schema than --avro-schema that cannot be read as it fails.
+	dec3 := h.NewDecoder()
+	dec3.Start()
+	if _, failed := decodeAll(dec3, slices.Clone(pieces[:2])); len(failed) != 2 || !strings.Contains(failed[0].Err.Error(), "cannot be read as --avro-schema's Other") {
+		t.Fatalf("a file of another schema: %v", failed)
 	}
 }
 

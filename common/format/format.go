@@ -34,12 +34,12 @@ type Options struct {
 	CSVDelimiter string `json:"csv_delimiter" jsonschema:"default=\\,,minLength=1" jsonschema_description:"With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood)."`
 	// Avro and the schema registry (avro.go).
 	AvroSchema             string `json:"avro_schema,omitempty" jsonschema_description:"With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry)."`
-	SchemaRegistry         string `json:"schema_registry,omitempty" jsonschema_description:"With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried."`
+	SchemaRegistry         string `json:"schema_registry,omitempty" jsonschema_description:"With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried."`
 	SchemaRegistryUsername string `json:"schema_registry_username,omitempty" jsonschema_description:"Username for the schema registry (HTTP basic auth)."`
 	SchemaRegistryPassword string `json:"schema_registry_password,omitempty" culvert:"secret" jsonschema_description:"Password for the schema registry (HTTP basic auth); never shown."`
 	SchemaRegistryCA       string `json:"schema_registry_ca,omitempty" jsonschema_description:"PEM file of the CA certificates of an https schema registry, when not the system's."`
-	SubjectStrategy        string `json:"subject_strategy,omitempty" jsonschema:"enum=topic-name,enum=record-name,default=topic-name" jsonschema_description:"A sink's registry subject: topic-name is <topic>-value (the --topic); record-name is the full name of --avro-schema's record."`
-	SchemaAutoRegister     bool   `json:"schema_auto_register,omitempty" jsonschema_description:"A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2)."`
+	SubjectStrategy        string `json:"subject_strategy,omitempty" jsonschema:"enum=topic-name,enum=record-name,default=topic-name" jsonschema_description:"A sink's registry subject: topic-name is <topic>-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message)."`
+	SchemaAutoRegister     bool   `json:"schema_auto_register,omitempty" jsonschema_description:"A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2)."`
 	// Typed streams (schema.go).
 	Schema string `json:"schema,omitempty" jsonschema_description:"A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams."`
 	// Protobuf (protobuf.go).
@@ -182,7 +182,10 @@ type Failure struct {
 type Decoder interface {
 	// Decode decodes recs in place and returns those to publish (recs
 	// itself, shorter when the format consumed a record, such as a CSV
-	// header row) and those that did not decode, as delivered. err says
+	// header row; or a new slice, longer when one record delivered holds
+	// many, such as a block of an Avro object container file, whose
+	// records then share its offset and time) and those that did not
+	// decode, as delivered. err says
 	// that the batch cannot be decoded now (a schema registry that does
 	// not answer): recs and the decoder's state are then as they were, an
 	// error marked retry.Transient is retried with backoff, on the same

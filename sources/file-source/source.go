@@ -16,6 +16,7 @@ import (
 
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
@@ -84,7 +85,12 @@ type source struct {
 	// after the last delimiter (at most limit of them) and the offset of
 	// the next byte after the last whole record.
 	splitter *split.Splitter
-	eof      bool
+	// lines is the splitter at --delimiter; with --format avro, a file
+	// that is an Avro object container is cut at its sync marker instead
+	// (see frame).
+	lines *split.Splitter
+	avro  bool
+	eof   bool
 	// fresh says that the next record read is the first of a file (at its
 	// start, after a rotation or a truncation): the batch that holds it
 	// says so (Batch.Start), and a CSV header row is read again.
@@ -110,8 +116,9 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 		return nil, schema.Invalid("delimiter", "%v", err)
 	}
 	limit := env.RecordLimit()
+	lines := split.New(delim, int64(limit), connector.DeadLetterHeadBytes)
 	return &source{opts: *opts, limit: limit, log: env.Log, fresh: true,
-		splitter: split.New(delim, int64(limit), connector.DeadLetterHeadBytes)}, nil
+		splitter: lines, lines: lines, avro: env.Format.Name() == format.Avro}, nil
 }
 
 // MarksStreamStarts: each file begins a stream (connector.StreamMarker),
@@ -198,6 +205,10 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 			}
 			s.pos = position{}
 			s.pos.Dev, s.pos.Inode = fileID(fi)
+			if err := s.frame(f, fi); err != nil {
+				f.Close()
+				return nil, err
+			}
 			s.splitter.Reset(0)
 			s.fresh = true
 			return f, nil
@@ -209,6 +220,32 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 			return nil, err
 		}
 	}
+}
+
+// frame chooses how a file is cut into records. With --format avro, a
+// regular file that begins as an Avro object container file (.avro) is
+// cut at its sync marker, read from its header: the header, then each
+// block, is one record, which the decoder turns into one record per
+// datum; the position is then always after a whole block. Any other file
+// (and standard input, pipes) is cut at --delimiter. A file that begins
+// with the container's magic bytes but whose header does not read stops
+// the source with an error.
+func (s *source) frame(f *os.File, fi os.FileInfo) error {
+	if !s.avro {
+		return nil
+	}
+	s.splitter = s.lines
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	sync, ok, err := format.AvroSyncMarker(io.NewSectionReader(f, 0, fi.Size()))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", s.opts.Path, err)
+	}
+	if ok {
+		s.splitter = split.New(sync, int64(s.limit), connector.DeadLetterHeadBytes)
+	}
+	return nil
 }
 
 // startStream starts the goroutine that reads a stream into s.chunks. It
@@ -375,6 +412,9 @@ func (s *source) checkRotation(ctx context.Context) (connector.Batch, bool, erro
 		s.log.Warn().Str("path", s.opts.Path).Int64("offset", cur).Int64("size", fi.Size()).Msg("file truncated; reading from its start")
 		b := s.flushPartial()
 		if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+			return connector.Batch{}, false, err
+		}
+		if err := s.frame(s.f, fi); err != nil {
 			return connector.Batch{}, false, err
 		}
 		s.splitter.Reset(0)
