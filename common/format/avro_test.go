@@ -476,3 +476,56 @@ func TestAvroContainerWithSchema(t *testing.T) {
 		t.Fatalf("a value against --schema encoded: %v", failed)
 	}
 }
+
+// TestAvroContainerCodecs: file-source reads the blocks of container
+// files hamba/avro's own writer compressed with each codec it reads
+// (python3-avro writes null and deflate in scripts/test/avro.bats), and
+// a file of a codec it does not read fails with the codec's name.
+func TestAvroContainerCodecs(t *testing.T) {
+	text := `{"type":"record","name":"R","fields":[{"name":"a","type":"long"},{"name":"s","type":"string"}]}`
+	avsc, _ := os.CreateTemp(t.TempDir(), "*.avsc")
+	avsc.WriteString(text)
+	avsc.Close()
+	f := newAvroFmt(t, Options{AvroSchema: avsc.Name()})
+	openAvro(t, f, "file-source", false)
+	for _, codec := range []ocf.CodecName{ocf.Null, ocf.Deflate, ocf.Snappy, ocf.ZStandard} {
+		var file bytes.Buffer
+		enc, err := ocf.NewEncoder(text, &file, ocf.WithCodec(codec), ocf.WithBlockLength(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if err := enc.Encode(map[string]any{"a": int64(i), "s": strings.Repeat("x", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enc.Close()
+		sync, _, err := AvroSyncMarker(bytes.NewReader(file.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pieces []record.Record
+		for _, p := range bytes.Split(file.Bytes(), sync) {
+			if len(p) > 0 {
+				pieces = append(pieces, record.Record{Value: p})
+			}
+		}
+		dec := f.NewDecoder()
+		dec.Start()
+		out, failed := decodeAll(dec, pieces)
+		if codec == ocf.ZStandard {
+			if len(out) != 0 || len(failed) != 4 || !strings.Contains(failed[0].Err.Error(), `codec "zstandard" is not read (null, deflate and snappy are)`) {
+				t.Fatalf("zstandard: %d records, failures %v", len(out), failed)
+			}
+			continue
+		}
+		var got []string
+		for _, r := range out {
+			got = append(got, string(r.Value))
+		}
+		want := []string{`{"a":0,"s":""}`, `{"a":1,"s":"x"}`, `{"a":2,"s":"xx"}`, `{"a":3,"s":"xxx"}`, `{"a":4,"s":"xxxx"}`}
+		if len(failed) != 0 || !slices.Equal(got, want) {
+			t.Fatalf("codec %s: %q, failures %v", codec, got, failed)
+		}
+	}
+}
