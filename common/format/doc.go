@@ -47,11 +47,13 @@
 //     file, one block per batch, an existing file's sync marker adopted),
 //     not Headed, whose header is a line. The JSON forms of Avro values
 //     (logical types as RFC 3339 timestamps, dates, exact decimal strings,
-//     UUIDs) are listed in avro_codec.go and the README. Not done yet:
-//     reading container files in file-source, which needs it to hand the
-//     decoder the file's bytes rather than lines (a stateful decoder
-//     keeping the writer schema from the file's header with the position,
-//     as the CSV header row is kept, and the block offset as position).
+//     UUIDs) are listed in avro_codec.go and the README. file-source
+//     reads container files (avro_file.go): it cuts a file at its sync
+//     marker (AvroSyncMarker), so that its header, then each block, is
+//     one record, and its position is always after a whole block; the
+//     decoder keeps the header (the writer schema, the codec) as its
+//     State, saved with that position, and turns each block into one
+//     record per datum (more records out than in).
 //   - Protobuf (protobuf.go) with the registry (protobuf_registry.go)
 //     shares package registry's client (schemaType PROTOBUF) and Avro's
 //     ways: Format.Open at start, a sink's subject found or registered
