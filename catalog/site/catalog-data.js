@@ -222,7 +222,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -247,13 +247,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -572,7 +572,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -597,13 +597,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -998,7 +998,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -1023,13 +1023,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -1536,7 +1536,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -1561,13 +1561,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -1952,7 +1952,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -1977,13 +1977,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -2378,7 +2378,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -2403,13 +2403,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -2790,7 +2790,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -2815,13 +2815,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -3225,7 +3225,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -3250,13 +3250,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -3613,7 +3613,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -3638,13 +3638,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4030,7 +4030,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -4055,13 +4055,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4423,7 +4423,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -4448,13 +4448,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4842,7 +4842,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -4867,13 +4867,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -5297,7 +5297,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -5322,13 +5322,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -5695,7 +5695,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_registry": {
             "type": "string",
-            "description": "With --format avro, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
             "x-env": "CULVERT_SCHEMA_REGISTRY"
           },
           "schema_registry_username": {
@@ -5720,13 +5720,13 @@ window.CULVERT_CATALOG = {
               "topic-name",
               "record-name"
             ],
-            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record.",
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
             "default": "topic-name",
             "x-env": "CULVERT_SUBJECT_STRATEGY"
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
