@@ -90,7 +90,11 @@ type source struct {
 	// (see frame).
 	lines *split.Splitter
 	avro  bool
-	eof   bool
+	// unframed: with --follow, the file is too short yet to tell whether
+	// it is an Avro container (a writer created it and has not written
+	// its header): Read waits for its header before reading.
+	unframed bool
+	eof      bool
 	// fresh says that the next record read is the first of a file (at its
 	// start, after a rotation or a truncation): the batch that holds it
 	// says so (Batch.Start), and a CSV header row is read again.
@@ -229,16 +233,22 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 // datum; the position is then always after a whole block. Any other file
 // (and standard input, pipes) is cut at --delimiter. A file that begins
 // with the container's magic bytes but whose header does not read stops
-// the source with an error.
+// the source with an error; with --follow, that file, and one shorter
+// than the magic bytes, is waited for (a writer writing its header).
 func (s *source) frame(f *os.File, fi os.FileInfo) error {
 	if !s.avro {
 		return nil
 	}
-	s.splitter = s.lines
+	s.splitter, s.unframed = s.lines, false
 	if !fi.Mode().IsRegular() {
 		return nil
 	}
 	sync, ok, err := format.AvroSyncMarker(io.NewSectionReader(f, 0, fi.Size()))
+	if s.opts.Follow && (fi.Size() < 4 || err != nil) {
+		// Empty, or a header being written: wait for it (Read).
+		s.unframed = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", s.opts.Path, err)
 	}
@@ -296,6 +306,27 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		}
 		if err := ctx.Err(); err != nil {
 			return connector.Batch{}, err
+		}
+		if s.unframed {
+			fi, err := s.f.Stat()
+			if err != nil {
+				return connector.Batch{}, fmt.Errorf("checking %s: %w", s.opts.Path, err)
+			}
+			if err := s.frame(s.f, fi); err != nil {
+				return connector.Batch{}, err
+			}
+			if s.unframed {
+				if b, again, err := s.checkRotation(ctx); err != nil || again {
+					if err != nil || len(b.Records) > 0 {
+						return b, err
+					}
+					continue
+				}
+				if err := retry.Sleep(ctx, s.opts.PollInterval.D()); err != nil {
+					return connector.Batch{}, err
+				}
+				continue
+			}
 		}
 		// A new buffer each time: the records of a read refer to it.
 		buf := make([]byte, s.opts.ReadSize)
