@@ -53,8 +53,12 @@ func AvroSyncMarker(r io.Reader) (sync []byte, ok bool, err error) {
 type avroFile struct {
 	header []byte      // as read, without the sync marker: the decoder's State
 	schema avro.Schema // the writer schema
-	codec  ocf.Codec
-	bad    error // the header did not read: every block fails with it
+	// With an --avro-schema other than the writer schema: the two
+	// resolved (Avro's schema resolution), and --avro-schema, which each
+	// datum is read as.
+	resolved, reader avro.Schema
+	codec            ocf.Codec
+	bad              error // the header did not read: every block fails with it
 }
 
 // readAvroHeader reads a container's header (without its sync marker),
@@ -72,12 +76,14 @@ func readAvroHeader(a *avroFormat, b []byte) (*avroFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the Avro object container file's schema (avro.schema) does not parse: %v", err)
 	}
+	f := &avroFile{header: bytes.Clone(b), schema: s}
 	if a != nil && a.schema != nil && a.schema.Fingerprint() != s.Fingerprint() {
-		if err := avro.NewSchemaCompatibility().Compatible(a.schema, s); err != nil {
+		r, err := avro.NewSchemaCompatibility().Resolve(a.schema, s)
+		if err != nil {
 			return nil, fmt.Errorf("the Avro object container file's schema %s cannot be read as --avro-schema's %s: %v", schemaName(s), schemaName(a.schema), err)
 		}
+		f.resolved, f.reader = r, a.schema
 	}
-	f := &avroFile{header: bytes.Clone(b), schema: s}
 	switch c := string(meta["avro.codec"]); c {
 	case "", "null":
 		f.codec = &ocf.NullCodec{}
@@ -144,7 +150,11 @@ func (d *avroDecoder) block(v []byte) (buf []byte, ends []int, err error) {
 	buf = make([]byte, 0, 2*len(data)+64)
 	ends = make([]int, 0, count)
 	for i := int64(0); i < count; i++ {
-		buf = appendAvroJSON(buf, rd, s)
+		if d.file.resolved != nil {
+			buf = d.resolve(buf, rd)
+		} else {
+			buf = appendAvroJSON(buf, rd, s)
+		}
 		if rd.Error != nil {
 			if errors.Is(rd.Error, io.EOF) || errors.Is(rd.Error, io.ErrUnexpectedEOF) {
 				return nil, nil, fmt.Errorf("datum %d of %d is truncated (schema %s)", i+1, count, schemaName(s))
@@ -157,4 +167,28 @@ func (d *avroDecoder) block(v []byte) (buf []byte, ends []int, err error) {
 		return nil, nil, fmt.Errorf("bytes left after its %d datums of schema %s", count, schemaName(s))
 	}
 	return buf, ends, nil
+}
+
+// resolve appends the JSON of the next datum of rd read as --avro-schema
+// (the reader schema): hamba/avro reads it with the resolved schema
+// (fields dropped, defaults filled in, types promoted), writes it again
+// in the reader schema, which is then read as any datum. An error is
+// rd's.
+func (d *avroDecoder) resolve(b []byte, rd *avro.Reader) []byte {
+	var v any
+	rd.ReadVal(d.file.resolved, &v)
+	if rd.Error != nil {
+		return b
+	}
+	data, err := avroConfig.Marshal(d.file.reader, v)
+	if err != nil {
+		rd.Error = fmt.Errorf("read as --avro-schema: %v", err)
+		return b
+	}
+	r := avro.NewReader(nil, 0, avro.WithReaderConfig(avroConfig)).Reset(data)
+	b = appendAvroJSON(b, r, d.file.reader)
+	if r.Error != nil {
+		rd.Error = fmt.Errorf("read as --avro-schema: %v", r.Error)
+	}
+	return b
 }

@@ -529,3 +529,48 @@ func TestAvroContainerCodecs(t *testing.T) {
 		}
 	}
 }
+
+// TestAvroContainerResolves: a container file of another schema than
+// --avro-schema that Avro can read as it is read as --avro-schema (the
+// reader schema): a field it lacks dropped, one it adds with its
+// default, a float promoted to double, logical types as before.
+func TestAvroContainerResolves(t *testing.T) {
+	w := newAvroFmt(t, Options{})
+	openAvro(t, w, "file-sink", true)
+	enc := w.NewEncoder()
+	c := enc.(Container)
+	out, failed := encodeAll(enc, recs(orderJSON))
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	file := append(append([]byte(nil), c.FileHeader()...), c.Block(out)...)
+	text, err := os.ReadFile("testdata/avro/order.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := strings.Replace(string(text), `{"name": "blob", "type": "bytes"},`, ``, 1)
+	reader = strings.Replace(reader, `{"name": "ratio", "type": "float"},`, `{"name": "ratio", "type": "double"}, {"name": "extra", "type": "string", "default": "d"},`, 1)
+	if reader == string(text) {
+		t.Fatal("the reader schema is the writer's")
+	}
+	avsc, _ := os.CreateTemp(t.TempDir(), "*.avsc")
+	avsc.WriteString(reader)
+	avsc.Close()
+	r := newAvroFmt(t, Options{AvroSchema: avsc.Name()})
+	openAvro(t, r, "file-source", false)
+	sync, _, _ := AvroSyncMarker(bytes.NewReader(file))
+	var pieces []record.Record
+	for _, p := range bytes.Split(file, sync) {
+		if len(p) > 0 {
+			pieces = append(pieces, record.Record{Value: p})
+		}
+	}
+	dec := r.NewDecoder()
+	dec.Start()
+	got, failed := decodeAll(dec, pieces)
+	want := strings.Replace(orderJSON, `"blob":"AAEC/w==",`, ``, 1)
+	want = strings.Replace(want, `"ratio":1.5,`, `"ratio":1.5,"extra":"d",`, 1)
+	if len(failed) != 0 || len(got) != 1 || string(got[0].Value) != want {
+		t.Fatalf("read as the reader schema: %d records, failures %v\n got %v\nwant %s", len(got), failed, got, want)
+	}
+}
