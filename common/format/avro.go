@@ -23,7 +23,8 @@ import (
 // file-source and file-sink) with --schema-registry, a value is in the
 // Confluent wire format: byte 0, the schema id (4 bytes, big-endian),
 // then the datum; without a registry it is the bare datum of
-// --avro-schema. file-sink writes Avro object container files (.avro).
+// --avro-schema. file-sink writes and file-source reads Avro object
+// container files (.avro).
 const Avro = "avro"
 
 // The subject name strategies of --subject-strategy.

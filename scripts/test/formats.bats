@@ -119,7 +119,8 @@ edge_csv() {
 	"$SNK" --bus "$BUS" --topic t --group probe --path "$T/probe.jsonl" --from beginning --stop-at-end --log-level warn
 	n=$(wc -l <"$T/probe.jsonl")
 	echo "# after the kills: $n rows published" >&3
-	[ "$n" -gt 0 ] && [ "$n" -lt 100000 ]
+	[ "$n" -gt 0 ]
+	[ "$n" -lt 100000 ]
 	"$SRC" --bus "$BUS" --topic t --path "$T/in.csv" --format csv --log-level warn
 	"$SNK" --bus "$BUS" --topic t --path "$T/out.jsonl" --from beginning --stop-at-end --log-level warn
 	# Every row once, each read with the header (no header row as data).
@@ -154,11 +155,15 @@ edge_csv() {
 
 @test "formats: bad format options exit 2 naming the option" {
 	run --separate-stderr "$SRC" --topic t --path x --format xml
-	[ "$status" -eq 2 ] && [[ "$stderr" == *"--format: value must be one of 'json', 'bytes', 'csv'"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--format: value must be one of 'json', 'bytes', 'csv'"* ]]
 	run --separate-stderr "$SNK" --topic t --path x --csv-columns a,b
-	[ "$status" -eq 2 ] && [[ "$stderr" == *"--csv-columns: applies only with --format csv"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--csv-columns: applies only with --format csv"* ]]
 	run --separate-stderr "$SRC" --topic t --path x --format csv --csv-delimiter ';;'
-	[ "$status" -eq 2 ] && [[ "$stderr" == *"--csv-delimiter: must be one character"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--csv-delimiter: must be one character"* ]]
 	run --separate-stderr "$SNK" --bus "$BUS" --topic t --path x --format csv --output full
-	[ "$status" -eq 2 ] && [[ "$stderr" == *"--output: full writes one JSON object per record"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--output: full writes one JSON object per record"* ]]
 }
