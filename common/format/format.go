@@ -148,6 +148,11 @@ func checkColumns(cols []string) error {
 		if c == "" {
 			return fmt.Errorf("column %d has no name", i+1)
 		}
+		// A name that is not UTF-8 cannot be a JSON key (two such names
+		// would become the same key, U+FFFD).
+		if !utf8.ValidString(c) {
+			return fmt.Errorf("column %d's name %q is not UTF-8 text", i+1, c)
+		}
 		if seen[c] {
 			return fmt.Errorf("column %q appears twice", c)
 		}
