@@ -83,26 +83,13 @@ type Order struct {
 	Created    int64    `avro:"created" json:"created"`
 }
 
-type config struct {
-	bin, work string
-	n         int
-	seed      uint64
-}
+type config = benchkit.OrdersBench
 
 // Main runs `bench avro` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fl := benchkit.FlagSet(Name, Summary, stderr)
-	var c config
-	fl.StringVar(&c.bin, "bin", "bin", "directory with the built binaries (file-source, file-sink)")
-	fl.IntVar(&c.n, "n", 500_000, "number of orders")
-	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
-	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
-	if code, ok := benchkit.Parse(fl, args); !ok {
+	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, 500_000, args, stderr)
+	if !ok {
 		return code
-	}
-	if fl.NArg() > 0 || c.n <= 0 {
-		fmt.Fprintln(stderr, "bench avro: -n must be > 0 and no arguments are accepted")
-		return 2
 	}
 	return benchkit.Main("bench avro", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
@@ -114,7 +101,7 @@ type step struct {
 }
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
-	binDir, err := benchkit.Bins(c.bin, "file-source", "file-sink")
+	binDir, err := benchkit.Bins(c.Bin, "file-source", "file-sink")
 	if err != nil {
 		return err
 	}
@@ -123,7 +110,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		return err
 	}
 	say := benchkit.Sayer(stderr, "bench avro")
-	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-avro-", say)
+	work, done, err := benchkit.WorkDir(c.Work, "culvert-bench-avro-", say)
 	if err != nil {
 		return err
 	}
@@ -134,8 +121,8 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 			return err
 		}
 	}
-	say("generating %d orders as Avro datums and as JSON (seed %d) in %s", c.n, c.seed, work)
-	if err := generate(p, c.n, c.seed); err != nil {
+	say("generating %d orders as Avro datums and as JSON (seed %d) in %s", c.N, c.Seed, work)
+	if err := generate(p, c.N, c.Seed); err != nil {
 		return err
 	}
 	format := []string{"--format", "avro", "--avro-schema", p("orders.avsc"), "--log-level", "warn"}
@@ -156,7 +143,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		"--path", p("culvert.jsonl"), "--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
 		return err
 	}
-	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
+	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.N)); err != nil {
 		return err
 	}
 
@@ -176,14 +163,14 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		append([]string{"--bus", p("bus-encode"), "--topic", "orders", "--path", p("culvert.avro"), "--from", "beginning", "--stop-at-end"}, format...)...); err != nil {
 		return err
 	}
-	if err := sameContainers(p("raw.avro"), p("culvert.avro"), c.n); err != nil {
+	if err := sameContainers(p("raw.avro"), p("culvert.avro"), c.N); err != nil {
 		return err
 	}
 
-	fmt.Fprintf(stdout, "\n%s\nAvro orders (bench.Order): %d\n\n", benchkit.Machine(), c.n)
+	fmt.Fprintf(stdout, "\n%s\nAvro orders (bench.Order): %d\n\n", benchkit.Machine(), c.N)
 	t := benchkit.NewTable("lrrrr", "step", "records/s", "seconds", "peak RSS MB", "raw / connector")
 	row := func(s step, vs string) {
-		t.Row(s.name, benchkit.Int(float64(c.n)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
+		t.Row(s.name, benchkit.Int(float64(c.N)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
 	}
 	row(rawDec, "-")
 	row(src, benchkit.Ratio(rawDec.seconds, src.seconds))

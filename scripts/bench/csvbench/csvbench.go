@@ -49,26 +49,13 @@ var mlrVerbs = []string{
 	"then", "put", `$priority = $amount > 1000 ? "HIGH" : ($amount > 100 ? "MEDIUM" : "LOW")`,
 }
 
-type config struct {
-	bin, work string
-	n         int
-	seed      uint64
-}
+type config = benchkit.OrdersBench
 
 // Main runs `bench csv` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fl := benchkit.FlagSet(Name, Summary, stderr)
-	var c config
-	fl.StringVar(&c.bin, "bin", "bin", "directory with the built binaries (file-source, file-sink)")
-	fl.IntVar(&c.n, "n", 1_000_000, "number of orders")
-	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
-	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
-	if code, ok := benchkit.Parse(fl, args); !ok {
+	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, 1_000_000, args, stderr)
+	if !ok {
 		return code
-	}
-	if fl.NArg() > 0 || c.n <= 0 {
-		fmt.Fprintln(stderr, "bench csv: -n must be > 0 and no arguments are accepted")
-		return 2
 	}
 	return benchkit.Main("bench csv", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
@@ -81,7 +68,7 @@ type step struct {
 }
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
-	binDir, err := benchkit.Bins(c.bin, "file-source", "file-sink")
+	binDir, err := benchkit.Bins(c.Bin, "file-source", "file-sink")
 	if err != nil {
 		return err
 	}
@@ -90,7 +77,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		return errors.New("mlr not found in PATH (Debian package miller; make tools installs it)")
 	}
 	say := benchkit.Sayer(stderr, "bench csv")
-	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-csv-", say)
+	work, done, err := benchkit.WorkDir(c.Work, "culvert-bench-csv-", say)
 	if err != nil {
 		return err
 	}
@@ -102,8 +89,8 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		}
 	}
 
-	say("generating %d orders as CSV (seed %d) in %s", c.n, c.seed, work)
-	k, err := writeCSV(p("orders.csv"), c.n, c.seed)
+	say("generating %d orders as CSV (seed %d) in %s", c.N, c.Seed, work)
+	k, err := writeCSV(p("orders.csv"), c.N, c.Seed)
 	if err != nil {
 		return err
 	}
@@ -149,14 +136,14 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	}
 	e2e := step{name: "end to end (source, then sink)", seconds: src.seconds + snk.seconds, rssKiB: max(src.rssKiB, snk.rssKiB)}
 
-	fmt.Fprintf(stdout, "\n%s\nCSV orders: %d, passing the filter: %d\n\n", benchkit.Machine(), c.n, k)
+	fmt.Fprintf(stdout, "\n%s\nCSV orders: %d, passing the filter: %d\n\n", benchkit.Machine(), c.N, k)
 	t := benchkit.NewTable("lrrrr", "step", "records/s", "seconds", "peak RSS MB", "vs mlr")
 	for _, s := range []step{mlrStep, srcOff, src, snk, e2e} {
 		vs := "-"
 		if s != mlrStep {
 			vs = benchkit.Ratio(mlrStep.seconds, s.seconds)
 		}
-		t.Row(s.name, benchkit.Int(float64(c.n)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
+		t.Row(s.name, benchkit.Int(float64(c.N)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
 	}
 	t.Text(stdout)
 	ratio := mlrStep.seconds / e2e.seconds

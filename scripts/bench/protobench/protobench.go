@@ -153,26 +153,13 @@ func orderType(setPath string) (protoreflect.MessageDescriptor, error) {
 	return d.(protoreflect.MessageDescriptor), nil
 }
 
-type config struct {
-	bin, work string
-	n         int
-	seed      uint64
-}
+type config = benchkit.OrdersBench
 
 // Main runs `bench protobuf` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fl := benchkit.FlagSet(Name, Summary, stderr)
-	var c config
-	fl.StringVar(&c.bin, "bin", "bin", "directory with the built binaries (file-source, file-sink)")
-	fl.IntVar(&c.n, "n", 500_000, "number of orders")
-	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
-	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
-	if code, ok := benchkit.Parse(fl, args); !ok {
+	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, 500_000, args, stderr)
+	if !ok {
 		return code
-	}
-	if fl.NArg() > 0 || c.n <= 0 {
-		fmt.Fprintln(stderr, "bench protobuf: -n must be > 0 and no arguments are accepted")
-		return 2
 	}
 	return benchkit.Main("bench protobuf", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
 }
@@ -184,7 +171,7 @@ type step struct {
 }
 
 func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
-	binDir, err := benchkit.Bins(c.bin, "file-source", "file-sink")
+	binDir, err := benchkit.Bins(c.Bin, "file-source", "file-sink")
 	if err != nil {
 		return err
 	}
@@ -193,7 +180,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		return err
 	}
 	say := benchkit.Sayer(stderr, "bench protobuf")
-	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-protobuf-", say)
+	work, done, err := benchkit.WorkDir(c.Work, "culvert-bench-protobuf-", say)
 	if err != nil {
 		return err
 	}
@@ -204,8 +191,8 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 			return err
 		}
 	}
-	say("generating %d orders as Protobuf messages and as protojson (seed %d) in %s", c.n, c.seed, work)
-	if err := generate(p, c.n, c.seed); err != nil {
+	say("generating %d orders as Protobuf messages and as protojson (seed %d) in %s", c.N, c.Seed, work)
+	if err := generate(p, c.N, c.Seed); err != nil {
 		return err
 	}
 	proto := []string{"--format", "protobuf", "--proto-descriptor-set", p("orders.pb"), "--proto-message", "bench.Order", "--log-level", "warn"}
@@ -226,7 +213,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		"--path", p("culvert.jsonl"), "--from", "beginning", "--stop-at-end", "--log-level", "warn"); err != nil {
 		return err
 	}
-	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.n)); err != nil {
+	if err := benchkit.SameJSONLines(p("raw.jsonl"), p("culvert.jsonl"), int64(c.N)); err != nil {
 		return err
 	}
 
@@ -250,10 +237,10 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 		return err
 	}
 
-	fmt.Fprintf(stdout, "\n%s\nProtobuf orders (bench.Order): %d\n\n", benchkit.Machine(), c.n)
+	fmt.Fprintf(stdout, "\n%s\nProtobuf orders (bench.Order): %d\n\n", benchkit.Machine(), c.N)
 	t := benchkit.NewTable("lrrrr", "step", "records/s", "seconds", "peak RSS MB", "raw / connector")
 	row := func(s step, vs string) {
-		t.Row(s.name, benchkit.Int(float64(c.n)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
+		t.Row(s.name, benchkit.Int(float64(c.N)/s.seconds), fmt.Sprintf("%.3f", s.seconds), fmt.Sprintf("%.1f", float64(s.rssKiB)/1024), vs)
 	}
 	row(rawDec, "-")
 	row(src, benchkit.Ratio(rawDec.seconds, src.seconds))
