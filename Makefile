@@ -34,7 +34,7 @@ tools: ## what the tests need: bats, jq, chromium and the rest of scripts/instal
 	@$(ROOT)/scripts/install-tools.sh
 
 services: ## the servers the broker connectors and bus backends test against (installed with apt and started when missing)
-	@$(ROOT)/scripts/services.sh rabbitmq mosquitto nats redis
+	@$(ROOT)/scripts/services.sh rabbitmq mosquitto nats postgres mariadb redis
 
 test: tools services build ## every module's tests (Go and bats), every fuzz target briefly, then the catalog check
 	@set -e; for m in $(MODULES); do \

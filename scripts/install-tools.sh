@@ -5,8 +5,10 @@
 # mosquitto-clients (mosquitto_pub, mosquitto_sub), miller (mlr, the
 # independent CSV tool of scripts/test/formats.bats and bench csv),
 # protobuf-compiler (protoc, the independent Protobuf tool of
-# scripts/test/protobuf.bats) and chromium (the headless browser of the web
-# console's tests, catalog/serve/ui).
+# scripts/test/protobuf.bats), chromium (the headless browser of the web
+# console's tests, catalog/serve/ui), and the database clients that check
+# the SQL and Redis connectors: psql (postgresql-client), mysql
+# (mariadb-client) and redis-cli (redis-tools).
 set -euo pipefail
 missing=()
 command -v bats >/dev/null || missing+=(bats)
@@ -19,6 +21,9 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
 command -v protoc >/dev/null || missing+=(protobuf-compiler) # protoc --decode/--encode: scripts/test/protobuf.bats
 /usr/bin/python3 -c "import avro" 2>/dev/null || missing+=(python3-avro) # the independent Avro library of scripts/test/avro.bats
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v mysql >/dev/null || missing+=(mariadb-client)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 # (GitHub's Ubuntu runners have Google Chrome, which the tests take too.)
 command -v chromium >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0

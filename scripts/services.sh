@@ -49,18 +49,36 @@ start_nats() {
         -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
     wait_for nats 4222
 }
+# The SQL connectors' tests connect as postgres@127.0.0.1 without a password
+# (CULVERT_TEST_POSTGRES_URL) and start private servers with initdb/pg_ctl:
+# a cluster this script installs gets trust for local TCP connections.
 start_postgres() {
     listening 127.0.0.1 5432 && return 0
+    local fresh=""
+    dpkg -s postgresql >/dev/null 2>&1 || fresh=1
     install postgresql
-    $sudo pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+    local v; v="$(ls /etc/postgresql | sort -n | tail -1)"
+    if [ -n "$fresh" ]; then
+        $sudo sed -i -E 's/^(host +all +all +127\.0\.0\.1\/32 +)[a-z0-9-]+/\1trust/' "/etc/postgresql/$v/main/pg_hba.conf"
+    fi
+    $sudo pg_ctlcluster --skip-systemctl-redirect "$v" main start
     wait_for postgresql 5432
 }
+# ... and as root@127.0.0.1 without a password (CULVERT_TEST_MYSQL_URL), to
+# the database test.
 start_mariadb() {
     listening 127.0.0.1 3306 && return 0
-    install mariadb-server
+    local fresh=""
+    dpkg -s mariadb-server >/dev/null 2>&1 || fresh=1
+    install mariadb-server mariadb-client
     $sudo mkdir -p /run/mysqld && $sudo chown mysql:mysql /run/mysqld 2>/dev/null || true
     $sudo start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
     wait_for mariadb 3306
+    if [ -n "$fresh" ]; then
+        $sudo mariadb -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+            GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+            CREATE DATABASE IF NOT EXISTS test;"
+    fi
 }
 start_redis() {
     listening 127.0.0.1 6379 && return 0

@@ -1,0 +1,146 @@
+package sqldb_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/client/sqldb"
+	"github.com/culvert-dev/culvert/common/client/sqldb/sqltest"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+func TestTargetParsesEachDialect(t *testing.T) {
+	for _, c := range []struct {
+		url     string
+		dialect sqldb.Dialect
+		display string
+	}{
+		{"postgres://u:s3cret@db:5432/app?sslmode=disable", sqldb.Postgres, "postgres://u:*****@db:5432/app?sslmode=disable"},
+		{"postgresql://db/app", sqldb.Postgres, "postgresql://db/app"},
+		{"mysql://u:s3cret@db/app", sqldb.MySQL, "mysql://u:*****@db/app"},
+		{"sqlite:///var/lib/x.db", sqldb.SQLite, "sqlite:///var/lib/x.db"},
+		{"sqlite:rel/x.db", sqldb.SQLite, "sqlite:rel/x.db"},
+	} {
+		o := sqldb.ConnOptions{URL: c.url}
+		tg, err := o.Target()
+		if err != nil {
+			t.Errorf("%s: %v", c.url, err)
+			continue
+		}
+		if tg.Dialect != c.dialect || tg.Display != c.display {
+			t.Errorf("%s: got %s %s, want %s %s", c.url, tg.Dialect, tg.Display, c.dialect, c.display)
+		}
+	}
+}
+
+func TestBadURLsNameTheOptionAndHideTheSecret(t *testing.T) {
+	for _, c := range []struct {
+		o      sqldb.ConnOptions
+		option string
+	}{
+		{sqldb.ConnOptions{}, "url"},
+		{sqldb.ConnOptions{URL: "oracle://u:s3cret@db/x"}, "url"},
+		{sqldb.ConnOptions{URL: "db:5432/x"}, "url"},
+		{sqldb.ConnOptions{URL: "sqlite://host/x.db"}, "url"},
+		{sqldb.ConnOptions{URL: "postgres://u:s3cret@db:notaport/x"}, "url"},
+		{sqldb.ConnOptions{URL: "mysql://u:s3cret@db/x?timeout=soon"}, "url"},
+	} {
+		err := c.o.Validate()
+		var inv *schema.FieldError
+		if !errors.As(err, &inv) || inv.Field != c.option {
+			t.Errorf("%q: got %v, want an error naming %s", c.o.URL, err, c.option)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: the error shows the password: %v", c.o.URL, err)
+		}
+	}
+}
+
+func TestQuoting(t *testing.T) {
+	if got := sqldb.Postgres.QuoteName(`public.we"ird`); got != `"public"."we""ird"` {
+		t.Errorf("postgres: %s", got)
+	}
+	if got := sqldb.MySQL.Quote("a`b"); got != "`a``b`" {
+		t.Errorf("mysql: %s", got)
+	}
+	if sqldb.Postgres.Placeholder(3) != "$3" || sqldb.MySQL.Placeholder(3) != "?" {
+		t.Error("placeholders")
+	}
+}
+
+// TestErrorsOfRealServers: a refused row is described with its SQLSTATE
+// and is not transient, on each real server.
+func TestErrorsOfRealServers(t *testing.T) {
+	for name, open := range map[string]func(testing.TB) (string, *sqldb.DB){
+		"postgres": sqltest.NewPostgres, "mysql": sqltest.NewMySQL, "sqlite": sqltest.NewSQLite,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, db := open(t)
+			sqltest.Exec(t, db.DB, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+			_, err := db.ExecContext(context.Background(), "INSERT INTO t VALUES (1)")
+			if err == nil {
+				t.Fatal("a duplicate key was taken")
+			}
+			if sqldb.Transient(err) {
+				t.Errorf("a duplicate key is transient: %v", err)
+			}
+			d := sqldb.Describe(err)
+			want := map[string]string{"postgres": "SQLSTATE 23505", "mysql": "MySQL error 1062 (SQLSTATE 23000)", "sqlite": "UNIQUE"}[name]
+			if !strings.Contains(d, want) {
+				t.Errorf("Describe = %q, want it to contain %q", d, want)
+			}
+			if sqldb.Code(err) == "" {
+				t.Errorf("no code for %v", err)
+			}
+		})
+	}
+}
+
+// TestRestartIsTransient: a private PostgreSQL server restarted under an
+// open DB: the error in between is transient, and the DB works again.
+func TestRestartIsTransient(t *testing.T) {
+	srv := sqltest.StartPostgres(t)
+	db := sqltest.Open(t, srv.URL)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id INT)")
+	srv.Stop(t, "fast")
+	_, err := db.ExecContext(context.Background(), "INSERT INTO t VALUES (1)")
+	if err == nil || !sqldb.Transient(err) {
+		t.Fatalf("with the server down: %v (transient %v)", err, sqldb.Transient(err))
+	}
+	srv.Start(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err = db.ExecContext(context.Background(), "INSERT INTO t VALUES (1)")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+}
+
+// TestOpenGivesUpOnBadCredentials at once, and never shows the password.
+func TestOpenGivesUpOnBadCredentials(t *testing.T) {
+	o := sqldb.ConnOptions{URL: "mysql://nosuchuser:s3cret@127.0.0.1:3306/test"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := o.Open(ctx, zerolog.Nop())
+	if err == nil {
+		t.Fatal("opened with a user that does not exist")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("refused credentials were retried for %s: %v", time.Since(start), err)
+	}
+}
