@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -28,37 +29,70 @@ const (
 const connectAttempts = 5
 
 // Options turns a redis:// or rediss:// URL into go-redis options, with
-// Culvert's defaults for what the URL leaves unset. The query parameter
-// tls_ca names a PEM file of CA certificates that the server's certificate
-// must chain to (rediss:// only).
+// Culvert's defaults for what the URL leaves unset. The query parameters
+// tls_ca (a PEM file of CA certificates that the server's certificate must
+// chain to), tls_cert and tls_key (a client certificate and its key) and
+// tls_insecure_skip_verify need the rediss:// scheme; they read files.
 func Options(u *url.URL) (*goredis.Options, error) {
+	opts, tf, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	if tf.ca != "" || tf.cert != "" {
+		tc, err := tlsfiles.Client(tf.ca, tf.cert, tf.key)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL %s: %w", redact.ParsedURL(u), err)
+		}
+		opts.TLSConfig.RootCAs, opts.TLSConfig.Certificates = tc.RootCAs, tc.Certificates
+	}
+	if tf.insecure {
+		opts.TLSConfig.InsecureSkipVerify = true
+	}
+	return opts, nil
+}
+
+// tlsParams are the TLS query parameters of a URL that go-redis does not know.
+type tlsParams struct {
+	ca, cert, key string
+	insecure      bool
+}
+
+// parseURL is Options without reading any file.
+func parseURL(u *url.URL) (*goredis.Options, tlsParams, error) {
+	var tf tlsParams
 	redacted := redact.ParsedURL(u)
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, fmt.Errorf("redis URL %s: scheme must be redis or rediss", redacted)
+		return nil, tf, fmt.Errorf("redis URL %s: scheme must be redis or rediss", redacted)
 	}
 	c := *u
 	q := c.Query()
-	caFile := q.Get("tls_ca")
-	q.Del("tls_ca")
+	tf.ca, tf.cert, tf.key = q.Get("tls_ca"), q.Get("tls_cert"), q.Get("tls_key")
+	insecure := q.Get("tls_insecure_skip_verify")
+	for _, p := range []string{"tls_ca", "tls_cert", "tls_key", "tls_insecure_skip_verify"} {
+		q.Del(p)
+	}
 	c.RawQuery = q.Encode()
 	opts, err := goredis.ParseURL(c.String())
 	if err != nil {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			// url.Error quotes the whole URL, password included.
-			return nil, fmt.Errorf("redis URL %s: not a valid URL", redacted)
+			return nil, tf, fmt.Errorf("redis URL %s: not a valid URL", redacted)
 		}
-		return nil, fmt.Errorf("redis URL %s: %w", redacted, err)
+		return nil, tf, fmt.Errorf("redis URL %s: %w", redacted, err)
 	}
-	if caFile != "" {
-		if opts.TLSConfig == nil {
-			return nil, fmt.Errorf("redis URL %s: tls_ca needs the rediss:// scheme", redacted)
+	if insecure != "" {
+		if tf.insecure, err = strconv.ParseBool(insecure); err != nil {
+			return nil, tf, fmt.Errorf("redis URL %s: tls_insecure_skip_verify: not true or false", redacted)
 		}
-		pool, err := tlsfiles.CAPool(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis URL %s: %w", redacted, err)
+	}
+	for name, set := range map[string]bool{"tls_ca": tf.ca != "", "tls_cert": tf.cert != "", "tls_key": tf.key != "", "tls_insecure_skip_verify": tf.insecure} {
+		if set && opts.TLSConfig == nil {
+			return nil, tf, fmt.Errorf("redis URL %s: %s needs the rediss:// scheme", redacted, name)
 		}
-		opts.TLSConfig.RootCAs = pool
+	}
+	if (tf.cert == "") != (tf.key == "") {
+		return nil, tf, fmt.Errorf("redis URL %s: tls_cert/tls_key: a client certificate and its key must be given together", redacted)
 	}
 	if opts.TLSConfig != nil && opts.TLSConfig.MinVersion == 0 {
 		opts.TLSConfig.MinVersion = tls.VersionTLS12
@@ -76,7 +110,7 @@ func Options(u *url.URL) (*goredis.Options, error) {
 	if opts.ClientName == "" {
 		opts.ClientName = "culvert"
 	}
-	return opts, nil
+	return opts, tf, nil
 }
 
 func setDefault(d *time.Duration, v time.Duration) {

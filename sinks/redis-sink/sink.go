@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/cli"
+	redisclient "github.com/culvert-dev/culvert/common/client/redis"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/schema"
+)
+
+var info = cli.Info{
+	Name: "redis-sink",
+	Description: "Writes each record of a topic to Redis with one command: XADD to a stream (MAXLEN ~ optional), LPUSH or RPUSH to a list, " +
+		"PUBLISH to a channel, or SET or HSET at the record's key with an optional TTL; each batch is pipelined and committed only after every reply.",
+	Examples: `
+# Into the stream orders, kept to about a million entries, the value in the field "value"
+redis-sink --topic orders --url redis://127.0.0.1:6379 --command xadd --key orders --maxlen 1000000 --from beginning
+
+# Each record as a hash at order:<record key>, one field a member of its JSON value, expiring after a day
+redis-sink --topic orders --command hset --key-prefix order: --fields --ttl 24h
+
+# The latest value of each key, over TLS with a password
+redis-sink --topic prices --url 'rediss://redis.example.com:6380?tls_ca=/etc/ssl/ca.pem' --password '${{ secrets.REDIS_PASSWORD }}' \
+    --command set --key-prefix price:
+
+# A queue for redis-source --list, or for any BRPOP worker
+redis-sink --topic jobs --command lpush --key jobs
+
+# Pub/Sub, to the channel named by each record's key (at-most-once: nobody subscribed, nobody gets it)
+redis-sink --topic events --command publish --key-from-record`,
+}
+
+// Options are redis-sink's own options.
+type Options struct {
+	redisclient.ConnOptions
+	Command       string          `json:"command" jsonschema:"enum=xadd,enum=lpush,enum=rpush,enum=publish,enum=set,enum=hset,default=xadd" jsonschema_description:"What each record becomes: a stream entry (xadd), a list item pushed on the left or the right (lpush, rpush), a Pub/Sub message (publish), a string value (set) or a hash (hset) at the record's key."`
+	Key           string          `json:"key,omitempty" jsonschema_description:"xadd, lpush, rpush, publish: the stream, list or channel every record goes to."`
+	KeyFromRecord bool            `json:"key_from_record,omitempty" jsonschema_description:"xadd, lpush, rpush, publish: the stream, list or channel is the record's key (with --key-prefix) instead of --key. set and hset always use the record's key. A record without a key goes to the dead-letter topic."`
+	KeyPrefix     string          `json:"key_prefix,omitempty" jsonschema_description:"Put before the record's key to make the Redis key (such as order:)."`
+	ValueField    string          `json:"value_field" jsonschema:"default=value" jsonschema_description:"xadd and hset: the field that holds the record's value. The record's headers become fields too, after it (a header with the name of a field that is already set sends the record to the dead-letter topic)."`
+	Fields        bool            `json:"fields,omitempty" jsonschema_description:"xadd and hset: write each member of the value, a JSON object, as a field (strings as they are, other values as JSON), instead of --value-field; a value that is not a JSON object goes to the dead-letter topic."`
+	MaxLen        int64           `json:"maxlen,omitempty" jsonschema:"minimum=0" jsonschema_description:"xadd: trim the stream to about this many entries (MAXLEN ~, which Redis applies when it can drop a whole node); 0 does not trim."`
+	TTL           schema.Duration `json:"ttl,omitempty" jsonschema_description:"set and hset: the key expires this long after its last write (SET PX, or HSET then PEXPIRE); 0 keeps it."`
+}
+
+// Validate checks what the schema cannot.
+func (o *Options) Validate() error {
+	if err := o.ConnOptions.Validate(); err != nil {
+		return err
+	}
+	switch o.Command {
+	case "set", "hset":
+		if o.Key != "" {
+			return schema.Invalid("key", "not with --command %s, which writes at the record's key (with --key-prefix)", o.Command)
+		}
+		if o.KeyFromRecord {
+			return schema.Invalid("key_from_record", "not needed with --command %s, which always writes at the record's key", o.Command)
+		}
+	default:
+		switch {
+		case o.Key == "" && !o.KeyFromRecord:
+			return schema.Invalid("key", "give --key, or --key-from-record")
+		case o.Key != "" && o.KeyFromRecord:
+			return schema.Invalid("key_from_record", "give either --key or --key-from-record, not both")
+		case o.KeyPrefix != "" && !o.KeyFromRecord:
+			return schema.Invalid("key_prefix", "only with --key-from-record (or --command set or hset)")
+		}
+	}
+	if o.Command != "xadd" && o.MaxLen != 0 {
+		return schema.Invalid("maxlen", "only with --command xadd")
+	}
+	if o.TTL < 0 {
+		return schema.Invalid("ttl", "must not be negative")
+	}
+	if o.TTL != 0 && o.Command != "set" && o.Command != "hset" {
+		return schema.Invalid("ttl", "only with --command set or hset")
+	}
+	if o.TTL != 0 && o.TTL.D() < time.Millisecond {
+		return schema.Invalid("ttl", "must be at least 1ms")
+	}
+	if o.Fields && o.Command != "xadd" && o.Command != "hset" {
+		return schema.Invalid("fields", "only with --command xadd or hset")
+	}
+	if o.ValueField == "" && !o.Fields && (o.Command == "xadd" || o.Command == "hset") {
+		return schema.Invalid("value_field", "must not be empty")
+	}
+	return nil
+}
+
+type sink struct {
+	opts Options
+	env  connector.Env
+	log  zerolog.Logger
+	conn *redisclient.Conn
+}
+
+func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
+	return &sink{opts: *opts, env: env, log: env.Log}, nil
+}
+
+// Open connects.
+func (s *sink) Open(ctx context.Context) error {
+	s.opts.Warn(s.log)
+	conn, err := s.opts.Connect(ctx, redisclient.Hooks{Log: s.log, Reconnecting: s.env.Reconnecting, Reconnected: s.env.Reconnected})
+	if err != nil {
+		return err
+	}
+	s.conn = conn
+	s.log.Info().Str("server", conn.Server).Str("command", s.opts.Command).Msg("connected to redis")
+	return nil
+}
+
+// key is the Redis key of r, or why it has none.
+func (s *sink) key(r *record.Record) (string, string) {
+	if s.opts.Key != "" {
+		return s.opts.Key, ""
+	}
+	if r.Key == nil {
+		return "", "the record has no key to take the Redis key from"
+	}
+	return s.opts.KeyPrefix + string(r.Key), ""
+}
+
+// fields are the field-value pairs of r for xadd and hset, or why it has none.
+func (s *sink) fields(r *record.Record) ([]any, string) {
+	seen := make(map[string]bool, 1+len(r.Headers))
+	var out []any
+	if s.opts.Fields {
+		// The members in the order of the value.
+		dec := json.NewDecoder(bytes.NewReader(r.Value))
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return nil, "--fields: the value is not a JSON object"
+		}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return nil, "--fields: the value is not a JSON object"
+			}
+			name, _ := t.(string)
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return nil, "--fields: the value is not a JSON object"
+			}
+			var str string
+			if v[0] == '"' && json.Unmarshal(v, &str) == nil {
+				out = append(out, name, str)
+			} else {
+				out = append(out, name, []byte(v))
+			}
+			seen[name] = true
+		}
+		if len(out) == 0 {
+			return nil, "--fields: the value is an empty JSON object (an entry or a hash needs a field)"
+		}
+	} else {
+		out = make([]any, 0, 2+2*len(r.Headers))
+		out = append(out, s.opts.ValueField, r.Value)
+		seen[s.opts.ValueField] = true
+	}
+	for _, h := range r.Headers {
+		if seen[h.Key] {
+			return nil, fmt.Sprintf("header %q has the name of a field the record already sets", h.Key)
+		}
+		seen[h.Key] = true
+		out = append(out, h.Key, h.Value)
+	}
+	return out, ""
+}
+
+// queue adds the command of r to pipe, or says why r cannot be written.
+func (s *sink) queue(ctx context.Context, pipe goredis.Pipeliner, r *record.Record) (errer, string) {
+	key, why := s.key(r)
+	if why != "" {
+		return nil, why
+	}
+	switch s.opts.Command {
+	case "xadd", "hset":
+		fields, why := s.fields(r)
+		if why != "" {
+			return nil, why
+		}
+		if s.opts.Command == "hset" {
+			cmd := pipe.HSet(ctx, key, fields...)
+			if s.opts.TTL > 0 {
+				return multi{cmd, pipe.PExpire(ctx, key, s.opts.TTL.D())}, ""
+			}
+			return cmd, ""
+		}
+		a := &goredis.XAddArgs{Stream: key, Values: fields}
+		if s.opts.MaxLen > 0 {
+			a.MaxLen, a.Approx = s.opts.MaxLen, true
+		}
+		return pipe.XAdd(ctx, a), ""
+	case "lpush":
+		return pipe.LPush(ctx, key, r.Value), ""
+	case "rpush":
+		return pipe.RPush(ctx, key, r.Value), ""
+	case "publish":
+		return pipe.Publish(ctx, key, r.Value), ""
+	default: // set
+		return pipe.Set(ctx, key, r.Value, s.opts.TTL.D()), ""
+	}
+}
+
+// errer is a queued command, whose Err is its reply's error once the
+// pipeline ran.
+type errer interface{ Err() error }
+
+// multi is the commands of one record (HSET and PEXPIRE).
+type multi []errer
+
+func (m multi) Err() error {
+	for _, c := range m {
+		if err := c.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Write sends recs' commands in one pipeline and returns once every reply
+// came. A lost connection is retried (the whole batch again: at-least-once)
+// with --max-retries' backoff; a reply that refuses a record's command
+// (WRONGTYPE, ...) sends that record to the dead-letter topic.
+func (s *sink) Write(ctx context.Context, recs []record.Record) error {
+	why := make([]string, len(recs))
+	err := s.conn.Do(ctx, "writing to redis", func(ctx context.Context) error {
+		clear(why)
+		pipe := s.conn.Pipeline()
+		cmds := make([]errer, len(recs))
+		for i := range recs {
+			cmds[i], why[i] = s.queue(ctx, pipe, &recs[i])
+		}
+		if pipe.Len() == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil && redisclient.Transient(err) {
+			return err
+		}
+		for i, c := range cmds {
+			if c == nil {
+				continue
+			}
+			if err := c.Err(); err != nil {
+				if redisclient.Transient(err) {
+					return err
+				}
+				why[i] = "refused by redis: " + err.Error()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil || redisclient.Transient(err) {
+			return connector.Transient(err)
+		}
+		return err
+	}
+	var rejected []connector.RejectedRecord
+	for i, w := range why {
+		if w != "" {
+			rejected = append(rejected, connector.RejectedRecord{Record: recs[i], Reason: w})
+		}
+	}
+	if len(rejected) > 0 {
+		return &connector.Rejected{Records: rejected}
+	}
+	return nil
+}
+
+// Close closes the connection.
+func (s *sink) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn = nil
+	if errors.Is(err, goredis.ErrClosed) {
+		return nil
+	}
+	return err
+}
