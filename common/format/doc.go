@@ -59,9 +59,15 @@
 //     ways: Format.Open at start, a sink's subject found or registered
 //     (the text of --proto-file), failures and transient errors as
 //     Avro's. Its wire format adds the message indexes after the schema
-//     id; a source compiles each schema by id in memory (cached) and
-//     finds the message by them. Schema references (imports other than
-//     the well-known types) are not supported.
+//     id; a source compiles each schema by id in memory (cached), with
+//     the schemas it references (imports other than the well-known
+//     types, read by subject and version), and finds the message by them.
+//     A sink registers the files --proto-file imports first, each under
+//     its import path as subject, and refers to them; without
+//     --proto-file it takes the subject's latest schema. In files
+//     (file-source, file-sink), messages are length-delimited (each after
+//     its length as a varint, split.Lengths; LengthDelimited), as
+//     Protobuf's writeDelimitedTo writes them.
 //   - CloudEvents (cloudevents.go): Decode and Encode work on the whole
 //     record, value and headers. On the bus an event is its data as the
 //     value and its attributes as the headers ce_<attribute>; binary mode

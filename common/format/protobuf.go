@@ -1,9 +1,11 @@
 package format
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -40,6 +42,13 @@ import (
 // Protobuf is one Protobuf message per record (the binary wire format),
 // which jq reads as its protojson mapping.
 const Protobuf = "protobuf"
+
+// LengthDelimited reports whether files of the format hold one value
+// after another, each after its length as a varint (Protobuf's delimited
+// form, split.Lengths): --format protobuf, whose binary messages may hold
+// any byte and do not say where they end. file-source cuts such files so,
+// and file-sink writes them so.
+func (f *Format) LengthDelimited() bool { return f.Name() == Protobuf }
 
 // protoMessage is the message type of --format protobuf, from
 // --proto-file (compiled at start) or --proto-descriptor-set.
@@ -86,8 +95,13 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 		return nil, nil
 	}
 	reg, err := newProtoRegistry(o)
-	if err != nil || (reg.reg.URL != "" && o.ProtoFile == "") {
-		return &protoMessage{protoRegistry: reg}, err
+	if err != nil {
+		return nil, err
+	}
+	if reg.reg.URL != "" && o.ProtoFile == "" {
+		// A source reads each schema by id; a sink takes the subject's
+		// latest schema (open).
+		return &protoMessage{protoRegistry: reg}, nil
 	}
 	switch {
 	case o.ProtoFile == "" && o.ProtoDescriptorSet == "":
@@ -106,11 +120,13 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 	)
 	var file linker.File
 	if o.ProtoFile != "" {
-		if file, err = compileProto(o.ProtoFile, o.ProtoPath); err != nil {
+		var texts map[string]string
+		if file, texts, err = compileProto(o.ProtoFile, o.ProtoPath); err != nil {
 			return nil, schema.Invalid("proto_file", "%v", err)
 		}
 		res := linker.ResolverFromFile(file)
 		find, types, option = res.FindDescriptorByName, res, "proto_file"
+		reg.texts = texts
 	} else {
 		files, err := readDescriptorSet(o.ProtoDescriptorSet)
 		if err != nil {
@@ -132,7 +148,7 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 	}
 	m := &protoMessage{desc: md, types: types, protoRegistry: reg}
 	if reg.reg.URL != "" {
-		if err := m.registryFile(o.ProtoFile, file); err != nil {
+		if err := m.registryFile(file); err != nil {
 			return nil, err
 		}
 	}
@@ -142,16 +158,43 @@ func newProtoMessage(o Options) (*protoMessage, error) {
 // compileProto compiles a .proto file; its imports are looked up in its
 // own directory, then in the --proto-path directories (separated by the
 // system's list separator, : on Unix, as protoc's --proto_path), then among
-// the well-known types (google/protobuf/*.proto).
-func compileProto(file, protoPath string) (linker.File, error) {
+// the well-known types (google/protobuf/*.proto). It returns the text of
+// every file it read from disk (the file itself, as its base name, and
+// each import, as its import path): a sink registers them with the
+// schema registry.
+func compileProto(file, protoPath string) (linker.File, map[string]string, error) {
 	if _, err := os.Stat(file); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dirs := []string{filepath.Dir(file)}
 	if protoPath != "" {
 		dirs = append(dirs, filepath.SplitList(protoPath)...)
 	}
-	return compile(&protocompile.SourceResolver{ImportPaths: dirs}, filepath.Base(file))
+	src := &protoSources{dirs: dirs, texts: map[string]string{}}
+	f, err := compile(src, filepath.Base(file))
+	return f, src.texts, err
+}
+
+// protoSources finds .proto files in directories, the first that has the
+// path, and keeps the text of each it read, by its path.
+type protoSources struct {
+	dirs  []string
+	texts map[string]string
+}
+
+func (p *protoSources) FindFileByPath(name string) (protocompile.SearchResult, error) {
+	for _, d := range p.dirs {
+		b, err := os.ReadFile(filepath.Join(d, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return protocompile.SearchResult{}, err
+		}
+		p.texts[name] = string(b)
+		return protocompile.SearchResult{Source: bytes.NewReader(b)}, nil
+	}
+	return protocompile.SearchResult{}, fs.ErrNotExist
 }
 
 // compile compiles the file name that res finds, its imports from res

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -28,24 +27,38 @@ import (
 // file's first message, is the single byte 0), then the message.
 //
 // A source compiles each schema (the .proto text the registry holds
-// under an id, schemaType PROTOBUF) in memory, once per id, and finds the
-// message by its indexes; --proto-file and --proto-message are not needed
-// (when given, they are checked at start but values are read by their
-// schema id). A sink registers (--schema-auto-register) or looks up the
-// text of --proto-file under its subject ("<topic>-value", or with
-// record-name the full name of --proto-message) and writes that id and
-// the indexes of --proto-message before each message.
+// under an id, schemaType PROTOBUF) in memory, once per id, together with
+// the schemas it references (read by subject and version, and theirs in
+// turn), and finds the message by its indexes; --proto-file and
+// --proto-message are not needed (a --proto-file given is checked at
+// start, but values are read by their schema id). A sink registers
+// (--schema-auto-register) or looks up the text of --proto-file under its
+// subject ("<topic>-value", or with record-name the full name of
+// --proto-message) and writes that id and the indexes of --proto-message
+// before each message. Without --proto-file, a sink takes the subject's
+// latest schema (and its references) and --proto-message in it.
 //
-// Schema references are not supported: a --proto-file importing files
-// other than the well-known types (google/protobuf/*.proto) is refused
-// at start, and a registry schema with references fails its records.
+// Schema references: a .proto file that imports others (other than the
+// well-known types, google/protobuf/*.proto, which a registry knows) is
+// registered with one reference per import, as Confluent's serializers
+// do: the reference's name is the import path, its subject the import
+// path too (their default reference subject name strategy), its version
+// that of the imported file's text under that subject. A sink registers
+// (or looks up) each imported file first, its own imports before it.
 
 // protoRegistry is the registry part of a protoMessage.
 type protoRegistry struct {
 	reg      registry.Config // URL "" without --schema-registry
 	strategy string
 	register bool
-	text     string // a sink's schema: --proto-file's text
+	// message is --proto-message: without --proto-file, a sink's message
+	// in the subject's latest schema.
+	message protoreflect.FullName
+	// file and texts are a sink's schema: --proto-file compiled, and the
+	// text of it (under its base name) and of each file it imports (under
+	// the import path).
+	file  linker.File
+	texts map[string]string
 
 	client *registry.Client // set by Open
 	wire   []byte           // a sink's header: 0, id, indexes (set by Open)
@@ -60,43 +73,38 @@ func newProtoRegistry(o Options) (protoRegistry, error) {
 	if o.ProtoDescriptorSet != "" {
 		return protoRegistry{}, schema.Invalid("proto_descriptor_set", "does not apply with --schema-registry: a sink registers the text of --proto-file, a source reads each schema from the registry")
 	}
+	r := protoRegistry{reg: cfg, strategy: strategy, register: o.SchemaAutoRegister}
 	if o.ProtoFile == "" {
 		switch {
 		case o.SchemaAutoRegister:
 			return protoRegistry{}, schema.Invalid("schema_auto_register", "needs --proto-file: the schema to register")
-		case o.ProtoMessage != "":
-			return protoRegistry{}, schema.Invalid("proto_message", "with --schema-registry, applies only with --proto-file (a source reads the message each value's schema id and indexes name)")
 		case o.ProtoPath != "":
 			return protoRegistry{}, schema.Invalid("proto_path", "applies only with --proto-file")
 		}
+		if o.ProtoMessage != "" {
+			r.message = protoreflect.FullName(strings.TrimPrefix(o.ProtoMessage, "."))
+			if !r.message.IsValid() {
+				return protoRegistry{}, schema.Invalid("proto_message", "%q is not a message name (package.Message)", o.ProtoMessage)
+			}
+		}
 	}
-	return protoRegistry{reg: cfg, strategy: strategy, register: o.SchemaAutoRegister}, nil
+	return r, nil
 }
 
 // registryFile checks that --proto-file (compiled as file) can be a
-// registry schema, and keeps its text: it imports only the well-known
-// types (others would be schema references, not supported), and defines
-// --proto-message itself.
-func (m *protoMessage) registryFile(path string, file linker.File) error {
-	imports := file.Imports()
-	for i := range imports.Len() {
-		if p := imports.Get(i).Path(); !strings.HasPrefix(p, "google/protobuf/") {
-			return schema.Invalid("proto_file", "imports %s: with --schema-registry, a .proto file may import only the well-known types (google/protobuf/*.proto); imports of other files would be schema references, which culvert does not support (put the messages in one file)", p)
-		}
-	}
+// sink's registry schema: it defines --proto-message itself (the message
+// indexes count in its file).
+func (m *protoMessage) registryFile(file linker.File) error {
 	if m.desc.ParentFile().Path() != file.Path() {
-		return schema.Invalid("proto_message", "%s is defined in %s, not in --proto-file", m.desc.FullName(), m.desc.ParentFile().Path())
+		return schema.Invalid("proto_message", "%s is defined in %s, not in --proto-file: with --schema-registry, the message must be one of the file registered", m.desc.FullName(), m.desc.ParentFile().Path())
 	}
-	text, err := os.ReadFile(path)
-	if err != nil {
-		return schema.Invalid("proto_file", "%v", err)
-	}
-	m.text = string(text)
+	m.file = file
 	return nil
 }
 
 // open reaches the registry and, for a sink, finds (or registers) the
-// schema of --proto-file under the subject and sets the header.
+// schema of --proto-file under the subject, or takes the subject's latest
+// one, and sets the header.
 func (m *protoMessage) open(ctx context.Context, topic string, sink bool) error {
 	c, err := openRegistry(ctx, m.reg)
 	if err != nil {
@@ -104,28 +112,158 @@ func (m *protoMessage) open(ctx context.Context, topic string, sink bool) error 
 	}
 	m.client = c
 	if !sink {
+		if m.message != "" {
+			return schema.Invalid("proto_message", "with --schema-registry and without --proto-file, applies to sinks only: a source reads the message each value's schema id and indexes name")
+		}
 		return nil
 	}
-	if m.desc == nil {
-		return schema.Invalid("proto_file", "a sink with --format protobuf --schema-registry needs --proto-file and --proto-message: the schema it registers or looks up, and the message of its values")
+	if m.desc == nil && m.message == "" {
+		return schema.Invalid("proto_message", "a sink with --format protobuf --schema-registry needs --proto-message, the message of its values: in --proto-file, or in the latest schema of its subject")
+	}
+	name := m.message
+	if m.desc != nil {
+		name = m.desc.FullName()
 	}
 	subject := topic + "-value"
 	if m.strategy == RecordName {
-		subject = string(m.desc.FullName())
+		subject = string(name)
 	}
 	var id int
-	if m.register {
-		if id, err = c.RegisterOf(ctx, subject, m.text, registry.Protobuf); err != nil {
-			return schema.Invalid("schema_auto_register", "the registry refused the schema of --proto-file under subject %q: %v", subject, err)
+	if m.desc == nil {
+		if id, err = m.latest(ctx, subject); err != nil {
+			return err
 		}
-	} else if id, err = c.LookupOf(ctx, subject, m.text, registry.Protobuf); err != nil {
-		if registry.NotFound(err) {
-			return schema.Invalid("proto_file", "the schema is not registered under subject %q (%v): register it, or give --schema-auto-register", subject, err)
+	} else {
+		refs, err := m.imports(ctx, m.file, map[string]int{})
+		if err != nil {
+			return err
 		}
-		return schema.Invalid("schema_registry", "looking up the schema under subject %q: %v", subject, err)
+		text := m.texts[m.file.Path()]
+		if m.register {
+			if id, err = c.RegisterOf(ctx, subject, text, registry.Protobuf, refs...); err != nil {
+				return schema.Invalid("schema_auto_register", "the registry refused the schema of --proto-file under subject %q: %v", subject, err)
+			}
+		} else if id, err = c.LookupOf(ctx, subject, text, registry.Protobuf, refs...); err != nil {
+			if registry.NotFound(err) {
+				return schema.Invalid("proto_file", "the schema is not registered under subject %q (%v): register it, or give --schema-auto-register", subject, err)
+			}
+			return schema.Invalid("schema_registry", "looking up the schema under subject %q: %v", subject, err)
+		}
 	}
 	m.wire = binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
 	m.wire = appendMessageIndexes(m.wire, messageIndexes(m.desc))
+	return nil
+}
+
+// imports registers (--schema-auto-register) or looks up each file that
+// file imports, other than the well-known types, its own imports first,
+// and returns the references to them; versions holds the version of each
+// file done, by import path.
+func (m *protoMessage) imports(ctx context.Context, file protoreflect.FileDescriptor, versions map[string]int) ([]registry.Reference, error) {
+	var refs []registry.Reference
+	imports := file.Imports()
+	for i := range imports.Len() {
+		dep := imports.Get(i).FileDescriptor
+		p := dep.Path()
+		if strings.HasPrefix(p, "google/protobuf/") {
+			continue // the registry knows the well-known types
+		}
+		v, ok := versions[p]
+		if !ok {
+			text, read := m.texts[p]
+			if !read {
+				return nil, schema.Invalid("proto_file", "%s imports %s, which is not a file culvert read (its text is needed to register it)", file.Path(), p)
+			}
+			deps, err := m.imports(ctx, dep, versions)
+			if err != nil {
+				return nil, err
+			}
+			if m.register {
+				if _, err := m.client.RegisterOf(ctx, p, text, registry.Protobuf, deps...); err != nil {
+					return nil, schema.Invalid("schema_auto_register", "the registry refused %s (imported by %s) under subject %q: %v", p, file.Path(), p, err)
+				}
+			}
+			if _, v, err = m.client.Find(ctx, p, text, registry.Protobuf, deps...); err != nil {
+				if registry.NotFound(err) {
+					return nil, schema.Invalid("proto_file", "%s (imported by %s) is not registered under subject %q (%v): register it, or give --schema-auto-register", p, file.Path(), p, err)
+				}
+				return nil, schema.Invalid("schema_registry", "looking up %s under subject %q: %v", p, p, err)
+			}
+			versions[p] = v
+		}
+		refs = append(refs, registry.Reference{Name: p, Subject: p, Version: v})
+	}
+	return refs, nil
+}
+
+// latest takes the subject's latest schema, with its references, as a
+// sink's schema, and --proto-message in it as the message of its values;
+// it returns the schema's id.
+func (m *protoMessage) latest(ctx context.Context, subject string) (int, error) {
+	id, text, refs, err := m.client.SchemaAt(ctx, subject, -1, registry.Protobuf)
+	if err == nil {
+		var file linker.File
+		if file, err = compileRegistered(ctx, m.client, id, text, refs); err == nil {
+			return id, m.setMessage(file, subject)
+		}
+	}
+	switch {
+	case registry.NotFound(err):
+		return 0, schema.Invalid("proto_file", "subject %q has no schema (%v): register one, or give --proto-file (and --schema-auto-register)", subject, err)
+	case errors.Is(err, errNoCompile) || registry.Refused(err):
+		return 0, schema.Invalid("schema_registry", "the latest schema of subject %q: %v", subject, err)
+	}
+	return 0, schema.Invalid("schema_registry", "reading the latest schema of subject %q: %v", subject, err)
+}
+
+// setMessage finds --proto-message in file, a registry schema.
+func (m *protoMessage) setMessage(file linker.File, subject string) error {
+	d := file.FindDescriptorByName(m.message)
+	md, ok := d.(protoreflect.MessageDescriptor)
+	if !ok || md.ParentFile().Path() != file.Path() {
+		return schema.Invalid("proto_message", "no message %s in the latest schema of subject %q (its own messages, not those of the schemas it references)", m.message, subject)
+	}
+	m.desc, m.types = md, linker.ResolverFromFile(file)
+	return nil
+}
+
+// errNoCompile marks a registry schema that does not compile.
+var errNoCompile = errors.New("does not compile as a .proto file")
+
+// compileRegistered compiles schema id (text, with the references refs)
+// with the schemas it references, read from the registry (and those they
+// reference). An error of the registry is returned as it is (an outage,
+// or a refusal such as a reference not found); a schema that does not
+// compile is errNoCompile.
+func compileRegistered(ctx context.Context, c *registry.Client, id int, text string, refs []registry.Reference) (linker.File, error) {
+	name := fmt.Sprintf("schema-%d.proto", id)
+	files := map[string]string{name: text}
+	if err := referencedFiles(ctx, c, refs, files); err != nil {
+		return nil, err
+	}
+	file, err := compile(&protocompile.SourceResolver{Accessor: protocompile.SourceAccessorFromMap(files)}, name)
+	if err != nil {
+		return nil, fmt.Errorf("schema id %d %w: %v", id, errNoCompile, err)
+	}
+	return file, nil
+}
+
+// referencedFiles adds to files the text of each schema refs name, and of
+// those they name in turn, under the names the imports use.
+func referencedFiles(ctx context.Context, c *registry.Client, refs []registry.Reference, files map[string]string) error {
+	for _, r := range refs {
+		if _, ok := files[r.Name]; ok {
+			continue
+		}
+		_, text, more, err := c.SchemaAt(ctx, r.Subject, r.Version, registry.Protobuf)
+		if err != nil {
+			return fmt.Errorf("reference %s (subject %q version %d): %w", r.Name, r.Subject, r.Version, err)
+		}
+		files[r.Name] = text
+		if err := referencedFiles(ctx, c, more, files); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -237,22 +375,28 @@ func (d *protoRegistryDecoder) schema(ctx context.Context, id uint32) (*protoSch
 	if s, ok := d.schemas[id]; ok {
 		return s, nil
 	}
-	text, err := d.m.client.SchemaByIDOf(ctx, int(id), registry.Protobuf)
-	if err != nil {
-		switch {
-		case registry.NotFound(err):
-			return &protoSchema{bad: fmt.Sprintf("unknown schema id %d: the registry says: %v", id, err)}, nil
-		case registry.Refused(err):
-			return &protoSchema{bad: err.Error()}, nil
-		}
+	text, refs, err := d.m.client.SchemaWithRefs(ctx, int(id), registry.Protobuf)
+	var file linker.File
+	if err == nil {
+		file, err = compileRegistered(ctx, d.m.client, int(id), text, refs)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoCompile):
+		// Kept: a schema id's text does not change.
+		s := &protoSchema{bad: err.Error()}
+		d.schemas[id] = s
+		return s, nil
+	case registry.NotFound(err) && len(refs) == 0:
+		return &protoSchema{bad: fmt.Sprintf("unknown schema id %d: the registry says: %v", id, err)}, nil
+	case registry.Refused(err) && len(refs) == 0:
+		return &protoSchema{bad: err.Error()}, nil
+	case registry.Refused(err): // a reference
+		return &protoSchema{bad: fmt.Sprintf("schema id %d: %v", id, err)}, nil
+	default:
 		return nil, retry.Transient(fmt.Errorf("reading schema id %d from the registry: %w", id, err))
 	}
-	s := &protoSchema{types: map[string]*protoRegMessage{}}
-	name := fmt.Sprintf("schema-%d.proto", id)
-	s.file, err = compile(&protocompile.SourceResolver{Accessor: protocompile.SourceAccessorFromMap(map[string]string{name: text})}, name)
-	if err != nil {
-		s.bad = fmt.Sprintf("schema id %d does not compile as a .proto file (imports other than the well-known types, schema references, are not supported): %v", id, err)
-	}
+	s := &protoSchema{file: file, types: map[string]*protoRegMessage{}}
 	d.schemas[id] = s
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,18 +235,160 @@ func TestProtobufRegistryOptions(t *testing.T) {
 		return f.Open(context.Background(), "rabbitmq-sink", "orders", sink)
 	}
 	check(open(Options{ProtoFile: shopProto, ProtoMessage: "shop.Order"}, true), "proto_file", `not registered under subject "orders-value"`)
-	check(open(Options{}, true), "proto_file", "needs --proto-file and --proto-message")
-	check(open(Options{ProtoFile: ordersProto, ProtoMessage: "orders.Order"}, true), "proto_file", "imports money.proto")
+	check(open(Options{}, true), "proto_message", "needs --proto-message")
+	check(open(Options{ProtoMessage: "shop.Order"}, true), "proto_file", `subject "orders-value" has no schema`)
+	check(open(Options{ProtoFile: ordersProto, ProtoMessage: "orders.Order"}, true), "proto_file", `money.proto (imported by orders.proto) is not registered under subject "money.proto"`)
+	check(open(Options{ProtoFile: ordersProto, ProtoMessage: "money.Amount"}, true), "proto_message", "money.Amount is defined in money.proto, not in --proto-file")
 	check(open(Options{ProtoDescriptorSet: "testdata/protobuf/orders.pb", ProtoMessage: "orders.Order"}, false), "proto_descriptor_set", "does not apply with --schema-registry")
 	check(open(Options{SchemaAutoRegister: true}, true), "schema_auto_register", "needs --proto-file")
-	check(open(Options{ProtoMessage: "shop.Order"}, false), "proto_message", "applies only with --proto-file")
+	check(open(Options{ProtoMessage: "shop.Order"}, false), "proto_message", "applies to sinks only")
+	_, err := New(Options{Format: Protobuf, SchemaRegistry: reg.URL, ProtoMessage: "shop Order"})
+	check(err, "proto_message", "not a message name")
 	reg.Refuse("orders-value", "Schema being registered is incompatible with an earlier schema")
 	reg.AddType("orders-value", "syntax = \"proto3\";", "PROTOBUF")
 	check(open(Options{ProtoFile: shopProto, ProtoMessage: "shop.Order", SchemaAutoRegister: true}, true), "schema_auto_register", "is incompatible with an earlier schema")
-	_, err := New(Options{Format: JSON, SchemaRegistry: reg.URL})
+	_, err = New(Options{Format: JSON, SchemaRegistry: reg.URL})
 	check(err, "schema_registry", "applies only with --format avro or protobuf")
 	_, err = New(Options{Format: Protobuf, ProtoFile: shopProto, ProtoMessage: "shop.Order", SchemaAutoRegister: true})
 	check(err, "schema_auto_register", "applies only with --schema-registry")
 	reg.Close()
 	check(open(Options{}, false), "schema_registry", "does not answer")
+}
+
+// TestProtobufRegistryReferences: a --proto-file importing another file
+// (orders.proto imports money.proto) is registered as Confluent's
+// serializers register it: money.proto under the subject money.proto
+// first, then orders.proto with a reference (name and subject
+// money.proto, its version), the well-known types left out. A source
+// reads the references by subject and version and compiles them
+// together; a sink without --proto-file takes the subject's latest schema
+// with its references; a second sink finds it all registered.
+func TestProtobufRegistryReferences(t *testing.T) {
+	reg := registrytest.New()
+	defer reg.Close()
+	snk := protoRegistryFormat(t, reg, Options{ProtoFile: ordersProto, ProtoMessage: "orders.Order", SchemaAutoRegister: true}, true)
+	c, _ := registry.New(registry.Config{URL: reg.URL})
+	ctx := context.Background()
+	moneyText, _ := os.ReadFile("testdata/protobuf/money.proto")
+	ordersText, _ := os.ReadFile(ordersProto)
+	_, text, refs, err := c.SchemaAt(ctx, "money.proto", 1, registry.Protobuf)
+	if err != nil || text != string(moneyText) || len(refs) != 0 {
+		t.Fatalf("subject money.proto version 1: %v %v, want money.proto's text", err, refs)
+	}
+	id, text, refs, err := c.SchemaAt(ctx, "orders-value", -1, registry.Protobuf)
+	if err != nil || text != string(ordersText) || !slices.Equal(refs, []registry.Reference{{Name: "money.proto", Subject: "money.proto", Version: 1}}) {
+		t.Fatalf("subject orders-value: %v, references %v; want orders.proto's text referencing money.proto version 1", err, refs)
+	}
+	if _, err := c.SchemaByIDOf(ctx, id, registry.Protobuf); err == nil || !registry.Refused(err) {
+		t.Fatalf("SchemaByIDOf of a schema with references: %v, want a refusal (Avro's reading)", err)
+	}
+	full, _ := os.ReadFile("testdata/protobuf/golden/full.json")
+	want := string(compact(t, full))
+	ok, failed := encodeAll(snk.NewEncoder(), recs(want))
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	v := ok[0].Value
+	if v[0] != 0 || binary.BigEndian.Uint32(v[1:5]) != uint32(id) || v[5] != 0 {
+		t.Fatalf("header %x, want 0, schema id %d, index byte 0", v[:6], id)
+	}
+	src := protoRegistryFormat(t, reg, Options{}, false)
+	out, failed := decodeAll(src.NewDecoder(), []record.Record{{Value: bytes.Clone(v)}})
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	if got := string(compact(t, out[0].Value)); got != want {
+		t.Fatalf("decoded %s, want %s", got, want)
+	}
+	again := protoRegistryFormat(t, reg, Options{ProtoFile: ordersProto, ProtoMessage: "orders.Order"}, true)
+	latest := protoRegistryFormat(t, reg, Options{ProtoMessage: "orders.Order"}, true)
+	for name, f := range map[string]*Format{"lookup": again, "latest": latest} {
+		if !bytes.Equal(f.proto.wire, v[:6]) {
+			t.Fatalf("%s: header %x, want %x", name, f.proto.wire, v[:6])
+		}
+		ok, failed := encodeAll(f.NewEncoder(), recs(want))
+		if len(failed) > 0 || !bytes.Equal(ok[0].Value, v) {
+			t.Fatalf("%s: encoded %x %v, want %x", name, ok[0].Value, failed, v)
+		}
+	}
+	if n := len(reg.Subject("money.proto")); n != 1 {
+		t.Fatalf("money.proto registered %d times", n)
+	}
+	// A message of a referenced schema is not one of the subject's own.
+	_, err = New(Options{Format: Protobuf, SchemaRegistry: reg.URL, ProtoMessage: "money.Amount"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := mustNew(t, Options{Format: Protobuf, SchemaRegistry: reg.URL, ProtoMessage: "money.Amount"})
+	var fe *schema.FieldError
+	if err := f.Open(ctx, "rabbitmq-sink", "orders", true); !errors.As(err, &fe) || fe.Field != "proto_message" || !strings.Contains(err.Error(), "no message money.Amount in the latest schema") {
+		t.Fatalf("money.Amount in orders-value: %v", err)
+	}
+}
+
+// TestProtobufRegistryTransitiveReferences: imports of imports, found
+// through --proto-path, with a / in an import path (the subject
+// common/money.proto, escaped in the registry's URLs), a file imported
+// twice (registered once), and a schema whose reference the registry does
+// not have: its records fail with the reference named; once registered,
+// the next batch reads (a missing reference is not kept).
+func TestProtobufRegistryTransitiveReferences(t *testing.T) {
+	dir, lib := t.TempDir(), t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(lib+"/common/money.proto", "syntax = \"proto3\";\npackage common;\nmessage Money { string currency = 1; int64 cents = 2; }\n")
+	write(lib+"/common/line.proto", "syntax = \"proto3\";\npackage common;\nimport \"common/money.proto\";\nmessage Line { string sku = 1; Money price = 2; }\n")
+	write(dir+"/cart.proto", "syntax = \"proto3\";\npackage cart;\nimport \"common/line.proto\";\nimport \"common/money.proto\";\nimport \"google/protobuf/timestamp.proto\";\n"+
+		"message Cart { repeated common.Line lines = 1; common.Money total = 2; google.protobuf.Timestamp at = 3; }\n")
+	reg := registrytest.New()
+	defer reg.Close()
+	snk := protoRegistryFormat(t, reg, Options{ProtoFile: dir + "/cart.proto", ProtoPath: lib, ProtoMessage: "cart.Cart", SchemaAutoRegister: true}, true)
+	c, _ := registry.New(registry.Config{URL: reg.URL})
+	ctx := context.Background()
+	_, _, refs, err := c.SchemaAt(ctx, "common/line.proto", 1, registry.Protobuf)
+	if err != nil || !slices.Equal(refs, []registry.Reference{{Name: "common/money.proto", Subject: "common/money.proto", Version: 1}}) {
+		t.Fatalf("common/line.proto: %v %v", err, refs)
+	}
+	_, _, refs, err = c.SchemaAt(ctx, "orders-value", -1, registry.Protobuf)
+	if err != nil || !slices.Equal(refs, []registry.Reference{{Name: "common/line.proto", Subject: "common/line.proto", Version: 1}, {Name: "common/money.proto", Subject: "common/money.proto", Version: 1}}) {
+		t.Fatalf("orders-value: %v %v", err, refs)
+	}
+	if n := len(reg.Subject("common/money.proto")); n != 1 {
+		t.Fatalf("common/money.proto registered %d times, want once", n)
+	}
+	cart := `{"lines":[{"sku":"a","price":{"currency":"EUR","cents":"250"}}],"total":{"currency":"EUR","cents":"250"},"at":"2026-01-01T00:00:00Z"}`
+	ok, failed := encodeAll(snk.NewEncoder(), recs(cart))
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	src := protoRegistryFormat(t, reg, Options{}, false)
+	dec := src.NewDecoder()
+	out, failed := decodeAll(dec, ok)
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	if got := string(compact(t, out[0].Value)); got != cart {
+		t.Fatalf("decoded %s, want %s", got, cart)
+	}
+	// A schema referencing a version the registry does not have.
+	text := "syntax = \"proto3\";\npackage x;\nimport \"y.proto\";\nmessage X { y.Y y = 1; }\n"
+	id := reg.AddRefs("x-value", text, "PROTOBUF", registrytest.Reference{Name: "y.proto", Subject: "y.proto", Version: 1})
+	value := binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
+	value = append(value, 0, 0x0a, 0x02, 0x0a, 0x00) // indexes [0]; field y: a Y of field 1 ""
+	_, failed = decodeAll(dec, []record.Record{{Value: bytes.Clone(value)}})
+	if len(failed) != 1 || !strings.Contains(failed[0].Err.Error(), `schema id `+itoa(uint32(id))+`: reference y.proto (subject "y.proto" version 1): Subject 'y.proto' not found.`) {
+		t.Fatalf("a missing reference: %v", failed)
+	}
+	reg.AddType("y.proto", "syntax = \"proto3\";\npackage y;\nmessage Y { string s = 1; }\n", "PROTOBUF")
+	out, failed = decodeAll(dec, []record.Record{{Value: bytes.Clone(value)}})
+	if len(failed) > 0 || string(compact(t, out[0].Value)) != `{"y":{"s":""}}` {
+		t.Fatalf("once y.proto is registered: %v %v", out, failed)
+	}
 }

@@ -9,12 +9,16 @@
 //	GET  /subjects                            (Check: is the registry there)
 //	GET  /schemas/ids/{id}                    (SchemaByID[Of]: a source's writer schema)
 //	GET  /subjects/{subject}/versions/latest  (Latest: a sink without a schema file)
+//	GET  /subjects/{subject}/versions/{n}     (SchemaAt: a schema's references)
 //	POST /subjects/{subject}                  (Lookup: the id of a sink's schema)
 //	POST /subjects/{subject}/versions         (Register: --schema-auto-register)
 //
 // Avro schemas go without schemaType (the registry's default); Protobuf
-// ones with schemaType PROTOBUF (the methods named ...Of). Schemas with
-// references to other subjects are not read.
+// ones with schemaType PROTOBUF (the methods named ...Of). Schema
+// references (a schema naming others by subject and version, as a .proto
+// file imports others) are read and written for Protobuf (SchemaWithRefs,
+// SchemaAt, and the refs of LookupOf and RegisterOf); SchemaByIDOf and
+// LatestOf, which Avro uses, refuse a schema that has them.
 //
 // Errors: NotFound tells an answer "no such schema or subject" (error
 // codes 40401, 40402, 40403) from an outage; Incompatible a schema the
@@ -72,6 +76,14 @@ type Client struct {
 	cl   *sr.Client
 	mu   sync.Mutex
 	byID map[int]sr.Schema
+	// at is the schemas read by subject and version (never latest):
+	// a version, once registered, does not change.
+	at map[subjectVersion]sr.SubjectSchema
+}
+
+type subjectVersion struct {
+	subject string
+	version int
 }
 
 // The schema types a client reads and registers (the registry's
@@ -83,6 +95,11 @@ const (
 
 // Type is a schema type, Avro or Protobuf.
 type Type = sr.SchemaType
+
+// Reference is a schema reference: the name the referring schema uses for
+// the other (a .proto import path), and the subject and version it is
+// registered under.
+type Reference = sr.SchemaReference
 
 // New returns a client of cfg; it does not connect.
 func New(cfg Config) (*Client, error) {
@@ -113,7 +130,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cl: cl, byID: map[int]sr.Schema{}}, nil
+	return &Client{cl: cl, byID: map[int]sr.Schema{}, at: map[subjectVersion]sr.SubjectSchema{}}, nil
 }
 
 // Check asks the registry for its subjects: whether it answers, and
@@ -130,25 +147,62 @@ func (c *Client) SchemaByID(ctx context.Context, id int) (string, error) {
 }
 
 // SchemaByIDOf returns the schema text of id, which must be a schema of
-// type typ, from the cache after the first time.
+// type typ without references, from the cache after the first time.
 func (c *Client) SchemaByIDOf(ctx context.Context, id int, typ Type) (string, error) {
+	text, refs, err := c.SchemaWithRefs(ctx, id, typ)
+	if err == nil && len(refs) > 0 {
+		return "", refusal{fmt.Sprintf("schema id %d has references to other schemas (%s first), which culvert does not read for %s", id, refs[0].Name, typ)}
+	}
+	return text, err
+}
+
+// SchemaWithRefs returns the schema text of id, which must be a schema of
+// type typ, and its references, from the cache after the first time.
+func (c *Client) SchemaWithRefs(ctx context.Context, id int, typ Type) (string, []Reference, error) {
 	c.mu.Lock()
 	sc, ok := c.byID[id]
 	c.mu.Unlock()
 	if !ok {
 		var err error
 		if sc, err = c.cl.SchemaByID(ctx, id); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		c.remember(id, sc)
 	}
 	if sc.Type != typ {
-		return "", refusal{fmt.Sprintf("schema id %d is a %s schema, not %s", id, sc.Type, typ)}
+		return "", nil, refusal{fmt.Sprintf("schema id %d is a %s schema, not %s", id, sc.Type, typ)}
 	}
-	if len(sc.References) > 0 {
-		return "", refusal{fmt.Sprintf("schema id %d has references to other schemas (%s first), which culvert does not read", id, sc.References[0].Name)}
+	return sc.Schema, sc.References, nil
+}
+
+// SchemaAt returns the id, text and references of version of subject
+// (version -1: the latest), which must be a schema of type typ. A version
+// read once is kept (the latest is asked each time).
+func (c *Client) SchemaAt(ctx context.Context, subject string, version int, typ Type) (int, string, []Reference, error) {
+	key := subjectVersion{subject, version}
+	c.mu.Lock()
+	ss, ok := c.at[key]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if ss, err = c.cl.SchemaByVersion(ctx, subject, version); err != nil {
+			return 0, "", nil, err
+		}
+		c.remember(ss.ID, ss.Schema)
+		if version > 0 {
+			c.mu.Lock()
+			c.at[key] = ss
+			c.mu.Unlock()
+		}
 	}
-	return sc.Schema, nil
+	if ss.Type != typ {
+		what := fmt.Sprintf("version %d", version)
+		if version < 0 {
+			what = "the latest schema"
+		}
+		return 0, "", nil, refusal{fmt.Sprintf("%s of subject %q (id %d) is a %s schema, not %s", what, subject, ss.ID, ss.Type, typ)}
+	}
+	return ss.ID, ss.Schema.Schema, ss.References, nil
 }
 
 // Latest returns the id and text of the subject's latest Avro schema.
@@ -157,17 +211,13 @@ func (c *Client) Latest(ctx context.Context, subject string) (int, string, error
 }
 
 // LatestOf returns the id and text of the subject's latest schema, which
-// must be of type typ.
+// must be of type typ, without references.
 func (c *Client) LatestOf(ctx context.Context, subject string, typ Type) (int, string, error) {
-	ss, err := c.cl.SchemaByVersion(ctx, subject, -1)
-	if err != nil {
-		return 0, "", err
+	id, text, refs, err := c.SchemaAt(ctx, subject, -1, typ)
+	if err == nil && len(refs) > 0 {
+		return 0, "", refusal{fmt.Sprintf("the latest schema of subject %q (id %d) has references to other schemas (%s first), which culvert does not read for %s", subject, id, refs[0].Name, typ)}
 	}
-	c.remember(ss.ID, ss.Schema)
-	if ss.Type != typ {
-		return 0, "", refusal{fmt.Sprintf("the latest schema of subject %q (id %d) is a %s schema, not %s", subject, ss.ID, ss.Type, typ)}
-	}
-	return ss.ID, ss.Schema.Schema, nil
+	return id, text, err
 }
 
 // Lookup returns the id of the Avro schema under subject.
@@ -175,15 +225,23 @@ func (c *Client) Lookup(ctx context.Context, subject, schema string) (int, error
 	return c.LookupOf(ctx, subject, schema, Avro)
 }
 
-// LookupOf returns the id of schema, of type typ, under subject.
-func (c *Client) LookupOf(ctx context.Context, subject, schema string, typ Type) (int, error) {
-	sc := sr.Schema{Schema: schema, Type: typ}
+// LookupOf returns the id of schema, of type typ with the references
+// refs, under subject.
+func (c *Client) LookupOf(ctx context.Context, subject, schema string, typ Type, refs ...Reference) (int, error) {
+	id, _, err := c.Find(ctx, subject, schema, typ, refs...)
+	return id, err
+}
+
+// Find returns the id of schema, of type typ with the references refs,
+// and its version under subject.
+func (c *Client) Find(ctx context.Context, subject, schema string, typ Type, refs ...Reference) (id, version int, err error) {
+	sc := sr.Schema{Schema: schema, Type: typ, References: refs}
 	ss, err := c.cl.LookupSchema(ctx, subject, sc)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	c.remember(ss.ID, sc)
-	return ss.ID, nil
+	return ss.ID, ss.Version, nil
 }
 
 // Register registers the Avro schema under subject (or finds it
@@ -192,10 +250,10 @@ func (c *Client) Register(ctx context.Context, subject, schema string) (int, err
 	return c.RegisterOf(ctx, subject, schema, Avro)
 }
 
-// RegisterOf registers schema, of type typ, under subject (or finds it
-// registered) and returns its id.
-func (c *Client) RegisterOf(ctx context.Context, subject, schema string, typ Type) (int, error) {
-	sc := sr.Schema{Schema: schema, Type: typ}
+// RegisterOf registers schema, of type typ with the references refs,
+// under subject (or finds it registered) and returns its id.
+func (c *Client) RegisterOf(ctx context.Context, subject, schema string, typ Type, refs ...Reference) (int, error) {
+	sc := sr.Schema{Schema: schema, Type: typ, References: refs}
 	id, err := c.cl.RegisterSchema(ctx, subject, sc, -1, -1)
 	if err != nil {
 		return 0, err

@@ -1,18 +1,30 @@
 // Package registrytest is a small Confluent schema registry for tests: no
 // registry server installs here, so the tests talk to this one, which
 // implements the documented REST endpoints culvert's client calls (see
-// package registry) with the registry's JSON bodies and error codes. It
-// is not a registry: it checks compatibility only when told to refuse.
+// package registry) with the registry's JSON bodies and error codes,
+// schema references included. It is not a registry: it checks
+// compatibility only when told to refuse, and of a schema's references
+// only that each names a registered subject and version.
 package registrytest
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 )
+
+// Reference is a schema reference: the name the referring schema uses for
+// the other, and the subject and version it is registered under.
+type Reference struct {
+	Name    string `json:"name"`
+	Subject string `json:"subject"`
+	Version int    `json:"version"`
+}
 
 // Server is a running test registry.
 type Server struct {
@@ -23,6 +35,7 @@ type Server struct {
 	mu       sync.Mutex
 	schemas  []string         // by id-1
 	types    []string         // schemaType by id-1, "" for Avro
+	refs     [][]Reference    // references by id-1
 	subjects map[string][]int // subject → ids by version-1
 	refuse   map[string]string
 	down     bool
@@ -52,24 +65,40 @@ func (s *Server) Add(subject, schema string) int {
 // AddType registers schema of schemaType typ ("PROTOBUF"; "" or "AVRO"
 // for Avro) under subject and returns its id.
 func (s *Server) AddType(subject, schema, typ string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.add(subject, schema, typ)
+	return s.AddRefs(subject, schema, typ)
 }
 
-func (s *Server) add(subject, schema, typ string) int {
+// AddRefs registers schema of schemaType typ with the references refs
+// under subject and returns its id.
+func (s *Server) AddRefs(subject, schema, typ string, refs ...Reference) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.add(subject, schema, typ, refs)
+}
+
+// find returns the id of schema of type typ with refs, 0 when there is
+// none.
+func (s *Server) find(schema, typ string, refs []Reference) int {
+	for i, t := range s.schemas {
+		if t == schema && s.types[i] == typ && slices.Equal(s.refs[i], refs) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func (s *Server) add(subject, schema, typ string, refs []Reference) int {
 	if typ == "AVRO" {
 		typ = ""
 	}
-	id := 0
-	for i, t := range s.schemas {
-		if t == schema && s.types[i] == typ {
-			id = i + 1
-		}
+	if len(refs) == 0 {
+		refs = nil
 	}
+	id := s.find(schema, typ, refs)
 	if id == 0 {
 		s.schemas = append(s.schemas, schema)
 		s.types = append(s.types, typ)
+		s.refs = append(s.refs, refs)
 		id = len(s.schemas)
 	}
 	for _, v := range s.subjects[subject] {
@@ -122,7 +151,8 @@ func answer(w http.ResponseWriter, v any) {
 }
 
 // body is the JSON of schema id, added to m: its text and, unless it is
-// Avro (the registry leaves it out then), its schemaType.
+// Avro (the registry leaves it out then), its schemaType, and its
+// references when it has any.
 func (s *Server) body(id int, m map[string]any) map[string]any {
 	if m == nil {
 		m = map[string]any{}
@@ -131,7 +161,22 @@ func (s *Server) body(id int, m map[string]any) map[string]any {
 	if t := s.types[id-1]; t != "" {
 		m["schemaType"] = t
 	}
+	if r := s.refs[id-1]; len(r) > 0 {
+		m["references"] = r
+	}
 	return m
+}
+
+// badReference returns why one of refs does not name a registered
+// subject and version, "" when they all do.
+func (s *Server) badReference(refs []Reference) string {
+	for _, r := range refs {
+		ids := s.subjects[r.Subject]
+		if r.Name == "" || r.Version < 1 || r.Version > len(ids) {
+			return "Invalid schema: reference " + strconv.Quote(r.Name) + " to subject " + strconv.Quote(r.Subject) + " version " + strconv.Itoa(r.Version) + " is not registered"
+		}
+	}
+	return ""
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +193,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	// Split the escaped path: a subject may hold a / (escaped %2F),
+	// such as a .proto import path.
+	parts := strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/")
+	for i, p := range parts {
+		if u, err := url.PathUnescape(p); err == nil {
+			parts[i] = u
+		}
+	}
 	switch {
 	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "subjects":
 		names := []string{}
@@ -182,8 +234,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		answer(w, s.body(id, map[string]any{"subject": parts[1], "version": v, "id": id}))
 	case r.Method == http.MethodPost && len(parts) >= 2 && parts[0] == "subjects":
 		var body struct {
-			Schema     string `json:"schema"`
-			SchemaType string `json:"schemaType"`
+			Schema     string      `json:"schema"`
+			SchemaType string      `json:"schemaType"`
+			References []Reference `json:"references"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Schema == "" {
 			fail(w, http.StatusUnprocessableEntity, 42201, "Invalid schema")
@@ -192,19 +245,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if body.SchemaType == "AVRO" {
 			body.SchemaType = ""
 		}
+		if len(body.References) == 0 {
+			body.References = nil
+		}
+		same := func(id int) bool {
+			return s.schemas[id-1] == body.Schema && s.types[id-1] == body.SchemaType && slices.Equal(s.refs[id-1], body.References)
+		}
 		subject := parts[1]
 		if len(parts) == 3 && parts[2] == "versions" {
 			for _, id := range s.subjects[subject] {
-				if s.schemas[id-1] == body.Schema && s.types[id-1] == body.SchemaType {
+				if same(id) {
 					answer(w, map[string]any{"id": id})
 					return
 				}
+			}
+			if msg := s.badReference(body.References); msg != "" {
+				fail(w, http.StatusUnprocessableEntity, 42201, msg)
+				return
 			}
 			if msg, ok := s.refuse[subject]; ok {
 				fail(w, http.StatusConflict, 409, msg)
 				return
 			}
-			answer(w, map[string]any{"id": s.add(subject, body.Schema, body.SchemaType)})
+			answer(w, map[string]any{"id": s.add(subject, body.Schema, body.SchemaType, body.References)})
 			return
 		}
 		ids := s.subjects[subject]
@@ -213,7 +276,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for v, id := range ids {
-			if s.schemas[id-1] == body.Schema && s.types[id-1] == body.SchemaType {
+			if same(id) {
 				answer(w, s.body(id, map[string]any{"subject": subject, "version": v + 1, "id": id}))
 				return
 			}
