@@ -17,6 +17,11 @@ type Part struct {
 	// Oversized reports a record longer than the limit: it was skipped up
 	// to its delimiter and only its first bytes were kept.
 	Oversized bool
+	// Truncated reports a length-delimited record (Lengths) that the
+	// stream ended inside: Value is its raw bytes, length prefix included
+	// (at most the keep given to NewLengths), Size the length its prefix
+	// announced (0 when the prefix itself is cut short).
+	Truncated bool
 }
 
 // Splitter cuts a stream into records at a delimiter. Empty records are

@@ -6,6 +6,7 @@ require (
 	github.com/culvert-dev/culvert/common v0.1.0
 	github.com/hamba/avro/v2 v2.31.0
 	github.com/rs/zerolog v1.35.1
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -57,7 +58,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect

@@ -14,6 +14,7 @@ import (
 	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
+	"github.com/culvert-dev/culvert/common/split"
 )
 
 var info = cli.Info{
@@ -33,7 +34,10 @@ file-sink --topic orders --path - --output full --from beginning --stop-at-end |
 file-sink --topic orders --path orders.csv --format csv --csv-columns order_id,amount,priority
 
 # Write the orders as an Avro object container file (one block per batch)
-file-sink --topic orders --path orders.avro --format avro --avro-schema order.avsc`,
+file-sink --topic orders --path orders.avro --format avro --avro-schema order.avsc
+
+# Write the orders as length-delimited Protobuf messages (as writeDelimitedTo)
+file-sink --topic orders --path orders.bin --format protobuf --proto-file orders.proto --proto-message orders.Order`,
 }
 
 // Options are file-sink's own options.
@@ -55,6 +59,10 @@ type sink struct {
 	// container (avro: an object container file), else nil: the file
 	// begins with its header and each batch is one block, no lines.
 	container format.Container
+	// delimited: each value is written after its length as a varint, no
+	// line break (--format protobuf: Protobuf's delimited form).
+	delimited bool
+	prefix    []byte
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
@@ -67,6 +75,9 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 	if s.headed != nil && opts.Output == "full" {
 		return nil, schema.Invalid("output", "full writes one JSON object per record; it does not go with --format csv, whose file is rows under a header row")
 	}
+	// With --output full, each record is a JSON line (its value in
+	// value_base64) whatever the format.
+	s.delimited = env.Format.LengthDelimited() && opts.Output != "full"
 	return s, nil
 }
 
@@ -151,6 +162,14 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	}
 	for i := range recs {
 		r := &recs[i]
+		if s.delimited {
+			s.prefix = split.AppendPrefix(s.prefix[:0], len(r.Value))
+			s.w.Write(s.prefix)
+			if _, err := s.w.Write(r.Value); err != nil {
+				return fmt.Errorf("writing %s: %w", s.opts.Path, err)
+			}
+			continue
+		}
 		if s.opts.Output == "full" {
 			b, err := record.MarshalFull(r)
 			if err != nil {

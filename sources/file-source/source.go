@@ -40,13 +40,16 @@ file-source --topic orders --path orders.csv --format csv --filter '.amount > 50
 file-source --topic logs --path /var/log/app.log --follow
 
 # Read records separated by NUL bytes from standard input
-find . -print0 | file-source --topic files --path - --delimiter '\0'`,
+find . -print0 | file-source --topic files --path - --delimiter '\0'
+
+# Publish a file of length-delimited Protobuf messages (as writeDelimitedTo writes them)
+file-source --topic orders --path orders.bin --format protobuf --proto-file orders.proto --proto-message orders.Order`,
 }
 
 // Options are file-source's own options.
 type Options struct {
 	Path         string          `json:"path" jsonschema:"required" jsonschema_description:"File to read, or - for standard input."`
-	Delimiter    string          `json:"delimiter" jsonschema:"default=\\n,minLength=1" jsonschema_description:"What separates records; escapes such as \\n, \\t, \\0 and \\r\\n are understood. Empty records are skipped."`
+	Delimiter    string          `json:"delimiter" jsonschema:"default=\\n,minLength=1" jsonschema_description:"What separates records; escapes such as \\n, \\t, \\0 and \\r\\n are understood. Empty records are skipped. Not with --format protobuf: its files hold messages each after its length as a varint (Protobuf's delimited form)."`
 	Follow       bool            `json:"follow,omitempty" jsonschema_description:"At the end of the file, wait for more like tail -F (rotation and truncation handled) instead of exiting."`
 	PollInterval schema.Duration `json:"poll_interval" jsonschema:"default=250ms" jsonschema_description:"With --follow, how often to look for new data, rotation and truncation."`
 	ReadSize     int             `json:"read_size" jsonschema:"minimum=512,default=262144" jsonschema_description:"Bytes read from the file at a time."`
@@ -82,13 +85,14 @@ type source struct {
 	f   *os.File
 	pos position // the file; its offset is the splitter's
 	// splitter cuts what is read into records; it holds the bytes read
-	// after the last delimiter (at most limit of them) and the offset of
-	// the next byte after the last whole record.
-	splitter *split.Splitter
+	// after the last whole record (at most limit of them) and the offset
+	// of the next byte after it.
+	splitter cutter
 	// lines is the splitter at --delimiter; with --format avro, a file
 	// that is an Avro object container is cut at its sync marker instead
-	// (see frame).
-	lines *split.Splitter
+	// (see frame); with --format protobuf, every file and stream is cut
+	// as length-delimited messages (split.Lengths).
+	lines cutter
 	avro  bool
 	// unframed: with --follow, the file is too short yet to tell whether
 	// it is an Avro container (a writer created it and has not written
@@ -108,6 +112,17 @@ type source struct {
 	streamErr error         // the error that ended the stream, such as io.EOF
 }
 
+// cutter cuts a stream into records: split.Splitter (at a delimiter) or
+// split.Lengths (length-delimited records).
+type cutter interface {
+	Write(out []split.Part, p []byte) []split.Part
+	Flush(out []split.Part) []split.Part
+	Offset() int64
+	Reset(offset int64)
+	Pending() int64
+	Held() int
+}
+
 // chunk is one read from a stream.
 type chunk struct {
 	data []byte
@@ -120,7 +135,13 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 		return nil, schema.Invalid("delimiter", "%v", err)
 	}
 	limit := env.RecordLimit()
-	lines := split.New(delim, int64(limit), connector.DeadLetterHeadBytes)
+	var lines cutter = split.New(delim, int64(limit), connector.DeadLetterHeadBytes)
+	if env.Format.LengthDelimited() {
+		if !bytes.Equal(delim, []byte{'\n'}) {
+			return nil, schema.Invalid("delimiter", "does not apply with --format %s: each message is read after its length (a varint), as Protobuf's writeDelimitedTo writes them", env.Format.Name())
+		}
+		lines = split.NewLengths(int64(limit), connector.DeadLetterHeadBytes)
+	}
 	return &source{opts: *opts, limit: limit, log: env.Log, fresh: true,
 		splitter: lines, lines: lines, avro: env.Format.Name() == format.Avro}, nil
 }
@@ -307,6 +328,9 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return connector.Batch{}, err
 		}
+		if err := s.cutErr(); err != nil {
+			return connector.Batch{}, err
+		}
 		if s.unframed {
 			fi, err := s.f.Stat()
 			if err != nil {
@@ -365,8 +389,19 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	}
 }
 
+// cutErr returns why the file cannot be cut into records past the last
+// whole one: a length-delimited file (--format protobuf) whose next length
+// prefix is not one. Reading stops there: nothing after it can be found.
+func (s *source) cutErr() error {
+	if l, ok := s.splitter.(*split.Lengths); ok && l.Err() != nil {
+		return fmt.Errorf("reading %s: %w (with --format protobuf, a file holds messages each after its length as a varint)", s.opts.Path, l.Err())
+	}
+	return nil
+}
+
 // batch makes the records of parts, and dead letters of the parts larger
-// than --max-record-bytes.
+// than --max-record-bytes and of a length-delimited record the file ends
+// inside.
 func (s *source) batch(parts []split.Part) connector.Batch {
 	now := time.Now()
 	b := connector.Batch{Records: make([]record.Record, 0, len(parts)), Position: s.position(), Start: s.fresh && len(parts) > 0}
@@ -377,6 +412,10 @@ func (s *source) batch(parts []split.Part) connector.Batch {
 		r := record.Record{Value: p.Value, Time: now, Offset: p.Offset}
 		if p.Oversized {
 			b.Rejected = append(b.Rejected, connector.TooLarge(r, p.Size, s.limit))
+			continue
+		}
+		if p.Truncated {
+			b.Rejected = append(b.Rejected, connector.RejectedRecord{Record: r, Reason: split.TruncatedReason(p)})
 			continue
 		}
 		b.Records = append(b.Records, r)
