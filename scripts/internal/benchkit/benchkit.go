@@ -1,8 +1,10 @@
 // Package benchkit is the plumbing the subcommands of scripts/bench share:
 // their flag sets, number formatting, Markdown and text tables, a description of the
 // machine, the orders as values, an embedded bus loaded with them, the
-// connector binaries started with their logs in files, and CPU time and peak
-// RSS. It holds no measurement: each program decides what it times and how.
+// connector binaries started with their logs in files, CPU time and peak
+// RSS, and Floors, which checks each figure against the floor the README or
+// an issue sets for it and gives the exit code. It holds no measurement:
+// each program decides what it times and how, and which floors apply.
 package benchkit
 
 import (
@@ -16,7 +18,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -236,14 +237,9 @@ func LastLines(s string, n int) string {
 
 // Main runs bench with a context cancelled on SIGINT or SIGTERM and returns
 // the exit code: 0, or 1 after printing "prog: FAILED: <error>" to stderr.
+// A benchmark whose figures have floors uses MainFloors.
 func Main(prog string, stderr io.Writer, bench func(ctx context.Context) error) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx); err != nil {
-		fmt.Fprintf(stderr, "%s: FAILED: %v\n", prog, err)
-		return 1
-	}
-	return 0
+	return MainFloors(prog, io.Discard, stderr, func(ctx context.Context, _ *Floors) error { return bench(ctx) })
 }
 
 // WorkDir returns the scratch directory dir, created if missing, or when dir
