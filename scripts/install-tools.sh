@@ -21,6 +21,7 @@ command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
 command -v mlr >/dev/null || missing+=(miller)
 command -v protoc >/dev/null || missing+=(protobuf-compiler) # protoc --decode/--encode: scripts/test/protobuf.bats
 /usr/bin/python3 -c "import avro" 2>/dev/null || missing+=(python3-avro) # the independent Avro library of scripts/test/avro.bats
+/usr/bin/python3 -c "import google.protobuf" 2>/dev/null || missing+=(python3-protobuf) # length-delimited Protobuf files: scripts/test/protobuf.bats
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v mysql >/dev/null || missing+=(mariadb-client)
 command -v redis-cli >/dev/null || missing+=(redis-tools)

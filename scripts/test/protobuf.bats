@@ -10,7 +10,11 @@
 # wire format (byte 0, schema id, message indexes, message): the registry
 # is registryd, the small one of common/format/registry/registrytest (no
 # registry server installs here), and protoc decodes what follows the
-# header. Needs $CULVERT_BIN/file-source, file-sink, rabbitmq-source and
+# header; orders.proto imports money.proto, registered as a schema
+# reference. Files (file-source, file-sink) hold length-delimited messages,
+# which python3-protobuf (Debian python3-protobuf: _VarintBytes,
+# _DecodeVarint32, classes protoc --python_out made) writes and splits.
+# Needs $CULVERT_BIN/file-source, file-sink, rabbitmq-source and
 # rabbitmq-sink (built when missing).
 
 bats_require_minimum_version 1.5.0
@@ -193,7 +197,100 @@ CASES=(full pickup empty)
 	# The raw bytes (text, so in "value"): 0, schema id 42, index 0, a message.
 	[ "$(jq -c .value "$T/dlq.jsonl")" = '"\u0000\u0000\u0000\u0000*\u0000\n\u0001x"' ]
 	[ "$(jq -r '.headers | from_entries | ."culvert.error"' "$T/dlq.jsonl")" = "unknown schema id 42: the registry says: Schema 42 not found" ]
-	# Imports other than the well-known types would be schema references: exit 2.
+}
+
+# wire_decode: a script for amqp-consume printing the 6-byte header of the
+# wire-format message on its standard input in hex, then protoc's decoding
+# of the orders.Order after it.
+wire_decode() {
+	printf '#!/bin/sh\nf=$(mktemp); cat >"$f"; head -c 6 "$f" | od -An -tx1 | tr -d " \\n"; echo; tail -c +7 "$f" | protoc -I"%s" -I/usr/include --decode=orders.Order "%s/orders.proto"; rm -f "$f"\n' "$PB" "$PB" >"$T/wire"
+	chmod +x "$T/wire"
+}
+
+@test "protobuf: schema references with --schema-registry: money.proto registered under its import path and referenced; a sink without --proto-file; the source compiles both" {
+	registry
+	golden full >"$T/in.jsonl"
+	"$SRC" --bus "$BUS" --topic t --path "$T/in.jsonl" --log-level warn
+	# Not registered, no --schema-auto-register: exit 2 naming --proto-file and the import.
 	assert_bad_option proto-file "$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key "$Q" "${PROTO[@]}" --schema-registry "$REG"
-	[[ "$stderr" == *"imports money.proto"* ]]
+	[[ "$stderr" == *'money.proto (imported by orders.proto) is not registered under subject "money.proto"'* ]]
+	"$RSNK" --bus "$BUS" --topic t --url "$URL" --routing-key "$Q" --from beginning --stop-at-end "${PROTO[@]}" --schema-registry "$REG" --schema-auto-register --log-level warn
+	# The registry holds money.proto under the subject money.proto, and orders.proto under t-value referring to it.
+	curl -fsS "$REG/subjects/money.proto/versions/1" | jq -e --rawfile m "$PB/money.proto" '.id == 1 and .schemaType == "PROTOBUF" and .schema == $m'
+	curl -fsS "$REG/subjects/t-value/versions/latest" | jq -e --rawfile o "$PB/orders.proto" '.id == 2 and .schema == $o and .references == [{"name":"money.proto","subject":"money.proto","version":1}]'
+	wire_decode
+	timeout 30 amqp-consume -u "$URL" -q "$Q" -c 1 "$T/wire" >"$T/wire.out"
+	[ "$(head -1 "$T/wire.out")" = 000000000200 ]
+	diff <(decode <"$PB/golden/full.bin") <(tail -n +2 "$T/wire.out")
+	# A sink without --proto-file takes t-value's latest schema (and money.proto) and writes the same.
+	"$RSNK" --bus "$BUS" --topic t --group latest --url "$URL" --routing-key "$Q" --from beginning --stop-at-end --format protobuf --schema-registry "$REG" --proto-message orders.Order --log-level warn
+	timeout 30 amqp-consume -u "$URL" -q "$Q" -c 1 "$T/wire" >"$T/wire2.out"
+	diff "$T/wire.out" "$T/wire2.out"
+	# The source reads each value by its schema id, compiling orders.proto with money.proto from the registry.
+	"$RSNK" --bus "$BUS" --topic t --group again --url "$URL" --routing-key "$Q" --from beginning --stop-at-end "${PROTO[@]}" --schema-registry "$REG" --log-level warn
+	"$RSRC" --bus "$BUS" --topic back --url "$URL" --queue "$Q" --format protobuf --schema-registry "$REG" 2>"$T/err" &
+	PID=$!
+	wait_topic back 1 "$PID" "$T/err" >/dev/null
+	stop_cleanly "$PID" "$T/err"
+	PID=
+	[ "$(read_topic back | jq -cS .)" = "$(golden full)" ]
+	# A source does not take --proto-message without --proto-file.
+	assert_bad_option proto-message "$RSRC" --bus "$BUS" --topic back --url "$URL" --queue "$Q" --format protobuf --schema-registry "$REG" --proto-message orders.Order
+}
+
+@test "protobuf: file-sink writes length-delimited messages that python3-protobuf splits (protoc decodes each); file-source reads what python3-protobuf wrote" {
+	PY=/usr/bin/python3
+	$PY -c 'import google.protobuf' 2>/dev/null || { echo "python3-protobuf (Debian package) is missing: make tools installs it"; return 1; }
+	protoc -I"$PB" -I/usr/include --python_out="$T" orders.proto money.proto
+	# split FILE DIR: each length-delimited message of FILE, split with
+	# python's own varint reader and parsed as an orders.Order, written to
+	# DIR/N.bin; prints how many.
+	cat >"$T/split.py" <<-'PY'
+	import sys; sys.path.insert(0, sys.argv[2])
+	import orders_pb2
+	from google.protobuf.internal.decoder import _DecodeVarint32
+	data, pos, n = open(sys.argv[1], "rb").read(), 0, 0
+	while pos < len(data):
+	    size, pos = _DecodeVarint32(data, pos)
+	    msg = data[pos:pos + size]
+	    assert len(msg) == size, "message %d cut short" % (n + 1)
+	    orders_pb2.Order().ParseFromString(msg)
+	    n += 1
+	    open("%s/%d.bin" % (sys.argv[2], n), "wb").write(msg)
+	    pos += size
+	print(n)
+	PY
+	# write FILE...: the messages of the FILEs, each parsed as an
+	# orders.Order and written after its length (as writeDelimitedTo).
+	cat >"$T/write.py" <<-'PY'
+	import os, sys; sys.path.insert(0, os.path.dirname(sys.argv[0]))
+	import orders_pb2
+	from google.protobuf.internal.encoder import _VarintBytes
+	for path in sys.argv[1:]:
+	    m = orders_pb2.Order(); m.ParseFromString(open(path, "rb").read())
+	    b = m.SerializeToString()
+	    sys.stdout.buffer.write(_VarintBytes(len(b)) + b)
+	PY
+	for c in "${CASES[@]}"; do golden "$c"; done >"$T/in.jsonl"
+	"$SRC" --bus "$BUS" --topic t --path "$T/in.jsonl" --log-level warn
+	"$SNK" --bus "$BUS" --topic t --path "$T/out.bin" --from beginning --stop-at-end "${PROTO[@]}" --log-level warn
+	mkdir "$T/msgs"
+	[ "$($PY "$T/split.py" "$T/out.bin" "$T/msgs")" = ${#CASES[@]} ]
+	i=0
+	for c in "${CASES[@]}"; do
+		i=$((i + 1))
+		diff <(decode <"$PB/golden/$c.bin") <(decode <"$T/msgs/$i.bin")
+	done
+	# The empty message: its length prefix 0, no bytes.
+	[ "$(stat -c %s "$T/msgs/3.bin")" = 0 ]
+	# Back: python's file through file-source, one record a message.
+	$PY "$T/write.py" $(for c in "${CASES[@]}"; do echo "$PB/golden/$c.bin"; done) >"$T/py.bin"
+	"$SRC" --bus "$BUS" --topic back --path "$T/py.bin" "${PROTO[@]}" --log-level warn
+	diff <(for c in "${CASES[@]}"; do golden "$c"; done) <(read_topic back | jq -cS .)
+	# A file that ends inside a message (pickup, 4 bytes short; the empty
+	# one after it gone): full is read, pickup is a dead letter.
+	head -c -5 "$T/py.bin" >"$T/cut.bin"
+	"$SRC" --bus "$BUS" --topic cut --path "$T/cut.bin" "${PROTO[@]}" --log-level warn 2>/dev/null
+	[ "$(read_topic cut | jq -r .order_id)" = o-1001 ]
+	[[ "$(read_topic cut.dlq --output full | jq -r '.headers | from_entries | ."culvert.error"')" == *"the stream ends inside"* ]]
 }
