@@ -1,0 +1,588 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/culvert-dev/culvert/common/client/sqldb"
+	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/record"
+	"github.com/culvert-dev/culvert/common/retry"
+)
+
+// readMax is about the most records one Read returns (a group of rows
+// sharing a cursor value is never split, so it may return more).
+const readMax = 5000
+
+// resultKind is what the open result is.
+type resultKind int
+
+const (
+	// page: a --table query with LIMIT --batch-rows: when it is full, the
+	// rows of its last cursor value may go on beyond it.
+	page resultKind = iota
+	// whole: a --query result, read to its end.
+	whole
+	// equal: every row of one cursor value, which filled a whole page.
+	equal
+)
+
+type source struct {
+	opts   Options
+	env    connector.Env
+	log    zerolog.Logger
+	target *sqldb.Target
+	d      sqldb.Dialect
+	db     database
+	table  string // quoted --table
+	col    string // quoted --cursor-column
+	hidden bool   // the result's last column is the cursor's raw value (SQLite), not the row's
+
+	cur      *cursor // the last cursor value all of whose rows were read: the position
+	rs       resultRows
+	kind     resultKind
+	lay      *layout
+	page     int  // rows read from rs
+	advanced bool // a cursor value was completed in rs
+	held     []record.Record
+	heldCur  *cursor // the cursor value of held, the rows not yet handed over
+	eqValue  *cursor // a value to read every row of (kind equal), next
+	next     time.Time
+	marks    []mark // --delay
+
+	failure  error // the transient error to retry after, before the next query
+	attempt  int   // failed attempts in a row
+	lost     bool  // the connection was lost: say when it is back
+	buf      []byte
+	readTime time.Time
+}
+
+// mark is the highest cursor value of the table at a time (--delay).
+type mark struct {
+	at  time.Time
+	max *cursor
+}
+
+func newSource(opts *Options, env connector.Env) (connector.Source, error) {
+	o := *opts
+	o.KeyColumns = splitColumns(o.KeyColumns)
+	t, err := o.Target()
+	if err != nil {
+		return nil, err
+	}
+	s := &source{opts: o, env: env, log: env.Log, target: t, d: t.Dialect, kind: page}
+	if o.Table != "" {
+		s.table = t.Dialect.QuoteName(o.Table)
+		s.col = t.Dialect.Quote(o.CursorColumn)
+		// SQLite's driver turns the text of a column declared DATETIME
+		// into a time.Time, which it would give back in another text: the
+		// cursor is also read as the value stored (+col has no declared
+		// type), and compared as it.
+		s.hidden = t.Dialect == sqldb.SQLite
+	}
+	return s, nil
+}
+
+// PositionKey names what is read: the dialect, the table or a hash of the
+// query, and the cursor column, so that another table or query (on the
+// same topic) does not resume from this one's cursor.
+func (s *source) PositionKey() string {
+	in := "table/" + s.opts.Table
+	if s.opts.Query != "" {
+		h := sha256.Sum256([]byte(s.opts.Query))
+		in = "query/" + hex.EncodeToString(h[:8])
+	}
+	return string(s.d) + "/" + in + "/" + s.opts.CursorColumn
+}
+
+// Open connects, resumes after the saved cursor, and checks that the
+// table has the columns the options name.
+func (s *source) Open(ctx context.Context, resume []byte) error {
+	if resume != nil {
+		var p position
+		if err := json.Unmarshal(resume, &p); err != nil {
+			return fmt.Errorf("the saved position %q is not sql-source's: %w", resume, err)
+		}
+		s.cur = p.Cursor
+	}
+	if s.d == sqldb.Postgres {
+		db, err := openPostgres(ctx, &s.opts, s.target, s.log)
+		if err != nil {
+			return err
+		}
+		s.db = db
+	} else {
+		db, err := s.opts.Open(ctx, s.log)
+		if err != nil {
+			return err
+		}
+		s.db = &sqlDatabase{db: db}
+	}
+	ev := s.log.Info().Str("cursor_column", s.opts.CursorColumn)
+	if s.opts.Table != "" {
+		if err := s.describe(ctx); err != nil {
+			s.Close()
+			return err
+		}
+		ev = ev.Str("table", s.opts.Table)
+	} else {
+		ev = ev.Str("query", s.opts.Query)
+	}
+	switch {
+	case s.cur != nil:
+		ev.Str("after", s.cur.Text).Msg("resuming after the saved cursor")
+	case s.opts.CursorStart != "":
+		ev.Str("after", s.opts.CursorStart).Msg("reading the rows after --cursor-start")
+	default:
+		ev.Msg("reading every row, then the new ones")
+	}
+	return nil
+}
+
+// describe reads the table's columns (no rows) and checks the options'
+// columns against them; an outage is retried.
+func (s *source) describe(ctx context.Context) error {
+	for {
+		rs, err := s.db.query(ctx, "SELECT * FROM "+s.table+" WHERE 1 = 0")
+		if err == nil {
+			_, err = s.layout(rs.columns())
+			rs.close()
+			return err
+		}
+		if !sqldb.Transient(err) || ctx.Err() != nil {
+			return fmt.Errorf("reading the columns of table %s: %s", s.opts.Table, sqldb.Describe(err))
+		}
+		if err := s.retry(ctx, err); err != nil {
+			return err
+		}
+	}
+}
+
+// Read returns the rows read since the last call, with the cursor after
+// them as the position: rows sharing a cursor value are handed over
+// together, never split between two positions. It waits for --interval
+// between polls that found everything, and retries a lost connection.
+func (s *source) Read(ctx context.Context) (connector.Batch, error) {
+	var out []record.Record
+	s.readTime = time.Now()
+	for {
+		if s.rs == nil {
+			if len(out) > 0 {
+				return s.batch(out), nil
+			}
+			if err := s.query(ctx); err != nil {
+				return s.batch(out), err
+			}
+			if s.rs == nil {
+				continue
+			}
+		}
+		for len(out) < readMax && s.rs.next() {
+			rec, c, err := s.record()
+			if err != nil {
+				return s.batch(out), err
+			}
+			if c != nil && s.kind != equal {
+				if s.heldCur != nil && !c.equal(s.heldCur) {
+					if less, ok := c.less(s.heldCur); ok && less {
+						return s.batch(out), fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c, s.heldCur)
+					}
+					// Every row of the held value has come.
+					out = append(out, s.held...)
+					s.held = s.held[:0]
+					s.cur, s.advanced = s.heldCur, true
+				}
+				s.heldCur = c
+			}
+			s.held = append(s.held, rec)
+			s.page++
+		}
+		if len(out) >= readMax {
+			return s.batch(out), nil
+		}
+		err := s.rs.err()
+		s.rs.close()
+		s.rs = nil
+		if err != nil {
+			// What was held is read again from the cursor.
+			s.held, s.heldCur = s.held[:0], nil
+			if ctx.Err() != nil {
+				return s.batch(out), ctx.Err()
+			}
+			if !sqldb.Transient(err) {
+				return s.batch(out), fmt.Errorf("reading rows: %s", sqldb.Describe(err))
+			}
+			s.failure = err
+			continue
+		}
+		out = s.ended(out)
+	}
+}
+
+// ended handles the end of a result read whole: what it held is handed
+// over, unless more rows of the same cursor value may follow.
+func (s *source) ended(out []record.Record) []record.Record {
+	s.next = time.Now()
+	switch {
+	case s.kind == equal:
+		out = append(out, s.held...)
+		s.cur = s.eqValue
+		s.eqValue = nil
+	case s.kind == page && s.page >= s.opts.BatchRows && s.heldCur != nil:
+		// A full page: its last cursor value may have more rows beyond
+		// it, read with the next page (after the value before). When
+		// that value filled the whole page, all of its rows are read
+		// at once.
+		if !s.advanced {
+			s.eqValue = s.heldCur
+			s.log.Debug().Str("cursor", s.heldCur.Text).Int("batch_rows", s.opts.BatchRows).
+				Msg("more rows share one cursor value than --batch-rows: reading all of them")
+		}
+	default:
+		out = append(out, s.held...)
+		if s.heldCur != nil {
+			s.cur = s.heldCur
+		}
+		s.next = s.next.Add(s.opts.Interval.D())
+	}
+	s.held, s.heldCur = s.held[:0], nil
+	return out
+}
+
+// batch is the records with the position after them.
+func (s *source) batch(out []record.Record) connector.Batch {
+	b := connector.Batch{Records: out}
+	if s.cur != nil {
+		b.Position, _ = json.Marshal(position{Cursor: s.cur})
+	}
+	return b
+}
+
+// retry waits before trying again after err, a lost connection or a
+// server restarting, and reconnects.
+func (s *source) retry(ctx context.Context, err error) error {
+	s.attempt++
+	if !s.lost {
+		s.lost = true
+		s.env.Reconnecting()
+		s.log.Warn().Str("error", sqldb.Describe(err)).Msg("lost the database connection: retrying")
+	}
+	if err := s.opts.Limit.Backoff().Failed(ctx, s.log, "querying "+s.target.Display, s.attempt, err, nil); err != nil {
+		return err
+	}
+	return s.db.reconnect(ctx)
+}
+
+// query waits for the next poll, then runs the query that comes next.
+func (s *source) query(ctx context.Context) error {
+	if s.failure != nil {
+		err := s.failure
+		s.failure = nil
+		if err := s.retry(ctx, err); err != nil {
+			return err
+		}
+	}
+	if err := retry.Sleep(ctx, time.Until(s.next)); err != nil {
+		return err
+	}
+	q, args, kind, err := s.nextQuery(ctx)
+	if err != nil || q == "" {
+		return err
+	}
+	rs, err := s.db.query(ctx, q, args...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if sqldb.Transient(err) {
+			s.failure = err
+			return nil
+		}
+		return fmt.Errorf("querying: %s", sqldb.Describe(err))
+	}
+	if s.lost {
+		s.lost, s.attempt = false, 0
+		s.env.Reconnected()
+		s.log.Info().Str("database", s.target.Display).Msg("reconnected to the database")
+	}
+	s.attempt = 0
+	if s.lay, err = s.layout(rs.columns()); err != nil {
+		rs.close()
+		return err
+	}
+	s.rs, s.kind, s.page, s.advanced = rs, kind, 0, false
+	return nil
+}
+
+// nextQuery is the query to run now and its arguments; "" when there is
+// nothing to read yet (--delay).
+func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, error) {
+	after := s.cur
+	if after == nil && s.opts.CursorStart != "" {
+		after = &cursor{Text: s.opts.CursorStart}
+	}
+	var arg any
+	if after != nil {
+		var err error
+		if arg, err = after.arg(s.d); err != nil {
+			return "", nil, 0, err
+		}
+	}
+	if s.opts.Query != "" {
+		return s.opts.Query, []any{arg}, whole, nil
+	}
+	sel := "SELECT *"
+	if s.hidden {
+		sel += ", +" + s.col
+	}
+	sel += " FROM " + s.table + " WHERE "
+	if s.eqValue != nil {
+		eq, err := s.eqValue.arg(s.d)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		q := sel + s.col + " = " + s.d.Placeholder(1)
+		if len(s.opts.KeyColumns) > 0 {
+			q += " ORDER BY " + s.quoteAll(s.opts.KeyColumns)
+		}
+		return q, []any{eq}, equal, nil
+	}
+	var args []any
+	var cond []string
+	if after != nil {
+		args = append(args, arg)
+		cond = append(cond, s.col+" > "+s.d.Placeholder(len(args)))
+	} else {
+		cond = append(cond, s.col+" IS NOT NULL")
+	}
+	if s.opts.Delay > 0 {
+		bound, err := s.bound(ctx)
+		if err != nil || bound == nil {
+			return "", nil, 0, err
+		}
+		b, err := bound.arg(s.d)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		args = append(args, b)
+		cond = append(cond, s.col+" <= "+s.d.Placeholder(len(args)))
+	}
+	q := sel + strings.Join(cond, " AND ") + " ORDER BY " + s.col + " LIMIT " + strconv.Itoa(s.opts.BatchRows)
+	return q, args, page, nil
+}
+
+func (s *source) quoteAll(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = s.d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// bound is, with --delay, the highest cursor value the table held at
+// least --delay ago: rows up to it are read. Nil when there is none yet:
+// s.next says when to look again.
+func (s *source) bound(ctx context.Context) (*cursor, error) {
+	now := time.Now()
+	if n := len(s.marks); n == 0 || now.Sub(s.marks[n-1].at) >= 100*time.Millisecond {
+		rs, err := s.db.query(ctx, "SELECT MAX("+s.col+") FROM "+s.table)
+		if err != nil {
+			if sqldb.Transient(err) && ctx.Err() == nil {
+				s.failure = err
+				return nil, nil
+			}
+			return nil, fmt.Errorf("querying: %s", sqldb.Describe(err))
+		}
+		var max *cursor
+		if rs.next() {
+			max, err = rs.cursor(0)
+		}
+		if rerr := rs.err(); err == nil {
+			err = rerr
+		}
+		rs.close()
+		if err != nil {
+			if sqldb.Transient(err) && ctx.Err() == nil {
+				s.failure = err
+				return nil, nil
+			}
+			return nil, err
+		}
+		s.marks = append(s.marks, mark{now, max})
+	}
+	delay := s.opts.Delay.D()
+	i := -1
+	for j, m := range s.marks {
+		if now.Sub(m.at) >= delay {
+			i = j
+		}
+	}
+	if i < 0 {
+		s.next = s.marks[0].at.Add(delay)
+		return nil, nil
+	}
+	s.marks = s.marks[i:]
+	if s.marks[0].max == nil || (s.cur != nil && !s.cur.less2(s.marks[0].max)) {
+		// Nothing past the cursor that is old enough.
+		s.next = now.Add(min(s.opts.Interval.D(), delay))
+		return nil, nil
+	}
+	return s.marks[0].max, nil
+}
+
+// less2 reports whether c is before o, or true when that cannot be told
+// here (then the database tells).
+func (c *cursor) less2(o *cursor) bool {
+	less, ok := c.less(o)
+	return !ok || less
+}
+
+// layout is where the columns the options name are in a result, and the
+// JSON of the other columns' names.
+type layout struct {
+	n      int      // the row's columns (without the hidden one)
+	names  [][]byte // {"name": and ,"name":
+	cursor int
+	keys   []int
+	keyPfx [][]byte
+	value  int // --value-column, or -1
+}
+
+func (s *source) layout(cols []string) (*layout, error) {
+	l := &layout{n: len(cols), value: -1}
+	if s.hidden {
+		l.n--
+	}
+	what := "table " + s.opts.Table
+	if s.opts.Query != "" {
+		what = "--query's result"
+	}
+	find := func(option, name string) (int, error) {
+		if i := findColumn(cols[:l.n], name); i >= 0 {
+			return i, nil
+		}
+		return -1, fmt.Errorf("%s: %s has no column %q (its columns: %s)", option, what, name, strings.Join(cols[:l.n], ", "))
+	}
+	var err error
+	if l.cursor, err = find("--cursor-column", s.opts.CursorColumn); err != nil {
+		return nil, err
+	}
+	if s.hidden {
+		l.cursor = l.n
+	}
+	for i, k := range s.opts.KeyColumns {
+		j, err := find("--key-columns", k)
+		if err != nil {
+			return nil, err
+		}
+		l.keys = append(l.keys, j)
+		p := []byte{','}
+		if i == 0 {
+			p[0] = '{'
+		}
+		p = sqldb.AppendJSON(p, cols[j])
+		l.keyPfx = append(l.keyPfx, append(p, ':'))
+	}
+	if s.opts.ValueColumn != "" {
+		if l.value, err = find("--value-column", s.opts.ValueColumn); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range cols[:l.n] {
+		p := []byte{','}
+		if i == 0 {
+			p[0] = '{'
+		}
+		p = sqldb.AppendJSON(p, c)
+		l.names = append(l.names, append(p, ':'))
+	}
+	return l, nil
+}
+
+// findColumn finds name among cols: exactly, or else without regard to
+// case if only one matches (PostgreSQL folds unquoted names to lower case).
+func findColumn(cols []string, name string) int {
+	found, n := -1, 0
+	for i, c := range cols {
+		if c == name {
+			return i
+		}
+		if strings.EqualFold(c, name) {
+			found, n = i, n+1
+		}
+	}
+	if n != 1 {
+		return -1
+	}
+	return found
+}
+
+// record makes the current row into a record, and returns its cursor.
+func (s *source) record() (record.Record, *cursor, error) {
+	l := s.lay
+	c, err := s.rs.cursor(l.cursor)
+	if err != nil {
+		return record.Record{}, nil, err
+	}
+	if len(s.buf) > 1<<20 {
+		s.buf = nil // the records keep the old one
+	}
+	start := len(s.buf)
+	if l.value >= 0 {
+		if b, ok := s.rs.content(l.value); ok {
+			s.buf = append(s.buf, b...)
+		} else if s.buf, err = s.rs.appendJSON(s.buf, l.value); err != nil {
+			return record.Record{}, nil, fmt.Errorf("column %q: %w", s.opts.ValueColumn, err)
+		}
+	} else {
+		for i := 0; i < l.n; i++ {
+			s.buf = append(s.buf, l.names[i]...)
+			if s.buf, err = s.rs.appendJSON(s.buf, i); err != nil {
+				return record.Record{}, nil, fmt.Errorf("column %d: %w", i+1, err)
+			}
+		}
+		if l.n == 0 {
+			s.buf = append(s.buf, '{')
+		}
+		s.buf = append(s.buf, '}')
+	}
+	rec := record.Record{Value: s.buf[start:len(s.buf):len(s.buf)], Time: s.readTime}
+	if len(l.keys) > 0 {
+		start = len(s.buf)
+		for i, k := range l.keys {
+			s.buf = append(s.buf, l.keyPfx[i]...)
+			if s.buf, err = s.rs.appendJSON(s.buf, k); err != nil {
+				return record.Record{}, nil, fmt.Errorf("key column %q: %w", s.opts.KeyColumns[i], err)
+			}
+		}
+		s.buf = append(s.buf, '}')
+		rec.Key = s.buf[start:len(s.buf):len(s.buf)]
+	}
+	if c != nil && c.Kind == "int" {
+		rec.Offset, _ = strconv.ParseInt(c.Text, 10, 64)
+	}
+	return rec, c, nil
+}
+
+// Close closes the result and the connection.
+func (s *source) Close() error {
+	if s.rs != nil {
+		s.rs.close()
+		s.rs = nil
+	}
+	if s.db != nil {
+		s.db.close()
+		s.db = nil
+	}
+	return nil
+}
+
+var _ connector.Positioned = (*source)(nil)
