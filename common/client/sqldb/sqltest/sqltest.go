@@ -156,33 +156,51 @@ func version(dir string) int {
 // postgres user (initdb refuses root).
 func StartPostgres(t testing.TB, settings ...string) *Server {
 	t.Helper()
-	bin, err := PgBin()
+	s, err := Launch(settings...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Launch starts a private PostgreSQL server as StartPostgres does, for a
+// program that is not a test (a benchmark): Close stops it and removes
+// its files.
+func Launch(settings ...string) (*Server, error) {
+	bin, err := PgBin()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "culvert-pg-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &Server{Dir: filepath.Join(dir, "data"), bin: bin, Port: freePort(t)}
+	s := &Server{Dir: filepath.Join(dir, "data"), bin: bin}
+	fail := func(err error) (*Server, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if s.Port, err = freePort(); err != nil {
+		return fail(err)
+	}
 	if os.Geteuid() == 0 {
 		s.asUser = "postgres"
 		pg, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("running as root, the private PostgreSQL server runs as the user postgres: %v", err)
+			return fail(fmt.Errorf("running as root, the private PostgreSQL server runs as the user postgres: %w", err))
 		}
 		uid, _ := strconv.Atoi(pg.Uid)
 		gid, _ := strconv.Atoi(pg.Gid)
 		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
 		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
 	}
 	if out, err := s.run("initdb", "-D", s.Dir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		return fail(fmt.Errorf("initdb: %w\n%s", err, out))
 	}
 	opts := []string{"-p", strconv.Itoa(s.Port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}
 	for _, kv := range settings {
@@ -190,18 +208,33 @@ func StartPostgres(t testing.TB, settings ...string) *Server {
 	}
 	s.options = strings.Join(opts, " ")
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
-	s.Start(t)
-	t.Cleanup(func() { s.run("pg_ctl", "-D", s.Dir, "-m", "immediate", "-w", "stop") })
-	return s
+	if err := s.start(); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// Close stops the server at once (pg_ctl -m immediate) and removes its
+// files.
+func (s *Server) Close() {
+	s.run("pg_ctl", "-D", s.Dir, "-m", "immediate", "-w", "stop")
+	os.RemoveAll(filepath.Dir(s.Dir))
 }
 
 // Start starts the server (again) and waits until it takes connections.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
 	if out, err := s.run("pg_ctl", "-D", s.Dir, "-o", s.options, "-l", filepath.Join(filepath.Dir(s.Dir), "log"), "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(filepath.Dir(s.Dir), "log"))
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
+		return fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log)
 	}
+	return nil
 }
 
 // Stop stops the server: mode is pg_ctl's -m (smart, fast or immediate).
@@ -232,13 +265,13 @@ func (s *Server) run(prog string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Exec runs statements on db, failing t on the first error.
