@@ -79,25 +79,58 @@ func TestParsePhases(t *testing.T) {
 
 func testResults() []result {
 	return []result{
-		{step: "jq (filter+map)", records: 1000, seconds: 2, rssKiB: 2048},
-		{step: "bus publish (busbench)", records: 1000, seconds: 0.5, rssKiB: 10240},
-		{step: "file-source -> bus (filter+map)", records: 1000, seconds: 1, rssKiB: 51200, vsJQ: true},
-		{step: "end to end (source || sink)", records: 1000, seconds: 4, rssKiB: 1024, vsJQ: true, note: "RSS source 1.0 MB, sink 0.5 MB"},
+		{step: "jq (filter+map)", records: 1000, seconds: 2, rssKiB: 2048, kind: kindJQ},
+		{step: "bus publish (busbench)", records: 1000, seconds: 0.5, rssKiB: 10240, kind: kindBus},
+		{step: "file-source -> bus (filter+map)", records: 1000, seconds: 0.1, rssKiB: 51200, vsJQ: true, kind: kindSource},
+		{step: "end to end (source || sink)", records: 1000, seconds: 4, rssKiB: 1024, vsJQ: true, note: "RSS source 1.0 MB, sink 0.5 MB",
+			kind: kindE2E, srcRSSKiB: 1024, sinkRSSKiB: 512},
 	}
 }
 
 func TestTableText(t *testing.T) {
 	var b bytes.Buffer
-	buildTable(testResults(), 500).Text(&b)
-	want := `step                             records/s  seconds  peak RSS MB  vs jq  notes
--------------------------------  ---------  -------  -----------  -----  ------------------------------
-jq (filter+map)                        500    2.000          2.0      -
-bus publish (busbench)               2,000    0.500         10.0      -
-file-source -> bus (filter+map)      1,000    1.000         50.0  2.00x
-end to end (source || sink)            250    4.000          1.0  0.50x  RSS source 1.0 MB, sink 0.5 MB
+	var f benchkit.Floors
+	buildTable(testResults(), 500, &f).Text(&b)
+	want := `step                             records/s  seconds  peak RSS MB   vs jq  floor                                                                        notes
+-------------------------------  ---------  -------  -----------  ------  ---------------------------------------------------------------------------  ------------------------------
+jq (filter+map)                        500    2.000          2.0       -  -
+bus publish (busbench)               2,000    0.500         10.0       -  ≥ 1,000,000 records/s MISSED; ≤ 150 MB ok
+file-source -> bus (filter+map)     10,000    0.100         50.0  20.00x  ≥ 8× ok; ≤ 64 MB ok
+end to end (source || sink)            250    4.000          1.0   0.50x  ≥ 400,000 records/s MISSED; ≥ 5× MISSED; source ≤ 64 MB ok; sink ≤ 48 MB ok  RSS source 1.0 MB, sink 0.5 MB
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	var missed []string
+	for _, c := range f.Missed() {
+		missed = append(missed, c.What)
+	}
+	if got := strings.Join(missed, "; "); got != "bus publish (busbench); end to end (source || sink); end to end (source || sink) vs jq" {
+		t.Errorf("missed: %s", got)
+	}
+}
+
+// Each floor of the issue's memory and speed targets, at the bound and
+// just beyond it.
+func TestFloorsOfEachStep(t *testing.T) {
+	for _, c := range []struct {
+		r      result
+		jqRate float64
+		want   string
+	}{
+		{result{step: "s", records: 8000, seconds: 1, rssKiB: 64 << 10, kind: kindSource}, 1000, "≥ 8× ok; ≤ 64 MB ok"},
+		{result{step: "s", records: 7999, seconds: 1, rssKiB: 64<<10 + 1, kind: kindSource}, 1000, "≥ 8× MISSED; ≤ 64 MB MISSED"},
+		{result{step: "s", records: 8000, seconds: 1, rssKiB: 10 << 10, kind: kindSource}, 0, "≥ 8× not measured; ≤ 64 MB ok"},
+		{result{step: "k", records: 10, seconds: 1, rssKiB: 48 << 10, kind: kindSink}, 1000, "≤ 48 MB ok"},
+		{result{step: "k", records: 10, seconds: 1, rssKiB: 49 << 10, kind: kindSink}, 1000, "≤ 48 MB MISSED"},
+		{result{step: "b", records: 1_000_000, seconds: 1, rssKiB: 151 << 10, kind: kindBus}, 1000, "≥ 1,000,000 records/s ok; ≤ 150 MB MISSED"},
+		{result{step: "e", records: 400_000, seconds: 0.5, kind: kindE2E, srcRSSKiB: 65 << 10, sinkRSSKiB: 40 << 10}, 160_000, "≥ 400,000 records/s ok; ≥ 5× ok; source ≤ 64 MB MISSED; sink ≤ 48 MB ok"},
+		{result{step: "jq", records: 10, seconds: 1, kind: kindJQ}, 10, "-"},
+	} {
+		var f benchkit.Floors
+		if got := floors(&f, c.r, c.jqRate); got != c.want {
+			t.Errorf("%+v at jq %v: %q, want %q", c.r, c.jqRate, got, c.want)
+		}
 	}
 }
 
@@ -105,13 +138,14 @@ func TestTableMarkdownAndSkippedJQ(t *testing.T) {
 	rs := testResults()
 	rs[0] = result{step: "jq (filter+map)", records: 1000, note: "skipped: jq not in PATH"}
 	var b bytes.Buffer
-	buildTable(rs, rs[0].rate()).Markdown(&b)
-	want := `| step | records/s | seconds | peak RSS MB | vs jq | notes |
-|---|---:|---:|---:|---:|---|
-| jq (filter+map) | - | - | - | - | skipped: jq not in PATH |
-| bus publish (busbench) | 2,000 | 0.500 | 10.0 | - |  |
-| file-source -> bus (filter+map) | 1,000 | 1.000 | 50.0 | - |  |
-| end to end (source \|\| sink) | 250 | 4.000 | 1.0 | - | RSS source 1.0 MB, sink 0.5 MB |
+	var f benchkit.Floors
+	buildTable(rs, rs[0].rate(), &f).Markdown(&b)
+	want := `| step | records/s | seconds | peak RSS MB | vs jq | floor | notes |
+|---|---:|---:|---:|---:|---|---|
+| jq (filter+map) | - | - | - | - | - | skipped: jq not in PATH |
+| bus publish (busbench) | 2,000 | 0.500 | 10.0 | - | ≥ 1,000,000 records/s MISSED; ≤ 150 MB ok |  |
+| file-source -> bus (filter+map) | 10,000 | 0.100 | 50.0 | - | ≥ 8× not measured; ≤ 64 MB ok |  |
+| end to end (source \|\| sink) | 250 | 4.000 | 1.0 | - | ≥ 400,000 records/s MISSED; ≥ 5× not measured; source ≤ 64 MB ok; sink ≤ 48 MB ok | RSS source 1.0 MB, sink 0.5 MB |
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
@@ -180,13 +214,18 @@ func writeFakes(t *testing.T, sink string) string {
 func TestBenchWithFakeBinaries(t *testing.T) {
 	bin, work := writeFakes(t, fakeSink), t.TempDir()
 	var stdout, stderr bytes.Buffer
-	if code := Main([]string{"-bin", bin, "-n", "3000", "-work", work, "-md"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
+	// The fake busbench's 10,000 records/s miss the bus's floor: the table
+	// and the report are printed, then bench all exits 1.
+	if code := Main([]string{"-bin", bin, "-n", "3000", "-work", work, "-md"}, &stdout, &stderr); code != 1 || strings.Contains(stderr.String(), "FAILED") {
+		t.Fatalf("exit %d, want 1 (a missed floor)\nstderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
 	t.Log("\n" + out)
 	for _, want := range []string{"machine:", "bus publish (busbench)", "bus consume (busbench)",
-		"file-source -> bus", "bus -> file-sink", "end to end", "RSS source", "| step |"} {
+		"file-source -> bus", "bus -> file-sink", "end to end", "RSS source", "| step |", "| floor |",
+		"≥ 1,000,000 records/s MISSED",
+		"\nbench all: floors: ", "  MISSED  bus publish (busbench): 10,000 records/s, floor ≥ 1,000,000 records/s\n",
+		"(the floors are set for 1,000,000 orders; this run had 3,000)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -205,8 +244,11 @@ func TestBenchRunsBusbenchInItsOwnProcess(t *testing.T) {
 	self = os.Executable
 	t.Setenv(asBench, "1")
 	var stdout, stderr bytes.Buffer
-	if code := Main([]string{"-bin", bin, "-n", "2000", "-work", work}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
+	// 2,000 records may or may not reach the bus's floor of 1,000,000
+	// records/s: the exit code says whether a floor was missed.
+	code := Main([]string{"-bin", bin, "-n", "2000", "-work", work}, &stdout, &stderr)
+	if missed := strings.Contains(stdout.String(), "  MISSED  "); code != map[bool]int{false: 0, true: 1}[missed] || strings.Contains(stderr.String(), "FAILED") {
+		t.Fatalf("exit %d (missed a floor: %v)\nstdout:\n%s\nstderr:\n%s", code, missed, stdout.String(), stderr.String())
 	}
 	for _, want := range []string{"bus publish (busbench)", "bus consume (busbench)"} {
 		if !strings.Contains(stdout.String(), want) {

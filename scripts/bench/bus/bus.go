@@ -25,7 +25,10 @@
 // amqp://guest:guest@127.0.0.1:5672/ and kafka:// on the in-process cluster
 // of scripts/kfake. A backend that is not reachable, or whose scheme no bus
 // backend registers, gets a "not available" row and the run goes on; a step
-// that fails gets a FAILED row, and bench bus exits 1 after the table.
+// that fails gets a FAILED row, and bench bus exits 1 after the table. The
+// floor column checks publish and consume against the raw client (>= 0.8x,
+// not measured for a backend not available); bench bus exits 1 after the
+// table when one is missed.
 //
 // Every run uses fresh names (a NATS namespace, a Redis key prefix, a
 // RabbitMQ queue prefix, unique topics and groups) and removes what it
@@ -90,7 +93,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench bus: -n and -batch must be > 0 and no arguments are accepted")
 		return 2
 	}
-	return benchkit.Main("bench bus", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
+	return benchkit.MainFloors("bench bus", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error { return bench(ctx, c, f, stdout, stderr) })
 }
 
 // backend is one distributed bus and its raw client.
@@ -123,7 +126,7 @@ type row struct {
 	note          string
 }
 
-func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench bus")
 	if c.bin, err = benchkit.Bins(c.bin, "file-source", "file-sink"); err != nil {
 		return err
@@ -164,7 +167,7 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	}
 	fmt.Fprintf(stdout, "\n%s\norders: %d (passing the filter: %d); publish batches of %d records, consume polls of up to %d, commit after every poll\n\n",
 		benchkit.Machine(), c.n, k, c.batch, c.batch)
-	markdown(stdout, rows)
+	markdown(stdout, rows, f)
 	failed := 0
 	for _, r := range rows {
 		if strings.HasPrefix(r.note, "FAILED") {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
 // The sink step's expected line count for a cut-down data set comes from
@@ -23,19 +25,27 @@ func TestCountPassingAgreesWithGenerate(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	var b bytes.Buffer
+	var f benchkit.Floors
 	markdown(&b, []row{
 		{backend: "nats", step: "publish", records: 1000000, rate: 80000, raw: 100000},
+		{backend: "nats", step: "consume", records: 1000000, rate: 79000, raw: 100000},
+		{backend: "nats", step: "pipeline, source then sink", records: 1000000, rate: 50000},
 		{backend: "amqp", step: "-", note: "not available: a|b"},
-	})
+	}, &f)
 	out := b.String()
 	for _, want := range []string{
-		"| backend | step | records | records/s | raw client records/s | ratio | notes |",
-		"| nats | publish | 1,000,000 | 80,000 | 100,000 | 0.80× |  |",
-		`| amqp | - | - | - | - | - | not available: a\|b |`,
+		"| backend | step | records | records/s | raw client records/s | ratio | floor | notes |",
+		"| nats | publish | 1,000,000 | 80,000 | 100,000 | 0.80× | ≥ 0.8× ok |  |",
+		"| nats | consume | 1,000,000 | 79,000 | 100,000 | 0.79× | ≥ 0.8× MISSED |  |",
+		"| nats | pipeline, source then sink | 1,000,000 | 50,000 | - | - | - |  |",
+		`| amqp | - | - | - | - | - | ≥ 0.8× not measured; ≥ 0.8× not measured | not available: a\|b |`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+	if m := f.Missed(); len(m) != 1 || m[0].What != "nats consume vs raw client" || len(f.Checks()) != 4 {
+		t.Errorf("missed %+v of %+v", m, f.Checks())
 	}
 }
 

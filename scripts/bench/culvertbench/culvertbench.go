@@ -7,7 +7,8 @@
 //
 // Both write each record's value and a newline to a file, and both are
 // checked to have written every record. The table gives each one's
-// median rate and the ratio culvert / file-sink (target: 0.8 or more).
+// median rate and the ratio culvert / file-sink, checked against its floor
+// (0.8 or more); bench culvert exits 1 after the table when it is missed.
 //
 // Usage:
 //
@@ -32,8 +33,13 @@ import (
 // Name is the subcommand; Summary is its line in `bench help`.
 const (
 	Name    = "culvert"
-	Summary = "culvert consume next to file-sink on the same topic of the embedded bus (ratio; target 0.8)"
+	Summary = "culvert consume next to file-sink on the same topic of the embedded bus (ratio; floor 0.8)"
 )
+
+// minVsFileSink is the floor of the ratio. Issue 14: "`culvert consume` of
+// 1,000,000 records ≥ 0.8× file-sink on the same topic" (README: "The
+// target is 0.8×").
+const minVsFileSink = 0.8
 
 // Main runs `bench culvert` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -49,10 +55,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench culvert: -n and -runs must be positive")
 		return 2
 	}
-	return benchkit.Main("bench culvert", stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *runs, *md, stdout, stderr) })
+	return benchkit.MainFloors("bench culvert", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error {
+		return run(ctx, f, *bin, *n, *runs, *md, stdout, stderr)
+	})
 }
 
-func run(ctx context.Context, bin string, n, runs int, md bool, out, stderr io.Writer) (err error) {
+func run(ctx context.Context, f *benchkit.Floors, bin string, n, runs int, md bool, out, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench culvert")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -96,16 +104,16 @@ func run(ctx context.Context, bin string, n, runs int, md bool, out, stderr io.W
 		cons = append(cons, float64(n)/d.Seconds())
 	}
 	ms, mc := median(sink), median(cons)
-	t := benchkit.NewTable("lrrrr", "step", "records/s (median)", "min", "max", "vs file-sink")
-	t.Row("file-sink --stop-at-end", benchkit.Int(ms), benchkit.Int(slices.Min(sink)), benchkit.Int(slices.Max(sink)), "-")
-	t.Row("culvert consume", benchkit.Int(mc), benchkit.Int(slices.Min(cons)), benchkit.Int(slices.Max(cons)), benchkit.Ratio(mc, ms))
+	t := benchkit.NewTable("lrrrrl", "step", "records/s (median)", "min", "max", "vs file-sink", "floor")
+	t.Row("file-sink --stop-at-end", benchkit.Int(ms), benchkit.Int(slices.Min(sink)), benchkit.Int(slices.Max(sink)), "-", "-")
+	t.Row("culvert consume", benchkit.Int(mc), benchkit.Int(slices.Min(cons)), benchkit.Int(slices.Max(cons)), benchkit.Ratio(mc, ms),
+		f.AtLeast("culvert consume vs file-sink (medians)", mc/ms, minVsFileSink, "×"))
 	fmt.Fprintf(out, "culvert consume vs file-sink, %s records, %d runs each alternated (%s)\n\n", benchkit.Int(float64(n)), runs, benchkit.Machine())
 	if md {
 		t.Markdown(out)
 	} else {
 		t.Text(out)
 	}
-	fmt.Fprintf(out, "\nratio culvert consume / file-sink: %.2f (target 0.80)\n", mc/ms)
 	return nil
 }
 

@@ -6,16 +6,20 @@
 //	http-source webhook, linger 0 the same with --linger 0
 //
 // wrk POSTs one 1 KB JSON order (scripts/internal/orders, padded) over
-// -connections keep-alive connections for -duration, and reports
-// requests/s and latency percentiles (--latency). http-source answers 200
+// keep-alive connections for -duration, and reports requests/s and latency
+// percentiles (--latency); the three steps run once for each number of
+// connections of -connections (32, then 128). http-source answers 200
 // only once a request's record is durable on the bus, so every 200 is a
 // record on the topic: after each http-source step the source is stopped
 // with SIGTERM and the topic is counted, and the step fails if it holds
-// fewer records than wrk got 200s.
+// fewer records than wrk got 200s. The floor column checks the webhook with
+// default options against the raw server of the same run and connections,
+// and its requests/s; bench http-source exits 1 after the table when one
+// is missed.
 //
 // Usage:
 //
-//	bench http-source [-bin bin] [-duration 10s] [-connections 128] [-threads 2]
+//	bench http-source [-bin bin] [-duration 10s] [-connections 32,128] [-threads 2]
 package httpsource
 
 import (
@@ -23,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +35,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,13 +47,26 @@ import (
 type config struct {
 	bin         string
 	duration    time.Duration
-	connections int
+	connections []int
 	threads     int
 }
+
+// The floors of the webhook with default options, at every number of
+// connections. Issue 16, 3: "at `wrk -t2 -c32` and at `-c128` (1 KB JSON,
+// every 200 durable), http-source answers ≥ 0.8× the requests per second of
+// a plain Go net/http handler that answers 200 without storing anything,
+// measured in the same run". Issue 4: "Webhook ingest: ... 2xx only after
+// durable on the embedded bus: ≥ 30,000 requests/s on this 2-core machine".
+const (
+	minVsRaw       = 0.8
+	minRequestRate = 30_000
+)
 
 // result is what wrk measured.
 type result struct {
 	step          string
+	connections   int
+	floors        bool  // the webhook with default options: its figures have floors
 	requests      int64 // completed
 	non2xx        int64
 	errors        string
@@ -60,7 +79,7 @@ type result struct {
 // Name is the subcommand; Summary is its line in `bench help`.
 const (
 	Name    = "http-source"
-	Summary = "http-source's webhook under wrk, next to a raw net/http server (needs wrk)"
+	Summary = "http-source's webhook under wrk at 32 and 128 connections, next to a raw net/http server (needs wrk)"
 )
 
 // Main runs `bench http-source` with args (its flags) and returns the exit code.
@@ -69,15 +88,27 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var c config
 	fl.StringVar(&c.bin, "bin", "bin", "directory with the built http-source")
 	fl.DurationVar(&c.duration, "duration", 10*time.Second, "how long wrk runs per step")
-	fl.IntVar(&c.connections, "connections", 128, "wrk connections (requests in flight)")
+	conns := fl.String("connections", "32,128", "wrk connections (requests in flight), comma-separated: every step runs at each")
 	fl.IntVar(&c.threads, "threads", 2, "wrk threads")
 	if code, ok := benchkit.Parse(fl, args); !ok {
 		return code
 	}
-	return benchkit.Main("bench http-source", stderr, func(context.Context) error { return run(c, stdout, stderr) })
+	for _, f := range strings.Split(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "bench http-source: -connections: %q is not a positive number\n", f)
+			return 2
+		}
+		c.connections = append(c.connections, n)
+	}
+	if c.threads <= 0 || c.duration <= 0 || fl.NArg() > 0 {
+		fmt.Fprintln(stderr, "bench http-source: -threads and -duration must be > 0 and no arguments are accepted")
+		return 2
+	}
+	return benchkit.MainFloors("bench http-source", stdout, stderr, func(_ context.Context, f *benchkit.Floors) error { return run(c, f, stdout, stderr) })
 }
 
-func run(c config, stdout, stderr io.Writer) (err error) {
+func run(c config, f *benchkit.Floors, stdout, stderr io.Writer) (err error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (apt-get install wrk)")
 	}
@@ -97,28 +128,32 @@ func run(c config, stdout, stderr io.Writer) (err error) {
 	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "bench http-source: wrk -t%d -c%d -d%s, %d-byte JSON bodies\n", c.threads, c.connections, c.duration, len(body))
-
 	var results []result
-	raw, err := rawStep(c, script)
-	if err != nil {
-		return err
-	}
-	results = append(results, raw)
-	for _, step := range []struct {
-		name string
-		args []string
-	}{
-		{"http-source webhook", nil},
-		{"http-source webhook, --linger 0", []string{"--linger", "0"}},
-	} {
-		r, err := sourceStep(c, bin, work, script, step.name, step.args)
+	for _, conns := range c.connections {
+		fmt.Fprintf(stderr, "bench http-source: wrk -t%d -c%d -d%s, %d-byte JSON bodies\n", c.threads, conns, c.duration, len(body))
+		raw, err := rawStep(c, conns, script)
 		if err != nil {
-			return fmt.Errorf("%s: %w", step.name, err)
+			return err
 		}
-		results = append(results, r)
+		results = append(results, raw)
+		for _, step := range []struct {
+			name   string
+			args   []string
+			floors bool
+		}{
+			{"http-source webhook", nil, true},
+			{"http-source webhook, --linger 0", []string{"--linger", "0"}, false},
+		} {
+			r, err := sourceStep(c, conns, bin, work, script, step.name, step.args)
+			if err != nil {
+				return fmt.Errorf("%s, %d connections: %w", step.name, conns, err)
+			}
+			r.floors = step.floors
+			results = append(results, r)
+		}
 	}
-	printTable(stdout, stderr, results)
+	fmt.Fprintf(stdout, "http-source webhook, wrk -t%d -d%s, %d-byte JSON bodies (%s, %s)\n\n", c.threads, c.duration, len(body), benchkit.CPUs(), benchkit.Date())
+	printTable(stdout, stderr, results, f)
 	return nil
 }
 
@@ -134,7 +169,7 @@ func orderBody(size int) string {
 }
 
 // rawStep measures a plain net/http server that reads the body and answers 200.
-func rawStep(c config, script string) (result, error) {
+func rawStep(c config, conns int, script string) (result, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return result{}, err
@@ -146,14 +181,14 @@ func rawStep(c config, script string) (result, error) {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	r, err := runWrk(c, script, "http://"+ln.Addr().String()+"/")
-	r.step, r.onTopic = "raw net/http server (no bus)", -1
+	r, err := runWrk(c, conns, script, "http://"+ln.Addr().String()+"/")
+	r.step, r.connections, r.onTopic = "raw net/http server (no bus)", conns, -1
 	return r, err
 }
 
 // sourceStep runs http-source's webhook on a fresh embedded bus, wrk
 // against it, then stops it and counts the topic.
-func sourceStep(c config, bin, work, script, name string, extra []string) (result, error) {
+func sourceStep(c config, conns int, bin, work, script, name string, extra []string) (result, error) {
 	busDir := filepath.Join(work, fmt.Sprintf("bus-%d", time.Now().UnixNano()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -192,7 +227,7 @@ func sourceStep(c config, bin, work, script, name string, extra []string) (resul
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r, err := runWrk(c, script, "http://"+addr+"/")
+	r, err := runWrk(c, conns, script, "http://"+addr+"/")
 	if err != nil {
 		return fail(err)
 	}
@@ -205,7 +240,7 @@ func sourceStep(c config, bin, work, script, name string, extra []string) (resul
 	case <-time.After(60 * time.Second):
 		return fail(errors.New("http-source did not stop within 60s of SIGTERM"))
 	}
-	r.step = name
+	r.step, r.connections = name, conns
 	r.topicExpected = r.requests - r.non2xx
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -227,10 +262,10 @@ var (
 	reP99      = regexp.MustCompile(`(?m)^\s+99%\s+(\S+)`)
 )
 
-func runWrk(c config, script, url string) (result, error) {
+func runWrk(c config, conns int, script, url string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration+60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "wrk", "-t"+strconv.Itoa(c.threads), "-c"+strconv.Itoa(c.connections),
+	out, err := exec.CommandContext(ctx, "wrk", "-t"+strconv.Itoa(c.threads), "-c"+strconv.Itoa(conns),
 		"-d"+c.duration.String(), "--latency", "-s", script, url).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
@@ -258,23 +293,36 @@ func runWrk(c config, script, url string) (result, error) {
 	return r, nil
 }
 
-// printTable prints the table to w and wrk's socket errors to stderr.
-func printTable(w, stderr io.Writer, results []result) {
-	raw := results[0].rps
-	t := benchkit.NewTable("lrrrrrr", "step", "requests/s", "p50", "p99", "non-2xx", "records on topic", "vs raw")
+// printTable prints the table to w, each webhook with default options
+// checked against its floors in f, and wrk's socket errors to stderr. A
+// ratio is to the raw server at the same number of connections.
+func printTable(w, stderr io.Writer, results []result, f *benchkit.Floors) {
+	raw := map[int]float64{}
+	for _, r := range results {
+		if r.onTopic < 0 {
+			raw[r.connections] = r.rps
+		}
+	}
+	t := benchkit.NewTable("lrrrrrrrl", "step", "connections", "requests/s", "p50", "p99", "non-2xx", "records on topic", "vs raw", "floor")
 	for _, r := range results {
 		topic := "–"
 		if r.onTopic >= 0 {
 			topic = fmt.Sprintf("%d (of %d answered 200)", r.onTopic, r.topicExpected)
 		}
-		ratio := "–"
-		if r.onTopic >= 0 && raw > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.rps/raw)
+		ratio, floor := "–", "–"
+		vsRaw := math.NaN()
+		if r.onTopic >= 0 && raw[r.connections] > 0 {
+			vsRaw = r.rps / raw[r.connections]
+			ratio = fmt.Sprintf("%.2fx", vsRaw)
+		}
+		if r.floors {
+			what := fmt.Sprintf("%s, %d connections", r.step, r.connections)
+			floor = f.AtLeast(what+", vs raw", vsRaw, minVsRaw, "×") + "; " + f.AtLeast(what, r.rps, minRequestRate, " requests/s")
 		}
 		// Whole requests/s, truncated.
-		t.Row(r.step, benchkit.Int(float64(int64(r.rps))), r.p50, r.p99, fmt.Sprint(r.non2xx), topic, ratio)
+		t.Row(r.step, fmt.Sprint(r.connections), benchkit.Int(float64(int64(r.rps))), r.p50, r.p99, fmt.Sprint(r.non2xx), topic, ratio, floor)
 		if r.errors != "" {
-			fmt.Fprintf(stderr, "%s: %s\n", r.step, r.errors)
+			fmt.Fprintf(stderr, "%s, %d connections: %s\n", r.step, r.connections, r.errors)
 		}
 	}
 	t.Markdown(w)

@@ -19,6 +19,8 @@
 // Each side runs twice on half the orders, in the order raw, connector,
 // connector, raw, so that the shared machine's load drifting during the run
 // favours neither. Every run uses fresh queue names and deletes its queues.
+// The floor column checks each ratio to raw amqp091-go (>= 0.8x); bench
+// rabbitmq exits 1 after the table when one is missed.
 //
 // Usage:
 //
@@ -44,6 +46,10 @@ import (
 // confirmBatch is the records in one sink Write: the embedded bus's poll size.
 const confirmBatch = 8192
 
+// minVsRaw is the floor of each connector's ratio to raw amqp091-go. Issue
+// 5: "Floor: the connector reaches ≥ 0.8 × the raw client's rate."
+const minVsRaw = 0.8
+
 type row struct {
 	step      string
 	rate, raw float64
@@ -66,11 +72,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if code, ok := benchkit.Parse(fl, args); !ok {
 		return code
 	}
-	return benchkit.Main("bench rabbitmq", stderr, func(ctx context.Context) error { return run(ctx, *bin, *n, *prefetch, *url, stdout, stderr) })
+	return benchkit.MainFloors("bench rabbitmq", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error {
+		return run(ctx, f, *bin, *n, *prefetch, *url, stdout, stderr)
+	})
 }
 
 // run measures; prefetch is the basic.qos of the source and the raw consumer.
-func run(ctx context.Context, bin string, n, prefetch int, url string, out, stderr io.Writer) (err error) {
+func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, url string, out, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench rabbitmq")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -195,9 +203,9 @@ func run(ctx context.Context, bin string, n, prefetch int, url string, out, stde
 	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + benchkit.Int(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
 
 	fmt.Fprintf(out, "bench rabbitmq: %d orders, %s, RabbitMQ %v; machine: %s\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
-	t := benchkit.NewTable("lrrrl", "step", "records/s", "raw amqp091-go records/s", "ratio", "raw client does")
+	t := benchkit.NewTable("lrrrll", "step", "records/s", "raw amqp091-go records/s", "ratio", "floor", "raw client does")
 	for _, r := range rows {
-		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), r.note)
+		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), f.AtLeast(r.step+" vs raw amqp091-go", r.rate/r.raw, minVsRaw, "×"), r.note)
 	}
 	t.Markdown(out)
 	return nil

@@ -8,10 +8,13 @@
 //	       retention deletes all the while; the runs alternate (off, on, on,
 //	       off) so that the shared machine's changing load weighs on both
 //	       alike. It prints the records per second of each and the ratio
-//	       with retention to without (the target: at least 0.90).
+//	       with retention to without (the floor: at least 0.90).
 //	soak   -soak times the limit written with a consumer keeping up, bus.db's
 //	       size sampled every 20ms: its largest and its final size as a
-//	       multiple of the limit (the target: at most 1.30).
+//	       multiple of the limit (the floor: at most 1.30).
+//
+// The table's floor column checks both; bench retention exits 1 after the
+// table when one is missed.
 //
 // Each run uses a store of its own in the work directory, with the default
 // retention interval.
@@ -45,7 +48,10 @@ const (
 // lagBatches is how far, in batches, the consumer may fall behind.
 const lagBatches = 4
 
-// Targets of issue 14.
+// The floors. Issue 14: "publish/consume rates with retention active stay
+// ≥ 0.9× without it in the same run" (its closing note: "target ≥ 0.9×";
+// "soak of 5× a 64 MiB limit: `bus.db` at 1.01× the limit (target ≤
+// 1.3×)").
 const (
 	minRatio = 0.90
 	maxFile  = 1.30
@@ -83,7 +89,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench retention: -n, -batch, -soak, -limit and -soak-limit must be > 0 and no arguments are accepted")
 		return 2
 	}
-	return benchkit.Main("bench retention", stderr, func(ctx context.Context) error { return bench(ctx, c, stdout, stderr) })
+	return benchkit.MainFloors("bench retention", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error { return bench(ctx, c, f, stdout, stderr) })
 }
 
 // result is what one run measured.
@@ -94,7 +100,7 @@ type result struct {
 	biggest, final   int64 // bus.db's size, sampled and after Close
 }
 
-func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) {
+func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench retention")
 	work, done, err := benchkit.WorkDir(c.work, "culvert-bench-retention-", say)
 	if err != nil {
@@ -137,15 +143,18 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	}
 
 	rate := func(r result, d time.Duration) float64 { return float64(r.records) / d.Seconds() }
-	t := benchkit.NewTable("lrrrr", "embedded bus, consumer keeping up", "publish rec/s", "consume rec/s", "expired before read", "bus.db (× limit)")
-	t.Row("without retention", benchkit.Int(rate(off, off.publish)), benchkit.Int(rate(off, off.consume)), benchkit.Int(float64(off.expired)), "")
-	t.Row(fmt.Sprintf("retention.bytes %d MiB", c.limit>>20), benchkit.Int(rate(on, on.publish)), benchkit.Int(rate(on, on.consume)), benchkit.Int(float64(on.expired)), "")
+	t := benchkit.NewTable("lrrrrl", "embedded bus, consumer keeping up", "publish rec/s", "consume rec/s", "expired before read", "bus.db (× limit)", "floor")
+	t.Row("without retention", benchkit.Int(rate(off, off.publish)), benchkit.Int(rate(off, off.consume)), benchkit.Int(float64(off.expired)), "", "")
+	t.Row(fmt.Sprintf("retention.bytes %d MiB", c.limit>>20), benchkit.Int(rate(on, on.publish)), benchkit.Int(rate(on, on.consume)), benchkit.Int(float64(on.expired)), "", "")
 	pubRatio, conRatio := rate(on, on.publish)/rate(off, off.publish), rate(on, on.consume)/rate(off, off.consume)
-	t.Row(fmt.Sprintf("with / without (target ≥ %.2f)", minRatio), fmt.Sprintf("%.2f×", pubRatio), fmt.Sprintf("%.2f×", conRatio), "", "")
+	t.Row("with / without", fmt.Sprintf("%.2f×", pubRatio), fmt.Sprintf("%.2f×", conRatio), "", "",
+		"publish "+f.AtLeast("publish with retention / without", pubRatio, minRatio, "×")+
+			"; consume "+f.AtLeast("consume with retention / without", conRatio, minRatio, "×"))
 	limitF := float64(c.soakLimit)
-	t.Row(fmt.Sprintf("soak: %.0f MiB into %d MiB (target ≤ %.2f×)", c.soak*limitF/(1<<20), c.soakLimit>>20, maxFile),
+	t.Row(fmt.Sprintf("soak: %.0f MiB into %d MiB", c.soak*limitF/(1<<20), c.soakLimit>>20),
 		benchkit.Int(rate(soak, soak.publish)), benchkit.Int(rate(soak, soak.consume)), benchkit.Int(float64(soak.expired)),
-		fmt.Sprintf("%.2f× at most, %.2f× at the end", float64(soak.biggest)/limitF, float64(soak.final)/limitF))
+		fmt.Sprintf("%.2f× at most, %.2f× at the end", float64(soak.biggest)/limitF, float64(soak.final)/limitF),
+		f.AtMost("soak: bus.db's largest size / the limit", float64(max(soak.biggest, soak.final))/limitF, maxFile, "×"))
 	fmt.Fprintf(stdout, "bench retention, %s: %d orders a run, 2 runs each, alternating; the consumer stays within %d batches of the publisher\n\n",
 		benchkit.Machine(), c.n, lagBatches)
 	if c.md {
@@ -153,17 +162,6 @@ func bench(ctx context.Context, c config, stdout, stderr io.Writer) (err error) 
 	} else {
 		t.Text(stdout)
 	}
-	fmt.Fprintln(stdout)
-	met := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT MET"
-	}
-	fmt.Fprintf(stdout, "rates with retention: publish %.2f×, consume %.2f× of without (≥ %.2f: %s)\n",
-		pubRatio, conRatio, minRatio, met(pubRatio >= minRatio && conRatio >= minRatio))
-	fmt.Fprintf(stdout, "soak: bus.db at most %.2f× the limit (≤ %.2f: %s)\n",
-		max(float64(soak.biggest), float64(soak.final))/limitF, maxFile, met(max(soak.biggest, soak.final) <= int64(maxFile*limitF)))
 	return nil
 }
 

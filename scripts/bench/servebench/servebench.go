@@ -10,7 +10,9 @@
 //     -idle (target: under 5% of one CPU), and the children's together;
 //   - how long SIGTERM takes to stop them all gracefully.
 //
-// Every sink's file is checked to hold its source's records.
+// Every sink's file is checked to hold its source's records. The floor
+// column checks the supervisor's idle CPU; bench serve exits 1 after the
+// table when it is missed.
 //
 // Usage:
 //
@@ -43,6 +45,12 @@ const (
 	Summary = "culvert serve with 50 instances: POST to RUNNING (p50/p99), supervisor RSS and idle CPU (target < 5%)"
 )
 
+// maxIdleCPU is the floor of the supervisor's idle CPU, in percent of one
+// CPU. Issue 15: "A supervisor runs at least 50 instances on this 2-core
+// machine with its own CPU under 5% when idle" (README: "target < 5%";
+// checked as at most 5). Its other figures have none.
+const maxIdleCPU = 5
+
 // Main runs `bench serve` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
@@ -58,12 +66,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench serve: -n must be even and 2 or more, -records and -idle positive")
 		return 2
 	}
-	return benchkit.Main("bench serve", stderr, func(ctx context.Context) error {
-		return run(ctx, *bin, *n, *records, *idle, *md, stdout, stderr)
+	return benchkit.MainFloors("bench serve", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error {
+		return run(ctx, f, *bin, *n, *records, *idle, *md, stdout, stderr)
 	})
 }
 
-func run(ctx context.Context, bin string, n, records int, idle time.Duration, md bool, out, stderr io.Writer) (err error) {
+func run(ctx context.Context, f *benchkit.Floors, bin string, n, records int, idle time.Duration, md bool, out, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench serve")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -186,12 +194,12 @@ func run(ctx context.Context, bin string, n, records int, idle time.Duration, md
 	}
 
 	slices.Sort(lat)
-	t := benchkit.NewTable("lr", "measure", "value")
+	t := benchkit.NewTable("lrl", "measure", "value", "floor")
 	t.Row("POST /connectors to RUNNING, p50", ms(pct(lat, 50)))
 	t.Row("POST /connectors to RUNNING, p99", ms(pct(lat, 99)))
 	t.Row("POST /connectors to RUNNING, max", ms(lat[len(lat)-1]))
 	t.Row(fmt.Sprintf("supervisor RSS, %d instances running", n), fmt.Sprintf("%.1f MiB", float64(supRSS)/1024))
-	t.Row("supervisor CPU, idle", fmt.Sprintf("%.2f%% (target < 5%%)", supCPU))
+	t.Row("supervisor CPU, idle", fmt.Sprintf("%.2f%%", supCPU), f.AtMost(fmt.Sprintf("supervisor idle CPU, %d instances", n), supCPU, maxIdleCPU, "%"))
 	t.Row(fmt.Sprintf("the %d children: RSS together", n), fmt.Sprintf("%.0f MiB", float64(kidsRSS)/1024))
 	t.Row(fmt.Sprintf("the %d children: CPU together, idle", n), fmt.Sprintf("%.1f%%", kidsCPU))
 	t.Row(fmt.Sprintf("GET /connectors?expand=status (%d)", n), ms(listTook))
@@ -203,11 +211,6 @@ func run(ctx context.Context, bin string, n, records int, idle time.Duration, md
 	} else {
 		t.Text(out)
 	}
-	verdict := "met"
-	if supCPU >= 5 {
-		verdict = "NOT met"
-	}
-	fmt.Fprintf(out, "\nsupervisor idle CPU %.2f%% of one CPU: target < 5%% %s\n", supCPU, verdict)
 	return nil
 }
 

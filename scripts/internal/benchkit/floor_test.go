@@ -101,3 +101,28 @@ func TestMainFloorsExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestVsRaw(t *testing.T) {
+	var f Floors
+	var b bytes.Buffer
+	VsRaw(&b, &f, 1000,
+		Step{"raw decode", 1, 10 << 10}, Step{"connector decode", 1.25, 151 << 10},
+		Step{"raw encode", 1, 10 << 10}, Step{"connector encode", 1.3, 20 << 10}, 0.8, 150)
+	want := `step              records/s  seconds  peak RSS MB  raw / connector  floor
+----------------  ---------  -------  -----------  ---------------  --------------------------
+raw decode            1,000    1.000         10.0                -  -
+connector decode        800    1.250        151.0            0.80×  ≥ 0.8× ok; ≤ 150 MB MISSED
+raw encode            1,000    1.000         10.0                -  -
+connector encode        769    1.300         20.0            0.77×  ≥ 0.8× MISSED; ≤ 150 MB ok
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	var whats []string
+	for _, c := range f.Missed() {
+		whats = append(whats, c.What)
+	}
+	if got := strings.Join(whats, "; "); got != "connector decode peak RSS; connector encode: raw encode time / connector's" {
+		t.Errorf("missed: %s", got)
+	}
+}
