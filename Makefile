@@ -66,13 +66,19 @@ catalog-check: build ## fail when the committed catalog (site included) is stale
 # (scripts/bench's tests check that this names every one).
 BENCHES := avro bus csv culvert http-sink http-source kafka mqtt nats protobuf rabbitmq retention serve
 
-bench: build ## throughput and memory figures (see README, Performance)
-	$(GO) run ./scripts/bench all -bin $(BIN) -md
-	$(GO) test -run '^$$' -bench BatchedSends -benchtime 5000x ./common/client/mqtt
-	$(GO) test -run '^$$' -bench LongLine -benchtime 1x -benchmem ./sources/file-source
-	@set -e; for s in $(BENCHES); do \
-		echo "==> bench $$s"; $(GO) run ./scripts/bench $$s -bin $(BIN); \
-	done
+# Every step runs even when one misses a floor (or fails); make bench then
+# names them and fails.
+bench: build ## throughput and memory figures, each beside its floor (see README, Performance); fails at the end if one is missed
+	@missed=""; \
+	step() { name=$$1; shift; echo "==> $$name: $$*"; "$$@" || missed="$$missed $$name"; }; \
+	step all $(GO) run ./scripts/bench all -bin $(BIN) -md; \
+	step BatchedSends $(GO) test -run '^$$' -bench BatchedSends -benchtime 5000x ./common/client/mqtt; \
+	step LongLine $(GO) test -run '^$$' -bench LongLine -benchtime 1x -benchmem ./sources/file-source; \
+	for s in $(BENCHES); do \
+		step $$s $(GO) run ./scripts/bench $$s -bin $(BIN); \
+	done; \
+	if [ -n "$$missed" ]; then echo "make bench: missed a floor or failed:$$missed" >&2; exit 1; fi; \
+	echo "make bench: every floor met"
 
 demo: build ## the orders example on a fresh embedded bus
 	@$(ROOT)/scripts/demo.sh $(BIN)
