@@ -78,6 +78,12 @@ type Binding struct {
 	// PercentEncode: attribute values are percent-encoded in headers
 	// (HTTP binding 3.1.3.2).
 	PercentEncode bool
+	// KeyAttribute is the attribute the protocol's message key carries,
+	// both ways (Kafka: partitionkey, the Partitioning extension, per the
+	// Kafka binding's key mapping): a source sets it from the record key
+	// when an event has none of its own, and a sink's record key is its
+	// value when the event has it (the attribute stays in the event).
+	KeyAttribute string
 }
 
 // The protocol bindings of the connectors: the CloudEvents 1.0 protocol
@@ -86,7 +92,7 @@ type Binding struct {
 // nats-protocol-binding) spelled in the record headers of the connectors.
 var (
 	BindingHTTP  = Binding{Name: "http", Prefix: "ce-", ContentType: "content-type", Headers: true, FoldCase: true, PercentEncode: true}
-	BindingKafka = Binding{Name: "kafka", Prefix: "ce_", ContentType: "content-type", Headers: true}
+	BindingKafka = Binding{Name: "kafka", Prefix: "ce_", ContentType: "content-type", Headers: true, KeyAttribute: "partitionkey"}
 	// BindingAMQP: the application properties of AMQP (RabbitMQ's headers
 	// table); the content type is the message's content-type property,
 	// which RabbitMQ connectors carry in the header amqp.content_type.
@@ -336,21 +342,76 @@ func (d *ceDecoder) Decode(_ context.Context, recs []record.Record) ([]record.Re
 	out := recs[:0:0]
 	var failed []Failure
 	for _, r := range recs {
+		if items, ok, err := d.batch(r); ok {
+			if err != nil {
+				failed = append(failed, Failure{r, fmt.Errorf("cloudevents: %w", err)})
+				continue
+			}
+			// One record an event; an event that is not valid is a
+			// dead letter of its own (its JSON), the others go on.
+			for i, it := range items {
+				e, err := parseStructured(it)
+				if err != nil {
+					bad := r
+					bad.Value = []byte(it)
+					failed = append(failed, Failure{bad, fmt.Errorf("cloudevents: event %d of the batch: %w", i+1, err)})
+					continue
+				}
+				out = append(out, toRecord(r, &d.f.ce.binding, e))
+			}
+			continue
+		}
 		got, err := d.decode(r)
 		if err != nil {
 			failed = append(failed, Failure{r, fmt.Errorf("cloudevents: %w", err)})
 			continue
 		}
-		out = append(out, got...)
+		out = append(out, got)
 	}
 	return out, failed, nil
 }
 
+// batch reports whether r is a batch of events (ok: content type
+// application/cloudevents-batch+json, without --ce-mode) and returns its
+// events' JSON; err when it is not a JSON array.
+func (d *ceDecoder) batch(r record.Record) (items []json.RawMessage, ok bool, err error) {
+	b := &d.f.ce.binding
+	if d.f.ce.mode != "" || b.ContentType == "" {
+		return nil, false, nil
+	}
+	ct, _ := d.header(r, b.ContentType)
+	if mt, _, _ := mime.ParseMediaType(ct); mt != CEBatchContentType {
+		return nil, false, nil
+	}
+	if err := json.Unmarshal(r.Value, &items); err != nil {
+		return nil, true, fmt.Errorf("a batch (%s) must be a JSON array of events: %v", CEBatchContentType, err)
+	}
+	return items, true, nil
+}
+
+// Events returns how many records the decoder makes of r, a record as a
+// source received it, as far as its content type tells without decoding
+// the events: with --format cloudevents, the number of events of a batch
+// (application/cloudevents-batch+json; each event is a record or a dead
+// letter of its own), else 1 (a batch that is not a JSON array is one dead
+// letter). A source that answers its sender with a count uses it
+// (http-source's webhook).
+func (f *Format) Events(r record.Record) int {
+	if f.Name() != CloudEvents {
+		return 1
+	}
+	items, ok, err := (&ceDecoder{f: f}).batch(r)
+	if !ok || err != nil {
+		return 1
+	}
+	return len(items)
+}
+
 // decode reads one record as the mode its content type says: structured
-// or batched JSON, else binary when the binding's specversion header is
-// there. --ce-mode structured reads every record as structured (a
-// protocol without a content type); binary only as binary.
-func (d *ceDecoder) decode(r record.Record) ([]record.Record, error) {
+// JSON, else binary when the binding's specversion header is there (a
+// batch is Decode's). --ce-mode structured reads every record as
+// structured (a protocol without a content type); binary only as binary.
+func (d *ceDecoder) decode(r record.Record) (record.Record, error) {
 	b := &d.f.ce.binding
 	ct := ""
 	if b.ContentType != "" {
@@ -358,33 +419,12 @@ func (d *ceDecoder) decode(r record.Record) ([]record.Record, error) {
 	}
 	mt, _, _ := mime.ParseMediaType(ct)
 	mode := d.f.ce.mode
-	switch {
-	case mode == ModeStructured || (mode == "" && mt == CEContentType):
+	if mode == ModeStructured || (mode == "" && mt == CEContentType) || !b.Headers {
 		e, err := parseStructured(r.Value)
 		if err != nil {
-			return nil, err
+			return r, err
 		}
-		return []record.Record{toRecord(r, b, e)}, nil
-	case mode == "" && mt == CEBatchContentType:
-		var items []json.RawMessage
-		if err := json.Unmarshal(r.Value, &items); err != nil {
-			return nil, fmt.Errorf("a batch (%s) must be a JSON array of events: %v", CEBatchContentType, err)
-		}
-		out := make([]record.Record, 0, len(items))
-		for i, it := range items {
-			e, err := parseStructured(it)
-			if err != nil {
-				return nil, fmt.Errorf("event %d of the batch: %w", i+1, err)
-			}
-			out = append(out, toRecord(r, b, e))
-		}
-		return out, nil
-	case !b.Headers:
-		e, err := parseStructured(r.Value)
-		if err != nil {
-			return nil, err
-		}
-		return []record.Record{toRecord(r, b, e)}, nil
+		return toRecord(r, b, e), nil
 	}
 	e := &event{data: r.Value, binary: true, binaryMode: true}
 	for _, h := range r.Headers {
@@ -402,20 +442,20 @@ func (d *ceDecoder) decode(r record.Record) ([]record.Record, error) {
 	}
 	if _, ok := e.get("specversion"); !ok {
 		if ct == "" {
-			return nil, fmt.Errorf("not a CloudEvent: no %sspecversion header (binary mode) and no content type %s (structured mode)", b.Prefix, CEContentType)
+			return r, fmt.Errorf("not a CloudEvent: no %sspecversion header (binary mode) and no content type %s (structured mode)", b.Prefix, CEContentType)
 		}
-		return nil, fmt.Errorf("not a CloudEvent: no %sspecversion header (binary mode), and the content type is %q, not %s (structured mode)", b.Prefix, ct, CEContentType)
+		return r, fmt.Errorf("not a CloudEvent: no %sspecversion header (binary mode), and the content type is %q, not %s (structured mode)", b.Prefix, ct, CEContentType)
 	}
 	if ct != "" {
 		e.set("datacontenttype", ct)
 	}
 	if err := e.validate(); err != nil {
-		return nil, err
+		return r, err
 	}
 	if isJSONType(ct) {
 		e.binary = false
 	}
-	return []record.Record{toRecord(r, b, e)}, nil
+	return toRecord(r, b, e), nil
 }
 
 func (d *ceDecoder) header(r record.Record, key string) (string, bool) {
@@ -531,8 +571,14 @@ func attrValue(v json.RawMessage) (string, error) {
 
 // toRecord makes the record of an event: the headers of r that are not
 // the binding's attributes or content type, then ce_<name> for each
-// attribute; the data as the value.
+// attribute; the data as the value. With the binding's KeyAttribute, an
+// event without it gets it from the record key (when that is text).
 func toRecord(r record.Record, b *Binding, e *event) record.Record {
+	if k := b.KeyAttribute; k != "" && len(r.Key) > 0 && utf8.Valid(r.Key) {
+		if _, ok := e.get(k); !ok {
+			e.set(k, string(r.Key))
+		}
+	}
 	hs := make([]record.Header, 0, len(r.Headers)+len(e.names))
 	for _, h := range r.Headers {
 		if _, ok := b.attrName(h.Key); ok && e.binaryMode {
@@ -565,6 +611,8 @@ type ceEncoder struct {
 // <topic>:<offset> (the record's offset on the bus: the same when the
 // record is delivered again; a second record of the same offset, made by
 // --arraymap, gets <topic>:<offset>.<n>), time from the record's time.
+// With the binding's KeyAttribute (Kafka: partitionkey), the record key is
+// that attribute when the event has it.
 func (c *ceEncoder) Encode(ctx context.Context, recs []record.Record) ([]record.Record, []Failure, error) {
 	out := recs[:0:0]
 	var failed []Failure
@@ -645,6 +693,11 @@ func (c *ceEncoder) encode(ctx context.Context, r record.Record, n int) (record.
 		return r, err
 	}
 	b := &o.binding
+	if k := b.KeyAttribute; k != "" {
+		if v, _ := e.get(k); v != "" {
+			r.Key = []byte(v) // the message key; the attribute stays in the event
+		}
+	}
 	if o.sinkMode() == ModeStructured {
 		v, err := structured(e, r.Value, ct)
 		if err != nil {

@@ -267,3 +267,106 @@ func TestCloudEventsOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloudEventsKafkaKey: the Kafka binding's key mapping, both ways. A
+// source's event without partitionkey gets the message key as it (binary
+// and structured); an event's own partitionkey wins; a key that is not
+// text is left out. A sink's message key is the event's partitionkey,
+// which stays in the event; without one the record keeps its key. Other
+// bindings leave keys alone.
+func TestCloudEventsKafkaKey(t *testing.T) {
+	src := ceFormat(t, Options{}, BindingKafka, "in")
+	h := func(kv ...string) []record.Header {
+		var out []record.Header
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, record.Header{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return out
+	}
+	attrs := []string{"ce_specversion", "1.0", "ce_id", "1", "ce_source", "s", "ce_type", "t"}
+	for _, c := range []struct {
+		name string
+		r    record.Record
+		want string // ce_partitionkey, "" for none
+	}{
+		{"binary, key", record.Record{Key: []byte("cust-7"), Value: []byte(`{}`), Headers: h(attrs...)}, "cust-7"},
+		{"binary, own partitionkey", record.Record{Key: []byte("cust-7"), Value: []byte(`{}`), Headers: h(append(attrs, "ce_partitionkey", "p")...)}, "p"},
+		{"structured, key", record.Record{Key: []byte("cust-8"), Value: []byte(`{"specversion":"1.0","id":"2","source":"s","type":"t"}`), Headers: h("content-type", CEContentType)}, "cust-8"},
+		{"structured, own partitionkey", record.Record{Key: []byte("cust-8"), Value: []byte(`{"specversion":"1.0","id":"2","source":"s","type":"t","partitionkey":"q"}`), Headers: h("content-type", CEContentType)}, "q"},
+		{"no key", record.Record{Value: []byte(`{}`), Headers: h(attrs...)}, ""},
+		{"binary key", record.Record{Key: []byte{0xff, 0}, Value: []byte(`{}`), Headers: h(attrs...)}, ""},
+	} {
+		ok, failed := decodeOne(t, src, c.r)
+		if len(ok) != 1 || len(failed) != 0 {
+			t.Fatalf("%s: ok %v failed %v", c.name, ok, failed)
+		}
+		if got := headerMap(ok[0])["ce_partitionkey"]; got != c.want || string(ok[0].Key) != string(c.r.Key) {
+			t.Errorf("%s: ce_partitionkey %q key %q, want %q and the key kept", c.name, got, ok[0].Key, c.want)
+		}
+	}
+	ok, _ := decodeOne(t, ceFormat(t, Options{}, BindingNATS, "in"), record.Record{Key: []byte("k"), Value: []byte(`{}`),
+		Headers: h("ce-specversion", "1.0", "ce-id", "1", "ce-source", "s", "ce-type", "t")})
+	if _, set := headerMap(ok[0])["ce_partitionkey"]; set {
+		t.Errorf("the NATS binding set partitionkey from the key")
+	}
+
+	for _, mode := range []string{ModeBinary, ModeStructured} {
+		snk := ceFormat(t, Options{CEMode: mode, CESource: "/s", CEType: "t"}, BindingKafka, "orders")
+		out, failed, err := snk.NewEncoder().Encode(context.Background(), []record.Record{
+			{Key: []byte("old"), Value: []byte(`{"n":1}`), Headers: h("ce_partitionkey", "cust-7")},
+			{Key: []byte("kept"), Value: []byte(`{"n":2}`), Offset: 1},
+		})
+		if err != nil || len(failed) != 0 || len(out) != 2 {
+			t.Fatalf("%s: %v %v", mode, err, failed)
+		}
+		if string(out[0].Key) != "cust-7" || string(out[1].Key) != "kept" {
+			t.Fatalf("%s: keys %q %q, want cust-7 (the partitionkey) and kept", mode, out[0].Key, out[1].Key)
+		}
+		if mode == ModeBinary && headerMap(out[0])["ce_partitionkey"] != "cust-7" {
+			t.Fatalf("binary: the attribute left the event: %v", headerMap(out[0]))
+		}
+		if mode == ModeStructured && !strings.Contains(string(out[0].Value), `"partitionkey":"cust-7"`) {
+			t.Fatalf("structured: the attribute left the event: %s", out[0].Value)
+		}
+	}
+	out, _, _ := ceFormat(t, Options{CESource: "/s", CEType: "t"}, BindingHTTP, "orders").NewEncoder().Encode(context.Background(),
+		[]record.Record{{Key: []byte("old"), Value: []byte(`{}`), Headers: h("ce_partitionkey", "cust-7")}})
+	if string(out[0].Key) != "old" {
+		t.Fatalf("the HTTP binding set the key %q", out[0].Key)
+	}
+}
+
+// TestCloudEventsBatchPerEvent: an event of a batch that is not valid is
+// a dead letter of its own (its JSON, the error naming its place); the
+// others are records. Events counts a batch's events (each a record or a
+// dead letter), 1 for anything else.
+func TestCloudEventsBatchPerEvent(t *testing.T) {
+	f := ceFormat(t, Options{}, BindingHTTP, "in")
+	batch := record.Record{Value: []byte(`[{"specversion":"1.0","id":"a","source":"s","type":"t","data":1},{"specversion":"1.0","source":"s","type":"t"},{"specversion":"1.0","id":"c","source":"s","type":"t","data":3}]`),
+		Headers: []record.Header{{Key: "Content-Type", Value: []byte(CEBatchContentType + "; charset=utf-8")}}}
+	ok, failed := decodeOne(t, f, batch)
+	if len(ok) != 2 || string(ok[0].Value) != "1" || string(ok[1].Value) != "3" {
+		t.Fatalf("ok %v", ok)
+	}
+	if len(failed) != 1 || string(failed[0].Record.Value) != `{"specversion":"1.0","source":"s","type":"t"}` || failed[0].Err.Error() != "cloudevents: event 2 of the batch: missing required attribute id" {
+		t.Fatalf("failed %v", failed)
+	}
+	if n := f.Events(batch); n != 3 {
+		t.Fatalf("Events(batch) = %d, want 3", n)
+	}
+	for _, r := range []record.Record{
+		{Value: []byte(`{}`), Headers: []record.Header{{Key: "content-type", Value: []byte(CEBatchContentType)}}},
+		{Value: []byte(`[1,2]`), Headers: []record.Header{{Key: "content-type", Value: []byte(CEContentType)}}},
+		{Value: []byte(`[1,2]`)},
+	} {
+		if n := f.Events(r); n != 1 {
+			t.Errorf("Events(%s) = %d, want 1", r.Value, n)
+		}
+	}
+	if n := mustNew(t, Options{}).Events(batch); n != 1 {
+		t.Errorf("json's Events = %d, want 1", n)
+	}
+	if n := ceFormat(t, Options{CEMode: ModeStructured}, BindingHTTP, "in").Events(batch); n != 1 {
+		t.Errorf("--ce-mode structured reads a batch as one event: Events = %d, want 1", n)
+	}
+}

@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/culvert-dev/culvert/common/client/kafka/kafkatest"
 	"github.com/culvert-dev/culvert/common/connectortest"
+	"github.com/culvert-dev/culvert/common/record"
 )
 
 func kafkaHeaders(r *kgo.Record) map[string]string {
@@ -69,6 +71,42 @@ func TestCloudEventsKafkaBinding(t *testing.T) {
 		}
 		if e.SpecVersion != "1.0" || e.ID != "orders:"+strconv.Itoa(i) || e.Type != "com.example.order" || string(e.Data) != string(order(i).Value) {
 			t.Fatalf("record %d: %s", i, r.Value)
+		}
+	}
+}
+
+// TestCloudEventsPartitionKey: the Kafka binding's key mapping: an event
+// with the partitionkey extension (header ce_partitionkey on the bus) is
+// written with it as the Kafka message key, the attribute kept in the
+// event (binary: header ce_partitionkey; structured: in the JSON); an
+// event without it keeps the record's key. Read back with franz-go.
+func TestCloudEventsPartitionKey(t *testing.T) {
+	addr := kafkatest.Start(t)
+	dir := t.TempDir()
+	recs := orders(2)
+	recs[0].Headers = append(recs[0].Headers, record.Header{Key: "ce_partitionkey", Value: []byte("customer-7")})
+	connectortest.Publish(t, dir, "orders", recs...)
+	args := []string{"--bus", dir, "--topic", "orders", "--from", "beginning", "--stop-at-end", "--brokers", addr,
+		"--format", "cloudevents", "--ce-source", "/shop", "--ce-type", "com.example.order"}
+	for _, mode := range []string{"binary", "structured"} {
+		connectortest.MustRun(t, app(), append(args, "--group", mode, "--kafka-topic", mode, "--ce-mode", mode)...)
+		got := readAll(t, addr, mode, 2)
+		if mode == "binary" && number(t, got[0]) != 0 || mode == "structured" && !strings.Contains(string(got[0].Value), `"data":{"n":0}`) {
+			got[0], got[1] = got[1], got[0] // the two keys are in two partitions
+		}
+		if string(got[0].Key) != "customer-7" || string(got[1].Key) != string(order(1).Key) {
+			t.Fatalf("%s: keys %q %q, want customer-7 (partitionkey) and %q (the record's)", mode, got[0].Key, got[1].Key, order(1).Key)
+		}
+		switch mode {
+		case "binary":
+			if h := kafkaHeaders(got[0]); h["ce_partitionkey"] != "customer-7" {
+				t.Fatalf("binary: headers %v, want ce_partitionkey kept", h)
+			}
+		case "structured":
+			var e map[string]any
+			if err := json.Unmarshal(got[0].Value, &e); err != nil || e["partitionkey"] != "customer-7" {
+				t.Fatalf("structured: %s, want partitionkey kept in the event", got[0].Value)
+			}
 		}
 	}
 }

@@ -73,3 +73,39 @@ func TestCloudEventsKafkaBinding(t *testing.T) {
 		t.Fatalf("dead letter %q %v", dead[0].Value, dead[0].Headers)
 	}
 }
+
+// TestCloudEventsPartitionKey: the Kafka binding's key mapping on the way
+// in: a binary or structured event without the partitionkey extension
+// gets the Kafka message key as it (header ce_partitionkey), an event with
+// its own keeps it; the record keeps the key. Written with franz-go.
+func TestCloudEventsPartitionKey(t *testing.T) {
+	addr := kafkatest.Start(t)
+	dir := t.TempDir()
+	kafkatest.CreateTopic(t, addr, "events", 1)
+	h := func(kv ...string) []kgo.RecordHeader {
+		var out []kgo.RecordHeader
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return out
+	}
+	attrs := []string{"ce_specversion", "1.0", "ce_source", "/kafka", "ce_type", "t", "content-type", "application/json"}
+	cl := kafkatest.Client(t, addr)
+	if err := cl.ProduceSync(kafkatest.Ctx(t),
+		&kgo.Record{Topic: "events", Key: []byte("customer-7"), Value: []byte(`{"n":1}`), Headers: h(append(attrs, "ce_id", "1")...)},
+		&kgo.Record{Topic: "events", Key: []byte("customer-7"), Value: []byte(`{"n":2}`), Headers: h(append(attrs, "ce_id", "2", "ce_partitionkey", "own")...)},
+		&kgo.Record{Topic: "events", Key: []byte("customer-8"), Value: []byte(`{"specversion":"1.0","id":"3","source":"/s","type":"t","data":{"n":3}}`), Headers: h("content-type", "application/cloudevents+json")},
+		&kgo.Record{Topic: "events", Value: []byte(`{"n":4}`), Headers: h(append(attrs, "ce_id", "4")...)},
+	).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "--bus", dir, "--topic", "events", "--brokers", addr, "--kafka-topic", "events", "--format", "cloudevents")
+	recs := connectortest.WaitTopic(t, dir, "events", 4, r)
+	r.StopOK(t)
+	for i, want := range []struct{ key, partitionkey string }{{"customer-7", "customer-7"}, {"customer-7", "own"}, {"customer-8", "customer-8"}, {"", ""}} {
+		got, _ := recs[i].Header("ce_partitionkey")
+		if string(recs[i].Key) != want.key || string(got) != want.partitionkey {
+			t.Fatalf("record %d: key %q ce_partitionkey %q, want %q %q", i, recs[i].Key, got, want.key, want.partitionkey)
+		}
+	}
+}
