@@ -102,3 +102,44 @@ func TestCloudEventsSourceOptions(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 }
+
+// TestWebhookCloudEventsBatchCount: the webhook answers a CloudEvents
+// batch with the number of its events ({"records":3}), each a record or,
+// when not valid, a dead letter of its own (the others are published);
+// a batch of more events than --max-records-per-request is refused with
+// 413 before anything is published.
+func TestWebhookCloudEventsBatchCount(t *testing.T) {
+	addr := connectortest.FreeAddr(t)
+	busDir := filepath.Join(t.TempDir(), "bus")
+	r := start(t, "--topic", "events", "--bus", busDir, "--listen", addr, "--format", "cloudevents", "--max-records-per-request", "3")
+	waitListening(t, r, addr)
+	url := "http://" + addr + "/"
+	code, body := post(t, http.DefaultClient, url,
+		`[{"specversion":"1.0","id":"a-1","source":"/batch","type":"t","data":1},{"specversion":"1.0","source":"/batch","type":"t","data":2},{"specversion":"1.0","id":"a-3","source":"/batch","type":"t","data":3}]`,
+		"Content-Type", "application/cloudevents-batch+json")
+	if code != 200 || strings.TrimSpace(body) != `{"records":3}` {
+		t.Fatalf("batch of 3: status %d %s, want 200 {\"records\":3}", code, body)
+	}
+	code, body = post(t, http.DefaultClient, url,
+		`[{"specversion":"1.0","id":"b-1","source":"/b","type":"t"},{"specversion":"1.0","id":"b-2","source":"/b","type":"t"},{"specversion":"1.0","id":"b-3","source":"/b","type":"t"},{"specversion":"1.0","id":"b-4","source":"/b","type":"t"}]`,
+		"Content-Type", "application/cloudevents-batch+json")
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "--max-records-per-request") {
+		t.Fatalf("batch of 4: status %d %s, want 413", code, body)
+	}
+	code, body = post(t, http.DefaultClient, url, `{"specversion":"1.0","id":"c-1","source":"/c","type":"t","data":4}`, "Content-Type", "application/cloudevents+json")
+	if code != 200 || strings.TrimSpace(body) != `{"records":1}` {
+		t.Fatalf("one event: status %d %s", code, body)
+	}
+	recs := connectortest.WaitTopic(t, busDir, "events", 3, r)
+	connectortest.Equal(t, "values", connectortest.Values(recs), []string{"1", "3", "4"})
+	dead := connectortest.WaitTopic(t, busDir, "events.dlq", 1, r)
+	if string(dead[0].Value) != `{"specversion":"1.0","source":"/batch","type":"t","data":2}` || connectortest.Header(t, dead[0], "culvert.error") != "cloudevents: event 2 of the batch: missing required attribute id" {
+		t.Fatalf("dead letter %s %v", dead[0].Value, dead[0].Headers)
+	}
+	if code, stderr := r.Stop(t); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if n := len(connectortest.ReadTopic(t, busDir, "events")); n != 3 {
+		t.Fatalf("%d records after the 413, want 3", n)
+	}
+}

@@ -97,7 +97,7 @@ type WebhookOptions struct {
 	HMACMaxAge           schema.Duration `json:"hmac_max_age" jsonschema:"default=0s" jsonschema_description:"Webhook mode, with --hmac-secret: refuse replayed requests. Requests must then carry X-Timestamp: <Unix seconds> no further than this from the connector's clock (either way), and the signature covers '<timestamp>.<body>' (as Stripe signs), else 401. 0 turns it off: the signature covers the body alone."`
 	ReadTimeout          schema.Duration `json:"read_timeout" jsonschema:"default=30s" jsonschema_description:"Webhook mode: limit on reading a request's body, from the end of its headers; a slower body is answered 408 and its connection closed. 0 means none (headers always have 10s)."`
 	MaxConnections       int             `json:"max_connections" jsonschema:"minimum=1,default=1024" jsonschema_description:"Webhook mode: connections served at once; more wait to be accepted. Near the limit, idle keep-alive connections are closed."`
-	MaxRecordsPerRequest int             `json:"max_records_per_request" jsonschema:"minimum=1,default=100000" jsonschema_description:"Webhook mode: most records one request may make (--split-lines, NDJSON); a request with more is answered 413 and publishes nothing."`
+	MaxRecordsPerRequest int             `json:"max_records_per_request" jsonschema:"minimum=1,default=100000" jsonschema_description:"Webhook mode: most records one request may make (--split-lines, NDJSON, the events of a CloudEvents batch); a request with more is answered 413 and publishes nothing."`
 }
 
 // Modes.

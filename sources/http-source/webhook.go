@@ -220,7 +220,9 @@ type refusal struct {
 }
 
 // ServeHTTP accepts one webhook request and answers it once its records are
-// durable on the bus: 200 with {"records":N}. It refuses, in this order,
+// durable on the bus: 200 with {"records":N}, N the records the request
+// made (the events of a CloudEvents batch, each a record or a dead
+// letter; the lines of NDJSON). It refuses, in this order,
 // and before reading any of the body: 401 without the right token, without
 // a well-formed signature or with a timestamp out of --hmac-max-age; 404
 // on another path; 405 for another method; 413 when Content-Length is over
@@ -285,11 +287,11 @@ func (w *webhook) serve(rw http.ResponseWriter, r *http.Request, held *reservati
 			return 0, &refusal{status: http.StatusUnauthorized, msg: "bad signature in " + w.opts.HMACHeader}
 		}
 	}
-	recs, ref := w.records(r, body)
+	recs, n, ref := w.records(r, body)
 	if ref != nil {
 		return 0, ref
 	}
-	if !held.take(int64(len(recs)) * recordOverhead) {
+	if !held.take(int64(n) * recordOverhead) {
 		return 0, &refusal{status: http.StatusServiceUnavailable, msg: "too much data in flight (--queue-bytes); retry later", retryAfter: 1}
 	}
 	req := &request{recs: recs, done: make(chan error, 1)}
@@ -316,7 +318,7 @@ func (w *webhook) serve(rw http.ResponseWriter, r *http.Request, held *reservati
 			}
 			return 0, &refusal{status: http.StatusServiceUnavailable, msg: "the records could not be written; retry later", retryAfter: 5}
 		}
-		return len(recs), nil
+		return n, nil
 	case <-t.C:
 		return 0, &refusal{status: http.StatusServiceUnavailable, msg: "the records were not written in time; retry later", retryAfter: 5}
 	case <-r.Context().Done(): // the client left; its records are written all the same
@@ -417,10 +419,12 @@ const recordOverhead = 256
 
 // records makes the request's records: its body, or with --split-lines or
 // an NDJSON content type, each non-empty line of it. Their headers are
-// http.method, http.path and those --header-to-record names. A body
-// without a record is refused with 400, one with more than
+// http.method, http.path and those --header-to-record names. It also
+// returns how many records they are once decoded: a body that --format
+// decodes into several (a CloudEvents batch: one an event) counts them. A
+// body without a record is refused with 400, one with more than
 // --max-records-per-request with 413.
-func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, *refusal) {
+func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, int, *refusal) {
 	method, ok := methodValues[r.Method]
 	if !ok {
 		method = []byte(r.Method)
@@ -431,13 +435,19 @@ func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, *refus
 	hs = copyHeaders(hs, r.Header, w.keep)
 	hs = formatHeaders(hs, r.Header, w.env.Format, w.keep)
 	now := time.Now()
+	limit := w.opts.MaxRecordsPerRequest
+	tooMany := &refusal{status: http.StatusRequestEntityTooLarge, msg: "more than " + strconv.Itoa(limit) + " records in the request (--max-records-per-request)"}
 	if !w.opts.SplitLines && !isNDJSON(r.Header.Get("Content-Type")) {
 		if len(body) == 0 {
-			return nil, &refusal{status: http.StatusBadRequest, msg: "the request body is empty: nothing to publish"}
+			return nil, 0, &refusal{status: http.StatusBadRequest, msg: "the request body is empty: nothing to publish"}
 		}
-		return []record.Record{{Value: body, Headers: hs, Time: now}}, nil
+		rec := record.Record{Value: body, Headers: hs, Time: now}
+		n := w.env.Format.Events(rec)
+		if n > limit {
+			return nil, 0, tooMany
+		}
+		return []record.Record{rec}, n, nil
 	}
-	limit := w.opts.MaxRecordsPerRequest
 	recs := make([]record.Record, 0, min(bytes.Count(body, []byte{'\n'})+1, limit))
 	for len(body) > 0 {
 		line := body
@@ -449,15 +459,15 @@ func (w *webhook) records(r *http.Request, body []byte) ([]record.Record, *refus
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(bytes.TrimSpace(line)) > 0 {
 			if len(recs) == limit {
-				return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: "more than " + strconv.Itoa(limit) + " records in the request (--max-records-per-request)"}
+				return nil, 0, tooMany
 			}
 			recs = append(recs, record.Record{Value: line, Headers: hs, Time: now})
 		}
 	}
 	if len(recs) == 0 {
-		return nil, &refusal{status: http.StatusBadRequest, msg: "the request body has no non-empty line: nothing to publish"}
+		return nil, 0, &refusal{status: http.StatusBadRequest, msg: "the request body has no non-empty line: nothing to publish"}
 	}
-	return recs, nil
+	return recs, len(recs), nil
 }
 
 func isNDJSON(ct string) bool {
