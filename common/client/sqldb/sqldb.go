@@ -37,6 +37,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/culvert-dev/culvert/common/client/auth"
+	"github.com/culvert-dev/culvert/common/client/tlsfiles"
 	"github.com/culvert-dev/culvert/common/redact"
 	"github.com/culvert-dev/culvert/common/retry"
 	"github.com/culvert-dev/culvert/common/schema"
@@ -99,8 +100,8 @@ type Target struct {
 	Password string
 	// PgConfig is the pgx configuration (PostgreSQL only), for a
 	// connector that needs pgx itself (COPY, logical replication).
-	PgConfig  *pgx.ConnConfig
-	connector driver.Connector
+	PgConfig   *pgx.ConnConfig
+	connector  driver.Connector
 	sqlitePath string
 }
 
@@ -313,16 +314,20 @@ func (d *DB) WithPgx(ctx context.Context, f func(*pgx.Conn) error) error {
 // refused connection, a server shutting down, a deadlock, a serialization
 // failure, a busy SQLite file. An error about the statement or the data
 // (a constraint, a bad type, a missing table) is not transient, nor is a
-// canceled context.
+// certificate that does not verify (tlsfiles.Refused) or a canceled
+// context.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if tlsfiles.Refused(err) { // a certificate that does not verify, in a connect error
 		return false
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
 		case strings.HasPrefix(pg.Code, "08"), // connection exception
-			strings.HasPrefix(pg.Code, "53"), // insufficient resources
+			strings.HasPrefix(pg.Code, "53"),  // insufficient resources
 			strings.HasPrefix(pg.Code, "57P"), // shutdown, cannot connect now
 			strings.HasPrefix(pg.Code, "58"),  // system error
 			pg.Code == "40001", pg.Code == "40P01", pg.Code == "55P03":

@@ -2,7 +2,10 @@ package sqldb_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +145,15 @@ func TestOpenGivesUpOnBadCredentials(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("refused credentials were retried for %s: %v", time.Since(start), err)
+	}
+}
+
+// TestRefusedCertificateIsNotTransient: a server certificate that does
+// not verify is not retried (the whole path, through pgx's connect
+// error, is sql-sink's TLS scenario).
+func TestRefusedCertificateIsNotTransient(t *testing.T) {
+	err := fmt.Errorf("connecting: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}})
+	if sqldb.Transient(err) {
+		t.Errorf("transient: %v", err)
 	}
 }
