@@ -11,11 +11,11 @@
 //
 // The messages are bench.Order (orders.proto below: strings, an int64, a
 // double, an enum, a nested message, a repeated field and a Timestamp),
-// made from scripts/internal/orders' orders. file-source separates records
-// with a delimiter and has no length-prefixed framing, so the binary file
-// separates messages with Delimiter, a 12-byte sequence the bench checks
-// occurs in no message (file-sink ends each with a newline, as the raw
-// encoder does). Checks: both decoders' outputs hold every order and their
+// made from scripts/internal/orders' orders. The binary files hold the
+// messages length-delimited (each after its length as a varint: the form
+// file-source and file-sink read and write with --format protobuf, and
+// protowire.ConsumeBytes/AppendVarint in the raw library's process).
+// Checks: both decoders' outputs hold every order and their
 // first 1,000 records are equal as JSON; both encoders' files are equal
 // byte for byte (deterministic marshalling). The ratios printed are the raw
 // library's time over the connector's; the floor column checks them (>=
@@ -31,6 +31,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -57,10 +59,6 @@ const (
 	RawName    = "protobuf-raw"
 	Summary    = "Protobuf: file-source/file-sink --format protobuf decoding and encoding orders, next to the raw library in its own process (target >= 0.8x)"
 	RawSummary = "internal: the raw library's side of bench protobuf"
-	// Delimiter separates the messages of the binary file file-source reads.
-	Delimiter = "\xff\xfeCULVERTPB\x00"
-	// escaped is Delimiter as file-source's --delimiter.
-	escaped = `\xff\xfeCULVERTPB\0`
 )
 
 // orderProto is the benchmark's message, as a .proto file would say it;
@@ -159,7 +157,7 @@ type config = benchkit.OrdersBench
 
 // Main runs `bench protobuf` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, 500_000, args, stderr)
+	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, defaultN, args, stderr)
 	if !ok {
 		return code
 	}
@@ -173,6 +171,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 const (
 	minVsRaw = 0.8
 	maxRSSMB = 150
+	defaultN = 500_000 // the orders of a run, which the floors are set for
 )
 
 type step = benchkit.Step
@@ -212,7 +211,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 	say("file-source --format protobuf")
 	src := step{Name: "file-source --format protobuf -> bus"}
 	if src.Seconds, src.RSSKiB, err = benchkit.Measure(ctx, nil, p("file-source.log"), "", filepath.Join(binDir, "file-source"),
-		append([]string{"--bus", p("bus-decode"), "--topic", "orders", "--path", p("orders.bin"), "--delimiter", escaped}, proto...)...); err != nil {
+		append([]string{"--bus", p("bus-decode"), "--topic", "orders", "--path", p("orders.bin")}, proto...)...); err != nil {
 		return err
 	}
 	say("checking what file-source published")
@@ -246,11 +245,12 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 
 	fmt.Fprintf(stdout, "\n%s\nProtobuf orders (bench.Order): %d\n\n", benchkit.Machine(), c.N)
 	benchkit.VsRaw(stdout, f, c.N, rawDec, src, rawEnc, snk, minVsRaw, maxRSSMB)
+	f.SetFor(defaultN, c.N, "orders")
 	return nil
 }
 
 // generate writes orders.pb (the descriptor set), orders.bin (the
-// messages, separated by Delimiter) and orders.jsonl (their protojson).
+// messages, length-delimited) and orders.jsonl (their protojson).
 func generate(p func(string) string, n int, seed uint64) error {
 	set := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
 		protodesc.ToFileDescriptorProto(timestamppb.File_google_protobuf_timestamp_proto), descriptor()}}
@@ -305,11 +305,8 @@ func generate(p func(string) string, n int, seed uint64) error {
 		if buf, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(buf[:0], m); err != nil {
 			return err
 		}
-		if bytes.Contains(buf, []byte(Delimiter)) || len(buf) == 0 {
-			return fmt.Errorf("order %d: its message holds the delimiter", o.Seq)
-		}
+		bw.Write(protowire.AppendVarint(nil, uint64(len(buf))))
 		bw.Write(buf)
-		bw.WriteString(Delimiter)
 		j, err := protojson.Marshal(m)
 		if err != nil {
 			return err
@@ -322,8 +319,8 @@ func generate(p func(string) string, n int, seed uint64) error {
 
 // Raw is `bench protobuf-raw decode|encode SET IN OUT`: the raw library
 // alone, as the connector would do it: decode reads IN's messages
-// (separated by Delimiter) and writes their protojson as JSON lines;
-// encode reads JSON lines and writes each message and a newline.
+// (length-delimited) and writes their protojson as JSON lines; encode
+// reads JSON lines and writes each message after its length.
 func Raw(args []string, _, stderr io.Writer) int {
 	fl := benchkit.FlagSet(RawName, RawSummary+" (arguments: decode|encode SET IN OUT)", stderr)
 	if code, ok := benchkit.Parse(fl, args); !ok {
@@ -360,10 +357,12 @@ func raw(mode, setPath, in, out string) error {
 	switch mode {
 	case "decode":
 		opts := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Resolver: protoregistry.GlobalTypes}
-		for msg := range bytes.SplitSeq(data, []byte(Delimiter)) {
-			if len(msg) == 0 {
-				continue
+		for len(data) > 0 {
+			msg, n := protowire.ConsumeBytes(data)
+			if n < 0 {
+				return fmt.Errorf("%s: %v", in, protowire.ParseError(n))
 			}
+			data = data[n:]
 			m.Reset()
 			if err := proto.Unmarshal(msg, m); err != nil {
 				return err
@@ -387,8 +386,9 @@ func raw(mode, setPath, in, out string) error {
 			if buf, err = opts.MarshalAppend(buf[:0], m); err != nil {
 				return err
 			}
+			var pre [binary.MaxVarintLen64]byte
+			w.Write(protowire.AppendVarint(pre[:0], uint64(len(buf))))
 			w.Write(buf)
-			w.WriteByte('\n')
 		}
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
