@@ -378,3 +378,71 @@ func TestSchemaKeepsEncoderInterfaces(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaOnDecodedFormats: --schema checks what avro, protobuf and
+// cloudevents decoded (the JSON jq would read), after decoding: a value
+// that decodes but does not match is a failure naming the failing path,
+// with the value as decoded (which the path points into), and the others
+// pass.
+func TestSchemaOnDecodedFormats(t *testing.T) {
+	dir := t.TempDir()
+	schemaFile := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	// Avro: decimals are strings; a negative amount does not match.
+	avroOpts := Options{Format: Avro, AvroSchema: "testdata/avro/order.avsc"}
+	in := []string{
+		`{"order_id":1,"customer":"a","amount":"12.50","price":"1.000","created":"2024-05-01T12:30:00.123Z","shipped":null,"day":"2024-05-01","id":"5f0c6ab1-3c1e-4a5e-9a43-0b6f7e4f2a10","status":"PAID","tags":[],"attrs":{},"blob":"","score":0,"ratio":0,"ok":true,"note":null,"priority":"high"}`,
+		`{"order_id":2,"customer":"b","amount":"-1.00","price":"1.000","created":"2024-05-01T12:30:00.123Z","shipped":null,"day":"2024-05-01","id":"5f0c6ab1-3c1e-4a5e-9a43-0b6f7e4f2a10","status":"PAID","tags":[],"attrs":{},"blob":"","score":0,"ratio":0,"ok":true,"note":null,"priority":"high"}`,
+	}
+	datums, failed := encodeAll(mustNew(t, avroOpts).NewEncoder(), recs(in...))
+	if len(failed) > 0 {
+		t.Fatal(failed[0].Err)
+	}
+	avroOpts.Schema = schemaFile("avro.json", `{"type":"object","properties":{"amount":{"type":"string","pattern":"^[0-9]"}}}`)
+
+	// Protobuf: the golden full and pickup orders; pickup's customer_id
+	// (an int64, a JSON string) is negative.
+	full, _ := os.ReadFile("testdata/protobuf/golden/full.bin")
+	pickup, _ := os.ReadFile("testdata/protobuf/golden/pickup.bin")
+	protoOpts := Options{Format: Protobuf, ProtoFile: ordersProto, ProtoMessage: "orders.Order",
+		Schema: schemaFile("proto.json", `{"type":"object","required":["order_id"],"properties":{"customer_id":{"type":"string","pattern":"^[0-9]+$"},"lines":{"type":"array","items":{"required":["sku"]}}}}`)}
+
+	// CloudEvents: the schema checks the data, not the attributes.
+	ce := func(id, data string) record.Record {
+		return record.Record{Value: []byte(data), Headers: []record.Header{
+			{Key: "ce-specversion", Value: []byte("1.0")}, {Key: "ce-id", Value: []byte(id)},
+			{Key: "ce-source", Value: []byte("/s")}, {Key: "ce-type", Value: []byte("t")},
+			{Key: "content-type", Value: []byte("application/json")}}}
+	}
+	ceOpts := Options{Format: CloudEvents, Schema: schemaFile("ce.json", `{"type":"object","properties":{"n":{"type":"integer"}}}`)}
+
+	for _, c := range []struct {
+		name    string
+		f       *Format
+		in      []record.Record
+		passed  int
+		failure string // the second record's
+	}{
+		{"avro", mustNew(t, avroOpts), datums, 1, `does not match --schema: /amount: '-1.00' does not match pattern '^[0-9]'`},
+		{"protobuf", mustNew(t, protoOpts), []record.Record{{Value: full}, {Value: pickup}}, 1, `does not match --schema: /customer_id: '-42' does not match pattern '^[0-9]+$'`},
+		{"cloudevents", mustNew(t, ceOpts).Bind(BindingHTTP, ""), []record.Record{ce("1", `{"n":1}`), ce("2", `{"n":"one"}`)}, 1, `does not match --schema: /n: expected integer, got string`},
+	} {
+		ok, failed := decodeAll(c.f.NewDecoder(), c.in)
+		if len(ok) != c.passed || len(failed) != 1 {
+			t.Fatalf("%s: %d passed, %d failed (%v), want %d and 1", c.name, len(ok), len(failed), failed, c.passed)
+		}
+		if got := failed[0].Err.Error(); got != c.failure {
+			t.Errorf("%s: %s\nwant %s", c.name, got, c.failure)
+		}
+		// The failure holds the value as decoded: JSON the path points into.
+		if !json.Valid(failed[0].Record.Value) {
+			t.Errorf("%s: the failure holds %q, not the decoded JSON", c.name, failed[0].Record.Value)
+		}
+	}
+}

@@ -104,3 +104,40 @@ dead_letters() {
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--schema: does not apply with --format bytes"* ]]
 }
+
+@test "schema: --schema checks what avro, protobuf and cloudevents decoded: a value that does not match is a dead letter naming the path" {
+	AVSC="$ROOT/common/format/testdata/avro/order.avsc"
+	PB="$ROOT/common/format/testdata/protobuf"
+	PROTO=(--format protobuf --proto-file "$PB/orders.proto" --proto-message orders.Order)
+	echo '{"type":"object","properties":{"amount":{"type":"string","pattern":"^[0-9]"}}}' >"$T/avro.json"
+	echo '{"type":"object","properties":{"customer_id":{"type":"string","pattern":"^[0-9]+$"}}}' >"$T/proto.json"
+	echo '{"type":"object","properties":{"n":{"type":"integer"}}}' >"$T/ce.json"
+	# Avro: an object container file of two orders (file-sink wrote it), the second's amount negative.
+	for a in 12.50 -1.00; do
+		printf '{"order_id":1,"customer":"a","amount":"%s","price":"1.000","created":"2024-05-01T12:30:00.123Z","shipped":null,"day":"2024-05-01","id":"5f0c6ab1-3c1e-4a5e-9a43-0b6f7e4f2a10","status":"PAID","tags":[],"attrs":{},"blob":"","score":0,"ratio":0,"ok":true,"note":null,"priority":"high"}\n' "$a"
+	done >"$T/orders.jsonl"
+	"$SRC" --bus "$BUS" --topic json --path "$T/orders.jsonl" --log-level warn
+	"$SNK" --bus "$BUS" --topic json --path "$T/orders.avro" --format avro --avro-schema "$AVSC" --from beginning --stop-at-end --log-level warn
+	"$SRC" --bus "$BUS" --topic avro --path "$T/orders.avro" --format avro --avro-schema "$AVSC" --schema "$T/avro.json" --log-level error
+	[ "$(read_topic avro | jq -r .amount)" = 12.50 ]
+	run dead_letters avro.dlq
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(cut -f2- <<<"${lines[0]}")" = "$(printf "decode\tdoes not match --schema: /amount: '-1.00' does not match pattern '^[0-9]'")" ]
+	[ "$(cut -f1 <<<"${lines[0]}" | jq -r .amount)" = -1.00 ]
+	# Protobuf: length-delimited orders.Order messages (file-sink wrote them); pickup's customer_id is -42.
+	for c in full pickup; do jq -c . "$PB/golden/$c.json"; done >"$T/pb.jsonl"
+	"$SRC" --bus "$BUS" --topic pbjson --path "$T/pb.jsonl" --log-level warn
+	"$SNK" --bus "$BUS" --topic pbjson --path "$T/orders.bin" "${PROTO[@]}" --from beginning --stop-at-end --log-level warn
+	"$SRC" --bus "$BUS" --topic pb --path "$T/orders.bin" "${PROTO[@]}" --schema "$T/proto.json" --log-level error
+	[ "$(read_topic pb | jq -r .order_id)" = o-1001 ]
+	run dead_letters pb.dlq
+	[ "${#lines[@]}" -eq 1 ]
+	[ "$(cut -f2- <<<"${lines[0]}")" = "$(printf "decode\tdoes not match --schema: /customer_id: '-42' does not match pattern '^[0-9]+\$'")" ]
+	# CloudEvents: structured events, one a line; the schema checks the data.
+	printf '%s\n' '{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"n":1}}' '{"specversion":"1.0","id":"2","source":"/s","type":"t","data":{"n":"one"}}' >"$T/events.jsonl"
+	"$SRC" --bus "$BUS" --topic ce --path "$T/events.jsonl" --format cloudevents --schema "$T/ce.json" --log-level error
+	[ "$(read_topic ce --output full | jq -c '[.value, (.headers | from_entries | .ce_id)]')" = '[{"n":1},"1"]' ]
+	run dead_letters ce.dlq
+	[ "${#lines[@]}" -eq 1 ]
+	[ "${lines[0]}" = "$(printf '{"n":"one"}\tdecode\tdoes not match --schema: /n: expected integer, got string')" ]
+}
