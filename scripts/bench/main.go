@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench avro|bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve [flags]
+//	bench avro|bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve|sql-sink [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -31,6 +31,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/rabbitmq"
 	"github.com/culvert-dev/culvert/scripts/bench/retention"
 	"github.com/culvert-dev/culvert/scripts/bench/servebench"
+	"github.com/culvert-dev/culvert/scripts/bench/sqlsink"
 )
 
 // subcommand is one benchmark: Main takes its flags and returns the exit code.
@@ -55,9 +56,11 @@ var subcommands = []subcommand{
 	{rabbitmq.Name, rabbitmq.Summary, rabbitmq.Main, false},
 	{retention.Name, retention.Summary, retention.Main, false},
 	{servebench.Name, servebench.Summary, servebench.Main, false},
+	{sqlsink.Name, sqlsink.Summary, sqlsink.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 	{protobench.RawName, protobench.RawSummary, protobench.Raw, true},
 	{avrobench.RawName, avrobench.RawSummary, avrobench.Raw, true},
+	{sqlsink.RawName, sqlsink.RawSummary, sqlsink.Raw, true},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
