@@ -234,9 +234,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 		fmt.Fprintf(stdout, "\n%s, orders: %d, passing the filter: %d\n\n", machine, n, k)
 		t.Markdown(stdout)
 	}
-	if c.n != defaultN {
-		f.Note("the floors are set for %s orders; this run had %s", benchkit.Int(defaultN), benchkit.Int(float64(c.n)))
-	}
+	f.SetFor(defaultN, c.n, "orders")
 	return nil
 }
 

@@ -89,7 +89,7 @@ type config = benchkit.OrdersBench
 
 // Main runs `bench avro` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, 500_000, args, stderr)
+	c, code, ok := benchkit.ParseOrdersBench(Name, Summary, defaultN, args, stderr)
 	if !ok {
 		return code
 	}
@@ -103,6 +103,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 const (
 	minVsRaw = 0.8
 	maxRSSMB = 150
+	defaultN = 500_000 // the orders of a run, which the floors are set for
 )
 
 type step = benchkit.Step
@@ -176,6 +177,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 
 	fmt.Fprintf(stdout, "\n%s\nAvro orders (bench.Order): %d\n\n", benchkit.Machine(), c.N)
 	benchkit.VsRaw(stdout, f, c.N, rawDec, src, rawEnc, snk, minVsRaw, maxRSSMB)
+	f.SetFor(defaultN, c.N, "orders")
 	return nil
 }
 

@@ -63,6 +63,9 @@ const (
 	Summary = "the nats, redis, amqp and kafka (kfake) bus backends next to their raw clients, and file-source/file-sink through each"
 )
 
+// defaultN is the orders of a run, the size the floors are set for.
+const defaultN = 1_000_000
+
 type config struct {
 	bin, work, only, profile string
 	n, batch                 int
@@ -78,7 +81,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	c := config{stderr: stderr}
 	fl.StringVar(&c.bin, "bin", "bin", "directory with the built file-source and file-sink")
-	fl.IntVar(&c.n, "n", 1_000_000, "orders per backend (a backend may use fewer, see slowN)")
+	fl.IntVar(&c.n, "n", defaultN, "orders per backend (a backend may use fewer, see backend.n); the floors are set for the default")
 	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
 	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
 	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
@@ -168,6 +171,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 	fmt.Fprintf(stdout, "\n%s\norders: %d (passing the filter: %d); publish batches of %d records, consume polls of up to %d, commit after every poll\n\n",
 		benchkit.Machine(), c.n, k, c.batch, c.batch)
 	markdown(stdout, rows, f)
+	f.SetFor(defaultN, c.n, "orders")
 	failed := 0
 	for _, r := range rows {
 		if strings.HasPrefix(r.note, "FAILED") {

@@ -162,9 +162,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 	}
 	t.Text(stdout)
 	fmt.Fprintf(stdout, "\nfile-source with the jq fast path: %s gojq alone\n", benchkit.Ratio(srcOff.Seconds, src.Seconds))
-	if c.N != defaultN {
-		f.Note("the floors are set for %s orders; this run had %s", benchkit.Int(defaultN), benchkit.Int(float64(c.N)))
-	}
+	f.SetFor(defaultN, c.N, "orders")
 	return nil
 }
 

@@ -39,13 +39,16 @@ const (
 // minVsFileSink is the floor of the ratio. Issue 14: "`culvert consume` of
 // 1,000,000 records ≥ 0.8× file-sink on the same topic" (README: "The
 // target is 0.8×").
-const minVsFileSink = 0.8
+const (
+	minVsFileSink = 0.8
+	defaultN      = 1_000_000
+)
 
 // Main runs `bench culvert` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	bin := fl.String("bin", "bin", "directory of the built culvert and file-sink")
-	n := fl.Int("n", 1000000, "orders in the topic")
+	n := fl.Int("n", defaultN, "orders in the topic (the floor is set for the default)")
 	runs := fl.Int("runs", 3, "runs of each, alternated")
 	md := fl.Bool("md", false, "print the table as Markdown")
 	if code, ok := benchkit.Parse(fl, args); !ok {
@@ -108,6 +111,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, runs int, md bo
 	t.Row("file-sink --stop-at-end", benchkit.Int(ms), benchkit.Int(slices.Min(sink)), benchkit.Int(slices.Max(sink)), "-", "-")
 	t.Row("culvert consume", benchkit.Int(mc), benchkit.Int(slices.Min(cons)), benchkit.Int(slices.Max(cons)), benchkit.Ratio(mc, ms),
 		f.AtLeast("culvert consume vs file-sink (medians)", mc/ms, minVsFileSink, "×"))
+	f.SetFor(defaultN, n, "orders")
 	fmt.Fprintf(out, "culvert consume vs file-sink, %s records, %d runs each alternated (%s)\n\n", benchkit.Int(float64(n)), runs, benchkit.Machine())
 	if md {
 		t.Markdown(out)

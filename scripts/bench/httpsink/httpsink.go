@@ -62,6 +62,8 @@ const (
 const (
 	minBatchedRecords = 100_000
 	minSingleRequests = 10_000
+	defaultN          = 500_000
+	defaultNSingle    = 100_000
 )
 
 // Main runs `bench http-sink` with args (its flags) and returns the exit code.
@@ -69,8 +71,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	var c config
 	fl.StringVar(&c.bin, "bin", "bin", "directory with the built http-sink")
-	fl.IntVar(&c.n, "n", 500_000, "orders for the batched steps")
-	fl.IntVar(&c.nSingle, "n-single", 100_000, "orders for the one-request-per-record steps")
+	fl.IntVar(&c.n, "n", defaultN, "orders for the batched steps (the floors are set for the defaults)")
+	fl.IntVar(&c.nSingle, "n-single", defaultNSingle, "orders for the one-request-per-record steps")
 	fl.IntVar(&c.batch, "batch", 1000, "records per request when batching")
 	fl.IntVar(&c.inflight, "inflight", 16, "requests in flight, one per record")
 	fl.IntVar(&c.inflightBatch, "inflight-batch", 4, "requests in flight when batching")
@@ -258,6 +260,8 @@ func bench(c config, f *benchkit.Floors, out, stderr io.Writer) (err error) {
 			benchkit.Int(r.recRate()), benchkit.Int(r.reqRate()), ratio, floor)
 	}
 	t.Markdown(out)
+	f.SetFor(defaultN, c.n, "orders batched")
+	f.SetFor(defaultNSingle, c.nSingle, "orders one per request")
 	fmt.Fprintln(out, "\nhttp-sink is timed from process start to exit (--from beginning --stop-at-end): reading the embedded bus and committing included; the raw client (its own process, same orders) is timed from its first request to its last, with the orders already in memory.")
 	return nil
 }

@@ -62,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	var c config
 	fl.StringVar(&c.bin, "bin", "bin", "directory with the built kafka-sink, kafka-source, file-sink and file-source (and kfake, built there when missing)")
-	fl.IntVar(&c.n, "n", 1_000_000, "orders")
+	fl.IntVar(&c.n, "n", defaultN, "orders (the floors are set for the default)")
 	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
 	fl.Uint64Var(&c.seed, "seed", 1, "seed of the generated orders")
 	fl.IntVar(&c.rep, "rep", 3, "runs of each step, alternating; the table shows the best of each (the machine is shared and noisy)")
@@ -86,6 +86,9 @@ type row struct {
 // bus backends: "Floor: ≥ 0.8 × the raw client"; issue 16, 5:
 // "kafka-sink and kafka-source ≥ 0.8× raw franz-go (kfake)".
 const minVsRaw = 0.8
+
+// defaultN is the orders of a run, the size the floors are set for.
+const defaultN = 1_000_000
 
 func run(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.Writer) (err error) {
 	say := benchkit.Sayer(stderr, "bench kafka")
@@ -196,6 +199,7 @@ func run(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.Wr
 	t.Row("for reference: file-sink (embedded bus → /dev/null)", benchkit.Int(float64(c.n)), benchkit.Int(best["file-sink"]), "–", "–", "–")
 	t.Row("for reference: file-source (file → embedded bus)", benchkit.Int(float64(c.n)), benchkit.Int(best["file-source"]), "–", "–", "–")
 	t.Markdown(stdout)
+	f.SetFor(defaultN, c.n, "orders")
 	return nil
 }
 

@@ -78,11 +78,14 @@ const (
 // "Floor: the connector reaches ≥ 0.8 × the raw client's rate."
 const minVsRaw = 0.8
 
+// defaultN is the orders of a run, the size the floors are set for.
+const defaultN = 100_000
+
 // Main runs `bench mqtt` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	bin := fl.String("bin", "bin", "directory of the built mqtt-source and mqtt-sink")
-	n := fl.Int("n", 100000, "orders")
+	n := fl.Int("n", defaultN, "orders (the floors are set for the default)")
 	url := fl.String("url", "tcp://127.0.0.1:1883", "MQTT broker (tcp://host:port)")
 	raw := fl.String("raw", "", "internal: be the raw client process, publish or consume")
 	topic := fl.String("topic", "", "internal: the raw client's MQTT topic")
@@ -180,6 +183,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n int, url string,
 			benchkit.PerK(r.got.cpu, n), benchkit.PerK(r.raw.cpu, n), r.rawClient)
 	}
 	t.Markdown(out)
+	f.SetFor(defaultN, n, "orders")
 	return nil
 }
 

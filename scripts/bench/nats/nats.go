@@ -50,6 +50,9 @@ const window = 4096
 // to the same floor (only Kafka's connectors had none, until issue 16).
 const minVsRaw = 0.8
 
+// defaultN is the orders of a run, the size the floors are set for.
+const defaultN = 200_000
+
 type row struct {
 	step        string
 	rate, raw   float64
@@ -68,7 +71,7 @@ const (
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	bin := fl.String("bin", "bin", "directory of the built nats-source and nats-sink")
-	n := fl.Int("n", 200000, "orders")
+	n := fl.Int("n", defaultN, "orders (the floors are set for the default)")
 	url := fl.String("url", "nats://127.0.0.1:4222", "NATS server with JetStream")
 	if code, ok := benchkit.Parse(fl, args); !ok {
 		return code
@@ -176,6 +179,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n int, url string,
 			benchkit.PerK(r.cpu, r.n), benchkit.PerK(r.rawCPU, r.n), r.note)
 	}
 	t.Markdown(out)
+	f.SetFor(defaultN, n, "orders")
 	fmt.Fprintf(out, "\nFor reference, in the same run: the embedded bus alone took %s records/s and %s of CPU per 1,000 records (bus.Publish in batches of 5,000, as the source runner writes), "+
 		"work that nats-source does on top of what the raw consumer does.\n", benchkit.Int(busRate), benchkit.PerK(busCPU, n))
 	return nil

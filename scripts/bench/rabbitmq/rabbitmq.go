@@ -50,6 +50,9 @@ const confirmBatch = 8192
 // 5: "Floor: the connector reaches ≥ 0.8 × the raw client's rate."
 const minVsRaw = 0.8
 
+// defaultN is the orders of a run, the size the floors are set for.
+const defaultN = 100_000
+
 type row struct {
 	step      string
 	rate, raw float64
@@ -66,7 +69,7 @@ const (
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	bin := fl.String("bin", "bin", "directory of the built rabbitmq-source and rabbitmq-sink")
-	n := fl.Int("n", 100000, "orders")
+	n := fl.Int("n", defaultN, "orders (the floors are set for the default)")
 	url := fl.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
 	prefetch := fl.Int("prefetch", 10000, "prefetch of the source and the raw consumer (the source's default)")
 	if code, ok := benchkit.Parse(fl, args); !ok {
@@ -208,6 +211,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, u
 		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), f.AtLeast(r.step+" vs raw amqp091-go", r.rate/r.raw, minVsRaw, "×"), r.note)
 	}
 	t.Markdown(out)
+	f.SetFor(defaultN, n, "orders")
 	return nil
 }
 

@@ -55,6 +55,7 @@ const lagBatches = 4
 const (
 	minRatio = 0.90
 	maxFile  = 1.30
+	defaultN = 400_000
 )
 
 type config struct {
@@ -70,7 +71,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	c := config{}
 	var limit, soakLimit string
-	fl.IntVar(&c.n, "n", 400_000, "orders per rates run")
+	fl.IntVar(&c.n, "n", defaultN, "orders per rates run (the floors are set for the default)")
 	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
 	fl.StringVar(&limit, "limit", "16MiB", "retention bytes of the topic of the rates runs with retention")
 	fl.Float64Var(&c.soak, "soak", 5, "the soak writes this many times -soak-limit")
@@ -162,6 +163,7 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 	} else {
 		t.Text(stdout)
 	}
+	f.SetFor(defaultN, c.n, "orders a run")
 	return nil
 }
 

@@ -89,6 +89,15 @@ func (f *Floors) add(c Check) string {
 // that the floors are set for when a run used another one.
 func (f *Floors) Note(format string, a ...any) { f.notes = append(f.notes, fmt.Sprintf(format, a...)) }
 
+// SetFor notes, when a run's size got (a count of what: "orders") is not
+// the size want that the floors are set for, that it is not: a small run
+// misses floors that a full one meets, and the other way round.
+func (f *Floors) SetFor(want, got int, what string) {
+	if got != want {
+		f.Note("the floors are set for %s %s; this run had %s", Int(float64(want)), what, Int(float64(got)))
+	}
+}
+
 // Checks returns the figures checked so far, in order.
 func (f *Floors) Checks() []Check { return f.checks }
 
