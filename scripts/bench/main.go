@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench avro|bus|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve|sql-sink [flags]
+//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve|sql-sink [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -20,6 +20,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/avrobench"
 	"github.com/culvert-dev/culvert/scripts/bench/bus"
 	"github.com/culvert-dev/culvert/scripts/bench/busbench"
+	"github.com/culvert-dev/culvert/scripts/bench/commitbench"
 	"github.com/culvert-dev/culvert/scripts/bench/csvbench"
 	"github.com/culvert-dev/culvert/scripts/bench/culvertbench"
 	"github.com/culvert-dev/culvert/scripts/bench/httpsink"
@@ -45,6 +46,7 @@ var subcommands = []subcommand{
 	{all.Name, all.Summary, all.Main, false},
 	{avrobench.Name, avrobench.Summary, avrobench.Main, false},
 	{bus.Name, bus.Summary, bus.Main, false},
+	{commitbench.Name, commitbench.Summary, commitbench.Main, false},
 	{csvbench.Name, csvbench.Summary, csvbench.Main, false},
 	{culvertbench.Name, culvertbench.Summary, culvertbench.Main, false},
 	{httpsink.Name, httpsink.Summary, httpsink.Main, false},
