@@ -26,9 +26,40 @@ type cursor struct {
 	Text string `json:"value"`
 }
 
-// position is what is saved in the bus's position store.
+// position is where a row is in the order rows are read: its cursor and,
+// with --table and --key-columns, its key columns' values, which order the
+// rows that share a cursor value. The position of the last row read is
+// what is saved in the bus's position store.
 type position struct {
-	Cursor *cursor `json:"cursor"`
+	Cursor *cursor   `json:"cursor"`
+	Keys   []*cursor `json:"keys,omitempty"`
+}
+
+// equal reports whether p and o are the same position.
+func (p *position) equal(o *position) bool {
+	if p == nil || o == nil {
+		return p == o
+	}
+	if !p.Cursor.equal(o.Cursor) || len(p.Keys) != len(o.Keys) {
+		return false
+	}
+	for i, k := range p.Keys {
+		if !k.equal(o.Keys[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *position) String() string {
+	if p == nil {
+		return "(none)"
+	}
+	s := p.Cursor.String()
+	for _, k := range p.Keys {
+		s += ", " + k.String()
+	}
+	return s
 }
 
 func (c *cursor) String() string {
@@ -38,12 +69,25 @@ func (c *cursor) String() string {
 	return c.Text
 }
 
-// equal reports whether a and b are the same value.
+// equal reports whether c and o are the same value: numbers by their
+// value (1.0 and 1.00 are one numeric value to the database), the rest by
+// their text.
 func (c *cursor) equal(o *cursor) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	return c.Kind == o.Kind && c.Text == o.Text
+	if c.Kind != o.Kind {
+		return false
+	}
+	if c.Text == o.Text {
+		return true
+	}
+	if c.Kind == "numeric" || c.Kind == "float" {
+		a, ok1 := new(big.Rat).SetString(c.Text)
+		b, ok2 := new(big.Rat).SetString(o.Text)
+		return ok1 && ok2 && a.Cmp(b) == 0
+	}
+	return false
 }
 
 // less reports whether c sorts before o, where the kinds allow telling

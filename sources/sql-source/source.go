@@ -44,17 +44,18 @@ type source struct {
 	db     database
 	table  string // quoted --table
 	col    string // quoted --cursor-column
-	hidden bool   // the result's last column is the cursor's raw value (SQLite), not the row's
+	tuples bool   // --table with --key-columns: rows are ordered by (cursor, keys)
+	hidden int    // the result's last columns are the cursor's and keys' stored values (SQLite), not the row's
 
-	cur      *cursor // the last cursor value all of whose rows were read: the position
+	cur      *position // the position of the last row handed over (all of its cursor value's rows, without keys)
 	rs       resultRows
 	kind     resultKind
 	lay      *layout
 	page     int  // rows read from rs
 	advanced bool // a cursor value was completed in rs
 	held     []record.Record
-	heldCur  *cursor // the cursor value of held, the rows not yet handed over
-	eqValue  *cursor // a value to read every row of (kind equal), next
+	heldCur  *position // the position of held, the rows not yet handed over
+	eqValue  *position // a position to read every row of (kind equal), next
 	next     time.Time
 	marks    []mark // --delay
 
@@ -82,11 +83,17 @@ func newSource(opts *Options, env connector.Env) (connector.Source, error) {
 	if o.Table != "" {
 		s.table = t.Dialect.QuoteName(o.Table)
 		s.col = t.Dialect.Quote(o.CursorColumn)
+		s.tuples = len(o.KeyColumns) > 0
 		// SQLite's driver turns the text of a column declared DATETIME
 		// into a time.Time, which it would give back in another text: the
-		// cursor is also read as the value stored (+col has no declared
-		// type), and compared as it.
-		s.hidden = t.Dialect == sqldb.SQLite
+		// cursor and the keys are also read as the values stored (+col
+		// has no declared type), and compared as them.
+		if t.Dialect == sqldb.SQLite {
+			s.hidden = 1
+			if s.tuples {
+				s.hidden += len(o.KeyColumns)
+			}
+		}
 	}
 	return s, nil
 }
@@ -111,7 +118,9 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 		if err := json.Unmarshal(resume, &p); err != nil {
 			return fmt.Errorf("the saved position %q is not sql-source's: %w", resume, err)
 		}
-		s.cur = p.Cursor
+		if p.Cursor != nil {
+			s.cur = &p
+		}
 	}
 	if s.d == sqldb.Postgres {
 		db, err := openPostgres(ctx, &s.opts, s.target, s.log)
@@ -138,7 +147,7 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 	}
 	switch {
 	case s.cur != nil:
-		ev.Str("after", s.cur.Text).Msg("resuming after the saved cursor")
+		ev.Str("after", s.cur.String()).Msg("resuming after the saved position")
 	case s.opts.CursorStart != "":
 		ev.Str("after", s.opts.CursorStart).Msg("reading the rows after --cursor-start")
 	default:
@@ -151,7 +160,7 @@ func (s *source) Open(ctx context.Context, resume []byte) error {
 // columns against them; an outage is retried.
 func (s *source) describe(ctx context.Context) error {
 	for {
-		rs, err := s.db.query(ctx, "SELECT * FROM "+s.table+" WHERE 1 = 0")
+		rs, err := s.db.query(ctx, s.selectFrom()+"1 = 0")
 		if err == nil {
 			_, err = s.layout(rs.columns())
 			rs.close()
@@ -192,8 +201,8 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			}
 			if c != nil && s.kind != equal {
 				if s.heldCur != nil && !c.equal(s.heldCur) {
-					if less, ok := c.less(s.heldCur); ok && less {
-						return s.batch(out), fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c, s.heldCur)
+					if less, ok := c.Cursor.less(s.heldCur.Cursor); ok && less {
+						return s.batch(out), fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c.Cursor, s.heldCur.Cursor)
 					}
 					// Every row of the held value has come.
 					out = append(out, s.held...)
@@ -243,7 +252,7 @@ func (s *source) ended(out []record.Record) []record.Record {
 		// at once.
 		if !s.advanced {
 			s.eqValue = s.heldCur
-			s.log.Debug().Str("cursor", s.heldCur.Text).Int("batch_rows", s.opts.BatchRows).
+			s.log.Debug().Str("cursor", s.heldCur.String()).Int("batch_rows", s.opts.BatchRows).
 				Msg("more rows share one cursor value than --batch-rows: reading all of them")
 		}
 	default:
@@ -261,7 +270,7 @@ func (s *source) ended(out []record.Record) []record.Record {
 func (s *source) batch(out []record.Record) connector.Batch {
 	b := connector.Batch{Records: out}
 	if s.cur != nil {
-		b.Position, _ = json.Marshal(position{Cursor: s.cur})
+		b.Position, _ = json.Marshal(s.cur)
 	}
 	return b
 }
@@ -327,56 +336,102 @@ func (s *source) query(ctx context.Context) error {
 func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, error) {
 	after := s.cur
 	if after == nil && s.opts.CursorStart != "" {
-		after = &cursor{Text: s.opts.CursorStart}
-	}
-	var arg any
-	if after != nil {
-		var err error
-		if arg, err = after.arg(s.d); err != nil {
-			return "", nil, 0, err
-		}
+		after = &position{Cursor: &cursor{Text: s.opts.CursorStart}}
 	}
 	if s.opts.Query != "" {
+		var arg any
+		if after != nil {
+			var err error
+			if arg, err = after.Cursor.arg(s.d); err != nil {
+				return "", nil, 0, err
+			}
+		}
 		return s.opts.Query, []any{arg}, whole, nil
 	}
-	sel := "SELECT *"
-	if s.hidden {
-		sel += ", +" + s.col
+	var args []any
+	// ph adds the arguments and returns their placeholders.
+	ph := func(p *position) ([]string, error) {
+		var out []string
+		for _, c := range append([]*cursor{p.Cursor}, p.Keys...) {
+			a, err := c.arg(s.d)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, a)
+			out = append(out, s.d.Placeholder(len(args)))
+		}
+		return out, nil
 	}
-	sel += " FROM " + s.table + " WHERE "
+	order := s.col
+	if len(s.opts.KeyColumns) > 0 {
+		order += ", " + s.quoteAll(s.opts.KeyColumns)
+	}
 	if s.eqValue != nil {
-		eq, err := s.eqValue.arg(s.d)
+		phs, err := ph(s.eqValue)
 		if err != nil {
 			return "", nil, 0, err
 		}
-		q := sel + s.col + " = " + s.d.Placeholder(1)
-		if len(s.opts.KeyColumns) > 0 {
-			q += " ORDER BY " + s.quoteAll(s.opts.KeyColumns)
+		cols := append([]string{s.col}, s.quoteKeys(len(s.eqValue.Keys))...)
+		cond := make([]string, len(cols))
+		for i, c := range cols {
+			cond[i] = c + " = " + phs[i]
 		}
-		return q, []any{eq}, equal, nil
+		return s.selectFrom() + strings.Join(cond, " AND ") + " ORDER BY " + order, args, equal, nil
 	}
-	var args []any
 	var cond []string
-	if after != nil {
-		args = append(args, arg)
-		cond = append(cond, s.col+" > "+s.d.Placeholder(len(args)))
-	} else {
+	switch {
+	case after == nil:
 		cond = append(cond, s.col+" IS NOT NULL")
+	case s.tuples && len(after.Keys) == len(s.opts.KeyColumns):
+		// (cursor, keys) > (...): rows sharing the cursor value of the
+		// last row read come after it by their keys.
+		phs, err := ph(after)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		cols := append([]string{s.col}, s.quoteKeys(len(after.Keys))...)
+		cond = append(cond, "("+strings.Join(cols, ", ")+") > ("+strings.Join(phs, ", ")+")")
+	default:
+		phs, err := ph(&position{Cursor: after.Cursor})
+		if err != nil {
+			return "", nil, 0, err
+		}
+		cond = append(cond, s.col+" > "+phs[0])
 	}
 	if s.opts.Delay > 0 {
 		bound, err := s.bound(ctx)
 		if err != nil || bound == nil {
 			return "", nil, 0, err
 		}
-		b, err := bound.arg(s.d)
+		phs, err := ph(&position{Cursor: bound})
 		if err != nil {
 			return "", nil, 0, err
 		}
-		args = append(args, b)
-		cond = append(cond, s.col+" <= "+s.d.Placeholder(len(args)))
+		cond = append(cond, s.col+" <= "+phs[0])
 	}
-	q := sel + strings.Join(cond, " AND ") + " ORDER BY " + s.col + " LIMIT " + strconv.Itoa(s.opts.BatchRows)
+	q := s.selectFrom() + strings.Join(cond, " AND ") + " ORDER BY " + order + " LIMIT " + strconv.Itoa(s.opts.BatchRows)
 	return q, args, page, nil
+}
+
+// quoteKeys is the first n key columns, quoted.
+func (s *source) quoteKeys(n int) []string {
+	out := make([]string, n)
+	for i := range n {
+		out[i] = s.d.Quote(s.opts.KeyColumns[i])
+	}
+	return out
+}
+
+// selectFrom is the start of the --table queries, up to WHERE.
+func (s *source) selectFrom() string {
+	sel := "SELECT *"
+	if s.hidden > 0 {
+		sel += ", +" + s.col
+		for _, k := range s.quoteKeys(s.hidden - 1) {
+			sel += ", +" + k
+		}
+	}
+	return sel + " FROM " + s.table + " WHERE "
 }
 
 func (s *source) quoteAll(cols []string) string {
@@ -430,7 +485,7 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 		return nil, nil
 	}
 	s.marks = s.marks[i:]
-	if s.marks[0].max == nil || (s.cur != nil && !s.cur.less2(s.marks[0].max)) {
+	if s.marks[0].max == nil || (s.cur != nil && !s.cur.Cursor.less2(s.marks[0].max)) {
 		// Nothing past the cursor that is old enough.
 		s.next = now.Add(min(s.opts.Interval.D(), delay))
 		return nil, nil
@@ -448,18 +503,19 @@ func (c *cursor) less2(o *cursor) bool {
 // layout is where the columns the options name are in a result, and the
 // JSON of the other columns' names.
 type layout struct {
-	n      int      // the row's columns (without the hidden one)
-	names  [][]byte // {"name": and ,"name":
-	cursor int
-	keys   []int
-	keyPfx [][]byte
-	value  int // --value-column, or -1
+	n       int      // the row's columns (without the hidden ones)
+	names   [][]byte // {"name": and ,"name":
+	cursor  int
+	keys    []int
+	keyPfx  [][]byte
+	posKeys []int // the columns of the keys' values in the position (--table with --key-columns)
+	value   int   // --value-column, or -1
 }
 
 func (s *source) layout(cols []string) (*layout, error) {
-	l := &layout{n: len(cols), value: -1}
-	if s.hidden {
-		l.n--
+	l := &layout{n: len(cols) - s.hidden, value: -1}
+	if l.n < 1 {
+		return nil, fmt.Errorf("the query returns no columns")
 	}
 	what := "table " + s.opts.Table
 	if s.opts.Query != "" {
@@ -475,7 +531,7 @@ func (s *source) layout(cols []string) (*layout, error) {
 	if l.cursor, err = find("--cursor-column", s.opts.CursorColumn); err != nil {
 		return nil, err
 	}
-	if s.hidden {
+	if s.hidden > 0 {
 		l.cursor = l.n
 	}
 	for i, k := range s.opts.KeyColumns {
@@ -490,6 +546,12 @@ func (s *source) layout(cols []string) (*layout, error) {
 		}
 		p = sqldb.AppendJSON(p, cols[j])
 		l.keyPfx = append(l.keyPfx, append(p, ':'))
+		if s.tuples {
+			if s.hidden > 0 {
+				j = l.n + 1 + i
+			}
+			l.posKeys = append(l.posKeys, j)
+		}
 	}
 	if s.opts.ValueColumn != "" {
 		if l.value, err = find("--value-column", s.opts.ValueColumn); err != nil {
@@ -525,12 +587,30 @@ func findColumn(cols []string, name string) int {
 	return found
 }
 
-// record makes the current row into a record, and returns its cursor.
-func (s *source) record() (record.Record, *cursor, error) {
+// record makes the current row into a record, and returns its position
+// (nil when its cursor is NULL).
+func (s *source) record() (record.Record, *position, error) {
 	l := s.lay
 	c, err := s.rs.cursor(l.cursor)
 	if err != nil {
 		return record.Record{}, nil, err
+	}
+	var pos *position
+	if c != nil {
+		pos = &position{Cursor: c}
+		for _, k := range l.posKeys {
+			kc, err := s.rs.cursor(k)
+			if err != nil {
+				return record.Record{}, nil, err
+			}
+			if kc == nil {
+				// A NULL key cannot be compared: this row's position is its
+				// cursor alone.
+				pos.Keys = nil
+				break
+			}
+			pos.Keys = append(pos.Keys, kc)
+		}
 	}
 	if len(s.buf) > 1<<20 {
 		s.buf = nil // the records keep the old one
@@ -569,7 +649,7 @@ func (s *source) record() (record.Record, *cursor, error) {
 	if c != nil && c.Kind == "int" {
 		rec.Offset, _ = strconv.ParseInt(c.Text, 10, 64)
 	}
-	return rec, c, nil
+	return rec, pos, nil
 }
 
 // Close closes the result and the connection.
