@@ -155,7 +155,7 @@ func (d *decoder) record(rel *relation, op string, before, after row, keyOnly bo
 		b = append(b, "null"...)
 	}
 	var key []byte
-	if rel.pk != nil && keyFrom.ok() {
+	if rel.pk != nil && keyFrom.ok() && hasKey(rel, keyFrom, op == opDelete && keyOnly) {
 		// The key's values are re-encoded from the row (small: a few
 		// columns), after the value.
 		kb := len(b)
@@ -178,6 +178,19 @@ func (d *decoder) record(rel *relation, op string, before, after row, keyOnly bo
 	b = appendSource(b, rel, m)
 	d.buf = b
 	return record.Record{Key: key, Value: slices.Clone(b), Time: m.ts}
+}
+
+// hasKey says whether r holds every column of the primary key: the old
+// row of a table whose REPLICA IDENTITY is an index other than the
+// primary key has only that index's columns (keyOnly), and a key column
+// whose TOASTed value did not change is not sent.
+func hasKey(rel *relation, r row, keyOnly bool) bool {
+	for _, i := range rel.pk {
+		if i >= len(r.vals) || (keyOnly && !rel.cols[i].key) || (r.toast != nil && r.toast[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendSource appends the source object and closes the value.

@@ -126,6 +126,17 @@ func slotInfo(t testing.TB, db *sqldb.DB, slot string) (bool, string) {
 	return true, *lsn
 }
 
+// waitSlot waits until the slot exists and is streaming (active), so
+// that what the test changes next is a change, not a snapshot row.
+func waitSlot(t testing.TB, db *sqldb.DB, slot string) {
+	t.Helper()
+	connectortest.WaitFor(t, nil, "slot "+slot+" streaming", func() bool {
+		var active bool
+		err := db.QueryRowContext(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		return err == nil && active
+	})
+}
+
 // pendingChanges counts the inserts, updates, deletes and truncates the
 // slot still holds (past its confirmed position) for the publication,
 // waiting for the slot to be released by a connector that just stopped.

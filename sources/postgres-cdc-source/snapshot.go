@@ -84,7 +84,7 @@ func (s *source) snapshot(ctx context.Context, name string, point pglogrepl.LSN)
 					if s.keep {
 						b.Position = position{Snapshot: "started"}.encode()
 					}
-					if err := s.handOver(ctx, b, nil); err != nil {
+					if err := s.handOver(ctx, b); err != nil {
 						rows.Close()
 						return err
 					}
@@ -102,7 +102,7 @@ func (s *source) snapshot(ctx context.Context, name string, point pglogrepl.LSN)
 		if s.keep {
 			b.Position = position{LSN: lsn(point)}.encode()
 		}
-		return s.handOver(ctx, b, nil)
+		return s.handOver(ctx, b)
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", s.target.Err(err))

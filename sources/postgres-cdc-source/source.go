@@ -63,6 +63,9 @@ type source struct {
 	handed, ackedN atomic.Int64
 	// failed: a batch could not be published; nothing is confirmed past it.
 	failed atomic.Bool
+	// progress is when (Unix ns) a batch was last acknowledged, or handed
+	// to Read when none was waiting.
+	progress atomic.Int64
 
 	// Owned by run:
 	tx *txn
@@ -77,6 +80,10 @@ type source struct {
 	skipTxRecords int
 	// walEnd is the furthest position the server said it has sent.
 	walEnd pglogrepl.LSN
+	// conn is the replication connection while streaming; detached: it
+	// was let go of while handOver waited.
+	conn     *pgconn.PgConn
+	detached bool
 }
 
 // txn is a transaction being received.
@@ -358,6 +365,7 @@ func (s *source) ackTo(end pglogrepl.LSN) func(error) {
 				}
 			}
 		}
+		s.progress.Store(time.Now().UnixNano())
 		s.ackedN.Add(1)
 	}
 }

@@ -32,20 +32,34 @@ var sessionParams = map[string]string{
 func (s *source) run(ctx context.Context) error {
 	b := s.opts.Limit.Backoff()
 	attempt := 0
-	lost := false
+	lost, waited := false, false
 	for {
-		streamed, err := s.session(ctx, lost)
+		resume := ""
+		switch {
+		case lost:
+			resume = "replication resumed after reconnecting"
+		case waited:
+			resume = "replication resumed after waiting"
+		}
+		streamed, err := s.session(ctx, resume)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if streamed {
+			attempt, lost, waited = 0, false, false
+		}
+		if errors.Is(err, errDetached) {
+			if err := s.waitAcked(ctx); err != nil {
+				return nil
+			}
+			waited = true
+			continue
 		}
 		if err == nil {
 			err = errors.New("the server ended replication")
 		}
 		if !transient(err) {
 			return err
-		}
-		if streamed {
-			attempt = 0
 		}
 		if !lost {
 			lost = true
@@ -70,9 +84,10 @@ func transient(err error) bool {
 }
 
 // session runs one replication connection: it creates the slot (and
-// takes the snapshot) when that is still to do, then streams. streamed
-// says replication started.
-func (s *source) session(ctx context.Context, reconnected bool) (streamed bool, err error) {
+// takes the snapshot) when that is still to do, then streams. resume is
+// what to log once replication started again ("" for the first time);
+// streamed says it started.
+func (s *source) session(ctx context.Context, resume string) (streamed bool, err error) {
 	cfg := s.target.PgConfig.Config.Copy()
 	cfg.RuntimeParams["replication"] = "database"
 	cfg.RuntimeParams["application_name"] = "postgres-cdc-source"
@@ -107,9 +122,11 @@ func (s *source) session(ctx context.Context, reconnected bool) (streamed bool, 
 	if err != nil {
 		return false, fmt.Errorf("starting replication from slot %q at %s: %w", s.opts.Slot, start, s.target.Err(err))
 	}
-	if reconnected {
-		s.env.Reconnected()
-		s.log.Info().Str("from", start.String()).Msg("replication resumed after reconnecting")
+	if resume != "" {
+		if resume == "replication resumed after reconnecting" {
+			s.env.Reconnected()
+		}
+		s.log.Info().Str("from", start.String()).Msg(resume)
 	} else {
 		s.log.Info().Str("from", start.String()).Str("publication", s.opts.Publication).Msg("replication started")
 	}
@@ -155,7 +172,7 @@ func (s *source) createSlot(ctx context.Context, conn *pgconn.PgConn) error {
 			return err
 		}
 	} else if s.keep {
-		if err := s.handOver(ctx, connector.Batch{Position: position{LSN: lsn(point)}.encode(), Ack: s.ackTo(point)}, nil); err != nil {
+		if err := s.handOver(ctx, connector.Batch{Position: position{LSN: lsn(point)}.encode(), Ack: s.ackTo(point)}); err != nil {
 			return err
 		}
 	}
@@ -175,7 +192,7 @@ func (s *source) markSnapshot(ctx context.Context) error {
 		s.ackTo(0)(err)
 		done <- err
 	}}
-	if err := s.handOver(ctx, b, nil); err != nil {
+	if err := s.handOver(ctx, b); err != nil {
 		return err
 	}
 	select {
@@ -191,10 +208,12 @@ func (s *source) markSnapshot(ctx context.Context) error {
 }
 
 // handOver gives a batch to Read, waiting while Read does not take it
-// (the bus is slow, the connector is paused); tick, if not nil, is called
-// every --status-interval meanwhile, to keep the replication connection
-// alive.
-func (s *source) handOver(ctx context.Context, b connector.Batch, tick func() error) error {
+// (the connector is paused, the bus is slow); while it waits, the
+// replication connection may be let go of (see stuck).
+func (s *source) handOver(ctx context.Context, b connector.Batch) error {
+	if s.handed.Load() == s.ackedN.Load() {
+		s.progress.Store(time.Now().UnixNano())
+	}
 	s.handed.Add(1)
 	select {
 	case s.out <- b:
@@ -202,7 +221,7 @@ func (s *source) handOver(ctx context.Context, b connector.Batch, tick func() er
 	default:
 	}
 	var tc <-chan time.Time
-	if tick != nil {
+	if s.conn != nil {
 		t := time.NewTicker(s.opts.StatusInterval.D())
 		defer t.Stop()
 		tc = t.C
@@ -212,15 +231,51 @@ func (s *source) handOver(ctx context.Context, b connector.Batch, tick func() er
 		case s.out <- b:
 			return nil
 		case <-tc:
-			if err := tick(); err != nil {
-				s.handed.Add(-1)
-				return err
+			if s.conn != nil && s.stuck() {
+				s.detach()
 			}
 		case <-ctx.Done():
 			s.handed.Add(-1)
 			return ctx.Err()
 		}
 	}
+}
+
+// stuck says that batches handed to Read have waited longer than
+// --status-interval without one becoming durable on the bus (the
+// connector is paused, the bus is down). The replication connection is
+// then let go of until they are: the server must not be held, as a
+// walsender waits for its client to confirm everything it sent before
+// a fast shutdown of the server completes.
+func (s *source) stuck() bool {
+	return s.handed.Load() > s.ackedN.Load() && time.Since(time.Unix(0, s.progress.Load())) > s.opts.StatusInterval.D()
+}
+
+// errDetached ends a stream whose connection was let go of (stuck).
+var errDetached = errors.New("replication connection let go of while records wait")
+
+// detach closes the replication connection after a last status update.
+func (s *source) detach() {
+	s.lastStatus(s.conn)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.conn.Close(cctx)
+	cancel()
+	s.conn = nil
+	s.detached = true
+	s.log.Info().Msg("records wait longer than --status-interval to be durable on the bus (paused, or a slow bus): " +
+		"let go of the replication connection until they are")
+}
+
+// waitAcked waits until every batch handed to Read was acknowledged.
+func (s *source) waitAcked(ctx context.Context) error {
+	for s.handed.Load() > s.ackedN.Load() {
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // confirmable is the position the slot may confirm: the end of the last
@@ -247,6 +302,33 @@ func (s *source) status(conn *pgconn.PgConn) error {
 	return nil
 }
 
+// lastStatus sends a status update before the connection is closed, and
+// waits (5s at most) until the slot shows it: a walsender that fails to
+// send to a client that closed its connection exits without reading
+// what the client sent last.
+func (s *source) lastStatus(conn *pgconn.PgConn) {
+	pos := s.confirmable()
+	if err := s.status(conn); err != nil {
+		s.log.Warn().Err(err).Msg("the last status update before closing the replication connection")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		var done bool
+		err := s.db.QueryRowContext(ctx, "SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", s.opts.Slot, pos.String()).Scan(&done)
+		if err != nil || done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn().Str("lsn", pos.String()).Msg("the slot did not confirm the last status update within 5s: what follows may come again")
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // stream receives pgoutput's messages until ctx is done (then it sends a
 // last status update) or the connection fails.
 func (s *source) stream(ctx context.Context, conn *pgconn.PgConn) error {
@@ -255,9 +337,15 @@ func (s *source) stream(ctx context.Context, conn *pgconn.PgConn) error {
 	defer stop()
 	interval := s.opts.StatusInterval.D()
 	next := time.Now().Add(interval)
-	tick := func() error { return s.status(conn) }
+	s.conn = conn
+	defer func() { s.conn = nil }()
 	for {
 		if now := time.Now(); !now.Before(next) {
+			if s.stuck() {
+				s.detach()
+				s.detached = false
+				return errDetached
+			}
 			if err := s.status(conn); err != nil {
 				return err
 			}
@@ -265,7 +353,8 @@ func (s *source) stream(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 		nc.SetReadDeadline(next)
 		if ctx.Err() != nil {
-			return s.status(conn)
+			s.lastStatus(conn)
+			return nil
 		}
 		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
@@ -295,8 +384,12 @@ func (s *source) stream(ctx context.Context, conn *pgconn.PgConn) error {
 				if err != nil {
 					return fmt.Errorf("XLogData: %w", err)
 				}
-				if err := s.handle(ctx, x, tick); err != nil {
+				if err := s.handle(ctx, x); err != nil {
 					return err
+				}
+				if s.detached {
+					s.detached = false
+					return errDetached
 				}
 			}
 		case *pgproto3.ErrorResponse:
@@ -308,7 +401,7 @@ func (s *source) stream(ctx context.Context, conn *pgconn.PgConn) error {
 }
 
 // handle takes one pgoutput message.
-func (s *source) handle(ctx context.Context, x pglogrepl.XLogData, tick func() error) error {
+func (s *source) handle(ctx context.Context, x pglogrepl.XLogData) error {
 	m, err := pglogrepl.Parse(x.WALData)
 	if err != nil {
 		return fmt.Errorf("decoding pgoutput message at %s: %w", x.WALStart, err)
@@ -334,25 +427,25 @@ func (s *source) handle(ctx context.Context, x pglogrepl.XLogData, tick func() e
 		if s.keep {
 			b.Position = position{LSN: lsn(end)}.encode()
 		}
-		if err := s.handOver(ctx, b, tick); err != nil {
+		if err := s.handOver(ctx, b); err != nil {
 			return err
 		}
 		s.handedEnd = end
 	case *pglogrepl.RelationMessage:
 		return s.relation(ctx, m)
 	case *pglogrepl.InsertMessage:
-		return s.change(ctx, m.RelationID, opInsert, nil, 0, m.Tuple, x.WALStart, tick)
+		return s.change(ctx, m.RelationID, opInsert, nil, 0, m.Tuple, x.WALStart)
 	case *pglogrepl.UpdateMessage:
-		return s.change(ctx, m.RelationID, opUpdate, m.OldTuple, m.OldTupleType, m.NewTuple, x.WALStart, tick)
+		return s.change(ctx, m.RelationID, opUpdate, m.OldTuple, m.OldTupleType, m.NewTuple, x.WALStart)
 	case *pglogrepl.DeleteMessage:
-		return s.change(ctx, m.RelationID, opDelete, m.OldTuple, m.OldTupleType, nil, x.WALStart, tick)
+		return s.change(ctx, m.RelationID, opDelete, m.OldTuple, m.OldTupleType, nil, x.WALStart)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			rel, err := s.relationOf(id)
 			if err != nil {
 				return err
 			}
-			if err := s.add(ctx, s.dec.truncateRecord(rel, s.meta(x.WALStart)), tick); err != nil {
+			if err := s.add(ctx, s.dec.truncateRecord(rel, s.meta(x.WALStart))); err != nil {
 				return err
 			}
 		}
@@ -376,7 +469,7 @@ func (s *source) relationOf(id uint32) (*relation, error) {
 }
 
 // change makes the record of an insert, update or delete.
-func (s *source) change(ctx context.Context, id uint32, op string, old *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData, at pglogrepl.LSN, tick func() error) error {
+func (s *source) change(ctx context.Context, id uint32, op string, old *pglogrepl.TupleData, oldType uint8, newTuple *pglogrepl.TupleData, at pglogrepl.LSN) error {
 	if s.tx == nil {
 		return fmt.Errorf("pgoutput sent a change outside a transaction at %s", at)
 	}
@@ -389,12 +482,12 @@ func (s *source) change(ctx context.Context, id uint32, op string, old *pglogrep
 	}
 	// 'O': the whole old row (REPLICA IDENTITY FULL); 'K': its key only.
 	keyOnly := oldType == pglogrepl.UpdateMessageTupleTypeKey
-	return s.add(ctx, s.dec.record(rel, op, tupleRow(old), tupleRow(newTuple), keyOnly, s.meta(at)), tick)
+	return s.add(ctx, s.dec.record(rel, op, tupleRow(old), tupleRow(newTuple), keyOnly, s.meta(at)))
 }
 
 // add adds a record to the open transaction, handing a part of it to
 // Read when it reaches --max-tx-records.
-func (s *source) add(ctx context.Context, r record.Record, tick func() error) error {
+func (s *source) add(ctx context.Context, r record.Record) error {
 	tx := s.tx
 	if tx == nil {
 		return errors.New("pgoutput sent a change outside a transaction")
@@ -411,7 +504,7 @@ func (s *source) add(ctx context.Context, r record.Record, tick func() error) er
 	if s.keep {
 		b.Position = position{LSN: lsn(s.handedEnd), Tx: lsn(tx.final), TxRecords: tx.count}.encode()
 	}
-	if err := s.handOver(ctx, b, tick); err != nil {
+	if err := s.handOver(ctx, b); err != nil {
 		return err
 	}
 	tx.recs = nil
