@@ -101,12 +101,14 @@ func (s *sink) writeItems(ctx context.Context, sess session, items []item) ([]re
 	if err := sess.exec(ctx, begin); err != nil {
 		return nil, err
 	}
-	s.log.Debug().Int("records", len(items)).Str("error", sqldb.Describe(err)).Msg("the database refused rows of the batch: isolating them")
+	s.attempts = 0
 	rej, err := s.isolate(ctx, sess, items, err)
 	if err != nil {
 		s.end(ctx, sess, "ROLLBACK")
 		return nil, err
 	}
+	s.log.Debug().Int("records", len(items)).Int("refused", len(rej)).Int("attempts", s.attempts).
+		Msg("the database refused rows of the batch: isolated them under savepoints")
 	return rej, s.end(ctx, sess, "COMMIT")
 }
 
@@ -142,6 +144,7 @@ func (s *sink) isolate(ctx context.Context, sess session, items []item, cause er
 		if err := sess.exec(ctx, "SAVEPOINT culvert"); err != nil {
 			return nil, err
 		}
+		s.attempts++
 		err := s.run(ctx, sess, part)
 		if err == nil {
 			if err := sess.exec(ctx, "RELEASE SAVEPOINT culvert"); err != nil {
@@ -465,6 +468,17 @@ func (s *sink) maxParams() int {
 	return maxParams
 }
 
+// placeholder writes the n-th (from 1) query parameter: $n for
+// PostgreSQL, ? for the others.
+func (s *sink) placeholder(b *strings.Builder, n int) {
+	if s.db.Dialect != sqldb.Postgres {
+		b.WriteByte('?')
+		return
+	}
+	b.WriteByte('$')
+	b.WriteString(strconv.Itoa(n))
+}
+
 // arg is v as the dialect's query argument for column c.
 func (s *sink) arg(v jval, c *column) any {
 	switch s.db.Dialect {
@@ -502,7 +516,7 @@ func (s *sink) insertRows(ctx context.Context, sess session, ops []flatOp) error
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				b.WriteString(s.db.Dialect.Placeholder(len(args) + 1))
+				s.placeholder(&b, len(args)+1)
 				args = append(args, s.arg(v, first.cols[i]))
 				size += len(v.raw)
 			}
@@ -561,7 +575,7 @@ func (s *sink) delete(ctx context.Context, sess session, ops []flatOp) error {
 					}
 					b.WriteString(keys[i].quoted + " = ")
 				}
-				b.WriteString(s.db.Dialect.Placeholder(len(args) + 1))
+				s.placeholder(&b, len(args)+1)
 				args = append(args, s.arg(v, keys[i]))
 			}
 			if n > 1 {

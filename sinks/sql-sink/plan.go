@@ -61,7 +61,7 @@ func (s *sink) plan(ctx context.Context, recs []record.Record) ([]item, []reject
 	reject := func(i int, format string, a ...any) {
 		rejected = append(rejected, rejection{item: item{rec: i}, err: fmt.Errorf(format, a...)})
 	}
-	s.fields = s.fields[:0]
+	s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
 	pend := make([]pending, 0, len(recs))
 	for i := range recs {
 		p, err := s.read(ctx, recs[i], i)
@@ -196,8 +196,11 @@ func (s *sink) readChange(ctx context.Context, r record.Record, p pending) (pend
 		return p, fmt.Errorf("not a change event: the value is not JSON")
 	}
 	op, err := jsonparser.GetString(v, "op")
-	if err != nil {
+	switch {
+	case err != nil:
 		return p, fmt.Errorf("not a change event: no op")
+	case len(op) != 1 || !strings.Contains("crudt", op):
+		return p, fmt.Errorf("not a change event: op %q (want c, r, u, d or t)", truncate(op))
 	}
 	src, _ := jsonparser.GetString(v, "source", "table")
 	if i := strings.LastIndexByte(src, '.'); i >= 0 {
@@ -454,15 +457,18 @@ func (s *sink) ops(p *pending, t *table) ([]op, error) {
 		}
 		return []op{{t: t, kind: opDelete, cols: keys, vals: p.keyVals, keys: keys}}, nil
 	}
-	row := op{t: t, kind: p.kind, cols: make([]*column, 0, len(p.fields)), vals: make([]jval, 0, len(p.fields))}
+	// The columns and values of the batch's rows share two arrays.
+	c0, v0 := len(s.colSlab), len(s.valSlab)
 	for _, f := range p.fields {
 		c := t.column(f.name)
 		if c == nil {
+			s.colSlab, s.valSlab = s.colSlab[:c0], s.valSlab[:v0]
 			return nil, fmt.Errorf("field %q is not a column of table %s (--auto-evolve adds it; --columns or --map can leave it out)", truncate(f.name), t.name)
 		}
-		row.cols = append(row.cols, c)
-		row.vals = append(row.vals, f.v)
+		s.colSlab = append(s.colSlab, c)
+		s.valSlab = append(s.valSlab, f.v)
 	}
+	row := op{t: t, kind: p.kind, cols: s.colSlab[c0:len(s.colSlab):len(s.colSlab)], vals: s.valSlab[v0:len(s.valSlab):len(s.valSlab)]}
 	if len(row.cols) == 0 {
 		return nil, fmt.Errorf("no field to write to table %s", t.name)
 	}

@@ -29,13 +29,18 @@ type sink struct {
 	db     *sqldb.DB
 	tables map[string]*table
 	down   bool // the connection was lost: reconnect before the next write
+	// attempts counts the parts of a batch tried while isolating refused
+	// rows (logged).
+	attempts int
 
 	// Scratch space, reused from write to write.
-	names  names
-	fields []field
-	flat   []flatOp
-	buf    []byte
-	args   []any
+	names   names
+	fields  []field
+	colSlab []*column
+	valSlab []jval
+	flat    []flatOp
+	buf     []byte
+	args    []any
 }
 
 func newSink(opts *Options, env connector.Env) (connector.Sink, error) {

@@ -2,13 +2,13 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/buger/jsonparser"
+	gojson "github.com/goccy/go-json"
 )
 
 // kind is the JSON type of a value.
@@ -66,7 +66,7 @@ func (n names) intern(b []byte) string {
 // in their order; the values alias b. A field given twice is kept once,
 // with its last value.
 func (n names) parseObject(b []byte, dst []field) ([]field, error) {
-	if !json.Valid(b) {
+	if !gojson.Valid(b) {
 		return dst, errors.New("the value is not JSON")
 	}
 	start := len(dst)
@@ -178,21 +178,43 @@ func pgArg(v jval) any {
 
 // mysqlArg is v as a query argument for MySQL and MariaDB: booleans as
 // booleans (MySQL's BOOLEAN is TINYINT(1), which does not parse "true"),
-// the rest as text the server converts to the column's type. For a
-// DATETIME or TIMESTAMP column, an RFC 3339 time with a zone becomes the
-// UTC time without zone that MySQL parses (it refuses the zone).
+// the rest as text the server converts to the column's type (as []byte
+// where the text is the JSON's own, not copied). For a DATETIME or
+// TIMESTAMP column, an RFC 3339 time with a zone becomes the UTC time
+// without zone that MySQL parses (it refuses the zone).
 func mysqlArg(v jval, c *column) any {
 	switch v.kind {
 	case kNull:
 		return nil
 	case kBool:
 		return v.raw[0] == 't'
+	case kString:
+		if c.datetime {
+			return mysqlTime(v)
+		}
+		if bytes.IndexByte(v.raw, '\\') >= 0 {
+			s, _ := v.text()
+			return s
+		}
+	}
+	return v.raw
+}
+
+// mysqlTime is a string for a DATETIME or TIMESTAMP column: an RFC 3339
+// time in UTC (2026-12-07T10:00:00.123Z) with its T and Z dropped; one
+// with another zone converted to UTC; anything else as it is.
+func mysqlTime(v jval) any {
+	r := v.raw
+	if n := len(r); n >= 20 && n <= 27 && r[10] == 'T' && r[n-1] == 'Z' && bytes.IndexByte(r, '\\') < 0 &&
+		!bytes.ContainsAny(r[11:n-1], "+-Zz") {
+		b := make([]byte, n-1)
+		copy(b, r[:n-1])
+		b[10] = ' '
+		return b
 	}
 	s, _ := v.text()
-	if c.datetime && v.kind == kString {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t.UTC().Format("2006-01-02 15:04:05.999999")
-		}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC().Format("2006-01-02 15:04:05.999999")
 	}
 	return s
 }
