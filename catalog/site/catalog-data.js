@@ -199,7 +199,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -253,7 +253,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -263,7 +263,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -278,7 +278,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -355,7 +355,7 @@ window.CULVERT_CATALOG = {
           "delimiter": {
             "type": "string",
             "minLength": 1,
-            "description": "What separates records; escapes such as \\n, \\t, \\0 and \\r\\n are understood. Empty records are skipped.",
+            "description": "What separates records; escapes such as \\n, \\t, \\0 and \\r\\n are understood. Empty records are skipped. Not with --format protobuf: its files hold messages each after its length as a varint (Protobuf's delimited form).",
             "default": "\\n",
             "x-env": "CULVERT_FILE_SOURCE_DELIMITER"
           },
@@ -549,7 +549,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -603,7 +603,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -613,7 +613,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -628,7 +628,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -975,7 +975,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1029,7 +1029,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -1039,7 +1039,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -1054,7 +1054,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -1339,7 +1339,7 @@ window.CULVERT_CATALOG = {
           "max_records_per_request": {
             "type": "integer",
             "minimum": 1,
-            "description": "Webhook mode: most records one request may make (--split-lines, NDJSON); a request with more is answered 413 and publishes nothing.",
+            "description": "Webhook mode: most records one request may make (--split-lines, NDJSON, the events of a CloudEvents batch); a request with more is answered 413 and publishes nothing.",
             "default": 100000,
             "x-env": "CULVERT_HTTP_SOURCE_MAX_RECORDS_PER_REQUEST"
           },
@@ -1513,7 +1513,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1567,7 +1567,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -1577,7 +1577,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -1592,7 +1592,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -1929,7 +1929,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -1983,7 +1983,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -1993,7 +1993,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -2008,7 +2008,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -2355,7 +2355,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -2409,7 +2409,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -2419,7 +2419,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -2434,7 +2434,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -2767,7 +2767,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -2821,7 +2821,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -2831,7 +2831,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -2846,7 +2846,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -3202,7 +3202,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -3256,7 +3256,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -3266,7 +3266,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -3281,7 +3281,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -3590,7 +3590,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -3644,7 +3644,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -3654,7 +3654,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -3669,7 +3669,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -4007,7 +4007,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -4061,7 +4061,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4071,7 +4071,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -4086,7 +4086,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -4400,7 +4400,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -4454,7 +4454,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4464,7 +4464,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -4479,7 +4479,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -4819,7 +4819,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -4873,7 +4873,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -4883,7 +4883,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -4898,7 +4898,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -5274,7 +5274,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -5328,7 +5328,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -5338,7 +5338,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -5353,7 +5353,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
@@ -5672,7 +5672,7 @@ window.CULVERT_CATALOG = {
               "protobuf",
               "cloudevents"
             ],
-            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping. cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
             "default": "json",
             "x-env": "CULVERT_FORMAT"
           },
@@ -5726,7 +5726,7 @@ window.CULVERT_CATALOG = {
           },
           "schema_auto_register": {
             "type": "boolean",
-            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
             "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
           },
           "schema": {
@@ -5736,7 +5736,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_file": {
             "type": "string",
-            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto).",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
             "x-env": "CULVERT_PROTO_FILE"
           },
           "proto_path": {
@@ -5751,7 +5751,7 @@ window.CULVERT_CATALOG = {
           },
           "proto_message": {
             "type": "string",
-            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order.",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
             "x-env": "CULVERT_PROTO_MESSAGE"
           },
           "ce_mode": {
