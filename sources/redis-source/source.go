@@ -143,7 +143,8 @@ type source struct {
 	ps       *goredis.PubSub
 	messages chan *goredis.Message
 	fatal    chan error
-	done     chan struct{}
+	done     chan struct{} // closed by Close: receive returns
+	received chan struct{} // closed when receive returned
 }
 
 // item is what one record was read from: a stream entry or a list item.
@@ -265,8 +266,8 @@ func (s *source) openPubSub(ctx context.Context) error {
 	}
 	s.messages = make(chan *goredis.Message, 4096)
 	s.fatal = make(chan error, 1)
-	s.done = make(chan struct{})
-	go s.receive(s.ps)
+	s.done, s.received = make(chan struct{}), make(chan struct{})
+	go s.receive(s.ps, s.conn)
 	s.log.Info().Strs("channels", channels).Strs("patterns", patterns).Str("server", s.conn.Server).
 		Msg("subscribed to Pub/Sub channels (at-most-once: messages published while disconnected are lost)")
 	return nil
@@ -275,7 +276,8 @@ func (s *source) openPubSub(ctx context.Context) error {
 // receive hands the Pub/Sub messages to Read. go-redis subscribes again
 // on a new connection when the old one failed; receive waits with backoff
 // between failures and reports the outage.
-func (s *source) receive(ps *goredis.PubSub) {
+func (s *source) receive(ps *goredis.PubSub, conn *redisclient.Conn) {
+	defer close(s.received)
 	attempt := 0
 	for {
 		msg, err := ps.Receive(s.ctx)
@@ -288,8 +290,8 @@ func (s *source) receive(ps *goredis.PubSub) {
 				return
 			}
 			attempt++
-			s.conn.Down()
-			if err := s.conn.Failed(s.ctx, "receiving from redis", attempt, err); err != nil {
+			conn.Down()
+			if err := conn.Failed(s.ctx, "receiving from redis", attempt, err); err != nil {
 				s.stop(err)
 				return
 			}
@@ -297,7 +299,7 @@ func (s *source) receive(ps *goredis.PubSub) {
 		}
 		if attempt > 0 {
 			attempt = 0
-			s.conn.Up()
+			conn.Up()
 		}
 		if m, ok := msg.(*goredis.Message); ok {
 			select {
@@ -679,14 +681,16 @@ func (s *source) unsubscribe() {
 // Close stops receiving and closes the connection, after the
 // acknowledgements under way.
 func (s *source) Close() error {
-	if s.done != nil {
-		close(s.done)
-		s.done = nil
-	}
-	s.unsubscribe()
 	if s.cancel != nil {
 		s.cancel()
 	}
+	if s.done != nil {
+		close(s.done)
+		s.done = nil
+		s.unsubscribe()
+		<-s.received
+	}
+	s.unsubscribe()
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil

@@ -54,15 +54,24 @@ stop_redis() {
 	wait "$SPID" || true
 }
 
-# xadd_seq STREAM FROM TO: adds entries v={"n":FROM}..{"n":TO} to STREAM,
-# in one redis-cli run.
-xadd_seq() {
-	seq "$2" "$3" | awk -v s="$1" '{ printf "XADD %s * v \047{\"n\":%d}\047\n", s, $1 }' | rcli >/dev/null
+# resp ARG...: each line of standard input, split at tabs, as the RESP of
+# the command ARG... followed by the line's fields: for redis-cli --pipe.
+resp() {
+	awk -F '\t' -v pre="$*" 'BEGIN { np = split(pre, p, " ") }
+		{ printf "*%d\r\n", np + NF; for (i = 1; i <= np; i++) printf "$%d\r\n%s\r\n", length(p[i]), p[i]
+		  for (i = 1; i <= NF; i++) printf "$%d\r\n%s\r\n", length($i), $i }'
 }
 
-# lpush_seq LIST FROM TO: pushes {"n":FROM}..{"n":TO} on the left of LIST, in order.
+# xadd_seq STREAM FROM TO: adds entries v={"n":FROM}..{"n":TO} to STREAM,
+# pipelined (redis-cli --pipe).
+xadd_seq() {
+	seq "$2" "$3" | awk '{ printf "v\t{\"n\":%d}\n", $1 }' | resp XADD "$1" '*' | rcli --pipe >/dev/null
+}
+
+# lpush_seq LIST FROM TO: pushes {"n":FROM}..{"n":TO} on the left of LIST,
+# in order, pipelined.
 lpush_seq() {
-	seq "$2" "$3" | awk -v l="$1" '{ printf "LPUSH %s \047{\"n\":%d}\047\n", l, $1 }' | rcli >/dev/null
+	seq "$2" "$3" | awk '{ printf "{\"n\":%d}\n", $1 }' | resp LPUSH "$1" | rcli --pipe >/dev/null
 }
 
 # pending STREAM GROUP: how many entries GROUP has delivered and not acknowledged.
