@@ -1,8 +1,12 @@
 // Package redis is the one place in Culvert that turns a redis:// or
 // rediss:// URL into a connected *redis.Client (github.com/redis/go-redis/v9).
-// The Redis Streams bus backend (bus/redisbus) uses it, and so will every
-// future Redis source or sink connector, so TLS, authentication, timeouts
-// and retries are set up the same way everywhere.
+// The Redis Streams bus backend (bus/redisbus) and the connectors
+// redis-source and redis-sink use it, so TLS, authentication, timeouts and
+// retries are set up the same way everywhere. The connectors embed
+// ConnOptions (--url, --username, --password, the --tls-* options and
+// --max-retries) and run their commands through Conn.Do, which retries
+// what failed for a lost connection (Transient) with the --max-retries
+// backoff and reports the outage; redistest has their test helpers.
 //
 // URL:
 //
@@ -10,7 +14,8 @@
 //	rediss://...   (TLS; the server certificate is verified against the
 //	                system roots, or against ?tls_ca=/path/to/ca.pem)
 //
-// The username and password come from the URL. Every option that
+// The username and password come from the URL. The TLS query parameters
+// tls_ca, tls_cert, tls_key and tls_insecure_skip_verify need rediss://. Every option that
 // go-redis's ParseURL knows (dial_timeout, read_timeout, write_timeout,
 // max_retries, min_retry_backoff, max_retry_backoff, pool_size,
 // skip_verify, ...) may be given as a query parameter; unknown parameters

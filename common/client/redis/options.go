@@ -175,7 +175,7 @@ func (c *Conn) up() {
 // A reply that refuses the command itself (WRONGTYPE, a syntax error,
 // refused credentials) is not, nor a closed client or a done context.
 func Transient(err error) bool {
-	if err == nil || errors.Is(err, goredis.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && !isNetTimeout(err) {
+	if err == nil || errors.Is(err, goredis.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var rerr goredis.Error
@@ -193,9 +193,4 @@ func Transient(err error) bool {
 	var nerr net.Error
 	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, net.ErrClosed)
-}
-
-func isNetTimeout(err error) bool {
-	var nerr net.Error
-	return errors.As(err, &nerr) && nerr.Timeout()
 }
