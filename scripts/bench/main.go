@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|retention|serve|sql-sink [flags]
+//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|redis|retention|serve|sql-sink [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -30,6 +30,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/nats"
 	"github.com/culvert-dev/culvert/scripts/bench/protobench"
 	"github.com/culvert-dev/culvert/scripts/bench/rabbitmq"
+	"github.com/culvert-dev/culvert/scripts/bench/redis"
 	"github.com/culvert-dev/culvert/scripts/bench/retention"
 	"github.com/culvert-dev/culvert/scripts/bench/servebench"
 	"github.com/culvert-dev/culvert/scripts/bench/sqlsink"
@@ -56,6 +57,7 @@ var subcommands = []subcommand{
 	{nats.Name, nats.Summary, nats.Main, false},
 	{protobench.Name, protobench.Summary, protobench.Main, false},
 	{rabbitmq.Name, rabbitmq.Summary, rabbitmq.Main, false},
+	{redis.Name, redis.Summary, redis.Main, false},
 	{retention.Name, retention.Summary, retention.Main, false},
 	{servebench.Name, servebench.Summary, servebench.Main, false},
 	{sqlsink.Name, sqlsink.Summary, sqlsink.Main, false},
