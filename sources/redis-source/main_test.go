@@ -212,3 +212,20 @@ func TestConnectionOptions(t *testing.T) {
 	connectortest.BadOption(t, app(), "url", append(base, "--tls-ca", "ca.pem")...)
 	connectortest.ConnectionOptions(t, app, "redis", 2, ": connecting to redis redis://u:*****@", append(base, "--url", "redis://u:s3cret@"+connectortest.FreeAddr(t))...)
 }
+
+func TestDeletedGroupExits1(t *testing.T) {
+	url := redistest.Shared(t)
+	stream := redistest.Unique("culvert-test:src:")
+	c := redistest.Client(t, url, stream)
+	xadd(t, c, stream, 0, connectortest.Numbered(0, 10))
+	busDir := t.TempDir()
+	r := connectortest.Start(t, app(), "--topic", "d", "--bus", busDir, "--url", url, "--stream", stream, "--group", "gone", "--value-field", "v")
+	connectortest.WaitTopic(t, busDir, "d", 10, r)
+	if err := c.XGroupDestroy(context.Background(), stream, "gone").Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := r.Wait(t, 30*time.Second)
+	if code != 1 || !strings.Contains(stderr, `the consumer group "gone" or the stream is gone: NOGROUP`) {
+		t.Fatalf("exit %d; want 1 naming the group:\n%s", code, stderr)
+	}
+}
