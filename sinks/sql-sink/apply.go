@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,6 +46,63 @@ func (s pgSession) copyIn(ctx context.Context, query string, data []byte) error 
 	return err
 }
 
+// copyStream is a COPY ... FROM STDIN whose rows are written as they are
+// made (PostgreSQL): the server parses them meanwhile.
+type copyStream struct {
+	op   *op
+	pw   *io.PipeWriter
+	done chan error
+	buf  []byte
+}
+
+var errCopyEnded = errors.New("the COPY ended")
+
+func (s pgSession) stream(ctx context.Context, o *op, buf []byte) *copyStream {
+	pr, pw := io.Pipe()
+	cs := &copyStream{op: o, pw: pw, done: make(chan error, 1), buf: buf[:0]}
+	q := "COPY " + o.t.quoted + " " + columnList(o.cols) + " FROM STDIN"
+	go func() {
+		_, err := s.c.PgConn().CopyFrom(ctx, pr, q)
+		pr.CloseWithError(errCopyEnded)
+		cs.done <- err
+	}()
+	return cs
+}
+
+// add adds a row; the rows go to the server 64 KiB at a time.
+func (cs *copyStream) add(o *op) error {
+	for i, v := range o.vals {
+		if i > 0 {
+			cs.buf = append(cs.buf, '\t')
+		}
+		cs.buf = appendCopy(cs.buf, v)
+	}
+	cs.buf = append(cs.buf, '\n')
+	if len(cs.buf) < 64<<10 {
+		return nil
+	}
+	return cs.flush()
+}
+
+func (cs *copyStream) flush() error {
+	_, err := cs.pw.Write(cs.buf)
+	cs.buf = cs.buf[:0]
+	if err != nil {
+		return cs.close()
+	}
+	return nil
+}
+
+// close ends the COPY and returns its outcome.
+func (cs *copyStream) close() error {
+	if len(cs.buf) > 0 {
+		cs.pw.Write(cs.buf)
+		cs.buf = cs.buf[:0]
+	}
+	cs.pw.Close()
+	return <-cs.done
+}
+
 type sqlSession struct{ c *sql.Conn }
 
 func (s sqlSession) exec(ctx context.Context, query string, args ...any) error {
@@ -77,18 +135,7 @@ type rejection struct {
 // isolates them by splitting the items (see isolate): they are returned,
 // and the others commit. Any other error is returned as it is.
 func (s *sink) writeItems(ctx context.Context, sess session, items []item) ([]rejection, error) {
-	begin := "BEGIN"
-	if s.db.Dialect == sqldb.SQLite {
-		begin = "BEGIN IMMEDIATE" // takes the write lock now, not halfway
-	}
-	if s.db.Dialect == sqldb.MySQL {
-		// DATETIME has no zone: times are written in UTC (see mysqlArg),
-		// and TIMESTAMP columns read them as UTC.
-		if err := sess.exec(ctx, "SET time_zone = '+00:00'"); err != nil {
-			return nil, err
-		}
-	}
-	if err := sess.exec(ctx, begin); err != nil {
+	if err := s.begin(ctx, sess); err != nil {
 		return nil, err
 	}
 	err := s.run(ctx, sess, items)
@@ -98,7 +145,7 @@ func (s *sink) writeItems(ctx context.Context, sess session, items []item) ([]re
 	if rerr := s.end(ctx, sess, "ROLLBACK"); rerr != nil || !s.rowLevel(err) {
 		return nil, err
 	}
-	if err := sess.exec(ctx, begin); err != nil {
+	if err := s.begin(ctx, sess); err != nil {
 		return nil, err
 	}
 	s.attempts = 0
@@ -110,6 +157,22 @@ func (s *sink) writeItems(ctx context.Context, sess session, items []item) ([]re
 	s.log.Debug().Int("records", len(items)).Int("refused", len(rej)).Int("attempts", s.attempts).
 		Msg("the database refused rows of the batch: isolated them under savepoints")
 	return rej, s.end(ctx, sess, "COMMIT")
+}
+
+// begin begins a transaction.
+func (s *sink) begin(ctx context.Context, sess session) error {
+	begin := "BEGIN"
+	if s.db.Dialect == sqldb.SQLite {
+		begin = "BEGIN IMMEDIATE" // takes the write lock now, not halfway
+	}
+	if s.db.Dialect == sqldb.MySQL {
+		// DATETIME has no zone: times are written in UTC (see mysqlArg),
+		// and TIMESTAMP columns read them as UTC.
+		if err := sess.exec(ctx, "SET time_zone = '+00:00'"); err != nil {
+			return err
+		}
+	}
+	return sess.exec(ctx, begin)
 }
 
 // end commits or rolls back.
@@ -236,6 +299,58 @@ func (s *sink) run(ctx context.Context, sess session, items []item) error {
 	for i := 0; i < len(flat); {
 		j := i + 1
 		for j < len(flat) && sameStatement(flat[i].op, flat[j].op) {
+			j++
+		}
+		if err := s.group(ctx, sess, flat[i:j]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// runStreaming is run for pipelined writes on PostgreSQL: rows to insert
+// go into one COPY stream, *cs, across calls while they are for the same
+// table and columns; the caller closes the last stream.
+func (s *sink) runStreaming(ctx context.Context, sess pgSession, items []item, cs **copyStream) error {
+	flat := s.flat[:0]
+	for i := range items {
+		for j := range items[i].ops {
+			flat = append(flat, flatOp{i, &items[i].ops[j]})
+		}
+	}
+	s.flat = flat
+	end := func() error {
+		if *cs == nil {
+			return nil
+		}
+		err := (*cs).close()
+		s.buf, *cs = (*cs).buf, nil
+		return err
+	}
+	for i := 0; i < len(flat); {
+		o := flat[i].op
+		if o.kind == opInsert {
+			if *cs != nil && !sameStatement((*cs).op, o) {
+				if err := end(); err != nil {
+					return err
+				}
+			}
+			if *cs == nil {
+				*cs = sess.stream(ctx, o, s.buf)
+			}
+			if err := (*cs).add(o); err != nil {
+				*cs = nil
+				return err
+			}
+			i++
+			continue
+		}
+		if err := end(); err != nil {
+			return err
+		}
+		j := i + 1
+		for j < len(flat) && sameStatement(o, flat[j].op) {
 			j++
 		}
 		if err := s.group(ctx, sess, flat[i:j]); err != nil {

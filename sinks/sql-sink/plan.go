@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -56,12 +57,14 @@ type pending struct {
 // options allow. A record that cannot be written is rejected with why (an
 // error without SQLSTATE); an error is a database error (the write is
 // retried or stops the sink).
-func (s *sink) plan(ctx context.Context, recs []record.Record) ([]item, []rejection, error) {
+//
+// With noDDL, plan makes no table and adds no column (a transaction of
+// the sink may hold the table): it returns errNeedsDDL instead.
+func (s *sink) plan(ctx context.Context, recs []record.Record, noDDL bool) ([]item, []rejection, error) {
 	var rejected []rejection
 	reject := func(i int, format string, a ...any) {
 		rejected = append(rejected, rejection{item: item{rec: i}, err: fmt.Errorf(format, a...)})
 	}
-	s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
 	pend := make([]pending, 0, len(recs))
 	for i := range recs {
 		p, err := s.read(ctx, recs[i], i)
@@ -85,7 +88,7 @@ func (s *sink) plan(ctx context.Context, recs []record.Record) ([]item, []reject
 	}
 	missing := map[string]string{} // table -> why its records are rejected
 	for _, name := range order {
-		t, why, err := s.tableFor(ctx, name, byTable[name])
+		t, why, err := s.tableFor(ctx, name, byTable[name], noDDL)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -94,7 +97,7 @@ func (s *sink) plan(ctx context.Context, recs []record.Record) ([]item, []reject
 			continue
 		}
 		if s.opts.AutoEvolve {
-			if t, err = s.evolve(ctx, t, byTable[name]); err != nil {
+			if t, err = s.evolve(ctx, t, byTable[name], noDDL); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -122,6 +125,10 @@ func (s *sink) plan(ctx context.Context, recs []record.Record) ([]item, []reject
 	}
 	return items, rejected, nil
 }
+
+// errNeedsDDL says that plan, told not to, would have made a table or
+// added a column.
+var errNeedsDDL = errors.New("a table to make or a column to add")
 
 // read reads one record: its table, what to do, the fields.
 func (s *sink) read(ctx context.Context, r record.Record, i int) (pending, error) {
@@ -306,7 +313,7 @@ func sameVals(a, b []jval) bool {
 // made with --auto-create from the records ps going to it. A nil table
 // with a reason rejects the records; a nil table without one means that
 // the records only delete from a table that does not exist.
-func (s *sink) tableFor(ctx context.Context, name string, ps []*pending) (*table, string, error) {
+func (s *sink) tableFor(ctx context.Context, name string, ps []*pending, noDDL bool) (*table, string, error) {
 	if t := s.tables[name]; t != nil {
 		return t, "", nil
 	}
@@ -324,6 +331,9 @@ func (s *sink) tableFor(ctx context.Context, name string, ps []*pending) (*table
 			return nil, "", nil
 		case !s.opts.AutoCreate:
 			return nil, fmt.Sprintf("table %s does not exist (create it, or give --auto-create)", name), nil
+		}
+		if noDDL {
+			return nil, "", errNeedsDDL
 		}
 		specs, keys := s.specsFor(ps)
 		if err := createTable(ctx, s.db, name, specs, keys); err != nil {
@@ -390,7 +400,7 @@ func (s *sink) specsFor(ps []*pending) ([]colSpec, []string) {
 }
 
 // evolve adds to t a column for each field of ps it has not (--auto-evolve).
-func (s *sink) evolve(ctx context.Context, t *table, ps []*pending) (*table, error) {
+func (s *sink) evolve(ctx context.Context, t *table, ps []*pending, noDDL bool) (*table, error) {
 	var add []colSpec
 	var schemaSpecs []colSpec
 	if sc := s.env.Format.Schema(); sc != nil {
@@ -418,6 +428,9 @@ func (s *sink) evolve(ctx context.Context, t *table, ps []*pending) (*table, err
 	}
 	if len(add) == 0 {
 		return t, nil
+	}
+	if noDDL {
+		return nil, errNeedsDDL
 	}
 	for _, c := range add {
 		if err := addColumn(ctx, s.db, t, c); err != nil {

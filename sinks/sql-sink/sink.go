@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -87,20 +88,25 @@ func (s *sink) Open(ctx context.Context) error {
 	return nil
 }
 
-// Write writes recs in one database transaction (see writeItems) and
-// returns once it committed. Records that cannot be written (not a JSON
-// object, no such column, refused by the database) are rejected with
-// why; a lost connection is transient: the runner writes the batch again
-// once the database is back (see reconnect).
+// Write writes recs in one database transaction and returns once it
+// committed. Records that cannot be written (not a JSON object, no such
+// column, refused by the database) are rejected with why; a lost
+// connection is transient: the runner writes the batch again once the
+// database is back (see reconnect).
+//
+// The records are read and written in chunks, the next chunk read while
+// the database writes the last (see pipelined); a batch that needs a
+// table made or a column added, or has rows that the database refuses,
+// is then read and written whole (see whole).
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	if err := s.reconnect(ctx); err != nil {
 		return err
 	}
-	items, rejected, err := s.plan(ctx, recs)
-	if err == nil {
-		var refused []rejection
-		refused, err = s.writeAll(ctx, items)
-		rejected = append(rejected, refused...)
+	s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
+	rejected, err := s.pipelined(ctx, recs)
+	if errors.Is(err, errWhole) {
+		s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
+		rejected, err = s.whole(ctx, recs)
 	}
 	if err != nil {
 		return s.failed(ctx, err)
@@ -117,22 +123,135 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	return &connector.Rejected{Records: out}
 }
 
-// writeAll writes items on one connection.
-func (s *sink) writeAll(ctx context.Context, items []item) (rej []rejection, err error) {
-	if s.db.Dialect == sqldb.Postgres {
-		err = s.db.WithPgx(ctx, func(c *pgx.Conn) error {
-			var err error
-			rej, err = s.writeItems(ctx, pgSession{c}, items)
-			return err
-		})
-		return rej, err
+// errWhole says that a batch must be written by whole.
+var errWhole = errors.New("write the batch whole")
+
+// chunk is the records read at a time by pipelined.
+const chunk = 1024
+
+// pipelined writes recs in one transaction, chunk records at a time: a
+// goroutine reads the next chunk while the database writes the last, as
+// a client library encodes rows while the server parses them. It returns
+// errWhole, having rolled back, when a chunk needs a table made or a
+// column added (that would wait for the locks of its own transaction) or
+// the database refused a row (isolating it needs the whole batch).
+func (s *sink) pipelined(ctx context.Context, recs []record.Record) ([]rejection, error) {
+	type planned struct {
+		items []item
+		rej   []rejection
+		err   error
 	}
-	conn, err := s.db.Conn(ctx)
+	pctx, cancel := context.WithCancel(ctx)
+	ch := make(chan planned, 1)
+	go func() {
+		defer close(ch)
+		for start := 0; start < len(recs); start += chunk {
+			items, rej, err := s.plan(pctx, recs[start:min(start+chunk, len(recs))], true)
+			for i := range items {
+				items[i].rec += start
+			}
+			for i := range rej {
+				rej[i].item.rec += start
+			}
+			select {
+			case ch <- planned{items, rej, err}:
+			case <-pctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		for range ch { // the reader is done with the scratch space
+		}
+	}()
+	var rejected []rejection
+	err := s.withSession(ctx, func(sess session) error {
+		if err := s.begin(ctx, sess); err != nil {
+			return err
+		}
+		pg, streams := sess.(pgSession)
+		var cs *copyStream
+		for p := range ch {
+			err := p.err
+			if err == nil {
+				rejected = append(rejected, p.rej...)
+				if streams {
+					err = s.runStreaming(ctx, pg, p.items, &cs)
+				} else {
+					err = s.run(ctx, sess, p.items)
+				}
+			}
+			if err != nil {
+				if cs != nil {
+					cs.close()
+				}
+				if rerr := s.end(ctx, sess, "ROLLBACK"); rerr != nil {
+					return err
+				}
+				if errors.Is(err, errNeedsDDL) || s.rowLevel(err) {
+					return errWhole
+				}
+				return err
+			}
+		}
+		if cs != nil {
+			if err := cs.close(); err != nil {
+				if rerr := s.end(ctx, sess, "ROLLBACK"); rerr == nil && s.rowLevel(err) {
+					return errWhole
+				}
+				return err
+			}
+		}
+		if err := pctx.Err(); err != nil {
+			s.end(ctx, sess, "ROLLBACK")
+			return err
+		}
+		return s.end(ctx, sess, "COMMIT")
+	})
+	return rejected, err
+}
+
+// whole reads recs, making tables and adding columns as the options
+// allow, and writes them in one transaction, isolating the rows that the
+// database refuses (writeItems).
+func (s *sink) whole(ctx context.Context, recs []record.Record) ([]rejection, error) {
+	items, rejected, err := s.plan(ctx, recs, false)
 	if err != nil {
 		return nil, err
 	}
+	var refused []rejection
+	err = s.withSession(ctx, func(sess session) error {
+		var err error
+		refused, err = s.writeItems(ctx, sess, items)
+		return err
+	})
+	return append(rejected, refused...), err
+}
+
+// withSession runs f on one connection of the pool. Should f fail with
+// a transaction open, the connection is rolled back, or dropped.
+func (s *sink) withSession(ctx context.Context, f func(session) error) error {
+	if s.db.Dialect == sqldb.Postgres {
+		return s.db.WithPgx(ctx, func(c *pgx.Conn) error {
+			err := f(pgSession{c})
+			if err != nil && !c.IsClosed() && c.PgConn().TxStatus() != 'I' {
+				if rerr := (pgSession{c}).exec(ctx, "ROLLBACK"); rerr != nil {
+					c.Close(ctx)
+				}
+			}
+			return err
+		})
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
 	defer conn.Close()
-	rej, err = s.writeItems(ctx, sqlSession{conn}, items)
+	err = f(sqlSession{conn})
 	if err != nil {
 		// The transaction may still be open on the connection: roll it
 		// back, or have the pool drop the connection.
@@ -140,7 +259,7 @@ func (s *sink) writeAll(ctx context.Context, items []item) (rej []rejection, err
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}
-	return rej, err
+	return err
 }
 
 // rejected makes the dead letter of a record: one the database refused

@@ -321,3 +321,27 @@ func TestStatementErrorsStopTheSink(t *testing.T) {
 	equal(t, "rows", rows(t, db, "SELECT id FROM t"))
 	equal(t, "dead letters", deadLetters(t, busDir, "t"))
 }
+
+// TestNewFieldLateInABatch: a batch is written in chunks; a field that
+// appears in a later chunk (a column to add) starts the batch over, whole:
+// every row is written once.
+func TestNewFieldLateInABatch(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			url, db := newDB(t, d)
+			sqltest.Exec(t, db.DB, "CREATE TABLE t (id INT)")
+			busDir := t.TempDir()
+			var vals []string
+			for i := range 3000 {
+				if i == 2100 {
+					vals = append(vals, fmt.Sprintf(`{"id":%d,"late":"x"}`, i))
+				} else {
+					vals = append(vals, fmt.Sprintf(`{"id":%d}`, i))
+				}
+			}
+			connectortest.PublishValues(t, busDir, "t", vals...)
+			runSink(t, busDir, "t", "g", "--url", url, "--table", "t", "--auto-evolve", "--batch-linger", "1s")
+			equal(t, "rows", rows(t, db, "SELECT COUNT(*), COUNT(DISTINCT id), COUNT(late) FROM t"), "3000|3000|1")
+		})
+	}
+}
