@@ -4955,6 +4955,856 @@ window.CULVERT_CATALOG = {
       }
     },
     {
+      "name": "redis-sink",
+      "direction": "sink",
+      "version": "0.1.0",
+      "description": "Writes each record of a topic to Redis with one command: XADD to a stream (MAXLEN ~ optional), LPUSH or RPUSH to a list, PUBLISH to a channel, or SET or HSET at the record's key with an optional TTL; each batch is pipelined and committed only after every reply.",
+      "schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "Redis URL: redis://[user:password@]host:6379[/db], or rediss:// for TLS (with ?tls_ca=ca.pem, \u0026tls_cert=\u0026tls_key= for a client certificate); go-redis options such as dial_timeout as query parameters. Secrets in it are never shown.",
+            "default": "redis://127.0.0.1:6379",
+            "writeOnly": true,
+            "x-env": "CULVERT_REDIS_SINK_URL"
+          },
+          "username": {
+            "type": "string",
+            "description": "User (beats one in the URL).",
+            "x-env": "CULVERT_REDIS_SINK_USERNAME"
+          },
+          "password": {
+            "type": "string",
+            "description": "Password (beats one in the URL); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_REDIS_SINK_PASSWORD"
+          },
+          "tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that the server's certificate must be signed by, instead of the system's roots (a connector serving with --listen requires client certificates signed by them, where it supports that).",
+            "x-env": "CULVERT_REDIS_SINK_TLS_CA"
+          },
+          "tls_cert": {
+            "type": "string",
+            "description": "PEM file of a client certificate, for servers that require one (mutual TLS), or of the server's certificate for a connector serving with --listen (HTTPS, wss://); needs --tls-key.",
+            "x-env": "CULVERT_REDIS_SINK_TLS_CERT"
+          },
+          "tls_key": {
+            "type": "string",
+            "description": "PEM file of the private key of --tls-cert.",
+            "x-env": "CULVERT_REDIS_SINK_TLS_KEY"
+          },
+          "tls_insecure_skip_verify": {
+            "type": "boolean",
+            "description": "Do not verify the server's certificate (tests only: anyone in the middle can read and change the traffic; a warning is logged).",
+            "x-env": "CULVERT_REDIS_SINK_TLS_INSECURE_SKIP_VERIFY"
+          },
+          "max_retries": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Retries after a failed connection attempt (waits of 100ms doubling up to 10s, with jitter) before exiting with status 1 and one message; the count starts again after a success. 0 retries forever. Refused credentials and certificates are not retried.",
+            "default": 0,
+            "x-env": "CULVERT_REDIS_SINK_MAX_RETRIES"
+          },
+          "command": {
+            "type": "string",
+            "enum": [
+              "xadd",
+              "lpush",
+              "rpush",
+              "publish",
+              "set",
+              "hset"
+            ],
+            "description": "What each record becomes: a stream entry (xadd), a list item pushed on the left or the right (lpush, rpush), a Pub/Sub message (publish), a string value (set) or a hash (hset) at the record's key.",
+            "default": "xadd",
+            "x-env": "CULVERT_REDIS_SINK_COMMAND"
+          },
+          "key": {
+            "type": "string",
+            "description": "xadd, lpush, rpush, publish: the stream, list or channel every record goes to.",
+            "x-env": "CULVERT_REDIS_SINK_KEY"
+          },
+          "key_from_record": {
+            "type": "boolean",
+            "description": "xadd, lpush, rpush, publish: the stream, list or channel is the record's key (with --key-prefix) instead of --key. set and hset always use the record's key. A record without a key goes to the dead-letter topic.",
+            "x-env": "CULVERT_REDIS_SINK_KEY_FROM_RECORD"
+          },
+          "key_prefix": {
+            "type": "string",
+            "description": "Put before the record's key to make the Redis key (such as order:).",
+            "x-env": "CULVERT_REDIS_SINK_KEY_PREFIX"
+          },
+          "value_field": {
+            "type": "string",
+            "description": "xadd and hset: the field that holds the record's value. The record's headers become fields too, after it (a header with the name of a field that is already set sends the record to the dead-letter topic).",
+            "default": "value",
+            "x-env": "CULVERT_REDIS_SINK_VALUE_FIELD"
+          },
+          "fields": {
+            "type": "boolean",
+            "description": "xadd and hset: write each member of the value, a JSON object, as a field (strings as they are, other values as JSON), instead of --value-field; a value that is not a JSON object goes to the dead-letter topic.",
+            "x-env": "CULVERT_REDIS_SINK_FIELDS"
+          },
+          "maxlen": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "xadd: trim the stream to about this many entries (MAXLEN ~, which Redis applies when it can drop a whole node); 0 does not trim.",
+            "x-env": "CULVERT_REDIS_SINK_MAXLEN"
+          },
+          "ttl": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "set and hset: the key expires this long after its last write (SET PX, or HSET then PEXPIRE); 0 keeps it.",
+            "x-env": "CULVERT_REDIS_SINK_TTL"
+          },
+          "topic": {
+            "type": "string",
+            "description": "Topic to read from or publish to.",
+            "x-env": "CULVERT_TOPIC"
+          },
+          "bus": {
+            "type": "string",
+            "description": "Where topics live: a directory for the embedded store (default $XDG_DATA_HOME/culvert, else ~/.local/share/culvert), or a URL such as kafka://host:9092.",
+            "x-env": "CULVERT_BUS"
+          },
+          "bus_username": {
+            "type": "string",
+            "description": "User name on a distributed bus, instead of one in the --bus URL.",
+            "x-env": "CULVERT_BUS_USERNAME"
+          },
+          "bus_password": {
+            "type": "string",
+            "description": "Password on a distributed bus, instead of one in the --bus URL; never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_BUS_PASSWORD"
+          },
+          "bus_tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that verify a distributed bus's server (turns TLS on), as ?tls_ca= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CA"
+          },
+          "bus_tls_cert": {
+            "type": "string",
+            "description": "PEM client certificate for a distributed bus (mutual TLS; with --bus-tls-key), as ?tls_cert= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CERT"
+          },
+          "bus_tls_key": {
+            "type": "string",
+            "description": "PEM private key of --bus-tls-cert, as ?tls_key= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_KEY"
+          },
+          "bus_partitions": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Partitions of each topic the bus creates, on a bus with partitions (kafka://; records with the same key share a partition); 0 is the bus's default.",
+            "x-env": "CULVERT_BUS_PARTITIONS"
+          },
+          "bus_retention_age": {
+            "type": "string",
+            "description": "Embedded store: how long the topics it makes keep records, such as 7d or 36h, or unlimited (default 7d). A topic's own is set with culvert topics create or alter.",
+            "x-env": "CULVERT_BUS_RETENTION_AGE"
+          },
+          "bus_retention_bytes": {
+            "type": "string",
+            "description": "Embedded store: the most bytes the topics it makes keep, the oldest records deleted first, such as 512MiB (units KiB, MiB, GiB, TiB), or unlimited (the default).",
+            "x-env": "CULVERT_BUS_RETENTION_BYTES"
+          },
+          "map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose single output replaces the record's JSON value. Repeatable; transforms apply in command-line order.",
+            "x-env": "CULVERT_MAP"
+          },
+          "filter": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression with one output; the record is kept when it is true (neither false nor null). Several outputs are an error (combine them with any or all). Repeatable.",
+            "x-env": "CULVERT_FILTER"
+          },
+          "arraymap": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression making one record per output, such as .items[]. Repeatable.",
+            "x-env": "CULVERT_ARRAYMAP"
+          },
+          "filter_map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose first output, if any, replaces the value; records with no output are dropped. Repeatable.",
+            "x-env": "CULVERT_FILTER_MAP"
+          },
+          "dlq_topic": {
+            "type": "string",
+            "description": "Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended); never the topic itself. A record whose culvert.topic header names this topic came from it and is not sent back (it is logged and dropped: a copy is there).",
+            "x-env": "CULVERT_DLQ_TOPIC"
+          },
+          "on_error": {
+            "type": "string",
+            "enum": [
+              "dlq",
+              "fail",
+              "skip"
+            ],
+            "description": "What to do with a record that cannot be processed: dlq sends it to the dead-letter topic, fail exits with status 1, skip drops it and counts it in the log.",
+            "default": "dlq",
+            "x-env": "CULVERT_ON_ERROR"
+          },
+          "log_level": {
+            "type": "string",
+            "enum": [
+              "trace",
+              "debug",
+              "info",
+              "warn",
+              "error"
+            ],
+            "description": "Least severe log level shown.",
+            "default": "info",
+            "x-env": "CULVERT_LOG_LEVEL"
+          },
+          "log_format": {
+            "type": "string",
+            "enum": [
+              "auto",
+              "console",
+              "json"
+            ],
+            "description": "Log format on stderr; auto is console on a terminal, else json.",
+            "default": "auto",
+            "x-env": "CULVERT_LOG_FORMAT"
+          },
+          "shutdown_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "After SIGINT or SIGTERM, how long to finish writing what was read before giving up.",
+            "default": "30s",
+            "x-env": "CULVERT_SHUTDOWN_TIMEOUT"
+          },
+          "metrics_addr": {
+            "type": "string",
+            "description": "HOST:PORT on which to serve /metrics (Prometheus), /healthz, /readyz, /status and POST /pause and /resume (default: off).",
+            "x-env": "CULVERT_METRICS_ADDR"
+          },
+          "progress_interval": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How often to log a progress line with totals and rates; 0 turns it off.",
+            "default": "30s",
+            "x-env": "CULVERT_PROGRESS_INTERVAL"
+          },
+          "max_outputs": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most records that one record may become through the transforms (--arraymap); a record that would become more goes to the dead-letter topic, found at the first output too many.",
+            "default": 10000,
+            "x-env": "CULVERT_MAX_OUTPUTS"
+          },
+          "transform_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "Longest the transforms may take over one record; a record that takes longer goes to the dead-letter topic. 0 means no limit (a stop signal still ends them after --shutdown-timeout).",
+            "default": "1s",
+            "x-env": "CULVERT_TRANSFORM_TIMEOUT"
+          },
+          "format": {
+            "type": "string",
+            "enum": [
+              "json",
+              "bytes",
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
+            ],
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "default": "json",
+            "x-env": "CULVERT_FORMAT"
+          },
+          "csv_columns": {
+            "type": "string",
+            "description": "With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record.",
+            "x-env": "CULVERT_CSV_COLUMNS"
+          },
+          "csv_delimiter": {
+            "type": "string",
+            "minLength": 1,
+            "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
+            "default": ",",
+            "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
+          },
+          "group": {
+            "type": "string",
+            "description": "Consumer group; members of one group share the work and resume after the group's last commit (default: the connector's name).",
+            "x-env": "CULVERT_GROUP"
+          },
+          "from": {
+            "type": "string",
+            "enum": [
+              "beginning",
+              "end"
+            ],
+            "description": "Where a new consumer group starts: the topic's beginning or its end.",
+            "default": "end",
+            "x-env": "CULVERT_FROM"
+          },
+          "stop_at_end": {
+            "type": "boolean",
+            "description": "Exit 0 once caught up with the end the topic had when the sink started.",
+            "x-env": "CULVERT_STOP_AT_END"
+          },
+          "batch_linger": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How long to wait for more records before a write to the sink, so that a sink sending batches sends fuller ones (up to 10,000 records a write); 0 writes what each read of the topic returned at once.",
+            "default": "0s",
+            "x-env": "CULVERT_BATCH_LINGER"
+          }
+        },
+        "additionalProperties": false,
+        "type": "object",
+        "required": [
+          "topic"
+        ],
+        "title": "redis-sink",
+        "description": "Writes each record of a topic to Redis with one command: XADD to a stream (MAXLEN ~ optional), LPUSH or RPUSH to a list, PUBLISH to a channel, or SET or HSET at the record's key with an optional TTL; each batch is pipelined and committed only after every reply."
+      }
+    },
+    {
+      "name": "redis-source",
+      "direction": "source",
+      "version": "0.1.0",
+      "description": "Publishes what Redis holds or carries as records: the entries of a stream through a consumer group (XREADGROUP, XACK only once the records are durable on the bus, entries left pending by a crash claimed), the items of a list used as a reliable queue (BLMOVE to a processing list, removed once durable), or the messages of Pub/Sub channels (at-most-once).",
+      "schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "Redis URL: redis://[user:password@]host:6379[/db], or rediss:// for TLS (with ?tls_ca=ca.pem, \u0026tls_cert=\u0026tls_key= for a client certificate); go-redis options such as dial_timeout as query parameters. Secrets in it are never shown.",
+            "default": "redis://127.0.0.1:6379",
+            "writeOnly": true,
+            "x-env": "CULVERT_REDIS_SOURCE_URL"
+          },
+          "username": {
+            "type": "string",
+            "description": "User (beats one in the URL).",
+            "x-env": "CULVERT_REDIS_SOURCE_USERNAME"
+          },
+          "password": {
+            "type": "string",
+            "description": "Password (beats one in the URL); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_REDIS_SOURCE_PASSWORD"
+          },
+          "tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that the server's certificate must be signed by, instead of the system's roots (a connector serving with --listen requires client certificates signed by them, where it supports that).",
+            "x-env": "CULVERT_REDIS_SOURCE_TLS_CA"
+          },
+          "tls_cert": {
+            "type": "string",
+            "description": "PEM file of a client certificate, for servers that require one (mutual TLS), or of the server's certificate for a connector serving with --listen (HTTPS, wss://); needs --tls-key.",
+            "x-env": "CULVERT_REDIS_SOURCE_TLS_CERT"
+          },
+          "tls_key": {
+            "type": "string",
+            "description": "PEM file of the private key of --tls-cert.",
+            "x-env": "CULVERT_REDIS_SOURCE_TLS_KEY"
+          },
+          "tls_insecure_skip_verify": {
+            "type": "boolean",
+            "description": "Do not verify the server's certificate (tests only: anyone in the middle can read and change the traffic; a warning is logged).",
+            "x-env": "CULVERT_REDIS_SOURCE_TLS_INSECURE_SKIP_VERIFY"
+          },
+          "max_retries": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Retries after a failed connection attempt (waits of 100ms doubling up to 10s, with jitter) before exiting with status 1 and one message; the count starts again after a success. 0 retries forever. Refused credentials and certificates are not retried.",
+            "default": 0,
+            "x-env": "CULVERT_REDIS_SOURCE_MAX_RETRIES"
+          },
+          "stream": {
+            "type": "string",
+            "description": "Stream to read through a consumer group (at-least-once): entries are acknowledged (XACK) only once durable on the bus; entries another consumer left pending longer than --claim-idle are claimed.",
+            "x-env": "CULVERT_REDIS_SOURCE_STREAM"
+          },
+          "list": {
+            "type": "string",
+            "description": "List to read as a reliable queue (at-least-once): each item is moved (BLMOVE) to --processing and removed from it only once durable on the bus; items left there by a crash are delivered again first at the next start.",
+            "x-env": "CULVERT_REDIS_SOURCE_LIST"
+          },
+          "channel": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "Pub/Sub channel to subscribe to; a name with *, ? or [ is a pattern (PSUBSCRIBE). Repeatable. At-most-once, as Pub/Sub itself: what is published while the connector is down or disconnected is lost.",
+            "x-env": "CULVERT_REDIS_SOURCE_CHANNEL"
+          },
+          "group": {
+            "type": "string",
+            "description": "Stream: the consumer group (created with MKSTREAM when missing), which keeps the position across restarts; processes in one group share the entries (default: culvert_ and the topic).",
+            "x-env": "CULVERT_REDIS_SOURCE_GROUP"
+          },
+          "consumer": {
+            "type": "string",
+            "description": "Stream: this process's consumer name in the group; a restarted process with the same name reads its own pending entries first. Processes sharing a group need different names (default: the host name).",
+            "x-env": "CULVERT_REDIS_SOURCE_CONSUMER"
+          },
+          "start": {
+            "type": "string",
+            "enum": [
+              "all",
+              "new"
+            ],
+            "description": "Stream: where a new consumer group starts: the stream's first entry, or only entries added from now on.",
+            "default": "all",
+            "x-env": "CULVERT_REDIS_SOURCE_START"
+          },
+          "claim_idle": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "Stream: entries pending (delivered, not acknowledged) longer than this are claimed (XAUTOCLAIM) and delivered again, at start and then periodically: how a crashed consumer's entries are taken over.",
+            "default": "1m",
+            "x-env": "CULVERT_REDIS_SOURCE_CLAIM_IDLE"
+          },
+          "value_field": {
+            "type": "string",
+            "description": "Stream: the field whose bytes are the record value; the other fields become record headers. Without it, the value is a JSON object of every field (members sorted by name, values as strings). An entry without the field goes to the dead-letter topic.",
+            "x-env": "CULVERT_REDIS_SOURCE_VALUE_FIELD"
+          },
+          "key_field": {
+            "type": "string",
+            "description": "Stream: the field whose bytes are the record key (it stays in the value or headers too).",
+            "x-env": "CULVERT_REDIS_SOURCE_KEY_FIELD"
+          },
+          "processing": {
+            "type": "string",
+            "description": "List: the processing list the items wait in until durable on the bus (default: the list's name and :processing). One per process.",
+            "x-env": "CULVERT_REDIS_SOURCE_PROCESSING"
+          },
+          "pop": {
+            "type": "string",
+            "enum": [
+              "right",
+              "left"
+            ],
+            "description": "List: the end items are taken from: right for producers that LPUSH (first in, first out), left for producers that RPUSH.",
+            "default": "right",
+            "x-env": "CULVERT_REDIS_SOURCE_POP"
+          },
+          "count": {
+            "type": "integer",
+            "maximum": 100000,
+            "minimum": 1,
+            "description": "Stream and list: most entries or items read per request.",
+            "default": 1000,
+            "x-env": "CULVERT_REDIS_SOURCE_COUNT"
+          },
+          "topic": {
+            "type": "string",
+            "description": "Topic to read from or publish to.",
+            "x-env": "CULVERT_TOPIC"
+          },
+          "bus": {
+            "type": "string",
+            "description": "Where topics live: a directory for the embedded store (default $XDG_DATA_HOME/culvert, else ~/.local/share/culvert), or a URL such as kafka://host:9092.",
+            "x-env": "CULVERT_BUS"
+          },
+          "bus_username": {
+            "type": "string",
+            "description": "User name on a distributed bus, instead of one in the --bus URL.",
+            "x-env": "CULVERT_BUS_USERNAME"
+          },
+          "bus_password": {
+            "type": "string",
+            "description": "Password on a distributed bus, instead of one in the --bus URL; never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_BUS_PASSWORD"
+          },
+          "bus_tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that verify a distributed bus's server (turns TLS on), as ?tls_ca= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CA"
+          },
+          "bus_tls_cert": {
+            "type": "string",
+            "description": "PEM client certificate for a distributed bus (mutual TLS; with --bus-tls-key), as ?tls_cert= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CERT"
+          },
+          "bus_tls_key": {
+            "type": "string",
+            "description": "PEM private key of --bus-tls-cert, as ?tls_key= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_KEY"
+          },
+          "bus_partitions": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Partitions of each topic the bus creates, on a bus with partitions (kafka://; records with the same key share a partition); 0 is the bus's default.",
+            "x-env": "CULVERT_BUS_PARTITIONS"
+          },
+          "bus_retention_age": {
+            "type": "string",
+            "description": "Embedded store: how long the topics it makes keep records, such as 7d or 36h, or unlimited (default 7d). A topic's own is set with culvert topics create or alter.",
+            "x-env": "CULVERT_BUS_RETENTION_AGE"
+          },
+          "bus_retention_bytes": {
+            "type": "string",
+            "description": "Embedded store: the most bytes the topics it makes keep, the oldest records deleted first, such as 512MiB (units KiB, MiB, GiB, TiB), or unlimited (the default).",
+            "x-env": "CULVERT_BUS_RETENTION_BYTES"
+          },
+          "map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose single output replaces the record's JSON value. Repeatable; transforms apply in command-line order.",
+            "x-env": "CULVERT_MAP"
+          },
+          "filter": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression with one output; the record is kept when it is true (neither false nor null). Several outputs are an error (combine them with any or all). Repeatable.",
+            "x-env": "CULVERT_FILTER"
+          },
+          "arraymap": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression making one record per output, such as .items[]. Repeatable.",
+            "x-env": "CULVERT_ARRAYMAP"
+          },
+          "filter_map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose first output, if any, replaces the value; records with no output are dropped. Repeatable.",
+            "x-env": "CULVERT_FILTER_MAP"
+          },
+          "dlq_topic": {
+            "type": "string",
+            "description": "Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended); never the topic itself. A record whose culvert.topic header names this topic came from it and is not sent back (it is logged and dropped: a copy is there).",
+            "x-env": "CULVERT_DLQ_TOPIC"
+          },
+          "on_error": {
+            "type": "string",
+            "enum": [
+              "dlq",
+              "fail",
+              "skip"
+            ],
+            "description": "What to do with a record that cannot be processed: dlq sends it to the dead-letter topic, fail exits with status 1, skip drops it and counts it in the log.",
+            "default": "dlq",
+            "x-env": "CULVERT_ON_ERROR"
+          },
+          "log_level": {
+            "type": "string",
+            "enum": [
+              "trace",
+              "debug",
+              "info",
+              "warn",
+              "error"
+            ],
+            "description": "Least severe log level shown.",
+            "default": "info",
+            "x-env": "CULVERT_LOG_LEVEL"
+          },
+          "log_format": {
+            "type": "string",
+            "enum": [
+              "auto",
+              "console",
+              "json"
+            ],
+            "description": "Log format on stderr; auto is console on a terminal, else json.",
+            "default": "auto",
+            "x-env": "CULVERT_LOG_FORMAT"
+          },
+          "shutdown_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "After SIGINT or SIGTERM, how long to finish writing what was read before giving up.",
+            "default": "30s",
+            "x-env": "CULVERT_SHUTDOWN_TIMEOUT"
+          },
+          "metrics_addr": {
+            "type": "string",
+            "description": "HOST:PORT on which to serve /metrics (Prometheus), /healthz, /readyz, /status and POST /pause and /resume (default: off).",
+            "x-env": "CULVERT_METRICS_ADDR"
+          },
+          "progress_interval": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How often to log a progress line with totals and rates; 0 turns it off.",
+            "default": "30s",
+            "x-env": "CULVERT_PROGRESS_INTERVAL"
+          },
+          "max_outputs": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most records that one record may become through the transforms (--arraymap); a record that would become more goes to the dead-letter topic, found at the first output too many.",
+            "default": 10000,
+            "x-env": "CULVERT_MAX_OUTPUTS"
+          },
+          "transform_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "Longest the transforms may take over one record; a record that takes longer goes to the dead-letter topic. 0 means no limit (a stop signal still ends them after --shutdown-timeout).",
+            "default": "1s",
+            "x-env": "CULVERT_TRANSFORM_TIMEOUT"
+          },
+          "format": {
+            "type": "string",
+            "enum": [
+              "json",
+              "bytes",
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
+            ],
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "default": "json",
+            "x-env": "CULVERT_FORMAT"
+          },
+          "csv_columns": {
+            "type": "string",
+            "description": "With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record.",
+            "x-env": "CULVERT_CSV_COLUMNS"
+          },
+          "csv_delimiter": {
+            "type": "string",
+            "minLength": 1,
+            "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
+            "default": ",",
+            "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
+          },
+          "batch_size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most records in one write to the bus.",
+            "default": 5000,
+            "x-env": "CULVERT_BATCH_SIZE"
+          },
+          "linger": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How long to wait for more records before a write to the bus that is not full.",
+            "default": "5ms",
+            "x-env": "CULVERT_LINGER"
+          },
+          "max_record_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Largest record published, in bytes (16 MiB by default). A larger one goes to the dead-letter topic as its first 1 KiB with its size in the culvert.size header; a source reading lines or a stream holds no more of a record than this and skips the rest.",
+            "default": 16777216,
+            "x-env": "CULVERT_MAX_RECORD_BYTES"
+          }
+        },
+        "additionalProperties": false,
+        "type": "object",
+        "required": [
+          "topic"
+        ],
+        "title": "redis-source",
+        "description": "Publishes what Redis holds or carries as records: the entries of a stream through a consumer group (XREADGROUP, XACK only once the records are durable on the bus, entries left pending by a crash claimed), the items of a list used as a reliable queue (BLMOVE to a processing list, removed once durable), or the messages of Pub/Sub channels (at-most-once)."
+      }
+    },
+    {
       "name": "websocket-sink",
       "direction": "sink",
       "version": "0.1.0",
