@@ -472,8 +472,8 @@ func (s *sink) ops(p *pending, t *table) ([]op, error) {
 	}
 	// The columns and values of the batch's rows share two arrays.
 	c0, v0 := len(s.colSlab), len(s.valSlab)
-	for _, f := range p.fields {
-		c := t.column(f.name)
+	for i, f := range p.fields {
+		c := t.columnAt(f.name, i)
 		if c == nil {
 			s.colSlab, s.valSlab = s.colSlab[:c0], s.valSlab[:v0]
 			return nil, fmt.Errorf("field %q is not a column of table %s (--auto-evolve adds it; --columns or --map can leave it out)", truncate(f.name), t.name)

@@ -52,7 +52,7 @@ func newSink(opts *Options, env connector.Env) (connector.Sink, error) {
 	if f := env.Format.Name(); f != format.JSON {
 		return nil, schema.Invalid("format", "sql-sink writes the fields of JSON values to columns: --format %s does not apply (leave --format out)", f)
 	}
-	return &sink{opts: *opts, p: p, env: env, log: env.Log, tables: map[string]*table{}, names: names{}}, nil
+	return &sink{opts: *opts, p: p, env: env, log: env.Log, tables: map[string]*table{}}, nil
 }
 
 // Open connects (retrying with --max-retries' backoff) and checks that

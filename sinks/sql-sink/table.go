@@ -20,6 +20,12 @@ type table struct {
 	cols   []*column
 	byName map[string]*column
 	byFold map[string]*column // lower-cased name -> the one column of that name, nil when several
+	// last are the columns of the fields of the last record written to
+	// the table, by position: tried before byName.
+	last []struct {
+		name string
+		col  *column
+	}
 }
 
 // column is a column of a table.
@@ -31,6 +37,24 @@ type column struct {
 	// datetime marks a MySQL DATETIME or TIMESTAMP column, whose RFC 3339
 	// values are converted (see mysqlArg).
 	datetime bool
+}
+
+// columnAt is column for the field at position pos of a record.
+func (t *table) columnAt(name string, pos int) *column {
+	if pos < len(t.last) && t.last[pos].name == name {
+		return t.last[pos].col
+	}
+	c := t.column(name)
+	if c != nil && pos < 64 {
+		for len(t.last) <= pos {
+			t.last = append(t.last, struct {
+				name string
+				col  *column
+			}{})
+		}
+		t.last[pos].name, t.last[pos].col = name, c
+	}
+	return c
 }
 
 // column returns the column a field of that name goes to: the column of

@@ -45,19 +45,35 @@ type field struct {
 var errNotObject = errors.New("the value is not a JSON object")
 
 // names interns field names: records of a topic repeat the same few, so
-// that a field's name costs no allocation after the first record.
-type names map[string]string
+// that a field's name costs no allocation after the first record. The
+// names of the last record, by position, are tried first: records of a
+// topic mostly have the same fields in the same order.
+type names struct {
+	m    map[string]string
+	last []string
+}
 
 // maxNames bounds the names interned; beyond, names are allocated.
 const maxNames = 10000
 
-func (n names) intern(b []byte) string {
-	if s, ok := n[string(b)]; ok {
-		return s
+func (n *names) intern(b []byte, pos int) string {
+	if pos < len(n.last) && n.last[pos] == string(b) {
+		return n.last[pos]
 	}
-	s := string(b)
-	if len(n) < maxNames {
-		n[s] = s
+	s, ok := n.m[string(b)]
+	if !ok {
+		s = string(b)
+		if n.m == nil {
+			n.m = map[string]string{}
+		}
+		if len(n.m) < maxNames {
+			n.m[s] = s
+		}
+	}
+	if pos < len(n.last) {
+		n.last[pos] = s
+	} else if pos == len(n.last) && pos < 64 {
+		n.last = append(n.last, s)
 	}
 	return s
 }
@@ -65,7 +81,7 @@ func (n names) intern(b []byte) string {
 // parseObject appends the top-level fields of the JSON object b to dst,
 // in their order; the values alias b. A field given twice is kept once,
 // with its last value.
-func (n names) parseObject(b []byte, dst []field) ([]field, error) {
+func (n *names) parseObject(b []byte, dst []field) ([]field, error) {
 	if !gojson.Valid(b) {
 		return dst, errors.New("the value is not JSON")
 	}
@@ -97,7 +113,7 @@ func (n names) parseObject(b []byte, dst []field) ([]field, error) {
 				return nil
 			}
 		}
-		dst = append(dst, field{name: n.intern(key), v: v})
+		dst = append(dst, field{name: n.intern(key, len(dst)-start), v: v})
 		return nil
 	})
 	if err != nil {
