@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|protobuf|rabbitmq|redis|retention|serve|sql-sink [flags]
+//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|postgres-cdc|protobuf|rabbitmq|redis|retention|serve|sql-sink [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -28,6 +28,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/kafka"
 	"github.com/culvert-dev/culvert/scripts/bench/mqtt"
 	"github.com/culvert-dev/culvert/scripts/bench/nats"
+	"github.com/culvert-dev/culvert/scripts/bench/pgcdc"
 	"github.com/culvert-dev/culvert/scripts/bench/protobench"
 	"github.com/culvert-dev/culvert/scripts/bench/rabbitmq"
 	"github.com/culvert-dev/culvert/scripts/bench/redis"
@@ -55,6 +56,7 @@ var subcommands = []subcommand{
 	{kafka.Name, kafka.Summary, kafka.Main, false},
 	{mqtt.Name, mqtt.Summary, mqtt.Main, false},
 	{nats.Name, nats.Summary, nats.Main, false},
+	{pgcdc.Name, pgcdc.Summary, pgcdc.Main, false},
 	{protobench.Name, protobench.Summary, protobench.Main, false},
 	{rabbitmq.Name, rabbitmq.Summary, rabbitmq.Main, false},
 	{redis.Name, redis.Summary, redis.Main, false},
@@ -63,6 +65,7 @@ var subcommands = []subcommand{
 	{sqlsink.Name, sqlsink.Summary, sqlsink.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 	{protobench.RawName, protobench.RawSummary, protobench.Raw, true},
+	{pgcdc.RawName, pgcdc.RawSummary, pgcdc.Raw, true},
 	{avrobench.RawName, avrobench.RawSummary, avrobench.Raw, true},
 	{sqlsink.RawName, sqlsink.RawSummary, sqlsink.Raw, true},
 }

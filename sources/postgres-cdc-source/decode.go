@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -77,11 +80,31 @@ func (r *relation) qualified() string { return r.schema + "." + r.name }
 // decoder turns rows into records.
 type decoder struct {
 	types *pgtype.Map
-	// buf is reused for each record's value and key, which are copied out.
+	// buf is reused for each record's value and key, which are then
+	// copied into arena.
 	buf []byte
+	// arena holds the values and keys of the records made, one
+	// allocation for many records; a full one is left to the records
+	// that use it.
+	arena []byte
+	// old and new are reused for the rows of each change.
+	old, new row
+	// ts and tsText: the last commit time and its text.
+	ts     time.Time
+	tsText []byte
 }
 
 func newDecoder() *decoder { return &decoder{types: pgtype.NewMap()} }
+
+// keep copies b into the arena.
+func (d *decoder) keep(b []byte) []byte {
+	if len(b) > cap(d.arena)-len(d.arena) {
+		d.arena = make([]byte, 0, max(64<<10, len(b)))
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, b...)
+	return d.arena[start:len(d.arena):len(d.arena)]
+}
 
 // meta is what the source object says of a change.
 type meta struct {
@@ -91,35 +114,60 @@ type meta struct {
 }
 
 // row is one tuple: a column's value is vals[i], nil for NULL; toast[i]
-// says it is an unchanged TOASTed value, not sent.
+// says it is an unchanged TOASTed value, not sent (toast is nil when none
+// is); set says the row is there at all.
 type row struct {
 	vals  [][]byte
 	toast []bool
+	set   bool
 }
 
-func tupleRow(t *pglogrepl.TupleData) row {
-	if t == nil {
-		return row{}
+func (r row) ok() bool { return r.set }
+
+// parseTuple reads pgoutput's TupleData at b[i:] into r, reusing its
+// slices; the values point into b. It returns the index after the tuple.
+func parseTuple(b []byte, i int, r *row) (int, error) {
+	if len(b) < i+2 {
+		return 0, errors.New("truncated tuple")
 	}
-	r := row{vals: make([][]byte, len(t.Columns))}
-	for i, c := range t.Columns {
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
-			r.vals[i] = c.Data
-			if r.vals[i] == nil {
-				r.vals[i] = []byte{}
-			}
-		case pglogrepl.TupleDataTypeToast:
-			if r.toast == nil {
-				r.toast = make([]bool, len(t.Columns))
-			}
-			r.toast[i] = true
+	n := int(binary.BigEndian.Uint16(b[i:]))
+	i += 2
+	r.vals, r.toast, r.set = r.vals[:0], r.toast[:0], true
+	toast := false
+	for range n {
+		if i >= len(b) {
+			return 0, errors.New("truncated tuple")
 		}
+		kind := b[i]
+		i++
+		var v []byte
+		t := false
+		switch kind {
+		case 'n':
+		case 'u':
+			t, toast = true, true
+		case 't', 'b':
+			if len(b) < i+4 {
+				return 0, errors.New("truncated tuple")
+			}
+			l := int(binary.BigEndian.Uint32(b[i:]))
+			i += 4
+			if l < 0 || len(b) < i+l {
+				return 0, errors.New("truncated tuple")
+			}
+			v = b[i : i+l : i+l]
+			i += l
+		default:
+			return 0, fmt.Errorf("unknown tuple column kind %q", kind)
+		}
+		r.vals = append(r.vals, v)
+		r.toast = append(r.toast, t)
 	}
-	return r
+	if !toast {
+		r.toast = r.toast[:0]
+	}
+	return i, nil
 }
-
-func (r row) ok() bool { return r.vals != nil }
 
 // record makes the record of one change. before and after are the old
 // and new rows (either may be absent); keyOnly says before holds only the
@@ -128,9 +176,9 @@ func (r row) ok() bool { return r.vals != nil }
 func (d *decoder) record(rel *relation, op string, before, after row, keyOnly bool, m meta) record.Record {
 	// An unchanged TOASTed value is not sent in the new row: with
 	// REPLICA IDENTITY FULL the old row has it.
-	if after.toast != nil && before.ok() && !keyOnly {
+	if len(after.toast) > 0 && before.ok() && !keyOnly {
 		for i, t := range after.toast {
-			if t && i < len(before.vals) && (before.toast == nil || !before.toast[i]) {
+			if t && i < len(before.vals) && (len(before.toast) == 0 || !before.toast[i]) {
 				after.vals[i], after.toast[i] = before.vals[i], false
 			}
 		}
@@ -172,12 +220,12 @@ func (d *decoder) record(rel *relation, op string, before, after row, keyOnly bo
 			}
 		}
 		b = append(b, '}')
-		key = slices.Clone(b[kb:])
+		key = d.keep(b[kb:])
 		b = b[:kb]
 	}
-	b = appendSource(b, rel, m)
+	b = d.appendSource(b, rel, m)
 	d.buf = b
-	return record.Record{Key: key, Value: slices.Clone(b), Time: m.ts}
+	return record.Record{Key: key, Value: d.keep(b), Time: m.ts}
 }
 
 // hasKey says whether r holds every column of the primary key: the old
@@ -186,7 +234,7 @@ func (d *decoder) record(rel *relation, op string, before, after row, keyOnly bo
 // whose TOASTed value did not change is not sent.
 func hasKey(rel *relation, r row, keyOnly bool) bool {
 	for _, i := range rel.pk {
-		if i >= len(r.vals) || (keyOnly && !rel.cols[i].key) || (r.toast != nil && r.toast[i]) {
+		if i >= len(r.vals) || (keyOnly && !rel.cols[i].key) || (len(r.toast) > 0 && r.toast[i]) {
 			return false
 		}
 	}
@@ -194,9 +242,9 @@ func hasKey(rel *relation, r row, keyOnly bool) bool {
 }
 
 // appendSource appends the source object and closes the value.
-func appendSource(b []byte, rel *relation, m meta) []byte {
+func (d *decoder) appendSource(b []byte, rel *relation, m meta) []byte {
 	b = append(b, `,"source":{"lsn":"`...)
-	b = append(b, m.lsn.String()...)
+	b = appendLSN(b, m.lsn)
 	b = append(b, `",`...)
 	b = append(b, rel.source...)
 	b = append(b, `,"txid":`...)
@@ -206,8 +254,33 @@ func appendSource(b []byte, rel *relation, m meta) []byte {
 		b = strconv.AppendUint(b, uint64(m.txid), 10)
 	}
 	b = append(b, `,"ts":"`...)
-	b = m.ts.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	if !m.ts.Equal(d.ts) || d.tsText == nil {
+		d.ts, d.tsText = m.ts, m.ts.UTC().AppendFormat(d.tsText[:0], "2006-01-02T15:04:05.000Z07:00")
+	}
+	b = append(b, d.tsText...)
 	return append(b, `"}}`...)
+}
+
+// appendLSN appends an LSN as PostgreSQL writes it: 0/16B3748.
+func appendLSN(b []byte, l pglogrepl.LSN) []byte {
+	b = appendHex(b, uint32(l>>32))
+	b = append(b, '/')
+	return appendHex(b, uint32(l))
+}
+
+func appendHex(b []byte, v uint32) []byte {
+	const hex = "0123456789ABCDEF"
+	if v == 0 {
+		return append(b, '0')
+	}
+	var tmp [8]byte
+	i := len(tmp)
+	for v > 0 {
+		i--
+		tmp[i] = hex[v&0xf]
+		v >>= 4
+	}
+	return append(b, tmp[i:]...)
 }
 
 // appendRow appends a row as a JSON object: every column, or only the
@@ -220,7 +293,7 @@ func (d *decoder) appendRow(b []byte, rel *relation, r row, keyOnly bool) []byte
 			break
 		}
 		c := &rel.cols[i]
-		if (keyOnly && !c.key) || (r.toast != nil && r.toast[i]) {
+		if (keyOnly && !c.key) || (len(r.toast) > 0 && r.toast[i]) {
 			continue
 		}
 		if !first {
@@ -240,7 +313,7 @@ func (d *decoder) appendRow(b []byte, rel *relation, r row, keyOnly bool) []byte
 // truncateRecord is the record of a truncated table: no rows, no key.
 func (d *decoder) truncateRecord(rel *relation, m meta) record.Record {
 	b := append(d.buf[:0], `{"op":"t","before":null,"after":null`...)
-	b = appendSource(b, rel, m)
+	b = d.appendSource(b, rel, m)
 	d.buf = b
-	return record.Record{Value: slices.Clone(b), Time: m.ts}
+	return record.Record{Value: d.keep(b), Time: m.ts}
 }

@@ -77,7 +77,7 @@ func (s *source) snapshot(ctx context.Context, name string, point pglogrepl.LSN)
 			}
 			n := 0
 			for rows.Next() {
-				recs = append(recs, s.dec.record(t.relation, opRead, row{}, row{vals: nonNil(rows.RawValues())}, false, m))
+				recs = append(recs, s.dec.record(t.relation, opRead, row{}, row{vals: nonNil(rows.RawValues()), set: true}, false, m))
 				n++
 				if len(recs) >= s.opts.MaxTxRecords {
 					b := connector.Batch{Records: recs, Ack: s.ackTo(0)}
@@ -111,17 +111,16 @@ func (s *source) snapshot(ctx context.Context, name string, point pglogrepl.LSN)
 	return nil
 }
 
-// nonNil turns the raw values of a row into a row's values: NULL is nil,
-// an empty value is empty but not nil. The values are copied: the next
-// row reuses their memory.
+// nonNil makes the raw values of a row a row's values in place: NULL is
+// nil, an empty value is empty but not nil. They are read before the next
+// row.
 func nonNil(raw [][]byte) [][]byte {
-	out := make([][]byte, len(raw))
 	for i, v := range raw {
-		if v != nil {
-			out[i] = append([]byte{}, v...)
+		if v != nil && len(v) == 0 {
+			raw[i] = []byte{}
 		}
 	}
-	return out
+	return raw
 }
 
 // snapshotTables lists the publication's tables, within the snapshot, with
