@@ -126,6 +126,14 @@ func (s *sink) plan(ctx context.Context, recs []record.Record, noDDL bool) ([]it
 	return items, rejected, nil
 }
 
+// stopped is an error that stops the sink: not the database's, and
+// not worth retrying.
+type stopped struct{ error }
+
+func (e stopped) Unwrap() error { return e.error }
+
+func stop(err error) error { return stopped{err} }
+
 // errNeedsDDL says that plan, told not to, would have made a table or
 // added a column.
 var errNeedsDDL = errors.New("a table to make or a column to add")
@@ -329,6 +337,9 @@ func (s *sink) tableFor(ctx context.Context, name string, ps []*pending, noDDL b
 		switch {
 		case !writes:
 			return nil, "", nil
+		case !s.opts.AutoCreate && name == s.p.table:
+			// It was there at start.
+			return nil, "", stop(fmt.Errorf("table %s does not exist (any more): create it, or give --auto-create", name))
 		case !s.opts.AutoCreate:
 			return nil, fmt.Sprintf("table %s does not exist (create it, or give --auto-create)", name), nil
 		}
@@ -336,6 +347,9 @@ func (s *sink) tableFor(ctx context.Context, name string, ps []*pending, noDDL b
 			return nil, "", errNeedsDDL
 		}
 		specs, keys := s.specsFor(ps)
+		if len(specs) == 0 {
+			return nil, fmt.Sprintf("table %s does not exist, and the records have no field to make a column of", name), nil
+		}
 		if err := createTable(ctx, s.db, name, specs, keys); err != nil {
 			return nil, "", err
 		}
@@ -344,7 +358,7 @@ func (s *sink) tableFor(ctx context.Context, name string, ps []*pending, noDDL b
 			return nil, "", err
 		}
 		if t == nil {
-			return nil, "", fmt.Errorf("table %s was created, then not found", name)
+			return nil, "", stop(fmt.Errorf("table %s was created, then not found", name))
 		}
 	}
 	s.tables[name] = t
@@ -443,7 +457,7 @@ func (s *sink) evolve(ctx context.Context, t *table, ps []*pending, noDDL bool) 
 		return nil, err
 	}
 	if nt == nil {
-		return nil, fmt.Errorf("table %s was altered, then not found", t.name)
+		return nil, stop(fmt.Errorf("table %s was altered, then not found", t.name))
 	}
 	s.tables[t.name] = nt
 	return nt, nil

@@ -280,7 +280,8 @@ func (s *sink) rejected(r record.Record, err error) connector.RejectedRecord {
 // sink.
 func (s *sink) failed(ctx context.Context, err error) error {
 	err = s.db.Err(err)
-	if ctx.Err() != nil {
+	var st stopped
+	if ctx.Err() != nil || errors.As(err, &st) {
 		return err
 	}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/culvert-dev/culvert/common/client/sqldb"
 	"github.com/culvert-dev/culvert/common/client/sqldb/sqltest"
@@ -344,4 +345,23 @@ func TestNewFieldLateInABatch(t *testing.T) {
 			equal(t, "rows", rows(t, db, "SELECT COUNT(*), COUNT(DISTINCT id), COUNT(late) FROM t"), "3000|3000|1")
 		})
 	}
+}
+
+// TestDroppedTableStopsTheSink: the --table dropped while the sink runs
+// stops it (exit 1, one message) after it looked the table up again;
+// the records are neither written nor dead-lettered, nor committed.
+func TestDroppedTableStopsTheSink(t *testing.T) {
+	url, db := sqltest.NewPostgres(t)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id INT)")
+	busDir := t.TempDir()
+	connectortest.PublishValues(t, busDir, "t", `{"id":1}`)
+	r := connectortest.Start(t, app(), "--topic", "t", "--bus", busDir, "--from", "beginning", "--url", url, "--table", "t")
+	connectortest.WaitFor(t, r, "the first row", func() bool { return len(rows(t, db, "SELECT id FROM t")) == 1 })
+	sqltest.Exec(t, db.DB, "DROP TABLE t")
+	connectortest.PublishValues(t, busDir, "t", `{"id":2}`)
+	code, stderr := r.Wait(t, time.Minute)
+	if code != 1 || !strings.Contains(stderr, "table t does not exist (any more)") {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+	equal(t, "dead letters", deadLetters(t, busDir, "t"))
 }
