@@ -132,8 +132,7 @@ func (s *sink) key(r *record.Record) (string, string) {
 }
 
 // fields are the field-value pairs of r for xadd and hset, or why it has none.
-func (s *sink) fields(r *record.Record) ([]any, string) {
-	seen := make(map[string]bool, 1+len(r.Headers))
+func (s *sink) fields(r *record.Record, a *arena) ([]any, string) {
 	var out []any
 	if s.opts.Fields {
 		// The members in the order of the value.
@@ -157,35 +156,56 @@ func (s *sink) fields(r *record.Record) ([]any, string) {
 			} else {
 				out = append(out, name, []byte(v))
 			}
-			seen[name] = true
 		}
 		if len(out) == 0 {
 			return nil, "--fields: the value is an empty JSON object (an entry or a hash needs a field)"
 		}
 	} else {
-		out = make([]any, 0, 2+2*len(r.Headers))
-		out = append(out, s.opts.ValueField, r.Value)
-		seen[s.opts.ValueField] = true
+		// From the write's arena: fewer allocations.
+		start := len(a.vals)
+		a.vals = append(a.vals, s.opts.ValueField, r.Value)
+		out = a.vals[start:len(a.vals):len(a.vals)]
 	}
 	for _, h := range r.Headers {
-		if seen[h.Key] {
+		if has(out, h.Key) {
 			return nil, fmt.Sprintf("header %q has the name of a field the record already sets", h.Key)
 		}
-		seen[h.Key] = true
 		out = append(out, h.Key, h.Value)
 	}
 	return out, ""
 }
 
-// queue adds the command of r to pipe, or says why r cannot be written.
-func (s *sink) queue(ctx context.Context, pipe goredis.Pipeliner, r *record.Record) (errer, string) {
+// has reports whether the field-value pairs fields name the field name.
+func has(fields []any, name string) bool {
+	for i := 0; i < len(fields); i += 2 {
+		if fields[i] == name {
+			return true
+		}
+	}
+	return false
+}
+
+// arena holds what the commands of one write are made of, allocated once
+// for the write rather than once per record.
+type arena struct {
+	vals  []any
+	xargs []goredis.XAddArgs
+}
+
+func newArena(n int) *arena {
+	return &arena{vals: make([]any, 0, 2*n), xargs: make([]goredis.XAddArgs, n)}
+}
+
+// queue adds the command of r, record i of the write, to pipe, or says
+// why r cannot be written.
+func (s *sink) queue(ctx context.Context, pipe goredis.Pipeliner, a *arena, i int, r *record.Record) (errer, string) {
 	key, why := s.key(r)
 	if why != "" {
 		return nil, why
 	}
 	switch s.opts.Command {
 	case "xadd", "hset":
-		fields, why := s.fields(r)
+		fields, why := s.fields(r, a)
 		if why != "" {
 			return nil, why
 		}
@@ -196,11 +216,12 @@ func (s *sink) queue(ctx context.Context, pipe goredis.Pipeliner, r *record.Reco
 			}
 			return cmd, ""
 		}
-		a := &goredis.XAddArgs{Stream: key, Values: fields}
+		x := &a.xargs[i]
+		*x = goredis.XAddArgs{Stream: key, Values: fields}
 		if s.opts.MaxLen > 0 {
-			a.MaxLen, a.Approx = s.opts.MaxLen, true
+			x.MaxLen, x.Approx = s.opts.MaxLen, true
 		}
-		return pipe.XAdd(ctx, a), ""
+		return pipe.XAdd(ctx, x), ""
 	case "lpush":
 		return pipe.LPush(ctx, key, r.Value), ""
 	case "rpush":
@@ -228,24 +249,50 @@ func (m multi) Err() error {
 	return nil
 }
 
-// Write sends recs' commands in one pipeline and returns once every reply
-// came. A lost connection is retried (the whole batch again: at-least-once)
-// with --max-retries' backoff; a reply that refuses a record's command
+// chunk is the most commands in one pipeline of a Write.
+const chunk = 1000
+
+// Write sends recs' commands pipelined (chunk by chunk, each queued while
+// the one before is under way) and returns once every reply came. A lost
+// connection is retried (the whole batch again: at-least-once) with
+// --max-retries' backoff; a reply that refuses a record's command
 // (WRONGTYPE, ...) sends that record to the dead-letter topic.
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	why := make([]string, len(recs))
 	err := s.conn.Do(ctx, "writing to redis", func(ctx context.Context) error {
 		clear(why)
-		pipe := s.conn.Pipeline()
 		cmds := make([]errer, len(recs))
-		for i := range recs {
-			cmds[i], why[i] = s.queue(ctx, pipe, &recs[i])
+		a := newArena(len(recs))
+		// Chunk by chunk, in order: each chunk is queued while the one
+		// before is under way, so that Redis has work all along.
+		var prev chan error
+		for from := 0; from < len(recs); from += chunk {
+			to := min(from+chunk, len(recs))
+			pipe := s.conn.Pipeline()
+			for i := from; i < to; i++ {
+				cmds[i], why[i] = s.queue(ctx, pipe, a, i, &recs[i])
+			}
+			if prev != nil {
+				if err := <-prev; err != nil {
+					return err
+				}
+				prev = nil
+			}
+			if pipe.Len() > 0 {
+				prev = make(chan error, 1)
+				go func() {
+					_, err := pipe.Exec(ctx)
+					if !redisclient.Transient(err) {
+						err = nil // a reply's error, read from its command below
+					}
+					prev <- err
+				}()
+			}
 		}
-		if pipe.Len() == 0 {
-			return nil
-		}
-		if _, err := pipe.Exec(ctx); err != nil && redisclient.Transient(err) {
-			return err
+		if prev != nil {
+			if err := <-prev; err != nil {
+				return err
+			}
 		}
 		for i, c := range cmds {
 			if c == nil {

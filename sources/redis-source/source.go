@@ -131,6 +131,13 @@ type source struct {
 	mu   sync.Mutex // guards redo
 	redo []item     // delivered in a batch that failed: delivered again first
 
+	// acks takes what is durable on the bus to the acker, which
+	// acknowledges it off the publishing path, several batches in one
+	// round trip; acked is closed when the acker returned.
+	ackMu sync.Mutex // guards acks against Close
+	acks  chan []item
+	acked chan struct{}
+
 	// Stream.
 	history     string // the ID after which to read this consumer's own pending entries; "" once read
 	claimCursor string
@@ -184,6 +191,8 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 		return err
 	}
 	s.conn = conn
+	s.acks, s.acked = make(chan []item, 64), make(chan struct{})
+	go s.acker()
 	switch {
 	case s.opts.Stream != "":
 		err = s.openStream(ctx)
@@ -420,7 +429,11 @@ func (s *source) readStream(ctx context.Context) (connector.Batch, error) {
 		if len(gone) > 0 {
 			// Deleted (trimmed) while pending: nothing to deliver.
 			s.log.Warn().Int("entries", len(gone)).Str("first", gone[0]).Msg("pending entries were deleted from the stream before they were delivered again: acknowledged")
-			s.xack(gone)
+			deleted := make([]item, len(gone))
+			for i, id := range gone {
+				deleted[i].id = id
+			}
+			s.ack(deleted)
 		}
 		if len(items) > 0 {
 			return s.streamBatch(ctx, items)
@@ -505,18 +518,54 @@ func idTime(id string) time.Time {
 	return time.UnixMilli(n)
 }
 
-// ackStream acknowledges the entries once durable on the bus; after a
-// failure they are delivered again.
+// ackStream hands the entries to the acker once durable on the bus;
+// after a failure they are delivered again.
 func (s *source) ackStream(items []item, failed error) {
 	if failed != nil {
 		s.again(items)
 		return
 	}
-	ids := make([]string, len(items))
-	for i, it := range items {
-		ids[i] = it.id
+	s.ack(items)
+}
+
+// ack hands items to the acker. After Close, they stay pending (stream)
+// or in the processing list: they are delivered again at the next start.
+func (s *source) ack(items []item) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if s.acks != nil {
+		s.acks <- items
 	}
-	s.xack(ids)
+}
+
+// acker acknowledges what acks brings, with what else waits in one round
+// trip: XACK of the entries (stream), or LREM of the items from the
+// processing list (list).
+func (s *source) acker() {
+	defer close(s.acked)
+	for items := range s.acks {
+	more:
+		for {
+			select {
+			case next, ok := <-s.acks:
+				if !ok {
+					break more
+				}
+				items = append(items, next...)
+			default:
+				break more
+			}
+		}
+		if s.opts.Stream != "" {
+			ids := make([]string, len(items))
+			for i, it := range items {
+				ids[i] = it.id
+			}
+			s.xack(ids)
+		} else {
+			s.lrem(items)
+		}
+	}
 }
 
 func (s *source) xack(ids []string) {
@@ -606,13 +655,18 @@ func (s *source) listBatch(items []item) connector.Batch {
 	return connector.Batch{Records: recs, Ack: func(err error) { s.ackList(items, err) }}
 }
 
-// ackList removes the items from the processing list once durable on the
-// bus; after a failure they are delivered again.
+// ackList hands the items to the acker once durable on the bus, which
+// removes them from the processing list; after a failure they are
+// delivered again.
 func (s *source) ackList(items []item, failed error) {
 	if failed != nil {
 		s.again(items)
 		return
 	}
+	s.ack(items)
+}
+
+func (s *source) lrem(items []item) {
 	err := s.conn.Do(s.ctx, "removing items from the processing list", func(ctx context.Context) error {
 		pipe := s.conn.Pipeline()
 		for _, it := range items {
@@ -681,6 +735,14 @@ func (s *source) unsubscribe() {
 // Close stops receiving and closes the connection, after the
 // acknowledgements under way.
 func (s *source) Close() error {
+	s.ackMu.Lock()
+	acks := s.acks
+	s.acks = nil
+	s.ackMu.Unlock()
+	if acks != nil {
+		close(acks)
+		<-s.acked
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
