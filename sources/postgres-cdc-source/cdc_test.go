@@ -348,3 +348,27 @@ func TestServerChecks(t *testing.T) {
 	connectortest.Exits(t, app(), 1, "creating publication",
 		"--topic", "w", "--bus", t.TempDir(), "--url", u, "--publication", "pc", "--table", "nosuch")
 }
+
+// TestSchemaChange: a column added, then one dropped, while the connector
+// streams: each change has the columns its table had when it was made.
+func TestSchemaChange(t *testing.T) {
+	u, db := newDB(t, nil)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id int PRIMARY KEY, a text)")
+	busDir := t.TempDir()
+	r := start(t, "--topic", "ddl", "--bus", busDir, "--url", u, "--slot", "ddl")
+	waitSlot(t, db, "ddl")
+	sqltest.Exec(t, db.DB,
+		"INSERT INTO t VALUES (1, 'x')",
+		"ALTER TABLE t ADD COLUMN b jsonb",
+		`INSERT INTO t VALUES (2, 'y', '{"k": 1}')`,
+		"ALTER TABLE t DROP COLUMN a",
+		"INSERT INTO t VALUES (3, '[]')")
+	recs := connectortest.WaitTopic(t, busDir, "ddl", 3, r)
+	r.StopOK(t)
+	var afters []string
+	for _, rec := range recs {
+		v := string(rec.Value)
+		afters = append(afters, v[strings.Index(v, `"after":`):strings.Index(v, `,"source"`)])
+	}
+	connectortest.Equal(t, "afters", afters, []string{`"after":{"id":1,"a":"x"}`, `"after":{"id":2,"a":"y","b":{"k": 1}}`, `"after":{"id":3,"b":[]}`})
+}
