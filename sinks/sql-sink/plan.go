@@ -505,7 +505,8 @@ func (s *sink) ops(p *pending, t *table) ([]op, error) {
 			return nil, fmt.Errorf("two fields go to column %q of table %s (their names differ only in case)", row.cols[i].name, t.name)
 		}
 	}
-	var ops []op
+	// The ops of the batch share an array too.
+	o0 := len(s.opSlab)
 	if p.kind == opUpsert {
 		keys, err := keyCols()
 		if err != nil {
@@ -518,10 +519,11 @@ func (s *sink) ops(p *pending, t *table) ([]op, error) {
 		}
 		row.keys = keys
 		if p.oldKey != nil {
-			ops = append(ops, op{t: t, kind: opDelete, cols: keys, vals: p.oldKey, keys: keys})
+			s.opSlab = append(s.opSlab, op{t: t, kind: opDelete, cols: keys, vals: p.oldKey, keys: keys})
 		}
 	}
-	return append(ops, row), nil
+	s.opSlab = append(s.opSlab, row)
+	return s.opSlab[o0:len(s.opSlab):len(s.opSlab)], nil
 }
 
 // sortRow sorts a row's columns (and their values) by their position in

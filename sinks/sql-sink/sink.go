@@ -39,6 +39,7 @@ type sink struct {
 	fields  []field
 	colSlab []*column
 	valSlab []jval
+	opSlab  []op
 	flat    []flatOp
 	buf     []byte
 	args    []any
@@ -102,10 +103,10 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	if err := s.reconnect(ctx); err != nil {
 		return err
 	}
-	s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
+	s.resetScratch()
 	rejected, err := s.pipelined(ctx, recs)
 	if errors.Is(err, errWhole) {
-		s.fields, s.colSlab, s.valSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0]
+		s.resetScratch()
 		rejected, err = s.whole(ctx, recs)
 	}
 	if err != nil {
@@ -121,6 +122,11 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 		out[i] = s.rejected(recs[r.item.rec], r.err)
 	}
 	return &connector.Rejected{Records: out}
+}
+
+// resetScratch empties the scratch space of plan, for a new batch.
+func (s *sink) resetScratch() {
+	s.fields, s.colSlab, s.valSlab, s.opSlab = s.fields[:0], s.colSlab[:0], s.valSlab[:0], s.opSlab[:0]
 }
 
 // errWhole says that a batch must be written by whole.
