@@ -453,8 +453,11 @@ func (s *source) streamErr(what string, err error) error {
 func (s *source) streamBatch(_ context.Context, items []item) (connector.Batch, error) {
 	var b connector.Batch
 	b.Records = make([]record.Record, 0, len(items))
-	for _, it := range items {
-		r, why := s.entryRecord(it)
+	// The redis.id headers of the batch, allocated once.
+	ids := make([]record.Header, len(items))
+	for i, it := range items {
+		ids[i] = record.Header{Key: "redis.id", Value: []byte(it.id)}
+		r, why := s.entryRecord(it, ids[i:i+1:i+1])
 		if why != "" {
 			b.Rejected = append(b.Rejected, connector.RejectedRecord{Record: r, Reason: why})
 			continue
@@ -465,9 +468,10 @@ func (s *source) streamBatch(_ context.Context, items []item) (connector.Batch, 
 	return b, nil
 }
 
-// entryRecord makes the record of a stream entry, or says why it cannot.
-func (s *source) entryRecord(it item) (record.Record, string) {
-	r := record.Record{Time: idTime(it.id)}
+// entryRecord makes the record of a stream entry, or says why it cannot;
+// id is its redis.id header.
+func (s *source) entryRecord(it item, id []record.Header) (record.Record, string) {
+	r := record.Record{Time: idTime(it.id), Headers: id}
 	if s.opts.KeyField != "" {
 		if k, ok := it.values[s.opts.KeyField]; ok {
 			r.Key = []byte(str(k))
@@ -479,8 +483,11 @@ func (s *source) entryRecord(it item) (record.Record, string) {
 			fields[k] = str(v)
 		}
 		r.Value, _ = json.Marshal(fields) // map[string]string always encodes
-	} else {
-		v, ok := it.values[s.opts.ValueField]
+		return r, ""
+	}
+	v, ok := it.values[s.opts.ValueField]
+	if n := len(it.values); n > 1 || !ok && n > 0 {
+		// The other fields as headers, sorted by name, before redis.id.
 		keys := make([]string, 0, len(it.values))
 		for k := range it.values {
 			if k != s.opts.ValueField {
@@ -488,16 +495,16 @@ func (s *source) entryRecord(it item) (record.Record, string) {
 			}
 		}
 		slices.Sort(keys)
+		hs := make([]record.Header, 0, len(keys)+1)
 		for _, k := range keys {
-			r.Headers = append(r.Headers, record.Header{Key: k, Value: []byte(str(it.values[k]))})
+			hs = append(hs, record.Header{Key: k, Value: []byte(str(it.values[k]))})
 		}
-		if !ok {
-			r.Headers = append(r.Headers, record.Header{Key: "redis.id", Value: []byte(it.id)})
-			return r, fmt.Sprintf("stream entry %s has no field %q (--value-field)", it.id, s.opts.ValueField)
-		}
-		r.Value = []byte(str(v))
+		r.Headers = append(hs, id...)
 	}
-	r.Headers = append(r.Headers, record.Header{Key: "redis.id", Value: []byte(it.id)})
+	if !ok {
+		return r, fmt.Sprintf("stream entry %s has no field %q (--value-field)", it.id, s.opts.ValueField)
+	}
+	r.Value = []byte(str(v))
 	return r, ""
 }
 
