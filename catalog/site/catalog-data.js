@@ -5807,8 +5807,8 @@ window.CULVERT_CATALOG = {
     {
       "name": "sql-sink",
       "direction": "sink",
-      "version": "0.1.0",
-      "description": "Writes each record of a topic as a row of a PostgreSQL, MySQL/MariaDB or SQLite table: one database transaction per batch (COPY on PostgreSQL), the offset committed only after the database commit. --mode insert is at-least-once (a batch redelivered after a crash is inserted again); --mode upsert and --cdc make redelivery harmless. A row the database refuses goes to the dead-letter topic with its SQLSTATE, the rest of the batch commits; a lost connection or a database restart is retried, never dead-lettered. --auto-create makes a missing table (integer: BIGINT, number: DOUBLE PRECISION/DOUBLE/REAL, boolean: BOOLEAN, string: TEXT, object and array: JSONB/JSON/TEXT; date-time strings of --schema: TIMESTAMPTZ/DATETIME(6)); a field that is no column is a dead letter unless --auto-evolve adds it.",
+      "version": "dev",
+      "description": "Writes each record of a topic as a row of a PostgreSQL (COPY), MySQL/MariaDB or SQLite table, one database transaction per batch, committing the offset only after the database commit: --mode insert is at-least-once, --mode upsert and --cdc make redelivery harmless; a row the database refuses goes to the dead-letter topic with its SQLSTATE while the rest of the batch commits, and a lost connection or a database restart is retried, never dead-lettered.",
       "schema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "properties": {
@@ -5888,7 +5888,7 @@ window.CULVERT_CATALOG = {
           },
           "auto_create": {
             "type": "boolean",
-            "description": "Create a missing table: its columns and types from --schema (a JSON Schema of the values) when given, else from the fields of the records of the first batch written to it (integer: BIGINT/INTEGER, number: DOUBLE PRECISION/DOUBLE/REAL, boolean: BOOLEAN/INTEGER, string: TEXT (VARCHAR(255) for a MySQL key), object and array: JSONB/JSON/TEXT, null only: TEXT), --key-columns as the primary key. See the README for the whole mapping.",
+            "description": "Create a missing table: its columns and types from --schema (a JSON Schema of the values) when given, else from the fields of the records of the first batch written to it; --key-columns as the primary key. Types on PostgreSQL/MySQL/SQLite: integer BIGINT/BIGINT/INTEGER, number DOUBLE PRECISION/DOUBLE/REAL, boolean BOOLEAN/BOOLEAN/INTEGER, string TEXT (VARCHAR(255) in a MySQL key), a --schema string of format date-time TIMESTAMPTZ/DATETIME(6)/TEXT and date DATE, object and array JSONB/JSON/TEXT, null only or mixed TEXT.",
             "x-env": "CULVERT_SQL_SINK_AUTO_CREATE"
           },
           "auto_evolve": {
@@ -6202,7 +6202,7 @@ window.CULVERT_CATALOG = {
           "topic"
         ],
         "title": "sql-sink",
-        "description": "Writes each record of a topic as a row of a PostgreSQL, MySQL/MariaDB or SQLite table: one database transaction per batch (COPY on PostgreSQL), the offset committed only after the database commit. --mode insert is at-least-once (a batch redelivered after a crash is inserted again); --mode upsert and --cdc make redelivery harmless. A row the database refuses goes to the dead-letter topic with its SQLSTATE, the rest of the batch commits; a lost connection or a database restart is retried, never dead-lettered. --auto-create makes a missing table (integer: BIGINT, number: DOUBLE PRECISION/DOUBLE/REAL, boolean: BOOLEAN, string: TEXT, object and array: JSONB/JSON/TEXT; date-time strings of --schema: TIMESTAMPTZ/DATETIME(6)); a field that is no column is a dead letter unless --auto-evolve adds it."
+        "description": "Writes each record of a topic as a row of a PostgreSQL (COPY), MySQL/MariaDB or SQLite table, one database transaction per batch, committing the offset only after the database commit: --mode insert is at-least-once, --mode upsert and --cdc make redelivery harmless; a row the database refuses goes to the dead-letter topic with its SQLSTATE while the rest of the batch commits, and a lost connection or a database restart is retried, never dead-lettered."
       }
     },
     {

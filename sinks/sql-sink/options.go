@@ -14,12 +14,10 @@ import (
 
 var info = cli.Info{
 	Name: "sql-sink",
-	Description: "Writes each record of a topic as a row of a PostgreSQL, MySQL/MariaDB or SQLite table: one database transaction per batch " +
-		"(COPY on PostgreSQL), the offset committed only after the database commit. --mode insert is at-least-once (a batch redelivered " +
-		"after a crash is inserted again); --mode upsert and --cdc make redelivery harmless. A row the database refuses goes to the " +
-		"dead-letter topic with its SQLSTATE, the rest of the batch commits; a lost connection or a database restart is retried, never dead-lettered. " +
-		"--auto-create makes a missing table (integer: BIGINT, number: DOUBLE PRECISION/DOUBLE/REAL, boolean: BOOLEAN, string: TEXT, " +
-		"object and array: JSONB/JSON/TEXT; date-time strings of --schema: TIMESTAMPTZ/DATETIME(6)); a field that is no column is a dead letter unless --auto-evolve adds it.",
+	Description: "Writes each record of a topic as a row of a PostgreSQL (COPY), MySQL/MariaDB or SQLite table, one database transaction per batch, " +
+		"committing the offset only after the database commit: --mode insert is at-least-once, --mode upsert and --cdc make redelivery harmless; " +
+		"a row the database refuses goes to the dead-letter topic with its SQLSTATE while the rest of the batch commits, " +
+		"and a lost connection or a database restart is retried, never dead-lettered.",
 	Examples: `
 # Orders into PostgreSQL, batches with COPY (at-least-once: a redelivered batch is inserted again)
 sql-sink --topic orders --url postgres://app@db:5432/shop --table orders --from beginning
@@ -45,7 +43,7 @@ type Options struct {
 	Mode       string `json:"mode" jsonschema:"enum=insert,enum=upsert,default=insert" jsonschema_description:"insert: plain inserts (COPY on PostgreSQL); at-least-once, so a batch redelivered after a crash between the database commit and the offset commit is inserted again (duplicate rows, or duplicate-key dead letters on a table with a key). upsert: insert or update by --key-columns (PostgreSQL and SQLite ON CONFLICT, MySQL ON DUPLICATE KEY UPDATE); redelivery rewrites the same rows, so the table ends up as if each record was written once."`
 	KeyColumns string `json:"key_columns,omitempty" jsonschema_description:"Comma-separated columns of the table's primary key or of a unique key, which --mode upsert matches rows on (and --auto-create makes the primary key). With --cdc, the default is the fields of each event's key object."`
 	CDC        bool   `json:"cdc,omitempty" jsonschema_description:"Records are change events as postgres-cdc-source makes them, {op, before, after, source}: c (insert), r (snapshot read) and u (update) are upserts of after, d a delete by the key columns (from before, else the record key), t a truncate of the table (TRUNCATE on PostgreSQL, DELETE elsewhere). An update that changes the key deletes the old row. Redelivery is harmless. The table is --table, else the table part of source.table."`
-	AutoCreate bool   `json:"auto_create,omitempty" jsonschema_description:"Create a missing table: its columns and types from --schema (a JSON Schema of the values) when given, else from the fields of the records of the first batch written to it (integer: BIGINT/INTEGER, number: DOUBLE PRECISION/DOUBLE/REAL, boolean: BOOLEAN/INTEGER, string: TEXT (VARCHAR(255) for a MySQL key), object and array: JSONB/JSON/TEXT, null only: TEXT), --key-columns as the primary key. See the README for the whole mapping."`
+	AutoCreate bool   `json:"auto_create,omitempty" jsonschema_description:"Create a missing table: its columns and types from --schema (a JSON Schema of the values) when given, else from the fields of the records of the first batch written to it; --key-columns as the primary key. Types on PostgreSQL/MySQL/SQLite: integer BIGINT/BIGINT/INTEGER, number DOUBLE PRECISION/DOUBLE/REAL, boolean BOOLEAN/BOOLEAN/INTEGER, string TEXT (VARCHAR(255) in a MySQL key), a --schema string of format date-time TIMESTAMPTZ/DATETIME(6)/TEXT and date DATE, object and array JSONB/JSON/TEXT, null only or mixed TEXT."`
 	AutoEvolve bool   `json:"auto_evolve,omitempty" jsonschema_description:"Add a column (ALTER TABLE ... ADD COLUMN, typed as --auto-create types) for a field that the table does not have; without it, such a record goes to the dead-letter topic."`
 }
 
