@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
+	"io"
 	"testing"
 	"time"
 
@@ -90,5 +92,51 @@ func TestAppendLSN(t *testing.T) {
 		if got := string(appendLSN(nil, l)); got != l.String() {
 			t.Errorf("%s written %s", l, got)
 		}
+	}
+}
+
+// chunks is a reader that returns its chunks one a Read, then err.
+type chunks struct {
+	parts [][]byte
+	err   error
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, c.err
+	}
+	n := copy(p, c.parts[0])
+	if n < len(c.parts[0]) {
+		c.parts[0] = c.parts[0][n:]
+	} else {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
+}
+
+// TestBatchingReader: every byte comes through in order, whatever the
+// sizes of the reads on either side, and the error after them.
+func TestBatchingReader(t *testing.T) {
+	var want []byte
+	src := &chunks{err: io.ErrUnexpectedEOF}
+	for i := range 50 {
+		part := make([]byte, 1+i*997%(batchingReadSize/3))
+		for j := range part {
+			part[j] = byte(i + j)
+		}
+		src.parts = append(src.parts, part)
+		want = append(want, part...)
+	}
+	r := newBatchingReader(src)
+	var got []byte
+	buf := make([]byte, 5000)
+	var err error
+	for err == nil {
+		var n int
+		n, err = r.Read(buf[:1+len(got)%len(buf)])
+		got = append(got, buf[:n]...)
+	}
+	if err != io.ErrUnexpectedEOF || !bytes.Equal(got, want) {
+		t.Fatalf("read %d of %d bytes (equal: %v), error %v", len(got), len(want), bytes.Equal(got, want), err)
 	}
 }

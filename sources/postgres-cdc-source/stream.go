@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -94,6 +95,9 @@ func (s *source) session(ctx context.Context, resume string) (streamed bool, err
 	cfg.RuntimeParams["application_name"] = "postgres-cdc-source"
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
+	}
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(newBatchingReader(r), w)
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {

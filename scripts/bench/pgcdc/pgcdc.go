@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,14 +194,21 @@ func runSource(ctx context.Context, bin, url, slot string, n int, work string, s
 	r := step{name: "postgres-cdc-source (slot → embedded bus), slot " + slot}
 	busDir := filepath.Join(work, "bus-"+slot)
 	logPath := filepath.Join(work, slot+".log")
-	cmd := benchkit.Command(ctx, logPath, bin, "--topic", "orders", "--bus", busDir, "--url", url, "--slot", slot, "--publication", "bench", "--snapshot", "never")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return r, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := benchkit.Command(ctx, logPath, bin, "--topic", "orders", "--bus", busDir, "--url", url, "--slot", slot, "--publication", "bench", "--snapshot", "never",
+		"--metrics-addr", addr)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return r, err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	err := waitTopic(ctx, busDir, int64(n), exited)
+	err = waitTopic(ctx, addr, busDir, int64(n), exited)
 	r.seconds = time.Since(t0).Seconds()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if werr := <-exited; err == nil && werr != nil {
@@ -261,7 +269,9 @@ func insert(ctx context.Context, conn *pgx.Conn, n, txSize int) error {
 
 // waitTopic waits until topic orders on the bus at busDir holds n records,
 // or the process exits (its Wait's error comes on exited, put back there).
-func waitTopic(ctx context.Context, busDir string, n int64, exited chan error) error {
+// It opens the bus once the connector is ready (its /readyz at addr
+// answers 200): opening it while the connector creates it can fail.
+func waitTopic(ctx context.Context, addr, busDir string, n int64, exited chan error) error {
 	var w *benchkit.TopicWatch
 	defer func() {
 		if w != nil {
@@ -270,8 +280,11 @@ func waitTopic(ctx context.Context, busDir string, n int64, exited chan error) e
 	}()
 	for {
 		if w == nil {
-			if _, err := os.Stat(filepath.Join(busDir, "bus.db")); err == nil {
-				w, _ = benchkit.WatchTopic(ctx, busDir, "orders")
+			if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					w, _ = benchkit.WatchTopic(ctx, busDir, "orders")
+				}
 			}
 		}
 		if w != nil {
