@@ -3,6 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/big"
@@ -82,6 +83,27 @@ func TestJSONValue(t *testing.T) {
 	}
 }
 
+// TestAppendPgTimestamps: timestamps written from their microseconds
+// are what time.Time's RFC3339Nano layout writes, over four centuries and
+// before 1970.
+func TestAppendPgTimestamps(t *testing.T) {
+	m := pgtype.NewMap()
+	const pgEpoch = 946684800 * 1_000_000
+	for _, us := range []int64{0, 1, -1, 999_999, 1_000_000, -pgEpoch, -pgEpoch - 1, 86_400_000_000*366*3 + 123,
+		-86_400_000_000 * 365 * 1969, 86_400_000_000 * 365 * 7000, 951782400_000000 - pgEpoch, 1e15, -1e15} {
+		for _, step := range []int64{0, 7_654_321, 86_399_999_999} {
+			v := us + step
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], uint64(v))
+			got, err := sqldb.AppendPg(nil, m, pgtype.TimestamptzOID, pgx.BinaryFormatCode, b[:])
+			want := `"` + time.UnixMicro(v+pgEpoch).UTC().Format(time.RFC3339Nano) + `"`
+			if err != nil || string(got) != want {
+				t.Errorf("%d µs: %s, want %s (%v)", v, got, want, err)
+			}
+		}
+	}
+}
+
 func TestJSONValueNumeric(t *testing.T) {
 	for _, s := range []string{"0", "1.50", "-0.000000000000000000001", "123456789012345678901234567890.123456789"} {
 		var n pgtype.Numeric
@@ -127,6 +149,11 @@ func pgRow(t *testing.T, db *sqldb.DB, formats pgx.QueryResultFormats, exprs []s
 				continue
 			}
 			out = append(out, jsonOf(t, v))
+			// AppendPg writes the same, straight from the bytes.
+			fast, err := sqldb.AppendPg([]byte("x"), c.TypeMap(), fds[i].DataTypeOID, fds[i].Format, raw)
+			if err != nil || string(fast[1:]) != out[len(out)-1] {
+				t.Errorf("%s: AppendPg = %s, %v; PgValue gives %s", exprs[i], fast, err, out[len(out)-1])
+			}
 		}
 		rows.Close()
 		return rows.Err()
@@ -209,6 +236,42 @@ func TestPgValue(t *testing.T) {
 				t.Errorf("formats %v: %s = %s, want %s", formats, c.expr, got[i], c.want)
 			}
 		}
+	}
+}
+
+// TestAppendPgNumeric: numerics of every shape, in binary through
+// AppendPg, are the digits PostgreSQL's own text gives (numeric_out).
+func TestAppendPgNumeric(t *testing.T) {
+	_, db := sqltest.NewPostgres(t)
+	err := db.WithPgx(context.Background(), func(c *pgx.Conn) error {
+		q := `SELECT v, v::text FROM (VALUES (0::numeric), (0.0), (0.00001), (-0.00001), (1), (-1), (10000), (9999), (99990000), (100000000),
+			(1.5), (12345.6789), (-12345.678901), (0.1), (0.0001), (0.00010), (123456789012345678901234567890.1234567890),
+			(1e-20), (1e20), (-1e-20), (1e100), (42.000), (7.10), ('NaN'), ('Infinity'), ('-Infinity')) AS t(v)
+			UNION ALL SELECT x, x::text FROM (SELECT (random() * 10 ^ (random() * 30 - 15))::numeric(40,20) x FROM generate_series(1, 500)) s`
+		rows, err := c.Query(context.Background(), q)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			raw := rows.RawValues()
+			text := string(raw[1])
+			got, err := sqldb.AppendPg(nil, c.TypeMap(), pgtype.NumericOID, pgx.BinaryFormatCode, raw[0])
+			if err != nil {
+				return err
+			}
+			want, _ := sqldb.PgValue(c.TypeMap(), pgtype.NumericOID, pgx.BinaryFormatCode, raw[0])
+			if string(got) != string(sqldb.AppendJSON(nil, want)) {
+				t.Errorf("numeric %s: AppendPg %s, PgValue %s", text, got, sqldb.AppendJSON(nil, want))
+			}
+			if !strings.ContainsAny(text, "NI") && string(got) != text {
+				t.Errorf("numeric %s: AppendPg %s", text, got)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
