@@ -64,7 +64,7 @@ catalog-check: build ## fail when the committed catalog (site included) is stale
 
 # The subcommands of scripts/bench that make bench runs after `bench all`
 # (scripts/bench's tests check that this names every one).
-BENCHES := avro bus commit csv culvert http-sink http-source kafka mqtt nats postgres-cdc protobuf rabbitmq redis retention serve sql-sink
+BENCHES := avro bus commit csv culvert http-sink http-source kafka mqtt nats postgres-cdc protobuf rabbitmq redis retention serve sql-sink sql-source
 
 # Every step runs even when one misses a floor (or fails); make bench then
 # names them and fails.

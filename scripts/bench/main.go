@@ -2,7 +2,7 @@
 // subcommand (README, Performance):
 //
 //	bench [all] [-bin bin] [-md] ...   the overall table (make bench); the default when the first argument is a flag
-//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|postgres-cdc|protobuf|rabbitmq|redis|retention|serve|sql-sink [flags]
+//	bench avro|bus|commit|csv|culvert|http-sink|http-source|kafka|mqtt|nats|postgres-cdc|protobuf|rabbitmq|redis|retention|serve|sql-sink|sql-source [flags]
 //	bench help                          lists the subcommands; bench <subcommand> -h lists its flags
 //
 // Where a benchmark needs a client in a process of its own (the bus helper
@@ -34,6 +34,7 @@ import (
 	"github.com/culvert-dev/culvert/scripts/bench/redis"
 	"github.com/culvert-dev/culvert/scripts/bench/retention"
 	"github.com/culvert-dev/culvert/scripts/bench/servebench"
+	"github.com/culvert-dev/culvert/scripts/bench/sqlbench"
 	"github.com/culvert-dev/culvert/scripts/bench/sqlsink"
 )
 
@@ -63,11 +64,13 @@ var subcommands = []subcommand{
 	{retention.Name, retention.Summary, retention.Main, false},
 	{servebench.Name, servebench.Summary, servebench.Main, false},
 	{sqlsink.Name, sqlsink.Summary, sqlsink.Main, false},
+	{sqlbench.Name, sqlbench.Summary, sqlbench.Main, false},
 	{busbench.Name, busbench.Summary, busbench.Main, true},
 	{protobench.RawName, protobench.RawSummary, protobench.Raw, true},
 	{pgcdc.RawName, pgcdc.RawSummary, pgcdc.Raw, true},
 	{avrobench.RawName, avrobench.RawSummary, avrobench.Raw, true},
 	{sqlsink.RawName, sqlsink.RawSummary, sqlsink.Raw, true},
+	{sqlbench.RawName, sqlbench.RawSummary, sqlbench.Raw, true},
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

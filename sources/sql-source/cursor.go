@@ -98,7 +98,11 @@ func (c *cursor) less(o *cursor) (less, ok bool) {
 		return false, false
 	}
 	switch c.Kind {
-	case "int", "uint", "numeric", "float":
+	case "int":
+		a, err1 := strconv.ParseInt(c.Text, 10, 64)
+		b, err2 := strconv.ParseInt(o.Text, 10, 64)
+		return a < b, err1 == nil && err2 == nil
+	case "uint", "numeric", "float":
 		a, ok1 := new(big.Rat).SetString(c.Text)
 		b, ok2 := new(big.Rat).SetString(o.Text)
 		if !ok1 || !ok2 {

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/rs/zerolog"
 
@@ -35,6 +38,14 @@ type resultRows interface {
 	content(i int) (b []byte, ok bool)
 	// cursor is column i's value as a cursor; nil for NULL.
 	cursor(i int) (*cursor, error)
+	// posKey appends the bytes of columns cols of the current row, such
+	// that two rows' bytes are equal exactly when their values are;
+	// posDecoder turns those bytes back into a position. posDecoder is nil
+	// when the columns' types do not allow it (then cursor decodes each).
+	posKey(dst []byte, cols []int) []byte
+	posDecoder(cols []int) func(key []byte) (*position, error)
+	// integer is column i's value if it is an integer.
+	integer(i int) (int64, bool)
 	err() error
 	close()
 }
@@ -137,7 +148,7 @@ func (r *pgRows) next() bool {
 
 func (r *pgRows) appendJSON(dst []byte, i int) ([]byte, error) {
 	fd := r.rows.FieldDescriptions()[i]
-	return appendPg(dst, r.m, fd.DataTypeOID, fd.Format, r.raw[i])
+	return sqldb.AppendPg(dst, r.m, fd.DataTypeOID, fd.Format, r.raw[i])
 }
 
 func (r *pgRows) content(i int) ([]byte, bool) {
@@ -179,6 +190,87 @@ func (r *pgRows) cursor(i int) (*cursor, error) {
 		return nil, fmt.Errorf("decoding the cursor column %q: %w", fd.Name, err)
 	}
 	return cursorOf(v, "")
+}
+
+// exactOIDs are the types whose binary values are equal exactly when
+// their bytes are (not numeric, 1.0 = 1.00, nor floats, 0 = -0).
+var exactOIDs = map[uint32]bool{
+	pgtype.Int2OID: true, pgtype.Int4OID: true, pgtype.Int8OID: true, pgtype.TextOID: true, pgtype.VarcharOID: true,
+	pgtype.BPCharOID: true, pgtype.NameOID: true, pgtype.TimestampOID: true, pgtype.TimestamptzOID: true,
+	pgtype.DateOID: true, pgtype.UUIDOID: true, pgtype.ByteaOID: true, pgtype.BoolOID: true,
+}
+
+func (r *pgRows) posKey(dst []byte, cols []int) []byte {
+	for _, i := range cols {
+		v := r.raw[i]
+		if v == nil {
+			dst = binary.BigEndian.AppendUint32(dst, math.MaxUint32)
+			continue
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+func (r *pgRows) posDecoder(cols []int) func([]byte) (*position, error) {
+	all := r.rows.FieldDescriptions()
+	fds := make([]pgconn.FieldDescription, len(cols))
+	for j, i := range cols {
+		fds[j] = all[i]
+		if !exactOIDs[fds[j].DataTypeOID] {
+			return nil
+		}
+	}
+	m := r.m
+	return func(key []byte) (*position, error) {
+		var p position
+		for j, fd := range fds {
+			if len(key) < 4 {
+				return nil, fmt.Errorf("a damaged position key")
+			}
+			n := binary.BigEndian.Uint32(key)
+			key = key[4:]
+			var c *cursor
+			if n != math.MaxUint32 {
+				if uint32(len(key)) < n {
+					return nil, fmt.Errorf("a damaged position key")
+				}
+				t, _ := m.TypeForOID(fd.DataTypeOID)
+				v, err := t.Codec.DecodeValue(m, fd.DataTypeOID, fd.Format, key[:n])
+				if err != nil {
+					return nil, fmt.Errorf("decoding column %q: %w", fd.Name, err)
+				}
+				if c, err = cursorOf(v, ""); err != nil {
+					return nil, err
+				}
+				key = key[n:]
+			}
+			if j == 0 {
+				p.Cursor = c
+			} else {
+				p.Keys = append(p.Keys, c)
+			}
+		}
+		return &p, nil
+	}
+}
+
+func (r *pgRows) integer(i int) (int64, bool) {
+	fd := r.rows.FieldDescriptions()[i]
+	v := r.raw[i]
+	if fd.Format != pgtype.BinaryFormatCode {
+		return 0, false
+	}
+	switch {
+	case fd.DataTypeOID == pgtype.Int8OID && len(v) == 8:
+		return int64(binary.BigEndian.Uint64(v)), true
+	case fd.DataTypeOID == pgtype.Int4OID && len(v) == 4:
+		return int64(int32(binary.BigEndian.Uint32(v))), true
+	case fd.DataTypeOID == pgtype.Int2OID && len(v) == 2:
+		return int64(int16(binary.BigEndian.Uint16(v))), true
+	}
+	return 0, false
 }
 
 func (r *pgRows) err() error { return r.t.Err(r.rows.Err()) }
@@ -254,6 +346,14 @@ func (r *sqlRows) cursor(i int) (*cursor, error) {
 	return cursorOf(r.vals[i], r.types[i])
 }
 
+func (r *sqlRows) posKey(dst []byte, _ []int) []byte                    { return dst }
+func (r *sqlRows) posDecoder([]int) func(key []byte) (*position, error) { return nil }
+
+func (r *sqlRows) integer(i int) (int64, bool) {
+	n, ok := r.vals[i].(int64)
+	return n, ok
+}
+
 func (r *sqlRows) err() error {
 	if r.scan != nil {
 		return r.scan
@@ -262,13 +362,3 @@ func (r *sqlRows) err() error {
 }
 
 func (r *sqlRows) close() { r.rows.Close() }
-
-// appendPg appends the JSON of one PostgreSQL value, as sqldb.PgValue
-// converts it.
-func appendPg(dst []byte, m *pgtype.Map, oid uint32, format int16, src []byte) ([]byte, error) {
-	v, err := sqldb.PgValue(m, oid, format, src)
-	if err != nil {
-		return dst, err
-	}
-	return sqldb.AppendJSON(dst, v), nil
-}

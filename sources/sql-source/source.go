@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,9 +56,18 @@ type source struct {
 	advanced bool // a cursor value was completed in rs
 	held     []record.Record
 	heldCur  *position // the position of held, the rows not yet handed over
-	eqValue  *position // a position to read every row of (kind equal), next
-	next     time.Time
-	marks    []mark // --delay
+
+	// Where the driver's bytes tell equal positions exactly (PostgreSQL's
+	// integers, timestamps, text...), positions are compared as bytes and
+	// decoded only when needed: curKey is cur's bytes while cur is not
+	// decoded yet, heldKey held's (heldCur is then nil).
+	decodePos func([]byte) (*position, error)
+	curKey    []byte
+	heldKey   []byte
+	rowKey    []byte
+	eqValue   *position // a position to read every row of (kind equal), next
+	next      time.Time
+	marks     []mark // --delay
 
 	failure  error // the transient error to retry after, before the next query
 	attempt  int   // failed attempts in a row
@@ -180,7 +190,7 @@ func (s *source) describe(ctx context.Context) error {
 // together, never split between two positions. It waits for --interval
 // between polls that found everything, and retries a lost connection.
 func (s *source) Read(ctx context.Context) (connector.Batch, error) {
-	var out []record.Record
+	out := make([]record.Record, 0, readMax)
 	s.readTime = time.Now()
 	for {
 		if s.rs == nil {
@@ -199,15 +209,31 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			if err != nil {
 				return s.batch(out), err
 			}
-			if c != nil && s.kind != equal {
+			if s.decodePos != nil {
+				if s.kind != equal {
+					s.rowKey = s.rs.posKey(s.rowKey[:0], s.lay.pos)
+					if len(s.heldKey) > 0 && !bytes.Equal(s.rowKey, s.heldKey) {
+						// Every row of the held position has come.
+						out = append(out, s.held...)
+						s.held = s.held[:0]
+						s.curKey, s.heldKey = s.heldKey, s.curKey[:0]
+						s.cur, s.advanced = nil, true
+					}
+					if len(s.heldKey) == 0 {
+						s.heldKey = append(s.heldKey, s.rowKey...)
+					}
+				}
+			} else if c != nil && s.kind != equal {
 				if s.heldCur != nil && !c.equal(s.heldCur) {
-					if less, ok := c.Cursor.less(s.heldCur.Cursor); ok && less {
+					// --table's rows come in the order its query asks for;
+					// a --query's are checked.
+					if less, ok := c.Cursor.less(s.heldCur.Cursor); s.opts.Query != "" && ok && less {
 						return s.batch(out), fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c.Cursor, s.heldCur.Cursor)
 					}
 					// Every row of the held value has come.
 					out = append(out, s.held...)
 					s.held = s.held[:0]
-					s.cur, s.advanced = s.heldCur, true
+					s.cur, s.curKey, s.advanced = s.heldCur, s.curKey[:0], true
 				}
 				s.heldCur = c
 			}
@@ -222,7 +248,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		s.rs = nil
 		if err != nil {
 			// What was held is read again from the cursor.
-			s.held, s.heldCur = s.held[:0], nil
+			s.dropHeld()
 			if ctx.Err() != nil {
 				return s.batch(out), ctx.Err()
 			}
@@ -232,45 +258,88 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			s.failure = err
 			continue
 		}
-		out = s.ended(out)
+		if out, err = s.ended(out); err != nil {
+			return s.batch(out), err
+		}
 	}
 }
 
 // ended handles the end of a result read whole: what it held is handed
 // over, unless more rows of the same cursor value may follow.
-func (s *source) ended(out []record.Record) []record.Record {
+func (s *source) ended(out []record.Record) ([]record.Record, error) {
 	s.next = time.Now()
+	holding := s.heldCur != nil || len(s.heldKey) > 0
 	switch {
 	case s.kind == equal:
 		out = append(out, s.held...)
-		s.cur = s.eqValue
+		s.cur, s.curKey = s.eqValue, s.curKey[:0]
 		s.eqValue = nil
-	case s.kind == page && s.page >= s.opts.BatchRows && s.heldCur != nil:
+	case s.kind == page && s.page >= s.opts.BatchRows && holding:
 		// A full page: its last cursor value may have more rows beyond
 		// it, read with the next page (after the value before). When
 		// that value filled the whole page, all of its rows are read
 		// at once.
 		if !s.advanced {
-			s.eqValue = s.heldCur
-			s.log.Debug().Str("cursor", s.heldCur.String()).Int("batch_rows", s.opts.BatchRows).
+			held, err := s.heldPosition()
+			if err != nil {
+				return out, err
+			}
+			s.eqValue = held
+			s.log.Debug().Str("cursor", held.String()).Int("batch_rows", s.opts.BatchRows).
 				Msg("more rows share one cursor value than --batch-rows: reading all of them")
 		}
 	default:
 		out = append(out, s.held...)
-		if s.heldCur != nil {
-			s.cur = s.heldCur
+		switch {
+		case len(s.heldKey) > 0:
+			s.curKey, s.heldKey = s.heldKey, s.curKey[:0]
+			s.cur = nil
+		case s.heldCur != nil:
+			s.cur, s.curKey = s.heldCur, s.curKey[:0]
 		}
 		s.next = s.next.Add(s.opts.Interval.D())
 	}
-	s.held, s.heldCur = s.held[:0], nil
-	return out
+	s.dropHeld()
+	return out, nil
+}
+
+// dropHeld forgets the rows not handed over: they are read again.
+func (s *source) dropHeld() {
+	s.held, s.heldCur, s.heldKey = s.held[:0], nil, s.heldKey[:0]
+}
+
+// heldPosition is the position of the rows held.
+func (s *source) heldPosition() (*position, error) {
+	if len(s.heldKey) > 0 {
+		return s.decodePos(s.heldKey)
+	}
+	return s.heldCur, nil
+}
+
+// position is the position of the last row handed over, nil if none;
+// decoded from its bytes if need be.
+func (s *source) position() (*position, error) {
+	if s.cur == nil && len(s.curKey) > 0 {
+		p, err := s.decodePos(s.curKey)
+		if err != nil {
+			return nil, err
+		}
+		s.cur, s.curKey = p, s.curKey[:0]
+	}
+	return s.cur, nil
 }
 
 // batch is the records with the position after them.
 func (s *source) batch(out []record.Record) connector.Batch {
 	b := connector.Batch{Records: out}
-	if s.cur != nil {
-		b.Position, _ = json.Marshal(s.cur)
+	p, err := s.position()
+	if err != nil {
+		// Cannot happen: the bytes came from the driver. Without a
+		// position, the records are read again after a restart.
+		s.log.Error().Err(err).Msg("the position could not be decoded")
+	}
+	if p != nil {
+		b.Position, _ = json.Marshal(p)
 	}
 	return b
 }
@@ -328,13 +397,25 @@ func (s *source) query(ctx context.Context) error {
 		return err
 	}
 	s.rs, s.kind, s.page, s.advanced = rs, kind, 0, false
+	// A --query's rows are checked to come in cursor order, which needs
+	// each one decoded.
+	if s.opts.Query == "" {
+		if dec := rs.posDecoder(s.lay.pos); dec != nil {
+			s.decodePos = dec
+		} else {
+			s.decodePos = nil
+		}
+	}
 	return nil
 }
 
 // nextQuery is the query to run now and its arguments; "" when there is
 // nothing to read yet (--delay).
 func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, error) {
-	after := s.cur
+	after, err := s.position()
+	if err != nil {
+		return "", nil, 0, err
+	}
 	if after == nil && s.opts.CursorStart != "" {
 		after = &position{Cursor: &cursor{Text: s.opts.CursorStart}}
 	}
@@ -485,7 +566,11 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 		return nil, nil
 	}
 	s.marks = s.marks[i:]
-	if s.marks[0].max == nil || (s.cur != nil && !s.cur.Cursor.less2(s.marks[0].max)) {
+	cur, err := s.position()
+	if err != nil {
+		return nil, err
+	}
+	if s.marks[0].max == nil || (cur != nil && !cur.Cursor.less2(s.marks[0].max)) {
 		// Nothing past the cursor that is old enough.
 		s.next = now.Add(min(s.opts.Interval.D(), delay))
 		return nil, nil
@@ -509,6 +594,7 @@ type layout struct {
 	keys    []int
 	keyPfx  [][]byte
 	posKeys []int // the columns of the keys' values in the position (--table with --key-columns)
+	pos     []int // the cursor's column, then posKeys
 	value   int   // --value-column, or -1
 }
 
@@ -558,6 +644,7 @@ func (s *source) layout(cols []string) (*layout, error) {
 			return nil, err
 		}
 	}
+	l.pos = append([]int{l.cursor}, l.posKeys...)
 	for i, c := range cols[:l.n] {
 		p := []byte{','}
 		if i == 0 {
@@ -591,29 +678,22 @@ func findColumn(cols []string, name string) int {
 // (nil when its cursor is NULL).
 func (s *source) record() (record.Record, *position, error) {
 	l := s.lay
-	c, err := s.rs.cursor(l.cursor)
-	if err != nil {
-		return record.Record{}, nil, err
-	}
 	var pos *position
-	if c != nil {
-		pos = &position{Cursor: c}
-		for _, k := range l.posKeys {
-			kc, err := s.rs.cursor(k)
-			if err != nil {
-				return record.Record{}, nil, err
-			}
-			if kc == nil {
-				// A NULL key cannot be compared: this row's position is its
-				// cursor alone.
-				pos.Keys = nil
-				break
-			}
-			pos.Keys = append(pos.Keys, kc)
+	var offset int64
+	var err error
+	if s.decodePos == nil {
+		if pos, err = s.rowPosition(); err != nil {
+			return record.Record{}, nil, err
 		}
+		if pos != nil && pos.Cursor.Kind == "int" {
+			offset, _ = strconv.ParseInt(pos.Cursor.Text, 10, 64)
+		}
+	} else if n, ok := s.rs.integer(l.cursor); ok {
+		offset = n
 	}
-	if len(s.buf) > 1<<20 {
-		s.buf = nil // the records keep the old one
+	if cap(s.buf)-len(s.buf) < 16<<10 {
+		// A new slab: the records keep the old one.
+		s.buf = make([]byte, 0, 512<<10)
 	}
 	start := len(s.buf)
 	if l.value >= 0 {
@@ -646,10 +726,35 @@ func (s *source) record() (record.Record, *position, error) {
 		s.buf = append(s.buf, '}')
 		rec.Key = s.buf[start:len(s.buf):len(s.buf)]
 	}
-	if c != nil && c.Kind == "int" {
-		rec.Offset, _ = strconv.ParseInt(c.Text, 10, 64)
-	}
+	rec.Offset = offset
 	return rec, pos, nil
+}
+
+// rowPosition decodes the current row's position: its cursor, and its
+// keys (--table with --key-columns); nil when the cursor is NULL.
+func (s *source) rowPosition() (*position, error) {
+	l := s.lay
+	c, err := s.rs.cursor(l.cursor)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	pos := &position{Cursor: c}
+	for _, k := range l.posKeys {
+		kc := c
+		if k != l.cursor {
+			if kc, err = s.rs.cursor(k); err != nil {
+				return nil, err
+			}
+		}
+		if kc == nil {
+			// A NULL key cannot be compared: this row's position is its
+			// cursor alone.
+			pos.Keys = nil
+			break
+		}
+		pos.Keys = append(pos.Keys, kc)
+	}
+	return pos, nil
 }
 
 // Close closes the result and the connection.
