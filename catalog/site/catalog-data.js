@@ -4141,6 +4141,410 @@ window.CULVERT_CATALOG = {
       }
     },
     {
+      "name": "postgres-cdc-source",
+      "direction": "source",
+      "version": "0.1.0",
+      "description": "Publishes the changes of PostgreSQL tables (logical replication with pgoutput: inserts, updates, deletes, truncates, after an initial snapshot) as records {op, before, after, source} keyed by the primary key, a transaction's records together; the replication slot's position advances only once the records are durable on the bus.",
+      "schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "Database URL: postgres://user:password@host:5432/db (libpq parameters such as ?sslmode= allowed), mysql://user:password@host:3306/db (MySQL and MariaDB), or sqlite:///path/to/file.db (created when missing). Secrets in it are never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_URL"
+          },
+          "username": {
+            "type": "string",
+            "description": "User (beats one in the URL).",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_USERNAME"
+          },
+          "password": {
+            "type": "string",
+            "description": "Password (beats one in the URL); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_PASSWORD"
+          },
+          "tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that the server's certificate must be signed by, instead of the system's roots (a connector serving with --listen requires client certificates signed by them, where it supports that).",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_TLS_CA"
+          },
+          "tls_cert": {
+            "type": "string",
+            "description": "PEM file of a client certificate, for servers that require one (mutual TLS), or of the server's certificate for a connector serving with --listen (HTTPS, wss://); needs --tls-key.",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_TLS_CERT"
+          },
+          "tls_key": {
+            "type": "string",
+            "description": "PEM file of the private key of --tls-cert.",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_TLS_KEY"
+          },
+          "tls_insecure_skip_verify": {
+            "type": "boolean",
+            "description": "Do not verify the server's certificate (tests only: anyone in the middle can read and change the traffic; a warning is logged).",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_TLS_INSECURE_SKIP_VERIFY"
+          },
+          "max_retries": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Retries after a failed connection attempt (waits of 100ms doubling up to 10s, with jitter) before exiting with status 1 and one message; the count starts again after a success. 0 retries forever. Refused credentials and certificates are not retried.",
+            "default": 0,
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_MAX_RETRIES"
+          },
+          "publication": {
+            "type": "string",
+            "description": "Publication to stream (letters, digits, _ and $). Created when missing: FOR ALL TABLES, or FOR TABLE the --table list; an existing one is used as it is.",
+            "default": "culvert",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_PUBLICATION"
+          },
+          "slot": {
+            "type": "string",
+            "description": "Logical replication slot (lower-case letters, digits and _, at most 63). Created when missing (with the pgoutput plugin), reused otherwise: it keeps the position across restarts. Default: culvert_ and the topic. A slot nobody reads keeps WAL on the database's disk: drop an abandoned one (see the README).",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_SLOT"
+          },
+          "table": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "Table (schema.table, or table in public) of a publication this connector creates. Repeatable. Without it, a new publication is FOR ALL TABLES (which needs a superuser).",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_TABLE"
+          },
+          "snapshot": {
+            "type": "string",
+            "enum": [
+              "initial",
+              "never"
+            ],
+            "description": "initial: when the slot is new, first publish every row of the publication's tables (op r), from a snapshot exported by the slot's creation, so that rows and changes neither overlap nor leave a gap; never: only changes. A reused slot never takes a snapshot.",
+            "default": "initial",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_SNAPSHOT"
+          },
+          "slot_drop_on_stop": {
+            "type": "boolean",
+            "description": "Drop the slot when the connector stops (throwaway runs): the next run starts with a new slot (and a snapshot). No position is kept on the bus.",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_SLOT_DROP_ON_STOP"
+          },
+          "status_interval": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How often to tell the server how far the records are durable on the bus (standby status update: the slot's confirmed position advances), and to measure the slot's lag (culvert_replication_slot_lag_bytes).",
+            "default": "10s",
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_STATUS_INTERVAL"
+          },
+          "max_tx_records": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "A transaction of more changes is published in several bus writes of at most this many records (its records are then not published together); the slot's position advances only after the last one.",
+            "default": 10000,
+            "x-env": "CULVERT_POSTGRES_CDC_SOURCE_MAX_TX_RECORDS"
+          },
+          "topic": {
+            "type": "string",
+            "description": "Topic to read from or publish to.",
+            "x-env": "CULVERT_TOPIC"
+          },
+          "bus": {
+            "type": "string",
+            "description": "Where topics live: a directory for the embedded store (default $XDG_DATA_HOME/culvert, else ~/.local/share/culvert), or a URL such as kafka://host:9092.",
+            "x-env": "CULVERT_BUS"
+          },
+          "bus_username": {
+            "type": "string",
+            "description": "User name on a distributed bus, instead of one in the --bus URL.",
+            "x-env": "CULVERT_BUS_USERNAME"
+          },
+          "bus_password": {
+            "type": "string",
+            "description": "Password on a distributed bus, instead of one in the --bus URL; never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_BUS_PASSWORD"
+          },
+          "bus_tls_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates that verify a distributed bus's server (turns TLS on), as ?tls_ca= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CA"
+          },
+          "bus_tls_cert": {
+            "type": "string",
+            "description": "PEM client certificate for a distributed bus (mutual TLS; with --bus-tls-key), as ?tls_cert= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_CERT"
+          },
+          "bus_tls_key": {
+            "type": "string",
+            "description": "PEM private key of --bus-tls-cert, as ?tls_key= in the --bus URL.",
+            "x-env": "CULVERT_BUS_TLS_KEY"
+          },
+          "bus_partitions": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Partitions of each topic the bus creates, on a bus with partitions (kafka://; records with the same key share a partition); 0 is the bus's default.",
+            "x-env": "CULVERT_BUS_PARTITIONS"
+          },
+          "bus_retention_age": {
+            "type": "string",
+            "description": "Embedded store: how long the topics it makes keep records, such as 7d or 36h, or unlimited (default 7d). A topic's own is set with culvert topics create or alter.",
+            "x-env": "CULVERT_BUS_RETENTION_AGE"
+          },
+          "bus_retention_bytes": {
+            "type": "string",
+            "description": "Embedded store: the most bytes the topics it makes keep, the oldest records deleted first, such as 512MiB (units KiB, MiB, GiB, TiB), or unlimited (the default).",
+            "x-env": "CULVERT_BUS_RETENTION_BYTES"
+          },
+          "map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose single output replaces the record's JSON value. Repeatable; transforms apply in command-line order.",
+            "x-env": "CULVERT_MAP"
+          },
+          "filter": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression with one output; the record is kept when it is true (neither false nor null). Several outputs are an error (combine them with any or all). Repeatable.",
+            "x-env": "CULVERT_FILTER"
+          },
+          "arraymap": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression making one record per output, such as .items[]. Repeatable.",
+            "x-env": "CULVERT_ARRAYMAP"
+          },
+          "filter_map": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array",
+            "description": "jq expression whose first output, if any, replaces the value; records with no output are dropped. Repeatable.",
+            "x-env": "CULVERT_FILTER_MAP"
+          },
+          "dlq_topic": {
+            "type": "string",
+            "description": "Dead-letter topic for records that cannot be processed (default: the topic with .dlq appended); never the topic itself. A record whose culvert.topic header names this topic came from it and is not sent back (it is logged and dropped: a copy is there).",
+            "x-env": "CULVERT_DLQ_TOPIC"
+          },
+          "on_error": {
+            "type": "string",
+            "enum": [
+              "dlq",
+              "fail",
+              "skip"
+            ],
+            "description": "What to do with a record that cannot be processed: dlq sends it to the dead-letter topic, fail exits with status 1, skip drops it and counts it in the log.",
+            "default": "dlq",
+            "x-env": "CULVERT_ON_ERROR"
+          },
+          "log_level": {
+            "type": "string",
+            "enum": [
+              "trace",
+              "debug",
+              "info",
+              "warn",
+              "error"
+            ],
+            "description": "Least severe log level shown.",
+            "default": "info",
+            "x-env": "CULVERT_LOG_LEVEL"
+          },
+          "log_format": {
+            "type": "string",
+            "enum": [
+              "auto",
+              "console",
+              "json"
+            ],
+            "description": "Log format on stderr; auto is console on a terminal, else json.",
+            "default": "auto",
+            "x-env": "CULVERT_LOG_FORMAT"
+          },
+          "shutdown_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "After SIGINT or SIGTERM, how long to finish writing what was read before giving up.",
+            "default": "30s",
+            "x-env": "CULVERT_SHUTDOWN_TIMEOUT"
+          },
+          "metrics_addr": {
+            "type": "string",
+            "description": "HOST:PORT on which to serve /metrics (Prometheus), /healthz, /readyz, /status and POST /pause and /resume (default: off).",
+            "x-env": "CULVERT_METRICS_ADDR"
+          },
+          "progress_interval": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How often to log a progress line with totals and rates; 0 turns it off.",
+            "default": "30s",
+            "x-env": "CULVERT_PROGRESS_INTERVAL"
+          },
+          "max_outputs": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most records that one record may become through the transforms (--arraymap); a record that would become more goes to the dead-letter topic, found at the first output too many.",
+            "default": 10000,
+            "x-env": "CULVERT_MAX_OUTPUTS"
+          },
+          "transform_timeout": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "Longest the transforms may take over one record; a record that takes longer goes to the dead-letter topic. 0 means no limit (a stop signal still ends them after --shutdown-timeout).",
+            "default": "1s",
+            "x-env": "CULVERT_TRANSFORM_TIMEOUT"
+          },
+          "format": {
+            "type": "string",
+            "enum": [
+              "json",
+              "bytes",
+              "csv",
+              "avro",
+              "protobuf",
+              "cloudevents"
+            ],
+            "description": "How record values are read from the outside system (a source) or written to it (a sink). json: values pass as they are, and jq reads them as JSON. bytes: values are opaque and pass byte for byte; jq reads each as a JSON string. csv: one CSV row (RFC 4180) per record, which jq reads as an object of the columns (numbers, true/false and empty fields as null are typed). protobuf: one binary Protobuf message per record (--proto-message), which jq reads in the protojson mapping; in file-source and file-sink files, each message after its length as a varint (writeDelimitedTo's form). cloudevents: CloudEvents 1.0, structured or binary per the protocol's binding; the event's data is the value, its attributes the headers ce_\u003cattribute\u003e. avro: one Avro datum per record (--avro-schema or --schema-registry), which jq reads as JSON (logical types as strings: timestamps in RFC 3339, dates, decimals, UUIDs); the Confluent wire format with a registry, object container files (.avro) in file-source and file-sink. See the README, Formats.",
+            "default": "json",
+            "x-env": "CULVERT_FORMAT"
+          },
+          "csv_columns": {
+            "type": "string",
+            "description": "With --format csv, the column names, comma-separated (order_id,amount,product). A source then reads every row as data; without it, the first row of each file is its header. A sink writes these columns in this order; without it, the keys of the first record.",
+            "x-env": "CULVERT_CSV_COLUMNS"
+          },
+          "csv_delimiter": {
+            "type": "string",
+            "minLength": 1,
+            "description": "With --format csv, the one character between fields, such as ; or \\t (escapes \\t and \\u0009 are understood).",
+            "default": ",",
+            "x-env": "CULVERT_CSV_DELIMITER"
+          },
+          "avro_schema": {
+            "type": "string",
+            "description": "With --format avro, the Avro schema file (JSON) of the values: a sink's writer schema (registered with --schema-auto-register), a source's schema of bare datums (without --schema-registry).",
+            "x-env": "CULVERT_AVRO_SCHEMA"
+          },
+          "schema_registry": {
+            "type": "string",
+            "description": "With --format avro or protobuf, the Confluent schema registry's URL (http or https, without credentials): values are in the Confluent wire format (byte 0, the schema id, the datum; for protobuf the message indexes, then the message); a source reads each writer schema by its id (cached), a sink finds the id of its schema under the subject. The registry must answer at start (exit 2); an outage later is retried.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY"
+          },
+          "schema_registry_username": {
+            "type": "string",
+            "description": "Username for the schema registry (HTTP basic auth).",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_USERNAME"
+          },
+          "schema_registry_password": {
+            "type": "string",
+            "description": "Password for the schema registry (HTTP basic auth); never shown.",
+            "writeOnly": true,
+            "x-env": "CULVERT_SCHEMA_REGISTRY_PASSWORD"
+          },
+          "schema_registry_ca": {
+            "type": "string",
+            "description": "PEM file of the CA certificates of an https schema registry, when not the system's.",
+            "x-env": "CULVERT_SCHEMA_REGISTRY_CA"
+          },
+          "subject_strategy": {
+            "type": "string",
+            "enum": [
+              "topic-name",
+              "record-name"
+            ],
+            "description": "A sink's registry subject: topic-name is \u003ctopic\u003e-value (the --topic); record-name is the full name of --avro-schema's record (protobuf: of --proto-message).",
+            "default": "topic-name",
+            "x-env": "CULVERT_SUBJECT_STRATEGY"
+          },
+          "schema_auto_register": {
+            "type": "boolean",
+            "description": "A sink registers --avro-schema (protobuf: the text of --proto-file, after each file it imports under the import path as subject, as schema references) under its subject (the registry checks compatibility and its refusal is shown); without it the schema must be registered already (exit 2).",
+            "x-env": "CULVERT_SCHEMA_AUTO_REGISTER"
+          },
+          "schema": {
+            "type": "string",
+            "description": "A JSON Schema file that every value must match: a source checks what it decoded, before the transforms; a sink checks each value before it encodes it. A value that does not match goes to the dead-letter topic with the failing path (/amount: expected number, got string), never coerced. With --format csv, fields are read as the types the schema gives their columns instead of inferred. Not with --format bytes. See the README, Typed streams.",
+            "x-env": "CULVERT_SCHEMA"
+          },
+          "proto_file": {
+            "type": "string",
+            "description": "With --format protobuf, the .proto file defining --proto-message, compiled at start; its imports are looked up in its directory, then in --proto-path, then among the well-known types (google/protobuf/*.proto). With --schema-registry, the files it imports are schema references, each under its import path as subject.",
+            "x-env": "CULVERT_PROTO_FILE"
+          },
+          "proto_path": {
+            "type": "string",
+            "description": "With --proto-file, more directories to look up imports in, separated by : (as protoc's --proto_path).",
+            "x-env": "CULVERT_PROTO_PATH"
+          },
+          "proto_descriptor_set": {
+            "type": "string",
+            "description": "With --format protobuf, instead of --proto-file: a FileDescriptorSet as protoc -o writes it (with --include_imports, unless it imports only well-known types).",
+            "x-env": "CULVERT_PROTO_DESCRIPTOR_SET"
+          },
+          "proto_message": {
+            "type": "string",
+            "description": "With --format protobuf, the full name of the message of every record, such as orders.Order. With --schema-registry and without --proto-file, a sink's message in the latest schema of its subject.",
+            "x-env": "CULVERT_PROTO_MESSAGE"
+          },
+          "ce_mode": {
+            "type": "string",
+            "enum": [
+              "binary",
+              "structured"
+            ],
+            "description": "With --format cloudevents, the content mode. A sink writes binary (attributes in the protocol's headers, data as the body) by default where the protocol has headers, else structured (the event as one application/cloudevents+json object). A source reads either mode by the content type and headers of each message; structured here reads every message as a structured event (a protocol without content type), binary only binary-mode events.",
+            "x-env": "CULVERT_CE_MODE"
+          },
+          "ce_source": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event source attribute for every record, such as /orders; one beginning with . $ ( or a double quote is a jq expression run on the record's value whose output is a string. Without it, the record's ce_source header.",
+            "x-env": "CULVERT_CE_SOURCE"
+          },
+          "ce_type": {
+            "type": "string",
+            "description": "With --format cloudevents, a sink's event type attribute, such as com.example.order.created; one beginning with . $ ( or a double quote is a jq expression on the record's value. Without it, the record's ce_type header.",
+            "x-env": "CULVERT_CE_TYPE"
+          },
+          "batch_size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Most records in one write to the bus.",
+            "default": 5000,
+            "x-env": "CULVERT_BATCH_SIZE"
+          },
+          "linger": {
+            "type": "string",
+            "pattern": "^([0-9]+(\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$",
+            "format": "duration",
+            "description": "How long to wait for more records before a write to the bus that is not full.",
+            "default": "5ms",
+            "x-env": "CULVERT_LINGER"
+          },
+          "max_record_bytes": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Largest record published, in bytes (16 MiB by default). A larger one goes to the dead-letter topic as its first 1 KiB with its size in the culvert.size header; a source reading lines or a stream holds no more of a record than this and skips the rest.",
+            "default": 16777216,
+            "x-env": "CULVERT_MAX_RECORD_BYTES"
+          }
+        },
+        "additionalProperties": false,
+        "type": "object",
+        "required": [
+          "topic"
+        ],
+        "title": "postgres-cdc-source",
+        "description": "Publishes the changes of PostgreSQL tables (logical replication with pgoutput: inserts, updates, deletes, truncates, after an initial snapshot) as records {op, before, after, source} keyed by the primary key, a transaction's records together; the replication slot's position advances only once the records are durable on the bus."
+      }
+    },
+    {
       "name": "rabbitmq-sink",
       "direction": "sink",
       "version": "0.1.0",
@@ -5807,7 +6211,7 @@ window.CULVERT_CATALOG = {
     {
       "name": "sql-sink",
       "direction": "sink",
-      "version": "dev",
+      "version": "0.1.0",
       "description": "Writes each record of a topic as a row of a PostgreSQL (COPY), MySQL/MariaDB or SQLite table, one database transaction per batch, committing the offset only after the database commit: --mode insert is at-least-once, --mode upsert and --cdc make redelivery harmless; a row the database refuses goes to the dead-letter topic with its SQLSTATE while the rest of the batch commits, and a lost connection or a database restart is retried, never dead-lettered.",
       "schema": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
