@@ -248,10 +248,10 @@ func TestLargeTransactionsSplitAndResume(t *testing.T) {
 	r.StopOK(t)
 	sqltest.Exec(t, db.DB, "INSERT INTO t SELECT generate_series(2501, 2600)", "DELETE FROM t WHERE id <= 10")
 	r = start(t, args...)
-	recs := connectortest.WaitTopic(t, busDir, "big", 2610, r)
+	connectortest.WaitTopic(t, busDir, "big", 2610, r)
 	time.Sleep(300 * time.Millisecond)
 	r.StopOK(t)
-	recs = connectortest.ReadTopic(t, busDir, "big")
+	recs := connectortest.ReadTopic(t, busDir, "big")
 	if len(recs) != 2610 {
 		t.Fatalf("%d records, want 2610 (no repeats)", len(recs))
 	}
@@ -308,10 +308,10 @@ func TestInterruptedSnapshotIsTakenAgain(t *testing.T) {
 	}
 	b.Close()
 	r := start(t, "--topic", "again", "--bus", busDir, "--url", u, "--slot", "again")
-	recs := connectortest.WaitTopic(t, busDir, "again", 101, r)
+	connectortest.WaitTopic(t, busDir, "again", 101, r)
 	time.Sleep(300 * time.Millisecond)
 	stderr := r.StopOK(t)
-	recs = connectortest.ReadTopic(t, busDir, "again")
+	recs := connectortest.ReadTopic(t, busDir, "again")
 	if len(recs) != 101 || changes(t, recs)[100].Op != "r" {
 		t.Fatalf("%d records; want the 101 rows as snapshot rows:\n%s", len(recs), stderr)
 	}

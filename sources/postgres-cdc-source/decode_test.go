@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"testing"
@@ -40,7 +41,7 @@ func BenchmarkInsertRecord(b *testing.B) {
 	x := pglogrepl.XLogData{WALStart: 0x16B3748, WALData: msg}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.handle(nil, x); err != nil {
+		if err := s.handle(context.Background(), x); err != nil {
 			b.Fatal(err)
 		}
 		if len(s.tx.recs) >= 1000 {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -158,14 +156,3 @@ WHERE get_byte(data, 0) IN (73, 85, 68, 84)`, slot, pub).Scan(&n)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-// dbName is the database name in a postgres:// URL.
-func dbName(t testing.TB, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(u.Path, "/")
-}
-
-var _ = io.Discard
