@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/culvert-dev/culvert/common/cli"
+	redisclient "github.com/culvert-dev/culvert/common/client/redis"
 	"github.com/culvert-dev/culvert/common/client/redis/redistest"
+	"github.com/culvert-dev/culvert/common/connector"
 	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/testserver"
@@ -208,4 +213,27 @@ func TestConnectionOptions(t *testing.T) {
 			t.Errorf("XLEN %d", n)
 		}
 	})
+}
+
+// TestStopIsNoRefusal: a write cut short by a stop returns an error, and
+// sends no record to the dead-letter topic.
+func TestStopIsNoRefusal(t *testing.T) {
+	url := redistest.Shared(t)
+	key := redistest.Unique("culvert-test:snk:")
+	redistest.Client(t, url, key)
+	snk, err := newSink(&Options{ConnOptions: redisclient.ConnOptions{URL: url}, Command: "xadd", Key: key, ValueField: "value"}, connector.Env{Name: "redis-sink", Topic: "t", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snk.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer snk.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = snk.Write(ctx, connectortest.Records(`{"n":1}`, `{"n":2}`))
+	var rej *connector.Rejected
+	if err == nil || errors.As(err, &rej) {
+		t.Fatalf("Write after a stop: %v, want an error that rejects nothing", err)
+	}
 }

@@ -282,7 +282,7 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 				prev = make(chan error, 1)
 				go func() {
 					_, err := pipe.Exec(ctx)
-					if !redisclient.Transient(err) {
+					if refusal(err) {
 						err = nil // a reply's error, read from its command below
 					}
 					prev <- err
@@ -299,7 +299,7 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 				continue
 			}
 			if err := c.Err(); err != nil {
-				if redisclient.Transient(err) {
+				if !refusal(err) {
 					return err
 				}
 				why[i] = "refused by redis: " + err.Error()
@@ -323,6 +323,15 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 		return &connector.Rejected{Records: rejected}
 	}
 	return nil
+}
+
+// refusal reports whether err is Redis's reply refusing a command for
+// good (WRONGTYPE, a bad argument, no permission), which sends the record
+// to the dead-letter topic; not a lost connection, a server that asks to
+// come back later, a stop or a closed client.
+func refusal(err error) bool {
+	var reply goredis.Error
+	return err != nil && errors.As(err, &reply) && !redisclient.Transient(err)
 }
 
 // Close closes the connection.
