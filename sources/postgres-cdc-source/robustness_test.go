@@ -266,6 +266,12 @@ func TestSlotLagAndKeepalive(t *testing.T) {
 	if strings.Contains(stderr, "replication connection lost") {
 		t.Errorf("the connection was lost:\n%s", stderr)
 	}
+	// A --status-interval of half wal_sender_timeout or more is warned about.
+	r = start(t, "--topic", "lag", "--bus", busDir, "--url", u, "--slot", "lag", "--status-interval", "600ms")
+	waitSlot(t, db, "lag")
+	if stderr := r.StopOK(t); !strings.Contains(stderr, "--status-interval is not well below the server's wal_sender_timeout") {
+		t.Errorf("no warning about --status-interval 600ms with wal_sender_timeout 1s:\n%s", stderr)
+	}
 }
 
 // TestConnectionOptions: the options every connector that talks to a

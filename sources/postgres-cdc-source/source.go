@@ -168,6 +168,13 @@ func (s *source) setup(ctx context.Context) error {
 	if walLevel != "logical" {
 		return fmt.Errorf("the server's wal_level is %s: logical replication needs wal_level = logical (in postgresql.conf, then a restart of the server)", walLevel)
 	}
+	// The server drops a replication client silent for wal_sender_timeout.
+	var timeoutMS int64
+	if err := s.db.QueryRowContext(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout'").Scan(&timeoutMS); err == nil &&
+		timeoutMS > 0 && s.opts.StatusInterval.D() >= time.Duration(timeoutMS)*time.Millisecond/2 {
+		s.log.Warn().Str("status_interval", s.opts.StatusInterval.String()).Dur("wal_sender_timeout", time.Duration(timeoutMS)*time.Millisecond).
+			Msg("--status-interval is not well below the server's wal_sender_timeout: the server may drop the replication connection between two status updates")
+	}
 	if err := s.ensurePublication(ctx); err != nil {
 		return err
 	}
