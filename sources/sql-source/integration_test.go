@@ -429,3 +429,31 @@ func TestSQLiteBlobAndText(t *testing.T) {
 	r.StopOK(t)
 	onceEach(t, ids(t, busDir), seq(1, 3))
 }
+
+// TestTwoKeyColumns: rows ordered by (cursor, a, b), two rows a page;
+// rows added later with the last cursor value and higher keys are read,
+// on each database (PostgreSQL's row comparison, the others' expanded
+// form).
+func TestTwoKeyColumns(t *testing.T) {
+	for _, dialect := range []string{"postgres", "mysql", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			url, db := newDB(t, dialect)
+			sqltest.Exec(t, db.DB, "CREATE TABLE ev (id INT NOT NULL, grp INT NOT NULL, a INT NOT NULL, b VARCHAR(5) NOT NULL, PRIMARY KEY (grp, a, b))",
+				"INSERT INTO ev VALUES (1, 1, 1, 'x'), (2, 1, 1, 'y'), (3, 1, 2, 'a'), (4, 2, 1, 'a'), (5, 2, 1, 'b'), (6, 2, 1, 'c'), (7, 2, 2, 'a')")
+			busDir := filepath.Join(t.TempDir(), "bus")
+			args := []string{"--url", url, "--table", "ev", "--cursor-column", "grp", "--key-columns", "a,b", "--batch-rows", "2", "--interval", "20ms", "--batch-size", "1"}
+			r := start(t, busDir, args...)
+			connectortest.WaitTopic(t, busDir, "t", 7, r)
+			r.StopOK(t)
+			sqltest.Exec(t, db.DB, "INSERT INTO ev VALUES (8, 2, 2, 'b'), (9, 2, 3, 'a'), (10, 3, 0, 'a')")
+			r = start(t, busDir, args...)
+			connectortest.WaitTopic(t, busDir, "t", 10, r)
+			time.Sleep(100 * time.Millisecond)
+			r.StopOK(t)
+			got := ids(t, busDir)
+			if strings.Join(got, ",") != "1,2,3,4,5,6,7,8,9,10" {
+				t.Errorf("ids in the order read: %v", got)
+			}
+		})
+	}
+}

@@ -69,11 +69,12 @@ type source struct {
 	next      time.Time
 	marks     []mark // --delay
 
-	failure  error // the transient error to retry after, before the next query
-	attempt  int   // failed attempts in a row
-	lost     bool  // the connection was lost: say when it is back
-	buf      []byte
-	readTime time.Time
+	warnedTie bool
+	failure   error // the transient error to retry after, before the next query
+	attempt   int   // failed attempts in a row
+	lost      bool  // the connection was lost: say when it is back
+	buf       []byte
+	readTime  time.Time
 }
 
 // mark is the highest cursor value of the table at a time (--delay).
@@ -212,6 +213,9 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			if s.decodePos != nil {
 				if s.kind != equal {
 					s.rowKey = s.rs.posKey(s.rowKey[:0], s.lay.pos)
+					if len(s.heldKey) > 0 && bytes.Equal(s.rowKey, s.heldKey) {
+						s.tie()
+					}
 					if len(s.heldKey) > 0 && !bytes.Equal(s.rowKey, s.heldKey) {
 						// Every row of the held position has come.
 						out = append(out, s.held...)
@@ -224,6 +228,9 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 					}
 				}
 			} else if c != nil && s.kind != equal {
+				if s.heldCur != nil && c.equal(s.heldCur) {
+					s.tie()
+				}
 				if s.heldCur != nil && !c.equal(s.heldCur) {
 					// --table's rows come in the order its query asks for;
 					// a --query's are checked.
@@ -262,6 +269,18 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			return s.batch(out), err
 		}
 	}
+}
+
+// tie notes rows that share a cursor value: without key columns, a row
+// added later with the last value read would not be seen, which is worth a
+// warning, once.
+func (s *source) tie() {
+	if s.warnedTie || s.opts.Table == "" || len(s.opts.KeyColumns) > 0 {
+		return
+	}
+	s.warnedTie = true
+	s.log.Warn().Str("cursor_column", s.opts.CursorColumn).
+		Msg("rows share cursor values: they are read together, but a row added later with the last value read is not seen; give --key-columns (a primary key) to order them by it too")
 }
 
 // ended handles the end of a result read whole: what it held is handed
@@ -466,12 +485,50 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 	case s.tuples && len(after.Keys) == len(s.opts.KeyColumns):
 		// (cursor, keys) > (...): rows sharing the cursor value of the
 		// last row read come after it by their keys.
-		phs, err := ph(after)
+		cols := append([]string{s.col}, s.quoteKeys(len(after.Keys))...)
+		if s.d == sqldb.Postgres {
+			phs, err := ph(after)
+			if err != nil {
+				return "", nil, 0, err
+			}
+			cond = append(cond, "("+strings.Join(cols, ", ")+") > ("+strings.Join(phs, ", ")+")")
+			break
+		}
+		// MariaDB scans a whole index for a row-value comparison, where
+		// it reads a range for this form: c >= v AND (c > v OR (c = v
+		// AND (k1 > w OR (k1 = w AND k2 > x)))).
+		vals := append([]*cursor{after.Cursor}, after.Keys...)
+		one := func(i int) (string, error) {
+			p, err := ph(&position{Cursor: vals[i]})
+			if err != nil {
+				return "", err
+			}
+			return p[0], nil
+		}
+		first, err := one(0)
 		if err != nil {
 			return "", nil, 0, err
 		}
-		cols := append([]string{s.col}, s.quoteKeys(len(after.Keys))...)
-		cond = append(cond, "("+strings.Join(cols, ", ")+") > ("+strings.Join(phs, ", ")+")")
+		// The placeholders are numbered (PostgreSQL) or taken in order (?):
+		// the text is written, and the arguments added, from the left.
+		var after func(i int) (string, error)
+		after = func(i int) (string, error) {
+			gt, err := one(i)
+			if err != nil || i == len(cols)-1 {
+				return cols[i] + " > " + gt, err
+			}
+			eq, err := one(i)
+			if err != nil {
+				return "", err
+			}
+			rest, err := after(i + 1)
+			return cols[i] + " > " + gt + " OR (" + cols[i] + " = " + eq + " AND (" + rest + "))", err
+		}
+		tail, err := after(0)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		cond = append(cond, s.col+" >= "+first+" AND ("+tail+")")
 	default:
 		phs, err := ph(&position{Cursor: after.Cursor})
 		if err != nil {
