@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -80,13 +81,7 @@ func (o *Options) Validate() error {
 		}
 	}
 	only := func(kind string, set map[string]bool) error {
-		for _, name := range slices.Sorted(func(yield func(string) bool) {
-			for k := range set {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
 			if set[name] {
 				return schema.Invalid(name, "only with --%s", kind)
 			}
@@ -128,7 +123,7 @@ type source struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex // guards redo
+	mu   sync.Mutex // guards redo and ps
 	redo []item     // delivered in a batch that failed: delivered again first
 
 	// acks takes what is durable on the bus to the acker, which
