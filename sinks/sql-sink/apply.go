@@ -47,12 +47,14 @@ func (s pgSession) copyIn(ctx context.Context, query string, data []byte) error 
 }
 
 // copyStream is a COPY ... FROM STDIN whose rows are written as they are
-// made (PostgreSQL): the server parses them meanwhile.
+// made (PostgreSQL): the server parses them meanwhile. It is in the
+// binary format when every column's type has one (see binary.go).
 type copyStream struct {
-	op   *op
-	pw   *io.PipeWriter
-	done chan error
-	buf  []byte
+	op     *op
+	binary bool
+	pw     *io.PipeWriter
+	done   chan error
+	buf    []byte
 }
 
 var errCopyEnded = errors.New("the COPY ended")
@@ -60,7 +62,12 @@ var errCopyEnded = errors.New("the COPY ended")
 func (s pgSession) stream(ctx context.Context, o *op, buf []byte) *copyStream {
 	pr, pw := io.Pipe()
 	cs := &copyStream{op: o, pw: pw, done: make(chan error, 1), buf: buf[:0]}
+	cs.binary = !o.t.textOnly && binaryColumns(o.cols)
 	q := "COPY " + o.t.quoted + " " + columnList(o.cols) + " FROM STDIN"
+	if cs.binary {
+		q += " (FORMAT binary)"
+		cs.buf = append(cs.buf, copyHeader...)
+	}
 	go func() {
 		_, err := s.c.PgConn().CopyFrom(ctx, pr, q)
 		pr.CloseWithError(errCopyEnded)
@@ -71,13 +78,25 @@ func (s pgSession) stream(ctx context.Context, o *op, buf []byte) *copyStream {
 
 // add adds a row; the rows go to the server 64 KiB at a time.
 func (cs *copyStream) add(o *op) error {
-	for i, v := range o.vals {
-		if i > 0 {
-			cs.buf = append(cs.buf, '\t')
+	if cs.binary {
+		var err error
+		if cs.buf, err = appendBinaryRow(cs.buf, o); err != nil {
+			// The COPY is abandoned, and the table written in the text
+			// format from now on.
+			o.t.textOnly = true
+			cs.pw.CloseWithError(err)
+			<-cs.done
+			return fmt.Errorf("table %s, %w", o.t.name, err)
 		}
-		cs.buf = appendCopy(cs.buf, v)
+	} else {
+		for i, v := range o.vals {
+			if i > 0 {
+				cs.buf = append(cs.buf, '\t')
+			}
+			cs.buf = appendCopy(cs.buf, v)
+		}
+		cs.buf = append(cs.buf, '\n')
 	}
-	cs.buf = append(cs.buf, '\n')
 	if len(cs.buf) < 64<<10 {
 		return nil
 	}
@@ -95,6 +114,9 @@ func (cs *copyStream) flush() error {
 
 // close ends the COPY and returns its outcome.
 func (cs *copyStream) close() error {
+	if cs.binary {
+		cs.buf = append(cs.buf, copyTrailer...)
+	}
 	if len(cs.buf) > 0 {
 		cs.pw.Write(cs.buf)
 		cs.buf = cs.buf[:0]

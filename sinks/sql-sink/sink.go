@@ -181,6 +181,23 @@ func (s *sink) pipelined(ctx context.Context, recs []record.Record) ([]rejection
 		}
 		pg, streams := sess.(pgSession)
 		var cs *copyStream
+		// failed rolls back after err and says what the batch comes to.
+		failed := func(err error) error {
+			if cs != nil {
+				cs.close()
+			}
+			if rerr := s.end(ctx, sess, "ROLLBACK"); rerr != nil {
+				return err
+			}
+			if errors.Is(err, errNotPlain) {
+				s.log.Info().Str("why", err.Error()).Msg("COPY to the table in the text format from now on")
+			}
+			if errors.Is(err, errNeedsDDL) || errors.Is(err, errNotPlain) || s.rowLevel(err) {
+				s.log.Debug().Str("why", sqldb.Describe(err)).Msg("writing the batch again, whole")
+				return errWhole
+			}
+			return err
+		}
 		for p := range ch {
 			err := p.err
 			if err == nil {
@@ -192,24 +209,14 @@ func (s *sink) pipelined(ctx context.Context, recs []record.Record) ([]rejection
 				}
 			}
 			if err != nil {
-				if cs != nil {
-					cs.close()
-				}
-				if rerr := s.end(ctx, sess, "ROLLBACK"); rerr != nil {
-					return err
-				}
-				if errors.Is(err, errNeedsDDL) || s.rowLevel(err) {
-					return errWhole
-				}
-				return err
+				return failed(err)
 			}
 		}
 		if cs != nil {
-			if err := cs.close(); err != nil {
-				if rerr := s.end(ctx, sess, "ROLLBACK"); rerr == nil && s.rowLevel(err) {
-					return errWhole
-				}
-				return err
+			err := cs.close()
+			cs = nil
+			if err != nil {
+				return failed(err)
 			}
 		}
 		if err := pctx.Err(); err != nil {

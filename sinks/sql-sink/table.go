@@ -20,6 +20,9 @@ type table struct {
 	cols   []*column
 	byName map[string]*column
 	byFold map[string]*column // lower-cased name -> the one column of that name, nil when several
+	// textOnly: a value did not fit the binary format (see binary.go), so
+	// COPYs to the table are in the text format.
+	textOnly bool
 	// last are the columns of the fields of the last record written to
 	// the table, by position: tried before byName.
 	last []struct {
@@ -33,6 +36,7 @@ type column struct {
 	name   string
 	quoted string
 	typ    string // the database's type name, lower case
+	oid    uint32 // PostgreSQL: the type's OID
 	ord    int    // position in the table, from 0
 	// datetime marks a MySQL DATETIME or TIMESTAMP column, whose RFC 3339
 	// values are converted (see mysqlArg).
@@ -100,7 +104,7 @@ func describe(ctx context.Context, db *sqldb.DB, name string) (*table, error) {
 		if !oid.Valid {
 			return nil, nil
 		}
-		rows, err = db.QueryContext(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+		rows, err = db.QueryContext(ctx, `SELECT attname, format_type(atttypid, atttypmod), atttypid FROM pg_attribute
 			WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, oid.Int64)
 	case sqldb.MySQL:
 		var s any
@@ -122,7 +126,11 @@ func describe(ctx context.Context, db *sqldb.DB, name string) (*table, error) {
 	var cols []*column
 	for rows.Next() {
 		c := &column{}
-		if err := rows.Scan(&c.name, &c.typ); err != nil {
+		dest := []any{&c.name, &c.typ}
+		if db.Dialect == sqldb.Postgres {
+			dest = append(dest, &c.oid)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("looking up table %s: %w", name, db.Err(err))
 		}
 		c.datetime = db.Dialect == sqldb.MySQL && (c.typ == "datetime" || c.typ == "timestamp")
