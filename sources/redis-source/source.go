@@ -187,7 +187,7 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 	}
 	s.conn = conn
 	s.acks, s.acked = make(chan []item, 64), make(chan struct{})
-	go s.acker()
+	go s.acker(s.acks)
 	switch {
 	case s.opts.Stream != "":
 		err = s.openStream(ctx)
@@ -543,13 +543,13 @@ func (s *source) ack(items []item) {
 // acker acknowledges what acks brings, with what else waits in one round
 // trip: XACK of the entries (stream), or LREM of the items from the
 // processing list (list).
-func (s *source) acker() {
+func (s *source) acker(acks <-chan []item) {
 	defer close(s.acked)
-	for items := range s.acks {
+	for items := range acks {
 	more:
 		for {
 			select {
-			case next, ok := <-s.acks:
+			case next, ok := <-acks:
 				if !ok {
 					break more
 				}
