@@ -16,6 +16,8 @@ import (
 
 	gojson "github.com/goccy/go-json"
 	"github.com/hamba/avro/v2"
+
+	"github.com/culvert-dev/culvert/common/jsontext"
 )
 
 // The JSON forms of Avro values (the README's Formats section and the
@@ -84,7 +86,7 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 			r.ReportError("string", "not UTF-8 text")
 			return b
 		}
-		return appendString(b, string(v))
+		return jsontext.AppendString(b, string(v))
 	case avro.Bytes:
 		v := r.ReadBytes()
 		if lt == avro.Decimal {
@@ -105,7 +107,7 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 			r.ReportError("enum", fmt.Sprintf("symbol index %d out of range (%d symbols)", i, len(symbols)))
 			return b
 		}
-		return appendString(b, symbols[i])
+		return jsontext.AppendString(b, symbols[i])
 	case avro.Array:
 		items := s.(*avro.ArraySchema).Items()
 		b = append(b, '[')
@@ -142,7 +144,7 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 					r.ReportError("map", "a key is not UTF-8 text")
 					return b
 				}
-				b = append(appendString(b, string(k)), ':')
+				b = append(jsontext.AppendString(b, string(k)), ':')
 				b = appendAvroJSON(b, r, values)
 				n++
 			}
@@ -154,7 +156,7 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(appendString(b, f.Name()), ':')
+			b = append(jsontext.AppendString(b, f.Name()), ':')
 			b = appendAvroJSON(b, r, f.Type())
 		}
 		return append(b, '}')
@@ -178,7 +180,7 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 		if u.Nullable() {
 			return appendAvroJSON(b, r, t)
 		}
-		b = append(appendString(append(b, '{'), unionName(t)), ':')
+		b = append(jsontext.AppendString(append(b, '{'), unionName(t)), ':')
 		return append(appendAvroJSON(b, r, t), '}')
 	}
 	r.ReportError("read", "unexpected schema type "+string(s.Type()))

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/culvert-dev/culvert/common/jsontext"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 	"github.com/culvert-dev/culvert/common/transform"
@@ -746,9 +747,9 @@ func structured(e *event, value []byte, ct string) ([]byte, error) {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, n)
+		buf = jsontext.AppendString(buf, n)
 		buf = append(buf, ':')
-		buf = appendString(buf, e.values[i])
+		buf = jsontext.AppendString(buf, e.values[i])
 	}
 	switch {
 	case value == nil:
@@ -757,7 +758,7 @@ func structured(e *event, value []byte, ct string) ([]byte, error) {
 		buf = append(buf, value...)
 	case !isJSONType(ct) && utf8.Valid(value) && strings.HasPrefix(ct, "text/"):
 		buf = append(buf, `,"data":`...)
-		buf = appendString(buf, string(value))
+		buf = jsontext.AppendString(buf, string(value))
 	default:
 		buf = append(buf, `,"data_base64":"`...)
 		buf = base64.StdEncoding.AppendEncode(buf, value)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/culvert-dev/culvert/common/jsontext"
 	"github.com/culvert-dev/culvert/common/record"
 )
 
@@ -72,7 +73,7 @@ func (d *csvDecoder) setColumns(cols []string) {
 	d.cols = slices.Clone(cols)
 	d.keys = make([][]byte, len(cols))
 	for i, c := range cols {
-		d.keys[i] = append(appendString(nil, c), ':')
+		d.keys[i] = append(jsontext.AppendString(nil, c), ':')
 	}
 	d.types = nil
 	if d.typed != nil {
@@ -251,7 +252,7 @@ func appendField(b []byte, f string) []byte {
 	case f == "true" || f == "false" || isNumber(f):
 		return append(b, f...)
 	}
-	return appendString(b, f)
+	return jsontext.AppendString(b, f)
 }
 
 // isNumber reports whether s is a JSON number (no sign but -, no leading
@@ -300,35 +301,6 @@ func isNumber(s string) bool {
 		return err == nil && !math.IsInf(f, 0)
 	}
 	return true
-}
-
-// appendString appends s as a JSON string. s is UTF-8.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, `\u00`...)
-			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // csvEncoder writes each value, a flat JSON object, as one CSV row

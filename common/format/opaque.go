@@ -5,6 +5,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"github.com/culvert-dev/culvert/common/jsontext"
 	"github.com/culvert-dev/culvert/common/record"
 )
 
@@ -20,7 +21,7 @@ func ToJQ(recs []record.Record) ([]record.Record, []Failure) {
 			failed = append(failed, Failure{r, errors.New("value is not UTF-8 text: with --format bytes, jq reads values as JSON strings (without transforms, any bytes pass)")})
 			continue
 		}
-		r.Value = appendString(make([]byte, 0, len(r.Value)+2), string(r.Value))
+		r.Value = jsontext.AppendString(make([]byte, 0, len(r.Value)+2), string(r.Value))
 		out = append(out, r)
 	}
 	return out, failed

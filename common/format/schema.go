@@ -16,6 +16,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
+	"github.com/culvert-dev/culvert/common/jsontext"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
 )
@@ -292,7 +293,7 @@ func appendTyped(b []byte, f string, t colType) ([]byte, error) {
 		}
 	}
 	if t&tStr != 0 {
-		return appendString(b, f), nil
+		return jsontext.AppendString(b, f), nil
 	}
 	return b, fmt.Errorf("%s is not %s (--schema)", strconv.Quote(f), t)
 }

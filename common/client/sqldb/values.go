@@ -22,6 +22,8 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/culvert-dev/culvert/common/jsontext"
 )
 
 // The JSON-ready values JSONValue, PgValue and ColumnValue return are
@@ -613,9 +615,9 @@ func AppendJSON(dst []byte, v any) []byte {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return AppendJSON(dst, floatValue(v))
 		}
-		return appendFloat(dst, v)
+		return jsontext.AppendFloat(dst, v)
 	case string:
-		return appendString(dst, v)
+		return jsontext.AppendString(dst, v)
 	case json.Number:
 		return append(dst, v...)
 	case json.RawMessage:
@@ -640,81 +642,13 @@ func AppendJSON(dst []byte, v any) []byte {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k)
+			dst = jsontext.AppendString(dst, k)
 			dst = append(dst, ':')
 			dst = AppendJSON(dst, v[k])
 		}
 		return append(dst, '}')
 	}
 	return AppendJSON(dst, JSONValue(v))
-}
-
-// appendFloat writes f as encoding/json does (ES6 number formatting).
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
-	}
-	start := len(b)
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// e-09 to e-9
-		if n := len(b) - start; n >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
-			b[len(b)-2] = b[len(b)-1]
-			b = b[:len(b)-1]
-		}
-	}
-	return b
-}
-
-// appendString writes s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // pgEpoch is PostgreSQL's epoch for dates and timestamps, 2000-01-01 UTC,
@@ -736,7 +670,7 @@ func AppendPg(dst []byte, m *pgtype.Map, oid uint32, format int16, src []byte) (
 	switch oid {
 	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID:
 		// The same bytes in text and binary format (pgx asks for text).
-		return appendString(dst, unsafe.String(unsafe.SliceData(src), len(src))), nil
+		return jsontext.AppendString(dst, unsafe.String(unsafe.SliceData(src), len(src))), nil
 	case pgtype.JSONOID:
 		return append(dst, src...), nil
 	}
@@ -768,7 +702,7 @@ func AppendPg(dst []byte, m *pgtype.Map, oid uint32, format int16, src []byte) (
 			return append(dst, '"'), nil
 		case pgtype.UUIDOID:
 			if len(src) == 16 {
-				return appendString(dst, uuidString([16]byte(src))), nil
+				return jsontext.AppendString(dst, uuidString([16]byte(src))), nil
 			}
 		case pgtype.NumericOID:
 			if b, ok := appendNumeric(dst, src); ok {

@@ -45,7 +45,7 @@ func TestJSONValue(t *testing.T) {
 		{math.NaN(), `"NaN"`},
 		{math.Inf(-1), `"-Infinity"`},
 		{float32(math.Inf(1)), `"Infinity"`},
-		{"a\"b\\\n<>&\u2028", `"a\"b\\\n<>&\u2028"`},
+		{"a\"b\\\n<>&\u2028\x7f", "\"a\\\"b\\\\\\n<>&\u2028\\u007f\""}, // as jq prints it (jsontext)
 		{"\xff", `"\ufffd"`},
 		{[]byte{0, 1, 2, 0xff}, `"AAEC/w=="`},
 		{ts, `"2024-05-01T10:30:15.123456Z"`},
@@ -69,14 +69,15 @@ func TestJSONValue(t *testing.T) {
 		if got := jsonOf(t, c.in); got != c.want {
 			t.Errorf("AppendJSON(%#v) = %s, want %s", c.in, got, c.want)
 		}
-		// JSONValue's result is what encoding/json writes the same way
-		// (but for its HTML escaping).
+		// JSONValue's result is what encoding/json writes the same way,
+		// but for what jq writes otherwise: '<', '>', '&' and U+2028 as
+		// they are, DEL escaped.
 		b, err := json.Marshal(sqldb.JSONValue(c.in))
 		if err != nil {
 			t.Errorf("json.Marshal(JSONValue(%#v)): %v", c.in, err)
 			continue
 		}
-		got := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&").Replace(string(b))
+		got := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&", `\u2028`, "\u2028", "\x7f", `\u007f`).Replace(string(b))
 		if got != c.want {
 			t.Errorf("json.Marshal(JSONValue(%#v)) = %s, want %s", c.in, got, c.want)
 		}
