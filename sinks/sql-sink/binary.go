@@ -1,12 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -175,24 +175,27 @@ func appendBinary(b []byte, v jval, oid uint32) (_ []byte, ok bool) {
 // sign, the display scale (the decimal digits after the point, as
 // written), then the digits.
 func appendNumeric(b []byte, num []byte) ([]byte, bool) {
-	s := string(num)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	mant, exp := s, 0
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		e, err := strconv.Atoi(s[i+1:])
+	neg := len(num) > 0 && num[0] == '-'
+	if neg {
+		num = num[1:]
+	}
+	mant, exp := num, 0
+	if i := bytes.IndexAny(num, "eE"); i >= 0 {
+		e, err := strconv.Atoi(string(num[i+1:]))
 		if err != nil || e > 1000 || e < -1000 {
 			return b, false
 		}
-		mant, exp = s[:i], e
+		mant, exp = num[:i], e
 	}
-	intPart, frac := mant, ""
-	if i := strings.IndexByte(mant, '.'); i >= 0 {
+	intPart, frac := mant, []byte(nil)
+	if i := bytes.IndexByte(mant, '.'); i >= 0 {
 		intPart, frac = mant[:i], mant[i+1:]
 	}
-	digits := intPart + frac // decimal digits; the value is digits × 10^-scale
+	// The value is digits × 10^-scale.
+	var scratch [64]byte
+	digits := append(append(scratch[:0], intPart...), frac...)
 	scale := len(frac) - exp
-	if digits == "" {
+	if len(digits) == 0 || scale > 16383 || len(digits) > 1000 {
 		return b, false
 	}
 	for _, c := range digits {
@@ -200,33 +203,31 @@ func appendNumeric(b []byte, num []byte) ([]byte, bool) {
 			return b, false
 		}
 	}
-	if scale < 0 {
-		digits += strings.Repeat("0", -scale)
-		scale = 0
+	for ; scale < 0; scale++ {
+		digits = append(digits, '0')
 	}
-	if len(digits) < scale {
-		digits = strings.Repeat("0", scale-len(digits)) + digits
+	// Base-10,000 digits, in groups of four aligned on the point: the
+	// first group begins at p0, zeros stand for the positions outside
+	// digits. intLen is where the point is (negative: zeros come first
+	// after it).
+	intLen := len(digits) - scale
+	p0 := (intLen%4 + 4) % 4
+	if p0 > 0 {
+		p0 -= 4
 	}
-	if scale > 16383 || len(digits) > 131072 {
-		return b, false
+	weight := (intLen-p0)/4 - 1
+	var gscratch [32]uint16
+	groups := gscratch[:0]
+	for pos := p0; pos < len(digits); pos += 4 {
+		g := uint16(0)
+		for p := pos; p < pos+4; p++ {
+			g *= 10
+			if p >= 0 && p < len(digits) {
+				g += uint16(digits[p] - '0')
+			}
+		}
+		groups = append(groups, g)
 	}
-	ip, fp := digits[:len(digits)-scale], digits[len(digits)-scale:]
-	// Groups of four digits: the integer part from the point leftwards,
-	// the fraction from the point rightwards.
-	if r := len(ip) % 4; r != 0 {
-		ip = strings.Repeat("0", 4-r) + ip
-	}
-	if r := len(fp) % 4; r != 0 {
-		fp += strings.Repeat("0", 4-r)
-	}
-	groups := make([]uint16, 0, (len(ip)+len(fp))/4)
-	for i := 0; i < len(ip); i += 4 {
-		groups = append(groups, group(ip[i:i+4]))
-	}
-	for i := 0; i < len(fp); i += 4 {
-		groups = append(groups, group(fp[i:i+4]))
-	}
-	weight := len(ip)/4 - 1
 	for len(groups) > 0 && groups[0] == 0 {
 		groups, weight = groups[1:], weight-1
 	}
@@ -250,8 +251,4 @@ func appendNumeric(b []byte, num []byte) ([]byte, bool) {
 		b = binary.BigEndian.AppendUint16(b, g)
 	}
 	return b, true
-}
-
-func group(s string) uint16 {
-	return uint16(s[0]-'0')*1000 + uint16(s[1]-'0')*100 + uint16(s[2]-'0')*10 + uint16(s[3]-'0')
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -111,4 +112,46 @@ func TestValuesNotPlainGoInTheTextFormat(t *testing.T) {
 	if dead := deadLetters(t, busDir, "t"); len(dead) != 1 || !strings.HasSuffix(dead[0], "[22P02]") {
 		t.Errorf("dead letters %q", dead)
 	}
+}
+
+// TestNumericsAgainstTheServer: random numbers (digits, points,
+// exponents, signs) written in the binary format read back as the
+// server's own parse of their text.
+func TestNumericsAgainstTheServer(t *testing.T) {
+	url, db := sqltest.NewPostgres(t)
+	sqltest.Exec(t, db.DB, "CREATE TABLE n (seq INT, v NUMERIC, txt TEXT)")
+	r := rand.New(rand.NewPCG(7, 13))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	var vals []string
+	for i := range 500 {
+		num := digits(1 + r.IntN(3))
+		if num[0] == '0' {
+			num = "0"
+		}
+		if i%2 == 0 {
+			num += "." + digits(1+r.IntN(12))
+		}
+		if i%3 == 0 {
+			num += fmt.Sprintf("e%d", r.IntN(41)-20)
+		}
+		if r.IntN(2) == 0 {
+			num = "-" + num
+		}
+		vals = append(vals, fmt.Sprintf(`{"seq":%d,"v":%s,"txt":%q}`, i, num, num))
+	}
+	busDir := t.TempDir()
+	connectortest.PublishValues(t, busDir, "n", vals...)
+	if stderr := runSink(t, busDir, "n", "g", "--url", url, "--table", "n", "--log-level", "debug"); strings.Contains(stderr, "whole") {
+		t.Fatalf("the rows did not go in the binary format:\n%s", stderr)
+	}
+	if bad := rows(t, db, "SELECT seq, txt, v::text, txt::numeric::text FROM n WHERE v <> txt::numeric OR v::text <> txt::numeric::text"); len(bad) > 0 {
+		t.Errorf("%d of 500 differ, such as %q", len(bad), bad[:min(5, len(bad))])
+	}
+	equal(t, "rows", rows(t, db, "SELECT COUNT(*) FROM n"), "500")
 }
