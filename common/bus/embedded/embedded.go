@@ -195,7 +195,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, "bus.db")
-	err := initDB(ctx, path)
+	err := initDBRetrying(ctx, path)
 	if isFull(err) && opts.Reserve > 0 && releaseReserve(dir) {
 		err = initDB(ctx, path) // a first connection needs room for its shared memory file
 	}
@@ -244,6 +244,24 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 // the first table and WAL mode, which the driver's DSN pragmas do not
 // allow. (A file made before auto-vacuum keeps reusing the pages that
 // retention frees, but does not shrink: see the package documentation.)
+// initDBRetrying is initDB, tried again while the file is busy: processes
+// opening a new bus at once each switch it to WAL, which needs the file to
+// themselves, and SQLite answers one that meets another's switch with
+// SQLITE_BUSY at once (the busy timeout cannot wait there: it would
+// deadlock). Once the file is in WAL mode, opening it no longer collides.
+func initDBRetrying(ctx context.Context, path string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := initDB(ctx, path)
+		if sqliteCode(err) != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		if retry.Sleep(ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
 func initDB(ctx context.Context, path string) error {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(30000)")
 	if err != nil {

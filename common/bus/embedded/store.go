@@ -17,6 +17,7 @@ import (
 
 // SQLite's primary result codes that this file tells apart.
 const (
+	sqliteBusy    = 5
 	sqliteCorrupt = 11
 	sqliteFull    = 13
 	sqliteNotADB  = 26
