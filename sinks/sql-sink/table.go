@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -149,7 +148,6 @@ func describe(ctx context.Context, db *sqldb.DB, name string) (*table, error) {
 type kinds uint8
 
 func (k kinds) with(x kind) kinds { return k | 1<<x }
-func (k kinds) has(x kind) bool   { return k&(1<<x) != 0 }
 
 // colSpec is a column to create: its name and the JSON types it takes.
 type colSpec struct {
@@ -313,5 +311,3 @@ func orderSpecs(specs []colSpec, keys []string, seen []string) []colSpec {
 	})
 	return specs
 }
-
-var errNoTable = errors.New("no such table")
