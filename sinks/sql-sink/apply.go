@@ -414,12 +414,10 @@ func (s *sink) group(ctx context.Context, sess session, ops []flatOp) error {
 	case first.kind == opDelete:
 		err = s.delete(ctx, sess, ops)
 	case first.kind == opUpsert:
-		ops = lastPerKey(ops)
-		if s.db.Dialect == sqldb.Postgres {
-			err = s.copyUpsert(ctx, sess, ops)
-		} else {
-			err = s.insertRows(ctx, sess, ops)
-		}
+		// Multi-row INSERT ... ON CONFLICT on PostgreSQL too: COPY into
+		// a temporary table, then INSERT ... SELECT ... ON CONFLICT, took
+		// 1.3 times as long (200,000 orders in chunks of 1,024).
+		err = s.insertRows(ctx, sess, lastPerKey(ops))
 	case s.db.Dialect == sqldb.Postgres:
 		err = s.copyInsert(ctx, sess, ops)
 	default:
@@ -530,22 +528,6 @@ func (s *sink) copyInsert(ctx context.Context, sess session, ops []flatOp) error
 	return copyErr(sess.copyIn(ctx, q, s.copyData(ops)), len(ops))
 }
 
-// copyUpsert upserts the rows on PostgreSQL: COPY into a temporary table
-// of the same columns, then one INSERT ... SELECT ... ON CONFLICT.
-func (s *sink) copyUpsert(ctx context.Context, sess session, ops []flatOp) error {
-	first := ops[0].op
-	cols := columnList(first.cols)
-	if err := sess.exec(ctx, "CREATE TEMPORARY TABLE culvert_stage ON COMMIT DROP AS SELECT "+strings.Trim(cols, "()")+
-		" FROM "+first.t.quoted+" WITH NO DATA"); err != nil {
-		return err
-	}
-	if err := copyErr(sess.copyIn(ctx, "COPY culvert_stage "+cols+" FROM STDIN", s.copyData(ops)), len(ops)); err != nil {
-		return err
-	}
-	return sess.exec(ctx, "INSERT INTO "+first.t.quoted+" "+cols+" SELECT "+strings.Trim(cols, "()")+" FROM culvert_stage "+
-		s.onConflict(first)+"; DROP TABLE culvert_stage")
-}
-
 // onConflict is the clause that makes an INSERT of op's columns an
 // upsert by its keys.
 func (s *sink) onConflict(o *op) string {
@@ -630,7 +612,7 @@ func (s *sink) arg(v jval, c *column) any {
 var mysqlRow = regexp.MustCompile(` at row (\d+)`)
 
 // insertRows inserts (or upserts) the rows with multi-row INSERT
-// statements (MySQL, SQLite).
+// statements: MySQL and SQLite, and upserts on PostgreSQL.
 func (s *sink) insertRows(ctx context.Context, sess session, ops []flatOp) error {
 	first := ops[0].op
 	head := "INSERT INTO " + first.t.quoted + " " + columnList(first.cols) + " VALUES "
