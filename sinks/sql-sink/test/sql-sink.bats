@@ -5,7 +5,8 @@
 # restart, and SQLite files. What the sink wrote is read with psql, mysql
 # and sqlite3 (python3's sqlite3 module where sqlite3 is not installed),
 # never with the connector itself.
-# Needs $CULVERT_BIN/{sql-sink,file-source,file-sink,culvert}, psql, mysql, jq.
+# Needs $CULVERT_BIN/{sql-sink,file-source,file-sink,culvert,postgres-cdc-source},
+# psql, mysql, jq, pg_config and the PostgreSQL server programs.
 
 bats_require_minimum_version 1.5.0
 
@@ -54,8 +55,9 @@ headers() {
 # refuses root).
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
-# pg_private_start: a private PostgreSQL server on a spare port, its data
-# in a directory of its own under /tmp that the user postgres can reach
+# pg_private_start [SETTING...]: a private PostgreSQL server on a spare
+# port, with SETTINGs (name=value, such as wal_level=logical), its data in
+# a directory of its own under /tmp that the user postgres can reach
 # (removed by teardown). Sets PGPORT_PRIV and PGDIR.
 pg_private_start() {
 	local bin
@@ -65,12 +67,13 @@ pg_private_start() {
 	chmod 755 "$PGDIR"
 	[ "$(id -u)" != 0 ] || chown postgres "$PGDIR"
 	as_pg "$bin/initdb" -D "$PGDIR/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+	PGOPTS="-p $PGPORT_PRIV -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off"
+	for kv in "$@"; do PGOPTS+=" -c $kv"; done
 	pg_private_up
 }
 
 pg_private_up() {
-	as_pg "$(pg_config --bindir)/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 60 \
-		-o "-p $PGPORT_PRIV -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+	as_pg "$(pg_config --bindir)/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 60 -o "$PGOPTS" start >/dev/null
 }
 
 pg_private_stop() {
@@ -212,4 +215,36 @@ pg_private_stop() {
 	# whose commit was lost with the server may be written twice).
 	diff <(seq 1 10000) <(ppg -c 'SELECT n FROM t ORDER BY seq' | awk '!seen[$0]++')
 	[ -z "$(read_topic r.dlq)" ]
+}
+
+@test "the orders example: PostgreSQL -> postgres-cdc-source (filter, priority map) -> sql-sink --cdc -> MariaDB, checked with mysql" {
+	pg_private_start wal_level=logical
+	ppg() { psql -h 127.0.0.1 -p "$PGPORT_PRIV" -U postgres -d postgres -At "$@"; }
+	ppg -c "CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, amount NUMERIC(10,2) NOT NULL, product TEXT NOT NULL)"
+	my "CREATE TABLE orders (order_id VARCHAR(20) PRIMARY KEY, customer_id VARCHAR(20), amount DECIMAL(10,2), product VARCHAR(20), priority VARCHAR(8))"
+	ppg -c "INSERT INTO orders SELECT 'o-' || g, 'c-' || (g % 7), (g * 37 % 1500) + 0.25, 'widget' FROM generate_series(1, 200) g"
+	"$CULVERT_BIN/postgres-cdc-source" --topic shop --bus "$BUS" --url "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" \
+		--table public.orders --slot orders_bats --filter '.op == "d" or .after.amount > 50' \
+		--map 'if .after then .after.priority = (if .after.amount > 1000 then "HIGH" elif .after.amount > 100 then "MEDIUM" else "LOW" end) else . end' \
+		>/dev/null 2>"$T/cdc.err" &
+	cpid=$!
+	PIDS+=($cpid)
+	"$SQ" --topic shop --bus "$BUS" --url "$MY" --cdc --from beginning >/dev/null 2>"$T/sink.err" &
+	spid=$!
+	PIDS+=($spid)
+	# Changes after the snapshot: an update, a delete, an insert.
+	for _ in $(seq 1 300); do [ "$(my 'SELECT COUNT(*) FROM orders')" -ge 150 ] 2>/dev/null && break; sleep 0.2; done
+	ppg -c "UPDATE orders SET amount = 2000.50 WHERE order_id = 'o-2'" -c "DELETE FROM orders WHERE order_id = 'o-3'" \
+		-c "INSERT INTO orders VALUES ('o-201', 'c-1', 75, 'gadget'), ('o-202', 'c-2', 10, 'gadget')"
+	want() {
+		ppg -c "SELECT order_id, customer_id, amount, product, CASE WHEN amount > 1000 THEN 'HIGH' WHEN amount > 100 THEN 'MEDIUM' ELSE 'LOW' END
+			FROM orders WHERE amount > 50 ORDER BY order_id" | tr '|' '\t'
+	}
+	for _ in $(seq 1 300); do [ "$(my 'SELECT * FROM orders ORDER BY order_id')" = "$(want)" ] && break; sleep 0.2; done
+	stop_cleanly $spid "$T/sink.err"
+	stop_cleanly $cpid "$T/cdc.err"
+	diff <(want) <(my 'SELECT * FROM orders ORDER BY order_id')
+	[ "$(my "SELECT priority FROM orders WHERE order_id = 'o-2'")" = HIGH ]
+	[ -z "$(my "SELECT order_id FROM orders WHERE order_id IN ('o-3', 'o-202')")" ]
+	[ -z "$(read_topic shop.dlq)" ]
 }
