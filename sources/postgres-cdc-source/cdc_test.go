@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -371,4 +372,45 @@ func TestSchemaChange(t *testing.T) {
 		afters = append(afters, v[strings.Index(v, `"after":`):strings.Index(v, `,"source"`)])
 	}
 	connectortest.Equal(t, "afters", afters, []string{`"after":{"id":1,"a":"x"}`, `"after":{"id":2,"a":"y","b":{"k": 1}}`, `"after":{"id":3,"b":[]}`})
+}
+
+// TestDDLDuringSnapshot: a column dropped while the snapshot reads the
+// table waits for it (the snapshot locks its tables as pg_dump does) and
+// the connector goes on.
+func TestDDLDuringSnapshot(t *testing.T) {
+	u, db := newDB(t, nil)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id int PRIMARY KEY, a text, b text)",
+		"INSERT INTO t SELECT i, 'a' || i, 'b' || i FROM generate_series(1, 200000) i")
+	busDir := t.TempDir()
+	r := start(t, "--topic", "snap", "--bus", busDir, "--url", u, "--slot", "snapddl", "--max-tx-records", "2000")
+	connectortest.WaitFor(t, r, "the slot", func() bool { ok, _ := slotInfo(t, db, "snapddl"); return ok })
+	sqltest.Exec(t, db.DB, "ALTER TABLE t DROP COLUMN a", "INSERT INTO t VALUES (200001, 'new')")
+	recs := connectortest.WaitTopic(t, busDir, "snap", 200001, r)
+	r.StopOK(t)
+	if v := string(recs[len(recs)-1].Value); !strings.Contains(v, `"op":"c","before":null,"after":{"id":200001,"b":"new"}`) {
+		t.Errorf("last record %s", v)
+	}
+}
+
+// TestPublicationColumnListAndRowFilter: a publication's column list and
+// row filter (PostgreSQL 15) apply to the snapshot as to the stream.
+func TestPublicationColumnListAndRowFilter(t *testing.T) {
+	u, db := newDB(t, nil)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id int PRIMARY KEY, secret text, b text)",
+		"INSERT INTO t VALUES (1, 's1', 'b1'), (2, 's2', 'b2')",
+		"CREATE PUBLICATION narrow FOR TABLE t (id, b) WHERE (id > 1)")
+	busDir := t.TempDir()
+	r := start(t, "--topic", "narrow", "--bus", busDir, "--url", u, "--slot", "narrow", "--publication", "narrow")
+	waitSlot(t, db, "narrow")
+	sqltest.Exec(t, db.DB, "INSERT INTO t VALUES (0, 's0', 'b0'), (3, 's3', 'b3')")
+	connectortest.WaitTopic(t, busDir, "narrow", 2, r)
+	time.Sleep(300 * time.Millisecond)
+	r.StopOK(t)
+	recs := connectortest.ReadTopic(t, busDir, "narrow")
+	var got []string
+	for _, c := range changes(t, recs) {
+		b, _ := json.Marshal(c.After)
+		got = append(got, c.Op+" "+string(b))
+	}
+	connectortest.Equal(t, "records", got, []string{`r {"b":"b2","id":2}`, `c {"b":"b3","id":3}`})
 }

@@ -124,14 +124,16 @@ func slotInfo(t testing.TB, db *sqldb.DB, slot string) (bool, string) {
 	return true, *lsn
 }
 
-// waitSlot waits until the slot exists and is streaming (active), so
-// that what the test changes next is a change, not a snapshot row.
+// waitSlot waits until the connector streams from the slot (its
+// walsender is past the snapshot and START_REPLICATION), so that what the
+// test changes next is a change, not a snapshot row.
 func waitSlot(t testing.TB, db *sqldb.DB, slot string) {
 	t.Helper()
 	connectortest.WaitFor(t, nil, "slot "+slot+" streaming", func() bool {
-		var active bool
-		err := db.QueryRowContext(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
-		return err == nil && active
+		var n int
+		err := db.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+WHERE s.slot_name = $1 AND r.state IN ('catchup', 'streaming')`, slot).Scan(&n)
+		return err == nil && n == 1
 	})
 }
 

@@ -18,7 +18,7 @@ import (
 type snapTable struct {
 	oid           uint32
 	schema, name  string
-	cols          []string // the publication's column list (PostgreSQL 15), nil for all
+	cols          []string // the publication's column list (PostgreSQL 15), nil for none
 	filter        *string  // the publication's row filter (PostgreSQL 15)
 	pk            []string
 	relation      *relation
@@ -55,6 +55,20 @@ func (s *source) snapshot(ctx context.Context, name string, point pglogrepl.LSN)
 		tables, err := s.snapshotTables(ctx, c)
 		if err != nil {
 			return err
+		}
+		if len(tables) > 0 {
+			// As pg_dump does: no ALTER or DROP of a table until its rows
+			// are read (writes go on). The tables are then listed again.
+			names := make([]string, len(tables))
+			for i, t := range tables {
+				names[i] = sqldb.Postgres.Quote(t.schema) + "." + sqldb.Postgres.Quote(t.name)
+			}
+			if err := exec("LOCK TABLE " + strings.Join(names, ", ") + " IN ACCESS SHARE MODE"); err != nil {
+				return fmt.Errorf("locking the publication's tables: %w", err)
+			}
+			if tables, err = s.snapshotTables(ctx, c); err != nil {
+				return err
+			}
 		}
 		var recs []record.Record
 		for _, t := range tables {
@@ -133,7 +147,12 @@ func (s *source) snapshotTables(ctx context.Context, c *pgx.Conn) ([]*snapTable,
 	}
 	extra := "NULL::text[], NULL::text"
 	if version >= 150000 {
-		extra = "p.attnames, p.rowfilter"
+		// attnames only where the publication has a column list: without
+		// one, SELECT * reads the columns the table has now (the view
+		// reads the catalog as the snapshot saw it, and a column dropped
+		// since would not parse).
+		extra = `CASE WHEN EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication pb ON pb.oid = pr.prpubid
+			WHERE pb.pubname = p.pubname AND pr.prrelid = c.oid AND pr.prattrs IS NOT NULL) THEN p.attnames END, p.rowfilter`
 	}
 	rows, err := c.Query(ctx, `
 SELECT c.oid, p.schemaname, p.tablename, `+extra+`

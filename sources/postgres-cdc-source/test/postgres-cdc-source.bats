@@ -47,11 +47,12 @@ start_source() {
 	PIDS+=($pid)
 }
 
-# wait_slot SLOT: waits until the slot streams (active), so that what the
-# test changes next is a change, not a snapshot row.
+# wait_slot SLOT: waits until the connector streams from the slot (past
+# the snapshot), so that what the test changes next is a change, not a
+# snapshot row.
 wait_slot() {
 	for _ in $(seq 1 200); do
-		[ "$(q "SELECT active FROM pg_replication_slots WHERE slot_name = '$1'")" = t ] && return 0
+		[ "$(q "SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = '$1' AND r.state IN ('catchup', 'streaming')")" = 1 ] && return 0
 		sleep 0.1
 	done
 	echo "slot $1 is not streaming"
