@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/client/sqldb"
@@ -278,11 +281,11 @@ func (s *sink) withSession(ctx context.Context, f func(session) error) error {
 // rejected makes the dead letter of a record: one the database refused
 // says so, with the SQLSTATE in a header too.
 func (s *sink) rejected(r record.Record, err error) connector.RejectedRecord {
+	err = s.db.Err(err)
 	code := sqldb.Code(err)
 	if code == "" {
 		return connector.RejectedRecord{Record: r, Reason: err.Error()}
 	}
-	err = s.db.Err(err)
 	return connector.RejectedRecord{Record: r, Reason: "refused by the database: " + sqldb.Describe(err),
 		Headers: []record.Header{{Key: HeaderSQLState, Value: []byte(code)}}}
 }
@@ -300,7 +303,7 @@ func (s *sink) failed(ctx context.Context, err error) error {
 	switch {
 	case missing(err):
 		clear(s.tables)
-		return connector.Transient(fmt.Errorf("%s (looking the tables up again)", sqldb.Describe(err)))
+		return connector.Transient(fmt.Errorf("%s (looking the tables up again)", explain(err)))
 	case sqldb.Transient(err):
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		perr := s.db.PingContext(pctx)
@@ -310,9 +313,29 @@ func (s *sink) failed(ctx context.Context, err error) error {
 			s.env.Reconnecting()
 			s.log.Warn().Str("error", sqldb.Describe(err)).Msg("lost the database connection, reconnecting")
 		}
-		return connector.Transient(fmt.Errorf("%s", sqldb.Describe(err)))
+		return connector.Transient(errors.New(explain(err)))
 	}
-	return fmt.Errorf("%s", sqldb.Describe(err))
+	return errors.New(explain(err))
+}
+
+// explain is err's message with the database's part as sqldb.Describe
+// words it (SQLSTATE, message, detail), after what the sink was doing.
+func explain(err error) string {
+	var inner error
+	var pg *pgconn.PgError
+	var my *mysql.MySQLError
+	switch {
+	case errors.As(err, &pg):
+		inner = pg
+	case errors.As(err, &my):
+		inner = my
+	default:
+		return err.Error()
+	}
+	if doing, ok := strings.CutSuffix(err.Error(), inner.Error()); ok {
+		return doing + sqldb.Describe(inner)
+	}
+	return sqldb.Describe(err)
 }
 
 // reconnect waits, after a lost connection, until the database answers
