@@ -164,12 +164,11 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, rounds int, pgU
 // bench runs both sides rounds times on a database of its own on server.
 func bench(ctx context.Context, dialect, server, bin, self, busDir, work string, n, rounds int, say func(string, ...any)) (r result, err error) {
 	r.db = dialect
-	admin, dbURL, drop, err := createDatabase(ctx, dialect, server)
+	dbURL, drop, err := createDatabase(ctx, dialect, server)
 	if err != nil {
 		return r, err
 	}
 	defer drop()
-	defer admin.Close()
 	db, err := open(dialect, dbURL)
 	if err != nil {
 		return r, err
@@ -237,29 +236,33 @@ func bench(ctx context.Context, dialect, server, bin, self, busDir, work string,
 }
 
 // createDatabase creates a database of the bench's own on server and
-// returns its URL and a function that drops it.
-func createDatabase(ctx context.Context, dialect, server string) (*sql.DB, string, func(), error) {
+// returns its URL and a function that drops it (after the bench closed
+// its own connections to it).
+func createDatabase(ctx context.Context, dialect, server string) (string, func(), error) {
 	admin, err := open(dialect, server)
 	if err != nil {
-		return nil, "", nil, err
+		return "", nil, err
 	}
 	name := "culvert_bench_" + benchkit.ID()
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		admin.Close()
-		return nil, "", nil, fmt.Errorf("creating database %s: %w", name, err)
+		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
 	}
 	u, err := url.Parse(server)
 	if err != nil {
 		admin.Close()
-		return nil, "", nil, err
+		return "", nil, err
 	}
 	u.Path = "/" + name
-	return admin, u.String(), func() {
+	return u.String(), func() {
+		defer admin.Close()
 		drop := "DROP DATABASE IF EXISTS " + name
 		if dialect == "postgres" {
 			drop += " WITH (FORCE)"
 		}
-		admin.ExecContext(context.Background(), drop)
+		if _, err := admin.ExecContext(context.Background(), drop); err != nil {
+			fmt.Fprintf(os.Stderr, "bench sql-sink: dropping database %s: %v\n", name, err)
+		}
 	}, nil
 }
 
