@@ -176,9 +176,11 @@ func compileProto(file, protoPath string) (linker.File, map[string]string, error
 }
 
 // protoSources finds .proto files in directories, the first that has the
-// path, and keeps the text of each it read, by its path.
+// path, and keeps the text of each it read, by its path. The compiler
+// looks up a file's imports at once, from several goroutines.
 type protoSources struct {
 	dirs  []string
+	mu    sync.Mutex
 	texts map[string]string
 }
 
@@ -191,7 +193,9 @@ func (p *protoSources) FindFileByPath(name string) (protocompile.SearchResult, e
 		if err != nil {
 			return protocompile.SearchResult{}, err
 		}
+		p.mu.Lock()
 		p.texts[name] = string(b)
+		p.mu.Unlock()
 		return protocompile.SearchResult{Source: bytes.NewReader(b)}, nil
 	}
 	return protocompile.SearchResult{}, fs.ErrNotExist
@@ -201,10 +205,13 @@ func (p *protoSources) FindFileByPath(name string) (protocompile.SearchResult, e
 // or among the well-known types, and reports every error.
 func compile(res protocompile.Resolver, name string) (linker.File, error) {
 	var errs []error
+	var mu sync.Mutex // files are compiled at once, each may report
 	c := protocompile.Compiler{
 		Resolver: protocompile.WithStandardImports(res),
 		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 			return nil // report every error, not only the first
 		}, nil),
 	}
