@@ -6,11 +6,13 @@
 # and sqlite3 (python3's sqlite3 module where sqlite3 is not installed),
 # never with the connector itself.
 # Needs $CULVERT_BIN/{sql-sink,file-source,file-sink,culvert,postgres-cdc-source},
-# psql, mysql, jq, pg_config and the PostgreSQL server programs.
+# psql, mysql, jq and the PostgreSQL server programs (the private server:
+# common/client/sqldb/sqltest/pg.bash).
 
 bats_require_minimum_version 1.5.0
 
 load ../../../scripts/test/common
+load ../../../common/client/sqldb/sqltest/pg
 
 setup() {
 	culvert_setup
@@ -25,10 +27,7 @@ setup() {
 
 teardown() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	if [ -n "${PGDIR:-}" ]; then
-		pg_private_stop immediate || true
-		rm -rf "$PGDIR"
-	fi
+	pg_remove
 	psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
 	mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $DB" || true
 }
@@ -49,35 +48,6 @@ for r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print("|".join("" if
 headers() {
 	read_topic "$1" --output full | jq -c '(.headers | map({(.key): .value}) | add) as $h
 		| {value, error: $h["culvert.error"], state: $h["culvert.sql.state"]}'
-}
-
-# as_pg runs a command as the user postgres when run as root (initdb
-# refuses root).
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-# pg_private_start [SETTING...]: a private PostgreSQL server on a spare
-# port, with SETTINGs (name=value, such as wal_level=logical), its data in
-# a directory of its own under /tmp that the user postgres can reach
-# (removed by teardown). Sets PGPORT_PRIV and PGDIR.
-pg_private_start() {
-	local bin
-	bin=$(pg_config --bindir)
-	PGDIR=$(mktemp -d /tmp/culvert-bats-pg-XXXXXX)
-	PGPORT_PRIV=$(free_port)
-	chmod 755 "$PGDIR"
-	[ "$(id -u)" != 0 ] || chown postgres "$PGDIR"
-	as_pg "$bin/initdb" -D "$PGDIR/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
-	PGOPTS="-p $PGPORT_PRIV -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off"
-	for kv in "$@"; do PGOPTS+=" -c $kv"; done
-	pg_private_up
-}
-
-pg_private_up() {
-	as_pg "$(pg_config --bindir)/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 60 -o "$PGOPTS" start >/dev/null
-}
-
-pg_private_stop() {
-	as_pg "$(pg_config --bindir)/pg_ctl" -D "$PGDIR/data" -m "${1:-fast}" -w -t 60 stop >/dev/null
 }
 
 @test "metadata names the connector and its options; the URL and the password are write-only" {
@@ -192,9 +162,9 @@ pg_private_stop() {
 }
 
 @test "a restart of the PostgreSQL server mid-stream: the sink waits for it, nothing lost, nothing dead-lettered" {
-	pg_private_start
-	U="postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres"
-	ppg() { psql -h 127.0.0.1 -p "$PGPORT_PRIV" -U postgres -d postgres -At "$@"; }
+	pg_start
+	U="postgres://postgres@127.0.0.1:$PGB_PORT/postgres"
+	ppg() { psql -h 127.0.0.1 -p "$PGB_PORT" -U postgres -d postgres -At "$@"; }
 	ppg -c "CREATE TABLE t (seq BIGSERIAL PRIMARY KEY, n INT NOT NULL)"
 	seq 1 3000 | sed 's/.*/{"n":&}/' | publish r
 	"$SQ" --topic r --bus "$BUS" --url "$U" --table t --from beginning >/dev/null 2>"$T/sink.err" &
@@ -202,10 +172,10 @@ pg_private_stop() {
 	PIDS+=($pid)
 	for _ in $(seq 1 300); do [ "$(ppg -c 'SELECT COUNT(*) FROM t' 2>/dev/null)" = 3000 ] && break; sleep 0.2; done
 	[ "$(ppg -c 'SELECT COUNT(*) FROM t')" = 3000 ]
-	pg_private_stop fast
+	pg_down fast
 	seq 3001 6000 | sed 's/.*/{"n":&}/' | publish r
 	sleep 2
-	pg_private_up
+	pg_up
 	seq 6001 10000 | sed 's/.*/{"n":&}/' | publish r
 	for _ in $(seq 1 300); do [ "$(ppg -c 'SELECT COUNT(DISTINCT n) FROM t' 2>/dev/null)" = 10000 ] && break; sleep 0.2; done
 	stop_cleanly $pid "$T/sink.err"
@@ -218,12 +188,12 @@ pg_private_stop() {
 }
 
 @test "the orders example: PostgreSQL -> postgres-cdc-source (filter, priority map) -> sql-sink --cdc -> MariaDB, checked with mysql" {
-	pg_private_start wal_level=logical
-	ppg() { psql -h 127.0.0.1 -p "$PGPORT_PRIV" -U postgres -d postgres -At "$@"; }
+	pg_start
+	ppg() { psql -h 127.0.0.1 -p "$PGB_PORT" -U postgres -d postgres -At "$@"; }
 	ppg -c "CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, amount NUMERIC(10,2) NOT NULL, product TEXT NOT NULL)"
 	my "CREATE TABLE orders (order_id VARCHAR(20) PRIMARY KEY, customer_id VARCHAR(20), amount DECIMAL(10,2), product VARCHAR(20), priority VARCHAR(8))"
 	ppg -c "INSERT INTO orders SELECT 'o-' || g, 'c-' || (g % 7), (g * 37 % 1500) + 0.25, 'widget' FROM generate_series(1, 200) g"
-	"$CULVERT_BIN/postgres-cdc-source" --topic shop --bus "$BUS" --url "postgres://postgres@127.0.0.1:$PGPORT_PRIV/postgres" \
+	"$CULVERT_BIN/postgres-cdc-source" --topic shop --bus "$BUS" --url "postgres://postgres@127.0.0.1:$PGB_PORT/postgres" \
 		--table public.orders --slot orders_bats --filter '.op == "d" or .after.amount > 50' \
 		--map 'if .after then .after.priority = (if .after.amount > 1000 then "HIGH" elif .after.amount > 100 then "MEDIUM" else "LOW" end) else . end' \
 		>/dev/null 2>"$T/cdc.err" &

@@ -1,17 +1,17 @@
 #!/usr/bin/env bats
 # postgres-cdc-source run as a user would, against a private PostgreSQL
-# server with wal_level=logical (test/pg.bash: initdb and pg_ctl on a spare
-# port; the machine's server has wal_level=replica), each test in a
-# database of its own. What the source published is checked against what
-# psql reads, and the slot's state with psql; the orders example goes on
-# into MariaDB through sql-sink and is checked with mysql.
-# Needs $CULVERT_BIN/{postgres-cdc-source,file-source,file-sink,sql-sink},
-# psql, mysql, curl, jq and PostgreSQL's server programs (initdb, pg_ctl).
+# server with wal_level=logical (common/client/sqldb/sqltest/pg.bash:
+# initdb and pg_ctl on a spare port; the machine's server has
+# wal_level=replica), each test in a database of its own. What the source
+# published is checked against what psql reads, and the slot's state with
+# psql. The orders example on into MariaDB is sinks/sql-sink's test.
+# Needs $CULVERT_BIN/{postgres-cdc-source,file-source,file-sink},
+# psql, curl, jq and PostgreSQL's server programs (initdb, pg_ctl).
 
 bats_require_minimum_version 1.5.0
 
 load ../../../scripts/test/common
-load pg
+load ../../../common/client/sqldb/sqltest/pg
 
 setup_file() {
 	pg_start
@@ -35,7 +35,6 @@ teardown() {
 		psql -XAtq "$PGSRV/$DB" -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()" >/dev/null 2>&1 || true
 		psql -XAtq "$PGSRV/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
 	fi
-	[ -z "${MYDB:-}" ] || mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $MYDB" || true
 }
 
 # start_source ERRFILE ARG...: starts the source in the background; sets pid.
@@ -201,29 +200,4 @@ replay() {
 	grep -q "replication resumed after reconnecting" "$T/src.err"
 	diff <(q "SELECT id FROM t ORDER BY id") <(read_topic r | jq -r .after.id | sort -n | uniq)
 	[ "$(pending restart)" = 0 ]
-}
-
-@test "the orders example: PostgreSQL -> postgres-cdc-source with the filter and priority map -> sql-sink --cdc -> MariaDB, checked with mysql" {
-	pg_newdb
-	MYDB="cdc_bats_$$_$RANDOM"
-	mysql -h 127.0.0.1 -u root -e "CREATE DATABASE $MYDB"
-	my() { mysql -h 127.0.0.1 -u root -D "$MYDB" -N -B -e "$@"; }
-	q "CREATE TABLE orders (id int PRIMARY KEY, customer_id text NOT NULL, amount numeric(10,2) NOT NULL, product text NOT NULL)"
-	ins() { q "INSERT INTO orders SELECT i, 'c-' || (i % 97), (i * 37 % 5000) + 0.25, (ARRAY['laptop', 'phone', 'desk'])[1 + i % 3] FROM generate_series($1, $2) i"; }
-	ins 1 500 # the snapshot's
-	start_source "$T/src.err" --topic orders --bus "$BUS" --url "$U" --slot example \
-		--filter '.after.amount > 50' \
-		--map '.after.priority = (if .after.amount > 1000 then "HIGH" elif .after.amount > 100 then "MEDIUM" else "LOW" end)'
-	"$CULVERT_BIN/sql-sink" --topic orders --bus "$BUS" --url "mysql://root@127.0.0.1:3306/$MYDB" --cdc --auto-create --from beginning >/dev/null 2>"$T/sink.err" &
-	sink=$!
-	PIDS+=($sink)
-	wait_slot example
-	ins 501 1000 # changes
-	want=$(q "SELECT count(*) FROM orders WHERE amount > 50")
-	for _ in $(seq 1 300); do [ "$(my 'SELECT COUNT(*) FROM orders' 2>/dev/null)" = "$want" ] && break; sleep 0.2; done
-	stop_cleanly $pid "$T/src.err"
-	stop_cleanly $sink "$T/sink.err"
-	diff <(q "SELECT id, CASE WHEN amount > 1000 THEN 'HIGH' WHEN amount > 100 THEN 'MEDIUM' ELSE 'LOW' END, product FROM orders WHERE amount > 50 ORDER BY id" | tr '|' '\t') \
-		<(my "SELECT id, priority, product FROM orders ORDER BY id")
-	[ -z "$(read_topic orders.dlq)" ]
 }

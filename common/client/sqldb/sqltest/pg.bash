@@ -1,6 +1,7 @@
-# Loaded by postgres-cdc-source's bats tests after scripts/test/common: a
-# private PostgreSQL server with wal_level=logical (the machine's has
-# wal_level=replica), started with initdb and pg_ctl on a spare port as
+# Loaded by the SQL connectors' bats tests after scripts/test/common
+# (postgres-cdc-source, sql-sink): a private PostgreSQL server with
+# wal_level=logical (the machine's has wal_level=replica) that a test may
+# also stop and start, started with initdb and pg_ctl on a spare port as
 # sqltest.StartPostgres does: as the user postgres when run as root, since
 # initdb refuses root. psql is the independent client.
 
