@@ -106,7 +106,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, runs int, md bo
 		}
 		cons = append(cons, float64(n)/d.Seconds())
 	}
-	ms, mc := median(sink), median(cons)
+	ms, mc := benchkit.Median(sink), benchkit.Median(cons)
 	t := benchkit.NewTable("lrrrrl", "step", "records/s (median)", "min", "max", "vs file-sink", "floor")
 	t.Row("file-sink --stop-at-end", benchkit.Int(ms), benchkit.Int(slices.Min(sink)), benchkit.Int(slices.Max(sink)), "-", "-")
 	t.Row("culvert consume", benchkit.Int(mc), benchkit.Int(slices.Min(cons)), benchkit.Int(slices.Max(cons)), benchkit.Ratio(mc, ms),
@@ -153,13 +153,4 @@ func check(path string, n int, who string) error {
 		return fmt.Errorf("%s wrote %d lines, want %d", who, got, n)
 	}
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -187,16 +187,8 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n int, url string,
 	return nil
 }
 
-// best is the result with the best rate.
-func best(rs []result) result {
-	b := rs[0]
-	for _, r := range rs[1:] {
-		if r.rate > b.rate {
-			b = r
-		}
-	}
-	return b
-}
+// best is the run with the best rate.
+func best(rs []result) result { return benchkit.Best(rs, func(r result) float64 { return r.rate }) }
 
 // command prepares a connector run with its log (and, with
 // BENCH_PROFILE_DIR, its CPU profile) named name.

@@ -220,16 +220,8 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n int, url string,
 	return nil
 }
 
-// best is the result with the best rate.
-func best(rs []result) result {
-	b := rs[0]
-	for _, r := range rs[1:] {
-		if r.rate > b.rate {
-			b = r
-		}
-	}
-	return b
-}
+// best is the run with the best rate.
+func best(rs []result) result { return benchkit.Best(rs, func(r result) float64 { return r.rate }) }
 
 // xadd adds values to stream (field value), pipelined.
 func xadd(ctx context.Context, c *goredis.Client, stream string, values [][]byte) error {

@@ -39,7 +39,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -169,7 +168,7 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, rounds int, ser
 
 	rate := func(sec float64) float64 { return float64(n) / sec }
 	mb := func(kib int64) string { return fmt.Sprintf("%.1f", float64(kib)/1024) }
-	rows, js, src := median(rowsSec), median(jsonSec), median(srcSec)
+	rows, js, src := benchkit.Median(rowsSec), benchkit.Median(jsonSec), benchkit.Median(srcSec)
 	fmt.Fprintf(out, "bench sql-source: %d rows, %d runs of each side, medians; %s, PostgreSQL %s; %s\n\n", n, rounds, benchkit.Date(), version, benchkit.Machine())
 	t := benchkit.NewTable("lrrrrl", "step", "rows/s", "seconds", "peak RSS MB", "sql-source vs it", "floor")
 	t.Row("raw pgx: one query, rows.Values() of each row (own process)", benchkit.Int(rate(rows)), fmt.Sprintf("%.3f", rows), mb(rowsRSS),
@@ -181,20 +180,8 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, rounds int, ser
 	t.Markdown(out)
 	fmt.Fprintf(out, "\nSeconds of each run: raw rows %s; raw JSON %s; sql-source %s. sql-source used %s of CPU per 1,000 rows (median): "+
 		"besides reading the rows, it writes each as a JSON record, durably, to the embedded bus with the cursor (pages of --batch-rows 10,000, each its own query).\n",
-		secs(rowsSec), secs(jsonSec), secs(srcSec), benchkit.PerK(medianD(srcCPU), n))
+		secs(rowsSec), secs(jsonSec), secs(srcSec), benchkit.PerK(time.Duration(benchkit.Median(srcCPU)), n))
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianD(xs []time.Duration) time.Duration {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func secs(xs []float64) string {

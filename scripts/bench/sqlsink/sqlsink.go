@@ -40,7 +40,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -147,10 +146,10 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, rounds int, pgU
 		for i := range r.sink {
 			ratios[i] = r.sink[i] / r.raw[i]
 		}
-		ratio := median(ratios)
-		t.Row(r.version, benchkit.Int(median(r.sink)), benchkit.Int(median(r.raw)), fmt.Sprintf("%.2f×", ratio),
+		ratio := benchkit.Median(ratios)
+		t.Row(r.version, benchkit.Int(benchkit.Median(r.sink)), benchkit.Int(benchkit.Median(r.raw)), fmt.Sprintf("%.2f×", ratio),
 			f.AtLeast("sql-sink into "+r.db+" vs the raw client", ratio, minVsRaw, "×"),
-			benchkit.PerK(medianD(r.sinkCPU), n), benchkit.PerK(medianD(r.rCPU), n), r.note)
+			benchkit.PerK(time.Duration(benchkit.Median(r.sinkCPU)), n), benchkit.PerK(time.Duration(benchkit.Median(r.rCPU)), n), r.note)
 	}
 	t.Markdown(out)
 	for _, r := range results {
@@ -323,18 +322,6 @@ func loadAvg() string {
 		return f[0]
 	}
 	return "?"
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
-func medianD(xs []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), xs...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }
 
 func ints(xs []float64) string {

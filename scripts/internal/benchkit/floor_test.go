@@ -127,3 +127,16 @@ connector encode        769    1.300         20.0            0.77×  ≥ 0.8× M
 		t.Errorf("missed: %s", got)
 	}
 }
+
+func TestMedianAndBest(t *testing.T) {
+	if m := Median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("Median odd = %v", m)
+	}
+	if m := Median([]int{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("Median even = %v", m)
+	}
+	xs := []float64{1, 5, 3}
+	if b := Best(xs, func(x float64) float64 { return x }); b != 5 || xs[0] != 1 {
+		t.Errorf("Best = %v (input %v)", b, xs)
+	}
+}
