@@ -215,7 +215,10 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 				// a stop hands it over all the same, to be published.
 				ctl.wait(readCtx)
 			}
-			if len(batch.Records) > 0 || len(batch.Rejected) > 0 || len(batch.undecoded) > 0 || batch.Position != nil || err != nil {
+			// A batch with nothing to publish but an Ack (a source's
+			// empty transaction) is handed over too: its Ack comes in order,
+			// once what was read before it is durable.
+			if len(batch.Records) > 0 || len(batch.Rejected) > 0 || len(batch.undecoded) > 0 || batch.Position != nil || batch.Ack != nil || err != nil {
 				// What was read is handed over even after a stop signal:
 				// the main loop publishes it before returning.
 				select {
@@ -326,7 +329,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			if !ok {
 				return finish(nil)
 			}
-			if len(r.batch.Records) > 0 || len(r.batch.Rejected) > 0 || len(r.batch.undecoded) > 0 || r.batch.Position != nil {
+			if len(r.batch.Records) > 0 || len(r.batch.Rejected) > 0 || len(r.batch.undecoded) > 0 || r.batch.Position != nil || r.batch.Ack != nil {
 				pending = append(pending, r.batch)
 				count += len(r.batch.Records)
 			}
@@ -380,11 +383,13 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 	if len(dead) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
 	}
-	err = cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
-		return busRetryable(ctx, b.Publish(ctx, write))
-	})
-	if err != nil {
-		return fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
+	if len(write.Writes) > 0 || write.Position != nil {
+		err = cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
+			return busRetryable(ctx, b.Publish(ctx, write))
+		})
+		if err != nil {
+			return fmt.Errorf("publishing to %q: %w", cfg.Topic, err)
+		}
 	}
 	m := cfg.Control.Metrics
 	m.AddIn(len(g.in), recordsBytes(g.in))

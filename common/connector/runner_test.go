@@ -137,6 +137,53 @@ func TestRunSourcePublishesAcksAndSavesPosition(t *testing.T) {
 	}
 }
 
+// emptySource reads batches with an Ack and nothing else (a database's
+// empty transaction), one between two batches of records, then io.EOF.
+type emptySource struct {
+	fakeSource
+	reads int
+	order []string
+}
+
+func (s *emptySource) PositionKey() string { return "" }
+func (s *emptySource) Read(ctx context.Context) (connector.Batch, error) {
+	s.reads++
+	ack := func(name string) func(error) {
+		return func(err error) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.order = append(s.order, fmt.Sprint(name, "=", err))
+		}
+	}
+	switch s.reads {
+	case 1:
+		return connector.Batch{Records: []record.Record{{Value: []byte("1")}}, Ack: ack("records")}, nil
+	case 2, 3:
+		return connector.Batch{Ack: ack(fmt.Sprint("empty", s.reads))}, nil
+	case 4:
+		return connector.Batch{Records: []record.Record{{Value: []byte("2")}}, Ack: ack("more")}, nil
+	}
+	return connector.Batch{}, io.EOF
+}
+
+// TestEmptyBatchesAreAcknowledgedInOrder: a batch holding nothing to
+// publish is acknowledged all the same, after the batches before it, so
+// that a source counting its acknowledgements (postgres-cdc-source) is
+// not left waiting for one forever.
+func TestEmptyBatchesAreAcknowledgedInOrder(t *testing.T) {
+	b := openBus(t)
+	src := &emptySource{}
+	if _, err := connector.RunSource(context.Background(), b, src, sourceConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(src.order, " "); got != "records=<nil> empty2=<nil> empty3=<nil> more=<nil>" {
+		t.Fatalf("acknowledged: %s", got)
+	}
+	if got := values(readAll(t, b, "t")); got != "1,2" {
+		t.Fatalf("topic has %s", got)
+	}
+}
+
 func TestRunSourceDeadLetters(t *testing.T) {
 	b := openBus(t)
 	src := &fakeSource{batches: [][]string{{`{"a":1}`, `not json`, `{"a":"x"}`, `{"a":60}`}}}
