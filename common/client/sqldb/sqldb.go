@@ -330,7 +330,9 @@ func Transient(err error) bool {
 			strings.HasPrefix(pg.Code, "53"),  // insufficient resources
 			strings.HasPrefix(pg.Code, "57P"), // shutdown, cannot connect now
 			strings.HasPrefix(pg.Code, "58"),  // system error
-			pg.Code == "40001", pg.Code == "40P01", pg.Code == "55P03":
+			pg.Code == "40001", pg.Code == "40P01", pg.Code == "55P03",
+			pg.Code == "25006", // read-only transaction: a standby, or a failover under way
+			pg.Code == "57014": // statement canceled (statement_timeout, pg_cancel_backend)
 			return true
 		}
 		return false
@@ -342,7 +344,9 @@ func Transient(err error) bool {
 			1040, 1053, 1077, 1079, 1080, // too many connections, shutdown
 			1158, 1159, 1160, 1161, // network errors
 			1927, 2002, 2003, 2006, 2013, // connection killed, gone away, lost
-			1290: // read-only (a replica being promoted)
+			1290, 1836, // read-only (a replica being promoted)
+			1021, 1114, // disk full, table full
+			3024: // max_execution_time exceeded
 			return true
 		}
 		return false

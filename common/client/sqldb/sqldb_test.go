@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/culvert-dev/culvert/common/client/sqldb"
@@ -155,5 +157,24 @@ func TestRefusedCertificateIsNotTransient(t *testing.T) {
 	err := fmt.Errorf("connecting: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}})
 	if sqldb.Transient(err) {
 		t.Errorf("transient: %v", err)
+	}
+}
+
+// TestServerStatesAreTransient: what a database says about its state, not
+// about the rows (a standby refusing writes during a failover, a canceled
+// statement, a full disk), is waited out, never dead-lettered.
+func TestServerStatesAreTransient(t *testing.T) {
+	for _, err := range []error{
+		&pgconn.PgError{Code: "25006"}, &pgconn.PgError{Code: "57014"}, &pgconn.PgError{Code: "57P01"},
+		&mysql.MySQLError{Number: 1836}, &mysql.MySQLError{Number: 1021}, &mysql.MySQLError{Number: 1114}, &mysql.MySQLError{Number: 3024},
+	} {
+		if !sqldb.Transient(err) {
+			t.Errorf("%v is not transient", err)
+		}
+	}
+	for _, err := range []error{&pgconn.PgError{Code: "23505"}, &pgconn.PgError{Code: "22P02"}, &mysql.MySQLError{Number: 1062}} {
+		if sqldb.Transient(err) {
+			t.Errorf("%v is transient", err)
+		}
 	}
 }
