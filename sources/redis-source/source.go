@@ -132,6 +132,10 @@ type source struct {
 	ackMu sync.Mutex // guards acks against Close
 	acks  chan []item
 	acked chan struct{}
+	// stopping is closed when Close begins: an ack waiting for room in
+	// acks (Redis down, the acker retrying) gives up, its items pending.
+	stopping chan struct{}
+	stopOnce sync.Once
 
 	// Stream.
 	history     string // the ID after which to read this consumer's own pending entries; "" once read
@@ -186,7 +190,7 @@ func (s *source) Open(ctx context.Context, _ []byte) error {
 		return err
 	}
 	s.conn = conn
-	s.acks, s.acked = make(chan []item, 64), make(chan struct{})
+	s.acks, s.acked, s.stopping = make(chan []item, 64), make(chan struct{}), make(chan struct{})
 	go s.acker(s.acks)
 	switch {
 	case s.opts.Stream != "":
@@ -536,9 +540,17 @@ func (s *source) ack(items []item) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	if s.acks != nil {
-		s.acks <- items
+		select {
+		case s.acks <- items:
+		case <-s.stopping:
+		}
 	}
 }
+
+// ackDrain is how long Close waits for the acknowledgements under way
+// before it gives up on them (Redis unreachable): they stay pending, or
+// in the processing list, and are delivered again.
+const ackDrain = 5 * time.Second
 
 // acker acknowledges what acks brings, with what else waits in one round
 // trip: XACK of the entries (stream), or LREM of the items from the
@@ -737,13 +749,22 @@ func (s *source) unsubscribe() {
 // Close stops receiving and closes the connection, after the
 // acknowledgements under way.
 func (s *source) Close() error {
+	if s.stopping != nil {
+		s.stopOnce.Do(func() { close(s.stopping) })
+	}
 	s.ackMu.Lock()
 	acks := s.acks
 	s.acks = nil
 	s.ackMu.Unlock()
 	if acks != nil {
 		close(acks)
-		<-s.acked
+		select {
+		case <-s.acked:
+		case <-time.After(ackDrain):
+			s.log.Warn().Dur("waited", ackDrain).Msg("stopping without the acknowledgements under way (Redis does not answer): those entries are delivered again")
+			s.cancel() // the acker's retries end
+			<-s.acked
+		}
 	}
 	if s.cancel != nil {
 		s.cancel()
