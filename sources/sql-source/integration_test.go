@@ -457,23 +457,3 @@ func TestTwoKeyColumns(t *testing.T) {
 		})
 	}
 }
-
-// TestNullKeysAreNotRead: with --key-columns, a row with a NULL key is
-// not read on any database, and the rows sharing its cursor value are
-// read once each, however pages fall (on MySQL and SQLite NULL sorts
-// first: read at a page's end, it used to make the next page skip them).
-func TestNullKeysAreNotRead(t *testing.T) {
-	for _, dialect := range []string{"postgres", "mysql", "sqlite"} {
-		t.Run(dialect, func(t *testing.T) {
-			url, db := newDB(t, dialect)
-			sqltest.Exec(t, db.DB, "CREATE TABLE ev (id INT PRIMARY KEY, k INT NULL, at INT NOT NULL)")
-			sqltest.Exec(t, db.DB, "INSERT INTO ev (id, k, at) VALUES (1, 1, 1), (2, 2, 1), (3, NULL, 2), (4, 4, 2), (5, 5, 2), (6, 6, 2), (7, 7, 3)")
-			busDir := filepath.Join(t.TempDir(), "bus")
-			r := start(t, busDir, "--url", url, "--table", "ev", "--cursor-column", "at", "--key-columns", "k", "--batch-rows", "3", "--interval", "20ms", "--batch-size", "1")
-			connectortest.WaitTopic(t, busDir, "t", 6, r)
-			time.Sleep(300 * time.Millisecond) // polls more: nothing else comes
-			r.StopOK(t)
-			onceEach(t, ids(t, busDir), []string{"1", "2", "4", "5", "6", "7"})
-		})
-	}
-}

@@ -536,16 +536,6 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		}
 		cond = append(cond, s.col+" > "+phs[0])
 	}
-	if s.tuples {
-		// A row with a NULL key has no place in the (cursor, keys) order:
-		// it is never read, on every database (PostgreSQL's row comparison
-		// leaves it out; elsewhere, read at a page's end, its position
-		// would be its cursor alone, and the rows after it with the same
-		// cursor value would be skipped).
-		for _, k := range s.quoteKeys(len(s.opts.KeyColumns)) {
-			cond = append(cond, k+" IS NOT NULL")
-		}
-	}
 	if s.opts.Delay > 0 {
 		bound, err := s.bound(ctx)
 		if err != nil || bound == nil {
