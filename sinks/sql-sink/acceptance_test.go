@@ -4,10 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,7 +72,7 @@ func startDB(t *testing.T, d sqldb.Dialect, need connectortest.Need) *connectort
 	switch {
 	case d == sqldb.Postgres && (need.Restart || need.TLS):
 		if need.TLS {
-			srv, certs = startPostgresTLS(t)
+			srv, certs = sqltest.StartPostgresTLS(t)
 			url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres", srv.Port)
 			db = sqltest.Open(t, url+"?sslmode=require")
 		} else {
@@ -184,57 +180,4 @@ func (r *rowReader) received(testing.TB) []string {
 	}
 	r.last = out
 	return out
-}
-
-// startPostgresTLS starts a private PostgreSQL server that takes TLS
-// connections only, with a certificate for 127.0.0.1 signed by a CA of
-// the test's own.
-func startPostgresTLS(t *testing.T) (*sqltest.Server, natstest.Certs) {
-	dir, err := os.MkdirTemp("", "culvert-pg-tls-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	certs := natstest.NewCerts(t, dir)
-	if os.Geteuid() == 0 { // the server runs as postgres, and reads its key
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
-		for _, f := range []string{certs.CA, certs.Cert, certs.Key} {
-			if err := os.Chown(f, uid, gid); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	srv := sqltest.StartPostgres(t, "ssl=on", "ssl_cert_file="+certs.Cert, "ssl_key_file="+certs.Key)
-	hba := filepath.Join(srv.Dir, "pg_hba.conf")
-	if err := os.WriteFile(hba, []byte("local all all trust\nhostssl all all 127.0.0.1/32 trust\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := sqltest.Open(t, srv.URL)
-	sqltest.Exec(t, admin.DB, "SELECT pg_reload_conf()")
-	admin.Close()
-	// Without TLS, the server refuses.
-	o := sqldb.ConnOptions{URL: srv.URL}
-	o.MaxRetries = 1
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		plain, err := o.Open(ctx, nopLog)
-		cancel()
-		if err != nil {
-			break
-		}
-		plain.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the server still takes connections without TLS")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return srv, certs
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,9 +59,9 @@ func startPostgres(t *testing.T, need connectortest.Need) *connectortest.System 
 	var tlsArgs []string
 	switch {
 	case need.TLS:
-		var ca string
-		srv, ca = startTLSServer(t)
-		tlsArgs = []string{"--tls-ca", ca}
+		var certs natstest.Certs
+		srv, certs = sqltest.StartPostgresTLS(t, logical...)
+		tlsArgs = []string{"--tls-ca", certs.CA}
 	case need.Restart:
 		srv = sqltest.StartPostgres(t, logical...)
 	}
@@ -140,39 +137,4 @@ func quoteAll(values []string) []string {
 		out[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 	}
 	return out
-}
-
-// startTLSServer starts a private server that takes TLS connections only
-// (hostssl in pg_hba.conf), with a certificate for 127.0.0.1 signed by a
-// fresh CA, whose file it returns.
-func startTLSServer(t *testing.T) (*sqltest.Server, string) {
-	dir, err := os.MkdirTemp("", "culvert-pg-tls-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	certs := natstest.NewCerts(t, dir)
-	if os.Geteuid() == 0 { // the server runs as postgres: its key is postgres's
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
-		for _, f := range []string{certs.Cert, certs.Key} {
-			if err := os.Chown(f, uid, gid); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	srv := sqltest.StartPostgres(t, append(logical, "ssl=on", "ssl_cert_file="+certs.Cert, "ssl_key_file="+certs.Key)...)
-	hba := "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n"
-	if err := os.WriteFile(filepath.Join(srv.Dir, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := sqltest.Open(t, strings.Replace(srv.URL, "sslmode=disable", "sslmode=require", 1))
-	sqltest.Exec(t, admin.DB, "SELECT pg_reload_conf()")
-	srv.URL = strings.Replace(srv.URL, "sslmode=disable", "sslmode=require", 1)
-	return srv, certs.CA
 }

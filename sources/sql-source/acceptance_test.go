@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,10 +67,9 @@ func startPostgres(t *testing.T, need connectortest.Need) *connectortest.System 
 	var certs natstest.Certs
 	switch {
 	case need.TLS:
-		certs = serverCerts(t)
-		srv = sqltest.StartPostgres(t, "ssl=on", "ssl_cert_file="+certs.Cert, "ssl_key_file="+certs.Key)
+		srv, certs = sqltest.StartPostgresTLS(t)
 		db = sqltest.Open(t, srv.URL)
-		url = strings.Replace(srv.URL, "sslmode=disable", "sslmode=verify-full", 1) + "&sslrootcert=" + certs.CA
+		url = strings.Replace(srv.URL, "sslmode=require", "sslmode=verify-full", 1) + "&sslrootcert=" + certs.CA
 	case need.Restart:
 		srv = sqltest.StartPostgres(t)
 		url, db = srv.URL, sqltest.Open(t, srv.URL)
@@ -158,40 +154,4 @@ func insertPayloads(t testing.TB, db *sqldb.DB, values []string) {
 		}
 		values = values[n:]
 	}
-}
-
-// serverCerts writes a CA and a server certificate where a private
-// PostgreSQL server, run as the postgres user when the test runs as root,
-// can read them (its key owned by it, mode 0600).
-func serverCerts(t *testing.T) natstest.Certs {
-	dir, err := os.MkdirTemp("", "culvert-pgtls-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c := natstest.NewCerts(t, dir)
-	if os.Geteuid() == 0 {
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatal(err)
-		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
-		for _, f := range []string{c.CA, c.Cert, c.Key} {
-			if err := os.Chown(f, uid, gid); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// The CA is read by the test (as root) too.
-		if err := os.Chmod(c.CA, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if filepath.Dir(c.Key) != dir {
-		t.Fatal("certificates written elsewhere")
-	}
-	return c
 }

@@ -186,16 +186,10 @@ func Launch(settings ...string) (*Server, error) {
 	}
 	if os.Geteuid() == 0 {
 		s.asUser = "postgres"
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			return fail(fmt.Errorf("running as root, the private PostgreSQL server runs as the user postgres: %w", err))
-		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
 		if err := os.Chmod(dir, 0o755); err != nil {
 			return fail(err)
 		}
-		if err := os.Chown(dir, uid, gid); err != nil {
+		if err := giveToPostgres(dir); err != nil {
 			return fail(err)
 		}
 	}
@@ -282,4 +276,24 @@ func Exec(t testing.TB, db *sql.DB, stmts ...string) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
+}
+
+// giveToPostgres makes the user postgres own paths, when the test runs as
+// root: the private server runs as postgres (initdb refuses root).
+func giveToPostgres(paths ...string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		return fmt.Errorf("running as root, the private PostgreSQL server runs as the user postgres: %w", err)
+	}
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	for _, p := range paths {
+		if err := os.Chown(p, uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
