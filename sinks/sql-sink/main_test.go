@@ -3,16 +3,12 @@ package main
 import (
 	"testing"
 
-	"github.com/rs/zerolog"
-
 	"github.com/culvert-dev/culvert/common/cli"
 	"github.com/culvert-dev/culvert/common/connectortest"
 )
 
 // app returns the connector's command line.
 func app() *cli.App { return cli.NewSink(info, newSink) }
-
-var nopLog = zerolog.Nop()
 
 func TestGoldenMetadata(t *testing.T) {
 	md := connectortest.Golden(t, app(), "testdata/metadata.golden.json", "sql-sink", cli.DirectionSink)
