@@ -7,24 +7,46 @@
 //	                 8,192 (what the sink gets from one bus poll), every confirm
 //	                 of a batch awaited before the next
 //	rabbitmq-sink    the real binary: the records from the embedded bus to the
-//	                 queue, --mandatory, --stop-at-end (process start and bus
-//	                 reads included)
+//	                 queue, --mandatory, --stop-at-end
 //	raw consume      amqp091-go consumer with manual acks, the same prefetch as
 //	                 the source (10,000): what has arrived is acknowledged with
 //	                 one multiple ack, as the source does once it is durable
 //	rabbitmq-source  the real binary: the queue into the embedded bus (durable
-//	                 writes), acknowledged after; timed until every record is on
-//	                 the bus, then checked that the queue is empty
+//	                 writes), acknowledged after
+//
+// The raw clients run in a process of their own, as the connectors do: this
+// program starts itself again as `bench rabbitmq -raw publish|consume`, so
+// that every ratio compares two processes. Each step is timed from the
+// process's start, so both sides count their start and their connection:
+//
+//	raw publish, rabbitmq-sink    until the process exits, every confirm
+//	                              received (and, for the sink, committed);
+//	                              the queue must then hold every message.
+//	                              The raw publisher first reads its orders
+//	                              (a file of JSON lines, about 4 MB) into
+//	                              memory, which the sink reads from its bus.
+//	raw consume                   until the process exits, every message
+//	                              acknowledged (its channel's close waits
+//	                              for the server to have the acks)
+//	rabbitmq-source               until every record is on its bus (watched
+//	                              every 10ms); the queue must then be empty
 //
 // Each side runs twice on half the orders, in the order raw, connector,
 // connector, raw, so that the shared machine's load drifting during the run
-// favours neither. Every run uses fresh queue names and deletes its queues.
-// The floor column checks each ratio to raw amqp091-go (>= 0.8x); bench
-// rabbitmq exits 1 after the table when one is missed.
+// favours neither; a rate is the orders over the time of both runs. The
+// CPU columns are the user and system time of the processes of both runs
+// per 1,000 records, the RSS columns the higher peak of the two
+// (benchkit.Proc: the process's own, not the bench's that started it). Every run
+// uses fresh queue names and deletes its queues. The floor column checks
+// each ratio to raw amqp091-go (>= 0.8x); bench rabbitmq exits 1 after the
+// table when one is missed.
 //
 // Usage:
 //
 //	bench rabbitmq [-bin bin] [-n 100000] [-prefetch 10000] [-url amqp://guest:guest@127.0.0.1:5672/]
+//
+// With BENCH_PROFILE_DIR set, each connector run writes a CPU profile
+// there (CULVERT_CPUPROFILE), named after its log: sink0.prof, source1.prof.
 package rabbitmq
 
 import (
@@ -32,8 +54,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"syscall"
+	"strconv"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -53,27 +76,51 @@ const minVsRaw = 0.8
 // defaultN is the orders of a run, the size the floors are set for.
 const defaultN = 100_000
 
+// every is how often the source's bus is looked at.
+const every = 10 * time.Millisecond
+
+// side is one side of a comparison, its two runs added up.
+type side struct {
+	records int
+	time    time.Duration
+	use     benchkit.Usage
+}
+
+func (s *side) add(records int, d time.Duration, u benchkit.Usage) {
+	s.records, s.time, s.use = s.records+records, s.time+d, s.use.Plus(u)
+}
+
+func (s side) rate() float64 { return float64(s.records) / s.time.Seconds() }
+
 type row struct {
-	step      string
-	rate, raw float64
-	note      string
+	step     string
+	got, raw side
+	note     string
 }
 
 // Name is the subcommand; Summary is its line in `bench help`.
 const (
 	Name    = "rabbitmq"
-	Summary = "rabbitmq-source and rabbitmq-sink next to raw amqp091-go with the same guarantees, on the local RabbitMQ"
+	Summary = "rabbitmq-source and rabbitmq-sink next to raw amqp091-go in its own process with the same guarantees, on the local RabbitMQ"
 )
 
 // Main runs `bench rabbitmq` with args (its flags) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	fl := benchkit.FlagSet(Name, Summary, stderr)
 	bin := fl.String("bin", "bin", "directory of the built rabbitmq-source and rabbitmq-sink")
-	n := fl.Int("n", defaultN, "orders (the floors are set for the default)")
+	n := fl.Int("n", defaultN, "orders (the floors are set for the default; the raw consumer's messages with -raw consume)")
 	url := fl.String("url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ server")
 	prefetch := fl.Int("prefetch", 10000, "prefetch of the source and the raw consumer (the source's default)")
+	raw := fl.String("raw", "", "internal: be the raw client process, publish or consume")
+	queue := fl.String("queue", "", "internal: the raw client's queue")
+	values := fl.String("values", "", "internal: the raw publisher's file of values, one a line")
 	if code, ok := benchkit.Parse(fl, args); !ok {
 		return code
+	}
+	if *raw != "" {
+		return benchkit.Main("bench rabbitmq -raw "+*raw, stderr, func(ctx context.Context) error {
+			return rawClient(ctx, *raw, *url, *queue, *values, *n, *prefetch)
+		})
 	}
 	return benchkit.MainFloors("bench rabbitmq", stdout, stderr, func(ctx context.Context, f *benchkit.Floors) error {
 		return run(ctx, f, *bin, *n, *prefetch, *url, stdout, stderr)
@@ -86,6 +133,10 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, u
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if bin, err = benchkit.Bins(bin, "rabbitmq-source", "rabbitmq-sink"); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
 		return err
 	}
 	work, done, err := benchkit.WorkDir("", "bench-rabbitmq", say)
@@ -118,35 +169,50 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, u
 	values := benchkit.Orders(n, 1)
 	halves := [][][]byte{values[:n/2], values[n/2:]}
 	busDir := filepath.Join(work, "bus")
+	files := make([]string, len(halves))
 	for i, h := range halves {
 		if err := benchkit.LoadBus(ctx, busDir, fmt.Sprint("orders", i), h, 10000); err != nil {
 			return err
 		}
+		files[i] = filepath.Join(work, fmt.Sprint("orders", i, ".jsonl"))
+		if err := os.WriteFile(files[i], benchkit.Lines(h), 0o644); err != nil {
+			return err
+		}
 	}
+	sizes := []int{len(halves[0]), len(halves[1])}
+	values, halves = nil, nil
 	var rows []row
 
 	// Publish.
-	var rawPubTime, sinkTime time.Duration
+	var rawPub, sink side
 	rawPublishHalf := func(i int) error {
-		say("raw publish of %d orders", len(halves[i]))
-		start := time.Now()
-		if err := rawPublish(ctx, conn, rawQueue, halves[i]); err != nil {
+		say("raw publish of %d orders", sizes[i])
+		cmd := exec.CommandContext(ctx, self, Name, "-raw", "publish", "-url", url, "-queue", rawQueue, "-values", files[i])
+		cmd.Stderr = stderr
+		p, err := run1(cmd)
+		if err != nil {
 			return fmt.Errorf("raw publish: %w", err)
 		}
-		rawPubTime += time.Since(start)
+		rawPub.add(sizes[i], p.Elapsed(), p.Usage())
+		if got, err := ready(ch, rawQueue); err != nil || got != sizes[0]+i*sizes[1] {
+			return fmt.Errorf("raw publish: the queue holds %d messages, want %d (%v)", got, sizes[0]+i*sizes[1], err)
+		}
 		return nil
 	}
 	sinkHalf := func(i int) error {
-		say("rabbitmq-sink of %d records", len(halves[i]))
-		start := time.Now()
-		logPath := filepath.Join(work, fmt.Sprint("sink", i, ".log"))
-		if err := benchkit.Command(ctx, logPath, filepath.Join(bin, "rabbitmq-sink"), "--topic", fmt.Sprint("orders", i), "--bus", busDir, "--url", url,
-			"--routing-key", sinkQueues[i], "--mandatory", "--from", "beginning", "--stop-at-end").Run(); err != nil {
+		say("rabbitmq-sink of %d records", sizes[i])
+		name := fmt.Sprint("sink", i)
+		logPath := filepath.Join(work, name+".log")
+		cmd := benchkit.Command(ctx, logPath, filepath.Join(bin, "rabbitmq-sink"), "--topic", fmt.Sprint("orders", i), "--bus", busDir, "--url", url,
+			"--routing-key", sinkQueues[i], "--mandatory", "--from", "beginning", "--stop-at-end")
+		cmd.Env = benchkit.ProfileEnv(name)
+		p, err := run1(cmd)
+		if err != nil {
 			return fmt.Errorf("rabbitmq-sink: %w (log in %s)", err, logPath)
 		}
-		sinkTime += time.Since(start)
-		if got, err := ready(ch, sinkQueues[i]); err != nil || got != len(halves[i]) {
-			return fmt.Errorf("rabbitmq-sink wrote %d messages, want %d (%v)", got, len(halves[i]), err)
+		sink.add(sizes[i], p.Elapsed(), p.Usage())
+		if got, err := ready(ch, sinkQueues[i]); err != nil || got != sizes[i] {
+			return fmt.Errorf("rabbitmq-sink wrote %d messages, want %d (%v)", got, sizes[i], err)
 		}
 		return nil
 	}
@@ -158,38 +224,44 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, u
 			return err
 		}
 	}
-	rows = append(rows, row{"rabbitmq-sink (bus → queue)", rate(n, sinkTime), rate(n, rawPubTime), "raw: persistent publish with confirms, 8,192 per batch, every confirm awaited"})
+	rows = append(rows, row{"rabbitmq-sink (bus → queue)", sink, rawPub, "raw: persistent publish with confirms, 8,192 per batch, every confirm awaited"})
 
 	// Consume.
-	var rawConsTime, srcTime time.Duration
+	var rawCons, source side
 	rawConsumeHalf := func(i int) error {
-		say("raw consume of %d messages", len(halves[i]))
-		start := time.Now()
-		if err := rawConsume(ctx, conn, rawQueue, len(halves[i]), prefetch); err != nil {
+		say("raw consume of %d messages", sizes[i])
+		cmd := exec.CommandContext(ctx, self, Name, "-raw", "consume", "-url", url, "-queue", rawQueue, "-n", strconv.Itoa(sizes[i]),
+			"-prefetch", strconv.Itoa(prefetch))
+		cmd.Stderr = stderr
+		p, err := run1(cmd)
+		if err != nil {
 			return fmt.Errorf("raw consume: %w", err)
 		}
-		rawConsTime += time.Since(start)
+		rawCons.add(sizes[i], p.Elapsed(), p.Usage())
 		return nil
 	}
 	sourceHalf := func(i int) error {
-		say("rabbitmq-source of %d messages", len(halves[i]))
+		say("rabbitmq-source of %d messages", sizes[i])
+		name := fmt.Sprint("source", i)
 		srcBus := filepath.Join(work, fmt.Sprint("srcbus", i))
-		logPath := filepath.Join(work, fmt.Sprint("source", i, ".log"))
-		start := time.Now()
+		logPath := filepath.Join(work, name+".log")
 		cmd := benchkit.Command(ctx, logPath, filepath.Join(bin, "rabbitmq-source"), "--topic", "orders", "--bus", srcBus, "--url", url,
 			"--queue", sinkQueues[i], "--passive", "--prefetch", fmt.Sprint(prefetch))
-		if err := cmd.Start(); err != nil {
+		cmd.Env = benchkit.ProfileEnv(name)
+		p, err := benchkit.Start(cmd)
+		if err != nil {
 			return err
 		}
-		err := waitTopic(ctx, srcBus, "orders", int64(len(halves[i])))
-		srcTime += time.Since(start)
-		cmd.Process.Signal(syscall.SIGTERM)
-		if werr := cmd.Wait(); err == nil && werr != nil {
+		count, closeBus := busCount(ctx, srcBus, "orders")
+		prog, err := benchkit.Watch(ctx, every, count, int64(sizes[i]), p)
+		closeBus()
+		if werr := p.Stop(); err == nil && werr != nil {
 			err = fmt.Errorf("rabbitmq-source: %w", werr)
 		}
 		if err != nil {
 			return fmt.Errorf("%w (log in %s)", err, logPath)
 		}
+		source.add(sizes[i], prog.Done.Sub(p.Started), p.Usage())
 		if left, err := ready(ch, sinkQueues[i]); err != nil || left != 0 {
 			return fmt.Errorf("rabbitmq-source left %d messages in the queue (%v)", left, err)
 		}
@@ -203,16 +275,53 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, prefetch int, u
 			return err
 		}
 	}
-	rows = append(rows, row{"rabbitmq-source (queue → bus)", rate(n, srcTime), rate(n, rawConsTime), "raw: consumer with manual acks, prefetch " + benchkit.Int(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
+	rows = append(rows, row{"rabbitmq-source (queue → bus)", source, rawCons, "raw: consumer with manual acks, prefetch " + benchkit.Int(float64(prefetch)) + ", one multiple ack per arrival; the source also writes each record durably to the embedded bus"})
 
-	fmt.Fprintf(out, "bench rabbitmq: %d orders, %s, RabbitMQ %v; machine: %s\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
-	t := benchkit.NewTable("lrrrll", "step", "records/s", "raw amqp091-go records/s", "ratio", "floor", "raw client does")
+	fmt.Fprintf(out, "bench rabbitmq: %d orders, %s, RabbitMQ %v; machine: %s; the raw client in a process of its own\n\n", n, benchkit.Date(), conn.Properties["version"], benchkit.CPUs())
+	t := benchkit.NewTable("lrrrlrrrrl", "step", "records/s", "raw amqp091-go records/s", "ratio", "floor",
+		"CPU per 1,000 records", "raw CPU per 1,000", "peak RSS MB", "raw peak RSS MB", "raw client does")
 	for _, r := range rows {
-		t.Row(r.step, benchkit.Int(r.rate), benchkit.Int(r.raw), benchkit.Ratio(r.rate, r.raw), f.AtLeast(r.step+" vs raw amqp091-go", r.rate/r.raw, minVsRaw, "×"), r.note)
+		t.Row(r.step, benchkit.Int(r.got.rate()), benchkit.Int(r.raw.rate()), benchkit.Ratio(r.got.rate(), r.raw.rate()),
+			f.AtLeast(r.step+" vs raw amqp091-go", r.got.rate()/r.raw.rate(), minVsRaw, "×"),
+			benchkit.PerK(r.got.use.CPU, r.got.records), benchkit.PerK(r.raw.use.CPU, r.raw.records), r.got.use.MB(), r.raw.use.MB(), r.note)
 	}
 	t.Markdown(out)
 	f.SetFor(defaultN, n, "orders")
 	return nil
+}
+
+// run1 runs cmd to its end.
+func run1(cmd *exec.Cmd) (*benchkit.Proc, error) {
+	p, err := benchkit.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.Wait()
+}
+
+// rawClient is the raw client process: publish publishes the values of
+// the file at valuesPath to queue (rawPublish); consume consumes n of its
+// messages (rawConsume).
+func rawClient(ctx context.Context, mode, url, queue, valuesPath string, n, prefetch int) error {
+	var values [][]byte
+	if mode == "publish" {
+		var err error
+		if values, err = benchkit.ReadLines(valuesPath); err != nil {
+			return err
+		}
+	}
+	conn, err := rabbitmq.Connect(ctx, url, rabbitmq.Options{Name: "bench-rabbitmq-raw-" + mode})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	switch mode {
+	case "publish":
+		return rawPublish(ctx, conn, queue, values)
+	case "consume":
+		return rawConsume(ctx, conn, queue, n, prefetch)
+	}
+	return fmt.Errorf("unknown -raw %q", mode)
 }
 
 // rawPublish publishes values as persistent messages with confirms, a batch
@@ -290,43 +399,26 @@ func ready(ch *amqp.Channel, queue string) (int, error) {
 	return q.Messages, err
 }
 
-// waitTopic waits until topic on the embedded bus in dir has n records
-// (benchkit.TopicWatch: it does not compete with the source for SQLite's
-// write lock).
-func waitTopic(ctx context.Context, dir, topic string, n int64) error {
-	tick := func() error {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-			return nil
+// busCount counts the records of topic on the embedded bus in dir, 0 until
+// the bus exists (benchkit.TopicWatch: it does not compete with the
+// source for SQLite's write lock); call closeBus after.
+func busCount(ctx context.Context, dir, topic string) (count func() (int64, error), closeBus func()) {
+	var w *benchkit.TopicWatch
+	count = func() (int64, error) {
+		if w == nil {
+			if _, err := os.Stat(filepath.Join(dir, "bus.db")); err != nil {
+				return 0, nil
+			}
+			var err error
+			if w, err = benchkit.WatchTopic(ctx, dir, topic); err != nil {
+				return 0, err
+			}
 		}
+		return w.Len(ctx)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "bus.db")); err == nil {
-			break
-		}
-		if err := tick(); err != nil {
-			return err
-		}
-	}
-	w, err := benchkit.WatchTopic(ctx, dir, topic)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	for {
-		end, err := w.Len(ctx)
-		if err != nil {
-			return err
-		}
-		if end >= n {
-			return nil
-		}
-		if err := tick(); err != nil {
-			return err
+	return count, func() {
+		if w != nil {
+			w.Close()
 		}
 	}
 }
-
-func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
