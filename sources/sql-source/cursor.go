@@ -28,11 +28,22 @@ type cursor struct {
 
 // position is where a row is in the order rows are read: its cursor and,
 // with --table and --key-columns, its key columns' values, which order the
-// rows that share a cursor value. The position of the last row read is
-// what is saved in the bus's position store.
+// rows that share a cursor value (nil for NULL, which sorts first on
+// MySQL, MariaDB and SQLite, last on PostgreSQL). The position of the last
+// row read is what is saved in the bus's position store.
 type position struct {
 	Cursor *cursor   `json:"cursor"`
 	Keys   []*cursor `json:"keys,omitempty"`
+}
+
+// hasNull reports whether a key of p is NULL.
+func (p *position) hasNull() bool {
+	for _, k := range p.Keys {
+		if k == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // equal reports whether p and o are the same position.
@@ -57,6 +68,10 @@ func (p *position) String() string {
 	}
 	s := p.Cursor.String()
 	for _, k := range p.Keys {
+		if k == nil {
+			s += ", NULL"
+			continue
+		}
 		s += ", " + k.String()
 	}
 	return s

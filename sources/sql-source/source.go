@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ type source struct {
 	col    string // quoted --cursor-column
 	tuples bool   // --table with --key-columns: rows are ordered by (cursor, keys)
 	hidden int    // the result's last columns are the cursor's and keys' stored values (SQLite), not the row's
+	// notNull tells, for each key column, that it is never NULL in a row
+	// read (PostgreSQL: declared NOT NULL, or the cursor column itself).
+	notNull []bool
 
 	cur      *position // the position of the last row handed over (all of its cursor value's rows, without keys)
 	rs       resultRows
@@ -175,7 +179,18 @@ func (s *source) describe(ctx context.Context) error {
 		if err == nil {
 			_, err = s.layout(rs.columns())
 			rs.close()
-			return err
+			if err != nil {
+				return err
+			}
+			err = s.readNotNull(ctx)
+			if err == nil || !sqldb.Transient(err) && ctx.Err() == nil {
+				if err != nil {
+					// The key columns are taken as possibly NULL: the
+					// rows are read all the same.
+					s.log.Debug().Str("error", sqldb.Describe(err)).Msg("the key columns' NOT NULL constraints could not be read")
+				}
+				return nil
+			}
 		}
 		if !sqldb.Transient(err) || ctx.Err() != nil {
 			return fmt.Errorf("reading the columns of table %s: %s", s.opts.Table, sqldb.Describe(err))
@@ -184,6 +199,38 @@ func (s *source) describe(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// readNotNull finds which key columns are declared NOT NULL (PostgreSQL,
+// --table with --key-columns): where one may be NULL, the rows after a
+// position are not found by a row comparison, which leaves out the NULLs
+// PostgreSQL sorts after every value, but by the form nextQuery writes
+// out for MySQL, with k > w OR k IS NULL.
+func (s *source) readNotNull(ctx context.Context) error {
+	s.notNull = make([]bool, len(s.opts.KeyColumns))
+	for i, k := range s.opts.KeyColumns {
+		s.notNull[i] = k == s.opts.CursorColumn // rows whose cursor is NULL are not read
+	}
+	if s.d != sqldb.Postgres || !s.tuples {
+		return nil
+	}
+	rs, err := s.db.query(ctx, "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped AND attnotnull", s.table)
+	if err != nil {
+		return err
+	}
+	defer rs.close()
+	for rs.next() {
+		c, err := rs.cursor(0)
+		if err != nil {
+			return err
+		}
+		for i, k := range s.opts.KeyColumns {
+			if c != nil && c.Text == k {
+				s.notNull[i] = true
+			}
+		}
+	}
+	return rs.err()
 }
 
 // Read returns the rows read since the last call, with the cursor after
@@ -449,10 +496,15 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		return s.opts.Query, []any{arg}, whole, nil
 	}
 	var args []any
-	// ph adds the arguments and returns their placeholders.
+	// ph adds the arguments and returns their placeholders; "" for a
+	// NULL key, which takes none.
 	ph := func(p *position) ([]string, error) {
 		var out []string
 		for _, c := range append([]*cursor{p.Cursor}, p.Keys...) {
+			if c == nil {
+				out = append(out, "")
+				continue
+			}
 			a, err := c.arg(s.d)
 			if err != nil {
 				return nil, err
@@ -474,6 +526,10 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		cols := append([]string{s.col}, s.quoteKeys(len(s.eqValue.Keys))...)
 		cond := make([]string, len(cols))
 		for i, c := range cols {
+			if phs[i] == "" {
+				cond[i] = c + " IS NULL"
+				continue
+			}
 			cond[i] = c + " = " + phs[i]
 		}
 		return s.selectFrom() + strings.Join(cond, " AND ") + " ORDER BY " + order, args, equal, nil
@@ -486,7 +542,7 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		// (cursor, keys) > (...): rows sharing the cursor value of the
 		// last row read come after it by their keys.
 		cols := append([]string{s.col}, s.quoteKeys(len(after.Keys))...)
-		if s.d == sqldb.Postgres {
+		if s.d == sqldb.Postgres && !after.hasNull() && !slices.Contains(s.notNull, false) {
 			phs, err := ph(after)
 			if err != nil {
 				return "", nil, 0, err
@@ -496,8 +552,13 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		}
 		// MariaDB scans a whole index for a row-value comparison, where
 		// it reads a range for this form: c >= v AND (c > v OR (c = v
-		// AND (k1 > w OR (k1 = w AND k2 > x)))).
+		// AND (k1 > w OR (k1 = w AND k2 > x)))). A row comparison also
+		// leaves out the rows with a NULL key its own values do not
+		// decide, which PostgreSQL sorts after the others: there, where a
+		// key may be NULL, this form says k1 > w OR k1 IS NULL. And a
+		// NULL in the position is compared as the ORDER BY sorts it.
 		vals := append([]*cursor{after.Cursor}, after.Keys...)
+		nullsFirst := s.d != sqldb.Postgres
 		one := func(i int) (string, error) {
 			p, err := ph(&position{Cursor: vals[i]})
 			if err != nil {
@@ -509,20 +570,58 @@ func (s *source) nextQuery(ctx context.Context) (string, []any, resultKind, erro
 		if err != nil {
 			return "", nil, 0, err
 		}
+		// gt is column i after the position's value; "" when no value
+		// is (PostgreSQL: after NULL).
+		gt := func(i int) (string, error) {
+			switch {
+			case vals[i] == nil && nullsFirst:
+				return cols[i] + " IS NOT NULL", nil
+			case vals[i] == nil:
+				return "", nil
+			}
+			v, err := one(i)
+			if err != nil {
+				return "", err
+			}
+			if !nullsFirst && i > 0 && !s.notNull[i-1] {
+				return "(" + cols[i] + " > " + v + " OR " + cols[i] + " IS NULL)", nil
+			}
+			return cols[i] + " > " + v, nil
+		}
+		// none reports whether no row is after the position from column
+		// i on (PostgreSQL: NULLs to the end).
+		none := func(i int) bool {
+			for ; i < len(cols); i++ {
+				if vals[i] != nil || nullsFirst {
+					return false
+				}
+			}
+			return true
+		}
 		// The placeholders are numbered (PostgreSQL) or taken in order (?):
 		// the text is written, and the arguments added, from the left.
 		var after func(i int) (string, error)
 		after = func(i int) (string, error) {
-			gt, err := one(i)
-			if err != nil || i == len(cols)-1 {
-				return cols[i] + " > " + gt, err
+			g, err := gt(i)
+			if err != nil || i == len(cols)-1 || none(i+1) {
+				return g, err
 			}
-			eq, err := one(i)
+			eq := cols[i] + " IS NULL"
+			if vals[i] != nil {
+				v, err := one(i)
+				if err != nil {
+					return "", err
+				}
+				eq = cols[i] + " = " + v
+			}
+			rest, err := after(i + 1)
 			if err != nil {
 				return "", err
 			}
-			rest, err := after(i + 1)
-			return cols[i] + " > " + gt + " OR (" + cols[i] + " = " + eq + " AND (" + rest + "))", err
+			if g == "" {
+				return eq + " AND (" + rest + ")", nil
+			}
+			return g + " OR (" + eq + " AND (" + rest + "))", nil
 		}
 		tail, err := after(0)
 		if err != nil {
@@ -803,13 +902,7 @@ func (s *source) rowPosition() (*position, error) {
 				return nil, err
 			}
 		}
-		if kc == nil {
-			// A NULL key cannot be compared: this row's position is its
-			// cursor alone.
-			pos.Keys = nil
-			break
-		}
-		pos.Keys = append(pos.Keys, kc)
+		pos.Keys = append(pos.Keys, kc) // nil for NULL
 	}
 	return pos, nil
 }
