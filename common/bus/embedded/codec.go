@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/culvert-dev/culvert/common/record"
 )
@@ -14,9 +17,21 @@ import (
 // value, the headers (count, then key and value of each) and the time in Unix
 // nanoseconds (0 for none), then (version 2) the CRC-32C of all that, four
 // bytes little-endian. Lengths and counts are uvarints, the time a varint.
+// Version 3 is version 2 with the records compressed: the version byte, the
+// S2 block (github.com/klauspost/compress/s2) of the records, then the
+// CRC-32C of both. A batch is stored compressed when that saves at least an
+// eighth of it: records are mostly JSON, which S2 makes two to five times
+// smaller at several hundred MB/s, and every byte stored is written twice
+// (the WAL, then the checkpoint), which cost the sources more than compressing.
 // This is the row's value, not a file format: SQLite owns the file. Rows
-// of version 1, written before the checksum, are still read.
-const codecVersion = 2
+// of versions 1 and 2 are still read.
+const (
+	codecPlain      = 2
+	codecCompressed = 3
+)
+
+// minCompress is the smallest batch worth compressing.
+const minCompress = 256
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -24,6 +39,10 @@ var (
 	errCorrupt  = errors.New("corrupt stored batch")
 	errChecksum = fmt.Errorf("%w: checksum mismatch", errCorrupt)
 )
+
+// plainBufs holds the buffers that batches are encoded into before they are
+// compressed.
+var plainBufs sync.Pool
 
 func uvarintLen(x int) int {
 	n := 1
@@ -48,8 +67,17 @@ func encodedSize(recs []record.Record) int {
 }
 
 func encodeBatch(recs []record.Record) []byte {
-	b := make([]byte, 0, encodedSize(recs))
-	b = append(b, codecVersion)
+	size := encodedSize(recs)
+	var b []byte
+	if size >= minCompress {
+		if p, ok := plainBufs.Get().(*[]byte); ok && cap(*p) >= size {
+			b = (*p)[:0]
+		}
+	}
+	if b == nil {
+		b = make([]byte, 0, size)
+	}
+	b = append(b, codecPlain)
 	for i := range recs {
 		r := &recs[i]
 		b = record.AppendBytes(b, r.Key)
@@ -61,31 +89,64 @@ func encodeBatch(recs []record.Record) []byte {
 		}
 		b = binary.AppendVarint(b, t)
 	}
+	if len(b) >= minCompress {
+		plain := b
+		defer plainBufs.Put(&plain)
+		c := make([]byte, 1, 1+s2.MaxEncodedLen(len(b)-1)+4)
+		c[0] = codecCompressed
+		c = c[:1+len(s2.Encode(c[1:cap(c)], b[1:]))] // Encode wrote into c
+		if len(c) <= len(b)-len(b)/8 {
+			return binary.LittleEndian.AppendUint32(c, crc32.Checksum(c, castagnoli))
+		}
+		b = append(make([]byte, 0, len(b)+4), b...) // plain goes back to the pool
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// unpack checks a stored batch and returns its records (what follows the
+// version byte, without the checksum): part of data, or the records
+// decompressed from it.
+func unpack(data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, errCorrupt
+	}
+	switch data[0] {
+	case 1:
+		return data[1:], nil
+	case codecPlain, codecCompressed:
+		if len(data) < 5 {
+			return nil, errCorrupt
+		}
+		body := data[:len(data)-4]
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
+			return nil, errChecksum
+		}
+		if data[0] == codecPlain {
+			return body[1:], nil
+		}
+		plain, err := s2.Decode(nil, body[1:])
+		if err != nil {
+			return nil, errCorrupt
+		}
+		return plain, nil
+	}
+	return nil, errCorrupt
 }
 
 // decodeBatch decodes the n records stored at base and calls add with each
 // at or after offset from, until add returns false. Keys, values and header
-// values alias data.
+// values alias data, or the records decompressed from it.
 func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Record) bool) error {
-	if len(data) == 0 {
-		return errCorrupt
+	recs, err := unpack(data)
+	if err != nil {
+		return err
 	}
-	switch data[0] {
-	case 1:
-	case 2:
-		if len(data) < 5 {
-			return errCorrupt
-		}
-		body := data[:len(data)-4]
-		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
-			return errChecksum
-		}
-		data = body
-	default:
-		return errCorrupt
-	}
-	p := 1
+	return decodeRecords(recs, base, n, from, add)
+}
+
+// decodeRecords is decodeBatch on the records unpack returned.
+func decodeRecords(data []byte, base int64, n int, from int64, add func(*record.Record) bool) error {
+	p := 0
 	for i := 0; i < n; i++ {
 		var r record.Record
 		var k int

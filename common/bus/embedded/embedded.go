@@ -617,7 +617,7 @@ type subscription struct {
 	committed int64
 	skipFrom  int64      // where the last gap of expired records that a poll moved past began,
 	skipped   int64      // and where it ended (see Caught)
-	cached    *storedRow // a row a poll took only part of
+	cached    *storedRow // a row a poll took only part of, its data unpacked
 	closed    bool
 	done      chan struct{}
 }
@@ -771,7 +771,7 @@ func (s *subscription) fetch(ctx context.Context, from int64) (msgs []bus.Messag
 		return len(msgs) < s.max
 	}
 	if c := s.cached; c != nil && c.base <= from && from <= c.last {
-		if err := decodeBatch(c.data, c.base, int(c.last-c.base+1), from, add); err != nil {
+		if err := decodeRecords(c.data, c.base, int(c.last-c.base+1), from, add); err != nil {
 			return nil, 0, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", c.base, c.last, err))
 		}
 		if len(msgs) == s.max {
@@ -829,7 +829,12 @@ func (s *subscription) fetchRows(ctx context.Context, from int64, msgs *[]bus.Me
 		if first < 0 {
 			first = max(row.base, from)
 		}
-		if err := decodeBatch(row.data, row.base, int(row.last-row.base+1), from, add); err != nil {
+		// A row kept for the next poll is kept unpacked (checked and
+		// decompressed).
+		if row.data, err = unpack(row.data); err == nil {
+			err = decodeRecords(row.data, row.base, int(row.last-row.base+1), from, add)
+		}
+		if err != nil {
 			return -1, s.b.check(fmt.Errorf("reading offsets %d to %d: %w", row.base, row.last, err))
 		}
 		if m := *msgs; len(m) == s.max && m[len(m)-1].Offset < row.last {

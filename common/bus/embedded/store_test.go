@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,26 @@ import (
 	"github.com/culvert-dev/culvert/common/record"
 )
 
+// values returns n records of size bytes starting with prefix. The rest is
+// random letters, which the store does not compress: the tests that count
+// stored bytes count what they wrote (compressedValues is the other kind).
 func values(prefix string, n, size int) []record.Record {
+	rnd := rand.New(rand.NewPCG(uint64(n), uint64(size)))
+	recs := make([]record.Record, n)
+	for i := range recs {
+		v := make([]byte, size)
+		for j := range v {
+			v[j] = 'a' + byte(rnd.IntN(26))
+		}
+		copy(v, prefix)
+		recs[i].Value = v
+	}
+	return recs
+}
+
+// compressedValues returns n records of size bytes that the store
+// compresses: prefix, then dots.
+func compressedValues(prefix string, n, size int) []record.Record {
 	recs := make([]record.Record, n)
 	for i := range recs {
 		v := bytes.Repeat([]byte{'.'}, size)

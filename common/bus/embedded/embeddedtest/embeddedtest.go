@@ -63,7 +63,9 @@ func BatchRows(t testing.TB, dir string) int {
 // FlipByte flips one bit of the byte at offset at from the first place
 // where stored (a stored value) stands in the database file of the store
 // in dir: SQLite's own structure stays intact, only the batch's checksum
-// can tell. The store must be closed.
+// can tell. Where stored is not in the file as written (its batch was
+// stored compressed), the byte flipped is at offset at of the first
+// stored batch found in the file whole. The store must be closed.
 func FlipByte(t testing.TB, dir, stored string, at int) {
 	t.Helper()
 	path := File(dir)
@@ -73,10 +75,39 @@ func FlipByte(t testing.TB, dir, stored string, at int) {
 	}
 	i := bytes.Index(data, []byte(stored))
 	if i < 0 {
-		t.Fatalf("%q is not in the database file", stored)
+		i = firstBatch(t, dir, data)
+	}
+	if i < 0 {
+		t.Fatalf("neither %q nor a stored batch is in the database file", stored)
 	}
 	data[i+at] ^= 0x01
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// firstBatch returns where the first stored batch that file holds whole
+// (in one page) starts in it, -1 if none does.
+func firstBatch(t testing.TB, dir string, file []byte) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+File(dir)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT data FROM batches ORDER BY topic_id, last`)
+	if err != nil {
+		t.Fatalf("reading the stored batches: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(file, b); i >= 0 {
+			return i
+		}
+	}
+	return -1
 }

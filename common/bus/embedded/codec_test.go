@@ -1,0 +1,141 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/culvert-dev/culvert/common/record"
+)
+
+func codecRecords(n int, value func(i int) string) []record.Record {
+	recs := make([]record.Record, n)
+	for i := range recs {
+		recs[i] = record.Record{
+			Key:     []byte(fmt.Sprintf("k%d", i)),
+			Value:   []byte(value(i)),
+			Headers: []record.Header{{Key: "h", Value: []byte(fmt.Sprint(i))}},
+			Time:    time.Unix(0, int64(1e18+i)),
+		}
+	}
+	if n > 1 {
+		recs[1].Time = time.Time{} // no time
+		recs[1].Key = nil
+	}
+	return recs
+}
+
+func decodeAll(t *testing.T, data []byte, n int, from int64) []record.Record {
+	t.Helper()
+	var got []record.Record
+	if err := decodeBatch(data, 100, n, from, func(r *record.Record) bool { got = append(got, *r); return true }); err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	return got
+}
+
+func sameRecords(t *testing.T, got, want []record.Record, base int64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("decoded %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Offset != base+int64(i) || !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || !g.Time.Equal(w.Time) ||
+			len(g.Headers) != 1 || g.Headers[0].Key != "h" || !bytes.Equal(g.Headers[0].Value, w.Headers[0].Value) {
+			t.Fatalf("record %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestCodecCompressesWhatSavesSpace: JSON-like batches are stored
+// compressed (version 3) and read back whole; batches that do not shrink
+// by an eighth, and small ones, are stored as version 2; version 1 rows
+// (no checksum) are still read.
+func TestCodecCompressesWhatSavesSpace(t *testing.T) {
+	json := codecRecords(500, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"customer_id":"c-%d","amount":%d.25,"product":"widget","status":"paid"}`, i, i%97, i%300)
+	})
+	var raw strings.Builder
+	rnd := uint64(1)
+	random := codecRecords(200, func(int) string {
+		raw.Reset()
+		for range 64 {
+			rnd = rnd*6364136223846793005 + 1442695040888963407
+			raw.WriteByte(byte(rnd >> 56))
+		}
+		return raw.String()
+	})
+	small := codecRecords(2, func(i int) string { return "...................." })
+	for _, c := range []struct {
+		name    string
+		recs    []record.Record
+		version byte
+	}{
+		{"json", json, codecCompressed},
+		{"random bytes", random, codecPlain},
+		{"small", small, codecPlain},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := encodeBatch(c.recs)
+			if data[0] != c.version {
+				t.Fatalf("stored as version %d, want %d", data[0], c.version)
+			}
+			if plain := encodedSize(c.recs); c.version == codecCompressed && len(data) > plain/2 {
+				t.Fatalf("compressed to %d bytes of about %d", len(data), plain)
+			}
+			sameRecords(t, decodeAll(t, data, len(c.recs), 0), c.recs, 100)
+			// From an offset inside the batch.
+			sameRecords(t, decodeAll(t, data, len(c.recs), 101), c.recs[1:], 101)
+			// A flipped bit anywhere is caught by the checksum.
+			for _, at := range []int{1, len(data) / 2, len(data) - 5} {
+				bad := bytes.Clone(data)
+				bad[at] ^= 0x10
+				err := decodeBatch(bad, 100, len(c.recs), 0, func(*record.Record) bool { return true })
+				if !errors.Is(err, errChecksum) {
+					t.Fatalf("byte %d flipped: %v, want %v", at, err, errChecksum)
+				}
+			}
+			// A wrong count is corrupt, not a panic.
+			if err := decodeBatch(data, 100, len(c.recs)+1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
+				t.Fatalf("one record too many: %v", err)
+			}
+		})
+	}
+	// Version 1: version 2's layout without the checksum.
+	v2 := encodeBatch(random)
+	v1 := append([]byte{1}, v2[1:len(v2)-4]...)
+	sameRecords(t, decodeAll(t, v1, len(random), 0), random, 100)
+	// A compressed body whose checksum is right but whose S2 block is not.
+	bad := []byte{codecCompressed, 0xff, 0xff, 0xff}
+	bad = binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))
+	if err := decodeBatch(bad, 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
+		t.Fatalf("a bad S2 block: %v", err)
+	}
+}
+
+func BenchmarkEncodeBatch(b *testing.B) {
+	recs := codecRecords(4096, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"customer_id":"c-%d","amount":%d.25,"product":"widget","status":"paid"}`, i, i%97, i%300)
+	})
+	b.SetBytes(int64(encodedSize(recs)))
+	for b.Loop() {
+		encodeBatch(recs)
+	}
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	recs := codecRecords(4096, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"customer_id":"c-%d","amount":%d.25,"product":"widget","status":"paid"}`, i, i%97, i%300)
+	})
+	data := encodeBatch(recs)
+	b.SetBytes(int64(encodedSize(recs)))
+	for b.Loop() {
+		decodeBatch(data, 0, len(recs), 0, func(*record.Record) bool { return true })
+	}
+}
