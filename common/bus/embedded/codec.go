@@ -24,11 +24,22 @@ import (
 // smaller at several hundred MB/s, and every byte stored is written twice
 // (the WAL, then the checkpoint), which cost the sources more than compressing.
 // This is the row's value, not a file format: SQLite owns the file. Rows
-// of versions 1 and 2 are still read.
+// of versions 1 and 2 are still read. Versions 4 to 15 are kept for
+// formats to come, which end with the same checksum: a row of one of them
+// whose checksum holds was written by a newer version of Culvert, which
+// is said as such (errNewer) rather than taken for damage. (Binaries
+// before version 3 take a compressed row for damage: every connector on
+// one bus must be upgraded past it together; see the README.)
 const (
 	codecPlain      = 2
 	codecCompressed = 3
+	codecNewest     = 15 // the last version kept for formats to come
 )
+
+// maxPlainRow bounds what a row decompresses to: SQLite's limit on a
+// value (SQLITE_MAX_LENGTH), which no row stored uncompressed can pass.
+// A damaged or crafted length is refused before anything is allocated.
+const maxPlainRow = 1_000_000_000
 
 // minCompress is the smallest batch worth compressing.
 const minCompress = 256
@@ -38,6 +49,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var (
 	errCorrupt  = errors.New("corrupt stored batch")
 	errChecksum = fmt.Errorf("%w: checksum mismatch", errCorrupt)
+	errNewer    = errors.New("a stored batch is in a format of a newer version of Culvert: upgrade this connector to the version that wrote the bus")
 )
 
 // plainBufs holds the buffers that batches are encoded into before they are
@@ -89,7 +101,7 @@ func encodeBatch(recs []record.Record) []byte {
 		}
 		b = binary.AppendVarint(b, t)
 	}
-	if len(b) >= minCompress {
+	if len(b) >= minCompress && len(b) <= maxPlainRow {
 		plain := b
 		defer plainBufs.Put(&plain)
 		c := make([]byte, 1, 1+s2.MaxEncodedLen(len(b)-1)+4)
@@ -124,11 +136,18 @@ func unpack(data []byte) ([]byte, error) {
 		if data[0] == codecPlain {
 			return body[1:], nil
 		}
+		if n, err := s2.DecodedLen(body[1:]); err != nil || n > maxPlainRow {
+			return nil, errCorrupt
+		}
 		plain, err := s2.Decode(nil, body[1:])
 		if err != nil {
 			return nil, errCorrupt
 		}
 		return plain, nil
+	}
+	if data[0] > codecCompressed && data[0] <= codecNewest && len(data) >= 5 &&
+		crc32.Checksum(data[:len(data)-4], castagnoli) == binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return nil, errNewer
 	}
 	return nil, errCorrupt
 }

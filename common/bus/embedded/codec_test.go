@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -112,10 +113,37 @@ func TestCodecCompressesWhatSavesSpace(t *testing.T) {
 	v1 := append([]byte{1}, v2[1:len(v2)-4]...)
 	sameRecords(t, decodeAll(t, v1, len(random), 0), random, 100)
 	// A compressed body whose checksum is right but whose S2 block is not.
-	bad := []byte{codecCompressed, 0xff, 0xff, 0xff}
-	bad = binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))
+	withCRC := func(b []byte) []byte { return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)) }
+	bad := withCRC([]byte{codecCompressed, 0xff, 0xff, 0xff})
 	if err := decodeBatch(bad, 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
 		t.Fatalf("a bad S2 block: %v", err)
+	}
+	// A block that says it holds 4 GiB (a uvarint of 0xFFFFFFFF) is
+	// refused before anything that size is allocated.
+	bomb := withCRC([]byte{codecCompressed, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := decodeBatch(bomb, 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
+		t.Fatalf("a block of 4 GiB: %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("refusing a block of 4 GiB allocated %d bytes", grew)
+	}
+	// A row of a format to come (version 4 to 15, the checksum holding)
+	// is said to be newer; with a wrong checksum it is damage.
+	newer := withCRC([]byte{4, 1, 2, 3})
+	if err := decodeBatch(newer, 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errNewer) || errors.Is(err, errCorrupt) {
+		t.Fatalf("a row of version 4: %v", err)
+	}
+	newer[2] ^= 1
+	if err := decodeBatch(newer, 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
+		t.Fatalf("a row of version 4 with a wrong checksum: %v", err)
+	}
+	for _, v := range []byte{0, 16, 255} {
+		if err := decodeBatch(withCRC([]byte{v, 1, 2, 3}), 0, 1, 0, func(*record.Record) bool { return true }); !errors.Is(err, errCorrupt) {
+			t.Fatalf("a row of version %d: %v", v, err)
+		}
 	}
 }
 

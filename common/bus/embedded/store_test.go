@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -324,4 +325,54 @@ func TestLeaseOfAKilledProcessIsTakenAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Release()
+}
+
+// TestCompressedBatchesAreReadBackInAnyPolls: batches the store compresses
+// take a fraction of their size and are read back whole, by polls that
+// end inside a stored row (the row kept for the next poll) as well as by
+// one that takes everything; rows stored uncompressed before them are
+// read the same way.
+func TestCompressedBatchesAreReadBackInAnyPolls(t *testing.T) {
+	ctx := context.Background()
+	b := embeddedtest.Open(t, t.TempDir(), embedded.Options{})
+	plain := values("plain", 300, 100)
+	packed := compressedValues("packed", 10000, 100)
+	for i := range packed {
+		packed[i].Value = append(packed[i].Value[:0:0], packed[i].Value...)
+		copy(packed[i].Value[7:], fmt.Sprint(i))
+	}
+	if err := bus.Publish(ctx, b, "t", plain...); err != nil {
+		t.Fatal(err)
+	}
+	before := topicInfo(t, b, "t").Bytes
+	if err := bus.Publish(ctx, b, "t", packed...); err != nil {
+		t.Fatal(err)
+	}
+	if stored := topicInfo(t, b, "t").Bytes - before; stored > 10000*100/4 {
+		t.Fatalf("10,000 records of 100 compressible bytes took %d bytes", stored)
+	}
+	want := append(plain, packed...)
+	for _, max := range []int{1, 7, 4095, 4097, 20000} {
+		sub, err := b.Subscribe(ctx, "t", fmt.Sprintf("g%d", max), bus.SubscribeOptions{Start: bus.StartBeginning, MaxRecords: max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bus.Message
+		for len(got) < len(want) {
+			msgs, err := sub.Poll(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) > max {
+				t.Fatalf("a poll of at most %d returned %d", max, len(msgs))
+			}
+			got = append(got, msgs...)
+		}
+		sub.Close()
+		for i, m := range got {
+			if m.Offset != int64(i) || !bytes.Equal(m.Value, want[i].Value) {
+				t.Fatalf("polls of %d: record %d: offset %d, value %.20q, want %.20q", max, i, m.Offset, m.Value, want[i].Value)
+			}
+		}
+	}
 }

@@ -8,8 +8,11 @@
 //	       retention deletes all the while; the runs alternate (off, on, on,
 //	       off) so that the shared machine's changing load weighs on both
 //	       alike. It prints the records per second of each and the ratio
-//	       with retention to without (the floor: at least 0.90).
-//	soak   -soak times the limit written with a consumer keeping up, bus.db's
+//	       with retention to without (the floor: at least 0.90). The bytes
+//	       are the stored, compressed ones: the runs without retention tell
+//	       how many a run stores, which must be at least twice -limit.
+//	soak   -soak times the limit written (stored bytes, at the size per
+//	       order the rates runs stored) with a consumer keeping up, bus.db's
 //	       size sampled every 20ms: its largest and its final size as a
 //	       multiple of the limit (the floor: at most 1.30).
 //
@@ -21,7 +24,7 @@
 //
 // Usage:
 //
-//	bench retention [-n 400000] [-batch 5000] [-limit 16MiB] [-soak 5] [-soak-limit 64MiB] [-md] [-work dir]
+//	bench retention [-n 400000] [-batch 5000] [-limit 3MiB] [-soak 5] [-soak-limit 16MiB] [-md] [-work dir]
 package retention
 
 import (
@@ -73,9 +76,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var limit, soakLimit string
 	fl.IntVar(&c.n, "n", defaultN, "orders per rates run (the floors are set for the default)")
 	fl.IntVar(&c.batch, "batch", 5000, "records per publish and most records per poll")
-	fl.StringVar(&limit, "limit", "16MiB", "retention bytes of the topic of the rates runs with retention")
+	fl.StringVar(&limit, "limit", "3MiB", "retention bytes of the topic of the rates runs with retention (stored bytes: 400,000 orders are about 7.3 MiB stored)")
 	fl.Float64Var(&c.soak, "soak", 5, "the soak writes this many times -soak-limit")
-	fl.StringVar(&soakLimit, "soak-limit", "64MiB", "retention bytes of the soak's topic")
+	fl.StringVar(&soakLimit, "soak-limit", "16MiB", "retention bytes of the soak's topic")
 	fl.StringVar(&c.work, "work", "", "scratch directory, kept (default: a temp dir, removed at the end)")
 	fl.BoolVar(&c.md, "md", false, "print the table as Markdown")
 	fl.String("bin", "bin", "unused (make bench gives every subcommand the directory of the built binaries; this one runs the bus in process)")
@@ -98,6 +101,7 @@ type result struct {
 	records          int
 	publish, consume time.Duration
 	expired          int64
+	stored           int64 // the topic's bytes at the end
 	biggest, final   int64 // bus.db's size, sampled and after Close
 }
 
@@ -124,6 +128,11 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 		sum := &off
 		if with {
 			sum = &on
+		} else if r.stored < 2*c.limit {
+			return fmt.Errorf("a run stores %.1f MiB, less than twice -limit (%d MiB): retention would not delete all the while; raise -n or lower -limit",
+				float64(r.stored)/(1<<20), c.limit>>20)
+		} else {
+			off.stored = r.stored
 		}
 		sum.records += r.records
 		sum.publish += r.publish
@@ -131,12 +140,9 @@ func bench(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.
 		sum.expired += r.expired
 	}
 
-	// The soak: -soak times the limit, in orders.
-	size := 0
-	for _, v := range values {
-		size += len(v)
-	}
-	soakN := int(c.soak * float64(c.soakLimit) / (float64(size) / float64(len(values))))
+	// The soak: -soak times the limit, in orders, at the stored bytes per
+	// order of the runs without retention.
+	soakN := int(c.soak * float64(c.soakLimit) / (float64(off.stored) / float64(c.n)))
 	say("soak: %d orders, about %.0f MiB, into a topic keeping %d MiB", soakN, c.soak*float64(c.soakLimit)/(1<<20), c.soakLimit>>20)
 	soak, err := run(ctx, filepath.Join(work, "soak"), bus.TopicConfig{RetentionAge: -1, RetentionBytes: c.soakLimit}, values, soakN, c.batch)
 	if err != nil {
@@ -257,6 +263,11 @@ func run(ctx context.Context, dir string, cfg bus.TopicConfig, values [][]byte, 
 	if err != nil {
 		return r, err
 	}
+	ti, err := a.Topic(ctx, topic)
+	if err != nil {
+		return r, err
+	}
+	r.stored = ti.Bytes
 	sub.Close()
 	b.Close()
 	r.biggest = biggest.Load()
