@@ -65,7 +65,6 @@ import (
 
 	"github.com/culvert-dev/culvert/common/bus"
 	_ "github.com/culvert-dev/culvert/common/bus/all"
-	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/scripts/internal/benchkit"
 )
 
@@ -387,7 +386,7 @@ func client(ctx context.Context, mode, brokers, topic, group, valuesPath string,
 		if mode == "produce" {
 			return produce(ctx, brokers, topic, values, batch)
 		}
-		return busPublish(ctx, brokers, topic, values, batch)
+		return benchkit.LoadBus(ctx, "kafka://"+brokers, topic, values, batch)
 	case "consume":
 		return consume(ctx, brokers, topic, group, n, batch)
 	case "bus-consume":
@@ -411,26 +410,6 @@ func produce(ctx context.Context, brokers, topic string, values [][]byte, batch 
 			recs = append(recs, &kgo.Record{Topic: topic, Value: v})
 		}
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// busPublish is the kafka:// bus's Publish, the same batches.
-func busPublish(ctx context.Context, brokers, topic string, values [][]byte, batch int) error {
-	b, err := bus.Open(ctx, "kafka://"+brokers)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	recs := make([]record.Record, 0, batch)
-	for i := 0; i < len(values); i += batch {
-		recs = recs[:0]
-		for _, v := range values[i:min(i+batch, len(values))] {
-			recs = append(recs, record.Record{Value: v})
-		}
-		if err := bus.Publish(ctx, b, topic, recs...); err != nil {
 			return err
 		}
 	}
