@@ -24,9 +24,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -365,9 +367,29 @@ func Transient(err error) bool {
 		// database) is a PgError above; the rest is the network.
 		return true
 	}
-	// Anything else comes from the connection: network errors, EOF,
-	// driver.ErrBadConn, mysql.ErrInvalidConn, timeouts.
-	return true
+	return connectionLost(err)
+}
+
+// connectionLost reports whether err, which the server did not send, says
+// that the connection failed: the network, an end of stream, a timeout, a
+// connection the driver or database/sql found broken or busy. Any other
+// error of a client (a value pgx cannot encode, a wrong number of
+// arguments) comes again on every try: retrying it would stall the
+// connector behind a message about the connection.
+func connectionLost(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone), errors.Is(err, sql.ErrTxDone),
+		errors.Is(err, mysql.ErrInvalidConn), errors.Is(err, mysql.ErrPktSync), errors.Is(err, mysql.ErrPktSyncMul),
+		errors.Is(err, mysql.ErrBusyBuffer),
+		pgconn.Timeout(err), pgconn.SafeToRetry(err):
+		return true
+	}
+	return false
 }
 
 // Describe says what the database said about err, for a dead letter or a

@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,5 +181,51 @@ func TestServerStatesAreTransient(t *testing.T) {
 		if sqldb.Transient(err) {
 			t.Errorf("%v is transient", err)
 		}
+	}
+}
+
+// TestClientErrorsAreNotTransient: an error of the client that the server
+// did not send is transient only when it says the connection failed; any
+// other (a value the driver cannot encode, a wrong number of arguments)
+// would come again on every try.
+func TestClientErrorsAreNotTransient(t *testing.T) {
+	for _, err := range []error{
+		io.EOF, fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), driver.ErrBadConn, sql.ErrConnDone, mysql.ErrInvalidConn,
+		&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, fmt.Errorf("write: %w", syscall.EPIPE),
+		context.DeadlineExceeded,
+	} {
+		if !sqldb.Transient(err) {
+			t.Errorf("%v is not transient", err)
+		}
+	}
+	for _, err := range []error{
+		errors.New("expected 2 arguments, got 3"), errors.New("unable to encode 1.5 into binary format for int8"),
+	} {
+		if sqldb.Transient(err) {
+			t.Errorf("%v is transient", err)
+		}
+	}
+	// A real one: pgx refuses the wrong number of arguments before sending.
+	_, db := sqltest.NewPostgres(t)
+	_, err := db.ExecContext(context.Background(), "SELECT $1::int", 1, 2)
+	if err == nil || sqldb.Transient(err) {
+		t.Errorf("a wrong number of arguments: %v, transient %v", err, sqldb.Transient(err))
+	}
+	// And a lost connection: the server's end of it killed.
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(context.Background(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(context.Background(), "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(context.Background(), "SELECT 1")
+	if err == nil || !sqldb.Transient(err) {
+		t.Errorf("a connection the server ended: %v, transient %v", err, sqldb.Transient(err))
 	}
 }
