@@ -12,10 +12,12 @@ import (
 // read that returned little, the next one waits a millisecond first, so
 // that what the server sends meanwhile comes in one read; a read that
 // fills much of the buffer (the connector is behind) is followed at once,
-// and so is every read for the next 10ms: while the server sends that
-// fast, a wait would only hold it up (the socket's buffers fill in less
-// than a millisecond and the walsender waits), and its changes come
-// several to a read anyway. A change waits at most that millisecond more.
+// and so is every read for the next 2ms. Waiting after every short read
+// held the server up once the connector kept up with it (1,000,000 changes
+// in 6.2 s instead of 3.9); waiting never for 10ms after a long read cost
+// a read a change again (3.0-3.5 ms of CPU per 1,000 changes); 2ms does
+// neither (2.0 ms per 1,000, faster than a raw pglogrepl consumer). A
+// change waits at most that millisecond more.
 type batchingReader struct {
 	r      io.Reader
 	buf    []byte
@@ -33,7 +35,7 @@ const batchingReadSize = 256 << 10
 
 // fastFor is how long a read that was not short keeps the reads after it
 // from waiting.
-const fastFor = 10 * time.Millisecond
+const fastFor = 2 * time.Millisecond
 
 func newBatchingReader(r io.Reader) *batchingReader {
 	return &batchingReader{r: r, buf: make([]byte, batchingReadSize)}
