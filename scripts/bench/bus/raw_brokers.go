@@ -210,27 +210,10 @@ func (r *kafkaRaw) publish(ctx context.Context, topic string, values [][]byte, b
 	return nil
 }
 
+func (r *kafkaRaw) close() {}
+
 // consume reads as a consumer group from the start and commits every poll
 // synchronously.
 func (r *kafkaRaw) consume(ctx context.Context, topic, group string, n, batch int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.seed), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for got := 0; got < n; {
-		fs := cl.PollRecords(ctx, batch)
-		if err := fs.Err0(); err != nil {
-			return err
-		}
-		recs := fs.Records()
-		if err := cl.CommitRecords(ctx, recs...); err != nil {
-			return err
-		}
-		got += len(recs)
-	}
-	return nil
+	return benchkit.KafkaConsume(ctx, r.seed, topic, group, n, batch)
 }
-
-func (r *kafkaRaw) close() {}

@@ -347,16 +347,7 @@ func timed(ctx context.Context, c config, cmd *exec.Cmd, count func() (int64, er
 	if err != nil {
 		return result{}, err
 	}
-	prog, err := benchkit.Watch(ctx, every, count, int64(c.n), p)
-	if err != nil {
-		p.Kill()
-		return result{}, err
-	}
-	if stop {
-		err = p.Stop()
-	} else {
-		err = p.Wait()
-	}
+	prog, err := p.WatchThenEnd(ctx, every, count, int64(c.n), stop)
 	if err != nil {
 		return result{}, fmt.Errorf("%s: %w", filepath.Base(cmd.Path), err)
 	}
@@ -388,7 +379,7 @@ func client(ctx context.Context, mode, brokers, topic, group, valuesPath string,
 		}
 		return benchkit.LoadBus(ctx, "kafka://"+brokers, topic, values, batch)
 	case "consume":
-		return consume(ctx, brokers, topic, group, n, batch)
+		return benchkit.KafkaConsume(ctx, brokers, topic, group, n, batch)
 	case "bus-consume":
 		return busConsume(ctx, brokers, topic, group, n, batch)
 	}
@@ -412,29 +403,6 @@ func produce(ctx context.Context, brokers, topic string, values [][]byte, batch 
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// consume is raw franz-go in group from the start, committing the records
-// of every poll of at most batch.
-func consume(ctx context.Context, brokers, topic, group string, n, batch int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for got := 0; got < n; {
-		fs := cl.PollRecords(ctx, batch)
-		if err := fs.Err0(); err != nil {
-			return err
-		}
-		recs := fs.Records()
-		if err := cl.CommitRecords(ctx, recs...); err != nil {
-			return err
-		}
-		got += len(recs)
 	}
 	return nil
 }

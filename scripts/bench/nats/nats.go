@@ -266,16 +266,7 @@ func consumed(ctx context.Context, js jetstream.JetStream, stream, durable strin
 		}
 		return int64(ci.AckFloor.Stream), nil
 	}
-	prog, err := benchkit.Watch(ctx, every, acked, int64(n), p)
-	if err != nil {
-		p.Kill()
-		return result{}, err
-	}
-	if stop {
-		err = p.Stop()
-	} else {
-		err = p.Wait()
-	}
+	prog, err := p.WatchThenEnd(ctx, every, acked, int64(n), stop)
 	if err != nil {
 		return result{}, err
 	}

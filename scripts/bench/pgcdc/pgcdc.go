@@ -46,7 +46,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -207,7 +206,7 @@ func median(steps []step) step {
 }
 
 // runSource runs postgres-cdc-source from slot to a fresh embedded bus,
-// timed from its start until the topic holds n records.
+// timed from the first change on the topic until it holds n.
 func runSource(ctx context.Context, bin, url, slot string, n int, work string, say func(string, ...any)) (step, error) {
 	say("postgres-cdc-source, slot %s", slot)
 	r := step{name: "postgres-cdc-source (slot → embedded bus), slot " + slot}
@@ -219,28 +218,46 @@ func runSource(ctx context.Context, bin, url, slot string, n int, work string, s
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := benchkit.Command(ctx, logPath, bin, "--topic", "orders", "--bus", busDir, "--url", url, "--slot", slot, "--publication", "bench", "--snapshot", "never",
-		"--metrics-addr", addr)
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, err := benchkit.Start(benchkit.Command(ctx, logPath, bin, "--topic", "orders", "--bus", busDir, "--url", url, "--slot", slot, "--publication", "bench", "--snapshot", "never",
+		"--metrics-addr", addr))
+	if err != nil {
 		return r, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	first, seen, last, err := waitTopic(ctx, addr, busDir, int64(n), exited)
-	r.wall = last.Sub(t0).Seconds()
-	r.seconds = r.wall
-	if seen < int64(n) && last.After(first) {
-		r.seconds = float64(n) * last.Sub(first).Seconds() / float64(int64(n)-seen)
+	// The topic is watched once the connector is ready (it made the bus).
+	var w *benchkit.TopicWatch
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
+	count := func() (int64, error) {
+		if w == nil {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return 0, nil
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return 0, nil
+			}
+			if w, err = benchkit.WatchTopic(ctx, busDir, "orders"); err != nil {
+				return 0, err
+			}
+		}
+		return w.Len(ctx)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if werr := <-exited; err == nil && werr != nil {
-		err = fmt.Errorf("postgres-cdc-source: %w", werr)
-	}
+	prog, err := p.WatchThenEnd(ctx, 10*time.Millisecond, count, int64(n), true)
 	if err != nil {
-		return r, fmt.Errorf("%w\n%s", err, benchkit.Tail(logPath, 10))
+		return r, fmt.Errorf("postgres-cdc-source: %w\n%s", err, benchkit.Tail(logPath, 10))
 	}
-	r.rssKiB, r.cpu = benchkit.PeakRSSKiB(cmd.ProcessState), benchkit.ProcessCPU(cmd.ProcessState)
+	r.wall = prog.Done.Sub(p.Started).Seconds()
+	rate, err := prog.FirstToDone()
+	if err != nil {
+		return r, err
+	}
+	r.seconds = float64(n) / rate
+	u := p.Usage()
+	r.rssKiB, r.cpu = u.RSSKiB, u.CPU
 	if got, err := benchkit.CountTopic(ctx, busDir, "orders"); err != nil || got != int64(n) {
 		return r, fmt.Errorf("postgres-cdc-source published %d records, want %d (%v)", got, n, err)
 	}
@@ -259,11 +276,15 @@ func runRaw(ctx context.Context, self, url, slot string, n int, work string, say
 	}
 	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
+	p, err := benchkit.Start(cmd)
+	if err != nil {
+		return r, err
+	}
+	if err := p.Wait(); err != nil {
 		return r, fmt.Errorf("raw consumer: %w\n%s", err, benchkit.Tail(logPath, 10))
 	}
-	r.wall, r.rssKiB, r.cpu = time.Since(t0).Seconds(), benchkit.PeakRSSKiB(cmd.ProcessState), benchkit.ProcessCPU(cmd.ProcessState)
+	u := p.Usage() // the child's own peak RSS (see benchkit.Proc)
+	r.wall, r.rssKiB, r.cpu = p.Elapsed().Seconds(), u.RSSKiB, u.CPU
 	out, err := os.ReadFile(logPath)
 	if err != nil {
 		return r, err
@@ -297,51 +318,6 @@ func insert(ctx context.Context, conn *pgx.Conn, n, txSize int) error {
 		done += k
 	}
 	return nil
-}
-
-// waitTopic waits until topic orders on the bus at busDir holds n records,
-// or the process exits (its Wait's error comes on exited, put back there).
-// It opens the bus once the connector is ready (its /readyz at addr
-// answers 200): opening it while the connector creates it can fail.
-//
-// It returns when the topic was first seen holding records and how many,
-// and when it was seen holding n.
-func waitTopic(ctx context.Context, addr, busDir string, n int64, exited chan error) (first time.Time, seen int64, last time.Time, err error) {
-	var w *benchkit.TopicWatch
-	defer func() {
-		if w != nil {
-			w.Close()
-		}
-	}()
-	for {
-		if w == nil {
-			if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					w, _ = benchkit.WatchTopic(ctx, busDir, "orders")
-				}
-			}
-		}
-		if w != nil {
-			if got, err := w.Len(ctx); err == nil && got > 0 {
-				now := time.Now()
-				if first.IsZero() {
-					first, seen = now, got
-				}
-				if got >= n {
-					return first, seen, now, nil
-				}
-			}
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			return first, seen, time.Now(), fmt.Errorf("postgres-cdc-source exited before the topic had every change: %v", err)
-		case <-ctx.Done():
-			return first, seen, time.Now(), ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // Raw runs `bench postgres-cdc-raw`: a pglogrepl consumer of the slot that

@@ -170,10 +170,10 @@ func run(ctx context.Context, f *benchkit.Floors, bin string, n, records int, id
 	el := time.Since(t0).Seconds()
 	supCPU := float64(cpuTicks(sup.Process.Pid)-supCPU0) / clockTicks / el * 100
 	kidsCPU := float64(sumTicks(kids)-kidsCPU0) / clockTicks / el * 100
-	supRSS := rssKiB(sup.Process.Pid)
+	supRSS := benchkit.StatusKiB(sup.Process.Pid, "VmRSS")
 	var kidsRSS int64
 	for _, k := range kids {
-		kidsRSS += rssKiB(k)
+		kidsRSS += benchkit.StatusKiB(k, "VmRSS")
 	}
 	// A status of every instance, as a console refreshing its list asks it.
 	t1 := time.Now()
@@ -332,21 +332,6 @@ func sumTicks(pids []int) int64 {
 func zombie(pid int) bool {
 	f := statFields(pid)
 	return len(f) > 0 && f[0] == "Z"
-}
-
-// rssKiB is a process's resident set size (VmRSS) in KiB.
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // children returns the pids whose parent is pid.

@@ -56,11 +56,10 @@ func Start(cmd *exec.Cmd) (*Proc, error) {
 
 // sampleHWM reads the process's VmHWM every 20ms until it ends.
 func (p *Proc) sampleHWM() {
-	path := fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if kib := VmHWM(path); kib > 0 {
+		if kib := StatusKiB(p.Cmd.Process.Pid, "VmHWM"); kib > 0 {
 			p.hwmKiB.Store(kib)
 		}
 		select {
@@ -71,15 +70,16 @@ func (p *Proc) sampleHWM() {
 	}
 }
 
-// VmHWM returns the VmHWM of the /proc/<pid>/status file at path, in KiB,
-// or 0 when it cannot be read (a process that ended, not Linux).
-func VmHWM(path string) int64 {
-	b, err := os.ReadFile(path)
+// StatusKiB returns a field of /proc/<pid>/status given in kB (VmHWM,
+// VmRSS), in KiB, or 0 when it cannot be read (a process that ended, not
+// Linux).
+func StatusKiB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kib
 		}
@@ -226,6 +226,21 @@ func Watch(ctx context.Context, every time.Duration, count func() (int64, error)
 		case <-time.After(every):
 		}
 	}
+}
+
+// WatchThenEnd watches count until it is n (Watch), then stops the
+// process (stop: a connector that runs until told) or waits for it to
+// exit by itself; a watch that fails kills it.
+func (p *Proc) WatchThenEnd(ctx context.Context, every time.Duration, count func() (int64, error), n int64, stop bool) (Progress, error) {
+	prog, err := Watch(ctx, every, count, n, p)
+	if err != nil {
+		p.Kill()
+		return prog, err
+	}
+	if stop {
+		return prog, p.Stop()
+	}
+	return prog, p.Wait()
 }
 
 // ReadLines reads the file at path, values one a line as Lines writes
