@@ -523,6 +523,12 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var carry *pollResult // a poll that gather took but did not use
+	// After the stop signal Poll returns at once, and the polls end; but a
+	// backend call that does not watch ctx (an AMQP declaration, say) must
+	// not hold the stop: after pollStopWait the sink commits and returns,
+	// and sub.Close ends the call. Records still in that poll were not
+	// committed: the group reads them again.
+	stopped, pollGone := ctx.Done(), (<-chan time.Time)(nil)
 	for {
 		if ok, err := caught(); err != nil || ok {
 			return ctl.Metrics.Totals(), err
@@ -532,6 +538,13 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		select {
 		case r, ok = <-next(carry, polls):
 			carry = nil
+		case <-stopped:
+			stopped, pollGone = nil, time.After(pollStopWait)
+			continue
+		case <-pollGone:
+			cfg.Log.Warn().Str("topic", cfg.Topic).Dur("waited", pollStopWait).
+				Msg("the bus did not end its poll after the stop signal: stopping without it")
+			return ctl.Metrics.Totals(), commit()
 		case <-tick.C:
 			if time.Since(lastCommit) >= commitInterval || cfg.StopAtEnd {
 				if err := commit(); err != nil {
@@ -571,6 +584,10 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		}
 	}
 }
+
+// pollStopWait is how long a sink waits, after the stop signal, for the
+// bus's poll to end.
+const pollStopWait = 2 * time.Second
 
 // lingerMax caps the records a sink's linger gathers for one Write.
 const lingerMax = 10_000

@@ -470,6 +470,76 @@ func TestRunSinkStopsOnLostMembership(t *testing.T) {
 	}
 }
 
+// deafBus's subscriptions, once they delivered what the topic holds, block
+// in Poll regardless of ctx until Close (as an AMQP declaration that
+// RabbitMQ is slow to answer does).
+type deafBus struct{ bus.Bus }
+
+func (b *deafBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	sub, err := b.Bus.Subscribe(ctx, topic, group, opts)
+	return &deafSub{Subscription: sub, closed: make(chan struct{})}, err
+}
+
+type deafSub struct {
+	bus.Subscription
+	polled bool
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (s *deafSub) Poll(ctx context.Context) ([]bus.Message, error) {
+	if !s.polled {
+		s.polled = true
+		return s.Subscription.Poll(ctx)
+	}
+	<-s.closed
+	return nil, bus.ErrClosed
+}
+
+func (s *deafSub) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.Subscription.Close()
+}
+
+func TestRunSinkStopsWhenPollIgnoresTheStop(t *testing.T) {
+	b := openBus(t)
+	publish(t, b, "1", "2")
+	snk := &fakeSink{}
+	cfg := sinkConfig(nil)
+	cfg.StopAtEnd = false
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := connector.RunSink(ctx, &deafBus{b}, snk, cfg)
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		snk.mu.Lock()
+		n := len(snk.written)
+		snk.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wrote %d records in 10 s", n)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunSink still running 10 s after the stop, with a Poll that ignores ctx")
+	}
+	// What was written was committed: a new run of the group writes nothing.
+	snk2 := &fakeSink{}
+	if _, err := connector.RunSink(context.Background(), b, snk2, sinkConfig(nil)); err != nil || len(snk2.written) != 0 {
+		t.Fatalf("second run wrote %q, %v", snk2.written, err)
+	}
+}
+
 type fencedBus struct{ bus.Bus }
 
 func (b *fencedBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {

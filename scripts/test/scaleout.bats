@@ -203,7 +203,9 @@ scale_out() {
 	for i in 1 2 3; do
 		[ "$i" = "$victim" ] && continue
 		stop_cleanly "${PIDS[i]}" "$T/sink$i.err" 20 >/dev/null || {
-			tail -n 20 "$T/sink$i.err"
+			# The goroutines in Culvert's code, from the SIGQUIT dump.
+			awk -v RS= '/culvert-dev/' "$T/sink$i.err" | head -n 200
+			tail -n 5 "$T/sink$i.err"
 			echo "sink $i did not stop cleanly"
 			return 1
 		}

@@ -595,6 +595,10 @@ func (s *subscription) fetch(f func() (jetstream.MessageBatch, error)) ([]bus.Me
 	return out, nil
 }
 
+// ackAnswerWait bounds the wait for the server's answer to a commit's
+// acknowledgement.
+const ackAnswerWait = 10 * time.Second
+
 // Commit acknowledges every record delivered to this member up to and
 // including the last of msgs. The last acknowledgement waits for the
 // server's reply, so Caught and Lag see the commit once Commit returned.
@@ -631,10 +635,10 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 			return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
 		}
 	}
-	actx, cancel := ctx, context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		actx, cancel = context.WithTimeout(ctx, 10*time.Second)
-	}
+	// An acknowledgement, or its answer, lost in a reconnection is never
+	// answered: wait at most ackAnswerWait, whatever ctx allows, and let the
+	// caller try again.
+	actx, cancel := context.WithTimeout(ctx, ackAnswerWait)
 	defer cancel()
 	if err := acks[len(acks)-1].DoubleAck(actx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 		return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
