@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,32 @@ func TestHelpTeaches(t *testing.T) {
 	}
 	if code, out, _ := run(t, nil, "version"); code != 0 || !strings.Contains(out, "test-source "+cli.Version) {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+// TestStopWhileConnectingIsAStop: the stop signal while the bus is still
+// being connected to (a server that accepts and never answers) ends the
+// run with exit 0 and no error, as a stop later on does.
+func TestStopWhileConnectingIsAStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background()) // as SIGTERM does
+	defer time.AfterFunc(500*time.Millisecond, cancel).Stop()
+	code, _, errOut := connectortest.Run(t, ctx, newApp(), "--topic", "t", "--lines", "a",
+		"--bus", "amqp://guest:guest@"+ln.Addr().String()+"/")
+	if code != 0 || strings.Contains(errOut, "error") || strings.Contains(errOut, "canceled") {
+		t.Fatalf("exit %d after a stop while connecting, stderr:\n%s", code, errOut)
 	}
 }

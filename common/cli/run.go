@@ -65,6 +65,9 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 		return usageErrorf("%v", err)
 	}
 	b, err := bus.Open(ctx, spec)
+	if stoppedEarly(ctx, err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("opening bus %s: %w", bus.Redact(spec), err)
 	}
@@ -84,7 +87,16 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 	if errors.As(err, &fe) {
 		return &usageError{st.errorProblem(fe)}
 	}
+	if stoppedEarly(ctx, err) {
+		return nil
+	}
 	return err
+}
+
+// stoppedEarly reports whether err is only the stop signal ending what was
+// under way (connecting to the bus, joining a group): a stop, not a failure.
+func stoppedEarly(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // TuneGC trades some memory for speed unless the user set GOGC or

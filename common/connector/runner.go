@@ -544,7 +544,9 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 		case <-pollGone:
 			cfg.Log.Warn().Str("topic", cfg.Topic).Dur("waited", pollStopWait).
 				Msg("the bus did not end its poll after the stop signal: stopping without it")
-			return ctl.Metrics.Totals(), commit()
+			err := commit()
+			sub.Close() // ends the call the poll is in, before the deferred Lag waits on it
+			return ctl.Metrics.Totals(), err
 		case <-tick.C:
 			if time.Since(lastCommit) >= commitInterval || cfg.StopAtEnd {
 				if err := commit(); err != nil {
