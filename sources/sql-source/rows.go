@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -93,7 +94,34 @@ func (d *pgDatabase) reconnect(ctx context.Context) error {
 	return d.connect(ctx)
 }
 
+// query runs q. pgx prepares a query with arguments once and runs the
+// statement it cached at each poll after. Once the columns of the table
+// changed (ALTER TABLE), PostgreSQL refuses to run it, before any row
+// (sqldb.StalePlan); and a statement prepared before the cursor column was
+// retyped (int to bigint) may refuse, in pgx, an argument of the new type
+// that another query (--delay's MAX, prepared since) returned. Either
+// way, every statement cached is dropped and the query run once more,
+// prepared anew with the table's columns as they are now: the other
+// queries on the table are stale as well. An error that comes again is
+// the query's.
 func (d *pgDatabase) query(ctx context.Context, q string, args ...any) (resultRows, error) {
+	r, err := d.query1(ctx, q, args...)
+	if err == nil || ctx.Err() != nil || d.conn == nil {
+		return r, err
+	}
+	var pg *pgconn.PgError
+	client := !errors.As(err, &pg) && !sqldb.Transient(err) // refused by pgx, not sent
+	if !sqldb.StalePlan(err) && !client {
+		return r, err
+	}
+	d.log.Info().Str("error", sqldb.Describe(err)).Msg("the query's statement is stale (the table's columns changed?): preparing the queries again")
+	if err := d.conn.DeallocateAll(ctx); err != nil {
+		return nil, d.t.Err(err)
+	}
+	return d.query1(ctx, q, args...)
+}
+
+func (d *pgDatabase) query1(ctx context.Context, q string, args ...any) (resultRows, error) {
 	if d.conn == nil {
 		if err := d.connect(ctx); err != nil {
 			return nil, err
@@ -113,6 +141,13 @@ func (d *pgDatabase) query(ctx context.Context, q string, args ...any) (resultRo
 		return nil, fmt.Errorf("the query returns no columns")
 	}
 	r := &pgRows{rows: rows, m: d.conn.TypeMap(), t: d.t}
+	// The first row is read here: an error that comes before any row (a
+	// stale statement, a bad argument) is the query's.
+	if r.next() {
+		r.first = true
+	} else if err := rows.Err(); err != nil {
+		return nil, d.t.Err(err)
+	}
 	for _, fd := range rows.FieldDescriptions() {
 		r.names = append(r.names, fd.Name)
 	}
@@ -134,11 +169,16 @@ type pgRows struct {
 	t     *sqldb.Target
 	names []string
 	raw   [][]byte
+	first bool // raw is the first row, read by query and not yet by next
 }
 
 func (r *pgRows) columns() []string { return r.names }
 
 func (r *pgRows) next() bool {
+	if r.first {
+		r.first = false
+		return true
+	}
 	if !r.rows.Next() {
 		return false
 	}

@@ -312,9 +312,20 @@ func (d *DB) WithPgx(ctx context.Context, f func(*pgx.Conn) error) error {
 	})
 }
 
+// StalePlan reports whether err is PostgreSQL refusing to run a statement
+// pgx prepared and cached, because the columns of a table it reads changed
+// since (ALTER TABLE ADD, DROP or retype of a column): SQLSTATE 0A000,
+// "cached plan must not change result type". pgx forgets the statement
+// on that error, so the same query run again is prepared again, and runs.
+func StalePlan(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "0A000" && strings.Contains(pg.Message, "cached plan must not change result type")
+}
+
 // Transient reports whether err may pass on a later try: a lost or
 // refused connection, a server shutting down, a deadlock, a serialization
-// failure, a busy SQLite file. An error about the statement or the data
+// failure, a busy SQLite file, a statement prepared before its table's
+// columns changed (StalePlan). An error about the statement or the data
 // (a constraint, a bad type, a missing table) is not transient, nor is a
 // certificate that does not verify (tlsfiles.Refused) or a canceled
 // context.
@@ -328,6 +339,8 @@ func Transient(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
+		case StalePlan(err):
+			return true
 		case strings.HasPrefix(pg.Code, "08"), // connection exception
 			strings.HasPrefix(pg.Code, "53"),  // insufficient resources
 			strings.HasPrefix(pg.Code, "57P"), // shutdown, cannot connect now

@@ -229,3 +229,49 @@ func TestClientErrorsAreNotTransient(t *testing.T) {
 		t.Errorf("a connection the server ended: %v, transient %v", err, sqldb.Transient(err))
 	}
 }
+
+// TestStalePlanIsTransient: a statement pgx prepared and cached before the
+// columns of its table changed is refused by PostgreSQL (SQLSTATE 0A000,
+// "cached plan must not change result type"); pgx forgets it then, so the
+// query run again is prepared again and runs: the error is transient.
+// Another 0A000 (a feature PostgreSQL does not support) is not.
+func TestStalePlanIsTransient(t *testing.T) {
+	_, db := sqltest.NewPostgres(t)
+	ctx := context.Background()
+	sqltest.Exec(t, db.DB, "CREATE TABLE ev (id int PRIMARY KEY, v text)", "INSERT INTO ev VALUES (1, 'a')")
+	conn, err := db.Conn(ctx) // one connection: one statement cache
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	columns := func() (int, error) {
+		rows, err := conn.QueryContext(ctx, "SELECT * FROM ev WHERE id >= $1", 1)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		cols, err := rows.Columns()
+		for rows.Next() {
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		return len(cols), err
+	}
+	if n, err := columns(); err != nil || n != 2 {
+		t.Fatalf("before the change: %d columns, %v", n, err)
+	}
+	sqltest.Exec(t, db.DB, "ALTER TABLE ev ADD COLUMN note text")
+	_, err = columns()
+	if !sqldb.StalePlan(err) || !sqldb.Transient(err) {
+		t.Errorf("after ALTER TABLE: %v (%s), stale plan %v, transient %v", err, sqldb.Code(err), sqldb.StalePlan(err), sqldb.Transient(err))
+	}
+	if n, err := columns(); err != nil || n != 3 {
+		t.Errorf("tried again: %d columns, %v", n, err)
+	}
+	// Another feature_not_supported error is about the statement.
+	_, err = db.ExecContext(ctx, "SELECT count(*) FROM ev FOR UPDATE")
+	if sqldb.Code(err) != "0A000" || sqldb.StalePlan(err) || sqldb.Transient(err) {
+		t.Errorf("another 0A000: %v (%s), stale plan %v, transient %v", err, sqldb.Code(err), sqldb.StalePlan(err), sqldb.Transient(err))
+	}
+}
