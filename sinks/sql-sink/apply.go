@@ -237,6 +237,16 @@ func (s *sink) isolate(ctx context.Context, sess session, items []item, cause er
 			}
 			continue
 		}
+		if sqldb.Transient(s.db.Err(err)) {
+			// A deadlock, a lock wait timeout, a serialization failure or
+			// a lost connection: InnoDB rolls back the whole transaction
+			// on a deadlock, savepoints included (ROLLBACK TO SAVEPOINT
+			// would fail with error 1305 and hide the deadlock), and
+			// PostgreSQL's 40001/40P01 ask for the transaction to be
+			// tried again. The write fails as transient (see failed) and
+			// the runner writes the batch again.
+			return nil, err
+		}
 		if rerr := sess.exec(ctx, "ROLLBACK TO SAVEPOINT culvert"); rerr != nil {
 			return nil, rerr
 		}
