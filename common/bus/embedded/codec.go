@@ -52,9 +52,35 @@ var (
 	errNewer    = errors.New("a stored batch is in a format of a newer version of Culvert: upgrade this connector to the version that wrote the bus")
 )
 
-// plainBufs holds the buffers that batches are encoded into before they are
-// compressed.
-var plainBufs sync.Pool
+// rowBufs holds buffers for encoding batches: the records before they are
+// compressed, and the stored rows, which Publish gives back once SQLite
+// has copied them. Reusing them spares a large allocation (fresh pages the
+// kernel has to fault in) per row.
+var rowBufs sync.Pool
+
+// The buffers reused: from minPooled (Go's large allocations, which get
+// fresh pages) to maxPooled.
+const (
+	minPooled = 32 << 10
+	maxPooled = 8 << 20
+)
+
+// getBuf returns an empty buffer of capacity n at least.
+func getBuf(n int) []byte {
+	if n >= minPooled {
+		if p, ok := rowBufs.Get().(*[]byte); ok && cap(*p) >= n {
+			return (*p)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives b back for reuse; nothing may use it afterwards.
+func putBuf(b []byte) {
+	if cap(b) >= minPooled && cap(b) <= maxPooled {
+		rowBufs.Put(&b)
+	}
+}
 
 func uvarintLen(x int) int {
 	n := 1
@@ -78,17 +104,10 @@ func encodedSize(recs []record.Record) int {
 	return n
 }
 
+// encodeBatch returns the stored form of recs, in a buffer that the caller
+// may give back with putBuf once it no longer uses it.
 func encodeBatch(recs []record.Record) []byte {
-	size := encodedSize(recs)
-	var b []byte
-	if size >= minCompress {
-		if p, ok := plainBufs.Get().(*[]byte); ok && cap(*p) >= size {
-			b = (*p)[:0]
-		}
-	}
-	if b == nil {
-		b = make([]byte, 0, size)
-	}
+	b := getBuf(encodedSize(recs))
 	b = append(b, codecPlain)
 	for i := range recs {
 		r := &recs[i]
@@ -102,15 +121,14 @@ func encodeBatch(recs []record.Record) []byte {
 		b = binary.AppendVarint(b, t)
 	}
 	if len(b) >= minCompress && len(b) <= maxPlainRow {
-		plain := b
-		defer plainBufs.Put(&plain)
-		c := make([]byte, 1, 1+s2.MaxEncodedLen(len(b)-1)+4)
-		c[0] = codecCompressed
+		c := getBuf(1 + s2.MaxEncodedLen(len(b)-1) + 4)
+		c = append(c, codecCompressed)
 		c = c[:1+len(s2.Encode(c[1:cap(c)], b[1:]))] // Encode wrote into c
 		if len(c) <= len(b)-len(b)/8 {
+			putBuf(b)
 			return binary.LittleEndian.AppendUint32(c, crc32.Checksum(c, castagnoli))
 		}
-		b = append(make([]byte, 0, len(b)+4), b...) // plain goes back to the pool
+		putBuf(c)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/record"
 )
 
@@ -165,5 +167,65 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	b.SetBytes(int64(encodedSize(recs)))
 	for b.Loop() {
 		decodeBatch(data, 0, len(recs), 0, func(*record.Record) bool { return true })
+	}
+}
+
+// TestEncodeRowsSpreadsAndKeepsOrder: each write becomes rows of at most
+// maxRowRecords, of sizes that differ by one at most, which hold the
+// write's records in order whichever goroutine encoded them.
+func TestEncodeRowsSpreadsAndKeepsOrder(t *testing.T) {
+	sizes := []int{0, 1, maxRowRecords, maxRowRecords + 1, 5000, 3*maxRowRecords + 7}
+	var writes []bus.Write
+	for _, n := range sizes {
+		writes = append(writes, bus.Write{Topic: "t", Records: codecRecords(n, func(i int) string { return fmt.Sprintf(`{"n":%d,"of":%d}`, i, n) })})
+	}
+	rows := encodeRows(writes)
+	for w, n := range sizes {
+		want := (n + maxRowRecords - 1) / maxRowRecords
+		if len(rows[w]) != want {
+			t.Fatalf("%d records: %d rows, want %d", n, len(rows[w]), want)
+		}
+		next := 0
+		for _, r := range rows[w] {
+			if r.n > maxRowRecords || r.n < n/want || r.n > n/want+1 {
+				t.Fatalf("%d records: a row of %d", n, r.n)
+			}
+			got := 0
+			if err := decodeBatch(r.data, int64(next), r.n, int64(next), func(m *record.Record) bool {
+				if v := fmt.Sprintf(`{"n":%d,"of":%d}`, next+got, n); string(m.Value) != v {
+					t.Fatalf("%d records: record %d is %s, want %s", n, next+got, m.Value, v)
+				}
+				got++
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got != r.n {
+				t.Fatalf("%d records: a row of %d decoded %d", n, r.n, got)
+			}
+			next += r.n
+		}
+		if next != n {
+			t.Fatalf("%d records in rows of %d in all", n, next)
+		}
+	}
+}
+
+// BenchmarkPublish5000: one publish of 5,000 small records (two rows,
+// encoded and compressed, then inserted in one transaction).
+func BenchmarkPublish5000(b *testing.B) {
+	bb, err := Open(context.Background(), b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bb.Close()
+	recs := codecRecords(5000, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"customer_id":"c-%d","amount":%d.25,"product":"widget","status":"paid"}`, i, i%97, i%300)
+	})
+	b.SetBytes(int64(encodedSize(recs)))
+	for b.Loop() {
+		if err := bb.Publish(context.Background(), bus.Batch{Writes: []bus.Write{{Topic: "t", Records: recs}}}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/culvert-dev/culvert/common/bus"
@@ -451,6 +453,17 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 	if err := b.room(size); err != nil {
 		return fmt.Errorf("publishing to embedded bus %s: %w", b.dir, err)
 	}
+	// The rows are encoded (and compressed) before the transaction, so that
+	// the store's write lock is held for the statements only and a retried
+	// transaction does not encode again.
+	rows := encodeRows(batch.Writes)
+	defer func() { // SQLite copied them
+		for _, rs := range rows {
+			for _, r := range rs {
+				putBuf(r.data)
+			}
+		}
+	}()
 	over := false // a topic has more to delete than the publish did
 	err := b.tx(ctx, func(tx *sql.Tx) error {
 		over = false
@@ -459,7 +472,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 				return err
 			}
 		}
-		for _, w := range batch.Writes {
+		for i, w := range batch.Writes {
 			if len(w.Records) == 0 {
 				continue
 			}
@@ -470,25 +483,21 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			if err != nil {
 				return err
 			}
-			now, bytes, rows := nowMS(), 0, 0
-			for recs := w.Records; len(recs) > 0; {
-				n := min(len(recs), maxRowRecords)
-				data := encodeBatch(recs[:n])
+			now, bytes := nowMS(), 0
+			for _, r := range rows[i] {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data, stored_ms) VALUES(?,?,?,?,?)`,
-					id, next, next+int64(n)-1, data, now); err != nil {
+					id, next, next+int64(r.n)-1, r.data, now); err != nil {
 					return err
 				}
-				bytes += len(data)
-				rows++
-				next += int64(n)
-				recs = recs[n:]
+				bytes += len(r.data)
+				next += int64(r.n)
 			}
 			var total, limit, ageMS int64
 			if err := tx.QueryRowContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes, retention_age_ms`,
 				next, bytes, id).Scan(&total, &limit, &ageMS); err != nil {
 				return err
 			}
-			more, err := trimOnPublish(ctx, tx, id, total, limit, ageMS, now, rows)
+			more, err := trimOnPublish(ctx, tx, id, total, limit, ageMS, now, len(rows[i]))
 			if err != nil {
 				return err
 			}
@@ -508,6 +517,57 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		b.kickRetention()
 	}
 	return nil
+}
+
+// row is a stored batch: its encoding and how many records it holds.
+type row struct {
+	data []byte
+	n    int
+}
+
+// encodeRows encodes each write's records as rows of at most maxRowRecords,
+// of about equal size, on up to GOMAXPROCS goroutines when there are
+// several rows (compressing is most of a large publish's CPU time).
+func encodeRows(writes []bus.Write) [][]row {
+	rows := make([][]row, len(writes))
+	type job struct {
+		recs []record.Record
+		out  *row
+	}
+	var jobs []job
+	for i, w := range writes {
+		k := (len(w.Records) + maxRowRecords - 1) / maxRowRecords
+		if k == 0 {
+			continue
+		}
+		rows[i] = make([]row, k)
+		for j, recs := 0, w.Records; j < k; j++ {
+			n := (len(recs) + (k - j) - 1) / (k - j) // the rest, spread over the rows left
+			jobs = append(jobs, job{recs[:n], &rows[i][j]})
+			rows[i][j].n = n
+			recs = recs[n:]
+		}
+	}
+	workers := min(len(jobs), runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for _, j := range jobs {
+			j.out.data = encodeBatch(j.recs)
+		}
+		return rows
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				jobs[i].out.data = encodeBatch(jobs[i].recs)
+			}
+		}()
+	}
+	wg.Wait()
+	return rows
 }
 
 func (b *Bus) tx(ctx context.Context, f func(*sql.Tx) error) error {
