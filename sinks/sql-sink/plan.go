@@ -155,23 +155,27 @@ func (s *sink) read(ctx context.Context, r record.Record, i int) (pending, error
 	if s.fields, err = s.names.parseObject(r.Value, s.fields); err != nil {
 		return p, err
 	}
-	p.fields = s.pick(s.fields[start:])
+	p.fields = s.pick(s.fields[start:], true)
 	return p, nil
 }
 
 // pick applies --columns to the fields of a record: those columns in
-// their order, null for a missing field.
-func (s *sink) pick(fields []field) []field {
+// their order. A missing field is null with nulls (README, Columns: a
+// record, in --mode insert or upsert), else left out (--cdc: a column
+// absent from a change event's after keeps its stored value on an
+// update, and takes its default on an insert).
+func (s *sink) pick(fields []field, nulls bool) []field {
 	if s.p.columns == nil {
 		return fields
 	}
-	out := make([]field, len(s.p.columns))
-	for i, c := range s.p.columns {
-		out[i] = field{name: c}
-		for _, f := range fields {
-			if f.name == c {
-				out[i].v = f.v
-			}
+	out := make([]field, 0, len(s.p.columns))
+	for _, c := range s.p.columns {
+		i := slices.IndexFunc(fields, func(f field) bool { return f.name == c })
+		switch {
+		case i >= 0:
+			out = append(out, field{name: c, v: fields[i].v})
+		case nulls:
+			out = append(out, field{name: c})
 		}
 	}
 	return out
@@ -280,7 +284,10 @@ func (s *sink) readChange(ctx context.Context, r record.Record, p pending) (pend
 		if len(p.keyNames) == 0 {
 			return p, fmt.Errorf("change event without a key object as record key: give --key-columns")
 		}
-		p.kind, p.fields = opUpsert, s.pick(after)
+		// A column absent from after (an unchanged TOAST value that
+		// postgres-cdc-source left out) is left out of the upsert, also
+		// with --columns: the row keeps its stored value.
+		p.kind, p.fields = opUpsert, s.pick(after, false)
 		if op == "u" && hasBefore {
 			old, okOld := keyOf(before)
 			cur, okCur := keyOf(after)
@@ -387,6 +394,11 @@ func (s *sink) specsFor(ps []*pending) ([]colSpec, []string) {
 			}
 		}
 		specs = append(specs, colSpec{name: name, kinds: kinds(0).with(v.kind)})
+	}
+	// Every --columns column, also one that no record of the batch has
+	// (a change event's after may lack it), in the order of --columns.
+	for _, c := range s.p.columns {
+		add(c, jval{})
 	}
 	var keys []string
 	for _, p := range ps {
