@@ -18,11 +18,12 @@ import (
 // what the position saves, and what the next query is given back as the
 // type the driver takes for it.
 type cursor struct {
-	// Kind is int, uint, float, numeric, time, string or bytes; "" is a
-	// --cursor-start, given to the database as text for it to read.
+	// Kind is int, uint, float, numeric, time, string, bytes or bool; ""
+	// is a --cursor-start, given to the database as text for it to read.
 	Kind string `json:"kind"`
 	// Text is the value: digits, an RFC 3339 time in UTC with all of its
-	// fraction, the string, or base64 for bytes.
+	// fraction (or PostgreSQL's infinity, -infinity), the string, base64
+	// for bytes, true or false.
 	Text string `json:"value"`
 }
 
@@ -125,14 +126,33 @@ func (c *cursor) less(o *cursor) (less, ok bool) {
 		}
 		return a.Cmp(b) < 0, true
 	case "time":
+		// -infinity sorts before every time, infinity after.
+		ia, ib := infinity(c.Text), infinity(o.Text)
+		if ia != 0 || ib != 0 {
+			return ia < ib, true
+		}
 		a, err1 := time.Parse(time.RFC3339Nano, c.Text)
 		b, err2 := time.Parse(time.RFC3339Nano, o.Text)
 		if err1 != nil || err2 != nil {
 			return false, false
 		}
 		return a.Before(b), true
+	case "bool":
+		return c.Text == "false" && o.Text == "true", true
 	}
 	return false, false
+}
+
+// infinity is -1 for a time cursor's text -infinity, 1 for infinity, 0
+// for a time.
+func infinity(text string) int {
+	switch text {
+	case "infinity":
+		return 1
+	case "-infinity":
+		return -1
+	}
+	return 0
 }
 
 // cursorOf makes a cursor of a value a driver returned for a column of
@@ -168,6 +188,18 @@ func cursorOf(v any, typeName string) (*cursor, error) {
 		return &cursor{"numeric", string(n)}, nil
 	case time.Time:
 		return &cursor{"time", v.UTC().Format(time.RFC3339Nano)}, nil
+	case pgtype.InfinityModifier:
+		// PostgreSQL's infinity or -infinity, in a timestamp, timestamptz
+		// or date (pgx returns a time.Time for the others).
+		switch v {
+		case pgtype.Infinity:
+			return &cursor{"time", "infinity"}, nil
+		case pgtype.NegativeInfinity:
+			return &cursor{"time", "-infinity"}, nil
+		}
+		return nil, fmt.Errorf("a time cursor value %v without its time", v)
+	case bool:
+		return &cursor{"bool", strconv.FormatBool(v)}, nil
 	case string:
 		return &cursor{"string", v}, nil
 	case [16]byte:
@@ -187,7 +219,7 @@ func cursorOf(v any, typeName string) (*cursor, error) {
 		}
 		return &cursor{"bytes", base64.StdEncoding.EncodeToString(v)}, nil
 	}
-	return nil, fmt.Errorf("a cursor column of Go type %T is not supported: use an integer, decimal, timestamp or text column", v)
+	return nil, fmt.Errorf("a cursor or key column of Go type %T is not supported: use an integer, decimal, timestamp, date or text column", v)
 }
 
 // arg is the cursor as a query argument of the type the driver takes for
@@ -206,9 +238,16 @@ func (c *cursor) arg(d sqldb.Dialect) (any, error) {
 	case "float":
 		v, err = strconv.ParseFloat(c.Text, 64)
 	case "time":
+		if infinity(c.Text) != 0 {
+			// PostgreSQL reads the text for each of its time types.
+			v = c.Text
+			break
+		}
 		var t time.Time
 		t, err = time.Parse(time.RFC3339Nano, c.Text)
 		v = t
+	case "bool":
+		v, err = strconv.ParseBool(c.Text)
 	case "bytes":
 		v, err = base64.StdEncoding.DecodeString(c.Text)
 	default: // numeric, string, and a --cursor-start: text

@@ -243,10 +243,10 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 	for {
 		if s.rs == nil {
 			if len(out) > 0 {
-				return s.batch(out), nil
+				return s.batch(out, nil)
 			}
 			if err := s.query(ctx); err != nil {
-				return s.batch(out), err
+				return s.batch(out, err)
 			}
 			if s.rs == nil {
 				continue
@@ -255,7 +255,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 		for len(out) < readMax && s.rs.next() {
 			rec, c, err := s.record()
 			if err != nil {
-				return s.batch(out), err
+				return s.batch(out, err)
 			}
 			if s.decodePos != nil {
 				if s.kind != equal {
@@ -282,7 +282,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 					// --table's rows come in the order its query asks for;
 					// a --query's are checked.
 					if less, ok := c.Cursor.less(s.heldCur.Cursor); s.opts.Query != "" && ok && less {
-						return s.batch(out), fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c.Cursor, s.heldCur.Cursor)
+						return s.batch(out, fmt.Errorf("the rows do not come in the order of the cursor column %q (%s after %s): the query must ORDER BY it", s.opts.CursorColumn, c.Cursor, s.heldCur.Cursor))
 					}
 					// Every row of the held value has come.
 					out = append(out, s.held...)
@@ -295,7 +295,7 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			s.page++
 		}
 		if len(out) >= readMax {
-			return s.batch(out), nil
+			return s.batch(out, nil)
 		}
 		err := s.rs.err()
 		s.rs.close()
@@ -304,16 +304,16 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 			// What was held is read again from the cursor.
 			s.dropHeld()
 			if ctx.Err() != nil {
-				return s.batch(out), ctx.Err()
+				return s.batch(out, ctx.Err())
 			}
 			if !sqldb.Transient(err) {
-				return s.batch(out), fmt.Errorf("reading rows: %s", sqldb.Describe(err))
+				return s.batch(out, fmt.Errorf("reading rows: %s", sqldb.Describe(err)))
 			}
 			s.failure = err
 			continue
 		}
 		if out, err = s.ended(out); err != nil {
-			return s.batch(out), err
+			return s.batch(out, err)
 		}
 	}
 }
@@ -395,19 +395,30 @@ func (s *source) position() (*position, error) {
 	return s.cur, nil
 }
 
-// batch is the records with the position after them.
-func (s *source) batch(out []record.Record) connector.Batch {
+// batch is the records with the position after them, and err (Read's
+// return). The records are never handed over without their position,
+// which would have them published again after a restart: were the
+// position not to decode (a value of a type a cursor cannot be), none is,
+// and the error says why.
+func (s *source) batch(out []record.Record, err error) (connector.Batch, error) {
+	p, perr := s.position()
+	if perr != nil {
+		perr = fmt.Errorf("the position of the rows read cannot be saved: %w", perr)
+		if len(out) > 0 {
+			perr = fmt.Errorf("%w; the %d rows read before are not published (read again at the next start)", perr, len(out))
+		}
+		if err != nil {
+			return connector.Batch{}, fmt.Errorf("%w (and %v)", err, perr)
+		}
+		return connector.Batch{}, perr
+	}
 	b := connector.Batch{Records: out}
-	p, err := s.position()
-	if err != nil {
-		// Cannot happen: the bytes came from the driver. Without a
-		// position, the records are read again after a restart.
-		s.log.Error().Err(err).Msg("the position could not be decoded")
-	}
 	if p != nil {
-		b.Position, _ = json.Marshal(p)
+		if b.Position, perr = json.Marshal(p); perr != nil {
+			return connector.Batch{}, perr
+		}
 	}
-	return b
+	return b, err
 }
 
 // retry waits before trying again after err, a lost connection or a
@@ -687,7 +698,10 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 	if n := len(s.marks); n == 0 || now.Sub(s.marks[n-1].at) >= 100*time.Millisecond {
 		rs, err := s.db.query(ctx, "SELECT MAX("+s.col+") FROM "+s.table)
 		if err != nil {
-			if sqldb.Transient(err) && ctx.Err() == nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if sqldb.Transient(err) {
 				s.failure = err
 				return nil, nil
 			}
@@ -702,7 +716,10 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 		}
 		rs.close()
 		if err != nil {
-			if sqldb.Transient(err) && ctx.Err() == nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if sqldb.Transient(err) {
 				s.failure = err
 				return nil, nil
 			}
@@ -726,7 +743,7 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.marks[0].max == nil || (cur != nil && !cur.Cursor.less2(s.marks[0].max)) {
+	if s.marks[0].max == nil || (cur != nil && !s.before(cur, s.marks[0].max)) {
 		// Nothing past the cursor that is old enough.
 		s.next = now.Add(min(s.opts.Interval.D(), delay))
 		return nil, nil
@@ -734,11 +751,16 @@ func (s *source) bound(ctx context.Context) (*cursor, error) {
 	return s.marks[0].max, nil
 }
 
-// less2 reports whether c is before o, or true when that cannot be told
-// here (then the database tells).
-func (c *cursor) less2(o *cursor) bool {
-	less, ok := c.less(o)
-	return !ok || less
+// before reports whether rows may come after the position p up to the
+// cursor value max: p's cursor is before max, or, with --key-columns, p
+// is a row among those of max (a page ended there), or that cannot be
+// told here (then the database tells).
+func (s *source) before(p *position, max *cursor) bool {
+	less, ok := p.Cursor.less(max)
+	if !ok || less {
+		return true
+	}
+	return s.tuples && len(p.Keys) == len(s.opts.KeyColumns) && p.Cursor.equal(max)
 }
 
 // layout is where the columns the options name are in a result, and the
