@@ -9,7 +9,7 @@
 // URL:
 //
 //	postgres://user:password@host:5432/db?sslmode=verify-full   (or postgresql://; every libpq parameter pgx knows)
-//	mysql://user:password@host:3306/db?param=value              (go-sql-driver/mysql's DSN parameters)
+//	mysql://user:password@host:3306/db?param=value              (go-sql-driver/mysql's DSN parameters; sessions in UTC)
 //	sqlite:///absolute/path.db   sqlite:relative/path.db          (created when missing)
 //
 // --username and --password beat the URL's; --tls-ca, --tls-cert, --tls-key
@@ -194,6 +194,13 @@ func (o *ConnOptions) Target() (*Target, error) {
 
 // mysqlConfig turns mysql://user:pass@host:port/db?params into the driver's
 // configuration; parameters are the driver's DSN parameters.
+//
+// Every connection's session is in UTC (SET time_zone = '+00:00', run by
+// the driver on each new connection of the pool), unless the URL names a
+// time_zone: the server converts a TIMESTAMP to the session's zone and the
+// driver reads that text in its loc, UTC. In the server's default zone
+// (SYSTEM, the machine's) a TIMESTAMP would be read hours off, and, in a
+// zone with daylight saving time, go backwards once a year.
 func mysqlConfig(u *url.URL) (*mysql.Config, error) {
 	host := u.Host
 	if host == "" {
@@ -217,6 +224,12 @@ func mysqlConfig(u *url.URL) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, err
+	}
+	if !q.Has("time_zone") {
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
 	}
 	cfg.Logger = quietMySQL{}
 	return cfg, nil

@@ -275,3 +275,47 @@ func TestStalePlanIsTransient(t *testing.T) {
 		t.Errorf("another 0A000: %v (%s), stale plan %v, transient %v", err, sqldb.Code(err), sqldb.StalePlan(err), sqldb.Transient(err))
 	}
 }
+
+// TestMySQLSessionsAreUTC: every connection of the pool has its session in
+// UTC, whatever the server's zone (SYSTEM here), so a TIMESTAMP written in
+// another session's zone is read as its instant; a URL that names a
+// time_zone keeps it.
+func TestMySQLSessionsAreUTC(t *testing.T) {
+	url, db := sqltest.NewMySQL(t)
+	ctx := context.Background()
+	sqltest.Exec(t, db.DB, "CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)")
+	// Connections held at once: each is a new one of the pool.
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		var tz string
+		if err := c.QueryRowContext(ctx, "SELECT @@session.time_zone").Scan(&tz); err != nil || tz != "+00:00" {
+			t.Errorf("connection %d: session time_zone %q (%v), want +00:00", len(conns), tz, err)
+		}
+	}
+	// A TIMESTAMP written at 12:00 in +02:00 is 10:00 UTC.
+	if _, err := conns[0].ExecContext(ctx, "SET time_zone = '+02:00'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conns[0].ExecContext(ctx, "INSERT INTO ev VALUES (1, '2024-05-01 12:00:00.5')"); err != nil {
+		t.Fatal(err)
+	}
+	var at time.Time
+	if err := conns[1].QueryRowContext(ctx, "SELECT at FROM ev").Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2024, 5, 1, 10, 0, 0, 5e8, time.UTC); !at.Equal(want) {
+		t.Errorf("read %v, want %v", at, want)
+	}
+	// The URL's own time_zone (quoted, as the driver's DSN parameters are).
+	other := sqltest.Open(t, url+"?time_zone=%27%2B05%3A00%27")
+	var tz string
+	if err := other.QueryRowContext(ctx, "SELECT @@session.time_zone").Scan(&tz); err != nil || tz != "+05:00" {
+		t.Errorf("with ?time_zone='+05:00': session time_zone %q (%v)", tz, err)
+	}
+}

@@ -2,7 +2,9 @@
 // a fresh database on the machine's PostgreSQL or MariaDB (dropped when the
 // test ends), a SQLite file, or a private PostgreSQL server (initdb and
 // pg_ctl on a spare port) for tests that need special settings, such as
-// wal_level=logical, or that restart the server.
+// wal_level=logical, or that restart the server; or a private MariaDB
+// server (StartMariaDB), for settings the shared one must keep, such as
+// its time zone.
 //
 // The machine's servers are found at CULVERT_TEST_POSTGRES_URL (default
 // postgres://postgres@127.0.0.1:5432/postgres) and CULVERT_TEST_MYSQL_URL
