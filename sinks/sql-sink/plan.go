@@ -96,6 +96,11 @@ func (s *sink) plan(ctx context.Context, recs []record.Record, noDDL bool) ([]it
 			missing[name] = why
 			continue
 		}
+		if !s.opts.AutoEvolve && t.described != s.batch && lacksColumn(t, byTable[name]) {
+			if t, err = s.refresh(ctx, t); err != nil {
+				return nil, nil, err
+			}
+		}
 		if s.opts.AutoEvolve {
 			if t, err = s.evolve(ctx, t, byTable[name], noDDL); err != nil {
 				return nil, nil, err
@@ -368,8 +373,61 @@ func (s *sink) tableFor(ctx context.Context, name string, ps []*pending, noDDL b
 			return nil, "", stop(fmt.Errorf("table %s was created, then not found", name))
 		}
 	}
+	t.described = s.batch
 	s.tables[name] = t
 	return t, "", nil
+}
+
+// lacksColumn reports whether a record of ps has a field, or names a key
+// column, that table t has no column for.
+func lacksColumn(t *table, ps []*pending) bool {
+	for _, p := range ps {
+		for _, f := range p.fields {
+			if t.column(f.name) == nil {
+				return true
+			}
+		}
+		if p.kind != opInsert {
+			for _, k := range p.keyNames {
+				if t.column(k) == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// refresh asks the database for the columns of t again: a column may
+// have been added since the sink described the table (ALTER TABLE while
+// it runs). Called when a record has a field t lacks, before it is
+// dead-lettered for that, at most once a batch for each table, so that a
+// stream of fields that are no column costs one lookup a batch, not one
+// a record.
+func (s *sink) refresh(ctx context.Context, t *table) (*table, error) {
+	nt, err := describe(ctx, s.db, t.name)
+	if err != nil {
+		return nil, err
+	}
+	t.described = s.batch
+	if nt == nil {
+		return t, nil // dropped: the write says so (see failed)
+	}
+	nt.described = s.batch
+	nt.textOnly = t.textOnly
+	var added []string
+	for _, c := range nt.cols {
+		if t.byName[c.name] == nil {
+			added = append(added, c.name)
+		}
+	}
+	if len(added) == 0 && len(nt.cols) == len(t.cols) {
+		s.log.Debug().Str("table", t.name).Msg("looked the table up again for a field it has no column for: no new column")
+		return t, nil
+	}
+	s.log.Info().Str("table", t.name).Strs("new_columns", added).Msg("looked the table up again for a field it had no column for: it has new columns")
+	s.tables[t.name] = nt
+	return nt, nil
 }
 
 // specsFor returns the columns and the primary key of a table to create
@@ -471,6 +529,7 @@ func (s *sink) evolve(ctx context.Context, t *table, ps []*pending, noDDL bool) 
 	if nt == nil {
 		return nil, stop(fmt.Errorf("table %s was altered, then not found", t.name))
 	}
+	nt.described = s.batch
 	s.tables[t.name] = nt
 	return nt, nil
 }

@@ -33,6 +33,8 @@ type sink struct {
 	db     *sqldb.DB
 	tables map[string]*table
 	down   bool // the connection was lost: reconnect before the next write
+	// batch counts the writes (from 1), for table.described.
+	batch int
 	// attempts counts the parts of a batch tried while isolating refused
 	// rows (logged).
 	attempts int
@@ -81,6 +83,14 @@ func (s *sink) Open(ctx context.Context) error {
 					return fmt.Errorf("--key-columns: %q is not a column of table %s", k, t.name)
 				}
 			}
+			if !s.opts.AutoEvolve {
+				// Else every record would be a dead letter.
+				for _, c := range s.p.columns {
+					if t.column(c) == nil {
+						return schema.Invalid("columns", "%q is not a column of table %s: add the column, leave it out of --columns, or give --auto-evolve", c, t.name)
+					}
+				}
+			}
 			s.tables[t.name] = t
 		}
 	}
@@ -106,6 +116,7 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	if err := s.reconnect(ctx); err != nil {
 		return err
 	}
+	s.batch++
 	s.resetScratch()
 	rejected, err := s.pipelined(ctx, recs)
 	if errors.Is(err, errWhole) {

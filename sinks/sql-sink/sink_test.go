@@ -480,3 +480,66 @@ func TestCDCColumnsKeepsValuesAbsentFromAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestColumnAddedWhileRunning: a column added to the table while the sink
+// runs (without --auto-evolve) is written to by the records that carry
+// it, not dead-lettered until a restart: a record with a field the table
+// lacks has the sink look the table up again, at most once a batch, so a
+// batch of 2,000 records with a field that is no column is looked up once
+// and dead-lettered.
+func TestColumnAddedWhileRunning(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			url, db := newDB(t, d)
+			sqltest.Exec(t, db.DB, "CREATE TABLE orders (id INT)")
+			busDir := t.TempDir()
+			connectortest.PublishValues(t, busDir, "o", `{"id":1}`)
+			r := connectortest.Start(t, app(), "--topic", "o", "--bus", busDir, "--from", "beginning", "--group", "g",
+				"--url", url, "--table", "orders", "--log-level", "debug", "--log-format", "json")
+			connectortest.WaitFor(t, r, "the first row", func() bool { return len(rows(t, db, "SELECT id FROM orders")) == 1 })
+			sqltest.Exec(t, db.DB, "ALTER TABLE orders ADD COLUMN note VARCHAR(20)")
+			connectortest.PublishValues(t, busDir, "o", `{"id":2,"note":"x"}`)
+			connectortest.WaitFor(t, r, "the second record written or dead-lettered", func() bool {
+				return len(rows(t, db, "SELECT id FROM orders")) == 2 || len(deadLetters(t, busDir, "o")) > 0
+			})
+			equal(t, "rows", rows(t, db, "SELECT id, note FROM orders ORDER BY id"), "1|NULL", "2|x")
+			equal(t, "dead letters", deadLetters(t, busDir, "o"))
+			if t.Failed() {
+				return
+			}
+
+			// A batch of fields that are no column: looked up once, not
+			// once a record.
+			const n = 2000
+			vals := make([]string, n)
+			for i := range vals {
+				vals[i] = fmt.Sprintf(`{"id":%d,"bogus":1}`, 10+i)
+			}
+			connectortest.PublishValues(t, busDir, "o", vals...)
+			connectortest.WaitFor(t, r, "the dead letters", func() bool { return len(deadLetters(t, busDir, "o")) == n })
+			stderr := r.StopOK(t)
+			lookups := strings.Count(stderr, "looked the table up again")
+			if lookups < 2 || lookups > 5 {
+				t.Errorf("the table was looked up again %d times (want 1 for the new column, and at most a few for %d records in a few batches)", lookups, n)
+			}
+			t.Logf("%d lookups", lookups)
+			equal(t, "rows", rows(t, db, "SELECT COUNT(*) FROM orders"), "2")
+		})
+	}
+}
+
+// TestColumnsNotInTheTable: a --columns name that the --table lacks
+// stops the sink at start with exit 2 naming --columns (else every record
+// would be a dead letter); with --auto-evolve, the column is added.
+func TestColumnsNotInTheTable(t *testing.T) {
+	url, db := sqltest.NewPostgres(t)
+	sqltest.Exec(t, db.DB, "CREATE TABLE t (id INT, v INT)")
+	busDir := t.TempDir()
+	connectortest.PublishValues(t, busDir, "t", `{"id":1,"v":1,"w":2}`)
+	args := []string{"--topic", "t", "--bus", busDir, "--from", "beginning", "--stop-at-end", "--url", url, "--table", "t", "--columns", "id,v,w"}
+	connectortest.Exits(t, app(), 2, `--columns: "w" is not a column of table t`, args...)
+	equal(t, "rows", rows(t, db, "SELECT id FROM t"))
+	equal(t, "dead letters", deadLetters(t, busDir, "t"))
+	connectortest.MustRun(t, app(), append(args, "--auto-evolve")...)
+	equal(t, "rows with --auto-evolve", rows(t, db, "SELECT id, v, w FROM t"), "1|1|2")
+}

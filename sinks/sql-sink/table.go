@@ -22,6 +22,10 @@ type table struct {
 	// textOnly: a value did not fit the binary format (see binary.go), so
 	// COPYs to the table are in the text format.
 	textOnly bool
+	// described is the batch (sink.batch) in which the database was last
+	// asked for the table's columns: a record with a field the table
+	// lacks has it asked again, once a batch (see refresh).
+	described int
 	// last are the columns of the fields of the last record written to
 	// the table, by position: tried before byName.
 	last []struct {
