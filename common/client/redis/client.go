@@ -153,14 +153,7 @@ func Connect(ctx context.Context, u *url.URL) (*goredis.Client, error) {
 
 // isPermanent reports errors that retrying cannot fix (bad credentials,
 // missing permissions).
-func isPermanent(err error) bool {
-	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
-		if goredis.HasErrorPrefix(err, p) {
-			return true
-		}
-	}
-	return false
-}
+func isPermanent(err error) bool { return authRefused(err) }
 
 // quiet drops go-redis's own log lines: they are plain text on standard
 // error, which would break a connector's JSON log. Every failure they

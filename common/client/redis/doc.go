@@ -5,8 +5,15 @@
 // retries are set up the same way everywhere. The connectors embed
 // ConnOptions (--url, --username, --password, the --tls-* options and
 // --max-retries) and run their commands through Conn.Do, which retries
-// what failed for a lost connection (Transient) with the --max-retries
-// backoff and reports the outage; redistest has their test helpers.
+// what failed for a lost connection or a server that asks to come back
+// later (Transient: timeouts included, the caller's own context ending
+// not) with the --max-retries backoff and reports the outage; once the
+// retries ran out its error is not Transient (Exhausted), so that nobody
+// retries it again. Fatal tells a server that refuses the client
+// (credentials, ACL permissions) from one that refuses a command, and
+// PipelineErr a pipeline that failed as a whole, its commands saying
+// nothing, from errors of the commands' own. redistest has their test
+// helpers.
 //
 // URL:
 //

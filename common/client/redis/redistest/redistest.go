@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -131,6 +132,38 @@ func (s *Server) Client() *goredis.Client {
 	c := goredis.NewClient(opts)
 	s.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// User adds the ACL user name with password, allowed every command on
+// every key and channel, and returns the server's URL with its
+// credentials.
+func (s *Server) User(name, password string) string {
+	s.t.Helper()
+	c := s.Client()
+	if err := c.Do(context.Background(), "ACL", "SETUSER", name, "on", ">"+password, "~*", "&*", "+@all").Err(); err != nil {
+		s.t.Fatalf("ACL SETUSER %s: %v", name, err)
+	}
+	u, err := url.Parse(s.URL())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	u.User = url.UserPassword(name, password)
+	return u.String()
+}
+
+// RotatePassword gives the ACL user name the password password instead of
+// its old ones and closes its connections, as a password rotation does:
+// the user's clients must authenticate again, with the old password.
+func (s *Server) RotatePassword(name, password string) {
+	s.t.Helper()
+	c := s.Client()
+	ctx := context.Background()
+	if err := c.Do(ctx, "ACL", "SETUSER", name, "resetpass", ">"+password).Err(); err != nil {
+		s.t.Fatalf("ACL SETUSER %s resetpass: %v", name, err)
+	}
+	if err := c.Do(ctx, "CLIENT", "KILL", "USER", name).Err(); err != nil {
+		s.t.Fatalf("CLIENT KILL USER %s: %v", name, err)
+	}
 }
 
 // Restart stops the server (SIGTERM: it fsyncs its append-only file) and
