@@ -254,9 +254,14 @@ const chunk = 1000
 
 // Write sends recs' commands pipelined (chunk by chunk, each queued while
 // the one before is under way) and returns once every reply came. A lost
-// connection is retried (the whole batch again: at-least-once) with
-// --max-retries' backoff; a reply that refuses a record's command
-// (WRONGTYPE, ...) sends that record to the dead-letter topic.
+// connection, or a server that refuses every write for now (NOREPLICAS,
+// MISCONF, LOADING, ...), is retried (the whole batch again:
+// at-least-once) with --max-retries' backoff; a reply that refuses one
+// record's command (WRONGTYPE, ...) sends that record to the dead-letter
+// topic. A pipeline that failed as a whole (it got no connection: NOAUTH
+// or WRONGPASS on a new one) fails the batch, never counts as written.
+// Refused credentials or permissions stop the sink (redisclient.Fatal),
+// as do retries that ran out: nothing of the batch is committed.
 func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	why := make([]string, len(recs))
 	err := s.conn.Do(ctx, "writing to redis", func(ctx context.Context) error {
@@ -281,9 +286,19 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 			if pipe.Len() > 0 {
 				prev = make(chan error, 1)
 				go func() {
-					_, err := pipe.Exec(ctx)
-					if refusal(err) {
-						err = nil // a reply's error, read from its command below
+					// A pipeline that failed as a whole, or a command
+					// that failed otherwise than for its record (a lost
+					// connection, NOREPLICAS...), fails the batch now:
+					// no later chunk may be written before this one's
+					// retry. Refusals of a record are read below.
+					cmds, err := pipe.Exec(ctx)
+					if err = redisclient.PipelineErr(cmds, err); err == nil {
+						for _, c := range cmds {
+							if cerr := c.Err(); cerr != nil && !refusal(cerr) {
+								err = cerr
+								break
+							}
+						}
 					}
 					prev <- err
 				}()
@@ -311,6 +326,10 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 		if ctx.Err() != nil || redisclient.Transient(err) {
 			return connector.Transient(err)
 		}
+		if redisclient.Fatal(err) {
+			return fmt.Errorf("writing to redis %s: redis refuses this client, not the records: %w (nothing of the batch is committed; "+
+				"fix the credentials or the user's ACL permissions and start the sink again)", s.conn.Server, err)
+		}
 		return err
 	}
 	var rejected []connector.RejectedRecord
@@ -325,13 +344,15 @@ func (s *sink) Write(ctx context.Context, recs []record.Record) error {
 	return nil
 }
 
-// refusal reports whether err is Redis's reply refusing a command for
-// good (WRONGTYPE, a bad argument, no permission), which sends the record
-// to the dead-letter topic; not a lost connection, a server that asks to
-// come back later, a stop or a closed client.
+// refusal reports whether err is Redis's reply refusing one record's
+// command for good (WRONGTYPE, a bad argument, a value too large), which
+// sends the record to the dead-letter topic; not a lost connection, a
+// server that refuses every write for now (Transient: NOREPLICAS,
+// MISCONF, ...) or refuses this client (Fatal: NOAUTH, WRONGPASS, NOPERM,
+// an unknown command), a stop or a closed client: those fail the batch.
 func refusal(err error) bool {
 	var reply goredis.Error
-	return err != nil && errors.As(err, &reply) && !redisclient.Transient(err)
+	return err != nil && errors.As(err, &reply) && !redisclient.Transient(err) && !redisclient.Fatal(err)
 }
 
 // Close closes the connection.
