@@ -636,7 +636,15 @@ func (s *source) readList(ctx context.Context) (connector.Batch, error) {
 			for i := range cmds {
 				cmds[i] = pipe.LMove(ctx, s.opts.List, s.opts.Processing, from, to)
 			}
-			_, err = pipe.Exec(ctx)
+			done, err := pipe.Exec(ctx)
+			if err := redisclient.PipelineErr(done, err); err != nil {
+				// The pipeline failed as a whole, its commands saying
+				// nothing (no connection: NOAUTH, WRONGPASS on a new
+				// one): the read fails. What was moved (the first item)
+				// is kept in items when Do retries, else in the
+				// processing list, delivered at the next start.
+				return err
+			}
 			for _, c := range cmds {
 				v, err := c.Result()
 				if err != nil {
