@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/culvert-dev/culvert/common/bus"
+	redisclient "github.com/culvert-dev/culvert/common/client/redis"
 )
 
 var _ bus.Admin = (*Bus)(nil)
@@ -39,7 +40,7 @@ func (b *Bus) readStream(ctx context.Context, topic string) (stream, error) {
 	var mem *goredis.IntCmd
 	var get *goredis.StringCmd
 	var groups *goredis.XInfoGroupsCmd
-	b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	cmds, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		typ = p.Type(ctx, key)
 		info = p.XInfoStream(ctx, key)
 		mem = p.MemoryUsage(ctx, key)
@@ -47,6 +48,12 @@ func (b *Bus) readStream(ctx context.Context, topic string) (stream, error) {
 		groups = p.XInfoGroups(ctx, key)
 		return nil
 	})
+	// The commands' own errors (no such key) are read below; a pipeline
+	// that failed as a whole without them (no connection) leaves every
+	// command empty and without error.
+	if err := redisclient.PipelineErr(cmds, err); err != nil {
+		return stream{}, b.wrap(err, "reading topic %q", topic)
+	}
 	switch t, err := typ.Result(); {
 	case err != nil:
 		return stream{}, b.wrap(err, "reading topic %q", topic)
