@@ -6267,7 +6267,7 @@ window.CULVERT_CATALOG = {
           },
           "columns": {
             "type": "string",
-            "description": "Columns to write, comma-separated (id,customer,amount): each takes the record's field of that name, and a missing field is written as NULL; other fields are left out. Without it, each field of the record is written to the column of its name (the same name, else the one name that differs only in case), columns without a field take their default, and a field that is no column is a dead letter (unless --auto-evolve).",
+            "description": "Columns to write, comma-separated (id,customer,amount): each takes the record's field of that name, and a missing field is written as NULL (with --cdc, a column absent from the change's after keeps its stored value on update); other fields are left out. Without it, each field of the record is written to the column of its name (the same name, else the one name that differs only in case), columns without a field take their default, and a field that is no column is a dead letter (unless --auto-evolve).",
             "x-env": "CULVERT_SQL_SINK_COLUMNS"
           },
           "mode": {
