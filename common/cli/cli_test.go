@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/culvert-dev/culvert/common/connectortest"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/schema"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 type testOptions struct {
@@ -199,24 +199,11 @@ func TestHelpTeaches(t *testing.T) {
 // being connected to (a server that accepts and never answers) ends the
 // run with exit 0 and no error, as a stop later on does.
 func TestStopWhileConnectingIsAStop(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	addr := testserver.Silent(t)
 	ctx, cancel := context.WithCancel(context.Background()) // as SIGTERM does
 	defer time.AfterFunc(500*time.Millisecond, cancel).Stop()
 	code, _, errOut := connectortest.Run(t, ctx, newApp(), "--topic", "t", "--lines", "a",
-		"--bus", "amqp://guest:guest@"+ln.Addr().String()+"/")
+		"--bus", "amqp://guest:guest@"+addr+"/")
 	if code != 0 || strings.Contains(errOut, "error") || strings.Contains(errOut, "canceled") {
 		t.Fatalf("exit %d after a stop while connecting, stderr:\n%s", code, errOut)
 	}

@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/culvert-dev/culvert/common/retry"
+	"github.com/culvert-dev/culvert/common/testserver"
 )
 
 // server is the RabbitMQ that scripts/services.sh runs.
@@ -151,25 +152,12 @@ func TestConnectErrors(t *testing.T) {
 }
 
 func TestConnectHonoursContext(t *testing.T) {
-	// A listener that accepts and never answers: only ctx ends the handshake.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	// A server that accepts and never answers: only ctx ends the handshake.
+	addr := testserver.Silent(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = Connect(ctx, "amqp://"+ln.Addr().String(), Options{})
+	_, err := Connect(ctx, "amqp://"+addr, Options{})
 	if err == nil {
 		t.Fatal("connected to a silent server")
 	}
