@@ -87,14 +87,13 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 	if errors.As(err, &fe) {
 		return &usageError{st.errorProblem(fe)}
 	}
-	if stoppedEarly(ctx, err) {
-		return nil
-	}
 	return err
 }
 
-// stoppedEarly reports whether err is only the stop signal ending what was
-// under way (connecting to the bus, joining a group): a stop, not a failure.
+// stoppedEarly reports whether err is only the stop signal ending the
+// connection to the bus: a stop, not a failure. (The runners say the same
+// of joining a group; a failure after the stop, such as a write cut short
+// by --shutdown-timeout, stays a failure.)
 func stoppedEarly(ctx context.Context, err error) bool {
 	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
 }

@@ -447,6 +447,9 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 				Msg("records expired before the group read them: the bus's retention deleted them")
 		}})
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return ctl.Metrics.Totals(), nil // stopped while joining the group
+		}
 		return ctl.Metrics.Totals(), err
 	}
 	defer sub.Close()
@@ -530,8 +533,12 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 	// committed: the group reads them again.
 	stopped, pollGone := ctx.Done(), (<-chan time.Time)(nil)
 	for {
-		if ok, err := caught(); err != nil || ok {
-			return ctl.Metrics.Totals(), err
+		// After the stop signal the end of the topic no longer matters (and
+		// asking could wait on the same stuck call as the poll).
+		if ctx.Err() == nil {
+			if ok, err := caught(); err != nil || ok {
+				return ctl.Metrics.Totals(), err
+			}
 		}
 		var r pollResult
 		var ok bool

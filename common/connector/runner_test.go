@@ -540,6 +540,34 @@ func TestRunSinkStopsWhenPollIgnoresTheStop(t *testing.T) {
 	}
 }
 
+// joiningBus's Subscribe waits for ctx, as a join that a slow server
+// holds up does, and then fails with ctx's error.
+type joiningBus struct{ bus.Bus }
+
+func (joiningBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("joining group %s: %w", group, ctx.Err())
+}
+
+// TestRunSinkStoppedWhileJoiningIsAStop: the stop signal while the sink is
+// still joining its group ends the run without an error; a join that fails
+// otherwise is an error.
+func TestRunSinkStoppedWhileJoiningIsAStop(t *testing.T) {
+	b := openBus(t)
+	cfg := sinkConfig(nil)
+	cfg.StopAtEnd = false
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if _, err := connector.RunSink(ctx, joiningBus{b}, &fakeSink{}, cfg); err != nil {
+		t.Fatalf("stopped while joining: %v, want no error", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := connector.RunSink(ctx, joiningBus{b}, &fakeSink{}, cfg); err == nil {
+		t.Fatal("a join that timed out (not the stop signal) returned no error")
+	}
+}
+
 type fencedBus struct{ bus.Bus }
 
 func (b *fencedBus) Subscribe(ctx context.Context, topic, group string, opts bus.SubscribeOptions) (bus.Subscription, error) {

@@ -62,7 +62,7 @@ var errCopyEnded = errors.New("the COPY ended")
 func (s pgSession) stream(ctx context.Context, o *op, buf []byte) *copyStream {
 	pr, pw := io.Pipe()
 	cs := &copyStream{op: o, pw: pw, done: make(chan error, 1), buf: buf[:0]}
-	cs.binary = !o.t.textOnly && binaryColumns(o.cols)
+	cs.binary = !o.t.textOnly.Load() && binaryColumns(o.cols)
 	q := "COPY " + o.t.quoted + " " + columnList(o.cols) + " FROM STDIN"
 	if cs.binary {
 		q += " (FORMAT binary)"
@@ -83,7 +83,7 @@ func (cs *copyStream) add(o *op) error {
 		if cs.buf, err = appendBinaryRow(cs.buf, o); err != nil {
 			// The COPY is abandoned, and the table written in the text
 			// format from now on.
-			o.t.textOnly = true
+			o.t.textOnly.Store(true)
 			cs.pw.CloseWithError(err)
 			<-cs.done
 			return fmt.Errorf("table %s, %w", o.t.name, err)

@@ -414,7 +414,7 @@ func (s *sink) refresh(ctx context.Context, t *table) (*table, error) {
 		return t, nil // dropped: the write says so (see failed)
 	}
 	nt.described = s.batch
-	nt.textOnly = t.textOnly
+	nt.textOnly.Store(t.textOnly.Load())
 	var added []string
 	for _, c := range nt.cols {
 		if t.byName[c.name] == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/culvert-dev/culvert/common/client/sqldb"
 	"github.com/culvert-dev/culvert/common/format"
@@ -21,7 +22,7 @@ type table struct {
 	byFold map[string]*column // lower-cased name -> the one column of that name, nil when several
 	// textOnly: a value did not fit the binary format (see binary.go), so
 	// COPYs to the table are in the text format.
-	textOnly bool
+	textOnly atomic.Bool
 	// described is the batch (sink.batch) in which the database was last
 	// asked for the table's columns: a record with a field the table
 	// lacks has it asked again, once a batch (see refresh).
