@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,10 +73,10 @@ func Handler(s *Supervisor, token string, ui http.Handler) http.Handler {
 		writeError(w, http.StatusNotFound, "Unknown endpoint "+r.Method+" "+r.URL.Path)
 	})
 	if token == "" {
-		return mux
+		return guard(mux, false)
 	}
 	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ui != nil && strings.HasPrefix(r.URL.Path, "/ui") && r.URL.Path != "/ui/catalog.json" {
 			ui.ServeHTTP(w, r)
 			return
@@ -84,7 +87,91 @@ func Handler(s *Supervisor, token string, ui http.Handler) http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
+	}), true)
+}
+
+// guard refuses the requests a web page of another site could make
+// through the user's browser (cross-site request forgery, DNS rebinding):
+//
+//   - without a token (a loopback listen address), a Host other than
+//     localhost or a loopback address with the port the request came in
+//     on: 421, as a page of a rebound name such as evil.example:8083 sends;
+//   - a state-changing method (not GET, HEAD or OPTIONS) whose Origin is
+//     not the server's own: 403;
+//   - a POST, PUT or PATCH with a body that is not Content-Type
+//     application/json: 415. A browser sends that cross-origin only after
+//     a CORS preflight, which is never answered positively.
+func guard(h http.Handler, hasToken bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hasToken && !localHost(r) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this server's: without --auth-token only localhost, 127.0.0.1 or [::1] with the listen port are answered", r.Host))
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+				writeError(w, http.StatusForbidden, fmt.Sprintf("Origin %q is not this server's (%s): cross-origin requests that change state are refused", o, r.Host))
+				return
+			}
+		}
+		switch r.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			if r.ContentLength != 0 && !jsonContent(r.Header.Get("Content-Type")) {
+				writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
 	})
+}
+
+// localHost says whether r's Host names this machine's loopback interface
+// (or the address r came in on) with the port r came in on.
+func localHost(r *http.Request) bool {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]"), "80"
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if local == nil {
+		return false
+	}
+	lhost, lport, err := net.SplitHostPort(local.String())
+	if err != nil || port != lport {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.Equal(net.ParseIP(lhost)))
+}
+
+// sameOrigin says whether origin (scheme://host[:port]) is the server's
+// whose Host is host: the same name and port, a missing port being the
+// scheme's.
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	def := "80"
+	if u.Scheme == "https" {
+		def = "443"
+	}
+	withPort := func(hp string) string {
+		if h, p, err := net.SplitHostPort(hp); err == nil {
+			return strings.ToLower(net.JoinHostPort(h, p))
+		}
+		return strings.ToLower(net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(hp, "["), "]"), def))
+	}
+	return withPort(u.Host) == withPort(host)
+}
+
+func jsonContent(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 type api struct{ s *Supervisor }

@@ -434,6 +434,9 @@ func TestAPIAuthErrorsAndSecrets(t *testing.T) {
 		}
 		req, _ := http.NewRequest(method, base+path, r)
 		req.Header.Set("Authorization", "Bearer tok")
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -492,5 +495,92 @@ func TestShownHidesSecretValues(t *testing.T) {
 	want := `{"apiVersion":"0.1.0","file":{"fsync":true,"path":"o"},"meta":{"bus":"/bus","name":"x","topic":"t","type":"file-sink"},"transforms":[{"map":".b = 1"},{"filter":".a \u003e 1"}]}`
 	if string(b) != want {
 		t.Errorf("config file\n got %s\nwant %s", b, want)
+	}
+}
+
+// TestAPIRefusesCrossSiteRequests: without a token, what a web page could
+// make the user's browser send is refused (a "simple" text/plain POST, a
+// rebound host name, a foreign Origin) and nothing is created; a curl-like
+// JSON request and the console's same-origin ones are answered.
+func TestAPIRefusesCrossSiteRequests(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte("{\"a\":1}\n"), 0o644)
+	s := newSupervisor(t, Options{Bus: testBus(t), WorkerID: "w1"})
+	ts := httptest.NewServer(Handler(s, "", nil))
+	defer ts.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(ts.URL, "http://"), ":")
+	body := func(name string) string {
+		b, _ := json.Marshal(map[string]any{"name": name, "config": map[string]string{
+			"connector.class": "file-source", "path": in, "topic": "t", "follow": "true"}})
+		return string(b)
+	}
+	do := func(method, path, ctype, host, origin, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	refused := []struct {
+		what, method, path, ctype, host, origin string
+		code                                    int
+	}{
+		{"text/plain POST (no-cors fetch)", "POST", "/connectors", "text/plain;charset=UTF-8", "", "", 415},
+		{"form POST", "POST", "/connectors", "application/x-www-form-urlencoded", "", "", 415},
+		{"POST without Content-Type", "POST", "/connectors", "", "", "", 415},
+		{"PUT config as text/plain", "PUT", "/connectors/x/config", "text/plain", "", "", 415},
+		{"rebound host name", "POST", "/connectors", "application/json", "evil.example:" + port, "", 421},
+		{"rebound host name, GET", "GET", "/connectors?expand=info", "", "evil.example:" + port, "", 421},
+		{"loopback on another port", "GET", "/connectors", "", "127.0.0.1:1", "", 421},
+		{"foreign Origin", "POST", "/connectors", "application/json", "", "http://evil.example", 403},
+		{"foreign Origin, same host other port", "POST", "/connectors", "application/json", "", "http://127.0.0.1:1", 403},
+		{"null Origin", "POST", "/connectors", "application/json", "", "null", 403},
+	}
+	for _, c := range refused {
+		name := "r" + fmt.Sprint(c.code)
+		code, b := do(c.method, c.path, c.ctype, c.host, c.origin, body(name))
+		if code != c.code || !strings.Contains(b, fmt.Sprintf(`"error_code":%d`, c.code)) {
+			t.Errorf("%s: %d %s, want %d", c.what, code, b, c.code)
+		}
+	}
+	if names := s.Names(); len(names) != 0 {
+		t.Fatalf("created by refused requests: %v", names)
+	}
+	// curl: JSON, no Origin.
+	if code, b := do("POST", "/connectors", "application/json", "", "", body("curl")); code != 201 {
+		t.Errorf("JSON POST without Origin: %d %s", code, b)
+	}
+	// The console: its own origin, under any loopback name of the port.
+	if code, b := do("POST", "/connectors", "application/json; charset=utf-8", "localhost:"+port, "http://localhost:"+port, body("console")); code != 201 {
+		t.Errorf("same-origin POST: %d %s", code, b)
+	}
+	if code, b := do("PUT", "/connectors/console/pause", "", "", ts.URL, ""); code != 202 {
+		t.Errorf("same-origin PUT pause without a body: %d %s", code, b)
+	}
+	if code, b := do("GET", "/connectors", "", "", "http://evil.example", ""); code != 200 {
+		t.Errorf("GET with a foreign Origin (the browser hides the answer): %d %s", code, b)
+	}
+	if code, b := do("DELETE", "/connectors/console", "", "", "http://evil.example", ""); code != 403 {
+		t.Errorf("DELETE with a foreign Origin: %d %s", code, b)
+	}
+	if code, b := do("DELETE", "/connectors/console", "", "[::1]:"+port, "", ""); code != 204 {
+		t.Errorf("DELETE with Host [::1]: %d %s", code, b)
+	}
+	if names := s.Names(); !slices.Equal(names, []string{"curl"}) {
+		t.Errorf("instances: %v", names)
 	}
 }
