@@ -185,14 +185,26 @@ func readMetadata(ctx context.Context, path string) (*Plugin, error) {
 }
 
 // childEnv is the environment of every process the supervisor starts:
-// its own without CULVERT_ variables, so that an instance's options come
-// from its config alone (a connector's environment beats its config file).
+// only what a process needs to run (childEnvNames, childEnvPrefixes) from
+// its own. Nothing else: a connector resolves ${{ secrets.NAME }} from its
+// environment before --secrets, so a posted config could otherwise read
+// any variable of serve's environment (DATABASE_URL, cloud keys) into a
+// value it writes somewhere; and a connector's CULVERT_ variables beat its
+// config file, whose options must come from the config alone.
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CULVERT_") {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(childEnvNames, name) || slices.ContainsFunc(childEnvPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			env = append(env, kv)
 		}
 	}
 	return env
 }
+
+// The variables of serve's environment that its children get.
+var (
+	childEnvNames = []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"}
+	childEnvPrefixes = []string{"LC_"}
+)

@@ -584,3 +584,43 @@ func TestAPIRefusesCrossSiteRequests(t *testing.T) {
 		t.Errorf("instances: %v", names)
 	}
 }
+
+// TestChildrenDoNotSeeServesEnvironment: a config cannot read a variable of
+// serve's environment as a secret (a connector resolves secrets from its
+// environment before --secrets): the reviewer's repro, a file-sink whose
+// path names the value, is refused and writes nothing; the same secret from
+// the --secrets file works.
+func TestChildrenDoNotSeeServesEnvironment(t *testing.T) {
+	t.Setenv("FAKE_KEY", "leaked-value")
+	t.Setenv("CULVERT_FILE_PATH", "/nowhere")
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	os.WriteFile(secrets, []byte("FILE_KEY=from-file\n"), 0o600)
+	s := newSupervisor(t, Options{Bus: testBus(t), SecretsFile: secrets})
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o700)
+	_, err := s.Put(context.Background(), "leak", flat("connector.class", "file-sink", "topics", "t",
+		"path", filepath.Join(out, "x-${{ secrets.FAKE_KEY }}.jsonl")), true)
+	if err == nil || !strings.Contains(err.Error(), "FAKE_KEY") || strings.Contains(err.Error(), "leaked-value") {
+		t.Errorf("a secret from serve's environment: %v", err)
+	}
+	if names := s.Names(); len(names) != 0 {
+		t.Errorf("created: %v", names)
+	}
+	if _, err := s.Put(context.Background(), "ok", flat("connector.class", "file-sink", "topics", "t",
+		"path", filepath.Join(out, "x-${{ secrets.FILE_KEY }}.jsonl")), true); err != nil {
+		t.Fatalf("a secret from --secrets: %v", err)
+	}
+	waitFor(t, "RUNNING", func() bool { return state(t, s, "ok").Connector.State == StateRunning })
+	for _, kv := range childEnv() {
+		if strings.HasPrefix(kv, "FAKE_KEY=") || strings.HasPrefix(kv, "CULVERT_") {
+			t.Errorf("child environment has %s", kv)
+		}
+	}
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "leaked") {
+			t.Errorf("file named with serve's variable: %s", e.Name())
+		}
+	}
+}
