@@ -422,12 +422,40 @@ func (c *Config) Shown(p *Plugin) *Config {
 			continue
 		}
 		for opt, v := range m {
-			if s, ok := v.(string); ok && opt != "type" && opt != "name" {
-				m[opt] = shown(p, opt, s)
+			if opt != "type" && opt != "name" {
+				m[opt] = shownValue(p, opt, v)
 			}
 		}
 	}
 	return &Config{Nested: doc}
+}
+
+// shownValue is shown for a value of the config file's shape, whatever its
+// JSON type: each string of a list or map as shown shows it, and a secret
+// option's number or boolean as redacted.
+func shownValue(p *Plugin, opt string, v any) any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return shown(p, opt, v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = shownValue(p, opt, e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = shownValue(p, opt, e)
+		}
+		return out
+	}
+	if secretOption(p, opt) {
+		return redacted
+	}
+	return v
 }
 
 // problemOption names the option of one problem line that a connector's

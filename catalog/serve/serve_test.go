@@ -624,3 +624,62 @@ func TestChildrenDoNotSeeServesEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestShownHidesNestedSecrets: in the config file's shape a secret option
+// whose value is a list, a map or a number is masked too (http-sink's
+// writeOnly header), in every answer that shows a config: create, config,
+// tasks, ?expand=info, validate.
+func TestShownHidesNestedSecrets(t *testing.T) {
+	bin := binDir(t)
+	if _, err := os.Stat(filepath.Join(bin, "http-sink")); err != nil {
+		t.Skip("no http-sink in", bin)
+	}
+	secrets := filepath.Join(t.TempDir(), "secrets")
+	os.WriteFile(secrets, []byte("REF=r\n"), 0o600)
+	s := newSupervisor(t, Options{Bus: testBus(t), SecretsFile: secrets})
+	ts := httptest.NewServer(Handler(s, "", nil))
+	defer ts.Close()
+	cfg := map[string]any{
+		"meta": map[string]any{"type": "http-sink", "topic": "t"},
+		"http": map[string]any{"endpoint": "http://127.0.0.1:1/in",
+			"header": []any{"Authorization: Bearer s3cret-token", "X-Ref: ${{ secrets.REF }}"}},
+	}
+	code, b := call(t, "POST", ts.URL+"/connectors", map[string]any{"name": "h", "config": cfg})
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	answers := map[string]string{"create": string(b)}
+	for _, path := range []string{"/connectors/h", "/connectors/h/config", "/connectors/h/tasks", "/connectors?expand=info"} {
+		code, b := call(t, "GET", ts.URL+path, nil)
+		if code != 200 {
+			t.Errorf("GET %s: %d %s", path, code, b)
+		}
+		answers[path] = string(b)
+	}
+	code, b = call(t, "PUT", ts.URL+"/connector-plugins/http-sink/config/validate", cfg)
+	if code != 200 {
+		t.Errorf("validate: %d %s", code, b)
+	}
+	answers["validate"] = string(b)
+	for what, b := range answers {
+		if strings.Contains(b, "s3cret-token") || strings.Contains(b, "12345") || !strings.Contains(b, "*****") {
+			t.Errorf("%s shows a secret: %s", what, b)
+		}
+	}
+	cfg["meta"].(map[string]any)["bus_password"] = 12345
+	cfg["meta"].(map[string]any)["bus"] = []any{"kafka://u:pw@h:9092"}
+	cb, _ := json.Marshal(cfg)
+	c, err := ParseConfig(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Plugin(context.Background(), "http-sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(c.Shown(p).Nested)
+	want := `{"http":{"endpoint":"http://127.0.0.1:1/in","header":["*****","*****"]},"meta":{"bus":["kafka://u:*****@h:9092"],"bus_password":"*****","topic":"t","type":"http-sink"}}`
+	if string(got) != want {
+		t.Errorf("shown\n got %s\nwant %s", got, want)
+	}
+}
