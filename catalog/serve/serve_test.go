@@ -683,3 +683,82 @@ func TestShownHidesNestedSecrets(t *testing.T) {
 		t.Errorf("shown\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestBadStateFilesFailTheirInstanceOnly: a state file without a config
+// (it made Start panic) and a truncated one (it made serve exit 1) are
+// logged with their path and why, their instances FAILED with it as the
+// trace; the others start. A new config or a delete clears them.
+func TestBadStateFilesFailTheirInstanceOnly(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte("{\"a\":1}\n"), 0o644)
+	state := filepath.Join(dir, "state")
+	conns := filepath.Join(state, "connectors")
+	os.MkdirAll(conns, 0o700)
+	good, _ := json.Marshal(Spec{Name: "good", Target: TargetRunning,
+		Config: flat("connector.class", "file-source", "path", in, "topic", "t", "follow", "true")})
+	files := map[string]string{
+		"nul":   `{"name":"nul","target":"running"}`,
+		"trunc": string(good[:len(good)/2]),
+		"empty": ``,
+		"good":  string(good),
+	}
+	for n, b := range files {
+		if err := os.WriteFile(filepath.Join(conns, n+".json"), []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log syncBuffer
+	s, err := New(Options{StateDir: state, BinDir: binDir(t), Bus: testBus(t), Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	ts := httptest.NewServer(Handler(s, "", nil))
+	defer ts.Close()
+	waitFor(t, "good RUNNING", func() bool { return apiStatus(t, ts.URL, "good").Connector.State == StateRunning })
+	for _, n := range []string{"nul", "trunc", "empty"} {
+		path := filepath.Join(conns, n+".json")
+		st := apiStatus(t, ts.URL, n)
+		if st.Connector.State != StateFailed || !strings.Contains(st.Tasks[0].Trace, path) {
+			t.Errorf("%s: %+v", n, st)
+		}
+		if !strings.Contains(log.String(), path) {
+			t.Errorf("%s not logged: %s", path, log.String())
+		}
+		if code, b := call(t, "GET", ts.URL+"/connectors/"+n, nil); code != 200 {
+			t.Errorf("GET %s: %d %s", n, code, b)
+		}
+	}
+	if code, b := call(t, "GET", ts.URL+"/connectors?expand=status&expand=info", nil); code != 200 {
+		t.Errorf("expand: %d %s", code, b)
+	}
+	// Steering it keeps the file as it is, with the reason.
+	if code, b := call(t, "PUT", ts.URL+"/connectors/nul/pause", nil); code != 500 || !strings.Contains(string(b), "DELETE") {
+		t.Errorf("pause nul: %d %s", code, b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(conns, "nul.json")); string(b) != files["nul"] {
+		t.Errorf("nul.json rewritten: %s", b)
+	}
+	if code, b := call(t, "POST", ts.URL+"/connectors/trunc/restart", nil); code != 204 {
+		t.Errorf("restart trunc: %d %s", code, b)
+	}
+	waitFor(t, "trunc FAILED again", func() bool { return apiStatus(t, ts.URL, "trunc").Connector.State == StateFailed })
+	// A new config repairs it, a delete removes it.
+	in2 := filepath.Join(dir, "in2.jsonl")
+	os.WriteFile(in2, []byte("{\"a\":1}\n"), 0o644)
+	cfg := map[string]string{"connector.class": "file-source", "path": in2, "topic": "t2", "follow": "true"}
+	if code, b := call(t, "PUT", ts.URL+"/connectors/nul/config", cfg); code != 200 {
+		t.Errorf("PUT nul config: %d %s", code, b)
+	}
+	waitFor(t, "nul RUNNING", func() bool { return apiStatus(t, ts.URL, "nul").Connector.State == StateRunning })
+	if code, b := call(t, "DELETE", ts.URL+"/connectors/trunc", nil); code != 204 {
+		t.Errorf("DELETE trunc: %d %s", code, b)
+	}
+	if _, err := os.Stat(filepath.Join(conns, "trunc.json")); !os.IsNotExist(err) {
+		t.Errorf("trunc.json after delete: %v", err)
+	}
+}

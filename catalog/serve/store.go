@@ -23,6 +23,10 @@ type Spec struct {
 	Config *Config `json:"config"`
 	// Target is running, paused or stopped.
 	Target string `json:"target"`
+	// bad says why the state file could not be taken (unreadable, not
+	// JSON, no config): the instance is FAILED with it, its Config empty,
+	// and the file is kept as it is until a new config or a delete.
+	bad error
 }
 
 // validName is what an instance may be called: its state file is named
@@ -55,7 +59,8 @@ func (s *store) path(name string) string { return filepath.Join(s.dir, "connecto
 // process.
 func (s *store) runPath(name string) string { return filepath.Join(s.dir, "run", name+".json") }
 
-// load returns every spec kept.
+// load returns every spec kept; one whose file cannot be taken has bad
+// set (only the directory's own failure is an error).
 func (s *store) load() ([]*Spec, error) {
 	ents, err := os.ReadDir(filepath.Join(s.dir, "connectors"))
 	if err != nil {
@@ -67,13 +72,21 @@ func (s *store) load() ([]*Spec, error) {
 		if !ok || checkName(n) != nil {
 			continue // a temporary file of a write cut short, or not ours
 		}
-		b, err := os.ReadFile(filepath.Join(s.dir, "connectors", e.Name()))
-		if err != nil {
-			return nil, err
-		}
+		path := filepath.Join(s.dir, "connectors", e.Name())
 		sp := &Spec{}
-		if err := json.Unmarshal(b, sp); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", e.Name(), err)
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(b, sp)
+		}
+		if err == nil && sp.Config == nil {
+			err = errors.New(`no "config"`)
+		}
+		if err == nil && sp.Config.Flat == nil && sp.Config.Nested == nil {
+			err = errors.New(`"config" is empty`)
+		}
+		if err != nil {
+			sp = &Spec{Config: &Config{Flat: map[string]string{}}, Target: TargetRunning,
+				bad: fmt.Errorf("state file %s: %w", path, err)}
 		}
 		sp.Name = n
 		out = append(out, sp)
@@ -81,8 +94,11 @@ func (s *store) load() ([]*Spec, error) {
 	return out, nil
 }
 
-// save writes sp durably.
+// save writes sp durably; not one whose state file could not be taken.
 func (s *store) save(sp *Spec) error {
+	if sp.bad != nil {
+		return fmt.Errorf("%w: PUT a new config or DELETE the connector", sp.bad)
+	}
 	b, err := json.MarshalIndent(sp, "", "  ")
 	if err != nil {
 		return err

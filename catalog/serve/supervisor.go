@@ -120,10 +120,15 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 	for _, sp := range specs {
 		i := s.newInstance(sp)
-		p, f, errs := s.prepare(ctx, sp.Name, sp.Config)
-		i.plugin, i.file = p, f
-		if errs != nil {
-			i.failed, i.trace = true, errs.Error()
+		if sp.bad != nil {
+			i.failed, i.trace = true, sp.bad.Error()
+			s.logf("%s: %v: FAILED (PUT a new config or DELETE it)", sp.Name, sp.bad)
+		} else {
+			p, f, errs := s.prepare(ctx, sp.Name, sp.Config)
+			i.plugin, i.file = p, f
+			if errs != nil {
+				i.failed, i.trace = true, errs.Error()
+			}
 		}
 		s.mu.Lock()
 		s.insts[sp.Name] = i
@@ -574,9 +579,12 @@ func exitWords(code int) string {
 // start writes the instance's config file and starts its process.
 func (i *instance) start() (*child, error) {
 	i.mu.Lock()
-	p, f := i.plugin, i.file
+	p, f, bad := i.plugin, i.file, i.spec.bad
 	i.starts++
 	i.mu.Unlock()
+	if bad != nil {
+		return nil, bad
+	}
 	if p == nil || f == nil {
 		return nil, errors.New("no connector to run")
 	}
