@@ -57,7 +57,14 @@ func Listen(ctx context.Context, listen, token string, ui func(*Supervisor) http
 		console = ui(s)
 	}
 	srv := &Server{Supervisor: s, ln: ln, done: make(chan error, 1),
-		srv: &http.Server{Handler: Handler(s, token, console), ReadHeaderTimeout: 10 * time.Second}}
+		srv: &http.Server{Handler: Handler(s, token, console),
+			// A request's body is at most maxBody: 30 s reads it on any link.
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			// No endpoint streams or long-polls; the slowest answer is a
+			// DELETE waiting for its child's shutdown timeout (30 s, then 5 s
+			// before SIGKILL) or a create queued behind others' validate runs
+			// (20 s each at most).
+			WriteTimeout: 2 * time.Minute, IdleTimeout: 60 * time.Second}}
 	go func() {
 		err := srv.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
