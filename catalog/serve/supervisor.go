@@ -85,7 +85,11 @@ type Supervisor struct {
 	writeMu sync.Mutex
 	mu      sync.Mutex
 	insts   map[string]*instance
-	logMu   sync.Mutex
+	// gone holds, by name, the done channel of a deleted instance whose
+	// process may still be stopping: an instance created again under its
+	// name starts once it is closed (they would share run/NAME.json).
+	gone  map[string]chan struct{}
+	logMu sync.Mutex
 }
 
 // New opens the state directory and finds the connector binaries; Start
@@ -101,7 +105,7 @@ func New(opts Options) (*Supervisor, error) {
 		opts: opts, store: st, plugins: newPlugins(opts.BinDir),
 		client: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second, Proxy: nil}},
-		ctx: ctx, cancel: cancel, insts: map[string]*instance{},
+		ctx: ctx, cancel: cancel, insts: map[string]*instance{}, gone: map[string]chan struct{}{},
 	}, nil
 }
 
@@ -306,8 +310,14 @@ func (s *Supervisor) Put(ctx context.Context, name string, cfg *Config, create b
 	i.plugin, i.file = p, f
 	s.mu.Lock()
 	s.insts[name] = i
+	prev := s.gone[name]
 	s.mu.Unlock()
-	go i.loop()
+	go func() {
+		if prev != nil {
+			<-prev
+		}
+		i.loop()
+	}()
 	return true, nil
 }
 
@@ -328,10 +338,16 @@ func (s *Supervisor) Delete(name string) error {
 	i.mu.Unlock()
 	s.mu.Lock()
 	delete(s.insts, name)
+	s.gone[name] = i.done
 	s.mu.Unlock()
 	s.writeMu.Unlock()
 	i.kick()
 	<-i.done
+	s.mu.Lock()
+	if s.gone[name] == i.done {
+		delete(s.gone, name)
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -531,11 +547,19 @@ func (i *instance) loop() {
 
 // exited records how process p ended.
 func (i *instance) exited(p *child) {
+	if p.code == 0 {
+		// Its spec is saved: in the order of the API's changes, so that a
+		// DELETE does not see its file written again.
+		i.s.writeMu.Lock()
+		defer i.s.writeMu.Unlock()
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.proc = nil
 	i.lastExit = exitWords(p.code)
 	switch {
+	case p.code == 0 && i.removed:
+		i.s.logf("%s: exited 0, deleted", i.name)
 	case p.code == 0:
 		// Done (a file read to its end): not run again until asked.
 		sp := *i.spec
