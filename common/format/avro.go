@@ -228,8 +228,9 @@ func (f *Format) Open(ctx context.Context, name, topic string, sink bool) error 
 // avro_file.go), whose first record, at a stream start, is its header.
 type avroDecoder struct {
 	a       *avroFormat
-	first   bool // the next record begins a stream
-	r       *avro.Reader
+	first   bool                   // the next record begins a stream
+	r       *avro.Reader           // reads datums with schema resolution (avro_file.go)
+	in      avroIn                 // reads every other datum
 	schemas map[uint32]avro.Schema // parsed writer schemas by id
 	file    *avroFile              // the container being read, nil when none
 }
@@ -379,8 +380,7 @@ func wireProblem(v []byte) string {
 
 // datum appends the JSON form of data, exactly one datum of s.
 func (d *avroDecoder) datum(b, data []byte, s avro.Schema) ([]byte, error) {
-	r := d.r.Reset(data)
-	r.Error = nil
+	r := d.in.reset(data, b)
 	b = appendAvroJSON(b, r, s)
 	if r.Error != nil {
 		if errors.Is(r.Error, io.EOF) || errors.Is(r.Error, io.ErrUnexpectedEOF) {
@@ -388,7 +388,7 @@ func (d *avroDecoder) datum(b, data []byte, s avro.Schema) ([]byte, error) {
 		}
 		return b, fmt.Errorf("not an Avro datum of schema %s: %v", schemaName(s), r.Error)
 	}
-	if r.Peek(); r.Error == nil {
+	if r.more() {
 		return b, fmt.Errorf("bytes left after the Avro datum of schema %s (%d bytes in all)", schemaName(s), len(data))
 	}
 	return b, nil

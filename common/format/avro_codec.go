@@ -46,7 +46,12 @@ import (
 
 // appendAvroJSON reads one datum of schema s and appends its JSON form.
 // A problem is reported in r.Error.
-func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
+func appendAvroJSON(b []byte, r *avroIn, s avro.Schema) []byte {
+	return appendAvroValue(b, r, s, 0)
+}
+
+// appendAvroValue appends the JSON of a value depth values deep.
+func appendAvroValue(b []byte, r *avroIn, s avro.Schema, depth int) []byte {
 	if r.Error != nil {
 		return b
 	}
@@ -55,18 +60,29 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 		lt = ls.Logical().Type()
 	}
 	switch s.Type() {
+	case avro.Array, avro.Map, avro.Record, avro.Union:
+		if depth >= avroMaxDepth {
+			r.fail(string(s.Type()), "values nested deeper than %d", avroMaxDepth)
+			return b
+		}
+		if len(b) > r.limit {
+			r.fail(string(s.Type()), "its JSON form is larger than %d MiB", avroMaxJSON>>20)
+			return b
+		}
+	}
+	switch s.Type() {
 	case avro.Null:
 		return append(b, "null"...)
 	case avro.Boolean:
-		return strconv.AppendBool(b, r.ReadBool())
+		return strconv.AppendBool(b, r.readBool())
 	case avro.Int:
-		i := r.ReadInt()
+		i := r.readInt()
 		if lt == avro.Date {
 			return time.Unix(int64(i)*86400, 0).UTC().AppendFormat(append(b, '"'), "2006-01-02\"")
 		}
 		return strconv.AppendInt(b, int64(i), 10)
 	case avro.Long:
-		i := r.ReadLong()
+		i := r.readLong()
 		switch lt {
 		case avro.TimestampMillis:
 			t := time.UnixMilli(i).UTC()
@@ -77,43 +93,58 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 		}
 		return strconv.AppendInt(b, i, 10)
 	case avro.Float:
-		return appendFloat(b, r, float64(r.ReadFloat()), 32)
+		return appendFloat(b, r, float64(r.readFloat()), 32)
 	case avro.Double:
-		return appendFloat(b, r, r.ReadDouble(), 64)
+		return appendFloat(b, r, r.readDouble(), 64)
 	case avro.String:
-		v := r.ReadBytes()
+		v := r.readBytes("string")
+		if r.Error != nil {
+			return b
+		}
 		if !isUTF8(v) {
-			r.ReportError("string", "not UTF-8 text")
+			r.fail("string", "not UTF-8 text")
 			return b
 		}
 		return jsontext.AppendString(b, string(v))
 	case avro.Bytes:
-		v := r.ReadBytes()
+		v := r.readBytes("bytes")
+		if r.Error != nil {
+			return b
+		}
 		if lt == avro.Decimal {
-			return appendDecimal(b, v, s.(avro.LogicalTypeSchema).Logical().(*avro.DecimalLogicalSchema).Scale())
+			return appendDecimal(b, r, v, s.(avro.LogicalTypeSchema).Logical().(*avro.DecimalLogicalSchema))
 		}
 		return appendBase64(b, v)
 	case avro.Fixed:
-		v := make([]byte, s.(*avro.FixedSchema).Size())
-		r.Read(v)
+		v := r.fixed(s.(*avro.FixedSchema).Size())
+		if r.Error != nil {
+			return b
+		}
 		if lt == avro.Decimal {
-			return appendDecimal(b, v, s.(avro.LogicalTypeSchema).Logical().(*avro.DecimalLogicalSchema).Scale())
+			return appendDecimal(b, r, v, s.(avro.LogicalTypeSchema).Logical().(*avro.DecimalLogicalSchema))
 		}
 		return appendBase64(b, v)
 	case avro.Enum:
 		symbols := s.(*avro.EnumSchema).Symbols()
-		i := int(r.ReadInt())
+		i := int(r.readInt())
+		if r.Error != nil {
+			return b
+		}
 		if i < 0 || i >= len(symbols) {
-			r.ReportError("enum", fmt.Sprintf("symbol index %d out of range (%d symbols)", i, len(symbols)))
+			r.fail("enum", "symbol index %d out of range (%d symbols)", i, len(symbols))
 			return b
 		}
 		return jsontext.AppendString(b, symbols[i])
 	case avro.Array:
 		items := s.(*avro.ArraySchema).Items()
+		minItem := 0
+		if avroTakesBytes(items) {
+			minItem = 1
+		}
 		b = append(b, '[')
 		n := 0
 		for r.Error == nil {
-			count, _ := r.ReadBlockHeader()
+			count := r.blockCount("array", minItem)
 			if count == 0 || r.Error != nil {
 				break
 			}
@@ -121,7 +152,11 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 				if n > 0 {
 					b = append(b, ',')
 				}
-				b = appendAvroJSON(b, r, items)
+				if len(b) > r.limit {
+					r.fail("array", "its JSON form is larger than %d MiB", avroMaxJSON>>20)
+					return b
+				}
+				b = appendAvroValue(b, r, items, depth+1)
 				n++
 			}
 		}
@@ -131,7 +166,8 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 		b = append(b, '{')
 		n := 0
 		for r.Error == nil {
-			count, _ := r.ReadBlockHeader()
+			// A key takes at least its length's byte.
+			count := r.blockCount("map", 1)
 			if count == 0 || r.Error != nil {
 				break
 			}
@@ -139,13 +175,20 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 				if n > 0 {
 					b = append(b, ',')
 				}
-				k := r.ReadBytes()
+				if len(b) > r.limit {
+					r.fail("map", "its JSON form is larger than %d MiB", avroMaxJSON>>20)
+					return b
+				}
+				k := r.readBytes("map key")
+				if r.Error != nil {
+					return b
+				}
 				if !isUTF8(k) {
-					r.ReportError("map", "a key is not UTF-8 text")
+					r.fail("map", "a key is not UTF-8 text")
 					return b
 				}
 				b = append(jsontext.AppendString(b, string(k)), ':')
-				b = appendAvroJSON(b, r, values)
+				b = appendAvroValue(b, r, values, depth+1)
 				n++
 			}
 		}
@@ -157,20 +200,21 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 				b = append(b, ',')
 			}
 			b = append(jsontext.AppendString(b, f.Name()), ':')
-			b = appendAvroJSON(b, r, f.Type())
+			b = appendAvroValue(b, r, f.Type(), depth+1)
 		}
 		return append(b, '}')
 	case avro.Ref:
-		return appendAvroJSON(b, r, s.(*avro.RefSchema).Schema())
+		// A ref is a record, which counts the depth.
+		return appendAvroValue(b, r, s.(*avro.RefSchema).Schema(), depth)
 	case avro.Union:
 		u := s.(*avro.UnionSchema)
 		types := u.Types()
-		i := r.ReadLong()
+		i := r.readLong()
 		if r.Error != nil {
 			return b
 		}
 		if i < 0 || i >= int64(len(types)) {
-			r.ReportError("union", fmt.Sprintf("branch %d out of range (%d branches)", i, len(types)))
+			r.fail("union", "branch %d out of range (%d branches)", i, len(types))
 			return b
 		}
 		t := types[i]
@@ -178,20 +222,24 @@ func appendAvroJSON(b []byte, r *avro.Reader, s avro.Schema) []byte {
 			return append(b, "null"...)
 		}
 		if u.Nullable() {
-			return appendAvroJSON(b, r, t)
+			// No nesting in JSON; a record in it counts.
+			return appendAvroValue(b, r, t, depth)
 		}
 		b = append(jsontext.AppendString(append(b, '{'), unionName(t)), ':')
-		return append(appendAvroJSON(b, r, t), '}')
+		return append(appendAvroValue(b, r, t, depth+1), '}')
 	}
-	r.ReportError("read", "unexpected schema type "+string(s.Type()))
+	r.fail("read", "unexpected schema type %s", s.Type())
 	return b
 }
 
 func isUTF8(b []byte) bool { return utf8.Valid(b) }
 
-func appendFloat(b []byte, r *avro.Reader, f float64, bits int) []byte {
+func appendFloat(b []byte, r *avroIn, f float64, bits int) []byte {
+	if r.Error != nil {
+		return b
+	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		r.ReportError("float", fmt.Sprintf("%v has no JSON form", f))
+		r.fail("float", "%v has no JSON form", f)
 		return b
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, bits)
@@ -204,8 +252,19 @@ func appendBase64(b []byte, v []byte) []byte {
 }
 
 // appendDecimal appends the two's-complement big-endian unscaled value v
-// with scale decimals, as a JSON string.
-func appendDecimal(b []byte, v []byte, scale int) []byte {
+// with d's scale decimals, as a JSON string. A precision or scale beyond
+// avroMaxDecimalDigits, or a value of more than avroMaxDecimalBytes, is
+// refused.
+func appendDecimal(b []byte, r *avroIn, v []byte, d *avro.DecimalLogicalSchema) []byte {
+	if err := checkDecimal(d.Precision(), d.Scale()); err != nil {
+		r.fail("decimal", "%v", err)
+		return b
+	}
+	if len(v) > avroMaxDecimalBytes {
+		r.fail("decimal", "a value of %d bytes (more than %d digits)", len(v), avroMaxDecimalDigits)
+		return b
+	}
+	scale := d.Scale()
 	n := new(big.Int).SetBytes(v)
 	if len(v) > 0 && v[0]&0x80 != 0 {
 		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(v))*8))
@@ -225,6 +284,15 @@ func appendDecimal(b []byte, v []byte, scale int) []byte {
 	}
 	b = append(b, digits...)
 	return append(b, '"')
+}
+
+// checkDecimal refuses a decimal's precision or scale beyond
+// avroMaxDecimalDigits.
+func checkDecimal(precision, scale int) error {
+	if precision > avroMaxDecimalDigits || scale > avroMaxDecimalDigits || scale < 0 {
+		return fmt.Errorf("a decimal of precision %d and scale %d: more than %d digits are not read or written", precision, scale, avroMaxDecimalDigits)
+	}
+	return nil
 }
 
 // unionName is a union branch's name in the JSON form of a union.
@@ -263,6 +331,14 @@ var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 // writeAvro writes v, a JSON value as parseJSONValue returns it, as a
 // datum of schema s.
 func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
+	return writeAvroValue(w, s, v, path, 0)
+}
+
+// writeAvroValue writes v, depth values deep (refused beyond avroMaxDepth).
+func writeAvroValue(w *avro.Writer, s avro.Schema, v any, path string, depth int) error {
+	if depth >= avroMaxDepth {
+		return pathError(path, "values nested deeper than %d", avroMaxDepth)
+	}
 	var lt avro.LogicalType
 	if ls, ok := s.(avro.LogicalTypeSchema); ok && ls.Logical() != nil {
 		lt = ls.Logical().Type()
@@ -410,7 +486,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 			w.WriteLong(int64(len(arr)))
 			items := s.(*avro.ArraySchema).Items()
 			for i, x := range arr {
-				if err := writeAvro(w, items, x, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				if err := writeAvroValue(w, items, x, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
 					return err
 				}
 			}
@@ -427,7 +503,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 			values := s.(*avro.MapSchema).Values()
 			for k, x := range obj {
 				w.WriteString(k)
-				if err := writeAvro(w, values, x, keyPath(path, k)); err != nil {
+				if err := writeAvroValue(w, values, x, keyPath(path, k), depth+1); err != nil {
 					return err
 				}
 			}
@@ -459,7 +535,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 					return pathError(keyPath(path, f.Name()), "missing (the field has no default)")
 				}
 			}
-			if err := writeAvro(w, f.Type(), x, keyPath(path, f.Name())); err != nil {
+			if err := writeAvroValue(w, f.Type(), x, keyPath(path, f.Name()), depth+1); err != nil {
 				return err
 			}
 		}
@@ -472,7 +548,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 		}
 		return nil
 	case avro.Ref:
-		return writeAvro(w, s.(*avro.RefSchema).Schema(), v, path)
+		return writeAvroValue(w, s.(*avro.RefSchema).Schema(), v, path, depth)
 	case avro.Union:
 		u := s.(*avro.UnionSchema)
 		types := u.Types()
@@ -488,7 +564,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 		if u.Nullable() {
 			_, typ := u.Indices()
 			w.WriteLong(int64(typ))
-			return writeAvro(w, types[typ], v, path)
+			return writeAvroValue(w, types[typ], v, path, depth)
 		}
 		obj, ok := v.(map[string]any)
 		if ok && len(obj) == 1 {
@@ -496,7 +572,7 @@ func writeAvro(w *avro.Writer, s avro.Schema, v any, path string) error {
 				for i, t := range types {
 					if unionName(t) == k {
 						w.WriteLong(int64(i))
-						return writeAvro(w, t, x, keyPath(path, k))
+						return writeAvroValue(w, t, x, keyPath(path, k), depth+1)
 					}
 				}
 			}
@@ -570,6 +646,12 @@ func decimalBytes(v any, precision, scale, size int, path string) ([]byte, error
 		text = string(x)
 	default:
 		return nil, pathError(path, "expected a decimal string, got %s", jsonKind(v))
+	}
+	if err := checkDecimal(precision, scale); err != nil {
+		return nil, pathError(path, "%v", err)
+	}
+	if len(text) > 2*avroMaxDecimalDigits+8 {
+		return nil, pathError(path, "a decimal of %d characters (more than %d digits)", len(text), avroMaxDecimalDigits)
 	}
 	r, ok := new(big.Rat).SetString(text)
 	if !ok || strings.ContainsAny(text, "/") {

@@ -146,25 +146,33 @@ func (d *avroDecoder) block(v []byte) (buf []byte, ends []int, err error) {
 		return nil, nil, fmt.Errorf("it says %d datums in %d bytes", count, len(data))
 	}
 	s := d.file.schema
-	rd := d.r.Reset(data)
+	rd := d.r.Reset(data) // with schema resolution
 	rd.Error = nil
+	in := d.in.reset(data, nil) // without
 	buf = make([]byte, 0, 2*len(data)+64)
 	ends = make([]int, 0, min(count, int64(len(data))+1))
 	for i := int64(0); i < count; i++ {
+		var err error
 		if d.file.resolved != nil {
 			buf = d.resolve(buf, rd)
+			err = rd.Error
 		} else {
-			buf = appendAvroJSON(buf, rd, s)
+			in.limit = len(buf) + avroMaxJSON
+			buf = appendAvroJSON(buf, in, s)
+			err = in.Error
 		}
-		if rd.Error != nil {
-			if errors.Is(rd.Error, io.EOF) || errors.Is(rd.Error, io.ErrUnexpectedEOF) {
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil, nil, fmt.Errorf("datum %d of %d is truncated (schema %s)", i+1, count, schemaName(s))
 			}
-			return nil, nil, fmt.Errorf("datum %d of %d is not an Avro datum of schema %s: %v", i+1, count, schemaName(s), rd.Error)
+			return nil, nil, fmt.Errorf("datum %d of %d is not an Avro datum of schema %s: %v", i+1, count, schemaName(s), err)
 		}
 		ends = append(ends, len(buf))
 	}
-	if rd.Peek(); rd.Error == nil {
+	if d.file.resolved == nil && in.more() {
+		return nil, nil, fmt.Errorf("bytes left after its %d datums of schema %s", count, schemaName(s))
+	}
+	if rd.Peek(); d.file.resolved != nil && rd.Error == nil {
 		return nil, nil, fmt.Errorf("bytes left after its %d datums of schema %s", count, schemaName(s))
 	}
 	return buf, ends, nil
@@ -186,7 +194,8 @@ func (d *avroDecoder) resolve(b []byte, rd *avro.Reader) []byte {
 		rd.Error = fmt.Errorf("read as --avro-schema: %v", err)
 		return b
 	}
-	r := avro.NewReader(nil, 0, avro.WithReaderConfig(avroConfig)).Reset(data)
+	var in avroIn
+	r := in.reset(data, b)
 	b = appendAvroJSON(b, r, d.file.reader)
 	if r.Error != nil {
 		rd.Error = fmt.Errorf("read as --avro-schema: %v", r.Error)

@@ -1,0 +1,105 @@
+package format
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hamba/avro/v2"
+)
+
+// zz is the Avro (zigzag varint) encoding of a long.
+func zz(i int64) []byte { return binary.AppendVarint(nil, i) }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// decodeBounded decodes data as one datum of schemaText, failing the test
+// unless it is refused with an error saying want, quickly and without
+// allocating more than 64 MiB (a million nulls' JSON, the most allowed,
+// takes 25 MiB with its growing buffer).
+func decodeBounded(t *testing.T, schemaText string, data []byte, want string) {
+	t.Helper()
+	s, err := parseAvroSchema(schemaText)
+	if err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	d := newAvroDecoder(nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err = d.datum(nil, data, s)
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v, want it to say %q", err, want)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("allocated %d MiB to refuse a datum of %d bytes", alloc>>20, len(data))
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("took %v to refuse a datum of %d bytes", elapsed, len(data))
+	}
+}
+
+// TestAvroDecodeLimits: crafted datums and schemas are refused with an
+// error, before they can overflow the stack, allocate without bound or
+// loop for long.
+func TestAvroDecodeLimits(t *testing.T) {
+	recursive := `{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}`
+	t.Run("recursion", func(t *testing.T) {
+		// 350,000 nested values overflowed the stack (a fatal error).
+		data := append(bytes.Repeat([]byte{2}, 350000), 0)
+		decodeBounded(t, recursive, data, "nested deeper than 1000")
+		// 999 records deep still read.
+		s, _ := parseAvroSchema(recursive)
+		d := newAvroDecoder(nil)
+		if _, err := d.datum(nil, append(bytes.Repeat([]byte{2}, 998), 0), s); err != nil {
+			t.Errorf("999 records deep: %v", err)
+		}
+	})
+	t.Run("fixed", func(t *testing.T) {
+		decodeBounded(t, `{"type":"fixed","name":"F","size":4000000000000}`, []byte{1, 2, 3}, "truncated")
+	})
+	t.Run("null items", func(t *testing.T) {
+		decodeBounded(t, `{"type":"array","items":"null"}`, cat(zz(1<<40), zz(0)), "items that take no bytes")
+		decodeBounded(t, `{"type":"array","items":{"type":"record","name":"E","fields":[]}}`, cat(zz(1<<62), zz(0)), "items that take no bytes")
+		// In all, across blocks and values.
+		block := cat(zz(1<<19), zz(0))
+		decodeBounded(t, `{"type":"array","items":{"type":"array","items":"null"}}`, cat(zz(3), block, block, block, zz(0)), "items that take no bytes")
+	})
+	t.Run("counts", func(t *testing.T) {
+		decodeBounded(t, `{"type":"array","items":"int"}`, cat(zz(1<<40), zz(0)), "a block of 1099511627776 items, but 1 bytes are left")
+		decodeBounded(t, `{"type":"map","values":"null"}`, cat(zz(1<<40), zz(0)), "a block of 1099511627776 items")
+		decodeBounded(t, `{"type":"array","items":"int"}`, cat(zz(-5), zz(1<<40), zz(0)), "a block of 1099511627776 bytes")
+	})
+	t.Run("bytes", func(t *testing.T) {
+		// A 4-byte datum declaring 60 MB made hamba allocate them.
+		decodeBounded(t, `"bytes"`, zz(60<<20), "truncated Avro datum (4 bytes)")
+		decodeBounded(t, `"string"`, zz(60<<20), "truncated")
+	})
+	t.Run("decimal", func(t *testing.T) {
+		decodeBounded(t, `{"type":"bytes","logicalType":"decimal","precision":2000000000,"scale":2000000000}`, cat(zz(1), []byte{1}), "more than 1000 digits")
+		decodeBounded(t, `{"type":"bytes","logicalType":"decimal","precision":1000,"scale":2}`, cat(zz(1000), make([]byte, 1000)), "a value of 1000 bytes")
+	})
+}
+
+// TestAvroEncodeLimits: encoding refuses values nested too deep and
+// decimals of absurd precision rather than exhausting the process.
+func TestAvroEncodeLimits(t *testing.T) {
+	s, _ := parseAvroSchema(`{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}`)
+	var v any
+	for i := 0; i < 5000; i++ {
+		v = map[string]any{"next": v}
+	}
+	w := avro.NewWriter(io.Discard, 64<<10, avro.WithWriterConfig(avroConfig))
+	if err := writeAvro(w, s, v, "$"); err == nil || !strings.Contains(err.Error(), "nested deeper than 1000") {
+		t.Errorf("error %v, want nested deeper than 1000", err)
+	}
+	if _, err := decimalBytes("1.5", 2000000000, 2000000000, -1, "$"); err == nil || !strings.Contains(err.Error(), "more than 1000 digits") {
+		t.Errorf("error %v, want more than 1000 digits", err)
+	}
+}
