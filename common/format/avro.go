@@ -33,8 +33,10 @@ const (
 	RecordName = "record-name" // the record's full name
 )
 
-// avroConfig lets a datum hold strings and bytes up to the largest record.
-var avroConfig = avro.Config{MaxByteSliceSize: 64 << 20}.Freeze()
+// avroConfig lets a datum hold strings and bytes up to the largest record
+// and hamba/avro decode arrays (and maps) of at most 1<<20 items, not the
+// 2^48 it allows by default (it sizes a slice from a declared count).
+var avroConfig = avro.Config{MaxByteSliceSize: 64 << 20, MaxSliceAllocSize: 1 << 20}.Freeze()
 
 // avroFormat is --format avro's options, checked, and what Open learns.
 type avroFormat struct {
@@ -230,7 +232,8 @@ type avroDecoder struct {
 	a       *avroFormat
 	first   bool                   // the next record begins a stream
 	r       *avro.Reader           // reads datums with schema resolution (avro_file.go)
-	in      avroIn                 // reads every other datum
+	in      avroIn                 // reads datums
+	scratch []byte                 // a datum read before resolution
 	schemas map[uint32]avro.Schema // parsed writer schemas by id
 	file    *avroFile              // the container being read, nil when none
 }

@@ -2,13 +2,16 @@ package format
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 
 	"github.com/hamba/avro/v2"
 	"github.com/hamba/avro/v2/ocf"
+	"github.com/klauspost/compress/snappy"
 
 	"github.com/culvert-dev/culvert/common/record"
 )
@@ -57,8 +60,8 @@ type avroFile struct {
 	// resolved (Avro's schema resolution), and --avro-schema, which each
 	// datum is read as.
 	resolved, reader avro.Schema
-	codec            ocf.Codec
-	bad              error // the header did not read: every block fails with it
+	codec            string // null, deflate or snappy
+	bad              error  // the header did not read: every block fails with it
 }
 
 // readAvroHeader reads a container's header (without its sync marker),
@@ -86,11 +89,9 @@ func readAvroHeader(a *avroFormat, b []byte) (*avroFile, error) {
 	}
 	switch c := string(meta["avro.codec"]); c {
 	case "", "null":
-		f.codec = &ocf.NullCodec{}
-	case "deflate":
-		f.codec = &ocf.DeflateCodec{}
-	case "snappy":
-		f.codec = &ocf.SnappyCodec{}
+		f.codec = "null"
+	case "deflate", "snappy":
+		f.codec = c
 	default:
 		return nil, fmt.Errorf("the Avro object container file's codec %q is not read (null, deflate and snappy are)", c)
 	}
@@ -138,26 +139,23 @@ func (d *avroDecoder) block(v []byte) (buf []byte, ends []int, err error) {
 	if int64(len(data)) != size {
 		return nil, nil, fmt.Errorf("it says %d bytes of datums, but %d bytes come before the next sync marker (a damaged size or sync marker)", size, len(data))
 	}
-	if data, err = d.file.codec.Decode(data); err != nil {
-		return nil, nil, fmt.Errorf("it does not decompress: %v", err)
+	if data, err = decompressAvroBlock(d.file.codec, data, avroMaxBlock); err != nil {
+		return nil, nil, err
 	}
 	if count > int64(len(data)) && count > 1<<20 {
 		// Datums of a schema of nulls take no bytes, but not a million.
 		return nil, nil, fmt.Errorf("it says %d datums in %d bytes", count, len(data))
 	}
 	s := d.file.schema
-	rd := d.r.Reset(data) // with schema resolution
-	rd.Error = nil
-	in := d.in.reset(data, nil) // without
+	in := d.in.reset(data, nil)
 	buf = make([]byte, 0, 2*len(data)+64)
 	ends = make([]int, 0, min(count, int64(len(data))+1))
 	for i := int64(0); i < count; i++ {
 		var err error
+		in.limit = len(buf) + avroMaxJSON
 		if d.file.resolved != nil {
-			buf = d.resolve(buf, rd)
-			err = rd.Error
+			buf, err = d.resolve(buf, in)
 		} else {
-			in.limit = len(buf) + avroMaxJSON
 			buf = appendAvroJSON(buf, in, s)
 			err = in.Error
 		}
@@ -169,36 +167,83 @@ func (d *avroDecoder) block(v []byte) (buf []byte, ends []int, err error) {
 		}
 		ends = append(ends, len(buf))
 	}
-	if d.file.resolved == nil && in.more() {
-		return nil, nil, fmt.Errorf("bytes left after its %d datums of schema %s", count, schemaName(s))
-	}
-	if rd.Peek(); d.file.resolved != nil && rd.Error == nil {
+	if in.more() {
 		return nil, nil, fmt.Errorf("bytes left after its %d datums of schema %s", count, schemaName(s))
 	}
 	return buf, ends, nil
 }
 
-// resolve appends the JSON of the next datum of rd read as --avro-schema
-// (the reader schema): hamba/avro reads it with the resolved schema
-// (fields dropped, defaults filled in, types promoted), writes it again
-// in the reader schema, which is then read as any datum. An error is
-// rd's.
-func (d *avroDecoder) resolve(b []byte, rd *avro.Reader) []byte {
+// resolve appends the JSON of the next datum of in read as --avro-schema
+// (the reader schema). The datum is first read in the writer schema by
+// avroIn, which checks every count, length and depth (hamba/avro sizes
+// slices from declared counts and skips a count of nulls one by one,
+// however large); hamba/avro then reads exactly its bytes with the
+// resolved schema (fields dropped, defaults filled in, types promoted)
+// and writes it again in the reader schema, which is then read as any
+// datum.
+func (d *avroDecoder) resolve(b []byte, in *avroIn) ([]byte, error) {
+	start := in.off
+	d.scratch = appendAvroJSON(d.scratch[:0], in, d.file.schema)
+	if in.Error != nil {
+		return b, in.Error
+	}
+	rd := d.r.Reset(in.b[start:in.off])
+	rd.Error = nil
 	var v any
 	rd.ReadVal(d.file.resolved, &v)
 	if rd.Error != nil {
-		return b
+		return b, rd.Error
 	}
 	data, err := avroConfig.Marshal(d.file.reader, v)
 	if err != nil {
-		rd.Error = fmt.Errorf("read as --avro-schema: %v", err)
-		return b
+		return b, fmt.Errorf("read as --avro-schema: %v", err)
 	}
-	var in avroIn
-	r := in.reset(data, b)
-	b = appendAvroJSON(b, r, d.file.reader)
+	var r avroIn
+	b = appendAvroJSON(b, r.reset(data, b), d.file.reader)
 	if r.Error != nil {
-		rd.Error = fmt.Errorf("read as --avro-schema: %v", r.Error)
+		return b, fmt.Errorf("read as --avro-schema: %v", r.Error)
 	}
-	return b
+	return b, nil
+}
+
+// avroMaxBlock is the most bytes a container file's block may decompress
+// to: the largest record (avroConfig's MaxByteSliceSize).
+const avroMaxBlock = 64 << 20
+
+// decompressAvroBlock decompresses a block's datums with codec, refusing
+// a block that would decompress to more than max bytes before allocating
+// them.
+func decompressAvroBlock(codec string, data []byte, max int) ([]byte, error) {
+	switch codec {
+	case "deflate":
+		out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(data)), int64(max)+1))
+		if err != nil {
+			return nil, fmt.Errorf("it does not decompress (deflate): %v", err)
+		}
+		if len(out) > max {
+			return nil, fmt.Errorf("it decompresses (deflate) to more than %d bytes", max)
+		}
+		return out, nil
+	case "snappy":
+		// A snappy block, then the CRC-32 of the decompressed bytes.
+		if len(data) < 4 {
+			return nil, errors.New("it does not decompress (snappy): no checksum")
+		}
+		n, err := snappy.DecodedLen(data[:len(data)-4])
+		if err != nil {
+			return nil, fmt.Errorf("it does not decompress (snappy): %v", err)
+		}
+		if n > max {
+			return nil, fmt.Errorf("it says it decompresses (snappy) to %d bytes, more than %d", n, max)
+		}
+		out, err := snappy.Decode(nil, data[:len(data)-4])
+		if err != nil {
+			return nil, fmt.Errorf("it does not decompress (snappy): %v", err)
+		}
+		if crc32.ChecksumIEEE(out) != binary.BigEndian.Uint32(data[len(data)-4:]) {
+			return nil, errors.New("it does not decompress (snappy): checksum mismatch")
+		}
+		return out, nil
+	}
+	return data, nil
 }

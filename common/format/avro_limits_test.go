@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"io"
 	"runtime"
@@ -101,5 +102,58 @@ func TestAvroEncodeLimits(t *testing.T) {
 	}
 	if _, err := decimalBytes("1.5", 2000000000, 2000000000, -1, "$"); err == nil || !strings.Contains(err.Error(), "more than 1000 digits") {
 		t.Errorf("error %v, want more than 1000 digits", err)
+	}
+}
+
+// TestAvroBlockLimits: a container file's block that decompresses to
+// more than the largest block is refused before it is all allocated.
+func TestAvroBlockLimits(t *testing.T) {
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	fw.Write(make([]byte, 2<<20))
+	fw.Close()
+	if _, err := decompressAvroBlock("deflate", z.Bytes(), 1<<20); err == nil || !strings.Contains(err.Error(), "decompresses (deflate) to more than 1048576 bytes") {
+		t.Errorf("deflate: %v", err)
+	}
+	if out, err := decompressAvroBlock("deflate", z.Bytes(), 2<<20); err != nil || len(out) != 2<<20 {
+		t.Errorf("deflate within the limit: %d bytes, %v", len(out), err)
+	}
+	// A snappy header claiming almost 4 GiB made a 4 GiB slice.
+	claim := cat(binary.AppendUvarint(nil, 0xfffffff0), []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := decompressAvroBlock("snappy", claim, avroMaxBlock)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "decompresses (snappy) to 4294967280 bytes") {
+		t.Errorf("snappy: %v", err)
+	}
+	if after.TotalAlloc-before.TotalAlloc > 1<<20 {
+		t.Errorf("snappy: allocated %d bytes to refuse a block", after.TotalAlloc-before.TotalAlloc)
+	}
+}
+
+// TestAvroResolveLimits: with schema resolution (hamba/avro reads the
+// datum), a count of empty records that hamba would skip one by one (2^62 of
+// them) is refused first, and a good datum still resolves.
+func TestAvroResolveLimits(t *testing.T) {
+	writer, _ := parseAvroSchema(`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":{"type":"record","name":"E","fields":[]}}},{"name":"c","type":"int"}]}`)
+	reader, _ := parseAvroSchema(`{"type":"record","name":"R","fields":[{"name":"c","type":"long"},{"name":"b","type":"int","default":1}]}`)
+	resolved, err := avro.NewSchemaCompatibility().Resolve(reader, writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newAvroDecoder(nil)
+	d.file = &avroFile{schema: writer, resolved: resolved, reader: reader, codec: "null"}
+	block := func(datum []byte) []byte { return cat(zz(1), zz(int64(len(datum))), datum) }
+	start := time.Now()
+	if _, _, err := d.block(block(cat(zz(1<<62), zz(0), zz(7)))); err == nil || !strings.Contains(err.Error(), "items that take no bytes") {
+		t.Errorf("2^62 empty records: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v to refuse 2^62 empty records", time.Since(start))
+	}
+	buf, _, err := d.block(block(cat(zz(3), zz(0), zz(7))))
+	if err != nil || string(buf) != `{"c":7,"b":1}` {
+		t.Errorf("resolved: %s, %v", buf, err)
 	}
 }
