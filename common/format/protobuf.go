@@ -397,29 +397,44 @@ func (b *protoBatch) convert(recs []record.Record, grow int, f func(msg *dynamic
 
 // wireError walks b's fields to say where a message that does not parse
 // goes wrong: "at byte 290, field extra (12): unexpected EOF". It goes
-// into the fields of nested messages; "" when the field structure is
-// sound (the library's error, such as a bad UTF-8 string, then says why).
+// into the fields of nested messages, at most wireErrorDepth deep; ""
+// when the field structure is sound as far as it looked (the library's
+// error, such as a bad UTF-8 string, then says why).
 func wireError(md protoreflect.MessageDescriptor, b []byte, base int, path string) string {
+	var parents []string
+	if path != "" {
+		parents = []string{path}
+	}
+	return wireErrorIn(md, b, base, parents)
+}
+
+// wireErrorDepth is how deep wireError looks into nested messages: a
+// message nested 20,000 deep made it build 20,000 paths of up to 20,000
+// names (gigabytes).
+const wireErrorDepth = 100
+
+// wireErrorIn is wireError in the fields named by parents, whose path is
+// only built to be reported.
+func wireErrorIn(md protoreflect.MessageDescriptor, b []byte, base int, parents []string) string {
 	for off := 0; off < len(b); {
 		num, typ, n := protowire.ConsumeTag(b[off:])
 		if n < 0 {
-			return fmt.Sprintf("at byte %d%s: bad field tag: %v", base+off, inField(path), protowire.ParseError(n))
+			return fmt.Sprintf("at byte %d%s: bad field tag: %v", base+off, inField(strings.Join(parents, ".")), protowire.ParseError(n))
 		}
-		name := fmt.Sprintf("%d", num)
 		fd := md.Fields().ByNumber(num)
-		if fd != nil {
-			name = fmt.Sprintf("%s (%d)", fd.Name(), num)
-		}
-		if path != "" {
-			name = path + "." + name
+		name := func() string {
+			if fd != nil {
+				return fmt.Sprintf("%s (%d)", fd.Name(), num)
+			}
+			return fmt.Sprintf("%d", num)
 		}
 		m := protowire.ConsumeFieldValue(num, typ, b[off+n:])
 		if m < 0 {
-			return fmt.Sprintf("at byte %d, field %s: %v", base+off, name, protowire.ParseError(m))
+			return fmt.Sprintf("at byte %d, field %s: %v", base+off, strings.Join(append(parents[:len(parents):len(parents)], name()), "."), protowire.ParseError(m))
 		}
-		if fd != nil && typ == protowire.BytesType && (fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind) && !fd.IsMap() {
+		if fd != nil && typ == protowire.BytesType && (fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind) && !fd.IsMap() && len(parents) < wireErrorDepth {
 			inner, k := protowire.ConsumeBytes(b[off+n:])
-			if where := wireError(fd.Message(), inner, base+off+n+k-len(inner), name); where != "" {
+			if where := wireErrorIn(fd.Message(), inner, base+off+n+k-len(inner), append(parents, name())); where != "" {
 				return where
 			}
 		}
