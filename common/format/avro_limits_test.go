@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"runtime"
 	"strings"
@@ -156,4 +157,35 @@ func TestAvroResolveLimits(t *testing.T) {
 	if err != nil || string(buf) != `{"c":7,"b":1}` {
 		t.Errorf("resolved: %s, %v", buf, err)
 	}
+}
+
+// FuzzAvroDatum: any bytes, read as a datum of each of a few schemas (one
+// recursive), are JSON or an error: never a panic, an overflow or
+// unbounded allocation.
+func FuzzAvroDatum(f *testing.F) {
+	texts := []string{
+		`{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]},{"name":"v","type":["int","string","bytes"]}]}`,
+		`{"type":"array","items":{"type":"map","values":["null","double",{"type":"array","items":"null"}]}}`,
+		`{"type":"record","name":"R","fields":[{"name":"f","type":{"type":"fixed","name":"F","size":4}},{"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":20,"scale":2}},{"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"]}},{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"b","type":"boolean"},{"name":"fl","type":"float"}]}`,
+	}
+	var schemas []avro.Schema
+	for _, text := range texts {
+		s, err := parseAvroSchema(text)
+		if err != nil {
+			f.Fatal(err)
+		}
+		schemas = append(schemas, s)
+	}
+	f.Add([]byte{2, 2, 0, 0, 2})
+	f.Add(cat(zz(2), zz(1), zz(1), []byte("k"), zz(4), zz(-3), zz(0), zz(0)))
+	f.Add(cat([]byte{1, 2, 3, 4}, zz(1), []byte{5}, zz(1), zz(99), []byte{1}, []byte{0, 0, 0, 0}))
+	d := newAvroDecoder(nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, s := range schemas {
+			out, err := d.datum(nil, data, s)
+			if err == nil && !json.Valid(out) {
+				t.Fatalf("schema %s: not JSON: %q", schemaName(s), out)
+			}
+		}
+	})
 }
