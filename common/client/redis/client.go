@@ -136,7 +136,7 @@ func Connect(ctx context.Context, u *url.URL) (*goredis.Client, error) {
 		if err == nil {
 			return c, nil
 		}
-		if attempt >= connectAttempts || ctx.Err() != nil || isPermanent(err) {
+		if attempt >= connectAttempts || ctx.Err() != nil || authRefused(err) {
 			break
 		}
 		t := time.NewTimer(backoff)
@@ -150,10 +150,6 @@ func Connect(ctx context.Context, u *url.URL) (*goredis.Client, error) {
 	c.Close()
 	return nil, fmt.Errorf("connecting to redis %s: %w", redact.ParsedURL(u), err)
 }
-
-// isPermanent reports errors that retrying cannot fix (bad credentials,
-// missing permissions).
-func isPermanent(err error) bool { return authRefused(err) }
 
 // quiet drops go-redis's own log lines: they are plain text on standard
 // error, which would break a connector's JSON log. Every failure they
