@@ -65,8 +65,8 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 		return usageErrorf("%v", err)
 	}
 	b, err := bus.Open(ctx, spec)
-	if stoppedEarly(ctx, err) {
-		return nil
+	if connector.StoppedEarly(ctx, err) {
+		return nil // stopped while connecting
 	}
 	if err != nil {
 		return fmt.Errorf("opening bus %s: %w", bus.Redact(spec), err)
@@ -88,14 +88,6 @@ func (st *state) runMain(ctx context.Context, stderr io.Writer) error {
 		return &usageError{st.errorProblem(fe)}
 	}
 	return err
-}
-
-// stoppedEarly reports whether err is only the stop signal ending the
-// connection to the bus: a stop, not a failure. (The runners say the same
-// of joining a group; a failure after the stop, such as a write cut short
-// by --shutdown-timeout, stays a failure.)
-func stoppedEarly(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // TuneGC trades some memory for speed unless the user set GOGC or

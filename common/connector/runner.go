@@ -447,7 +447,7 @@ func RunSink(ctx context.Context, b bus.Bus, snk Sink, cfg SinkConfig) (Stats, e
 				Msg("records expired before the group read them: the bus's retention deleted them")
 		}})
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if StoppedEarly(ctx, err) {
 			return ctl.Metrics.Totals(), nil // stopped while joining the group
 		}
 		return ctl.Metrics.Totals(), err
@@ -632,6 +632,15 @@ func next(carry *pollResult, polls <-chan pollResult) <-chan pollResult {
 	c := make(chan pollResult, 1)
 	c <- *carry
 	return c
+}
+
+// StoppedEarly reports whether err is only ctx's stop ending what was
+// under way before the connector got going (connecting to the bus,
+// joining a group): a stop, not a failure. A failure after the stop (a
+// write cut short by --shutdown-timeout) is not asked about: it stays a
+// failure.
+func StoppedEarly(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // busRetryable marks a bus error worth retrying: one that is not the end
