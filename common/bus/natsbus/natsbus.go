@@ -595,6 +595,9 @@ func (s *subscription) fetch(f func() (jetstream.MessageBatch, error)) ([]bus.Me
 	return out, nil
 }
 
+// ackBody is JetStream's acknowledgement.
+var ackBody = []byte("+ACK")
+
 // ackAnswerWait bounds the wait for the server's answer to a commit's
 // acknowledgement.
 const ackAnswerWait = 10 * time.Second
@@ -626,22 +629,36 @@ func (s *subscription) Commit(ctx context.Context, msgs []bus.Message) error {
 	if len(acks) == 0 {
 		return nil
 	}
-	// A Commit retried after a lost connection finds some messages marked
-	// acknowledged by the try that failed: whether the server got those
-	// acknowledgements is unknown, and if not it delivers the records again
-	// (at-least-once), so they count as done.
-	for _, m := range acks[:len(acks)-1] {
-		if err := m.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+	// The acknowledgements go out as plain messages, the last one as a
+	// request that waits for the server's answer: the server handles a
+	// connection's messages in order, so once it answered it has them all.
+	// Unless the connection was lost and made again meanwhile: then
+	// messages sent before may be lost although the last one was answered
+	// (a restart left the group 7,500 records behind a Commit that had
+	// returned), and they are all sent again; the server takes an
+	// acknowledgement twice. A request, or its answer, lost in a
+	// reconnection is never answered: it waits at most ackAnswerWait,
+	// whatever ctx allows, and the caller tries again.
+	nc := s.b.nc
+	for try := 1; ; try++ {
+		reconnects := nc.Stats().Reconnects
+		for _, m := range acks[:len(acks)-1] {
+			if err := nc.Publish(m.Reply(), ackBody); err != nil {
+				return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, ackAnswerWait)
+		_, err := nc.RequestWithContext(actx, acks[len(acks)-1].Reply(), ackBody)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
 		}
-	}
-	// An acknowledgement, or its answer, lost in a reconnection is never
-	// answered: wait at most ackAnswerWait, whatever ctx allows, and let the
-	// caller try again.
-	actx, cancel := context.WithTimeout(ctx, ackAnswerWait)
-	defer cancel()
-	if err := acks[len(acks)-1].DoubleAck(actx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		return fmt.Errorf("committing offset %d of %q: %w", last, s.topic, s.b.closedErr(err))
+		if nc.Stats().Reconnects == reconnects {
+			break
+		}
+		if try == 3 {
+			return fmt.Errorf("committing offset %d of %q: the connection to NATS was lost 3 times while the acknowledgements went out", last, s.topic)
+		}
 	}
 	s.mu.Lock()
 	for _, seq := range seqs {
