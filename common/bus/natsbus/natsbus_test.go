@@ -179,7 +179,7 @@ func TestExistingGroupKeepsItsPlaceAndTakesTheNewAckWait(t *testing.T) {
 
 func TestServerRestart(t *testing.T) {
 	srv := testserver.NATS(t)
-	bustest.RunRestart(t, "nats://"+srv.Addr+"?ack_wait=2s", func(t *testing.T) {
+	bustest.RunRestartRedelivered(t, "nats://"+srv.Addr+"?ack_wait=2s", func(t *testing.T) {
 		if err := srv.Restart(time.Second); err != nil {
 			t.Fatal(err)
 		}
