@@ -210,6 +210,7 @@ func withoutFast(c *Chain) *Chain {
 	for i := range c.steps {
 		c.steps[i].fast = nil
 	}
+	c.raw = nil
 	return c
 }
 
@@ -354,6 +355,13 @@ func FuzzFastPath(f *testing.F) {
 		recs := []record.Record{{Value: []byte(doc)}}
 		for _, k := range Kinds {
 			if err := checkChains([]Step{{Kind: k, Expr: expr}}, recs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The raw path (raw.go): the expression as the value of a new key,
+		// and the orders pipeline on the document.
+		for _, steps := range [][]Step{{{Kind: Map, Expr: ".new = (" + expr + ")"}}, rawOrders} {
+			if err := checkChains(steps, recs); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -77,6 +78,7 @@ type step struct {
 // Chain is a compiled list of steps. It is safe for concurrent use.
 type Chain struct {
 	steps      []step
+	raw        *rawPlan  // the raw path (raw.go), or nil
 	pool       sync.Pool // of *scratch
 	noStream   bool      // evaluate every record the ordinary way (tests)
 	maxOutputs int
@@ -142,6 +144,9 @@ func Compile(steps []Step, opts ...Option) (*Chain, error) {
 		}
 		c.steps = append(c.steps, st)
 	}
+	if fastPathEnabled && len(c.steps) > 0 {
+		c.raw = compileRaw(c.steps)
+	}
 	return c, nil
 }
 
@@ -186,6 +191,9 @@ type scratch struct {
 	buf       []byte          // a value being encoded
 	keys      []string        // appendJSON's
 	chunk     []byte          // where encoded values go, shared by many records
+	members   []member        // the raw path's (raw.go)
+	part      map[string]any
+	overs     []override
 }
 
 // encodeChunk is the size of the memory that the encoded values of many
@@ -200,9 +208,15 @@ func (sc *scratch) encode(v any) []byte {
 		return b
 	}
 	sc.buf = appendJSON(sc.buf[:0], v, &sc.keys)
-	n := len(sc.buf)
+	return sc.keep(sc.buf)
+}
+
+// keep returns a copy of sc.buf, which holds an encoded value, in memory of
+// its own that nothing else writes to.
+func (sc *scratch) keep(buf []byte) []byte {
+	n := len(buf)
 	if n > encodeChunk/4 {
-		b := append([]byte(nil), sc.buf...)
+		b := append([]byte(nil), buf...)
 		if cap(sc.buf) > 1<<20 {
 			sc.buf = nil // not kept for the values to come
 		}
@@ -212,7 +226,7 @@ func (sc *scratch) encode(v any) []byte {
 		sc.chunk = make([]byte, 0, encodeChunk)
 	}
 	start := len(sc.chunk)
-	sc.chunk = append(sc.chunk, sc.buf...)
+	sc.chunk = append(sc.chunk, buf...)
 	return sc.chunk[start : start+n : start+n]
 }
 
@@ -238,6 +252,11 @@ func (c *Chain) getScratch() *scratch {
 func (c *Chain) apply(out []record.Record, r record.Record, sc *scratch) ([]record.Record, error) {
 	if c.Empty() {
 		return append(out, r), nil
+	}
+	if c.raw != nil {
+		if out, ok := c.applyRaw(out, r, sc); ok {
+			return out, nil
+		}
 	}
 	v, err := decode(r.Value)
 	if err != nil {
@@ -350,16 +369,25 @@ func checkNumbers(v any) error {
 	return nil
 }
 
+// hasLongNumber reports whether b holds a run of 16 digits or more (a number
+// that may not fit a float64 exactly).
 func hasLongNumber(b []byte) bool {
-	run := 0
-	for _, c := range b {
-		if c >= '0' && c <= '9' {
-			if run++; run >= 16 {
-				return true
-			}
-		} else {
-			run = 0
+	// A run of 16 digits holds every 16th byte: look at those, and count
+	// back from a digit. i is where the 16th digit of the next run that
+	// could be long would be.
+	for i := 15; i < len(b); {
+		if b[i] < '0' || b[i] > '9' {
+			i += 16
+			continue
 		}
+		j := i
+		for j > i-15 && '0' <= b[j-1] && b[j-1] <= '9' {
+			j--
+		}
+		if j == i-15 {
+			return true
+		}
+		i = j + 15 // the run starts at j
 	}
 	return false
 }
@@ -534,17 +562,30 @@ func (c *Chain) applyRange(ctx context.Context, recs []record.Record, sc *scratc
 }
 
 // watchdog cancels the context of a record's evaluation once it has run
-// longer than the timeout, with one timer for many records.
+// longer than the timeout, with one timer for many records, ticking four
+// times a timeout: a record seen running at five ticks in a row has run
+// for at least the timeout (at most a quarter more) and is cancelled. A
+// record costs the watchdog two atomic writes, not a clock reading.
 type watchdog struct {
 	parent  context.Context
 	timeout time.Duration
-	mu      sync.Mutex
+	n       uint64        // records begun (the evaluating goroutine's)
+	state   atomic.Uint64 // n<<2 | expired<<1 | busy
+	mu      sync.Mutex    // ctx and cancel against check, the timer
 	ctx     context.Context
 	cancel  context.CancelFunc
-	started time.Time // when the current record began; zero between records
-	expired bool      // ctx was cancelled because the current record ran too long
 	timer   *time.Timer
+	seen    uint64 // the state the last tick saw (check's)
+	ticks   int    // the ticks in a row that saw it
 }
+
+// watchTicks is how many ticks of the watchdog make a timeout.
+const watchTicks = 4
+
+const (
+	watchBusy    = 1
+	watchExpired = 2
+)
 
 func newWatchdog(parent context.Context, timeout time.Duration) *watchdog {
 	w := &watchdog{parent: parent, timeout: timeout}
@@ -557,11 +598,12 @@ func (w *watchdog) begin() context.Context {
 	if w.timeout <= 0 {
 		return w.ctx
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.started = time.Now()
-	if w.timer == nil {
-		w.timer = time.AfterFunc(w.timeout, w.check)
+	w.n++
+	w.state.Store(w.n<<2 | watchBusy)
+	if w.timer == nil { // only begin and stop, in this goroutine, set it
+		w.mu.Lock()
+		w.timer = time.AfterFunc(w.timeout/watchTicks, w.check)
+		w.mu.Unlock()
 	}
 	return w.ctx
 }
@@ -572,35 +614,34 @@ func (w *watchdog) end() bool {
 	if w.timeout <= 0 {
 		return false
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.started = time.Time{}
-	if !w.expired {
+	if w.state.Swap(w.n<<2)&watchExpired == 0 {
 		return false
 	}
-	w.expired = false
+	w.mu.Lock() // check has cancelled the context by the time it lets go
+	defer w.mu.Unlock()
 	w.ctx, w.cancel = context.WithCancel(w.parent)
 	return true
 }
 
 // check runs on the timer: it cancels the current record's context when the
-// record is past its time, and else sets the timer for when it would be.
+// same record was running at watchTicks ticks before this one.
 func (w *watchdog) check() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.timer == nil {
 		return // stopped
 	}
-	next := w.timeout
-	if !w.started.IsZero() && !w.expired {
-		if left := w.timeout - time.Since(w.started); left > 0 {
-			next = left
-		} else {
-			w.expired = true
+	s := w.state.Load()
+	if s&watchBusy == 0 || s != w.seen {
+		w.seen, w.ticks = s, 0
+	} else if w.ticks++; w.ticks >= watchTicks {
+		// Only if the record is still running: end swaps the state.
+		if w.state.CompareAndSwap(s, s|watchExpired) {
 			w.cancel()
 		}
+		w.ticks = 0
 	}
-	w.timer.Reset(next)
+	w.timer.Reset(w.timeout / watchTicks)
 }
 
 // stop releases the timer and the context.
