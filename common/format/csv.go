@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/culvert-dev/culvert/common/jsontext"
 	"github.com/culvert-dev/culvert/common/record"
@@ -35,16 +36,18 @@ func (f *feed) Read(p []byte) (int, error) {
 // csvDecoder reads one CSV row per record (encoding/csv, RFC 4180) into a
 // JSON object of the columns.
 type csvDecoder struct {
-	fixed bool               // the columns are --csv-columns: no header row
-	cols  []string           // the columns in use; nil while a header row is awaited
-	types []colType          // each column's types from --schema; 0 where inferred
-	typed map[string]colType // --schema's column types, nil without one
-	keys  [][]byte           // each column as a JSON object key and colon: "a":
-	row   int64              // records of the stream seen, the header row included
-	bad   string             // why the stream's header row was refused, if it was
-	in    feed               // the value being read
-	rd    *csv.Reader
-	ends  []int // where each value of a batch ends in its buffer
+	fixed  bool               // the columns are --csv-columns: no header row
+	cols   []string           // the columns in use; nil while a header row is awaited
+	types  []colType          // each column's types from --schema; 0 where inferred
+	typed  map[string]colType // --schema's column types, nil without one
+	keys   [][]byte           // each column as a JSON object key and colon: "a":
+	row    int64              // records of the stream seen, the header row included
+	bad    string             // why the stream's header row was refused, if it was
+	in     feed               // the value being read
+	rd     *csv.Reader
+	comma  string   // the delimiter
+	fields []string // a plain row's (read)
+	ends   []int    // where each value of a batch ends in its buffer
 }
 
 // csvState is what a CSV decoder keeps with the position.
@@ -61,6 +64,7 @@ func newCSVDecoder(f *Format) *csvDecoder {
 	}
 	d.rd = csv.NewReader(&d.in)
 	d.rd.Comma = f.comma
+	d.comma = string(f.comma)
 	d.rd.FieldsPerRecord = -1 // counted here, for a precise error
 	d.rd.ReuseRecord = true
 	if d.fixed {
@@ -70,7 +74,10 @@ func newCSVDecoder(f *Format) *csvDecoder {
 }
 
 func (d *csvDecoder) setColumns(cols []string) {
-	d.cols = slices.Clone(cols)
+	d.cols = make([]string, len(cols))
+	for i, c := range cols {
+		d.cols[i] = strings.Clone(c) // cols may be parts of a record's value
+	}
 	d.keys = make([][]byte, len(cols))
 	for i, c := range cols {
 		d.keys[i] = append(jsontext.AppendString(nil, c), ':')
@@ -187,8 +194,15 @@ func (d *csvDecoder) Decode(_ context.Context, recs []record.Record) ([]record.R
 	return out, failed, nil
 }
 
-// read parses one value as exactly one CSV row.
+// read parses one value as exactly one CSV row. The fields are parts of v
+// when v holds no quote and no line break (the row is then its fields
+// between delimiters, as encoding/csv reads it: TestCSVPlainRows), or else
+// encoding/csv's: either way, they are not to be kept.
 func (d *csvDecoder) read(v []byte) ([]string, error) {
+	if len(v) > 0 && bytes.IndexByte(v, '"') < 0 && bytes.IndexByte(v, '\n') < 0 && bytes.IndexByte(v, '\r') < 0 {
+		d.fields = splitRow(d.fields[:0], unsafe.String(unsafe.SliceData(v), len(v)), d.comma)
+		return d.fields, nil
+	}
 	d.in.b = v
 	fields, err := d.rd.Read()
 	if err != nil {
@@ -207,6 +221,18 @@ func (d *csvDecoder) read(v []byte) ([]string, error) {
 		return nil, errors.New("holds more than one CSV row (a line break outside quotes)")
 	}
 	return fields, nil
+}
+
+// splitRow appends the fields of a row without quotes to fields.
+func splitRow(fields []string, row, comma string) []string {
+	for {
+		i := strings.Index(row, comma)
+		if i < 0 {
+			return append(fields, row)
+		}
+		fields = append(fields, row[:i])
+		row = row[i+len(comma):]
+	}
 }
 
 // drain reads what is left of the value, so that the next one starts clean.

@@ -2,8 +2,11 @@ package format
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -329,5 +332,33 @@ func TestToJQAndBack(t *testing.T) {
 	FromJQ(built)
 	if string(built[0].Value) != `{"a":1}` || string(built[1].Value) != "42" {
 		t.Fatal("FromJQ changed values that are not strings")
+	}
+}
+
+// TestCSVPlainRows: a row without quotes or line breaks is split by the
+// decoder itself, into what encoding/csv reads of it, for every delimiter.
+func TestCSVPlainRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "1", " ", ",", ";", "\t", "|", "é", "x y", "-", ".", "é|"}
+	for _, comma := range []rune{',', ';', '\t', '|', 'é'} {
+		for range 20_000 {
+			var b strings.Builder
+			for range r.IntN(12) {
+				b.WriteString(alphabet[r.IntN(len(alphabet))])
+			}
+			row := b.String()
+			if row == "" {
+				continue
+			}
+			rd := csv.NewReader(strings.NewReader(row))
+			rd.Comma, rd.FieldsPerRecord = comma, -1
+			want, err := rd.Read()
+			if err != nil {
+				t.Fatalf("encoding/csv on %q: %v", row, err)
+			}
+			if got := splitRow(nil, row, string(comma)); !slices.Equal(got, want) {
+				t.Fatalf("delimiter %q, row %q: split %q, encoding/csv %q", comma, row, got, want)
+			}
+		}
 	}
 }
