@@ -164,6 +164,8 @@ type Bus struct {
 	retentionAgeMS, retentionBytes int64
 	retentionEvery                 time.Duration
 
+	stmts map[string]*sql.Stmt // see prepared; read only after Open
+
 	mu     sync.Mutex
 	topics map[string]int64
 	held   map[string]string // position key -> owner of the lease this bus holds
@@ -232,6 +234,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Bus, error) {
 		retentionAgeMS: ageMS(opts.RetentionAge), retentionBytes: max(opts.RetentionBytes, -1),
 		retentionEvery: opts.RetentionInterval,
 		topics:         map[string]int64{}, held: map[string]string{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	b.stmts = prepareStatements(ctx, db)
 	b.ensureReserve()
 	b.wg.Add(2)
 	go b.checkpoints()
@@ -350,6 +353,9 @@ func (b *Bus) Close() error {
 	b.wg.Wait()
 	b.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 	b.meta.Close()
+	for _, st := range b.stmts {
+		st.Close()
+	}
 	return b.db.Close()
 }
 
@@ -413,7 +419,7 @@ func (b *Bus) topicEnd(ctx context.Context, q queryer, topic string) (id, next i
 		}
 		// By id and name: a cached id can be a topic's whose creation rolled
 		// back, which another topic may have since.
-		err = q.QueryRowContext(ctx, `SELECT next_offset FROM topics WHERE id=? AND name=?`, id, topic).Scan(&next)
+		err = q.QueryRowContext(ctx, sqlTopicNext, id, topic).Scan(&next)
 		if errors.Is(err, sql.ErrNoRows) && try == 0 {
 			b.forget(topic)
 			continue
@@ -433,6 +439,55 @@ func ageMS(d time.Duration) int64 {
 type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// The statements of a publish, prepared once (prepareStatements).
+const (
+	sqlTopicNext     = `SELECT next_offset FROM topics WHERE id=? AND name=?`
+	sqlInsertBatch   = `INSERT INTO batches(topic_id, base, last, data, stored_ms) VALUES(?,?,?,?,?)`
+	sqlAdvanceTopic  = `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes, retention_age_ms`
+	sqlOldestStored  = `SELECT coalesce(stored_ms, 0) FROM batches WHERE topic_id=? ORDER BY last LIMIT 1`
+	sqlPutPosition   = `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`
+	sqlPositionLease = `SELECT owner, expires_ms FROM leases WHERE topic_id=0 AND grp=?`
+)
+
+// prepareStatements prepares the statements of a publish on db. It is
+// called before any transaction of db, so that preparing never waits for a
+// connection while a transaction holds the write lock; a statement that
+// does not prepare is left out, and runs unprepared.
+func prepareStatements(ctx context.Context, db *sql.DB) map[string]*sql.Stmt {
+	stmts := make(map[string]*sql.Stmt)
+	for _, q := range []string{sqlTopicNext, sqlInsertBatch, sqlAdvanceTopic, sqlOldestStored, sqlPutPosition, sqlPositionLease} {
+		if st, err := db.PrepareContext(ctx, q); err == nil {
+			stmts[q] = st
+		}
+	}
+	return stmts
+}
+
+// prepared is a transaction of b.db whose ExecContext and QueryRowContext
+// run the statements prepared at Open (on each connection the first time it
+// runs them) instead of having SQLite parse them again in every
+// transaction: parsing the few statements of a publish was a tenth of a
+// streaming source's CPU (bench commit: http-source at 20,000 records/s,
+// one by one).
+type prepared struct {
+	*sql.Tx
+	b *Bus
+}
+
+func (p prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := p.b.stmts[query]; st != nil {
+		return p.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.Tx.ExecContext(ctx, query, args...)
+}
+
+func (p prepared) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := p.b.stmts[query]; st != nil {
+		return p.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return p.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // Publish writes the batch's records and position in one transaction.
@@ -465,7 +520,8 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 		}
 	}()
 	over := false // a topic has more to delete than the publish did
-	err := b.tx(ctx, func(tx *sql.Tx) error {
+	err := b.tx(ctx, func(sqlTx *sql.Tx) error {
+		tx := prepared{sqlTx, b}
 		over = false
 		if p := batch.Position; p != nil {
 			if err := b.fence(ctx, tx, p.Key); err != nil {
@@ -485,7 +541,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			}
 			now, bytes := nowMS(), 0
 			for _, r := range rows[i] {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO batches(topic_id, base, last, data, stored_ms) VALUES(?,?,?,?,?)`,
+				if _, err := tx.ExecContext(ctx, sqlInsertBatch,
 					id, next, next+int64(r.n)-1, r.data, now); err != nil {
 					return err
 				}
@@ -493,7 +549,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 				next += int64(r.n)
 			}
 			var total, limit, ageMS int64
-			if err := tx.QueryRowContext(ctx, `UPDATE topics SET next_offset=?, bytes=bytes+? WHERE id=? RETURNING bytes, retention_bytes, retention_age_ms`,
+			if err := tx.QueryRowContext(ctx, sqlAdvanceTopic,
 				next, bytes, id).Scan(&total, &limit, &ageMS); err != nil {
 				return err
 			}
@@ -504,7 +560,7 @@ func (b *Bus) Publish(ctx context.Context, batch bus.Batch) error {
 			over = over || more
 		}
 		if p := batch.Position; p != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO positions(key, value) VALUES(?,?)`, p.Key, p.Value); err != nil {
+			if _, err := tx.ExecContext(ctx, sqlPutPosition, p.Key, p.Value); err != nil {
 				return err
 			}
 		}

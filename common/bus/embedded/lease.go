@@ -103,8 +103,7 @@ func (b *Bus) fence(ctx context.Context, q queryer, key string) error {
 	b.mu.Unlock()
 	var owner string
 	var expires int64
-	err := q.QueryRowContext(ctx, `SELECT owner, expires_ms FROM leases WHERE topic_id=0 AND grp=?`,
-		positionLeaseGroup(key)).Scan(&owner, &expires)
+	err := q.QueryRowContext(ctx, sqlPositionLease, positionLeaseGroup(key)).Scan(&owner, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}

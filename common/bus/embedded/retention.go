@@ -287,11 +287,11 @@ func trim(ctx context.Context, tx *sql.Tx, id int64, maxRows int) (n int64, more
 // a topic written faster than the background loop gets the write lock
 // still keeps its limit. It reports whether there is more for the
 // background to delete.
-func trimOnPublish(ctx context.Context, tx *sql.Tx, id, bytes, limit, ageMS, now int64, wrote int) (bool, error) {
+func trimOnPublish(ctx context.Context, tx prepared, id, bytes, limit, ageMS, now int64, wrote int) (bool, error) {
 	due := limit >= 0 && bytes > limit
 	if !due && ageMS >= 0 {
 		var oldest int64
-		err := tx.QueryRowContext(ctx, `SELECT coalesce(stored_ms, 0) FROM batches WHERE topic_id=? ORDER BY last LIMIT 1`, id).Scan(&oldest)
+		err := tx.QueryRowContext(ctx, sqlOldestStored, id).Scan(&oldest)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return false, err
 		}
@@ -300,7 +300,7 @@ func trimOnPublish(ctx context.Context, tx *sql.Tx, id, bytes, limit, ageMS, now
 	if !due {
 		return false, nil
 	}
-	_, more, err := trim(ctx, tx, id, max(2*wrote, 8))
+	_, more, err := trim(ctx, tx.Tx, id, max(2*wrote, 8))
 	return more, err
 }
 

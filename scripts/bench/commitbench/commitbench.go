@@ -93,6 +93,9 @@ func run(ctx context.Context, c config, f *benchkit.Floors, stdout, stderr io.Wr
 	addr := ln.Addr().String()
 	ln.Close()
 	busDir, prof, logPath := filepath.Join(work, "bus"), filepath.Join(work, "cpu.prof"), filepath.Join(work, "http-source.log")
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		prof = filepath.Join(dir, "http-source-commit.prof") // kept for go tool pprof
+	}
 	cmd := benchkit.Command(ctx, logPath, filepath.Join(binDir, "http-source"),
 		"--topic", "bench", "--bus", busDir, "--listen", addr, "--log-level", "warn", "--progress-interval", "0")
 	cmd.Env = append(os.Environ(), "CULVERT_CPUPROFILE="+prof)
