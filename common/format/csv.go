@@ -235,12 +235,17 @@ func splitRow(fields []string, row, comma string) []string {
 	}
 }
 
-// drain reads what is left of the value, so that the next one starts clean.
+// drain reads what is left of the value, so that the next one starts clean:
+// up to its end, or to an error that is not about a row (which reading
+// again would only give again).
 func (d *csvDecoder) drain() {
 	for {
-		if _, err := d.rd.Read(); errors.Is(err, io.EOF) {
-			return
+		_, err := d.rd.Read()
+		var pe *csv.ParseError
+		if err == nil || errors.As(err, &pe) {
+			continue
 		}
+		return
 	}
 }
 

@@ -93,8 +93,8 @@ func New(o Options) (*Format, error) {
 		if size != len(d) || r == utf8.RuneError {
 			return nil, schema.Invalid("csv_delimiter", "must be one character, got %q", d)
 		}
-		if r == '"' || r == '\r' || r == '\n' {
-			return nil, schema.Invalid("csv_delimiter", "must not be a quote or a line break")
+		if r == '"' || r == '\r' || r == '\n' || r == 0 {
+			return nil, schema.Invalid("csv_delimiter", "must not be a quote, a line break or NUL")
 		}
 		f.comma = r
 	}

@@ -111,6 +111,14 @@ func rootKeys(q *gojq.Query, keys *[]string) bool {
 
 func termKeys(t *gojq.Term, keys *[]string) bool {
 	suffixes := t.SuffixList
+	// Suffixes read what the term gives; .[] is refused here as fastTerm
+	// refuses it, so that this check does not lean on that one (bindings,
+	// as $x | body, are a query's Patterns, refused by rootKeys).
+	for _, s := range suffixes {
+		if s.Iter {
+			return false
+		}
+	}
 	switch t.Type {
 	case gojq.TermTypeIdentity:
 		// . only as .["k"]: the first suffix is a constant string index.
@@ -147,6 +155,8 @@ func termKeys(t *gojq.Term, keys *[]string) bool {
 	case gojq.TermTypeObject:
 		for _, e := range t.Object.KeyVals {
 			switch {
+			case strings.HasPrefix(e.Key, "$"):
+				return false // {$x}, {$__loc__}: variables
 			case e.Key != "" && e.Val == nil:
 				*keys = append(*keys, e.Key) // {a} is {a: .a}
 				continue

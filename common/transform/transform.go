@@ -582,6 +582,9 @@ type watchdog struct {
 // watchTicks is how many ticks of the watchdog make a timeout.
 const watchTicks = 4
 
+// tick is the time between two ticks.
+func (w *watchdog) tick() time.Duration { return max(w.timeout/watchTicks, time.Microsecond) }
+
 const (
 	watchBusy    = 1
 	watchExpired = 2
@@ -602,7 +605,7 @@ func (w *watchdog) begin() context.Context {
 	w.state.Store(w.n<<2 | watchBusy)
 	if w.timer == nil { // only begin and stop, in this goroutine, set it
 		w.mu.Lock()
-		w.timer = time.AfterFunc(w.timeout/watchTicks, w.check)
+		w.timer = time.AfterFunc(w.tick(), w.check)
 		w.mu.Unlock()
 	}
 	return w.ctx
@@ -641,7 +644,7 @@ func (w *watchdog) check() {
 		}
 		w.ticks = 0
 	}
-	w.timer.Reset(w.timeout / watchTicks)
+	w.timer.Reset(w.tick())
 }
 
 // stop releases the timer and the context.
