@@ -32,6 +32,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -101,6 +102,37 @@ type Type = sr.SchemaType
 // registered under.
 type Reference = sr.SchemaReference
 
+// MaxResponse is the most a registry's answer may hold: the client reads
+// an answer whole, and a schema is far smaller than this.
+const MaxResponse = 16 << 20
+
+// limited is a transport whose answers' bodies fail past MaxResponse.
+type limited struct{ http.RoundTripper }
+
+func (t limited) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.RoundTripper.RoundTrip(req)
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: MaxResponse}
+	}
+	return resp, err
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return 0, fmt.Errorf("the schema registry's answer is larger than %d MiB", MaxResponse>>20)
+	}
+	return n, err
+}
+
 // New returns a client of cfg; it does not connect.
 func New(cfg Config) (*Client, error) {
 	if err := CheckURL(cfg.URL); err != nil {
@@ -120,7 +152,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	opts := []sr.ClientOpt{
 		sr.URLs(cfg.URL),
-		sr.HTTPClient(&http.Client{Transport: tr, Timeout: 10 * time.Second}),
+		sr.HTTPClient(&http.Client{Transport: limited{tr}, Timeout: 10 * time.Second}),
 		sr.UserAgent("culvert"),
 	}
 	if cfg.Username != "" {

@@ -3,6 +3,8 @@ package registry
 import (
 	"context"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,5 +67,27 @@ func TestRegistryErrors(t *testing.T) {
 		if CheckURL(bad) == nil {
 			t.Errorf("CheckURL(%q) took it", bad)
 		}
+	}
+}
+
+// An answer larger than MaxResponse is an error, not memory taken without
+// end; one just under it is read.
+func TestRegistryAnswerTooLarge(t *testing.T) {
+	size := MaxResponse + 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		pad := strings.Repeat(" ", size-len(`{"schema":"\"string\""}`))
+		w.Write([]byte(`{"schema":"\"string\""}` + pad))
+	}))
+	defer srv.Close()
+	c, _ := New(Config{URL: srv.URL})
+	_, err := c.SchemaByID(context.Background(), 1)
+	if err == nil || !strings.Contains(err.Error(), "larger than 16 MiB") || Refused(err) {
+		t.Fatalf("an answer of %d bytes: %v, want too large", size, err)
+	}
+	size = MaxResponse
+	c, _ = New(Config{URL: srv.URL})
+	if text, err := c.SchemaByID(context.Background(), 1); err != nil || text != `"string"` {
+		t.Fatalf("an answer of %d bytes: %q, %v", size, text, err)
 	}
 }
