@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 
 	"github.com/hamba/avro/v2"
 	"github.com/hamba/avro/v2/ocf"
@@ -35,21 +37,71 @@ import (
 // avroMagic begins every object container file.
 var avroMagic = []byte("Obj\x01")
 
+// ErrAvroHeaderCut is AvroSyncMarker's error for a header that the bytes
+// end before: a file being written may still complete it.
+var ErrAvroHeaderCut = errors.New("the bytes end before the header does")
+
 // AvroSyncMarker reads the header of an object container file from r
 // (its beginning): ok is false when r does not begin with the magic
-// bytes of one; err says that it does but its header does not read.
+// bytes of one; err says that it does but its header does not read, and
+// is ErrAvroHeaderCut when the bytes end before the header does.
 func AvroSyncMarker(r io.Reader) (sync []byte, ok bool, err error) {
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil || !bytes.Equal(magic[:], avroMagic) {
 		return nil, false, nil
 	}
 	var h ocf.Header
-	rd := avro.NewReader(io.MultiReader(bytes.NewReader(magic[:]), r), 4096, avro.WithReaderConfig(avroConfig))
+	var read bytes.Buffer // what hamba's reader took, to look at again
+	rd := avro.NewReader(io.MultiReader(bytes.NewReader(magic[:]), io.TeeReader(r, &read)), 4096, avro.WithReaderConfig(avroConfig))
 	rd.ReadVal(ocf.HeaderSchema, &h)
 	if rd.Error != nil {
+		if avroHeaderCut(bufio.NewReader(io.MultiReader(&read, r))) {
+			return nil, true, fmt.Errorf("an Avro object container file whose header does not read: %w", ErrAvroHeaderCut)
+		}
 		return nil, true, fmt.Errorf("an Avro object container file whose header does not read: %v", rd.Error)
 	}
 	return h.Sync[:], true, nil
+}
+
+// avroHeaderCut reads the rest of a container's header after its magic
+// bytes (the metadata map, then the sync marker), as the specification
+// lays it out, and reports whether the bytes end before it does, rather
+// than holding something that no header holds.
+func avroHeaderCut(r *bufio.Reader) bool {
+	cut := func(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
+	for {
+		n, err := binary.ReadVarint(r) // a block of the map: its count
+		switch {
+		case err != nil:
+			return cut(err)
+		case n == 0:
+			_, err := io.CopyN(io.Discard, r, 16) // the sync marker
+			return err != nil
+		case n < 0: // a negative count comes with the block's size
+			if n == math.MinInt64 {
+				return false
+			}
+			n = -n
+			if _, err := binary.ReadVarint(r); err != nil {
+				return cut(err)
+			}
+		}
+		if n > 1<<20 {
+			return false
+		}
+		for range 2 * n { // each entry's key and value
+			l, err := binary.ReadVarint(r)
+			if err != nil {
+				return cut(err)
+			}
+			if l < 0 || l > avroMaxBlock {
+				return false
+			}
+			if _, err := io.CopyN(io.Discard, r, l); err != nil {
+				return true
+			}
+		}
+	}
 }
 
 // avroFile is what the header of the container being read says.

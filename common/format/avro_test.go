@@ -399,6 +399,20 @@ func TestAvroContainer(t *testing.T) {
 	if _, isFile, err := AvroSyncMarker(strings.NewReader("Obj\x01\x02")); !isFile || err == nil {
 		t.Fatalf("a container header that does not read: %v %v", isFile, err)
 	}
+	// A header cut short (a file being written) is told from a damaged one
+	// (file-source --follow waits for the first, stops at the second).
+	headerEnd := bytes.Index(file.Bytes(), sync) + len(sync)
+	for n := 4; n < headerEnd; n++ {
+		if _, _, err := AvroSyncMarker(bytes.NewReader(file.Bytes()[:n])); !errors.Is(err, ErrAvroHeaderCut) {
+			t.Fatalf("the first %d bytes of a header: %v, want it cut", n, err)
+		}
+	}
+	huge := string(binary.AppendVarint([]byte("Obj\x01\x02"), 1<<40))
+	for _, bad := range []string{"Obj\x01\x02\x05abc", "Obj\x01" + strings.Repeat("\xff", 11) + "\x01", huge + "abc"} {
+		if _, _, err := AvroSyncMarker(strings.NewReader(bad)); err == nil || errors.Is(err, ErrAvroHeaderCut) {
+			t.Fatalf("%q: %v, want a header that does not read, not one cut short", bad, err)
+		}
+	}
 	var pieces []record.Record
 	off := 0
 	for _, p := range bytes.Split(file.Bytes(), sync) {

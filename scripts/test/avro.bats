@@ -303,3 +303,12 @@ pywrite() {
 	[ "$(read_topic t | jq -c .order_id | paste -sd,)" = 1,2,3,4,5,6,7,8,9,10 ]
 	[ -z "$(read_topic t.dlq)" ]
 }
+
+@test "avro: file-source --follow stops at a damaged container header instead of waiting for it" {
+	# The magic bytes, a map of one entry whose key has a negative length,
+	# and more bytes after it: no writer can make that a header.
+	printf 'Obj\001\002\005abc%0100d' 0 >"$T/bad.avro"
+	run timeout 20 "$SRC" --bus "$BUS" --topic t --path "$T/bad.avro" --follow --poll-interval 20ms --format avro --avro-schema "$AVSC" --log-level warn
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"whose header does not read"* ]]
+}

@@ -254,8 +254,9 @@ func (s *source) open(ctx context.Context) (*os.File, error) {
 // datum; the position is then always after a whole block. Any other file
 // (and standard input, pipes) is cut at --delimiter. A file that begins
 // with the container's magic bytes but whose header does not read stops
-// the source with an error; with --follow, that file, and one shorter
-// than the magic bytes, is waited for (a writer writing its header).
+// the source with an error; with --follow, a file whose bytes end before
+// its header does, and one shorter than the magic bytes, are waited for
+// (a writer writing its header), but a damaged header stops it too.
 func (s *source) frame(f *os.File, fi os.FileInfo) error {
 	if !s.avro {
 		return nil
@@ -265,7 +266,7 @@ func (s *source) frame(f *os.File, fi os.FileInfo) error {
 		return nil
 	}
 	sync, ok, err := format.AvroSyncMarker(io.NewSectionReader(f, 0, fi.Size()))
-	if s.opts.Follow && (fi.Size() < 4 || err != nil) {
+	if s.opts.Follow && (fi.Size() < 4 || errors.Is(err, format.ErrAvroHeaderCut)) {
 		// Empty, or a header being written: wait for it (Read).
 		s.unframed = true
 		return nil
