@@ -108,7 +108,7 @@ type readResult struct {
 // are transformed in parallel and published in order.
 type group struct {
 	batches []Batch
-	in      []record.Record
+	in      []record.Record // the batches' records; nil when the transforms take them batch by batch
 	pos     *bus.Position
 	res     transform.Result
 	done    chan struct{} // closed once res is set
@@ -245,9 +245,21 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 		go func() {
 			defer workWG.Done()
 			for g := range todo {
-				var unread []RejectedRecord
-				g.res, unread = applyChain(work, cfg.Chain, cfg.Format, g.in, false)
-				g.undecoded = append(g.undecoded, unread...)
+				if g.in != nil || len(g.batches) == 1 {
+					var unread []RejectedRecord
+					g.res, unread = applyChain(work, cfg.Chain, cfg.Format, g.in, false)
+					g.undecoded = append(g.undecoded, unread...)
+				} else {
+					// Batch by batch, without copying their records into
+					// one slice first (flush).
+					results := make([]transform.Result, len(g.batches))
+					for i, bt := range g.batches {
+						var unread []RejectedRecord
+						results[i], unread = applyChain(work, cfg.Chain, cfg.Format, bt.Records, false)
+						g.undecoded = append(g.undecoded, unread...)
+					}
+					g.res = transform.Merge(results)
+				}
 				close(g.done)
 			}
 		}()
@@ -260,16 +272,50 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	go func() {
 		defer close(pubDone)
 		var failed error
-		for g := range ordered {
+		var carry *group // taken from ordered, for the next write
+		for {
+			g := carry
+			if carry = nil; g == nil {
+				var ok bool
+				if g, ok = <-ordered; !ok {
+					return
+				}
+			}
 			<-g.done
+			// The groups transformed while the bus wrote the one before
+			// go into the same bus write (group commit): a source that
+			// hands over many small batches, such as a webhook, shares
+			// each write's fsync among them.
+			gs := []*group{g}
+			n := len(g.res.Out)
+		more:
+			for g.res.Err == nil && n < cfg.BatchSize && len(gs) < maxMerged {
+				select {
+				case next, ok := <-ordered:
+					if !ok {
+						break more
+					}
+					<-next.done
+					if next.res.Err != nil || n+len(next.res.Out) > cfg.BatchSize {
+						carry = next // --batch-size caps a bus write
+						break more
+					}
+					gs = append(gs, next)
+					n += len(next.res.Out)
+				default:
+					break more
+				}
+			}
 			if failed == nil {
-				failed = publishGroup(work, b, &cfg, dl, g)
+				failed = publishGroups(work, b, &cfg, dl, gs)
 				if failed != nil {
 					pubErr <- failed
 					stopReading()
 				}
 			}
-			g.ack(failed)
+			for _, g := range gs {
+				g.ack(failed)
+			}
 		}
 	}()
 
@@ -286,14 +332,18 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			return
 		}
 		g := &group{batches: pending, done: make(chan struct{})}
-		if len(pending) == 1 {
+		// The records in one slice: the batch's own, or a copy of them all
+		// when the transforms do not make a new slice of them anyway.
+		join := len(pending) > 1 && cfg.Chain.Empty()
+		switch {
+		case len(pending) == 1:
 			g.in = pending[0].Records
-		} else {
+		case join:
 			g.in = make([]record.Record, 0, count)
 		}
 		pending, count = nil, 0
 		for _, bt := range g.batches {
-			if len(g.batches) > 1 {
+			if join {
 				g.in = append(g.in, bt.Records...)
 			}
 			g.rejected = append(g.rejected, bt.Rejected...)
@@ -356,35 +406,51 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 	}
 }
 
-// publishGroup applies the error policy to a transformed group and
-// publishes its records, dead letters and position in one bus write.
-func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, g *group) error {
-	if g.res.Err != nil {
-		return g.res.Err // stopped: nothing of the group is published
+// maxMerged is the most groups one bus write takes (publishGroups).
+const maxMerged = 64
+
+// publishGroups applies the error policy to transformed groups and
+// publishes their records, dead letters and last position in one bus
+// write. A group stopped while it was transformed (res.Err) is published
+// alone, which publishes nothing of it.
+func publishGroups(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, gs []*group) error {
+	var out, dead []record.Record
+	var pos *bus.Position
+	for _, g := range gs {
+		if g.res.Err != nil {
+			return g.res.Err // stopped: nothing of the group is published
+		}
+		d, err := dl.handle("transform", g.res.Failed, nil)
+		if err != nil {
+			return err
+		}
+		unread, err := dl.handle("read", nil, g.rejected)
+		if err != nil {
+			return err
+		}
+		undecoded, err := dl.handle("decode", nil, g.undecoded)
+		if err != nil {
+			return err
+		}
+		if len(gs) == 1 {
+			out = g.res.Out
+		} else {
+			out = append(out, g.res.Out...)
+		}
+		dead = append(append(append(dead, d...), unread...), undecoded...)
+		if g.pos != nil {
+			pos = g.pos
+		}
 	}
-	dead, err := dl.handle("transform", g.res.Failed, nil)
-	if err != nil {
-		return err
-	}
-	unread, err := dl.handle("read", nil, g.rejected)
-	if err != nil {
-		return err
-	}
-	dead = append(dead, unread...)
-	undecoded, err := dl.handle("decode", nil, g.undecoded)
-	if err != nil {
-		return err
-	}
-	dead = append(dead, undecoded...)
-	write := bus.Batch{Position: g.pos}
-	if len(g.res.Out) > 0 {
-		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: g.res.Out})
+	write := bus.Batch{Position: pos}
+	if len(out) > 0 {
+		write.Writes = append(write.Writes, bus.Write{Topic: cfg.Topic, Records: out})
 	}
 	if len(dead) > 0 {
 		write.Writes = append(write.Writes, bus.Write{Topic: dl.topic, Records: dead})
 	}
 	if len(write.Writes) > 0 || write.Position != nil {
-		err = cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
+		err := cfg.retry(ctx, "publish", "publishing to the bus", true, func() error {
 			return busRetryable(ctx, b.Publish(ctx, write))
 		})
 		if err != nil {
@@ -392,12 +458,16 @@ func publishGroup(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLet
 		}
 	}
 	m := cfg.Control.Metrics
-	m.AddIn(len(g.in), recordsBytes(g.in))
-	m.AddOut(len(g.res.Out), recordsBytes(g.res.Out))
-	m.AddErrors("transform", len(g.res.Failed))
-	m.AddErrors("decode", len(g.undecoded))
+	for _, g := range gs {
+		for _, bt := range g.batches {
+			m.AddIn(len(bt.Records), recordsBytes(bt.Records))
+		}
+		m.AddOut(len(g.res.Out), recordsBytes(g.res.Out))
+		m.AddErrors("transform", len(g.res.Failed))
+		m.AddErrors("decode", len(g.undecoded))
+		m.AddFiltered(g.res.Dropped)
+	}
 	m.AddDead(len(dead))
-	m.AddFiltered(g.res.Dropped)
 	return nil
 }
 

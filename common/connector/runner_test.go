@@ -675,3 +675,77 @@ func TestRunSinkLingerGathersPolls(t *testing.T) {
 		}
 	}
 }
+
+// slowBus holds its first Publish until release is closed and records the
+// records of every Publish.
+type slowBus struct {
+	bus.Bus
+	release chan struct{}
+	mu      sync.Mutex
+	writes  [][]string
+	pos     []string
+}
+
+func (b *slowBus) Publish(ctx context.Context, batch bus.Batch) error {
+	b.mu.Lock()
+	first := len(b.writes) == 0
+	var vals []string
+	for _, w := range batch.Writes {
+		for _, r := range w.Records {
+			vals = append(vals, string(r.Value))
+		}
+	}
+	b.writes = append(b.writes, vals)
+	if batch.Position != nil {
+		b.pos = append(b.pos, string(batch.Position.Value))
+	}
+	b.mu.Unlock()
+	if first {
+		<-b.release
+	}
+	return b.Bus.Publish(ctx, batch)
+}
+
+// TestRunSourceMergesGroupsWhileTheBusWrites: the groups transformed while
+// the bus wrote the one before go into one bus write, in order, with the
+// last position, within --batch-size; every batch is acknowledged.
+func TestRunSourceMergesGroupsWhileTheBusWrites(t *testing.T) {
+	for _, batchSize := range []int{100, 2} {
+		b := &slowBus{Bus: openBus(t), release: make(chan struct{})}
+		src := &fakeSource{batches: [][]string{{"1"}, {"2"}, {"3"}, {"4"}, {"5"}}}
+		cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: "true"}))
+		cfg.BatchSize, cfg.Linger = batchSize, 0 // a group a read
+		time.AfterFunc(300*time.Millisecond, func() { close(b.release) })
+		if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := values(readAll(t, b.Bus, "t")); got != "1,2,3,4,5" {
+			t.Fatalf("topic holds %q", got)
+		}
+		if len(src.acks) != 5 || slicesAllNil(src.acks) != true {
+			t.Fatalf("acks %v", src.acks)
+		}
+		if last := b.pos[len(b.pos)-1]; last != "after-5" {
+			t.Fatalf("last position %q", last)
+		}
+		most := 0
+		for _, w := range b.writes {
+			most = max(most, len(w))
+		}
+		switch {
+		case batchSize == 100 && len(b.writes) > 3:
+			t.Fatalf("--batch-size 100: %d bus writes for 5 groups ready together: %v", len(b.writes), b.writes)
+		case most > batchSize:
+			t.Fatalf("--batch-size %d: a bus write of %d records: %v", batchSize, most, b.writes)
+		}
+	}
+}
+
+func slicesAllNil(errs []error) bool {
+	for _, err := range errs {
+		if err != nil {
+			return false
+		}
+	}
+	return true
+}

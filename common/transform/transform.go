@@ -515,6 +515,15 @@ func (c *Chain) ApplyParallel(ctx context.Context, recs []record.Record) Result 
 		}(w)
 	}
 	wg.Wait()
+	return Merge(results)
+}
+
+// Merge joins the results of consecutive ranges of records, in order: the
+// first error is the result's.
+func Merge(results []Result) Result {
+	if len(results) == 1 {
+		return results[0]
+	}
 	n := 0
 	for _, r := range results {
 		n += len(r.Out)

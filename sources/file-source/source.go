@@ -88,6 +88,7 @@ type source struct {
 	// after the last whole record (at most limit of them) and the offset
 	// of the next byte after it.
 	splitter cutter
+	parts    []split.Part // what splitter cut of the last read, reused
 	// lines is the splitter at --delimiter; with --format avro, a file
 	// that is an Avro object container is cut at its sync marker instead
 	// (see frame); with --format protobuf, every file and stream is cut
@@ -363,7 +364,10 @@ func (s *source) Read(ctx context.Context) (connector.Batch, error) {
 				// would keep the whole buffer alive until they are published.
 				data = bytes.Clone(data)
 			}
-			return s.batch(s.splitter.Write(nil, data)), nil
+			s.parts = s.splitter.Write(s.parts[:0], data)
+			b := s.batch(s.parts)
+			clear(s.parts) // the records hold what they need
+			return b, nil
 		}
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return connector.Batch{}, err

@@ -181,11 +181,14 @@ func decodeBatch(data []byte, base int64, n int, from int64, add func(*record.Re
 	return decodeRecords(recs, base, n, from, add)
 }
 
-// decodeRecords is decodeBatch on the records unpack returned.
+// decodeRecords is decodeBatch on the records unpack returned. add gets
+// each record in the same variable, which the next record overwrites: add
+// copies what it keeps (one record a call on the heap, not one a record).
 func decodeRecords(data []byte, base int64, n int, from int64, add func(*record.Record) bool) error {
 	p := 0
+	var r record.Record
 	for i := 0; i < n; i++ {
-		var r record.Record
+		r = record.Record{}
 		var k int
 		var err error
 		if r.Key, k, err = record.ReadBytes(data[p:]); err != nil {
