@@ -126,16 +126,22 @@ func rejectFailures(failed []format.Failure) []RejectedRecord {
 // string and what it returns as a string is bytes again: values that are
 // not UTF-8 text come back in undecoded.
 func applyChain(ctx context.Context, chain *transform.Chain, f *format.Format, recs []record.Record, parallel bool) (res transform.Result, undecoded []RejectedRecord) {
-	apply := chain.ApplyBatch
+	return appendChain(ctx, chain, f, nil, recs, parallel)
+}
+
+// appendChain is applyChain with the outputs appended to out (see
+// transform.AppendBatch); out must be nil with parallel.
+func appendChain(ctx context.Context, chain *transform.Chain, f *format.Format, out, recs []record.Record, parallel bool) (res transform.Result, undecoded []RejectedRecord) {
+	apply := func(recs []record.Record) transform.Result { return chain.AppendBatch(ctx, out, recs) }
 	if parallel {
-		apply = chain.ApplyParallel
+		apply = func(recs []record.Record) transform.Result { return chain.ApplyParallel(ctx, recs) }
 	}
 	if chain.Empty() || !f.Opaque() {
-		return apply(ctx, recs), nil
+		return apply(recs), nil
 	}
 	quoted, failed := format.ToJQ(append([]record.Record(nil), recs...))
-	res = apply(ctx, quoted)
-	format.FromJQ(res.Out)
+	res = apply(quoted)
+	format.FromJQ(res.Out[len(out):])
 	for i := range res.Failed {
 		one := []record.Record{res.Failed[i].Record}
 		format.FromJQ(one)

@@ -103,20 +103,27 @@ func TestRunSourceCSVHeaderNeedsStreamStarts(t *testing.T) {
 }
 
 // With --format bytes, values stay as delivered; jq reads them as strings.
+// The same whether a group holds one read batch or several (transformed
+// one after the other into one slice).
 func TestRunSourceBytes(t *testing.T) {
-	b := openBus(t)
-	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: `test("ERROR")`}))
-	cfg.Format, _ = format.New(format.Options{Format: format.Bytes})
-	src := &fakeSource{batches: [][]string{{"ERROR one", "ok", `ERROR "quoted" {not json`, "ERROR \xff"}}}
-	if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if got := values(readAll(t, b, "t")); got != `ERROR one,ERROR "quoted" {not json` {
-		t.Fatalf("topic has %s", got)
-	}
-	dead := readAll(t, b, "t.dlq")
-	if values(dead) != "ERROR \xff" {
-		t.Fatalf("dead letters %q", values(dead))
+	vals := []string{"ERROR one", "ok", `ERROR "quoted" {not json`, "ERROR \xff"}
+	for _, batches := range [][][]string{{vals}, {vals[:2], vals[2:3], vals[3:]}} {
+		b := openBus(t)
+		cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: `test("ERROR")`},
+			transform.Step{Kind: transform.Map, Expr: `"<" + . + ">"`}))
+		cfg.Format, _ = format.New(format.Options{Format: format.Bytes})
+		cfg.BatchSize, cfg.Linger = 100, time.Hour // one group at the end
+		src := &fakeSource{batches: batches}
+		if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := values(readAll(t, b, "t")); got != `<ERROR one>,<ERROR "quoted" {not json>` {
+			t.Fatalf("%d batches: topic has %s", len(batches), got)
+		}
+		dead := readAll(t, b, "t.dlq")
+		if values(dead) != "ERROR \xff" {
+			t.Fatalf("%d batches: dead letters %q", len(batches), values(dead))
+		}
 	}
 }
 

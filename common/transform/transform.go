@@ -172,7 +172,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // headers, time and offset. An error is an *Error, or ctx's error when ctx
 // ended first.
 func (c *Chain) Apply(ctx context.Context, r record.Record) ([]record.Record, error) {
-	res := c.applyRange(ctx, []record.Record{r}, &scratch{})
+	res := c.applyRange(ctx, nil, []record.Record{r}, &scratch{})
 	switch {
 	case res.Err != nil:
 		return nil, res.Err
@@ -486,12 +486,22 @@ type Result struct {
 // before the chain has run over every record, Result.Err says so and the
 // result is incomplete.
 func (c *Chain) ApplyBatch(ctx context.Context, recs []record.Record) Result {
+	return c.AppendBatch(ctx, nil, recs)
+}
+
+// AppendBatch is ApplyBatch with its outputs appended to out: Result.Out is
+// out followed by them. A caller transforming several batches into one
+// slice gives each the slice so far (with room for all of them).
+func (c *Chain) AppendBatch(ctx context.Context, out, recs []record.Record) Result {
 	if c.Empty() {
-		return Result{Out: recs}
+		if out == nil {
+			return Result{Out: recs}
+		}
+		return Result{Out: append(out, recs...)}
 	}
 	sc := c.getScratch()
 	defer c.pool.Put(sc)
-	return c.applyRange(ctx, recs, sc)
+	return c.applyRange(ctx, out, recs, sc)
 }
 
 // ApplyParallel is ApplyBatch spread over all CPUs.
@@ -515,12 +525,12 @@ func (c *Chain) ApplyParallel(ctx context.Context, recs []record.Record) Result 
 		}(w)
 	}
 	wg.Wait()
-	return Merge(results)
+	return merge(results)
 }
 
-// Merge joins the results of consecutive ranges of records, in order: the
+// merge joins the results of consecutive ranges of records, in order: the
 // first error is the result's.
-func Merge(results []Result) Result {
+func merge(results []Result) Result {
 	if len(results) == 1 {
 		return results[0]
 	}
@@ -540,8 +550,11 @@ func Merge(results []Result) Result {
 	return all
 }
 
-func (c *Chain) applyRange(ctx context.Context, recs []record.Record, sc *scratch) Result {
-	res := Result{Out: make([]record.Record, 0, len(recs))}
+func (c *Chain) applyRange(ctx context.Context, out, recs []record.Record, sc *scratch) Result {
+	res := Result{Out: out}
+	if out == nil {
+		res.Out = make([]record.Record, 0, len(recs))
+	}
 	wd := newWatchdog(ctx, c.timeout)
 	defer wd.stop()
 	for _, r := range recs {
