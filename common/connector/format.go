@@ -130,7 +130,7 @@ func applyChain(ctx context.Context, chain *transform.Chain, f *format.Format, r
 }
 
 // appendChain is applyChain with the outputs appended to out (see
-// transform.AppendBatch); out must be nil with parallel.
+// transform.AppendBatch); with parallel, out is not used (nil).
 func appendChain(ctx context.Context, chain *transform.Chain, f *format.Format, out, recs []record.Record, parallel bool) (res transform.Result, undecoded []RejectedRecord) {
 	apply := func(recs []record.Record) transform.Result { return chain.AppendBatch(ctx, out, recs) }
 	if parallel {

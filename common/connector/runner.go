@@ -118,6 +118,17 @@ type group struct {
 	undecoded []RejectedRecord
 }
 
+// size is how many records the group writes to the bus: its outputs and
+// its dead letters.
+func (g *group) size() int {
+	return len(g.res.Out) + len(g.res.Failed) + len(g.rejected) + len(g.undecoded)
+}
+
+// clean reports whether the group has no dead letters to write.
+func (g *group) clean() bool {
+	return len(g.res.Failed) == 0 && len(g.rejected) == 0 && len(g.undecoded) == 0
+}
+
 func (g *group) ack(err error) {
 	for _, b := range g.batches {
 		if b.Ack != nil {
@@ -301,7 +312,7 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 			// hands over many small batches, such as a webhook, shares
 			// each write's fsync among them.
 			gs := []*group{g}
-			n := len(g.res.Out)
+			n := g.size()
 		more:
 			for g.res.Err == nil && n < cfg.BatchSize && len(gs) < maxMerged {
 				select {
@@ -309,13 +320,23 @@ func RunSource(ctx context.Context, b bus.Bus, src Source, cfg SourceConfig) (St
 					if !ok {
 						break more
 					}
-					<-next.done
-					if next.res.Err != nil || n+len(next.res.Out) > cfg.BatchSize {
-						carry = next // --batch-size caps a bus write
+					// Only a group that is transformed (this write does not
+					// wait for one that is not), clean (a dead letter, or
+					// an error under --on-error fail, stays with its own
+					// group: the groups before it are published whatever
+					// becomes of it) and within --batch-size.
+					select {
+					case <-next.done:
+					default:
+						carry = next
+						break more
+					}
+					if next.res.Err != nil || !next.clean() || n+next.size() > cfg.BatchSize {
+						carry = next
 						break more
 					}
 					gs = append(gs, next)
-					n += len(next.res.Out)
+					n += next.size()
 				default:
 					break more
 				}
@@ -425,10 +446,18 @@ const maxMerged = 64
 
 // publishGroups applies the error policy to transformed groups and
 // publishes their records, dead letters and last position in one bus
-// write. A group stopped while it was transformed (res.Err) is published
-// alone, which publishes nothing of it.
+// write. Only the first group may have dead letters, and a group stopped
+// while it was transformed (res.Err) is published alone, which publishes
+// nothing of it (the publisher merges no other).
 func publishGroups(ctx context.Context, b bus.Bus, cfg *SourceConfig, dl *deadLetters, gs []*group) error {
 	var out, dead []record.Record
+	if len(gs) > 1 {
+		n := 0
+		for _, g := range gs {
+			n += len(g.res.Out)
+		}
+		out = make([]record.Record, 0, n)
+	}
 	var pos *bus.Position
 	for _, g := range gs {
 		if g.res.Err != nil {

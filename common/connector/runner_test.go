@@ -15,6 +15,7 @@ import (
 	"github.com/culvert-dev/culvert/common/bus"
 	"github.com/culvert-dev/culvert/common/bus/embedded"
 	"github.com/culvert-dev/culvert/common/connector"
+	"github.com/culvert-dev/culvert/common/format"
 	"github.com/culvert-dev/culvert/common/record"
 	"github.com/culvert-dev/culvert/common/transform"
 )
@@ -748,4 +749,64 @@ func slicesAllNil(errs []error) bool {
 		}
 	}
 	return true
+}
+
+// TestRunSourceMergeKeepsFailuresApart: a group with a dead letter, or an
+// error under --on-error fail, is not merged into the write of the groups
+// before it, which are published whatever becomes of it; dead letters
+// count toward --batch-size (both found in review: the first lost the
+// clean groups, the second made a write of 9 records with --batch-size 2).
+func TestRunSourceMergeKeepsFailuresApart(t *testing.T) {
+	b := &slowBus{Bus: openBus(t), release: make(chan struct{})}
+	src := &fakeSource{batches: [][]string{{"1"}, {"2"}, {"3"}, {"notjson"}}}
+	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: "true"}))
+	cfg.OnError = connector.OnErrorFail
+	cfg.BatchSize, cfg.Linger = 100, 0
+	time.AfterFunc(300*time.Millisecond, func() { close(b.release) })
+	if _, err := connector.RunSource(context.Background(), b, src, cfg); err == nil {
+		t.Fatal("--on-error fail: no error")
+	}
+	if got := values(readAll(t, b.Bus, "t")); got != "1,2,3" {
+		t.Fatalf("--on-error fail: topic holds %q, want the groups before the bad record", got)
+	}
+	if len(src.acks) != 4 || !slicesAllNil(src.acks[:3]) || src.acks[3] == nil {
+		t.Fatalf("--on-error fail: acks %v", src.acks)
+	}
+
+	b = &slowBus{Bus: openBus(t), release: make(chan struct{})}
+	src = &fakeSource{batches: [][]string{{"1"}, {"x1", "x2"}, {"x3", "x4"}, {"x5", "x6"}, {"x7", "x8"}}}
+	cfg = sourceConfig(chain(t, transform.Step{Kind: transform.Filter, Expr: "true"}))
+	cfg.BatchSize, cfg.Linger = 2, 0
+	time.AfterFunc(300*time.Millisecond, func() { close(b.release) })
+	if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range b.writes {
+		if len(w) > cfg.BatchSize {
+			t.Fatalf("--batch-size %d: a bus write of %d records: %v", cfg.BatchSize, len(w), b.writes)
+		}
+	}
+	if got := len(readAll(t, b.Bus, "t.dlq")); got != 8 {
+		t.Fatalf("%d dead letters, want 8", got)
+	}
+}
+
+// TestRunSourceBatchByBatchOutgrowsItsSlice: a group of several read
+// batches whose transform gives more outputs than inputs, with the bytes
+// format and a record that is not text, keeps every output in order.
+func TestRunSourceBatchByBatchOutgrowsItsSlice(t *testing.T) {
+	b := openBus(t)
+	cfg := sourceConfig(chain(t, transform.Step{Kind: transform.ArrayMap, Expr: `(. | ascii_downcase), (. + "!")`}))
+	cfg.Format, _ = format.New(format.Options{Format: format.Bytes})
+	cfg.BatchSize, cfg.Linger = 100, time.Hour
+	src := &fakeSource{batches: [][]string{{"A", "B"}, {"C", "\xff", "D"}, {"E"}}}
+	if _, err := connector.RunSource(context.Background(), b, src, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readAll(t, b, "t")); got != "a,A!,b,B!,c,C!,d,D!,e,E!" {
+		t.Fatalf("topic holds %q", got)
+	}
+	if got := values(readAll(t, b, "t.dlq")); got != "\xff" {
+		t.Fatalf("dead letters %q", got)
+	}
 }

@@ -117,6 +117,13 @@ func (t limited) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// CloseIdleConnections passes http.Client's call on to the transport.
+func (t limited) CloseIdleConnections() {
+	if c, ok := t.RoundTripper.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 type limitedBody struct {
 	io.ReadCloser
 	left int64
