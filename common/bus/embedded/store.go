@@ -147,7 +147,7 @@ func (b *Bus) ensureReserve() bool {
 		return true
 	}
 	path := filepath.Join(b.dir, reserveName)
-	if fi, err := os.Stat(path); err == nil && fi.Size() >= b.reserve {
+	if b.reserveThere(path) {
 		return true
 	}
 	b.reserveMu.Lock()
@@ -156,11 +156,19 @@ func (b *Bus) ensureReserve() bool {
 	if err := syscall.Statfs(b.dir, &st); err != nil || int64(st.Bavail)*int64(st.Bsize) < 2*b.reserve {
 		return false
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return false
+	if b.reserveThere(path) {
+		return true // made while this waited for the lock
 	}
+	// A file of its own: another process of the same bus (a source and a
+	// sink) may be making the reserve at the same moment, and with one name
+	// for both, one renamed the file the other was about to rename, which
+	// then took the disk for full (kafka-sink's acceptance Restart test,
+	// once in CI; TestReserveMadeByTwoAtOnce).
+	f, err := os.CreateTemp(b.dir, reserveName+".*.tmp")
+	if err != nil {
+		return b.reserveThere(path)
+	}
+	tmp := f.Name()
 	err = allocate(f, b.reserve)
 	if err == nil {
 		err = f.Sync()
@@ -173,9 +181,16 @@ func (b *Bus) ensureReserve() bool {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return false
+		return b.reserveThere(path)
 	}
 	return true
+}
+
+// reserveThere reports whether the reserve at path is whole (another
+// process may have made it).
+func (b *Bus) reserveThere(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() >= b.reserve
 }
 
 // allocate gives f size bytes of disk, zeros written where fallocate is

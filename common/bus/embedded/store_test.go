@@ -403,3 +403,29 @@ func TestCheckPassesOnCompressedBatches(t *testing.T) {
 	}
 	embeddedtest.Open(t, dir, embedded.Options{})
 }
+
+// TestReserveMadeByTwoAtOnce: two buses of one directory (a source and a
+// sink) opened at the same moment on a fresh directory both make the
+// reserve, and neither takes the disk for full.
+func TestReserveMadeByTwoAtOnce(t *testing.T) {
+	for i := range 40 {
+		dir := t.TempDir()
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				b, err := embedded.Open(context.Background(), dir, embedded.Options{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer b.Close()
+				errs <- b.Publish(context.Background(), bus.Batch{Writes: []bus.Write{{Topic: "t", Records: []record.Record{{Value: []byte("x")}}}}})
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+	}
+}
